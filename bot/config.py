@@ -1,0 +1,57 @@
+"""Settings read from the environment (prefix CSM_ for our own, the platforms' usual names for theirs) or .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path.home() / ".local" / "share" / "csm-assistant" / "csm.db"
+
+
+class Settings(BaseSettings):
+    """Everything the assistant can be configured with; see README for the full table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CSM_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_DB_PATH}")
+    health_model: Path | None = None
+    # The local chat answers as this CSM when --as is not given.
+    console_user: str | None = None
+    log_level: str = "INFO"
+    # Day the assistant treats as "today"; unset means the real date. Tests and demos pin it.
+    today: str | None = None
+
+    slack_bot_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "CSM_SLACK_SIGNING_SECRET"),
+    )
+    slack_app_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "CSM_SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        validation_alias=AliasChoices("SLACK_API_URL", "CSM_SLACK_API_URL"),
+    )
+    microsoft_app_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("MICROSOFT_APP_ID", "CSM_MICROSOFT_APP_ID")
+    )
+    microsoft_app_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MICROSOFT_APP_PASSWORD", "CSM_MICROSOFT_APP_PASSWORD"),
+    )
+    microsoft_app_tenant_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MICROSOFT_APP_TENANT_ID", "CSM_MICROSOFT_APP_TENANT_ID"),
+    )
+
+
+def get_settings() -> Settings:
+    """Read settings afresh (cheap; callers that need them often keep the instance)."""
+    return Settings()

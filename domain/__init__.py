@@ -1,0 +1,1 @@
+"""Pure customer-success logic: health models and scoring, forecasting and metrics formulas."""

@@ -1,0 +1,242 @@
+"""Health scoring: per-indicator scores, the weighted overall score with freshness rules, drivers and trend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from domain.health_model import HealthModel, Indicator
+
+Band = Literal["red", "amber", "green", "insufficient"]
+Status = Literal["fresh", "stale", "missing"]
+
+# Anchor scores of the piecewise-linear indicator curve (design: floor->0, red->50, green->76,
+# ceiling->100). They match the default bands, so an indicator at its red threshold alone is red.
+SCORE_AT_FLOOR = 0.0
+SCORE_AT_RED = 50.0
+SCORE_AT_GREEN = 76.0
+SCORE_AT_CEILING = 100.0
+
+# Below this share of the total weight present, the overall score would be mostly guesswork.
+MIN_COVERAGE = 0.5
+# Weights are floats summed from YAML; a coverage of exactly 50% must not fail on rounding noise.
+_EPS = 1e-9
+
+
+def indicator_score(indicator: Indicator, value: float) -> float:
+    """Score a raw value 0..100: linear between floor/red/green/ceiling, clamped at both ends.
+
+    Works for lower-is-better indicators by mirroring the axis, so the same breakpoints apply.
+    """
+    sign = 1.0 if indicator.direction == "higher" else -1.0
+    v = sign * value
+    floor = sign * indicator.floor
+    red = sign * indicator.red
+    green = sign * indicator.green
+    ceiling = sign * indicator.ceiling
+    # After mirroring, floor < red < green <= ceiling holds for both directions (validated).
+    if v <= floor:
+        return SCORE_AT_FLOOR
+    if v >= ceiling:
+        # Checked before green so a model with green == ceiling gives its best value 100.
+        return SCORE_AT_CEILING
+    if v < red:
+        return SCORE_AT_FLOOR + (SCORE_AT_RED - SCORE_AT_FLOOR) * (v - floor) / (red - floor)
+    if v < green:
+        return SCORE_AT_RED + (SCORE_AT_GREEN - SCORE_AT_RED) * (v - red) / (green - red)
+    return SCORE_AT_GREEN + (SCORE_AT_CEILING - SCORE_AT_GREEN) * (v - green) / (ceiling - green)
+
+
+@dataclass(frozen=True)
+class IndicatorResult:
+    """One indicator's part in a health result; score/value are None when it did not count."""
+
+    key: str
+    label: str
+    kind: str
+    weight: float
+    value: float | None
+    score: float | None
+    day: date | None
+    age_days: int | None
+    status: Status
+    effective_weight: float  # weight after redistributing missing/stale weight; 0 if not counted
+
+
+@dataclass(frozen=True)
+class Driver:
+    """An indicator pulling the score down: impact = weight * (100 - score)."""
+
+    key: str
+    label: str
+    kind: str
+    value: float | None
+    score: float
+    weight: float
+    impact: float
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """The overall health of one account on one day."""
+
+    score: float | None
+    band: Band
+    coverage: float
+    indicators: tuple[IndicatorResult, ...]
+    drivers: tuple[Driver, ...]
+
+    def indicator_scores_json(self) -> dict[str, dict[str, Any]]:
+        """Plain JSON-able per-indicator breakdown, keyed by indicator key (for snapshots)."""
+        return {
+            r.key: {
+                "label": r.label,
+                "kind": r.kind,
+                "value": r.value,
+                "score": None if r.score is None else round(r.score, 1),
+                "day": None if r.day is None else r.day.isoformat(),
+                "age_days": r.age_days,
+                "status": r.status,
+                "weight": r.weight,
+                "effective_weight": round(r.effective_weight, 4),
+            }
+            for r in self.indicators
+        }
+
+    def drivers_json(self) -> list[dict[str, Any]]:
+        """Plain JSON-able drivers, biggest impact first."""
+        return [
+            {
+                "key": d.key,
+                "label": d.label,
+                "kind": d.kind,
+                "value": d.value,
+                "score": round(d.score, 1),
+                "weight": d.weight,
+                "impact": round(d.impact, 1),
+            }
+            for d in self.drivers
+        ]
+
+
+def score_health(
+    model: HealthModel, latest: Mapping[str, tuple[date, float]], as_of: date
+) -> HealthResult:
+    """Score an account from its most recent reading per indicator, as seen on `as_of`.
+
+    Stale (older than max_age_days) and missing readings get no weight; their weight is spread
+    over the fresh indicators in proportion to their own weights. With less than half of the total
+    weight fresh the score is None and the band "insufficient". Readings dated after `as_of`
+    count as missing, so re-scoring a past day never peeks into the future.
+    """
+    total = model.total_weight
+    rows: list[tuple[Indicator, date | None, float | None, int | None, Status, float | None]] = []
+    fresh_weight = 0.0
+    for ind in model.indicators:
+        reading = latest.get(ind.key)
+        if reading is None or reading[0] > as_of:
+            rows.append((ind, None, None, None, "missing", None))
+            continue
+        day, value = reading
+        value = float(value)
+        age = (as_of - day).days
+        if age > ind.max_age_days:
+            # Keep the stale value visible (the "why"), but it does not count.
+            rows.append((ind, day, value, age, "stale", None))
+            continue
+        fresh_weight += ind.weight
+        rows.append((ind, day, value, age, "fresh", indicator_score(ind, value)))
+
+    coverage = fresh_weight / total if total > 0 else 0.0
+    sufficient = fresh_weight > 0 and fresh_weight >= total * MIN_COVERAGE - _EPS
+    scale = total / fresh_weight if sufficient else 0.0
+
+    results: list[IndicatorResult] = []
+    drivers: list[tuple[float, int, Driver]] = []
+    weighted = 0.0
+    for index, (ind, day, value, age, status, score) in enumerate(rows):
+        counted = status == "fresh" and sufficient
+        results.append(
+            IndicatorResult(
+                key=ind.key,
+                label=ind.label,
+                kind=ind.kind,
+                weight=ind.weight,
+                value=value,
+                score=score,
+                day=day,
+                age_days=age,
+                status=status,
+                effective_weight=ind.weight * scale if counted else 0.0,
+            )
+        )
+        if score is None:
+            continue
+        weighted += ind.weight * score
+        impact = ind.weight * (SCORE_AT_CEILING - score)
+        if impact > 0:
+            # Drivers stay useful even when the score is insufficient: they show what is known.
+            driver = Driver(ind.key, ind.label, ind.kind, value, score, ind.weight, impact)
+            drivers.append((-impact, index, driver))
+    drivers.sort(key=lambda t: (t[0], t[1]))
+
+    overall: float | None = None
+    band: Band = "insufficient"
+    if sufficient:
+        overall = round(weighted / fresh_weight, 1)
+        # Band the rounded number, so the score shown and its colour always agree.
+        band = model.bands.band(overall)
+    return HealthResult(
+        score=overall,
+        band=band,
+        coverage=min(1.0, coverage),
+        indicators=tuple(results),
+        drivers=tuple(d for _, _, d in drivers),
+    )
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Score change against the snapshots 7 and 30 days earlier."""
+
+    current: float | None
+    score_7d_ago: float | None
+    score_30d_ago: float | None
+    delta_7d: float | None
+    delta_30d: float | None
+    direction: Literal["up", "down", "flat", "unknown"]
+
+
+def _delta(current: float | None, past: float | None) -> float | None:
+    if current is None or past is None:
+        return None
+    return round(current - past, 1)
+
+
+def trend(
+    current: float | None,
+    score_7d_ago: float | None,
+    score_30d_ago: float | None,
+    *,
+    flat_within: float = 2.0,
+) -> Trend:
+    """Deltas and a direction from the 7-day change (the 30-day one when 7 days ago is unknown).
+
+    Changes within `flat_within` points count as flat: day-to-day noise is not a trend.
+    """
+    d7 = _delta(current, score_7d_ago)
+    d30 = _delta(current, score_30d_ago)
+    basis = d7 if d7 is not None else d30
+    direction: Literal["up", "down", "flat", "unknown"]
+    if basis is None:
+        direction = "unknown"
+    elif abs(basis) <= flat_within + _EPS:
+        direction = "flat"
+    elif basis > 0:
+        direction = "up"
+    else:
+        direction = "down"
+    return Trend(current, score_7d_ago, score_30d_ago, d7, d30, direction)
+

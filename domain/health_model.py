@@ -1,0 +1,399 @@
+"""Health model definitions (indicators, bands, segments) and their strict YAML loader."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Literal, NoReturn, get_args
+
+import yaml
+
+Direction = Literal["higher", "lower"]
+Kind = Literal["leading", "lagging"]
+Objectivity = Literal["objective", "subjective"]
+Measure = Literal["quantitative", "qualitative"]
+BandName = Literal["red", "amber", "green"]
+
+_PACKAGED_DIR = "health_models"
+_PACKAGED_DEFAULT = "default.yaml"
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One weighted input of the health score; thresholds are in the indicator's own unit."""
+
+    key: str
+    label: str
+    weight: float
+    direction: Direction
+    red: float
+    green: float
+    floor: float  # the worst value: scores 0
+    ceiling: float  # the best value: scores 100
+    kind: Kind
+    objectivity: Objectivity
+    measure: Measure
+    max_age_days: int
+    unit: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # The loader gives friendlier messages; this guards indicators built directly in code, so
+        # indicator_score can rely on ordered thresholds.
+        problem = _threshold_problem(self.direction, self.floor, self.red, self.green, self.ceiling)
+        if problem:
+            raise ValueError(f"indicator {self.key!r}: {problem}")
+        if not self.weight > 0:
+            raise ValueError(f"indicator {self.key!r}: weight must be > 0")
+        if self.max_age_days <= 0:
+            raise ValueError(f"indicator {self.key!r}: max_age_days must be > 0")
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Red-Amber-Green cut-offs on the 0..100 overall score."""
+
+    red_max: float = 50
+    green_min: float = 76
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.red_max < self.green_min <= 100:
+            raise ValueError("bands need 0 <= red_max < green_min <= 100")
+
+    def band(self, score: float) -> BandName:
+        """Red at or below red_max, green at or above green_min, amber in between."""
+        if score <= self.red_max:
+            return "red"
+        if score >= self.green_min:
+            return "green"
+        return "amber"
+
+
+@dataclass(frozen=True)
+class HealthModel:
+    """A named set of indicators plus the bands that turn their weighted mean into RAG."""
+
+    name: str
+    indicators: tuple[Indicator, ...]
+    bands: Bands = field(default_factory=Bands)
+
+    def __post_init__(self) -> None:
+        if not self.indicators:
+            raise ValueError(f"health model {self.name!r} has no indicators")
+        keys = [i.key for i in self.indicators]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"health model {self.name!r} has duplicate indicator keys")
+
+    def indicator(self, key: str) -> Indicator:
+        """The indicator with this key; KeyError if the model has none."""
+        for ind in self.indicators:
+            if ind.key == key:
+                return ind
+        raise KeyError(key)
+
+    @property
+    def total_weight(self) -> float:
+        return math.fsum(i.weight for i in self.indicators)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(i.key for i in self.indicators)
+
+
+@dataclass(frozen=True)
+class HealthModels:
+    """The default model plus per-segment overrides (keys are lower-cased segment names)."""
+
+    default: HealthModel
+    by_segment: dict[str, HealthModel]
+    source: str
+
+    def for_segment(self, segment: str | None) -> HealthModel:
+        """The model for a segment, matched case-insensitively; the default when none matches."""
+        if segment:
+            model = self.by_segment.get(segment.strip().lower())
+            if model is not None:
+                return model
+        return self.default
+
+
+class HealthModelError(ValueError):
+    """A health model file is invalid; the message names the file, the indicator and the field."""
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _threshold_problem(
+    direction: str, floor: float, red: float, green: float, ceiling: float
+) -> str | None:
+    """Why the thresholds are out of order for the direction, or None when they are fine."""
+    if direction == "higher":
+        if floor < red < green <= ceiling:
+            return None
+        return (
+            "thresholds must satisfy floor < red < green <= ceiling for direction 'higher', "
+            f"got floor={floor:g}, red={red:g}, green={green:g}, ceiling={ceiling:g}"
+        )
+    if floor > red > green >= ceiling:
+        return None
+    return (
+        "thresholds must satisfy floor > red > green >= ceiling for direction 'lower', "
+        f"got floor={floor:g}, red={red:g}, green={green:g}, ceiling={ceiling:g}"
+    )
+
+
+_REQUIRED_FIELDS = (
+    "key",
+    "label",
+    "weight",
+    "direction",
+    "red",
+    "green",
+    "floor",
+    "ceiling",
+    "kind",
+    "objectivity",
+    "measure",
+    "max_age_days",
+)
+_OPTIONAL_FIELDS = ("unit", "description")
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "direction": get_args(Direction),
+    "kind": get_args(Kind),
+    "objectivity": get_args(Objectivity),
+    "measure": get_args(Measure),
+}
+_NUMBER_FIELDS = ("weight", "red", "green", "floor", "ceiling")
+
+
+class _Ctx:
+    """Where we are in a file, so every error message can say file, indicator and field."""
+
+    def __init__(self, source: str, segment: str | None = None) -> None:
+        self.source = source
+        self.segment = segment
+
+    def error(self, msg: str, *, indicator: str | None = None, fld: str | None = None) -> NoReturn:
+        parts = [self.source]
+        if self.segment is not None:
+            parts.append(f"segment {self.segment!r}")
+        if indicator is not None:
+            parts.append(f"indicator {indicator}")
+        if fld is not None:
+            parts.append(f"field {fld!r}")
+        raise HealthModelError(": ".join([*parts, msg]))
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int subclass, but `weight: yes` is a typo, not a weight of 1.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
+    if not isinstance(raw, dict):
+        ctx.error(f"must be a mapping, got {type(raw).__name__}", indicator=f"#{index + 1}")
+    key = raw.get("key")
+    if isinstance(key, str) and key.strip():
+        name = repr(key)
+    else:
+        name = f"#{index + 1}"
+        ctx.error(
+            "missing" if key is None else f"must be a non-empty string, got {key!r}",
+            indicator=name,
+            fld="key",
+        )
+    for fld in sorted(set(raw) - set(_REQUIRED_FIELDS) - set(_OPTIONAL_FIELDS), key=str):
+        ctx.error(
+            f"unknown field (allowed: {', '.join(_REQUIRED_FIELDS + _OPTIONAL_FIELDS)})",
+            indicator=name,
+            fld=str(fld),
+        )
+    for fld in _REQUIRED_FIELDS:
+        if fld not in raw or raw[fld] is None:
+            ctx.error("missing", indicator=name, fld=fld)
+    for fld in ("label", *_OPTIONAL_FIELDS):
+        if fld in raw and not isinstance(raw[fld], str):
+            ctx.error(f"must be a string, got {raw[fld]!r}", indicator=name, fld=fld)
+    if not raw["label"].strip():
+        ctx.error("must not be empty", indicator=name, fld="label")
+    for fld, allowed in _ENUMS.items():
+        if raw[fld] not in allowed:
+            ctx.error(
+                f"must be one of {', '.join(allowed)}, got {raw[fld]!r}", indicator=name, fld=fld
+            )
+    for fld in _NUMBER_FIELDS:
+        if not _is_number(raw[fld]):
+            ctx.error(f"must be a number, got {raw[fld]!r}", indicator=name, fld=fld)
+    if raw["weight"] <= 0:
+        ctx.error(f"must be > 0, got {raw['weight']!r}", indicator=name, fld="weight")
+    age = raw["max_age_days"]
+    if not isinstance(age, int) or isinstance(age, bool):
+        ctx.error(f"must be a whole number of days, got {age!r}", indicator=name, fld="max_age_days")
+    if age <= 0:
+        ctx.error(f"must be > 0, got {age!r}", indicator=name, fld="max_age_days")
+    problem = _threshold_problem(
+        raw["direction"], raw["floor"], raw["red"], raw["green"], raw["ceiling"]
+    )
+    if problem:
+        # Name the threshold that breaks the order, so the fix is obvious.
+        ctx.error(problem, indicator=name, fld=_first_bad_threshold(raw))
+    return Indicator(
+        key=key,
+        label=raw["label"],
+        weight=float(raw["weight"]),
+        direction=raw["direction"],
+        red=float(raw["red"]),
+        green=float(raw["green"]),
+        floor=float(raw["floor"]),
+        ceiling=float(raw["ceiling"]),
+        kind=raw["kind"],
+        objectivity=raw["objectivity"],
+        measure=raw["measure"],
+        max_age_days=age,
+        unit=raw.get("unit", ""),
+        description=raw.get("description", ""),
+    )
+
+
+def _first_bad_threshold(raw: dict[str, Any]) -> str:
+    """The first of red/green/ceiling that is out of order relative to the previous threshold."""
+    sign = 1 if raw["direction"] == "higher" else -1
+    floor, red, green, ceiling = (sign * raw[k] for k in ("floor", "red", "green", "ceiling"))
+    if not floor < red:
+        return "red"
+    if not red < green:
+        return "green"
+    return "ceiling"
+
+
+def _parse_bands(raw: Any, ctx: _Ctx, inherited: Bands | None) -> Bands:
+    if raw is None:
+        return inherited if inherited is not None else Bands()
+    if not isinstance(raw, dict):
+        ctx.error(f"must be a mapping, got {type(raw).__name__}", fld="bands")
+    for fld in raw:
+        if fld not in ("red_max", "green_min"):
+            ctx.error("unknown field (allowed: red_max, green_min)", fld=f"bands.{fld}")
+    base = inherited or Bands()
+    values = {"red_max": base.red_max, "green_min": base.green_min}
+    for fld in values:
+        if fld in raw:
+            if not _is_number(raw[fld]):
+                ctx.error(f"must be a number, got {raw[fld]!r}", fld=f"bands.{fld}")
+            values[fld] = float(raw[fld])
+    if not 0 <= values["red_max"] < values["green_min"] <= 100:
+        ctx.error(
+            "must satisfy 0 <= red_max < green_min <= 100, "
+            f"got red_max={values['red_max']:g}, green_min={values['green_min']:g}",
+            fld="bands",
+        )
+    return Bands(red_max=values["red_max"], green_min=values["green_min"])
+
+
+def _parse_indicators(raw: Any, ctx: _Ctx) -> tuple[Indicator, ...]:
+    if raw is None:
+        ctx.error("missing", fld="indicators")
+    if not isinstance(raw, list):
+        ctx.error(f"must be a list, got {type(raw).__name__}", fld="indicators")
+    if not raw:
+        ctx.error("must list at least one indicator", fld="indicators")
+    indicators: list[Indicator] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        ind = _parse_indicator(item, index, ctx)
+        if ind.key in seen:
+            ctx.error("duplicate key", indicator=repr(ind.key), fld="key")
+        seen.add(ind.key)
+        indicators.append(ind)
+    return tuple(indicators)
+
+
+def _read_yaml(src: Path | Traversable, label: str) -> dict[str, Any]:
+    try:
+        text = src.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HealthModelError(f"{label}: cannot read file: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise HealthModelError(f"{label}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HealthModelError(f"{label}: must be a mapping with 'indicators', got {data!r:.60}")
+    return data
+
+
+_TOP_FIELDS = ("name", "bands", "indicators", "segments")
+_SEGMENT_FIELDS = ("name", "bands", "indicators")
+
+
+def _parse_model(
+    data: dict[str, Any], ctx: _Ctx, default_name: str, allowed: tuple[str, ...], base: Bands | None
+) -> HealthModel:
+    for fld in data:
+        if fld not in allowed:
+            ctx.error(f"unknown field (allowed: {', '.join(allowed)})", fld=str(fld))
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        ctx.error(f"must be a non-empty string, got {name!r}", fld="name")
+    bands = _parse_bands(data.get("bands"), ctx, base)
+    return HealthModel(name=name, indicators=_parse_indicators(data.get("indicators"), ctx), bands=bands)
+
+
+def load_health_models(path: str | Path | None = None) -> HealthModels:
+    """Load and validate a health model file; None loads the packaged default model.
+
+    Segment models are either inline (`segments: {enterprise: {indicators: [...], bands: {...}}}`)
+    or a path relative to this file (`segments: {enterprise: enterprise.yaml}`). A segment that
+    leaves out `bands` inherits the top-level bands; it must always list its own indicators, since
+    mixing two indicator sets silently would make scores hard to explain.
+    """
+    src: Path | Traversable
+    if path is None:
+        src = resources.files("domain").joinpath(_PACKAGED_DIR, _PACKAGED_DEFAULT)
+        label = f"domain/{_PACKAGED_DIR}/{_PACKAGED_DEFAULT}"
+    else:
+        src = Path(path)
+        label = str(path)
+    data = _read_yaml(src, label)
+    ctx = _Ctx(label)
+    default = _parse_model(data, ctx, "default", _TOP_FIELDS, None)
+
+    segments_raw = data.get("segments") or {}
+    if not isinstance(segments_raw, dict):
+        ctx.error(f"must be a mapping, got {type(segments_raw).__name__}", fld="segments")
+    by_segment: dict[str, HealthModel] = {}
+    for seg_name, seg in segments_raw.items():
+        if not isinstance(seg_name, str) or not seg_name.strip():
+            ctx.error(f"segment names must be non-empty strings, got {seg_name!r}", fld="segments")
+        norm = seg_name.strip().lower()
+        if norm in by_segment:
+            ctx.error(f"duplicate segment {seg_name!r} (names are case-insensitive)", fld="segments")
+        if isinstance(seg, str):
+            # A file next to the one being loaded; its own errors name that file.
+            seg_src: Path | Traversable = src.parent.joinpath(seg) if isinstance(src, Path) else (
+                resources.files("domain").joinpath(_PACKAGED_DIR, seg)
+            )
+            seg_label = str(Path(label).parent / seg)
+            seg_data = _read_yaml(seg_src, seg_label)
+            by_segment[norm] = _parse_model(
+                seg_data, _Ctx(seg_label, seg_name), seg_name, _SEGMENT_FIELDS, default.bands
+            )
+        elif isinstance(seg, dict):
+            by_segment[norm] = _parse_model(
+                seg, _Ctx(label, seg_name), seg_name, _SEGMENT_FIELDS, default.bands
+            )
+        else:
+            ctx.error(
+                f"must be a mapping or a file name, got {type(seg).__name__}",
+                fld=f"segments.{seg_name}",
+            )
+    return HealthModels(default=default, by_segment=by_segment, source=label)

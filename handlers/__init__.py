@@ -1,0 +1,1 @@
+"""Platform-neutral use cases: a chat request in, a Reply out."""
