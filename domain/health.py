@@ -1,7 +1,8 @@
-"""Health scoring: per-indicator scores, the weighted overall score with freshness rules, drivers and trend."""
+"""Health scoring: indicator scores, the freshness-aware weighted score, drivers and trend."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +31,8 @@ def indicator_score(indicator: Indicator, value: float) -> float:
 
     Works for lower-is-better indicators by mirroring the axis, so the same breakpoints apply.
     """
+    if math.isnan(value):
+        raise ValueError(f"indicator {indicator.key!r}: value is NaN")
     sign = 1.0 if indicator.direction == "higher" else -1.0
     v = sign * value
     floor = sign * indicator.floor
@@ -136,7 +139,8 @@ def score_health(
     fresh_weight = 0.0
     for ind in model.indicators:
         reading = latest.get(ind.key)
-        if reading is None or reading[0] > as_of:
+        # NaN is what a blank spreadsheet cell often becomes: no reading, not a score of NaN.
+        if reading is None or reading[0] > as_of or math.isnan(reading[1]):
             rows.append((ind, None, None, None, "missing", None))
             continue
         day, value = reading
@@ -239,4 +243,3 @@ def trend(
     else:
         direction = "down"
     return Trend(current, score_7d_ago, score_30d_ago, d7, d30, direction)
-

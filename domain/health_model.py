@@ -237,7 +237,9 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
         ctx.error(f"must be > 0, got {raw['weight']!r}", indicator=name, fld="weight")
     age = raw["max_age_days"]
     if not isinstance(age, int) or isinstance(age, bool):
-        ctx.error(f"must be a whole number of days, got {age!r}", indicator=name, fld="max_age_days")
+        ctx.error(
+            f"must be a whole number of days, got {age!r}", indicator=name, fld="max_age_days"
+        )
     if age <= 0:
         ctx.error(f"must be > 0, got {age!r}", indicator=name, fld="max_age_days")
     problem = _threshold_problem(
@@ -267,7 +269,7 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
 def _first_bad_threshold(raw: dict[str, Any]) -> str:
     """The first of red/green/ceiling that is out of order relative to the previous threshold."""
     sign = 1 if raw["direction"] == "higher" else -1
-    floor, red, green, ceiling = (sign * raw[k] for k in ("floor", "red", "green", "ceiling"))
+    floor, red, green = (sign * raw[k] for k in ("floor", "red", "green"))
     if not floor < red:
         return "red"
     if not red < green:
@@ -345,7 +347,19 @@ def _parse_model(
     if not isinstance(name, str) or not name.strip():
         ctx.error(f"must be a non-empty string, got {name!r}", fld="name")
     bands = _parse_bands(data.get("bands"), ctx, base)
-    return HealthModel(name=name, indicators=_parse_indicators(data.get("indicators"), ctx), bands=bands)
+    return HealthModel(
+        name=name, indicators=_parse_indicators(data.get("indicators"), ctx), bands=bands
+    )
+
+
+def _packaged_dir() -> Path | Traversable:
+    """The packaged health_models directory, wherever the package is installed (even a zip)."""
+    try:
+        return resources.files(__package__ or "domain").joinpath(_PACKAGED_DIR)
+    except (NotADirectoryError, TypeError, ModuleNotFoundError):
+        # An editable install made while domain/ had no __init__.py maps it as a namespace
+        # package, which importlib.resources (3.11) cannot read; the source tree still can.
+        return Path(__file__).resolve().parent / _PACKAGED_DIR
 
 
 def load_health_models(path: str | Path | None = None) -> HealthModels:
@@ -358,7 +372,7 @@ def load_health_models(path: str | Path | None = None) -> HealthModels:
     """
     src: Path | Traversable
     if path is None:
-        src = resources.files("domain").joinpath(_PACKAGED_DIR, _PACKAGED_DEFAULT)
+        src = _packaged_dir().joinpath(_PACKAGED_DEFAULT)
         label = f"domain/{_PACKAGED_DIR}/{_PACKAGED_DEFAULT}"
     else:
         src = Path(path)
@@ -376,11 +390,13 @@ def load_health_models(path: str | Path | None = None) -> HealthModels:
             ctx.error(f"segment names must be non-empty strings, got {seg_name!r}", fld="segments")
         norm = seg_name.strip().lower()
         if norm in by_segment:
-            ctx.error(f"duplicate segment {seg_name!r} (names are case-insensitive)", fld="segments")
+            ctx.error(
+                f"duplicate segment {seg_name!r} (names are case-insensitive)", fld="segments"
+            )
         if isinstance(seg, str):
             # A file next to the one being loaded; its own errors name that file.
-            seg_src: Path | Traversable = src.parent.joinpath(seg) if isinstance(src, Path) else (
-                resources.files("domain").joinpath(_PACKAGED_DIR, seg)
+            seg_src: Path | Traversable = (
+                src.parent / seg if isinstance(src, Path) else _packaged_dir().joinpath(seg)
             )
             seg_label = str(Path(label).parent / seg)
             seg_data = _read_yaml(seg_src, seg_label)

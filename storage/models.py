@@ -3,7 +3,7 @@ escalations, surveys, the audit log and the chat state the platforms need."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     """Naive UTC timestamp: SQLite keeps no zone, so every datetime column is UTC by convention."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 ROLES = ("csm", "manager", "admin")

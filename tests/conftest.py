@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,44 @@ def any_engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+DEMO_TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 60-account demo portfolio seeded once per test run (tests get a copy each)."""
+    from domain.health_model import load_health_models
+    from storage.demo import seed_demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    eng = make_engine(url)
+    seed_demo(eng, today=DEMO_TODAY, models=load_health_models(None))
+    with eng.connect() as conn:  # fold the WAL into the file so a plain copy is complete
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    eng.dispose()
+    return path
+
+
+@pytest.fixture
+def demo_url(demo_template: Path, tmp_path: Path) -> str:
+    """A private copy of the demo portfolio database for one test."""
+    target = tmp_path / "demo.db"
+    shutil.copyfile(demo_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def demo_container(demo_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A Container on a copy of the demo database, with today pinned to DEMO_TODAY."""
+    from bot.config import Settings
+    from bot.container import Container
+
+    monkeypatch.setenv("CSM_DATABASE_URL", demo_url)
+    monkeypatch.setenv("CSM_TODAY", DEMO_TODAY.isoformat())
+    container = Container(settings=Settings(database_url=demo_url, today=DEMO_TODAY.isoformat()))
+    yield container
+    container.engine.dispose()

@@ -1,0 +1,60 @@
+"""Builds the bolt App: fast-path acks, signature checks, the ChatContext middleware and every listener."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.container import Container
+from bot.slack.listeners import actions, commands, events, views
+from bot.slack.middleware import chat_context_middleware
+from bot.slack.services import SlackServices, web_client
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackEdge:
+    """The bolt app and the services its listeners share (tests reach the caches through it)."""
+
+    app: App
+    services: SlackServices
+
+
+def build_slack(
+    container: Container,
+    *,
+    client: WebClient | None = None,
+    listener_executor: Executor | None = None,
+) -> SlackEdge:
+    """The Slack app for one workspace (SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET).
+
+    process_before_response=True: bolt's default polls for ack() and adds ~10 ms to every request
+    (platform-facts.md); listeners here ack with the answer itself, and events hand slow work to
+    lazy listeners. token_verification is off so the server starts even while Slack is unreachable;
+    bolt calls auth.test on the first request instead.
+    """
+    settings = container.settings
+    if not settings.slack_signing_secret:
+        raise ValueError("SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified")
+    client = client or web_client(settings)
+    services = SlackServices(container=container, client=client)
+    app = App(
+        name="csm-assistant",
+        signing_secret=settings.slack_signing_secret,
+        client=client,
+        process_before_response=True,
+        token_verification_enabled=False,
+        request_verification_enabled=True,
+        listener_executor=listener_executor,
+    )
+    app.use(chat_context_middleware(services))
+    commands.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)
+    events.register(app, services)
+    return SlackEdge(app=app, services=services)

@@ -1,0 +1,151 @@
+"""Buttons and menus: Share in channel, "which account?", milestone status / Edit, CSM sentiment."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from bot.slack.asks import Ask
+from bot.slack.listeners.common import (
+    ask_reply,
+    chat_of,
+    handled,
+    private_payload,
+    public_payload,
+    refreshed_payload,
+)
+from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
+from bot.slack.services import SlackServices
+from handlers.errors import HandlerError
+
+logger = logging.getLogger(__name__)
+
+SENTIMENT_ACTIONS = ("sentiment_green", "sentiment_amber", "sentiment_red")
+
+
+def _is_ephemeral(body: dict[str, Any]) -> bool:
+    return bool((body.get("container") or {}).get("is_ephemeral"))
+
+
+def _channel(body: dict[str, Any]) -> str | None:
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+
+
+def _refuse(respond: Respond, error: HandlerError) -> None:
+    # A separate ephemeral note: the message the user clicked stays as it was.
+    respond(response_type="ephemeral", replace_original=False, **notice(error.message))
+
+
+def register(app: App, services: SlackServices) -> None:
+    @app.action("share")
+    def share(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        ack()
+        ask = Ask.decoded(decode(action.get("value")))
+        if ask is None:
+            return
+        # Re-asked as the clicker, in this channel: an external channel's limits apply again.
+        result = ask_reply(services, chat_of(context), ask)
+        if isinstance(result, HandlerError) or result.template in ("not_here", "error"):
+            respond(response_type="ephemeral", replace_original=False, **public_payload(result))
+            return
+        respond(response_type="in_channel", replace_original=False, **public_payload(result))
+        respond(delete_original=True)
+
+    @app.action("choose_account")
+    def choose_account(
+        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+    ) -> None:
+        ack()
+        ask = Ask.decoded(decode(action.get("value")))
+        if ask is None:
+            return
+        result = ask_reply(services, chat_of(context), ask)
+        respond(replace_original=True, **private_payload(result, ask))
+
+    @app.action("milestone_menu")
+    def milestone_menu(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Respond,
+        client: WebClient,
+    ) -> None:
+        ack()
+        choice = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
+        verb, _, rest = choice.partition(":")
+        milestone_id, _, status = rest.partition(":")
+        if not milestone_id.isdigit():
+            return
+        ctx = chat_of(context)
+        if verb == "edit":
+            from handlers.plan import milestone_edit_form
+
+            form = handled(
+                services,
+                lambda s: milestone_edit_form(s, ctx=ctx, milestone_id=int(milestone_id)),
+            )
+            if isinstance(form, HandlerError):
+                _refuse(respond, form)
+                return
+            metadata = encode(
+                {
+                    "m": int(milestone_id),
+                    "r": body.get("response_url"),
+                    "c": _channel(body),
+                    "e": _is_ephemeral(body),
+                },
+                PRIVATE_METADATA,
+            )
+            view = surface("milestone_edit", {**form.context, "private_metadata": metadata})
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+            return
+        if verb != "status":
+            return
+        from handlers.plan import set_milestone_status
+
+        result = handled(
+            services,
+            lambda s: set_milestone_status(
+                s, ctx=ctx, milestone_id=int(milestone_id), status=status
+            ),
+        )
+        if isinstance(result, HandlerError):
+            _refuse(respond, result)
+            return
+        respond(replace_original=True, **refreshed_payload(result, ephemeral=_is_ephemeral(body)))
+
+    def open_sentiment(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        choice = decode(action.get("value"))
+        if not isinstance(choice.get("a"), int):
+            return
+        metadata = encode(
+            {
+                "a": choice["a"],
+                "r": body.get("response_url"),
+                "c": _channel(body),
+                "e": _is_ephemeral(body),
+            },
+            PRIVATE_METADATA,
+        )
+        context = {
+            "account": {"id": choice["a"], "name": str(choice.get("n") or "")},
+            "value": str(choice.get("v") or ""),
+            "private_metadata": metadata,
+        }
+        client.views_open(trigger_id=body["trigger_id"], view=surface("sentiment_modal", context))
+
+    for action_id in SENTIMENT_ACTIONS:
+        app.action(action_id)(open_sentiment)
+
+    @app.action("noop")
+    def noop(ack: Ack) -> None:
+        # Link buttons and the like still send a block_actions payload; it needs only an ack.
+        ack()
+

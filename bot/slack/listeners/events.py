@@ -1,0 +1,86 @@
+"""Events API: @mentions and DMs go to the conversational handler (answered in thread); App Home is published."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.slack.listeners.common import handled, public_payload
+from bot.slack.messages import surface
+from bot.slack.metrics import DUPLICATE_EVENTS
+from bot.slack.services import SlackServices
+from handlers.errors import HandlerError
+
+logger = logging.getLogger(__name__)
+
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def ack_now(ack: Ack) -> None:
+    # Slack retries an event that is not acknowledged within 3 s: ack first, answer lazily.
+    ack()
+
+
+def is_plain_im(event: dict[str, Any]) -> bool:
+    """A person's new DM to the bot: no subtype (edits, joins, bot posts all have one), no bot_id."""
+    return (
+        event.get("channel_type") == "im"
+        and not event.get("subtype")
+        and not event.get("bot_id")
+    )
+
+
+def is_human_mention(event: dict[str, Any]) -> bool:
+    return not event.get("bot_id") and not event.get("subtype")
+
+
+def register(app: App, services: SlackServices) -> None:
+    def answer_in_thread(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+        if not services.first_delivery(body.get("event_id")):
+            DUPLICATE_EVENTS.inc()
+            logger.info("skipping retried event %s", body.get("event_id"))
+            return
+        from handlers.ask import answer
+
+        channel = event["channel"]
+        thread_ts = event.get("thread_ts") or event["ts"]
+        ctx = services.chat_context(
+            event.get("user"), channel, thread_key=f"slack:{channel}:{thread_ts}"
+        )
+        text = _MENTION.sub(" ", event.get("text") or "").strip()
+        models = services.container.health_models
+        result = handled(services, lambda session: answer(session, text, ctx, models=models))
+        if isinstance(result, HandlerError):
+            logger.info("refused in thread: %s", result.message)
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, **public_payload(result))
+
+    def publish_home(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        from handlers.portfolio import home
+
+        user = event["user"]
+        ctx = services.chat_context(user)
+        result = handled(services, lambda session: home(session, ctx=ctx))
+        if isinstance(result, HandlerError):
+            view = surface("home_error", {"message": result.message})
+        else:
+            view = surface("home", result.context)
+        client.views_publish(user_id=user, view=view)
+
+    app.event("app_mention", matchers=[is_human_mention])(ack=ack_now, lazy=[answer_in_thread])
+    app.event("message", matchers=[is_plain_im])(ack=ack_now, lazy=[answer_in_thread])
+    app.event("app_home_opened")(ack=ack_now, lazy=[publish_home])
+
+    @app.event("message")
+    def ignore_other_messages(ack: Ack) -> None:
+        # Edits, deletions, joins and other bots' posts: acknowledged so Slack does not retry them.
+        ack()
+
+    @app.event("app_mention")
+    def ignore_bot_mentions(ack: Ack) -> None:
+        ack()

@@ -1,0 +1,79 @@
+"""Turns a Reply into Slack payloads (message, modal, Home tab) from templates/slack, within Block Kit limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.render import mrkdwn_escape, render_json, truncate
+from handlers.reply import Reply
+
+MESSAGE_BLOCKS = 50
+SURFACE_BLOCKS = 100  # modals and the Home tab
+FALLBACK_TEXT = 3000
+BUTTON_VALUE = 2000
+PRIVATE_METADATA = 3000
+
+
+def fit_blocks(blocks: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Keep a surface within its block limit; templates cut their lists first, this is the backstop."""
+    if len(blocks) <= limit:
+        return blocks
+    hidden = len(blocks) - (limit - 1)
+    note = {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": f"…and {hidden} more not shown here"}],
+    }
+    return [*blocks[: limit - 1], note]
+
+
+def fallback_text(reply: Reply) -> str:
+    """The notification / screen-reader text; Slack parses it as mrkdwn too, so it is escaped."""
+    return mrkdwn_escape(truncate(reply.text, FALLBACK_TEXT))
+
+
+def encode(value: dict[str, Any], limit: int = BUTTON_VALUE) -> str:
+    """A compact JSON button value or private_metadata; refuses to build one Slack would reject."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > limit:
+        raise ValueError(f"encoded value is {len(text)} chars, over Slack's {limit}")
+    return text
+
+
+def decode(value: str | None) -> dict[str, Any]:
+    """The inverse of encode(); anything malformed reads as empty (it came over the wire)."""
+    if not value:
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def message(reply: Reply, *, share: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A message payload ({text, blocks}); `share` adds the "Share in channel" button that re-asks it."""
+    rendered = render_json("slack", reply.template, reply.context)
+    blocks: list[dict[str, Any]] = list(rendered["blocks"])
+    limit = MESSAGE_BLOCKS
+    if share is not None:
+        limit -= 1
+    blocks = fit_blocks(blocks, limit)
+    if share is not None:
+        blocks.append(render_json("slack", "share_button", {"value": encode(share)}))
+    return {"text": fallback_text(reply), "blocks": blocks}
+
+
+def surface(template: str, context: dict[str, Any]) -> dict[str, Any]:
+    """A modal or Home tab view from its template, cut to 100 blocks."""
+    view = render_json("slack", template, context)
+    view["blocks"] = fit_blocks(list(view.get("blocks", [])), SURFACE_BLOCKS)
+    return view
+
+
+def notice(text: str) -> dict[str, Any]:
+    """A plain ephemeral message (refusals, errors the user caused), escaped like any other data."""
+    return {
+        "text": mrkdwn_escape(truncate(text, FALLBACK_TEXT)),
+        "blocks": render_json("slack", "notice", {"text": text})["blocks"],
+    }

@@ -1,0 +1,231 @@
+"""What Slack listeners share: the Web API client, who a Slack user is, what a channel may show, event receipts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+
+from bot.config import Settings
+from bot.container import Container
+from bot.slack.models import SlackEventReceipt
+from handlers.context import Actor, ChatContext
+from handlers.identity import actor_for
+from storage.models import Account, utcnow
+
+logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# How long answers from Slack and the database are trusted: short for who-is-who (roles change),
+# longer for channel sharing (rarely changes; a wrong "not shared" would leak data, so not hours).
+ACTOR_TTL = 60.0
+PROFILE_TTL = 3600.0
+CHANNEL_TTL = 300.0
+FAILED_LOOKUP_TTL = 10.0
+RECEIPT_RETENTION = timedelta(days=2)
+_PRUNE_EVERY = 500
+
+
+def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> WebClient:
+    """A Web API client on settings.slack_api_url that retries connection errors, 5xx and (optionally) 429.
+
+    The scheduler's notifier passes retry_rate_limits=False: its outbox honours Retry-After itself
+    instead of sleeping inside a send.
+    """
+    handlers = [ConnectionErrorRetryHandler(max_retry_count=1)]
+    if retry_rate_limits:
+        handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+        handlers.append(ServerErrorRetryHandler(max_retry_count=2))
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=handlers,
+    )
+
+
+class TTLCache(Generic[K, V]):
+    """A small thread-safe map whose entries expire; bounded so a busy workspace cannot grow it forever."""
+
+    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self._data: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            expires, value = item
+            if expires < time.monotonic():
+                del self._data[key]
+                return None
+            return value
+
+    def put(self, key: K, value: V, ttl: float | None = None) -> None:
+        with self._lock:
+            self._data[key] = (time.monotonic() + (self.ttl if ttl is None else ttl), value)
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """Whether a channel is shared with another organisation, and the accounts it may show."""
+
+    external: bool
+    account_ids: frozenset[int] = frozenset()
+
+
+@dataclass
+class SlackServices:
+    """Per-process state of the Slack edge; listeners get it through register(app, services)."""
+
+    container: Container
+    client: WebClient
+    actors: TTLCache[str, Actor] = field(default_factory=lambda: TTLCache(ACTOR_TTL))
+    profiles: TTLCache[str, tuple[str | None, str | None]] = field(
+        default_factory=lambda: TTLCache(PROFILE_TTL)
+    )
+    channels: TTLCache[str, ChannelInfo] = field(default_factory=lambda: TTLCache(CHANNEL_TTL))
+    _receipts: int = 0
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.container.session() as session:
+            yield session
+
+    # -- identity ------------------------------------------------------------------------------
+    def actor(self, user_id: str) -> Actor:
+        """The CSM behind a Slack user: by stored slack_user_id, else by the email users.info gives."""
+        cached = self.actors.get(user_id)
+        if cached is not None:
+            return cached
+        with self.session() as session:
+            actor = actor_for(session, platform="slack", user_id=user_id)
+            if not actor.known:
+                email, name = self._profile(user_id)
+                if email or name:
+                    actor = actor_for(
+                        session, platform="slack", user_id=user_id, email=email, name=name
+                    )
+        self.actors.put(user_id, actor)
+        return actor
+
+    def _profile(self, user_id: str) -> tuple[str | None, str | None]:
+        cached = self.profiles.get(user_id)
+        if cached is not None:
+            return cached
+        try:
+            user = self.client.users_info(user=user_id).get("user") or {}
+        except SlackClientError as exc:
+            # Without an email the user is simply unknown (read-only); try again soon.
+            logger.warning("users.info failed for %s: %s", user_id, exc)
+            self.profiles.put(user_id, (None, None), ttl=FAILED_LOOKUP_TTL)
+            return None, None
+        profile = user.get("profile") or {}
+        found = (profile.get("email"), user.get("real_name") or user.get("name"))
+        self.profiles.put(user_id, found)
+        return found
+
+    # -- channels ------------------------------------------------------------------------------
+    def channel(self, channel_id: str) -> ChannelInfo:
+        """Whether a channel is externally shared (conversations.info), and the accounts mapped to it."""
+        cached = self.channels.get(channel_id)
+        if cached is not None:
+            return cached
+        ttl: float | None = None
+        try:
+            data = self.client.conversations_info(channel=channel_id).get("channel") or {}
+            external = bool(data.get("is_ext_shared") or data.get("is_pending_ext_shared"))
+        except SlackClientError as exc:
+            # conversations.info fails for DMs the bot is not in; a DM is not an organisation's
+            # shared channel. Anything else we cannot see is treated as external (shows nothing).
+            external = not channel_id.startswith("D")
+            ttl = FAILED_LOOKUP_TTL
+            logger.warning("conversations.info failed for %s: %s", channel_id, exc)
+        account_ids: frozenset[int] = frozenset()
+        if external:
+            with self.session() as session:
+                ids = session.exec(
+                    select(Account.id).where(Account.slack_channel_id == channel_id)
+                ).all()
+            account_ids = frozenset(i for i in ids if i is not None)
+        info = ChannelInfo(external=external, account_ids=account_ids)
+        self.channels.put(channel_id, info, ttl=ttl)
+        return info
+
+    def chat_context(
+        self,
+        user_id: str | None,
+        channel_id: str | None = None,
+        *,
+        thread_key: str | None = None,
+    ) -> ChatContext:
+        """The ChatContext for a Slack request: who asks, and what the channel may show."""
+        actor = self.actor(user_id) if user_id else Actor(None, "someone", role="unknown")
+        info = self.channel(channel_id) if channel_id else ChannelInfo(external=False)
+        return ChatContext(
+            platform="slack",
+            actor=actor,
+            today=self.container.today(),
+            thread_key=thread_key,
+            external=info.external,
+            allowed_account_ids=info.account_ids,
+        )
+
+    # -- events --------------------------------------------------------------------------------
+    def first_delivery(self, event_id: str | None) -> bool:
+        """True the first time an Events API event_id is seen; Slack's retries get False."""
+        if not event_id:
+            return True
+        try:
+            with self.session() as session:
+                session.add(SlackEventReceipt(event_id=event_id))
+        except IntegrityError:
+            return False
+        self._receipts += 1
+        if self._receipts % _PRUNE_EVERY == 0:
+            self.prune_receipts()
+        return True
+
+    def prune_receipts(self) -> int:
+        """Forget receipts older than Slack's retry window (with a wide margin)."""
+        cutoff = utcnow() - RECEIPT_RETENTION
+        with self.session() as session:
+            result = session.exec(  # type: ignore[call-overload]
+                delete(SlackEventReceipt).where(col(SlackEventReceipt.received_at) < cutoff)
+            )
+            return int(result.rowcount or 0)
+
+
+def api_error(exc: Exception) -> str | None:
+    """The Slack error code of a failed Web API call ('channel_not_found'), if there is one."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or "") or None
+    return None

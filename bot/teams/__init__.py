@@ -1,0 +1,1 @@
+"""Microsoft Teams edge: botbuilder adapter, Adaptive Cards, proactive sends (the only botbuilder user)."""

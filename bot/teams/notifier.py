@@ -1,0 +1,170 @@
+"""Proactive Teams sends for the scheduler: stored reference → continue_conversation, rate-limited, retried."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import ConversationReference
+from msrest.exceptions import ClientRequestError, HttpOperationError
+
+from bot.teams.cards import message_for
+from bot.teams.ratelimit import ThreadRateLimiter
+from bot.teams.references import find_conversation, mark_inactive, reference_for
+from handlers.reply import Reply
+
+if TYPE_CHECKING:
+    from bot.container import Container
+    from bot.teams.app import TeamsApp
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# What Microsoft documents as worth retrying for Teams sends; other 5xx go back to the outbox.
+RETRY_STATUSES = frozenset({412, 429, 502, 504})
+# The conversation is gone or the bot is no longer in it / blocked: retrying cannot help.
+GONE_STATUSES = frozenset({403, 404})
+
+
+def _delivery_error(reason: str, retry_after: float | None = None, permanent: bool = False) -> Exception:
+    # Imported late: the scheduler package may be mid-build in a fresh checkout, and only it needs this.
+    from scheduler.notifier import DeliveryError
+
+    return DeliveryError(reason, retry_after=retry_after, permanent=permanent)
+
+
+def _retry_after(exc: HttpOperationError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date; rare for Teams, and the backoff covers it
+
+
+class TeamsNotifier:
+    """Implements scheduler.notifier.Notifier for Teams.
+
+    Targets are a conversation id (a chat, a channel, or ``<channel>;messageid=<root>`` for a thread)
+    or ``csm:<id>`` for the personal chat with that CSM. The conversation must have been seen before
+    (install or message); otherwise the send fails permanently with ``conversation_not_found``.
+    """
+
+    platform = "teams"
+
+    def __init__(
+        self,
+        container: Container,
+        *,
+        app: TeamsApp | None = None,
+        limiter: ThreadRateLimiter | None = None,
+        max_attempts: int = 4,
+        base_delay: float = 1.0,
+        max_delay: float = 30.0,
+        max_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if app is None:
+            from bot.teams.app import TeamsApp
+
+            app = TeamsApp(container)
+        self.container = container
+        self.app = app
+        self.limiter = limiter or ThreadRateLimiter()
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        # Longer waits than this go back to the outbox instead of holding a worker.
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.jitter = jitter
+
+    def send(self, target: str, reply: Reply) -> str:
+        """Post ``reply`` to ``target``; returns the Teams activity id or raises DeliveryError."""
+        with self.container.session() as session:
+            row = find_conversation(session, target)
+            if row is None:
+                raise _delivery_error("conversation_not_found", permanent=True)
+            if not row.active:
+                raise _delivery_error("bot_removed", permanent=True)
+            reference = reference_for(row, target)
+            stored_id = row.conversation_id
+        key = reference.conversation.id
+        attempt = 0
+        while True:
+            wait = self.limiter.delay(key)
+            if wait > self.max_wait:
+                raise _delivery_error("ratelimited", retry_after=wait)
+            wait = self.limiter.reserve(key)
+            if wait > 0:
+                self.sleep(wait)
+            try:
+                return _run(self._send_once(reference, reply))
+            except HttpOperationError as exc:
+                status = getattr(exc.response, "status_code", None)
+                reason = f"http_{status}"
+                if status in GONE_STATUSES:
+                    with self.container.session() as session:
+                        mark_inactive(session, conversation_id=stored_id)
+                    raise _delivery_error(reason, permanent=True) from exc
+                if status not in RETRY_STATUSES:
+                    # 413 (too big) and other 4xx will fail the same way again; 5xx may not.
+                    permanent = status is not None and 400 <= status < 500 and status != 401
+                    raise _delivery_error(reason, permanent=permanent) from exc
+                retry_after = _retry_after(exc)
+            except ClientRequestError as exc:
+                reason, retry_after = "connection_error", None
+                logger.info("Teams send to %s: %s", key, exc)
+            attempt += 1
+            delay = self._backoff(attempt, retry_after)
+            if attempt >= self.max_attempts or delay > self.max_wait:
+                raise _delivery_error(reason, retry_after=delay)
+            logger.info("Teams send to %s failed (%s); retry %d in %.1fs", key, reason, attempt, delay)
+            self.sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter (50-100 % of the step), never shorter than Retry-After."""
+        step = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        delay = step * (0.5 + 0.5 * self.jitter())
+        return max(delay, retry_after or 0.0)
+
+    async def _send_once(self, reference: ConversationReference, reply: Reply) -> str:
+        adapter = self.app.adapter
+        outcome: dict[str, Any] = {}
+
+        async def callback(turn_context: TurnContext) -> None:
+            client = turn_context.turn_state.get(adapter.BOT_CONNECTOR_CLIENT_KEY)
+            if client is not None:
+                # Our loop does the retrying (with Retry-After and jitter); msrest must not add its own.
+                client.config.retry_policy.retries = 0
+            try:
+                response = await turn_context.send_activity(message_for(reply))
+            except Exception as exc:  # handed back to send(); the adapter's error hook would swallow it
+                outcome["error"] = exc
+                return
+            outcome["id"] = response.id if response is not None else ""
+
+        await adapter.continue_conversation(reference, callback, self.app.app_id or None)
+        if "error" in outcome:
+            raise outcome["error"]
+        return str(outcome.get("id") or "")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

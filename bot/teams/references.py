@@ -1,0 +1,122 @@
+"""Storing and finding Teams conversation references (kept in the database, never only in memory)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ConversationReference
+from sqlmodel import Session, select
+
+from bot.teams.models import TeamsConversation
+from storage.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+THREAD_MARKER = ";messageid="
+CSM_TARGET_PREFIX = "csm:"
+
+
+def channel_root(conversation_id: str) -> str:
+    """The channel a thread belongs to: Teams writes threads as ``<channel>;messageid=<root>``."""
+    return conversation_id.split(THREAD_MARKER, 1)[0]
+
+
+def tenant_of(activity: Activity) -> str | None:
+    """The tenant an activity came from (channelData.tenant.id, else conversation.tenantId)."""
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = (data.get("tenant") or {}).get("id")
+    if not tenant and activity.conversation is not None:
+        tenant = activity.conversation.tenant_id
+    return tenant or None
+
+
+def team_of(activity: Activity) -> str | None:
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    return (data.get("team") or {}).get("id") or data.get("teamsTeamId") or None
+
+
+def save_reference(
+    session: Session, *, activity: Activity, csm_id: int | None = None, active: bool = True
+) -> TeamsConversation | None:
+    """Insert or refresh the stored reference of the conversation an activity came from."""
+    if activity.conversation is None or not activity.conversation.id or not activity.service_url:
+        return None
+    reference = TurnContext.get_conversation_reference(activity)
+    # Proactive sends start new messages: they must not reply to whatever activity we saw last.
+    reference.activity_id = None
+    conversation_type = activity.conversation.conversation_type or "personal"
+    key = activity.conversation.id
+    if conversation_type == "channel":
+        key = channel_root(key)
+        reference.conversation.id = key
+    user = activity.from_property
+    row = session.exec(
+        select(TeamsConversation).where(TeamsConversation.conversation_id == key)
+    ).first()
+    if row is None:
+        row = TeamsConversation(conversation_id=key, service_url=activity.service_url)
+    row.conversation_type = conversation_type
+    row.tenant_id = tenant_of(activity)
+    # The service URL can move (Microsoft rebalances regions): always keep the newest one.
+    row.service_url = activity.service_url
+    row.bot_id = activity.recipient.id if activity.recipient else None
+    row.team_id = team_of(activity)
+    if conversation_type == "personal" and user is not None and user.id:
+        row.user_id = user.id
+        row.aad_object_id = user.aad_object_id
+        if csm_id is not None:
+            row.csm_id = csm_id
+    row.reference = reference.serialize()
+    row.active = active
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mark_inactive(session: Session, *, conversation_id: str) -> None:
+    """The bot was removed or uninstalled there: keep the row (for the record) but stop sending."""
+    row = session.exec(
+        select(TeamsConversation).where(
+            TeamsConversation.conversation_id == channel_root(conversation_id)
+        )
+    ).first()
+    if row is not None:
+        row.active = False
+        row.updated_at = utcnow()
+        session.add(row)
+        session.flush()
+
+
+def find_conversation(session: Session, target: str) -> TeamsConversation | None:
+    """The stored conversation for a notifier target: a conversation id or ``csm:<id>``."""
+    if target.startswith(CSM_TARGET_PREFIX):
+        try:
+            csm_id = int(target[len(CSM_TARGET_PREFIX) :])
+        except ValueError:
+            return None
+        return session.exec(
+            select(TeamsConversation)
+            .where(
+                TeamsConversation.csm_id == csm_id,
+                TeamsConversation.conversation_type == "personal",
+            )
+            .order_by(TeamsConversation.active.desc(), TeamsConversation.updated_at.desc())  # type: ignore[attr-defined]
+        ).first()
+    return session.exec(
+        select(TeamsConversation).where(TeamsConversation.conversation_id == channel_root(target))
+    ).first()
+
+
+def reference_for(row: TeamsConversation, target: str) -> ConversationReference:
+    """The ConversationReference to continue; a thread target keeps its ``;messageid=`` suffix."""
+    reference = ConversationReference().deserialize(dict(row.reference))
+    if THREAD_MARKER in target and reference.conversation is not None:
+        reference.conversation.id = target
+    return reference
+
+
+def reference_dict(reference: ConversationReference) -> dict[str, Any]:
+    return reference.serialize()

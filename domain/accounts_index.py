@@ -1,0 +1,440 @@
+"""Fast account-name resolution (exact, alias, prefix, typo) among many thousands of accounts."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+Status = Literal["exact", "alias", "fuzzy", "ambiguous", "none"]
+
+# Legal-form and filler words: they never identify an account on their own ("corp" matches half the
+# portfolio), so they neither start a mention nor count against a query that omits them.
+GENERIC_WORDS: frozenset[str] = frozenset(
+    """corp corporation inc incorporated co company companies ltd limited llc llp plc gmbh ag sa
+    bv nv oy ab group holdings holding international intl the and of""".split()
+)
+
+# Words of everyday chat that are never an account mention by themselves. The parser passes its own,
+# larger vocabulary; this default keeps find_in_text() sensible when used on its own.
+COMMON_WORDS: frozenset[str] = frozenset(
+    """a an the and or but if so to of in on at by for from with about into over under up down out
+    off as is are was were be been being am do does did doing done have has had having i me my mine
+    we us our you your he she it its they them their this that these those there here what whats
+    which who whos whom when where why how hows can could would should will shall may might must
+    not no yes yeah ok okay pls please thanks thank hi hello hey any anything all some each every
+    show tell give get list find check see let need want look looking like just now then also
+    more most much many very really still new old next last this week month quarter year day days
+    weeks months today tomorrow soon account accounts customer customers client clients health
+    plan plans renewal renewals renew overdue risk risks qbr help escalate changes changed""".split()
+)
+
+_POSSESSIVE_RE = re.compile(r"(\w)['’`]s\b")
+_TOKEN_RE = re.compile(r"[0-9a-z]+")
+_MIN_PREFIX = 3  # "glo" -> Globex in resolve(); shorter prefixes match too much to mean anything
+_MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often English than names
+_MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
+_FUZZY_ACCEPT = 80.0  # per-token similarity (rapidfuzz ratio) a typo must reach
+_TIE_MARGIN = 2.0  # candidates this close to the best are a genuine tie -> ask
+
+
+@dataclass(frozen=True)
+class AccountName:
+    """One account as the index knows it: id, display name and alternative names."""
+
+    id: int
+    name: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A possible account for a query, with a 0..100 score."""
+
+    id: int
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a query resolved to; ``candidates`` are the choices (ambiguous) or suggestions (none)."""
+
+    status: Status
+    query: str
+    account_id: int | None
+    name: str | None
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def resolved(self) -> bool:
+        return self.account_id is not None
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents and possessive 's, keep letters/digits: "Acme's Corp." -> "acme corp"."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = _POSSESSIVE_RE.sub(r"\1", text)
+    return " ".join(_TOKEN_RE.findall(text))
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+@dataclass
+class _Token:
+    """A word of an utterance with its place in the original text."""
+
+    text: str
+    start: int
+    end: int
+    possessive: bool
+    capitalised: bool
+
+
+class AccountIndex:
+    """In-memory lookup structures over account names and aliases, built once, queried many times."""
+
+    def __init__(self, accounts: Iterable[AccountName]) -> None:
+        self._accounts: dict[int, AccountName] = {}
+        self._exact: dict[str, list[int]] = {}
+        self._alias: dict[str, list[int]] = {}
+        self._postings: dict[str, set[int]] = {}
+        self._first: dict[str, set[int]] = {}
+        self._forms: dict[int, list[list[str]]] = {}  # each name/alias as its token list
+        self._name_len: dict[int, int] = {}
+        first_tokens: set[str] = set()
+        for acc in accounts:
+            self._accounts[acc.id] = acc
+            forms: list[list[str]] = []
+            for i, raw in enumerate((acc.name, *acc.aliases)):
+                key = fold(raw)
+                if not key:
+                    continue
+                bucket = self._exact if i == 0 else self._alias
+                ids = bucket.setdefault(key, [])
+                if acc.id not in ids:
+                    ids.append(acc.id)
+                toks = key.split()
+                forms.append(toks)
+                first_tokens.add(toks[0])
+                self._first.setdefault(toks[0], set()).add(acc.id)
+                for tok in toks:
+                    self._postings.setdefault(tok, set()).add(acc.id)
+            self._forms[acc.id] = forms
+            self._name_len[acc.id] = len(acc.name)
+        self._max_phrase = max(
+            (len(k.split()) for k in (*self._exact, *self._alias)),
+            default=1,
+        )
+        self._vocab = sorted(self._postings)
+        # A token that is never the first word of a name but ends several ("Labs", "Health",
+        # "Systems", serial numbers) describes a kind of company, not a company: it may extend a
+        # mention ("tailspin systems") but not start one.
+        self._weak: set[str] = {
+            tok
+            for tok, ids in self._postings.items()
+            if tok in GENERIC_WORDS
+            or tok.isdigit()
+            or (tok not in first_tokens and len(ids) >= 2)
+        }
+        # Symmetric-deletion map for one-edit typos: O(len(word)) dict lookups per query word,
+        # independent of how many accounts there are.
+        self._deletes: dict[str, set[str]] = {}
+        for tok in self._vocab:
+            if len(tok) >= _MIN_TYPO and not tok.isdigit():
+                for variant in (tok, *_deletions(tok)):
+                    self._deletes.setdefault(variant, set()).add(tok)
+        self._long_vocab = [t for t in self._vocab if len(t) >= 6 and not t.isdigit()]
+        self._trigrams: dict[str, set[int]] = {}
+        for acc_id, forms in self._forms.items():
+            for toks in forms:
+                for gram in _trigrams(" ".join(toks)):
+                    self._trigrams.setdefault(gram, set()).add(acc_id)
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    def get(self, account_id: int) -> AccountName | None:
+        """The account with this id, if indexed."""
+        return self._accounts.get(account_id)
+
+    # ------------------------------------------------------------------ resolve
+
+    def resolve(self, query: str, *, limit: int = 5) -> Resolution:
+        """Resolve a name as typed: exact, alias, unique prefix/token, typo; else ambiguous or none."""
+        key = fold(query)
+        if not key:
+            return Resolution("none", query, None, None, ())
+        for status, bucket in (("exact", self._exact), ("alias", self._alias)):
+            ids = bucket.get(key)
+            if ids:
+                if len(ids) == 1:
+                    return self._one(status, query, ids[0], 100.0)
+                return self._ambiguous(query, [(i, 100.0) for i in ids], limit)
+        words = key.split()
+        core = [w for w in words if w not in GENERIC_WORDS] or words
+        # "acme inc" / "the globex": try again without the legal-form words.
+        core_key = " ".join(core)
+        if core_key != key:
+            for status, bucket in (("exact", self._exact), ("alias", self._alias)):
+                ids = bucket.get(core_key)
+                if ids and len(ids) == 1:
+                    return self._one("alias" if status == "alias" else "fuzzy", query, ids[0], 98.0)
+        return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX)
+
+    def _resolve_words(
+        self, query: str, words: list[str], limit: int, *, min_prefix: int
+    ) -> Resolution:
+        # 1. Every word is a name word or the start of one: "piper", "umbrella", "wayne enterprise".
+        matched: set[int] | None = None
+        for word in words:
+            ids = self._ids_for_prefix(word, min_prefix)
+            matched = ids if matched is None else matched & ids
+            if not matched:
+                break
+        if matched:
+            scored = [(i, self._prefix_score(words, i)) for i in matched]
+            if len(scored) == 1:
+                return self._one("fuzzy", query, scored[0][0], scored[0][1])
+            return self._ambiguous(query, scored, limit)
+        # 2. Typos: per-word similarity to name words, averaged over the query's words.
+        best: dict[int, float] = {}
+        for word in words:
+            per_id: dict[int, float] = {}
+            for tok, sim in self._similar_tokens(word, min_prefix):
+                for acc_id in self._postings[tok]:
+                    if sim > per_id.get(acc_id, 0.0):
+                        per_id[acc_id] = sim
+            for acc_id, sim in per_id.items():
+                best[acc_id] = best.get(acc_id, 0.0) + sim / len(words)
+        good = [(i, s) for i, s in best.items() if s >= _FUZZY_ACCEPT]
+        if good:
+            top = max(s for _, s in good)
+            tied = [(i, s) for i, s in good if s >= top - _TIE_MARGIN]
+            if len(tied) == 1:
+                return self._one("fuzzy", query, tied[0][0], round(tied[0][1], 1))
+            return self._ambiguous(query, tied, limit)
+        return Resolution("none", query, None, None, self.suggest(query, limit=limit))
+
+    def suggest(self, query: str, *, limit: int = 5, cutoff: float = 55.0) -> tuple[Candidate, ...]:
+        """Closest names for a "did you mean" (character-trigram lookup, then rapidfuzz scoring)."""
+        key = fold(query)
+        grams = _trigrams(key)
+        if not grams:
+            return ()
+        counts: dict[int, int] = {}
+        for gram in grams:
+            for acc_id in self._trigrams.get(gram, ()):
+                counts[acc_id] = counts.get(acc_id, 0) + 1
+        # Only the names sharing the most trigrams are worth the slower scorer.
+        shortlist = sorted(counts, key=lambda i: -counts[i])[:50]
+        scored: list[tuple[int, float]] = []
+        for acc_id in shortlist:
+            score = max(fuzz.WRatio(key, " ".join(toks)) for toks in self._forms[acc_id])
+            if score >= cutoff:
+                scored.append((acc_id, round(score, 1)))
+        scored.sort(key=lambda p: (-p[1], self._name_len[p[0]]))
+        return tuple(Candidate(i, self._accounts[i].name, s) for i, s in scored[:limit])
+
+    # ------------------------------------------------------------------ find in text
+
+    def find_in_text(
+        self, text: str, *, ignore: Callable[[str], bool] | None = None
+    ) -> tuple[Resolution, str] | None:
+        """Find an account mention in an utterance; (resolution, the span as written) or None.
+
+        ``ignore(word)`` says which words are chat vocabulary rather than names (default: a
+        built-in list); such words may still be part of a mention that starts with a name word.
+        """
+        is_chat = ignore or COMMON_WORDS.__contains__
+        tokens = tokenize(text)
+        if not tokens:
+            return None
+        found = self._find_phrase(text, tokens, is_chat)
+        if found is not None:
+            return found
+        return self._find_fuzzy(text, tokens, is_chat)
+
+    def _find_phrase(
+        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
+    ) -> tuple[Resolution, str] | None:
+        """Longest run of words that is exactly a name or alias (the common, cheap case)."""
+        n = len(tokens)
+        for i in range(n):
+            for length in range(min(self._max_phrase, n - i), 0, -1):
+                window = tokens[i : i + length]
+                # A possessive ends a name: "umbrella's health" is not "Umbrella Health".
+                if any(t.possessive for t in window[:-1]):
+                    continue
+                key = " ".join(t.text for t in window)
+                status: Status = "exact"
+                ids = self._exact.get(key)
+                if not ids:
+                    status, ids = "alias", self._alias.get(key)
+                if not ids:
+                    continue
+                if length == 1 and not window[0].capitalised:
+                    word = window[0].text
+                    if word in self._weak or is_chat(word):
+                        continue
+                span = text[window[0].start : window[-1].end]
+                if len(ids) == 1:
+                    return self._one(status, span, ids[0], 100.0), span
+                return self._ambiguous(span, [(a, 100.0) for a in ids], 5), span
+        return None
+
+    def _find_fuzzy(
+        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
+    ) -> tuple[Resolution, str] | None:
+        """Runs of name-like words (prefixes, typos) resolved as a whole, trimming chat words."""
+        # Classify: strong = could start a mention; ext = name word that may only extend one.
+        kinds: list[str] = []
+        for tok in tokens:
+            word = tok.text
+            if is_chat(word) or word in GENERIC_WORDS or word.isdigit():
+                kinds.append("ext" if word in self._postings else "stop")
+            elif word in self._postings:
+                kinds.append("ext" if word in self._weak else "strong")
+            elif self._similar_tokens(word, _MIN_PREFIX_IN_TEXT):
+                kinds.append("strong")
+            else:
+                kinds.append("stop")
+        best: tuple[tuple[int, int], Resolution, str] | None = None
+        i, n = 0, len(tokens)
+        while i < n:
+            if kinds[i] == "stop":
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and kinds[j + 1] != "stop" and not tokens[j].possessive:
+                j += 1
+            strong = [k for k in range(i, j + 1) if kinds[k] == "strong"]
+            if strong:
+                found = self._best_span(text, tokens, i, j, strong[0], strong[-1])
+                if found is not None and (best is None or found[0] > best[0]):
+                    best = found
+            i = j + 1
+        if best is None:
+            return None
+        return best[1], best[2]
+
+    def _best_span(
+        self, text: str, tokens: list[_Token], i: int, j: int, first: int, last: int
+    ) -> tuple[tuple[int, int], Resolution, str] | None:
+        rank = {"exact": 4, "alias": 4, "fuzzy": 3, "ambiguous": 2}
+        best: tuple[tuple[int, int], Resolution, str] | None = None
+        # Widest span first; the words only allowed to extend a mention are dropped when they
+        # make it worse ("acme health" -> "acme").
+        for a in range(i, first + 1):
+            for b in range(j, last - 1, -1):
+                words = [t.text for t in tokens[a : b + 1]]
+                span = text[tokens[a].start : tokens[b].end]
+                key = " ".join(words)
+                res = None
+                for status, bucket in (("exact", self._exact), ("alias", self._alias)):
+                    ids = bucket.get(key)
+                    if ids and len(ids) == 1:
+                        res = self._one(status, span, ids[0], 100.0)
+                        break
+                if res is None:
+                    core = [w for w in words if w not in GENERIC_WORDS] or words
+                    res = self._resolve_words(span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT)
+                if res.status == "none":
+                    continue
+                score = (rank[res.status], b - a)
+                if best is None or score > best[0]:
+                    best = (score, res, span)
+        return best
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ids_for_prefix(self, word: str, min_prefix: int) -> set[int]:
+        ids = set(self._postings.get(word, ()))
+        if len(word) >= min_prefix and not word.isdigit():
+            pos = bisect_left(self._vocab, word)
+            while pos < len(self._vocab) and self._vocab[pos].startswith(word):
+                ids |= self._postings[self._vocab[pos]]
+                pos += 1
+        return ids
+
+    def _similar_tokens(self, word: str, min_prefix: int) -> list[tuple[str, float]]:
+        """Name words close to ``word``: equal, extended by it (prefix), or one typo away."""
+        out: dict[str, float] = {}
+        if word in self._postings:
+            out[word] = 100.0
+        if len(word) >= min_prefix and not word.isdigit():
+            pos = bisect_left(self._vocab, word)
+            while pos < len(self._vocab) and self._vocab[pos].startswith(word):
+                out.setdefault(self._vocab[pos], 100.0)
+                pos += 1
+        if len(word) >= _MIN_TYPO and not word.isdigit():
+            near: set[str] = set()
+            for variant in (word, *_deletions(word)):
+                near |= self._deletes.get(variant, set())
+            for tok in near:
+                if tok not in out and OSA.distance(word, tok) <= 1:
+                    sim = fuzz.ratio(word, tok)
+                    if sim >= _FUZZY_ACCEPT:
+                        out[tok] = sim
+            if not out and len(word) >= 7:
+                # Two typos in a long word ("cyberdain"): rare, so a scan of long words is fine.
+                hit = process.extractOne(
+                    word, self._long_vocab, scorer=fuzz.ratio, score_cutoff=_FUZZY_ACCEPT
+                )
+                if hit is not None:
+                    out[hit[0]] = float(hit[1])
+        return list(out.items())
+
+    def _prefix_score(self, words: list[str], acc_id: int) -> float:
+        """How much of the name the words cover; starting at the first word counts extra."""
+        best = 0.0
+        for toks in self._forms[acc_id]:
+            core = [t for t in toks if t not in GENERIC_WORDS] or toks
+            covered = sum(len(w) for w in words)
+            total = sum(len(t) for t in core)
+            score = 80.0 + 15.0 * min(1.0, covered / max(total, 1))
+            if toks[0].startswith(words[0]):
+                score += 5.0
+            best = max(best, min(score, 99.0))
+        return round(best, 1)
+
+    def _one(self, status: Status, query: str, acc_id: int, score: float) -> Resolution:
+        name = self._accounts[acc_id].name
+        return Resolution(status, query, acc_id, name, (Candidate(acc_id, name, score),))
+
+    def _ambiguous(self, query: str, scored: list[tuple[int, float]], limit: int) -> Resolution:
+        scored = sorted(scored, key=lambda p: (-p[1], self._name_len[p[0]], self._accounts[p[0]].name))
+        cands = tuple(Candidate(i, self._accounts[i].name, s) for i, s in scored[: max(limit, 2)])
+        return Resolution("ambiguous", query, None, None, cands)
+
+
+def tokenize(text: str) -> list[_Token]:
+    """Words of an utterance (folded), each with its span in the original text."""
+    out: list[_Token] = []
+    for match in re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*", text):
+        raw = match.group(0)
+        possessive = bool(re.search(r"['’`]s$", raw, re.IGNORECASE))
+        folded = fold(raw)
+        if not folded:
+            continue
+        parts = folded.split()
+        for k, part in enumerate(parts):
+            last = k == len(parts) - 1
+            out.append(
+                _Token(part, match.start(), match.end(), possessive and last, raw[:1].isupper())
+            )
+    return out
+
+
+def _trigrams(key: str) -> set[str]:
+    padded = f"  {key} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}

@@ -1,0 +1,180 @@
+"""Forecast when an account's health turns red, from the recent slope of its leading indicators."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from domain.health import indicator_score, score_health
+from domain.health_model import HealthModel, Indicator
+
+# Slopes smaller than this (units per day) are noise from float arithmetic, not a trend.
+_SLOPE_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """When (if at all) the projected health score first falls into the red band."""
+
+    red_in_days: int | None  # 0 = already red; None = not within the horizon or not enough data
+    horizon_days: int
+    slopes: dict[str, float]  # leading indicator key -> least-squares slope, units per day
+    worsening: tuple[str, ...]  # leading indicators whose slope moves toward red, model order
+    enough_data: bool = True  # False when no leading trend could be fitted (or too little weight)
+    current_score: float | None = None  # today's score by score_health, for context
+    projected_inputs: tuple[str, ...] = field(default=())  # indicators the projection used
+
+    def summary(self) -> str:
+        """One short phrase for chat, e.g. "likely to turn red in ~12 days"."""
+        if self.red_in_days == 0:
+            return "already red"
+        if self.red_in_days is not None:
+            unit = "day" if self.red_in_days == 1 else "days"
+            return f"likely to turn red in ~{self.red_in_days} {unit}"
+        if not self.enough_data:
+            return "not enough data to forecast"
+        return f"no red in sight for {self.horizon_days} days"
+
+
+def _scan(
+    readings: Sequence[tuple[date, float]], as_of: date, window_days: int, fit: bool
+) -> tuple[tuple[date, float] | None, tuple[int, float, float] | None]:
+    """One pass over an indicator's readings: its latest reading up to as_of and, when `fit`,
+    the least-squares line through the readings in (as_of - window_days, as_of].
+
+    x is days relative to as_of (<= 0), so the line's intercept is the fitted value today. The
+    line is (points, intercept, slope), or None without points or when all share one day.
+    One pass and integer ordinals keep this cheap enough for 10k accounts per run.
+    """
+    today = as_of.toordinal()
+    best: tuple[date, float] | None = None
+    best_ord = 0
+    n = 0
+    sx = sy = sxx = sxy = 0.0
+    for day, value in readings:
+        ordinal = day.toordinal()
+        if ordinal > today or value != value:  # future, or NaN (a blank cell): not a reading
+            continue
+        if best is None or ordinal >= best_ord:
+            best, best_ord = (day, float(value)), ordinal
+        x = ordinal - today
+        if fit and x > -window_days:
+            n += 1
+            sx += x
+            sy += value
+            sxx += x * x
+            sxy += x * value
+    if n == 0:
+        return best, None
+    denom = n * sxx - sx * sx
+    if denom == 0:
+        return best, ((n, sy / n, 0.0) if n == 1 else None)
+    slope = (n * sxy - sx * sy) / denom
+    return best, (n, (sy - slope * sx) / n, slope)
+
+
+def _moves_toward_red(ind: Indicator, slope: float) -> bool:
+    return slope < -_SLOPE_EPS if ind.direction == "higher" else slope > _SLOPE_EPS
+
+
+def forecast_red(
+    model: HealthModel,
+    series: Mapping[str, Sequence[tuple[date, float]]],
+    as_of: date,
+    *,
+    horizon_days: int = 60,
+    window_days: int = 28,
+    min_points: int = 7,
+) -> Forecast:
+    """Project the leading indicators' recent trend forward and find the first red day.
+
+    Each leading indicator with at least `min_points` readings in the window gets a least-squares
+    line; everything else holds its latest value. Projected values count as fresh; held values
+    count only if fresh today, so a forecast never resurrects stale data. The overall score uses
+    score_health's weighting and the model's bands (on the score rounded to one decimal).
+    Readings after `as_of` are ignored.
+    """
+    latest: dict[str, tuple[date, float]] = {}
+    slopes: dict[str, float] = {}
+    lines: dict[str, tuple[float, float]] = {}
+    for ind in model.indicators:
+        best, fit = _scan(series.get(ind.key) or (), as_of, window_days, ind.kind == "leading")
+        if best is not None:
+            latest[ind.key] = best
+        if fit is not None and fit[0] >= min_points:
+            _, intercept, slope = fit
+            slopes[ind.key] = slope
+            lines[ind.key] = (intercept, slope)
+    worsening = tuple(k for k in slopes if _moves_toward_red(model.indicator(k), slopes[k]))
+
+    current = score_health(model, latest, as_of)
+    if current.band == "red":
+        return Forecast(0, horizon_days, slopes, worsening, True, current.score)
+
+    # Split the score into a constant part (held values, flat lines) and the moving indicators.
+    fresh_now = {r.key for r in current.indicators if r.status == "fresh"}
+    constant = 0.0
+    used_weight = 0.0
+    moving: list[tuple[Indicator, float, float]] = []
+    used: list[str] = []
+    for ind in model.indicators:
+        line = lines.get(ind.key)
+        if line is not None:
+            intercept, slope = line
+            if abs(slope) <= _SLOPE_EPS:
+                constant += ind.weight * indicator_score(ind, intercept)
+            else:
+                moving.append((ind, intercept, slope))
+        elif ind.key in fresh_now:
+            constant += ind.weight * indicator_score(ind, latest[ind.key][1])
+        else:
+            continue
+        used_weight += ind.weight
+        used.append(ind.key)
+
+    def not_found(enough: bool) -> Forecast:
+        return Forecast(None, horizon_days, slopes, worsening, enough, current.score, tuple(used))
+
+    # A forecast needs at least one fitted trend and the same coverage rule as the score itself.
+    if not lines or used_weight < model.total_weight * 0.5 - 1e-9 or horizon_days < 1:
+        return not_found(False)
+
+    red_max = model.bands.red_max
+
+    def is_red(k: int) -> bool:
+        # indicator_score clamps to [floor, ceiling], which is the same as clamping the value.
+        total = constant
+        for ind, intercept, slope in moving:
+            total += ind.weight * indicator_score(ind, intercept + slope * k)
+        return round(total / used_weight, 1) <= red_max
+
+    # Each moving score is monotone in k, so the lowest possible score within the horizon is the
+    # sum of each one's worse end. Most accounts are nowhere near red: stop here, no day loop.
+    lowest = constant
+    for ind, intercept, slope in moving:
+        lowest += ind.weight * min(
+            indicator_score(ind, intercept + slope),
+            indicator_score(ind, intercept + slope * horizon_days),
+        )
+    if round(lowest / used_weight, 1) > red_max:
+        return not_found(True)
+
+    if all(_moves_toward_red(ind, slope) for ind, _, slope in moving):
+        # Everything moving is getting worse: the score only falls, so bisect for the first red day.
+        lo, hi = 1, horizon_days
+        if not is_red(hi):
+            return not_found(True)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if is_red(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return Forecast(lo, horizon_days, slopes, worsening, True, current.score, tuple(used))
+
+    # Mixed directions (rare): walk day by day.
+    for k in range(1, horizon_days + 1):
+        if is_red(k):
+            return Forecast(k, horizon_days, slopes, worsening, True, current.score, tuple(used))
+    return not_found(True)

@@ -1,0 +1,191 @@
+"""Finding the account a request is about, and the facts about it every reply shows."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from domain.accounts_index import AccountIndex, AccountName, Resolution
+from handlers.context import ChatContext
+from handlers.reply import Reply
+from storage.models import CSM, Account, HealthSnapshot
+
+_index_lock = threading.Lock()
+_index_cache: dict[tuple[str, tuple[Any, ...]], AccountIndex] = {}
+
+
+def _fingerprint(session: Session) -> tuple[Any, ...]:
+    # Any insert, rename or alias change moves one of these, so the cached index is rebuilt.
+    row = session.exec(
+        select(func.count(Account.id), func.max(Account.id), func.max(Account.updated_at))
+    ).one()
+    return tuple(row)
+
+
+def account_index(session: Session) -> AccountIndex:
+    """The name index of every account, built once per process and rebuilt when accounts change."""
+    bind = session.get_bind()
+    key = (str(bind.url), _fingerprint(session))
+    with _index_lock:
+        cached = _index_cache.get(key)
+        if cached is not None:
+            return cached
+    rows = session.exec(select(Account.id, Account.name, Account.aliases)).all()
+    index = AccountIndex(
+        AccountName(id=r[0], name=r[1], aliases=tuple(r[2] or ())) for r in rows if r[0] is not None
+    )
+    with _index_lock:
+        # Keep only the newest index per database.
+        for old in [k for k in _index_cache if k[0] == key[0]]:
+            del _index_cache[old]
+        _index_cache[key] = index
+    return index
+
+
+def not_here_reply() -> Reply:
+    """What an external (shared) channel gets instead of another account's data."""
+    reason = (
+        "This channel is shared with another organisation, so I only show the account it is "
+        "mapped to here. Ask me in a direct message instead."
+    )
+    return Reply(template="not_here", context={"reason": reason}, text=reason)
+
+
+def resolution_reply(resolution: Resolution, intent: str) -> Reply:
+    """Reply for a name that did not resolve to one account: suggestions or a choice."""
+    if resolution.status == "ambiguous":
+        choices = [{"id": c.id, "name": c.name} for c in resolution.candidates]
+        names = ", ".join(c["name"] for c in choices)
+        return Reply(
+            template="account_choices",
+            context={"query": resolution.query, "intent": intent, "choices": choices},
+            text=f"Which account do you mean by “{resolution.query}”? {names}",
+        )
+    suggestions = [{"id": c.id, "name": c.name} for c in resolution.candidates]
+    text = f"I couldn't find an account called “{resolution.query}”."
+    if suggestions:
+        text += " Did you mean " + ", ".join(s["name"] for s in suggestions) + "?"
+    return Reply(
+        template="account_not_found",
+        context={"query": resolution.query, "suggestions": suggestions},
+        text=text,
+    )
+
+
+def resolve_account(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    intent: str,
+    query: str | None = None,
+    account_id: int | None = None,
+) -> Account | Reply:
+    """The Account the request names, or the Reply to send instead (not found, which one, not here)."""
+    account: Account | None = None
+    if account_id is not None:
+        account = session.get(Account, account_id)
+        if account is None:
+            return resolution_reply(
+                Resolution(
+                    status="none",
+                    query=str(account_id),
+                    account_id=None,
+                    name=None,
+                    candidates=(),
+                ),
+                intent,
+            )
+    else:
+        text = (query or "").strip()
+        if not text:
+            return Reply(
+                template="account_not_found",
+                context={"query": "", "suggestions": []},
+                text="Which account? Try “health acme”.",
+            )
+        resolution = account_index(session).resolve(text)
+        if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
+            return resolution_reply(resolution, intent)
+        account = session.get(Account, resolution.account_id)
+        if account is None:  # deleted between index build and now
+            return resolution_reply(resolution, intent)
+    if ctx.external and account.id not in ctx.allowed_account_ids:
+        return not_here_reply()
+    return account
+
+
+def owner_of(session: Session, account: Account) -> CSM | None:
+    return session.get(CSM, account.owner_id) if account.owner_id else None
+
+
+def account_summary(session: Session, account: Account, today: date) -> dict[str, Any]:
+    """The facts about an account that most replies show, as plain data."""
+    owner = owner_of(session, account)
+    return {
+        "id": account.id,
+        "name": account.name,
+        "external_id": account.external_id,
+        "segment": account.segment,
+        "tier": account.tier,
+        "arr": account.arr,
+        "lifecycle_stage": account.lifecycle_stage,
+        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
+        "days_to_renewal": (account.renewal_date - today).days if account.renewal_date else None,
+        "licensed_seats": account.licensed_seats,
+        "owner": {"id": owner.id, "name": owner.name, "email": owner.email} if owner else None,
+    }
+
+
+def latest_snapshots(
+    session: Session, account_ids: list[int] | None, today: date
+) -> dict[int, HealthSnapshot]:
+    """The newest snapshot on or before today for each account (all accounts when ids is None)."""
+    newest = (
+        select(HealthSnapshot.account_id, func.max(HealthSnapshot.day).label("day"))
+        .where(HealthSnapshot.day <= today)
+        .group_by(HealthSnapshot.account_id)
+    )
+    if account_ids is not None:
+        if not account_ids:
+            return {}
+        newest = newest.where(HealthSnapshot.account_id.in_(account_ids))
+    sub = newest.subquery()
+    rows = session.exec(
+        select(HealthSnapshot).join(
+            sub,
+            (HealthSnapshot.account_id == sub.c.account_id) & (HealthSnapshot.day == sub.c.day),
+        )
+    ).all()
+    return {row.account_id: row for row in rows}
+
+
+def snapshot_on_or_before(session: Session, account_id: int, day: date) -> HealthSnapshot | None:
+    return session.exec(
+        select(HealthSnapshot)
+        .where(HealthSnapshot.account_id == account_id, HealthSnapshot.day <= day)
+        .order_by(HealthSnapshot.day.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).first()
+
+
+def scores_on(session: Session, account_ids: list[int], day: date) -> dict[int, float | None]:
+    """Each account's score on a past day (its newest snapshot on or before it), for deltas."""
+    if not account_ids:
+        return {}
+    sub = (
+        select(HealthSnapshot.account_id, func.max(HealthSnapshot.day).label("day"))
+        .where(HealthSnapshot.day <= day, HealthSnapshot.account_id.in_(account_ids))
+        .group_by(HealthSnapshot.account_id)
+        .subquery()
+    )
+    rows = session.exec(
+        select(HealthSnapshot.account_id, HealthSnapshot.score).join(
+            sub,
+            (HealthSnapshot.account_id == sub.c.account_id) & (HealthSnapshot.day == sub.c.day),
+        )
+    ).all()
+    return {r[0]: r[1] for r in rows}

@@ -1,0 +1,336 @@
+"""Scheduled-notice replies (risk alert, renewal reminder, delivery failure) and the alert buttons."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from domain.signals import forecast_summary
+from handlers.audit import record
+from handlers.context import ChatContext
+from handlers.errors import NotFound
+from handlers.permissions import require_change
+from handlers.reply import Reply
+from scheduler.models import Alert
+from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
+
+ACK_ACTION_ID = "alert_acknowledge"
+SNOOZE_ACTION_ID = "alert_snooze"
+SNOOZE_DAYS = 7
+SEVERITY_LABELS = {1: "notice", 2: "warning", 3: "critical"}
+KIND_LABELS = {
+    "band_change": "Health band",
+    "score_drop": "Health drop",
+    "forecast_red": "Forecast",
+    "nps_detractor": "NPS detractor",
+    "milestone_overdue": "Milestone overdue",
+    "escalation_sla": "Escalation SLA",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def account_briefs(
+    session: Session, account_ids: Iterable[int], today: date
+) -> dict[int, dict[str, Any]]:
+    """Health, milestones, risks and owner of many accounts in a handful of queries (plain data)."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    accounts = session.exec(select(Account).where(col(Account.id).in_(ids))).all()
+    owner_ids = {a.owner_id for a in accounts if a.owner_id}
+    owners = {
+        c.id: c for c in session.exec(select(CSM).where(col(CSM.id).in_(owner_ids))).all()
+    }
+    window = [today - timedelta(days=n) for n in range(0, 10)]
+    snaps: dict[int, dict[date, HealthSnapshot]] = defaultdict(dict)
+    for s in session.exec(
+        select(HealthSnapshot).where(
+            col(HealthSnapshot.account_id).in_(ids), col(HealthSnapshot.day).in_(window)
+        )
+    ).all():
+        snaps[s.account_id][s.day] = s
+    milestones: dict[int, list[Milestone]] = defaultdict(list)
+    for m in session.exec(select(Milestone).where(col(Milestone.account_id).in_(ids))).all():
+        milestones[m.account_id].append(m)
+    escalations: dict[int, int] = defaultdict(int)
+    for e in session.exec(
+        select(Escalation).where(
+            col(Escalation.account_id).in_(ids), Escalation.status != "resolved"
+        )
+    ).all():
+        escalations[e.account_id] += 1
+    since = datetime.combine(today - timedelta(days=30), datetime.min.time(), tzinfo=UTC)
+    risks: dict[int, list[str]] = defaultdict(list)
+    for a in session.exec(
+        select(Alert)
+        .where(
+            col(Alert.account_id).in_(ids),
+            col(Alert.fired_at) >= since,
+            Alert.status != "suppressed",
+        )
+        .order_by(col(Alert.fired_at).desc())
+    ).all():
+        risks[a.account_id].append(a.title)
+    briefs: dict[int, dict[str, Any]] = {}
+    for a in accounts:
+        aid = a.id or 0
+        days = snaps.get(aid, {})
+        latest = max(days) if days else None
+        snap = days[latest] if latest else None
+        week_ago = days.get(latest - timedelta(days=7)) if latest else None
+        ms = milestones.get(aid, [])
+        overdue = [m for m in ms if m.due_date and m.due_date < today and m.status != "done"]
+        upcoming = sorted(
+            (m for m in ms if m.status != "done" and m.due_date and m.due_date >= today),
+            key=lambda m: m.due_date or today,
+        )
+        owner = owners.get(a.owner_id) if a.owner_id else None
+        drivers = (snap.drivers or [])[:3] if snap else []
+        briefs[aid] = {
+            "id": aid,
+            "name": a.name,
+            "arr": a.arr,
+            "segment": a.segment,
+            "lifecycle_stage": a.lifecycle_stage,
+            "owner": {"id": owner.id, "name": owner.name} if owner else None,
+            "health": {
+                "day": snap.day.isoformat() if snap else None,
+                "score": None if not snap or snap.score is None else round(snap.score),
+                "band": snap.band if snap else "insufficient",
+                "delta_7d": (
+                    round(snap.score - week_ago.score, 1)
+                    if snap and week_ago and snap.score is not None and week_ago.score is not None
+                    else None
+                ),
+                "forecast_red_in_days": snap.forecast_red_in_days if snap else None,
+                "forecast": forecast_summary(snap.forecast_red_in_days) if snap else None,
+                "drivers": [
+                    {"label": d.get("label"), "score": round(d.get("score") or 0)} for d in drivers
+                ],
+            },
+            "milestones": {
+                "total": len(ms),
+                "done": sum(1 for m in ms if m.status == "done"),
+                "overdue": len(overdue),
+                "overdue_titles": [m.title for m in overdue[:5]],
+                "next": [
+                    {"title": m.title, "due_date": m.due_date.isoformat() if m.due_date else None}
+                    for m in upcoming[:3]
+                ],
+            },
+            "open_escalations": escalations.get(aid, 0),
+            "risks": risks.get(aid, [])[:5],
+        }
+    return briefs
+
+
+def _actions(alert_id: int) -> dict[str, Any]:
+    value = str(alert_id)
+    return {
+        "acknowledge": {"action_id": ACK_ACTION_ID, "value": value, "label": "Acknowledge"},
+        "snooze": {
+            "action_id": SNOOZE_ACTION_ID,
+            "value": value,
+            "label": f"Snooze {SNOOZE_DAYS} days",
+        },
+    }
+
+
+def _alert_dict(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "kind_label": KIND_LABELS.get(alert.kind, alert.kind),
+        "title": alert.title,
+        "severity": alert.severity,
+        "severity_label": SEVERITY_LABELS.get(alert.severity, "notice"),
+        "details": alert.details,
+        "status": alert.status,
+        "fired_at": _aware(alert.fired_at).isoformat() if alert.fired_at else None,
+        "acknowledged_at": (
+            _aware(alert.acknowledged_at).isoformat() if alert.acknowledged_at else None
+        ),
+        "snoozed_until": (
+            _aware(alert.snoozed_until).date().isoformat() if alert.snoozed_until else None
+        ),
+    }
+
+
+def risk_alert_reply(alert: Alert, brief: dict[str, Any], *, note: str | None = None) -> Reply:
+    """The card posted for a fired alert: what happened, the health behind it, and two buttons."""
+    context = {
+        "alert": _alert_dict(alert),
+        "account": brief,
+        "actions": _actions(alert.id or 0),
+        "note": note,
+    }
+    h = brief["health"]
+    score = "no score" if h["score"] is None else f"{h['score']}/100 {h['band']}"
+    text = f"⚠ {brief['name']}: {alert.title} ({score})"
+    return Reply(template="risk_alert", context=context, text=text, visibility="channel")
+
+
+def risk_alert(session: Session, *, ctx: ChatContext, alert_id: int) -> Reply:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"There is no alert {alert_id}.")
+    brief = account_briefs(session, [alert.account_id], ctx.today)[alert.account_id]
+    return risk_alert_reply(alert, brief)
+
+
+def renewal_reminder_reply(
+    renewal: Renewal, brief: dict[str, Any], *, today: date, offset: int
+) -> Reply:
+    days_left = (renewal.renewal_date - today).days
+    context = {
+        "account": brief,
+        "renewal": {
+            "id": renewal.id,
+            "date": renewal.renewal_date.isoformat(),
+            "days_left": days_left,
+            "offset": offset,
+            "arr": renewal.arr,
+            "likelihood_pct": (
+                None if renewal.likelihood is None else round(renewal.likelihood * 100)
+            ),
+        },
+    }
+    h = brief["health"]
+    score = "no score" if h["score"] is None else f"health {h['score']} {h['band']}"
+    text = (
+        f"Renewal in {days_left} days: {brief['name']} on {renewal.renewal_date.isoformat()}, "
+        f"ARR ${renewal.arr:,.0f}, {score}"
+    )
+    return Reply(template="renewal_reminder", context=context, text=text, visibility="channel")
+
+
+def renewal_reminder(
+    session: Session, *, ctx: ChatContext, renewal_id: int, offset: int | None = None
+) -> Reply:
+    renewal = session.get(Renewal, renewal_id)
+    if renewal is None:
+        raise NotFound(f"There is no renewal {renewal_id}.")
+    brief = account_briefs(session, [renewal.account_id], ctx.today)[renewal.account_id]
+    days_left = (renewal.renewal_date - ctx.today).days
+    return renewal_reminder_reply(
+        renewal, brief, today=ctx.today, offset=offset if offset is not None else days_left
+    )
+
+
+def delivery_failed_reply(
+    *,
+    delivery_id: int,
+    kind: str,
+    subject: str,
+    target: str,
+    platform: str,
+    reason: str,
+    text: str,
+) -> Reply:
+    """Told to the admin channel when a post can never be delivered (channel gone, bot removed)."""
+    context = {
+        "delivery": {
+            "id": delivery_id,
+            "kind": kind,
+            "subject": subject,
+            "target": target,
+            "platform": platform,
+            "reason": reason,
+            "text": text[:500],
+        }
+    }
+    message = (
+        f"Could not deliver a {kind} to {target} on {platform}: {reason}. "
+        f"See `csm-bot outbox --status failed` (delivery {delivery_id})."
+    )
+    return Reply(template="delivery_failed", context=context, text=message, visibility="channel")
+
+
+def _alert_and_account(session: Session, alert_id: int) -> tuple[Alert, Account]:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"There is no alert {alert_id}.")
+    account = session.get(Account, alert.account_id)
+    if account is None:
+        raise NotFound(f"The account of alert {alert_id} no longer exists.")
+    return alert, account
+
+
+def acknowledge_alert(
+    session: Session, *, ctx: ChatContext, alert_id: int, now: datetime | None = None
+) -> Reply:
+    """The Acknowledge button: owner, manager or admin only; quiets repeats of this kind; audited."""
+    alert, account = _alert_and_account(session, alert_id)
+    require_change(session, ctx.actor, account, "this alert")
+    before = {"status": alert.status}
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = now or _now()
+        alert.acknowledged_by_id = ctx.actor.csm_id
+    alert.status = "acknowledged"
+    session.add(alert)
+    record(
+        session,
+        ctx=ctx,
+        action="alert.acknowledge",
+        entity="alert",
+        entity_id=alert_id,
+        before=before,
+        after={"status": alert.status},
+    )
+    session.flush()
+    brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
+    return risk_alert_reply(alert, brief, note=f"Acknowledged by {ctx.actor.name}")
+
+
+def snooze_alert(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    alert_id: int,
+    days: int = SNOOZE_DAYS,
+    now: datetime | None = None,
+) -> Reply:
+    """The Snooze button: no alert of this kind for this account for ``days`` days; audited."""
+    alert, account = _alert_and_account(session, alert_id)
+    require_change(session, ctx.actor, account, "this alert")
+    if not 1 <= days <= 90:
+        from handlers.errors import ValidationFailed
+
+        raise ValidationFailed({"days": "Snooze for 1 to 90 days."})
+    before = {"status": alert.status, "snoozed_until": None}
+    if alert.snoozed_until is not None:
+        before["snoozed_until"] = _aware(alert.snoozed_until).isoformat()  # type: ignore[union-attr]
+    until = (now or _now()) + timedelta(days=days)
+    alert.snoozed_until = until
+    alert.snoozed_by_id = ctx.actor.csm_id
+    alert.status = "snoozed"
+    session.add(alert)
+    record(
+        session,
+        ctx=ctx,
+        action="alert.snooze",
+        entity="alert",
+        entity_id=alert_id,
+        before=before,
+        after={"status": "snoozed", "snoozed_until": until.isoformat()},
+    )
+    session.flush()
+    brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
+    return risk_alert_reply(
+        alert,
+        brief,
+        note=f"Snoozed for {days} days by {ctx.actor.name} (until {until.date().isoformat()})",
+    )

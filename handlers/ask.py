@@ -1,0 +1,204 @@
+"""The conversational handler: one message in (command or plain words), the right use case, a Reply out."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from domain.nlu.followup import apply_followup
+from sqlmodel import Session, col, select
+
+from domain.health_model import HealthModels
+from domain.nlu import ParseResult, parse
+from handlers import escalations, health, plan, portfolio
+from handlers.accounts import account_index, resolution_reply
+from handlers.context import ChatContext
+from handlers.errors import HandlerError
+from handlers.help import help_reply
+from handlers.reply import Reply
+from handlers.settings import user_settings
+from storage.models import CSM, ConversationState, utcnow
+
+logger = logging.getLogger(__name__)
+
+# A thread's memory lasts this long after its last turn: long enough for a follow-up, short
+# enough that tomorrow's "and its renewal?" is not about today's account.
+STATE_TTL = timedelta(hours=2)
+ACCOUNT_INTENTS = ("account_health", "success_plan", "account_changes", "qbr_prep", "escalate")
+_SEVERITY = re.compile(r"\bsev\s*[123]\b", re.IGNORECASE)
+_LEADING_COMMAND = re.compile(r"^\s*/?\s*(escalate|escalation|esc)\b[:\s]*", re.IGNORECASE)
+
+
+def _people(session: Session) -> list[str]:
+    return [name.split()[0] for name in session.exec(select(CSM.name)).all() if name]
+
+
+def load_state(session: Session, key: str | None) -> dict[str, Any] | None:
+    if not key:
+        return None
+    state = session.get(ConversationState, key)
+    if state is None or state.expires_at < utcnow():
+        return None
+    return {
+        "intent": state.intent,
+        "account_id": state.account_id,
+        "account_name": state.entities.get("account_name"),
+        "entities": state.entities,
+    }
+
+
+def save_state(
+    session: Session,
+    key: str | None,
+    parsed: ParseResult,
+    account_id: int | None,
+    account_name: str | None,
+) -> None:
+    if not key or parsed.intent in (None, "help"):
+        return
+    now = utcnow()
+    state = session.get(ConversationState, key) or ConversationState(key=key, expires_at=now)
+    state.intent = parsed.intent
+    if account_id is not None:
+        state.account_id = account_id
+    entities = dict(parsed.entities())
+    entities["account_name"] = (
+        account_name if account_id is not None else state.entities.get("account_name")
+    )
+    state.entities = entities
+    state.updated_at = now
+    state.expires_at = now + STATE_TTL
+    session.add(state)
+    # Drop expired threads now and then so the table does not grow without bound.
+    session.exec(  # type: ignore[call-overload]
+        ConversationState.__table__.delete().where(
+            col(ConversationState.expires_at) < now - STATE_TTL
+        )
+    )
+
+
+def _escalation_title(parsed: ParseResult) -> str | None:
+    text = _LEADING_COMMAND.sub("", parsed.text)
+    if parsed.account_text:
+        text = re.sub(re.escape(parsed.account_text), "", text, count=1, flags=re.IGNORECASE)
+    text = _SEVERITY.sub("", text)
+    text = re.sub(r"^\W+|\s{2,}", " ", text).strip(" -:–—")
+    return text or None
+
+
+def route(
+    session: Session,
+    parsed: ParseResult,
+    ctx: ChatContext,
+    *,
+    models: HealthModels,
+    previous: dict[str, Any] | None = None,
+) -> tuple[Reply, int | None, str | None]:
+    """Run the use case for a parsed message; returns the Reply and the account it was about."""
+    intent = parsed.intent
+    resolution = parsed.account
+    account_id: int | None = None
+    account_name: str | None = None
+    if resolution is not None:
+        if resolution.account_id is not None and resolution.status in ("exact", "alias", "fuzzy"):
+            account_id, account_name = resolution.account_id, resolution.name
+        elif intent in ACCOUNT_INTENTS or intent == "milestones_overdue":
+            return resolution_reply(resolution, intent or "account_health"), None, None
+    if intent is None:
+        return help_reply(parsed.text, unknown=bool(parsed.text.strip())), None, None
+    if intent == "help":
+        if re.search(r"\bsettings?\b", parsed.text, re.IGNORECASE) and ctx.actor.csm_id:
+            return user_settings(session, ctx=ctx), None, None
+        return help_reply(parsed.text), None, None
+    if intent in ACCOUNT_INTENTS and account_id is None:
+        example = {
+            "account_health": "health acme",
+            "success_plan": "plan acme",
+            "account_changes": "what changed at acme",
+            "qbr_prep": "qbr acme",
+            "escalate": "escalate acme sev2 SSO broken",
+        }[intent]
+        return (
+            Reply(
+                template="account_not_found",
+                context={"query": "", "suggestions": []},
+                text=f"Which account? Try “{example}”.",
+            ),
+            None,
+            None,
+        )
+    if intent == "account_health":
+        reply = health.account_health(session, ctx=ctx, models=models, account_id=account_id)
+    elif intent == "success_plan":
+        reply = plan.success_plan(session, ctx=ctx, account_id=account_id)
+    elif intent == "account_changes":
+        days = (parsed.window.end - parsed.window.start).days if parsed.window else 7
+        reply = health.account_changes(
+            session, ctx=ctx, models=models, account_id=account_id, days=max(1, min(days, 90))
+        )
+    elif intent == "qbr_prep":
+        from handlers.qbr import qbr_prep
+
+        reply = qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
+    elif intent == "escalate":
+        reply = escalations.open_escalation(
+            session,
+            ctx=ctx,
+            account_id=account_id,
+            severity=parsed.severity,
+            title=_escalation_title(parsed),
+        )
+    elif intent == "milestones_overdue":
+        reply = portfolio.overdue_milestones(
+            session, ctx=ctx, account_id=account_id, owner=parsed.owner
+        )
+    elif intent == "renewals_upcoming":
+        if account_id is not None:
+            # "and its renewal?" about one account: its health card carries renewal and ARR.
+            reply = health.account_health(session, ctx=ctx, models=models, account_id=account_id)
+        elif parsed.window is not None:
+            reply = portfolio.upcoming_renewals(
+                session,
+                ctx=ctx,
+                start=parsed.window.start,
+                end=parsed.window.end,
+                label=parsed.window.label,
+                owner=parsed.owner,
+            )
+        else:
+            reply = portfolio.upcoming_renewals(session, ctx=ctx, owner=parsed.owner)
+    elif intent == "portfolio_at_risk":
+        reply = portfolio.at_risk(session, ctx=ctx, owner=parsed.owner, band=parsed.band)
+    elif intent == "my_accounts":
+        reply = portfolio.my_accounts(
+            session, ctx=ctx, owner=parsed.owner if parsed.owner != "me" else None
+        )
+    else:  # an intent the parser knows and we do not route yet
+        reply = help_reply(parsed.text, unknown=True)
+    return reply, account_id, account_name
+
+
+def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModels) -> Reply:
+    """Answer one chat message. Never raises for bad input: the user gets help or a clear message."""
+    text = (text or "").strip()
+    if not text:
+        return replace(help_reply(""), intent="help")
+    index = account_index(session)
+    parsed = parse(text, index=index, today=ctx.today, people=_people(session))
+    previous = load_state(session, ctx.thread_key)
+    parsed = apply_followup(parsed, previous)
+    try:
+        reply, account_id, account_name = route(
+            session, parsed, ctx, models=models, previous=previous
+        )
+    except HandlerError as exc:
+        reply, account_id, account_name = (
+            Reply(template="error", context={"message": exc.message}, text=exc.message),
+            None,
+            None,
+        )
+    save_state(session, ctx.thread_key, parsed, account_id, account_name)
+    return replace(reply, intent=parsed.intent, entities=parsed.entities())

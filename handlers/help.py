@@ -1,0 +1,37 @@
+"""What the assistant can do, with examples that fit the words the user used."""
+
+from __future__ import annotations
+
+from domain.nlu.suggest import help_examples
+
+from handlers.reply import Reply
+
+COMMANDS = (
+    ("health <account>", "Health card: score, band, trend, drivers, forecast, renewal, owner"),
+    ("plan <account>", "Success plan with milestones you can move"),
+    ("overdue [account]", "Milestones past their due date"),
+    ("renewals [days]", "Renewals coming up (default: next 90 days)"),
+    ("risks", "Accounts at risk, worst first"),
+    ("my accounts", "Your portfolio with health"),
+    ("changes <account>", "What changed for an account this week"),
+    ("qbr <account>", "QBR prep: value delivered, risks, agenda"),
+    ("escalate <account> sev1|sev2|sev3 <title>", "Open an escalation thread"),
+    ("settings", "Your digest time and timezone"),
+)
+
+
+def help_reply(text: str = "", *, unknown: bool = False) -> Reply:
+    """Help; when ``unknown``, say we did not understand and lead with examples close to ``text``."""
+    examples = help_examples(text, limit=4)
+    lead = "I didn't catch that. " if unknown else ""
+    fallback = lead + "Try: " + " · ".join(f"“{e}”" for e in examples)
+    return Reply(
+        template="help",
+        context={
+            "unknown": unknown,
+            "text": text,
+            "examples": examples,
+            "commands": [{"usage": u, "description": d} for u, d in COMMANDS],
+        },
+        text=fallback,
+    )

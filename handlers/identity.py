@@ -1,0 +1,72 @@
+"""Matching a chat user to a CSM: by the platform id we stored, else by email (then we store the id)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from handlers.context import Actor, Platform
+from storage.models import CSM
+
+_ID_COLUMN = {"slack": "slack_user_id", "teams": "teams_user_id"}
+
+
+def actor_of(csm: CSM, platform_user_id: str | None = None) -> Actor:
+    return Actor(
+        csm_id=csm.id,
+        name=csm.name,
+        email=csm.email,
+        role=csm.role,
+        platform_user_id=platform_user_id,
+    )
+
+
+def unknown_actor(user_id: str | None, name: str | None = None) -> Actor:
+    """Someone we cannot match: they may read, never write."""
+    return Actor(csm_id=None, name=name or "someone", role="unknown", platform_user_id=user_id)
+
+
+def actor_for(
+    session: Session,
+    *,
+    platform: Platform,
+    user_id: str,
+    email: str | None = None,
+    name: str | None = None,
+) -> Actor:
+    """The Actor for a platform user; remembers the platform id on the first email match."""
+    column_name = _ID_COLUMN.get(platform)
+    if column_name:
+        column = getattr(CSM, column_name)
+        csm = session.exec(select(CSM).where(column == user_id)).first()
+        if csm is not None:
+            return actor_of(csm, user_id)
+    if email:
+        csm = session.exec(
+            select(CSM).where(func.lower(CSM.email) == email.strip().lower())
+        ).first()
+        if csm is not None:
+            if column_name and getattr(csm, column_name) in (None, ""):
+                setattr(csm, column_name, user_id)
+                session.add(csm)
+                session.flush()
+            return actor_of(csm, user_id)
+    return unknown_actor(user_id, name)
+
+
+def actor_by_email(session: Session, email: str | None) -> Actor | None:
+    """The local chat's `--as EMAIL`; None when nobody has that email."""
+    if not email:
+        return None
+    csm = session.exec(select(CSM).where(func.lower(CSM.email) == email.strip().lower())).first()
+    return actor_of(csm) if csm else None
+
+
+def default_console_actor(session: Session, email: str | None) -> Actor:
+    """Who the local chat answers as: the configured email, else the first CSM, else nobody."""
+    if email:
+        actor = actor_by_email(session, email)
+        if actor is not None:
+            return actor
+    csm = session.exec(select(CSM).where(CSM.role == "csm").order_by(CSM.id)).first()
+    return actor_of(csm) if csm else unknown_actor(None, "you")

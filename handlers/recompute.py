@@ -1,0 +1,326 @@
+"""Recompute health snapshots from indicator readings: one day for the scheduler, a range for backfills."""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from domain.forecast import forecast_red
+from domain.health import score_health
+from storage.bulk import table
+
+if TYPE_CHECKING:
+    from domain.health_model import HealthModel, HealthModels
+
+logger = logging.getLogger(__name__)
+
+# The forecast fits a slope over this many days of each leading indicator.
+FORECAST_WINDOW_DAYS = 28
+FORECAST_HORIZON_DAYS = 60
+WRITE_BATCH = 2_000
+_WINDOW = timedelta(days=FORECAST_WINDOW_DAYS)
+_INF = float("inf")
+
+
+@dataclass(frozen=True)
+class RecomputeSummary:
+    """What a recomputation did: accounts scored, snapshots written, how many lacked data, time."""
+
+    accounts: int
+    snapshots: int
+    insufficient: int
+    seconds: float
+
+
+def lookback_days(models: HealthModels) -> dict[str, int]:
+    """Per indicator key, how many days of readings scoring and forecasting can use.
+
+    A reading older than its max age no longer counts, and the forecast only looks at the last
+    FORECAST_WINDOW_DAYS of leading indicators; nothing older is ever read.
+    """
+    need: dict[str, int] = {}
+    for model in _all_models(models):
+        for ind in model.indicators:
+            days = ind.max_age_days
+            if ind.kind == "leading":
+                days = max(days, FORECAST_WINDOW_DAYS)
+            need[ind.key] = max(need.get(ind.key, 0), days)
+    return need
+
+
+def _all_models(models: HealthModels) -> list[HealthModel]:
+    return [models.default, *models.by_segment.values()]
+
+
+def readings_query(
+    models: HealthModels, first: date, last: date, account_ids: Sequence[int] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The plain SQL (and its parameters) reading what scoring days ``first``..``last`` need.
+
+    Each indicator gets its own cut-off, so a 120-day NPS window does not drag 120 days of daily
+    usage rows along. Rows come in account order, so callers can stream account by account.
+    Shared with the benchmark, which times exactly this read as its baseline.
+    """
+    need = lookback_days(models)
+    params: dict[str, Any] = {"last": last}
+    clauses = []
+    for n, (key, days) in enumerate(sorted(need.items())):
+        params[f"k{n}"] = key
+        params[f"c{n}"] = first - timedelta(days=days)
+        clauses.append(f"(indicator_key = :k{n} AND day >= :c{n})")
+    params["lo"] = min((params[f"c{n}"] for n in range(len(need))), default=first)
+    sql = (
+        "SELECT account_id, indicator_key, day, value FROM indicator_reading "
+        f"WHERE day >= :lo AND day <= :last AND ({' OR '.join(clauses)})"
+    )
+    if account_ids is not None:
+        sql += " AND account_id IN :ids"
+        params["ids"] = list(account_ids)
+    return sql + " ORDER BY account_id", params
+
+
+def _text(sql: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
+    stmt = text(sql)
+    if "ids" in params:
+        stmt = stmt.bindparams(bindparam("ids", expanding=True))
+    return stmt
+
+
+def stream_readings(
+    conn: Connection,
+    models: HealthModels,
+    first: date,
+    last: date,
+    account_ids: Sequence[int] | None = None,
+) -> Iterator[tuple[int, dict[str, list[tuple[date, float]]]]]:
+    """(account_id, {key: [(day, value), ...] sorted by day}) for each account that has readings.
+
+    Plain Core rows, streamed (a server-side cursor on PostgreSQL), so memory holds one account
+    at a time however large the portfolio is.
+    """
+    sql, params = readings_query(models, first, last, account_ids)
+    result = conn.execution_options(stream_results=True, yield_per=5_000).execute(
+        _text(sql, params), params
+    )
+    # SQLite hands dates back as ISO text; there are only a few hundred distinct days, so each
+    # is parsed once instead of once per row.
+    parsed: dict[Any, date] = {}
+    current: int | None = None
+    series: dict[str, list[tuple[date, float]]] = {}
+    for account_id, key, day, value in result:
+        if account_id != current:
+            if current is not None:
+                yield current, _sorted(series)
+            current, series = account_id, {}
+        d = parsed.get(day)
+        if d is None:
+            d = parsed[day] = day if isinstance(day, date) else date.fromisoformat(day)
+        lst = series.get(key)
+        if lst is None:
+            series[key] = [(d, value)]
+        else:
+            lst.append((d, value))
+    if current is not None:
+        yield current, _sorted(series)
+
+
+def _sorted(series: dict[str, list[tuple[date, float]]]) -> dict[str, list[tuple[date, float]]]:
+    # The index usually delivers rows by day already; sorting a sorted list is linear.
+    for lst in series.values():
+        lst.sort()
+    return series
+
+
+def _accounts(
+    conn: Connection, first: date, account_ids: Sequence[int] | None
+) -> list[tuple[int, str | None, date | None]]:
+    """(id, segment, churned_on) of the accounts to score, in id order.
+
+    A churned customer has no health from the day it churned, so those are left out.
+    """
+    acc = table("account")
+    stmt = (
+        select(acc.c.id, acc.c.segment, acc.c.churned_on)
+        .where((acc.c.churned_on.is_(None)) | (acc.c.churned_on > first))
+        .order_by(acc.c.id)
+    )
+    if account_ids is not None:
+        stmt = stmt.where(acc.c.id.in_(account_ids))
+    return [(row[0], row[1], row[2]) for row in conn.execute(stmt)]
+
+
+def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
+    snap = table("health_snapshot")
+    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    stmt = insert(snap)
+    updated = (
+        "score",
+        "band",
+        "coverage",
+        "model_name",
+        "indicator_scores",
+        "drivers",
+        "forecast_red_in_days",
+        "computed_at",
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[snap.c.account_id, snap.c.day],
+        set_={col: stmt.excluded[col] for col in updated},
+    )
+
+
+def _snapshot_row(
+    account_id: int,
+    day: date,
+    model: HealthModel,
+    series: dict[str, list[tuple[date, float]]],
+    fitted: frozenset[str],
+    computed_at: Any,
+    in_range: bool,
+) -> dict[str, Any]:
+    """Score one account on one day from its (day-sorted) readings."""
+    latest: dict[str, tuple[date, float]] = {}
+    window: dict[str, list[tuple[date, float]]] = {}
+    for key, lst in series.items():
+        end = len(lst) if in_range else bisect_right(lst, (day, _INF))
+        if not end:
+            continue
+        latest[key] = last = lst[end - 1]
+        if key in fitted:
+            # The forecast fits a line through the last FORECAST_WINDOW_DAYS only; handing it
+            # older rows would just make it skip them one by one.
+            start = bisect_right(lst, (day - _WINDOW, _INF), 0, end)
+            window[key] = lst[start:end] if start < end else [last]
+        else:
+            window[key] = [last]
+    result = score_health(model, latest, day)
+    forecast = forecast_red(
+        model,
+        window,
+        day,
+        horizon_days=FORECAST_HORIZON_DAYS,
+        window_days=FORECAST_WINDOW_DAYS,
+    )
+    return {
+        "account_id": account_id,
+        "day": day,
+        "score": result.score,
+        "band": result.band,
+        "coverage": result.coverage,
+        "model_name": model.name,
+        "indicator_scores": result.indicator_scores_json(),
+        "drivers": result.drivers_json(),
+        "forecast_red_in_days": forecast.red_in_days,
+        "computed_at": computed_at,
+    }
+
+
+def _compute(
+    engine: Engine,
+    *,
+    first: date,
+    last: date,
+    models: HealthModels,
+    account_ids: Iterable[int] | None,
+) -> tuple[int, int, int]:
+    """Score every selected account on every day in [first, last]; returns the three counts."""
+    ids = None if account_ids is None else sorted(set(account_ids))
+    fitted = frozenset(
+        ind.key for m in _all_models(models) for ind in m.indicators if ind.kind == "leading"
+    )
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    single = len(days) == 1
+    computed_at = datetime.now(UTC)
+    accounts = snapshots = insufficient = 0
+    with engine.begin() as conn:
+        upsert = _upsert_statement(conn)
+        targets = _accounts(conn, first, ids)
+        readings = stream_readings(conn, models, first, last, ids)
+        model_for = {}
+        pending: list[dict[str, Any]] = []
+        next_reading = next(readings, None)
+        for account_id, segment, churned_on in targets:
+            # Merge the account list with the reading stream: accounts without any reading in
+            # the window still get a snapshot ("insufficient data"), never a gap.
+            while next_reading is not None and next_reading[0] < account_id:
+                next_reading = next(readings, None)
+            if next_reading is not None and next_reading[0] == account_id:
+                series = next_reading[1]
+                next_reading = next(readings, None)
+            else:
+                series = {}
+            model = model_for.get(segment)
+            if model is None:
+                model = model_for[segment] = models.for_segment(segment)
+            accounts += 1
+            for day in days:
+                if churned_on is not None and day >= churned_on:
+                    break
+                row = _snapshot_row(account_id, day, model, series, fitted, computed_at, single)
+                if row["score"] is None:
+                    insufficient += 1
+                pending.append(row)
+            if len(pending) >= WRITE_BATCH:
+                conn.execute(upsert, pending)
+                snapshots += len(pending)
+                pending = []
+        if pending:
+            conn.execute(upsert, pending)
+            snapshots += len(pending)
+    return accounts, snapshots, insufficient
+
+
+def recompute_health(
+    engine: Engine,
+    *,
+    as_of: date,
+    models: HealthModels,
+    account_ids: Iterable[int] | None = None,
+) -> RecomputeSummary:
+    """Write (or overwrite) every selected account's health snapshot for ``as_of``.
+
+    Works the same on SQLite and PostgreSQL: one streamed read of the readings the models can
+    use, scoring per account with the model of its segment, batched upserts in one transaction.
+    """
+    started = _time.perf_counter()
+    accounts, snapshots, insufficient = _compute(
+        engine, first=as_of, last=as_of, models=models, account_ids=account_ids
+    )
+    seconds = _time.perf_counter() - started
+    logger.info(
+        "recomputed health for %d accounts as of %s (%d insufficient) in %.2fs",
+        accounts,
+        as_of,
+        insufficient,
+        seconds,
+    )
+    return RecomputeSummary(accounts, snapshots, insufficient, seconds)
+
+
+def backfill_snapshots(
+    engine: Engine,
+    *,
+    start: date,
+    end: date,
+    models: HealthModels,
+    account_ids: Iterable[int] | None = None,
+) -> int:
+    """One snapshot per account per day in [start, end], so 7- and 30-day trends have history."""
+    if end < start:
+        raise ValueError(f"backfill range is empty: {start} > {end}")
+    total = 0
+    # Slices of days keep each account's in-memory history small for long backfills.
+    for first_day in range(0, (end - start).days + 1, 120):
+        first = start + timedelta(days=first_day)
+        last = min(end, first + timedelta(days=119))
+        total += _compute(engine, first=first, last=last, models=models, account_ids=account_ids)[1]
+    return total

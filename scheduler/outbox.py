@@ -1,0 +1,116 @@
+"""The delivery outbox: every scheduled post is a row keyed (kind, subject, target, period), inserted once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from handlers.reply import Reply
+from scheduler.models import Delivery, utcnow
+
+KEY_COLUMNS = ("kind", "subject", "target", "period")
+# Rows per INSERT statement: big enough for a 10k-account day, small enough for SQLite's variable cap.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One post to make: what (reply), where (platform, target) and its once-only key."""
+
+    kind: str
+    subject: str
+    target: str
+    period: str
+    platform: str
+    reply: Reply
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.subject, self.target, self.period)
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return pg_insert(Delivery)
+    if dialect == "sqlite":
+        return sqlite_insert(Delivery)
+    return insert(Delivery)
+
+
+def enqueue(session: Session, items: Iterable[OutboxItem], *, now: datetime | None = None) -> int:
+    """Insert the items that are not in the outbox yet; returns how many were new.
+
+    ON CONFLICT DO NOTHING on the unique key makes this safe to repeat and safe under two
+    concurrent leaders: whichever commits first owns the row, the other inserts nothing.
+    """
+    now = now or utcnow()
+    rows = [
+        {
+            "kind": i.kind,
+            "subject": i.subject,
+            "target": i.target,
+            "period": i.period,
+            "platform": i.platform,
+            "template": i.reply.template,
+            "context": i.reply.context,
+            "text": i.reply.text,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in _dedupe(items)
+    ]
+    inserted = 0
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        stmt = (
+            _insert(session)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=list(KEY_COLUMNS))
+            .returning(Delivery.id)
+        )
+        inserted += len(session.execute(stmt).all())
+    return inserted
+
+
+def _dedupe(items: Iterable[OutboxItem]) -> list[OutboxItem]:
+    # One statement may not carry the same key twice (PostgreSQL refuses to touch a row twice).
+    seen: dict[tuple[str, str, str, str], OutboxItem] = {}
+    for item in items:
+        seen.setdefault(item.key, item)
+    return list(seen.values())
+
+
+def existing_keys(
+    session: Session, kind: str, periods: Sequence[str] | None = None
+) -> set[tuple[str, str, str, str]]:
+    """Keys already in the outbox for a kind (lets jobs skip building replies that would be dropped)."""
+    stmt = select(Delivery.kind, Delivery.subject, Delivery.target, Delivery.period).where(
+        Delivery.kind == kind
+    )
+    if periods is not None:
+        stmt = stmt.where(Delivery.period.in_(list(periods)))
+    return {tuple(r) for r in session.execute(stmt).all()}  # type: ignore[misc]
+
+
+def list_deliveries(
+    session: Session, *, status: str | None = None, limit: int = 200
+) -> list[Delivery]:
+    stmt = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Delivery.status == status)
+    return list(session.execute(stmt).scalars())
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+    return {status: n for status, n in rows}

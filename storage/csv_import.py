@@ -1,0 +1,865 @@
+"""CSV import of accounts, readings, milestones, renewals and surveys: validate everything, then upsert."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.engine import Connection, Engine
+
+from storage.bulk import chunks, insert_dicts, table
+from storage.models import LIFECYCLE_STAGES, MILESTONE_STATUSES, RENEWAL_STATUSES, SURVEY_KINDS
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("accounts", "readings", "milestones", "renewals", "surveys")
+
+# Inclusive score ranges per survey kind (NPS 0-10, CSAT 1-5, CES 1-7).
+SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+# Several aliases go in one cell, separated by this character.
+LIST_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem in the file: the line it is on (header = 1), the column, and what is wrong."""
+
+    row: int
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        if self.column:
+            return f"row {self.row}, column '{self.column}': {self.reason}"
+        return f"row {self.row}: {self.reason}"
+
+
+class ImportFailed(Exception):
+    """The file has at least one bad row; nothing was written. ``errors`` lists every problem."""
+
+    def __init__(self, errors: list[RowError], path: Path | None = None) -> None:
+        self.errors = errors
+        where = f"{path.name}: " if path else ""
+        lines = "\n".join(f"  {e}" for e in errors)
+        noun = "error" if len(errors) == 1 else "errors"
+        super().__init__(f"{where}{len(errors)} {noun}, nothing imported\n{lines}")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did. ``account_ids``: accounts whose data changed (to recompute health)."""
+
+    kind: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+    account_ids: frozenset[int]
+
+
+class _Bad(ValueError):
+    """A cell that cannot be parsed; the message is the reason shown to the user."""
+
+
+# ---------------------------------------------------------------------------------------------
+# cell parsers: text in, typed value out (None for an empty cell), _Bad with a reason otherwise
+
+
+def _text(raw: str) -> str | None:
+    return raw or None
+
+
+def _number(raw: str) -> float | None:
+    if not raw:
+        return None
+    try:
+        value = float(raw.replace(",", "")) if raw.count(",") and "." in raw else float(raw)
+    except ValueError:
+        raise _Bad(f"not a number: {raw!r}") from None
+    if not math.isfinite(value):
+        raise _Bad(f"not a finite number: {raw!r}")
+    return value
+
+
+def _non_negative(raw: str) -> float | None:
+    value = _number(raw)
+    if value is not None and value < 0:
+        raise _Bad(f"must not be negative: {raw!r}")
+    return value
+
+
+def _integer(raw: str) -> int | None:
+    value = _number(raw)
+    if value is None:
+        return None
+    if not value.is_integer():
+        raise _Bad(f"not a whole number: {raw!r}")
+    return int(value)
+
+
+def _count(raw: str) -> int | None:
+    value = _integer(raw)
+    if value is not None and value < 0:
+        raise _Bad(f"must not be negative: {raw!r}")
+    return value
+
+
+def _iso_date(raw: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _Bad(f"not a date in YYYY-MM-DD form: {raw!r}") from None
+
+
+def _probability(raw: str) -> float | None:
+    """0..1, or a percentage such as "80%" (CRMs export both)."""
+    if not raw:
+        return None
+    value = _number(raw[:-1].strip()) if raw.endswith("%") else _number(raw)
+    assert value is not None
+    if raw.endswith("%"):
+        value /= 100
+    if not 0 <= value <= 1:
+        raise _Bad(f"must be between 0 and 1 (or 0% and 100%): {raw!r}")
+    return value
+
+
+def _one_of(allowed: Sequence[str]) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        if not raw:
+            return None
+        value = raw.lower().replace(" ", "_") if raw.lower() not in allowed else raw.lower()
+        if value not in allowed:
+            raise _Bad(f"must be one of {', '.join(allowed)}: {raw!r}")
+        return value
+
+    return parse
+
+
+def _segment(raw: str) -> str | None:
+    return raw.lower() if raw else None
+
+
+def _email(raw: str) -> str | None:
+    if not raw:
+        return None
+    if "@" not in raw or raw.startswith("@") or raw.endswith("@"):
+        raise _Bad(f"not an email address: {raw!r}")
+    return raw.lower()
+
+
+def _aliases(raw: str) -> list[str] | None:
+    if not raw:
+        return None
+    return [part.strip() for part in raw.split(LIST_SEPARATOR) if part.strip()]
+
+
+@dataclass(frozen=True)
+class _Col:
+    """A CSV column: how to parse it, whether it must be there and filled, where it is stored."""
+
+    name: str
+    parse: Callable[[str], Any]
+    required: bool = False
+    db: str | None = None  # database column, when it maps one-to-one
+
+    @property
+    def target(self) -> str:
+        return self.db or self.name
+
+
+_ACCOUNT_REF = "account_external_id"
+
+SPECS: dict[str, tuple[_Col, ...]] = {
+    "accounts": (
+        _Col("external_id", _text, required=True),
+        _Col("name", _text, required=True),
+        _Col("owner_email", _email),
+        _Col("segment", _segment),
+        _Col("tier", _text),
+        _Col("arr", _non_negative),
+        _Col("lifecycle_stage", _one_of(LIFECYCLE_STAGES)),
+        _Col("start_date", _iso_date),
+        _Col("renewal_date", _iso_date),
+        _Col("churned_on", _iso_date),
+        _Col("licensed_seats", _count),
+        _Col("aliases", _aliases),
+        _Col("slack_channel_id", _text),
+    ),
+    "readings": (
+        _Col(_ACCOUNT_REF, _text, required=True),
+        _Col("indicator_key", _text, required=True),
+        _Col("day", _iso_date, required=True),
+        _Col("value", _number, required=True),
+        _Col("source", _text),
+        _Col("note", _text),
+    ),
+    "milestones": (
+        _Col("external_id", _text, required=True),
+        _Col(_ACCOUNT_REF, _text, required=True),
+        _Col("objective", _text, required=True),
+        _Col("title", _text, required=True),
+        _Col("due_date", _iso_date),
+        _Col("status", _one_of(MILESTONE_STATUSES)),
+        _Col("owner_email", _email),
+        _Col("owner_name", _text),
+        _Col("completed_on", _iso_date),
+        _Col("note", _text),
+    ),
+    "renewals": (
+        _Col("external_id", _text, required=True),
+        _Col(_ACCOUNT_REF, _text, required=True),
+        _Col("renewal_date", _iso_date, required=True),
+        _Col("arr", _non_negative),
+        _Col("likelihood", _probability),
+        _Col("status", _one_of(RENEWAL_STATUSES)),
+        _Col("renewed_arr", _non_negative),
+        _Col("closed_on", _iso_date),
+    ),
+    "surveys": (
+        _Col("external_id", _text, required=True),
+        _Col(_ACCOUNT_REF, _text, required=True),
+        _Col("kind", _one_of(SURVEY_KINDS), required=True),
+        _Col("score", _integer, required=True),
+        _Col("responded_on", _iso_date, required=True),
+        _Col("respondent", _text),
+        _Col("comment", _text),
+    ),
+}
+
+# Values a new row gets for non-nullable columns the file leaves out or leaves empty.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "accounts": {"segment": "mid-market", "arr": 0.0, "lifecycle_stage": "adoption", "aliases": []},
+    "readings": {"source": "import"},
+    "milestones": {"status": "not_started"},
+    "renewals": {"arr": 0.0, "status": "open"},
+    "surveys": {},
+}
+
+
+@dataclass
+class _Row:
+    """A parsed data row: its line number and the typed values of the columns the file has."""
+
+    line: int
+    values: dict[str, Any]
+    refs: dict[str, Any] = field(default_factory=dict)  # resolved ids (account_id, owner_id...)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and validating the file
+
+
+def _read(path: Path, kind: str, errors: list[RowError]) -> tuple[list[str], list[_Row]]:
+    """Parse the file into typed rows; every problem found goes to ``errors``."""
+    spec = {c.name: c for c in SPECS[kind]}
+    try:
+        # utf-8-sig drops the byte-order mark Excel puts at the start of "CSV UTF-8" files.
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportFailed([RowError(0, None, f"cannot read file: {exc.strerror}")], path) from exc
+    with handle:
+        try:
+            records = _records(csv.reader(handle))
+            header = next(records, None)
+            if header is None:
+                errors.append(RowError(1, None, "the file is empty (expected a header row)"))
+                return [], []
+            columns = _check_header(header[1], kind, errors)
+            if columns is None:
+                return [], []
+            rows = [_parse_row(line, cells, columns, spec, errors) for line, cells in records]
+        except UnicodeDecodeError as exc:
+            raise ImportFailed(
+                [RowError(0, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")], path
+            ) from exc
+        except csv.Error as exc:
+            raise ImportFailed([RowError(0, None, f"not valid CSV: {exc}")], path) from exc
+    return columns, rows
+
+
+def _records(reader: Any) -> Iterable[tuple[int, list[str]]]:
+    """(first line number, cells) per record; blank lines (a trailing one, say) are skipped."""
+    previous_end = 0
+    for cells in reader:
+        start = previous_end + 1
+        previous_end = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        yield start, cells
+
+
+def _check_header(header: list[str], kind: str, errors: list[RowError]) -> list[str] | None:
+    names = [h.strip().lower() for h in header]
+    known = [c.name for c in SPECS[kind]]
+    bad = False
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            errors.append(RowError(1, name, "column appears twice in the header"))
+            bad = True
+        seen.add(name)
+        if name not in known:
+            errors.append(
+                RowError(1, name or None, f"unknown column (expected: {', '.join(known)})")
+            )
+            bad = True
+    missing = [c.name for c in SPECS[kind] if c.required and c.name not in seen]
+    for name in missing:
+        errors.append(
+            RowError(
+                1,
+                name,
+                f"required column is missing from the header (required for {kind}: "
+                + ", ".join(c.name for c in SPECS[kind] if c.required)
+                + ")",
+            )
+        )
+        bad = True
+    return None if bad else names
+
+
+def _parse_row(
+    line: int, cells: list[str], columns: list[str], spec: dict[str, _Col], errors: list[RowError]
+) -> _Row:
+    if len(cells) > len(columns):
+        extra = [c for c in cells[len(columns) :] if c.strip()]
+        if extra:
+            errors.append(
+                RowError(line, None, f"has {len(cells)} values but the header has {len(columns)}")
+            )
+    values: dict[str, Any] = {}
+    for index, name in enumerate(columns):
+        raw = cells[index].strip() if index < len(cells) else ""
+        col = spec[name]
+        if not raw and col.required:
+            errors.append(RowError(line, name, "required value is empty"))
+            continue
+        try:
+            values[name] = col.parse(raw)
+        except _Bad as exc:
+            errors.append(RowError(line, name, str(exc)))
+    return _Row(line, values)
+
+
+def _check_duplicates(
+    rows: list[_Row], key: Callable[[_Row], Any], column: str, errors: list[RowError]
+) -> None:
+    first: dict[Any, int] = {}
+    for row in rows:
+        k = key(row)
+        if k is None or (isinstance(k, tuple) and None in k):
+            continue
+        if k in first:
+            shown = k if not isinstance(k, tuple) else ", ".join(str(p) for p in k)
+            errors.append(
+                RowError(row.line, column, f"duplicate of row {first[k]} ({shown}) in this file")
+            )
+        else:
+            first[k] = row.line
+
+
+def _allowed_indicator_keys() -> tuple[str, ...]:
+    """Indicator keys of the packaged health model (default and segment models)."""
+    from domain.health_model import load_health_models
+
+    models = load_health_models(None)
+    keys: list[str] = list(models.default.keys)
+    for model in models.by_segment.values():
+        keys += [k for k in model.keys if k not in keys]
+    return tuple(keys)
+
+
+def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowError]) -> None:
+    """Check references against the database and within the file; store the ids found."""
+    if kind != "accounts":
+        refs = {r.values.get(_ACCOUNT_REF) for r in rows} - {None}
+        acc = table("account")
+        ids = _lookup(conn, acc.c.external_id, acc.c.id, refs)
+        for row in rows:
+            ref = row.values.get(_ACCOUNT_REF)
+            if ref is None:
+                continue
+            if ref in ids:
+                row.refs["account_id"] = ids[ref]
+            else:
+                errors.append(
+                    RowError(row.line, _ACCOUNT_REF, f"no account with external_id {ref!r}")
+                )
+    emails = {r.values.get("owner_email") for r in rows} - {None}
+    if emails:
+        csm = table("csm")
+        found = _lookup(conn, func.lower(csm.c.email), csm.c.id, emails)
+        for row in rows:
+            email = row.values.get("owner_email")
+            if email is None:
+                continue
+            if email in found:
+                row.refs["owner_id"] = found[email]
+            else:
+                errors.append(RowError(row.line, "owner_email", f"no CSM with email {email!r}"))
+
+    if kind == "readings":
+        allowed = _allowed_indicator_keys()
+        for row in rows:
+            key = row.values.get("indicator_key")
+            if key is not None and key not in allowed:
+                errors.append(
+                    RowError(
+                        row.line,
+                        "indicator_key",
+                        f"unknown indicator {key!r} (allowed: {', '.join(allowed)})",
+                    )
+                )
+        _check_duplicates(
+            rows,
+            lambda r: (
+                r.values.get(_ACCOUNT_REF),
+                r.values.get("indicator_key"),
+                r.values.get("day"),
+            ),
+            "day",
+            errors,
+        )
+    else:
+        _check_duplicates(rows, lambda r: r.values.get("external_id"), "external_id", errors)
+
+    if kind == "surveys":
+        for row in rows:
+            survey, score = row.values.get("kind"), row.values.get("score")
+            if survey in SURVEY_RANGES and score is not None:
+                lo, hi = SURVEY_RANGES[survey]
+                if not lo <= score <= hi:
+                    errors.append(
+                        RowError(row.line, "score", f"{survey} scores run {lo}-{hi}: {score}")
+                    )
+    if kind == "renewals":
+        for row in rows:
+            if row.values.get("status") in ("renewed", "churned") and not row.values.get(
+                "closed_on"
+            ):
+                row.values.setdefault("closed_on", row.values.get("renewal_date"))
+    if kind == "milestones":
+        _check_milestone_accounts(conn, rows, errors)
+
+
+def _lookup(conn: Connection, key_col: Any, id_col: Any, keys: set[Any]) -> dict[Any, int]:
+    found: dict[Any, int] = {}
+    for batch in chunks(sorted(keys), 500):
+        found.update(conn.execute(select(key_col, id_col).where(key_col.in_(batch))).all())
+    return found
+
+
+def _check_milestone_accounts(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:
+    """A milestone never moves to another account: that is almost always a wrong id in the file."""
+    ms = table("milestone")
+    existing = {
+        ext: acc_id
+        for batch in chunks(sorted({r.values.get("external_id") for r in rows} - {None}), 500)
+        for ext, acc_id in conn.execute(
+            select(ms.c.external_id, ms.c.account_id).where(ms.c.external_id.in_(batch))
+        )
+    }
+    for row in rows:
+        ext = row.values.get("external_id")
+        account_id = row.refs.get("account_id")
+        if ext in existing and account_id is not None and existing[ext] != account_id:
+            errors.append(
+                RowError(
+                    row.line,
+                    _ACCOUNT_REF,
+                    f"milestone {ext!r} already belongs to another account",
+                )
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+@dataclass
+class _Counts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    account_ids: set[int] = field(default_factory=set)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in desired.items() if current.get(k) != v}
+
+
+def _upsert_by_external_id(
+    conn: Connection,
+    kind: str,
+    rows: list[_Row],
+    desired_of: Callable[[_Row], dict[str, Any]],
+    counts: _Counts,
+    *,
+    on_insert: dict[str, Any] | None = None,
+    touch: str | None = None,
+    on_change: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+) -> None:
+    """Insert new external ids, update rows whose values differ, count the rest as unchanged.
+
+    ``on_insert`` adds values only new rows get (timestamps); ``touch`` names a column stamped
+    on every update; ``on_change(current, changes)`` runs before each update (history).
+    """
+    tbl = table(_TABLES[kind])
+    existing: dict[str, dict[str, Any]] = {}
+    for batch in chunks([r.values["external_id"] for r in rows], 500):
+        for rec in conn.execute(select(tbl).where(tbl.c.external_id.in_(batch))).mappings():
+            existing[rec["external_id"]] = dict(rec)
+    inserts: list[dict[str, Any]] = []
+    for row in rows:
+        desired = desired_of(row)
+        current = existing.get(row.values["external_id"])
+        if current is None:
+            inserts.append({**_DEFAULTS[kind], **(on_insert or {}), **desired})
+            counts.inserted += 1
+            if "account_id" in desired:
+                counts.account_ids.add(desired["account_id"])
+            continue
+        changes = _diff(current, desired)
+        if not changes:
+            counts.unchanged += 1
+            continue
+        if on_change:
+            on_change(current, changes)
+        if touch:
+            changes[touch] = _now()
+        conn.execute(tbl.update().where(tbl.c.id == current["id"]).values(**changes))
+        counts.updated += 1
+        counts.account_ids.add(current["id"] if kind == "accounts" else current["account_id"])
+    if inserts:
+        insert_dicts(conn, tbl, inserts)
+        if kind == "accounts":
+            # New accounts only have ids now; their health needs computing too.
+            new = {r["external_id"] for r in inserts}
+            counts.account_ids |= set(_lookup(conn, tbl.c.external_id, tbl.c.id, new).values())
+
+
+_TABLES = {
+    "accounts": "account",
+    "readings": "indicator_reading",
+    "milestones": "milestone",
+    "renewals": "renewal",
+    "surveys": "survey_response",
+}
+
+
+def _plain(kind: str, row: _Row, columns: Sequence[str], skip: Iterable[str] = ()) -> dict:
+    """The database values a row asks for: the columns the file has, mapped one-to-one.
+
+    An empty cell clears a nullable column; in a column that cannot be NULL it means "keep the
+    current value" (or the default, for a new row).
+    """
+    skipped = set(skip)
+    out: dict[str, Any] = {}
+    for col in SPECS[kind]:
+        if col.name in columns and col.name not in skipped:
+            out[col.target] = row.values.get(col.name)
+    for name in _DEFAULTS[kind]:
+        if name in out and out[name] is None:
+            del out[name]
+    return out
+
+
+def _write_accounts(
+    conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts
+) -> None:
+    def desired(row: _Row) -> dict[str, Any]:
+        out = _plain("accounts", row, columns, skip=("owner_email",))
+        if "owner_email" in columns:
+            out["owner_id"] = row.refs.get("owner_id")
+        return out
+
+    stamp = _now()
+    _upsert_by_external_id(
+        conn,
+        "accounts",
+        rows,
+        desired,
+        counts,
+        on_insert={"created_at": stamp, "updated_at": stamp},
+        touch="updated_at",
+    )
+
+
+def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], list[str], _Counts], None]:
+    """Renewals and surveys: one-to-one columns plus the account the row refers to."""
+
+    def write(conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts) -> None:
+        def desired(row: _Row) -> dict[str, Any]:
+            out = _plain(kind, row, columns, skip=(_ACCOUNT_REF,))
+            out["account_id"] = row.refs["account_id"]
+            return out
+
+        _upsert_by_external_id(conn, kind, rows, desired, counts)
+
+    return write
+
+
+def _write_milestones(
+    conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts, actor_label: str
+) -> None:
+    objective_ids = _objectives_for(conn, rows)
+    events: list[dict[str, Any]] = []
+    stamp = _now()
+
+    def desired(row: _Row) -> dict[str, Any]:
+        out = _plain("milestones", row, columns, skip=(_ACCOUNT_REF, "objective", "owner_email"))
+        out["account_id"] = row.refs["account_id"]
+        out["objective_id"] = objective_ids[(row.refs["account_id"], _norm(row))]
+        if "owner_email" in columns:
+            out["owner_id"] = row.refs.get("owner_id")
+        return out
+
+    def record(current: dict[str, Any], changes: dict[str, Any]) -> None:
+        # Every change to a milestone is kept as an event: who, when, from and to.
+        for name in sorted(changes):
+            if name in ("status", "due_date", "owner_id", "owner_name", "title", "completed_on"):
+                events.append(
+                    {
+                        "milestone_id": current["id"],
+                        "actor_id": None,
+                        "actor_label": actor_label,
+                        "at": stamp,
+                        "field": name,
+                        "from_value": _as_text(current.get(name)),
+                        "to_value": _as_text(changes[name]),
+                        "note": "csv import",
+                    }
+                )
+
+    _upsert_by_external_id(
+        conn,
+        "milestones",
+        rows,
+        desired,
+        counts,
+        on_insert={"updated_at": stamp},
+        touch="updated_at",
+        on_change=record,
+    )
+    if events:
+        insert_dicts(conn, table("milestone_event"), events)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _norm(row: _Row) -> str:
+    return " ".join(str(row.values["objective"]).split()).lower()
+
+
+def _objectives_for(conn: Connection, rows: list[_Row]) -> dict[tuple[int, str], int]:
+    """Objective id per (account, objective title), creating the plan and objective if missing."""
+    plan_tbl, obj_tbl, acc = table("success_plan"), table("objective"), table("account")
+    wanted: dict[int, dict[str, str]] = {}
+    for row in rows:
+        titles = wanted.setdefault(row.refs["account_id"], {})
+        titles.setdefault(_norm(row), " ".join(str(row.values["objective"]).split()))
+    found: dict[tuple[int, str], int] = {}
+    for account_id, titles in sorted(wanted.items()):
+        plan_id = conn.execute(
+            select(plan_tbl.c.id)
+            .where(plan_tbl.c.account_id == account_id)
+            .order_by(plan_tbl.c.id)
+            .limit(1)
+        ).scalar()
+        if plan_id is None:
+            name = conn.execute(select(acc.c.name).where(acc.c.id == account_id)).scalar_one()
+            plan_id = conn.execute(
+                plan_tbl.insert().values(
+                    account_id=account_id, title=f"{name} success plan", created_at=_now()
+                )
+            ).inserted_primary_key[0]
+        objectives = conn.execute(
+            select(obj_tbl.c.id, obj_tbl.c.title, obj_tbl.c.position)
+            .join(plan_tbl, plan_tbl.c.id == obj_tbl.c.plan_id)
+            .where(plan_tbl.c.account_id == account_id)
+            .order_by(obj_tbl.c.id)
+        ).all()
+        by_title: dict[str, int] = {}
+        for oid, title, _ in objectives:
+            by_title.setdefault(" ".join(title.split()).lower(), oid)
+        position = max((p for _, _, p in objectives), default=-1) + 1
+        for norm, title in titles.items():
+            if norm not in by_title:
+                by_title[norm] = conn.execute(
+                    obj_tbl.insert().values(plan_id=plan_id, title=title, position=position)
+                ).inserted_primary_key[0]
+                position += 1
+            found[(account_id, norm)] = by_title[norm]
+    return found
+
+
+def _write_readings(
+    conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts
+) -> None:
+    rd = table("indicator_reading")
+    optional = [c for c in ("source", "note") if c in columns]
+    # Existing readings for the accounts, keys and days in the file, in a few range queries
+    # rather than one query per row.
+    account_ids = sorted({r.refs["account_id"] for r in rows})
+    keys = sorted({r.values["indicator_key"] for r in rows})
+    first = min(r.values["day"] for r in rows)
+    last = max(r.values["day"] for r in rows)
+    existing: dict[tuple[int, str, date], dict[str, Any]] = {}
+    for batch in chunks(account_ids, 500):
+        stmt = select(
+            rd.c.id,
+            rd.c.account_id,
+            rd.c.indicator_key,
+            rd.c.day,
+            rd.c.value,
+            rd.c.source,
+            rd.c.note,
+        ).where(
+            and_(
+                rd.c.account_id.in_(batch),
+                rd.c.indicator_key.in_(keys),
+                rd.c.day >= first,
+                rd.c.day <= last,
+            )
+        )
+        for rec in conn.execute(stmt).mappings():
+            existing[(rec["account_id"], rec["indicator_key"], rec["day"])] = dict(rec)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for row in rows:
+        account_id = row.refs["account_id"]
+        key = (account_id, row.values["indicator_key"], row.values["day"])
+        desired: dict[str, Any] = {"value": row.values["value"]}
+        for name in optional:
+            desired[name] = row.values.get(name)
+        if "source" in desired and desired["source"] is None:
+            desired["source"] = "import"
+        current = existing.get(key)
+        if current is None:
+            inserts.append(
+                {"account_id": key[0], "indicator_key": key[1], "day": key[2], "source": "import"}
+                | {"note": None}
+                | desired
+            )
+            counts.inserted += 1
+        elif _diff(current, desired):
+            merged = {**current, **desired}
+            updates.append(
+                {
+                    "_id": current["id"],
+                    "_value": merged["value"],
+                    "_source": merged["source"],
+                    "_note": merged["note"],
+                }
+            )
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+            continue
+        counts.account_ids.add(account_id)
+    if inserts:
+        insert_dicts(conn, rd, inserts)
+    if updates:
+        stmt = (
+            rd.update()
+            .where(rd.c.id == bindparam("_id"))
+            .values(value=bindparam("_value"), source=bindparam("_source"), note=bindparam("_note"))
+        )
+        for batch in chunks(updates):
+            conn.execute(stmt, batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def import_csv(
+    engine: Engine, kind: str, path: Path, *, actor_label: str = "csv import"
+) -> ImportReport:
+    """Validate every row of a CSV file, then upsert it in one transaction.
+
+    Any bad row raises ImportFailed listing every problem (line, column, reason) and writes
+    nothing. Rows are matched by external id (readings by account, indicator and day), so
+    importing the same file twice changes nothing the second time. A changing import leaves one
+    AuditLog row with the counts.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown import kind {kind!r} (expected one of {', '.join(KINDS)})")
+    path = Path(path)
+    errors: list[RowError] = []
+    columns, rows = _read(path, kind, errors)
+    with engine.begin() as conn:
+        if not errors:
+            _resolve(conn, kind, rows, errors)
+        if errors:
+            errors.sort(key=lambda e: (e.row, e.column or ""))
+            raise ImportFailed(errors, path)
+        counts = _Counts()
+        if rows:
+            if kind == "accounts":
+                _write_accounts(conn, rows, columns, counts)
+            elif kind == "readings":
+                _write_readings(conn, rows, columns, counts)
+            elif kind == "milestones":
+                _write_milestones(conn, rows, columns, counts, actor_label)
+            else:
+                _write_with_account(kind)(conn, rows, columns, counts)
+        report = ImportReport(
+            kind=kind,
+            rows=len(rows),
+            inserted=counts.inserted,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            account_ids=frozenset(counts.account_ids),
+        )
+        if report.inserted or report.updated:
+            # A no-op import leaves no trace, so re-running a sync really changes nothing.
+            conn.execute(
+                table("audit_log")
+                .insert()
+                .values(
+                    at=_now(),
+                    actor_id=None,
+                    actor_label=actor_label,
+                    source="import",
+                    action="import",
+                    entity=kind,
+                    entity_id=path.name,
+                    before=None,
+                    after={
+                        "file": path.name,
+                        "rows": report.rows,
+                        "inserted": report.inserted,
+                        "updated": report.updated,
+                        "unchanged": report.unchanged,
+                    },
+                )
+            )
+    logger.info(
+        "imported %s from %s: %d rows, %d inserted, %d updated, %d unchanged",
+        kind,
+        path,
+        report.rows,
+        report.inserted,
+        report.updated,
+        report.unchanged,
+    )
+    return report

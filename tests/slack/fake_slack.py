@@ -1,0 +1,267 @@
+"""A local fake of the Slack Web API and response_url webhooks: records every call, fails on demand."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+BOT_USER_ID = "UBOT1"
+BOT_ID = "BBOT1"
+TEAM_ID = "T111"
+
+
+@dataclass
+class Call:
+    """One request the fake received: the API method (or webhook path), its arguments and headers."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Failure:
+    """A canned failure for the next call(s) of a method: an HTTP status or a Slack error code."""
+
+    status: int = 200
+    error: str | None = None
+    retry_after: float | None = None
+    times: int = 1
+
+
+class FakeSlack:
+    """Plays slack.com/api/* and hooks.slack.com on 127.0.0.1; start() it, point base_url at .api_url.
+
+    Users and channels are what users.info and conversations.info answer with; fail() queues 429s,
+    5xx or Slack error codes for a method; calls lists everything received, in order.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, list[Failure]] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._ts = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> FakeSlack:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                fake._handle(self, "")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                fake._handle(self, self.rfile.read(length).decode("utf-8"))
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        """A response_url for a payload; posts to it are recorded as method 'webhook:<name>'."""
+        return f"{self.url}/webhook/{name}"
+
+    # -- test controls -------------------------------------------------------------------------
+    def add_user(self, user_id: str, email: str | None, name: str = "someone", **extra: Any) -> None:
+        profile = {"email": email, "real_name": name} if email else {"real_name": name}
+        self.users[user_id] = {"id": user_id, "name": name, "real_name": name, "profile": profile}
+        self.users[user_id].update(extra)
+
+    def add_channel(self, channel_id: str, *, ext_shared: bool = False, name: str = "c") -> None:
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "name": name,
+            "is_channel": True,
+            "is_ext_shared": ext_shared,
+            "is_shared": ext_shared,
+        }
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls of `method` fail (HTTP status and/or Slack error code)."""
+        with self._lock:
+            self.failures.setdefault(method, []).append(
+                Failure(status=status, error=error, retry_after=retry_after, times=times)
+            )
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def methods(self) -> list[str]:
+        with self._lock:
+            return [c.method for c in self.calls]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.failures.clear()
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """Block until `count` calls of `method` arrived (for work bolt runs after the ack)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self.calls if c.method == method]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"expected {count} {method} call(s), got {len(found)}: "
+                        f"{[c.method for c in self.calls]}"
+                    )
+                self._changed.wait(remaining)
+
+    # -- the wire ------------------------------------------------------------------------------
+    def _handle(self, request: BaseHTTPRequestHandler, raw: str) -> None:
+        parts = urlsplit(request.path)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        args: dict[str, Any] = dict(parse_qsl(parts.query))
+        if raw:
+            if headers.get("content-type", "").startswith("application/json"):
+                args.update(json.loads(raw))
+            else:
+                args.update(parse_qsl(raw))
+        if parts.path.startswith("/api/"):
+            method = parts.path[len("/api/") :]
+        elif parts.path.startswith("/webhook/"):
+            method = "webhook:" + parts.path[len("/webhook/") :]
+        else:
+            self._send(request, 404, {"ok": False, "error": "unknown_path"})
+            return
+        with self._changed:
+            self.calls.append(Call(method=method, args=args, headers=headers))
+            failure = self._take_failure(method)
+            self._changed.notify_all()
+        if failure is not None:
+            extra = {"Retry-After": str(int(failure.retry_after))} if failure.retry_after else {}
+            body = {"ok": False, "error": failure.error or f"http_{failure.status}"}
+            self._send(request, failure.status, body, extra)
+            return
+        if method.startswith("webhook:"):
+            self._send_text(request, 200, "ok")
+            return
+        self._send(request, 200, self._answer(method, args))
+
+    def _take_failure(self, method: str) -> Failure | None:
+        queue = self.failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        return failure
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://example.slack.com/",
+                "team": "Example",
+                "user": "csm-assistant",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
+        if method in ("chat.postMessage", "chat.update"):
+            ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
+            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+        if method in ("views.open", "views.update", "views.publish", "views.push"):
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else (view or {})
+            return {"ok": True, "view": {"id": f"V{next(self._ts):04d}", **view}}
+        if method == "users.info":
+            user = self.users.get(str(args.get("user")))
+            return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "conversations.info":
+            channel_id = str(args.get("channel"))
+            channel = self.channels.get(channel_id) or {
+                "id": channel_id,
+                "is_channel": True,
+                "is_ext_shared": False,
+            }
+            return {"ok": True, "channel": channel}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))}}
+        return {"ok": True}
+
+    @staticmethod
+    def _send(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json; charset=utf-8")
+        request.send_header("Content-Length", str(len(data)))
+        for key, value in (extra_headers or {}).items():
+            request.send_header(key, value)
+        request.end_headers()
+        request.wfile.write(data)
+
+    @staticmethod
+    def _send_text(request: BaseHTTPRequestHandler, status: int, text: str) -> None:
+        data = text.encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "text/plain")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+
+def running_fake() -> Iterator[FakeSlack]:
+    """A started fake for a fixture; stopped when the fixture ends."""
+    fake = FakeSlack().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
