@@ -19,7 +19,10 @@ def main() -> int:
         print(f"\n=== {script.stem} ===", flush=True)
         started = time.perf_counter()
         result = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False)
-        print(f"--- {script.stem}: exit {result.returncode} after {time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"--- {script.stem}: exit {result.returncode} after {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
         failed += result.returncode != 0
     return 1 if failed else 0
 

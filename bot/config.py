@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     health_model: Path | None = None
     # The local chat answers as this CSM when --as is not given.
     console_user: str | None = None
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
     # Day the assistant treats as "today"; unset means the real date. Tests and demos pin it.
     today: str | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
 from bisect import bisect_left
@@ -12,18 +13,24 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
+
+def _words(text: str) -> frozenset[str]:
+    """A word list written as one string, for readability."""
+    return frozenset(text.split())
+
+
 Status = Literal["exact", "alias", "fuzzy", "ambiguous", "none"]
 
 # Legal-form and filler words: they never identify an account on their own ("corp" matches half the
 # portfolio), so they neither start a mention nor count against a query that omits them.
-GENERIC_WORDS: frozenset[str] = frozenset(
+GENERIC_WORDS: frozenset[str] = _words(
     """corp corporation inc incorporated co company companies ltd limited llc llp plc gmbh ag sa
-    bv nv oy ab group holdings holding international intl the and of""".split()
+    bv nv oy ab group holdings holding international intl the and of"""
 )
 
 # Words of everyday chat that are never an account mention by themselves. The parser passes its own,
 # larger vocabulary; this default keeps find_in_text() sensible when used on its own.
-COMMON_WORDS: frozenset[str] = frozenset(
+COMMON_WORDS: frozenset[str] = _words(
     """a an the and or but if so to of in on at by for from with about into over under up down out
     off as is are was were be been being am do does did doing done have has had having i me my mine
     we us our you your he she it its they them their this that these those there here what whats
@@ -32,8 +39,9 @@ COMMON_WORDS: frozenset[str] = frozenset(
     show tell give get list find check see let need want look looking like just now then also
     more most much many very really still new old next last this week month quarter year day days
     weeks months today tomorrow soon account accounts customer customers client clients health
-    plan plans renewal renewals renew overdue risk risks qbr help escalate changes changed""".split()
+    plan plans renewal renewals renew overdue risk risks qbr help escalate changes changed"""
 )
+
 
 _POSSESSIVE_RE = re.compile(r"(\w)['’`]s\b")
 _TOKEN_RE = re.compile(r"[0-9a-z]+")
@@ -79,8 +87,10 @@ class Resolution:
 
 def fold(text: str) -> str:
     """Lower-case, strip accents and possessive 's, keep letters/digits: "Acme's Corp." -> "acme corp"."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.lower()
     text = _POSSESSIVE_RE.sub(r"\1", text)
     return " ".join(_TOKEN_RE.findall(text))
 
@@ -111,6 +121,11 @@ class AccountIndex:
         self._first: dict[str, set[int]] = {}
         self._forms: dict[int, list[list[str]]] = {}  # each name/alias as its token list
         self._name_len: dict[int, int] = {}
+        self._shape: dict[int, list[tuple[str, int]]] = {}
+        self._squashed: dict[str, list[int]] = {}
+        self._by_words: dict[int, set[int]] = {}  # number of words -> ids with such a form
+        self._core_len: dict[int, int] = {}
+        self._similar_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
         first_tokens: set[str] = set()
         for acc in accounts:
             self._accounts[acc.id] = acc
@@ -124,13 +139,26 @@ class AccountIndex:
                 if acc.id not in ids:
                     ids.append(acc.id)
                 toks = key.split()
+                if len(toks) > 1:
+                    # "acmecorp", "piedpiper": names typed without their spaces.
+                    squashed = self._squashed.setdefault("".join(toks), [])
+                    if acc.id not in squashed:
+                        squashed.append(acc.id)
                 forms.append(toks)
                 first_tokens.add(toks[0])
                 self._first.setdefault(toks[0], set()).add(acc.id)
                 for tok in toks:
                     self._postings.setdefault(tok, set()).add(acc.id)
             self._forms[acc.id] = forms
+            for toks in forms:
+                self._by_words.setdefault(len(toks), set()).add(acc.id)
+            # (first word, letters in the non-generic words) per form, for prefix scores.
+            self._shape[acc.id] = [
+                (toks[0], max(1, sum(len(t) for t in toks if t not in GENERIC_WORDS)))
+                for toks in forms
+            ]
             self._name_len[acc.id] = len(acc.name)
+            self._core_len[acc.id] = min((total for _, total in self._shape[acc.id]), default=1)
         self._max_phrase = max(
             (len(k.split()) for k in (*self._exact, *self._alias)),
             default=1,
@@ -142,9 +170,7 @@ class AccountIndex:
         self._weak: set[str] = {
             tok
             for tok, ids in self._postings.items()
-            if tok in GENERIC_WORDS
-            or tok.isdigit()
-            or (tok not in first_tokens and len(ids) >= 2)
+            if tok in GENERIC_WORDS or tok.isdigit() or (tok not in first_tokens and len(ids) >= 2)
         }
         # Symmetric-deletion map for one-edit typos: O(len(word)) dict lookups per query word,
         # independent of how many accounts there are.
@@ -180,6 +206,9 @@ class AccountIndex:
                 if len(ids) == 1:
                     return self._one(status, query, ids[0], 100.0)
                 return self._ambiguous(query, [(i, 100.0) for i in ids], limit)
+        squashed = self._squashed.get(key.replace(" ", ""))
+        if squashed and len(squashed) == 1:
+            return self._one("fuzzy", query, squashed[0], 98.0)
         words = key.split()
         core = [w for w in words if w not in GENERIC_WORDS] or words
         # "acme inc" / "the globex": try again without the legal-form words.
@@ -192,42 +221,111 @@ class AccountIndex:
         return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX)
 
     def _resolve_words(
-        self, query: str, words: list[str], limit: int, *, min_prefix: int
+        self, query: str, words: list[str], limit: int, *, min_prefix: int, suggest: bool = True
     ) -> Resolution:
-        # 1. Every word is a name word or the start of one: "piper", "umbrella", "wayne enterprise".
-        matched: set[int] | None = None
-        for word in words:
-            ids = self._ids_for_prefix(word, min_prefix)
-            matched = ids if matched is None else matched & ids
-            if not matched:
-                break
+        # 1. Every word is a name word or the start of one, in the name's order: "piper",
+        #    "umbrella", "wayne enterprise" (but "health yarrow" is not "Yarrow Health").
+        matched = _intersect([self._ids_for_prefix(w, min_prefix) for w in words])
+        if matched and len(words) > 1:
+            matched = {i for i in matched if self._in_order(words, i, min_prefix)}
         if matched:
-            scored = [(i, self._prefix_score(words, i)) for i in matched]
-            if len(scored) == 1:
-                return self._one("fuzzy", query, scored[0][0], scored[0][1])
-            return self._ambiguous(query, scored, limit)
+            if len(matched) == 1:
+                (only,) = matched
+                return self._one("fuzzy", query, only, self._prefix_score(words, only))
+            covered = self._covered(words, matched, min_prefix, typos=False)
+            if len(covered) == 1:
+                return self._one("fuzzy", query, covered[0], self._prefix_score(words, covered[0]))
+            # Many names share a word ("harbor" among 10,000): rank cheaply, score the few shown.
+            top = heapq.nsmallest(
+                max(limit, 2),
+                matched,
+                key=lambda i: (
+                    not self._starts_with(i, words[0]),
+                    self._core_len[i],
+                    self._name_len[i],
+                    self._accounts[i].name,
+                ),
+            )
+            return self._ambiguous(query, [(i, self._prefix_score(words, i)) for i in top], limit)
         # 2. Typos: per-word similarity to name words, averaged over the query's words.
-        best: dict[int, float] = {}
+        per_word: list[dict[int, float]] = []
         for word in words:
             per_id: dict[int, float] = {}
             for tok, sim in self._similar_tokens(word, min_prefix):
                 for acc_id in self._postings[tok]:
                     if sim > per_id.get(acc_id, 0.0):
                         per_id[acc_id] = sim
-            for acc_id, sim in per_id.items():
-                best[acc_id] = best.get(acc_id, 0.0) + sim / len(words)
-        good = [(i, s) for i, s in best.items() if s >= _FUZZY_ACCEPT]
+            per_word.append(per_id)
+        n = len(words)
+        if n * (100.0 - _FUZZY_ACCEPT) < 100.0:
+            # A name missing one of fewer than five words cannot reach the acceptance score, so
+            # only names matching every word are scored: cheap even with 10,000 names.
+            candidates = _intersect([set(p) for p in per_word])
+        else:
+            candidates = set().union(*per_word)
+        good: list[tuple[int, float]] = []
+        for acc_id in candidates:
+            score = sum(p.get(acc_id, 0.0) for p in per_word) / n
+            if score >= _FUZZY_ACCEPT:
+                good.append((acc_id, round(score, 1)))
         if good:
             top = max(s for _, s in good)
             tied = [(i, s) for i, s in good if s >= top - _TIE_MARGIN]
             if len(tied) == 1:
-                return self._one("fuzzy", query, tied[0][0], round(tied[0][1], 1))
+                return self._one("fuzzy", query, tied[0][0], tied[0][1])
+            covered = self._covered(words, {i for i, _ in tied}, min_prefix, typos=True)
+            if len(covered) == 1:
+                # Among tied names, the only one whose every word was typed wins ("wilow mtors"
+                # is Willow Motors, not Willow Motors 1258).
+                return self._one("fuzzy", query, covered[0], dict(tied)[covered[0]])
             return self._ambiguous(query, tied, limit)
-        return Resolution("none", query, None, None, self.suggest(query, limit=limit))
+        suggestions = self.suggest(query, limit=limit) if suggest else ()
+        return Resolution("none", query, None, None, suggestions)
+
+    def _covered(
+        self, words: list[str], ids: set[int], min_prefix: int, *, typos: bool
+    ) -> list[int]:
+        """Names whose every word was typed (as is, as a prefix, or with a typo): the only such
+        name among several matches is the one meant; several (or none) mean asking."""
+        same_length = ids & self._by_words.get(len(words), set())
+        return [i for i in same_length if self._covers(words, i, min_prefix, typos)]
+
+    def _starts_with(self, acc_id: int, word: str) -> bool:
+        return any(first.startswith(word) for first, _ in self._shape[acc_id])
+
+    def _covers(self, words: list[str], acc_id: int, min_prefix: int, typos: bool) -> bool:
+        for toks in self._forms[acc_id]:
+            if len(toks) != len(words):
+                continue
+            if all(
+                t == w
+                or (len(w) >= min_prefix and t.startswith(w))
+                or (typos and len(w) >= _MIN_TYPO and fuzz.ratio(w, t) >= _FUZZY_ACCEPT)
+                for w, t in zip(words, toks, strict=True)
+            ):
+                return True
+        return False
+
+    def _in_order(self, words: list[str], acc_id: int, min_prefix: int) -> bool:
+        for toks in self._forms[acc_id]:
+            pos = 0
+            for word in words:
+                while pos < len(toks) and not (
+                    toks[pos] == word or (len(word) >= min_prefix and toks[pos].startswith(word))
+                ):
+                    pos += 1
+                if pos == len(toks):
+                    break
+                pos += 1
+            else:
+                return True
+        return False
 
     def suggest(self, query: str, *, limit: int = 5, cutoff: float = 55.0) -> tuple[Candidate, ...]:
         """Closest names for a "did you mean" (character-trigram lookup, then rapidfuzz scoring)."""
-        key = fold(query)
+        words = fold(query).split()
+        # "zzqxv corp" should not suggest every "... Corp": legal-form words carry no signal.
+        key = " ".join(w for w in words if w not in GENERIC_WORDS) or " ".join(words)
         grams = _trigrams(key)
         if not grams:
             return ()
@@ -280,6 +378,8 @@ class AccountIndex:
                 ids = self._exact.get(key)
                 if not ids:
                     status, ids = "alias", self._alias.get(key)
+                if not ids and length == 1:
+                    status, ids = "fuzzy", self._squashed.get(key)
                 if not ids:
                     continue
                 if length == 1 and not window[0].capitalised:
@@ -301,7 +401,11 @@ class AccountIndex:
         for tok in tokens:
             word = tok.text
             if is_chat(word) or word in GENERIC_WORDS or word.isdigit():
-                kinds.append("ext" if word in self._postings else "stop")
+                # A chat word may still continue a name: "tailspin systems", "quarry healh".
+                near = word in self._postings or (
+                    not word.isdigit() and bool(self._similar_tokens(word, _MIN_PREFIX_IN_TEXT))
+                )
+                kinds.append("ext" if near else "stop")
             elif word in self._postings:
                 kinds.append("ext" if word in self._weak else "strong")
             elif self._similar_tokens(word, _MIN_PREFIX_IN_TEXT):
@@ -335,6 +439,8 @@ class AccountIndex:
         # Widest span first; the words only allowed to extend a mention are dropped when they
         # make it worse ("acme health" -> "acme").
         for a in range(i, first + 1):
+            if a < first and tokens[a].text not in self._first:
+                continue  # "health acme": a chat word only leads a mention if names start with it
             for b in range(j, last - 1, -1):
                 words = [t.text for t in tokens[a : b + 1]]
                 span = text[tokens[a].start : tokens[b].end]
@@ -347,7 +453,9 @@ class AccountIndex:
                         break
                 if res is None:
                     core = [w for w in words if w not in GENERIC_WORDS] or words
-                    res = self._resolve_words(span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT)
+                    res = self._resolve_words(
+                        span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT, suggest=False
+                    )
                 if res.status == "none":
                     continue
                 score = (rank[res.status], b - a)
@@ -366,8 +474,21 @@ class AccountIndex:
                 pos += 1
         return ids
 
+    def name_word_similarity(self, word: str) -> float:
+        """How close a (folded) word is to some word of an account name, 0..100."""
+        return max((sim for _, sim in self._similar_tokens(word, _MIN_PREFIX_IN_TEXT)), default=0.0)
+
     def _similar_tokens(self, word: str, min_prefix: int) -> list[tuple[str, float]]:
         """Name words close to ``word``: equal, extended by it (prefix), or one typo away."""
+        key = (word, min_prefix)
+        cached = self._similar_cache.get(key)
+        if cached is None:
+            if len(self._similar_cache) > 20_000:
+                self._similar_cache.clear()  # bounded: chat vocabulary is small, typos are not
+            cached = self._similar_cache[key] = self._compute_similar(word, min_prefix)
+        return cached
+
+    def _compute_similar(self, word: str, min_prefix: int) -> list[tuple[str, float]]:
         out: dict[str, float] = {}
         if word in self._postings:
             out[word] = 100.0
@@ -396,13 +517,11 @@ class AccountIndex:
 
     def _prefix_score(self, words: list[str], acc_id: int) -> float:
         """How much of the name the words cover; starting at the first word counts extra."""
+        covered = sum(len(w) for w in words)
         best = 0.0
-        for toks in self._forms[acc_id]:
-            core = [t for t in toks if t not in GENERIC_WORDS] or toks
-            covered = sum(len(w) for w in words)
-            total = sum(len(t) for t in core)
-            score = 80.0 + 15.0 * min(1.0, covered / max(total, 1))
-            if toks[0].startswith(words[0]):
+        for first, total in self._shape[acc_id]:
+            score = 80.0 + 15.0 * min(1.0, covered / total)
+            if first.startswith(words[0]):
                 score += 5.0
             best = max(best, min(score, 99.0))
         return round(best, 1)
@@ -412,7 +531,9 @@ class AccountIndex:
         return Resolution(status, query, acc_id, name, (Candidate(acc_id, name, score),))
 
     def _ambiguous(self, query: str, scored: list[tuple[int, float]], limit: int) -> Resolution:
-        scored = sorted(scored, key=lambda p: (-p[1], self._name_len[p[0]], self._accounts[p[0]].name))
+        scored = sorted(
+            scored, key=lambda p: (-p[1], self._name_len[p[0]], self._accounts[p[0]].name)
+        )
         cands = tuple(Candidate(i, self._accounts[i].name, s) for i, s in scored[: max(limit, 2)])
         return Resolution("ambiguous", query, None, None, cands)
 
@@ -432,6 +553,19 @@ def tokenize(text: str) -> list[_Token]:
             out.append(
                 _Token(part, match.start(), match.end(), possessive and last, raw[:1].isupper())
             )
+    return out
+
+
+def _intersect(sets: list[set[int]]) -> set[int]:
+    """Intersection, smallest set first (the common case is one small set among huge ones)."""
+    if not sets:
+        return set()
+    ordered = sorted(sets, key=len)
+    out = set(ordered[0])
+    for other in ordered[1:]:
+        if not out:
+            break
+        out &= other
     return out
 
 

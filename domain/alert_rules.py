@@ -141,40 +141,45 @@ def _forecast_hit(snap: Snapshot | None, days: int) -> bool:
 
 
 def evaluate(
-    facts: AccountFacts, *, day: date, now: datetime, thresholds: AlertThresholds
+    facts: AccountFacts,
+    *,
+    day: date,
+    now: datetime,
+    thresholds: AlertThresholds,
+    today: date | None = None,
 ) -> list[AlertEvent]:
     """The events of one account on ``day`` (the newest snapshot day), each a transition.
 
     Health rules compare ``day`` with the day before, so a state that merely persists raises
     nothing. Item rules (surveys, milestones, escalations) raise one event per item, and only for
-    items that turned bad within ``lookback_days``.
+    items that turned bad within ``lookback_days`` of ``today`` (default: ``day``).
     """
     events: list[AlertEvent] = []
     aid = facts.account_id
-    today = facts.snapshots.get(day)
-    yesterday = facts.snapshots.get(day - timedelta(days=1))
+    latest = facts.snapshots.get(day)
+    previous = facts.snapshots.get(day - timedelta(days=1))
     t = thresholds
 
-    if today is not None and yesterday is not None:
-        rank_now, rank_before = BAND_RANK.get(today.band, 0), BAND_RANK.get(yesterday.band, 0)
-        if rank_now > rank_before and today.band in ("amber", "red"):
+    if latest is not None and previous is not None:
+        rank_now, rank_before = BAND_RANK.get(latest.band, 0), BAND_RANK.get(previous.band, 0)
+        if rank_now > rank_before and latest.band in ("amber", "red"):
             events.append(
                 AlertEvent(
                     aid,
                     BAND_CHANGE,
                     f"{BAND_CHANGE}:{aid}:{day.isoformat()}",
-                    severity=2 if today.band == "amber" else 3,
-                    title=f"Health turned {today.band}",
+                    severity=2 if latest.band == "amber" else 3,
+                    title=f"Health turned {latest.band}",
                     details={
-                        "from_band": yesterday.band,
-                        "to_band": today.band,
-                        "from_score": yesterday.score,
-                        "to_score": today.score,
+                        "from_band": previous.band,
+                        "to_band": latest.band,
+                        "from_score": previous.score,
+                        "to_score": latest.score,
                     },
                 )
             )
 
-    if today is not None:
+    if latest is not None:
         drop_now = _drop(facts, day, t.drop_window_days)
         drop_before = _drop(facts, day - timedelta(days=1), t.drop_window_days)
         if (
@@ -193,21 +198,22 @@ def evaluate(
                 )
             )
 
-        if _forecast_hit(today, t.forecast_days) and not _forecast_hit(yesterday, t.forecast_days):
+        if _forecast_hit(latest, t.forecast_days) and not _forecast_hit(previous, t.forecast_days):
             events.append(
                 AlertEvent(
                     aid,
                     FORECAST_RED,
                     f"{FORECAST_RED}:{aid}:{day.isoformat()}",
                     severity=2,
-                    title=f"Likely to turn red in ~{today.forecast_red_in_days} days",
-                    details={"days": today.forecast_red_in_days, "band": today.band},
+                    title=f"Likely to turn red in ~{latest.forecast_red_in_days} days",
+                    details={"days": latest.forecast_red_in_days, "band": latest.band},
                 )
             )
 
-    oldest = day - timedelta(days=t.lookback_days)
+    today = today or day
+    oldest = today - timedelta(days=t.lookback_days)
     for s in facts.surveys:
-        if s.kind == "nps" and s.score <= t.detractor_max and oldest <= s.responded_on <= day:
+        if s.kind == "nps" and s.score <= t.detractor_max and oldest <= s.responded_on <= today:
             events.append(
                 AlertEvent(
                     aid,
@@ -228,7 +234,7 @@ def evaluate(
         # Overdue from the day after its due date; a moved due date is a new event.
         if m.due_date is None or m.status == "done":
             continue
-        if oldest <= m.due_date + timedelta(days=1) <= day:
+        if oldest <= m.due_date + timedelta(days=1) <= today:
             events.append(
                 AlertEvent(
                     aid,

@@ -51,9 +51,7 @@ def account_briefs(
         return {}
     accounts = session.exec(select(Account).where(col(Account.id).in_(ids))).all()
     owner_ids = {a.owner_id for a in accounts if a.owner_id}
-    owners = {
-        c.id: c for c in session.exec(select(CSM).where(col(CSM.id).in_(owner_ids))).all()
-    }
+    owners = {c.id: c for c in session.exec(select(CSM).where(col(CSM.id).in_(owner_ids))).all()}
     window = [today - timedelta(days=n) for n in range(0, 10)]
     snaps: dict[int, dict[date, HealthSnapshot]] = defaultdict(dict)
     for s in session.exec(
@@ -281,7 +279,7 @@ def acknowledge_alert(
         alert.acknowledged_by_id = ctx.actor.csm_id
     alert.status = "acknowledged"
     session.add(alert)
-    record(
+    entry = record(
         session,
         ctx=ctx,
         action="alert.acknowledge",
@@ -290,6 +288,8 @@ def acknowledge_alert(
         before=before,
         after={"status": alert.status},
     )
+    # Stamped here (aware UTC, the injected instant when given) rather than by the column default.
+    entry.at = now or _now()
     session.flush()
     brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
     return risk_alert_reply(alert, brief, note=f"Acknowledged by {ctx.actor.name}")
@@ -318,7 +318,7 @@ def snooze_alert(
     alert.snoozed_by_id = ctx.actor.csm_id
     alert.status = "snoozed"
     session.add(alert)
-    record(
+    entry = record(
         session,
         ctx=ctx,
         action="alert.snooze",
@@ -327,6 +327,7 @@ def snooze_alert(
         before=before,
         after={"status": "snoozed", "snoozed_until": until.isoformat()},
     )
+    entry.at = now or _now()
     session.flush()
     brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
     return risk_alert_reply(

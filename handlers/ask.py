@@ -28,8 +28,6 @@ logger = logging.getLogger(__name__)
 # enough that tomorrow's "and its renewal?" is not about today's account.
 STATE_TTL = timedelta(hours=2)
 ACCOUNT_INTENTS = ("account_health", "success_plan", "account_changes", "qbr_prep", "escalate")
-_SEVERITY = re.compile(r"\bsev\s*[123]\b", re.IGNORECASE)
-_LEADING_COMMAND = re.compile(r"^\s*/?\s*(escalate|escalation|esc)\b[:\s]*", re.IGNORECASE)
 
 
 def _people(session: Session) -> list[str]:
@@ -78,15 +76,6 @@ def save_state(
             col(ConversationState.expires_at) < now - STATE_TTL
         )
     )
-
-
-def _escalation_title(parsed: ParseResult) -> str | None:
-    text = _LEADING_COMMAND.sub("", parsed.text)
-    if parsed.account_text:
-        text = re.sub(re.escape(parsed.account_text), "", text, count=1, flags=re.IGNORECASE)
-    text = _SEVERITY.sub("", text)
-    text = re.sub(r"^\W+|\s{2,}", " ", text).strip(" -:–—")
-    return text or None
 
 
 def route(
@@ -149,7 +138,7 @@ def route(
             ctx=ctx,
             account_id=account_id,
             severity=parsed.severity,
-            title=_escalation_title(parsed),
+            title=parsed.title,
         )
     elif intent == "milestones_overdue":
         reply = portfolio.overdue_milestones(
@@ -157,8 +146,7 @@ def route(
         )
     elif intent == "renewals_upcoming":
         if account_id is not None:
-            # "and its renewal?" about one account: its health card carries renewal and ARR.
-            reply = health.account_health(session, ctx=ctx, models=models, account_id=account_id)
+            reply = portfolio.account_renewal(session, ctx=ctx, account_id=account_id)
         elif parsed.window is not None:
             reply = portfolio.upcoming_renewals(
                 session,

@@ -38,7 +38,7 @@ def escalation_context(
         "severity": escalation.severity,
         "status": escalation.status,
         "owner": owner.name if owner else None,
-        "opened_at": escalation.opened_at.isoformat(timespec="minutes"),
+        "opened_at": escalation.opened_at.strftime("%Y-%m-%d %H:%M"),
         "due_at": due.isoformat(timespec="minutes")
         if due and escalation.status != "resolved"
         else None,

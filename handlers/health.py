@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -318,4 +318,4 @@ def _fmt(value: Any) -> str:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

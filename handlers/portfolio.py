@@ -371,3 +371,57 @@ def home(session: Session, *, ctx: ChatContext) -> Reply:
 
 def portfolio_size(session: Session) -> int:
     return session.exec(select(func.count(Account.id))).one()
+
+
+def account_renewal(
+    session: Session, *, ctx: ChatContext, query: str | None = None, account_id: int | None = None
+) -> Reply:
+    """One account's renewal: date, days left, ARR, likelihood, with the health it goes in with."""
+    found = resolve_account(
+        session, ctx=ctx, intent="renewals_upcoming", query=query, account_id=account_id
+    )
+    if isinstance(found, Reply):
+        return found
+    renewals = session.exec(
+        select(Renewal)
+        .where(Renewal.account_id == found.id, Renewal.status == "open")
+        .order_by(col(Renewal.renewal_date))
+    ).all()
+    snapshot = latest_snapshots(session, [found.id or 0], ctx.today).get(found.id or 0)
+    row = _rows(session, [found], ctx.today)[0]
+    items = [
+        {
+            "renewal_date": r.renewal_date.isoformat(),
+            "days_left": (r.renewal_date - ctx.today).days,
+            "arr": r.arr,
+            "likelihood": r.likelihood,
+        }
+        for r in renewals
+    ]
+    overdue = _overdue_rows(session, ctx, [found.id or 0])
+    if items:
+        first = items[0]
+        text = (
+            f"{found.name} renews on {first['renewal_date']} (in {first['days_left']} days), "
+            f"${first['arr']:,.0f} ARR"
+        )
+    else:
+        text = f"{found.name} has no open renewal on record."
+    if snapshot is not None and snapshot.score is not None:
+        text += f"; health {snapshot.score:.0f} {snapshot.band}"
+    return Reply(
+        template="account_renewal",
+        context={
+            "account": {"id": found.id, "name": found.name, "owner": row["owner"]},
+            "renewals": items,
+            "health": {
+                "score": row["score"],
+                "band": row["band"],
+                "delta_7d": row["delta_7d"],
+                "top_driver": row["top_driver"],
+                "forecast_red_in_days": row["forecast_red_in_days"],
+            },
+            "overdue_milestones": len(overdue),
+        },
+        text=text,
+    )

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 FORECAST_WINDOW_DAYS = 28
 FORECAST_HORIZON_DAYS = 60
 WRITE_BATCH = 2_000
+_FETCH = 10_000
 _WINDOW = timedelta(days=FORECAST_WINDOW_DAYS)
 _INF = float("inf")
 
@@ -108,29 +109,46 @@ def stream_readings(
     at a time however large the portfolio is.
     """
     sql, params = readings_query(models, first, last, account_ids)
-    result = conn.execution_options(stream_results=True, yield_per=5_000).execute(
-        _text(sql, params), params
-    )
+    # Per statement: Connection.execution_options() would switch the whole connection (and so
+    # the upserts that follow) to server-side cursors.
+    result = conn.execute(_text(sql, params), params, execution_options={"stream_results": True})
     # SQLite hands dates back as ISO text; there are only a few hundred distinct days, so each
     # is parsed once instead of once per row.
     parsed: dict[Any, date] = {}
     current: int | None = None
     series: dict[str, list[tuple[date, float]]] = {}
-    for account_id, key, day, value in result:
-        if account_id != current:
-            if current is not None:
-                yield current, _sorted(series)
-            current, series = account_id, {}
-        d = parsed.get(day)
-        if d is None:
-            d = parsed[day] = day if isinstance(day, date) else date.fromisoformat(day)
-        lst = series.get(key)
-        if lst is None:
-            series[key] = [(d, value)]
-        else:
-            lst.append((d, value))
+    try:
+        for batch in _batches(result, conn.dialect.name == "sqlite"):
+            for account_id, key, day, value in batch:
+                if account_id != current:
+                    if current is not None:
+                        yield current, _sorted(series)
+                    current, series = account_id, {}
+                d = parsed.get(day)
+                if d is None:
+                    d = parsed[day] = day if isinstance(day, date) else date.fromisoformat(day)
+                lst = series.get(key)
+                if lst is None:
+                    series[key] = [(d, value)]
+                else:
+                    lst.append((d, value))
+    finally:
+        result.close()
     if current is not None:
         yield current, _sorted(series)
+
+
+def _batches(result: Any, sqlite: bool) -> Iterator[Sequence[Any]]:
+    """Lists of rows from a result, as cheaply as the backend allows."""
+    if sqlite:
+        # Millions of rows: plain tuples straight from the driver's cursor. SQLAlchemy's Row
+        # wrapping costs more than SQLite needs to produce them, and pysqlite results are not
+        # pre-buffered, so nothing is skipped.
+        while batch := result.cursor.fetchmany(_FETCH):
+            yield batch
+    else:
+        # A server-side cursor whose first rows SQLAlchemy has already buffered: go through it.
+        yield from result.partitions(_FETCH)
 
 
 def _sorted(series: dict[str, list[tuple[date, float]]]) -> dict[str, list[tuple[date, float]]]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]
 
 
 def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def system_sleep(seconds: float) -> None:
@@ -22,8 +22,8 @@ def system_sleep(seconds: float) -> None:
 def as_utc(value: datetime) -> datetime:
     """Aware UTC; naive values are UTC by the project's storage convention."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 class SimulatedClock:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
-
 def utcnow() -> datetime:
     """Aware UTC now: the datetime columns of this sqlmodel version refuse naive values."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
 
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
 ALERT_STATUSES = ("open", "acknowledged", "snoozed", "suppressed")

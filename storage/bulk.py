@@ -8,7 +8,7 @@ from datetime import UTC
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, MetaData, Table, TypeDecorator, text
+from sqlalchemy import JSON, Date, DateTime, Table, TypeDecorator, inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -94,18 +94,41 @@ def insert_tuples(
     return count
 
 
-def wipe_all(conn: Connection) -> None:
-    """Empty every application table (not Alembic's), restarting ids so reseeds are identical."""
-    reflected = MetaData()
-    reflected.reflect(bind=conn)
-    names = [t.name for t in reflected.sorted_tables if t.name != "alembic_version"]
-    if not names:
-        return
+def _domain_tables() -> set[str]:
+    """Tables defined in storage.models: the customer-success data a demo replaces."""
+    from storage import models
+
+    return {
+        obj.__table__.name
+        for obj in vars(models).values()
+        if isinstance(obj, type)
+        and getattr(obj, "__module__", "") == models.__name__
+        and hasattr(obj, "__table__")
+    }
+
+
+def wipe_all(conn: Connection) -> list[str]:
+    """Empty every domain table (and any table referencing one), restarting ids from 1.
+
+    Tables unrelated to the domain data (event receipts, leader locks...) are left alone.
+    Returns the names of the tables emptied.
+    """
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    domain = _domain_tables() & present
+    # Other packages' tables that point at domain rows (an outbox, say) must go too, or the
+    # parents could not be deleted.
+    for name in sorted(present - domain - {"alembic_version"}):
+        if any(fk["referred_table"] in domain for fk in inspector.get_foreign_keys(name)):
+            domain.add(name)
+    names = sorted(domain)
     if is_sqlite(conn):
-        # Children before parents, since foreign keys are enforced; SQLite reuses ids from 1
-        # once a table without AUTOINCREMENT is empty.
-        for name in reversed(names):
+        # Checked at commit instead of per statement, so the order of the deletes is free.
+        # SQLite hands out ids from 1 again once a table without AUTOINCREMENT is empty.
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        for name in names:
             conn.execute(text(f'DELETE FROM "{name}"'))
-    else:
+    elif names:
         quoted = ", ".join(f'"{n}"' for n in names)
         conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+    return names

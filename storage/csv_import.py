@@ -80,7 +80,7 @@ def _number(raw: str) -> float | None:
     if not raw:
         return None
     try:
-        value = float(raw.replace(",", "")) if raw.count(",") and "." in raw else float(raw)
+        value = float(raw)
     except ValueError:
         raise _Bad(f"not a number: {raw!r}") from None
     if not math.isfinite(value):
@@ -807,8 +807,8 @@ def import_csv(
     errors: list[RowError] = []
     columns, rows = _read(path, kind, errors)
     with engine.begin() as conn:
-        if not errors:
-            _resolve(conn, kind, rows, errors)
+        # References are checked even when some cells failed, so one run lists every problem.
+        _resolve(conn, kind, rows, errors)
         if errors:
             errors.sort(key=lambda e: (e.row, e.column or ""))
             raise ImportFailed(errors, path)

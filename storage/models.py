@@ -11,8 +11,8 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    """Naive UTC timestamp: SQLite keeps no zone, so every datetime column is UTC by convention."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC timestamp; sqlmodel's UTCDateTime columns refuse naive datetimes."""
+    return datetime.now(UTC)
 
 
 ROLES = ("csm", "manager", "admin")

@@ -81,9 +81,7 @@ def _plan(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) ->
 def _overdue(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import overdue_milestones
 
-    return overdue_milestones(
-        session, ctx=ctx, query=ask.text or None, account_id=ask.account_id
-    )
+    return overdue_milestones(session, ctx=ctx, query=ask.text or None, account_id=ask.account_id)
 
 
 def _renewals(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:

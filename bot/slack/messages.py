@@ -9,22 +9,33 @@ from bot.render import mrkdwn_escape, render_json, truncate
 from handlers.reply import Reply
 
 MESSAGE_BLOCKS = 50
+# Slack rejects a message near 13.2k chars of blocks (msg_blocks_too_long) even within block limits.
+MESSAGE_CHARS = 12_000
 SURFACE_BLOCKS = 100  # modals and the Home tab
 FALLBACK_TEXT = 3000
 BUTTON_VALUE = 2000
 PRIVATE_METADATA = 3000
 
 
-def fit_blocks(blocks: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Keep a surface within its block limit; templates cut their lists first, this is the backstop."""
-    if len(blocks) <= limit:
+def _size(blocks: list[dict[str, Any]]) -> int:
+    return len(json.dumps(blocks, ensure_ascii=False))
+
+
+def fit_blocks(
+    blocks: list[dict[str, Any]], limit: int, max_chars: int | None = None
+) -> list[dict[str, Any]]:
+    """Keep a surface within its block (and size) limit; templates cut their lists first, this is the backstop."""
+    if len(blocks) <= limit and (max_chars is None or _size(blocks) <= max_chars):
         return blocks
-    hidden = len(blocks) - (limit - 1)
+    kept = blocks[: limit - 1]
+    while max_chars is not None and len(kept) > 1 and _size(kept) > max_chars - 200:
+        kept = kept[:-1]
+    hidden = len(blocks) - len(kept)
     note = {
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": f"…and {hidden} more not shown here"}],
     }
-    return [*blocks[: limit - 1], note]
+    return [*kept, note]
 
 
 def fallback_text(reply: Reply) -> str:
@@ -58,7 +69,7 @@ def message(reply: Reply, *, share: dict[str, Any] | None = None) -> dict[str, A
     limit = MESSAGE_BLOCKS
     if share is not None:
         limit -= 1
-    blocks = fit_blocks(blocks, limit)
+    blocks = fit_blocks(blocks, limit, MESSAGE_CHARS - (300 if share is not None else 0))
     if share is not None:
         blocks.append(render_json("slack", "share_button", {"value": encode(share)}))
     return {"text": fallback_text(reply), "blocks": blocks}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlmodel import Field, SQLModel
 
-from storage.models import utcnow
+
+def _now() -> datetime:
+    # Aware: sqlmodel's UTCDateTime column type refuses naive datetimes.
+    return datetime.now(UTC)
 
 
 class SlackEventReceipt(SQLModel, table=True):
@@ -15,4 +18,4 @@ class SlackEventReceipt(SQLModel, table=True):
     __tablename__ = "slack_event_receipt"
 
     event_id: str = Field(primary_key=True, max_length=64)
-    received_at: datetime = Field(default_factory=utcnow, index=True)
+    received_at: datetime = Field(default_factory=_now, index=True)

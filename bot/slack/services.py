@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 from slack_sdk import WebClient
@@ -27,7 +27,7 @@ from bot.container import Container
 from bot.slack.models import SlackEventReceipt
 from handlers.context import Actor, ChatContext
 from handlers.identity import actor_for
-from storage.models import Account, utcnow
+from storage.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class SlackServices:
 
     def prune_receipts(self) -> int:
         """Forget receipts older than Slack's retry window (with a wide margin)."""
-        cutoff = utcnow() - RECEIPT_RETENTION
+        cutoff = datetime.now(UTC) - RECEIPT_RETENTION
         with self.session() as session:
             result = session.exec(  # type: ignore[call-overload]
                 delete(SlackEventReceipt).where(col(SlackEventReceipt.received_at) < cutoff)

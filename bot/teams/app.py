@@ -40,7 +40,8 @@ def build_authentication(
     login_tenant = tenant_id or AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
     return BotFrameworkAuthenticationFactory.create(
         validate_authority=True,
-        to_channel_from_bot_login_url=AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + login_tenant,
+        to_channel_from_bot_login_url=AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX
+        + login_tenant,
         to_channel_from_bot_oauth_scope=AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
         to_bot_from_channel_token_issuer=AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
         oauth_url=AuthenticationConstants.OAUTH_URL,
@@ -98,7 +99,8 @@ class TeamsApp:
             result = await self.authentication.authenticate_request(
                 activity, (auth_header or None) if self.auth_enabled else None
             )
-        except Exception as exc:  # PermissionError, jwt errors, unknown key id: all are "not authorised"
+        except Exception as exc:
+            # PermissionError, jwt errors, unknown key id: all are "not authorised".
             logger.warning("Teams request refused (%s): %s", type(exc).__name__, exc)
             return 401, None
         invoke = await self.adapter.process_activity(result, activity, self.bot.on_turn)
@@ -110,6 +112,9 @@ class TeamsApp:
         logger.error("Teams turn failed", exc_info=error)
         if turn_context.activity.type == ActivityTypes.message:
             try:
-                await turn_context.send_activity("Sorry, something went wrong on my side. Try again in a moment.")
-            except Exception:  # the connector itself may be what failed; the log above has the cause
+                await turn_context.send_activity(
+                    "Sorry, something went wrong on my side. Try again in a moment."
+                )
+            except Exception:
+                # The connector itself may be what failed; the log above has the cause.
                 logger.warning("could not tell the user about the failure", exc_info=True)

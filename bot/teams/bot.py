@@ -19,10 +19,16 @@ from botbuilder.schema import (
 from sqlmodel import Session
 
 from bot.teams.cards import ADAPTIVE_CARD, message_for, notice_card, render_card
-from bot.teams.identity import RosterCache, RosterEntry, actor_for_teams_user, csm_by_teams_ids, foreign_tenant
+from bot.teams.identity import (
+    RosterCache,
+    RosterEntry,
+    actor_for_teams_user,
+    csm_by_teams_ids,
+    foreign_tenant,
+)
 from bot.teams.references import mark_inactive, save_reference, tenant_of
 from handlers.context import ChatContext
-from handlers.errors import HandlerError, PermissionDenied
+from handlers.errors import HandlerError
 from handlers.reply import Reply
 
 if TYPE_CHECKING:
@@ -33,8 +39,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MILESTONE_STATUS_VERB = "milestone.status"
+MILESTONE_EDIT_FORM_VERB = "milestone.edit_form"
+MILESTONE_EDIT_VERB = "milestone.edit"
 SENTIMENT_VERB = "sentiment.set"
 ACCOUNT_OPEN_VERB = "account.open"
+ESCALATION_ACK_VERB = "escalation.acknowledge"
+ESCALATION_RESOLVE_VERB = "escalation.resolve"
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,9 @@ class CsmTeamsBot(TeamsActivityHandler):
             external=external,
         )
 
-    async def _context(self, turn_context: TurnContext, speaker: Speaker) -> tuple[RosterEntry | None, bool]:
+    async def _context(
+        self, turn_context: TurnContext, speaker: Speaker
+    ) -> tuple[RosterEntry | None, bool]:
         """The roster entry (only needed for people we have not matched yet) and the external flag."""
         if speaker.external or speaker.csm_id is not None:
             return None, speaker.external
@@ -97,7 +109,12 @@ class CsmTeamsBot(TeamsActivityHandler):
         return entry, bool(entry and entry.guest)
 
     def _chat_context(
-        self, session: Session, turn_context: TurnContext, speaker: Speaker, entry: RosterEntry | None, external: bool
+        self,
+        session: Session,
+        turn_context: TurnContext,
+        speaker: Speaker,
+        entry: RosterEntry | None,
+        external: bool,
     ) -> ChatContext:
         from handlers.identity import unknown_actor
 
@@ -140,11 +157,16 @@ class CsmTeamsBot(TeamsActivityHandler):
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        if activity.conversation.conversation_type in ("channel", "groupChat") and not _mentions_bot(activity):
+        if activity.conversation.conversation_type in (
+            "channel",
+            "groupChat",
+        ) and not _mentions_bot(activity):
             # With resource-specific consent Teams can deliver every channel message; answer only when asked.
             await self._speaker(turn_context)
             return
-        text = TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text
+        text = (
+            TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text
+        )
         text = (text or "").replace("\xa0", " ").strip()
 
         def answer(session: Session, ctx: ChatContext) -> Reply:
@@ -194,30 +216,84 @@ class CsmTeamsBot(TeamsActivityHandler):
             return _error(400, "BadRequest", f"Unknown action {verb!r}.")
         try:
             reply = await self._handle(turn_context, lambda s, ctx: handler(s, ctx, data))
-        except PermissionDenied as denied:
-            # Nothing changed; show the refusal above the card as it is now, if we can rebuild it.
-            return await self._refusal(turn_context, data, denied.message)
         except HandlerError as error:
-            return _card(notice_card(error.message))
-        except (KeyError, TypeError, ValueError) as error:
+            # Nothing changed (the unit of work rolled back): show why above the card as it is now.
+            return await self._with_notice(turn_context, verb or "", data, error.message)
+        except BadAction as error:
             logger.info("bad card action data for %s: %r (%s)", verb, data, error)
-            return _error(400, "BadRequest", "This button is missing what it needs. Ask again for a fresh card.")
+            return _error(
+                400,
+                "BadRequest",
+                "This button is missing what it needs. Ask again for a fresh card.",
+            )
+        except Exception:  # answer the invoke (Teams shows an error) and keep the trace in the log
+            logger.exception("card action %s failed", verb)
+            return _error(500, "InternalError", "Something went wrong on my side. Try again.")
         card = render_card(reply)
         return _card(card if card is not None else notice_card(reply.text))
 
     def _actions(self) -> dict[str, Callable[[Session, ChatContext, dict[str, Any]], Reply]]:
         return {
             MILESTONE_STATUS_VERB: self._set_milestone_status,
+            MILESTONE_EDIT_FORM_VERB: self._milestone_edit_form,
+            MILESTONE_EDIT_VERB: self._edit_milestone,
             SENTIMENT_VERB: self._set_sentiment,
             ACCOUNT_OPEN_VERB: self._open_account,
+            ESCALATION_ACK_VERB: self._acknowledge_escalation,
+            ESCALATION_RESOLVE_VERB: self._resolve_escalation,
         }
 
-    def _set_milestone_status(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
+    def _set_milestone_status(
+        self, session: Session, ctx: ChatContext, data: dict[str, Any]
+    ) -> Reply:
         from handlers import plan
 
-        note = (data.get("note") or "").strip() or None
+        note = _text(data, "note")
         return plan.set_milestone_status(
-            session, ctx=ctx, milestone_id=int(data["milestone_id"]), status=str(data["status"]), note=note
+            session,
+            ctx=ctx,
+            milestone_id=_int(data, "milestone_id"),
+            status=_str(data, "status"),
+            note=note,
+        )
+
+    def _milestone_edit_form(
+        self, session: Session, ctx: ChatContext, data: dict[str, Any]
+    ) -> Reply:
+        from handlers import plan
+
+        return plan.milestone_edit_form(session, ctx=ctx, milestone_id=_int(data, "milestone_id"))
+
+    def _edit_milestone(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
+        from handlers import plan
+
+        return plan.edit_milestone(
+            session,
+            ctx=ctx,
+            milestone_id=_int(data, "milestone_id"),
+            due_date=_text(data, "due_date"),
+            owner_email=_text(data, "owner_email"),
+            # The form always sends the note field: "" clears it, absent leaves it alone.
+            note=None if data.get("note") is None else str(data["note"]),
+        )
+
+    def _acknowledge_escalation(
+        self, session: Session, ctx: ChatContext, data: dict[str, Any]
+    ) -> Reply:
+        from handlers import escalations
+
+        return escalations.acknowledge(session, ctx=ctx, escalation_id=_int(data, "escalation_id"))
+
+    def _resolve_escalation(
+        self, session: Session, ctx: ChatContext, data: dict[str, Any]
+    ) -> Reply:
+        from handlers import escalations
+
+        return escalations.resolve(
+            session,
+            ctx=ctx,
+            escalation_id=_int(data, "escalation_id"),
+            note=_text(data, "note"),
         )
 
     def _set_sentiment(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
@@ -227,35 +303,58 @@ class CsmTeamsBot(TeamsActivityHandler):
             session,
             ctx=ctx,
             models=self.container.health_models,
-            account_id=int(data["account_id"]),
-            value=str(data["value"]),
-            reason=(data.get("reason") or "").strip(),
+            account_id=_int(data, "account_id"),
+            value=_str(data, "value"),
+            reason=_text(data, "reason"),
         )
 
     def _open_account(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
         return open_account(
-            session, ctx, account_id=int(data["account_id"]), intent=data.get("intent"), models=self.container.health_models
+            session,
+            ctx,
+            account_id=_int(data, "account_id"),
+            intent=_text(data, "intent"),
+            models=self.container.health_models,
         )
 
-    async def _refusal(self, turn_context: TurnContext, data: dict[str, Any], message: str) -> AdaptiveCardInvokeResponse:
-        account_id = data.get("account_id")
-        if account_id is None:
-            return _card(notice_card(message))
-        intent = "account_health" if "value" in data and "milestone_id" not in data else "success_plan"
-        try:
-            reply = await self._handle(
-                turn_context,
-                lambda s, ctx: open_account(
-                    s, ctx, account_id=int(account_id), intent=intent, models=self.container.health_models
-                ),
+    async def _with_notice(
+        self, turn_context: TurnContext, verb: str, data: dict[str, Any], message: str
+    ) -> AdaptiveCardInvokeResponse:
+        """The card the user acted on, rebuilt unchanged, with ``message`` on top (else just the message)."""
+
+        def rebuild(session: Session, ctx: ChatContext) -> Reply | None:
+            from handlers import plan
+
+            if verb == MILESTONE_EDIT_VERB and "milestone_id" in data:
+                return plan.milestone_edit_form(
+                    session, ctx=ctx, milestone_id=_int(data, "milestone_id")
+                )
+            if "account_id" not in data or verb not in (
+                MILESTONE_STATUS_VERB,
+                MILESTONE_EDIT_FORM_VERB,
+                SENTIMENT_VERB,
+            ):
+                return None
+            intent = "account_health" if verb == SENTIMENT_VERB else "success_plan"
+            return open_account(
+                session,
+                ctx,
+                account_id=_int(data, "account_id"),
+                intent=intent,
+                models=self.container.health_models,
             )
-        except (HandlerError, ValueError, TypeError):
-            return _card(notice_card(message))
-        card = render_card(reply, notice=message)
+
+        try:
+            reply = await self._handle(turn_context, rebuild)
+        except (HandlerError, BadAction):
+            reply = None
+        card = render_card(reply, notice=message) if reply is not None else None
         return _card(card if card is not None else notice_card(message))
 
 
-def open_account(session: Session, ctx: ChatContext, *, account_id: int, intent: str | None, models: Any) -> Reply:
+def open_account(
+    session: Session, ctx: ChatContext, *, account_id: int, intent: str | None, models: Any
+) -> Reply:
     """A button that names an account by id (a choice, a suggestion): run the intent it was for."""
     if intent == "success_plan":
         from handlers import plan
@@ -274,11 +373,42 @@ def open_account(session: Session, ctx: ChatContext, *, account_id: int, intent:
     return health.account_health(session, ctx=ctx, models=models, account_id=account_id)
 
 
+class BadAction(ValueError):
+    """The card's data lacks a field or carries a wrong type (an old or tampered card)."""
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    try:
+        return int(data[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadAction(f"{key} must be an integer") from exc
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    """An optional free-text input (empty means not given)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadAction(f"{key} must be a non-empty string")
+    return value
+
+
 def _mentions_bot(activity: Activity) -> bool:
     bot_id = activity.recipient.id if activity.recipient else None
     for mention in TurnContext.get_mentions(activity):
-        mentioned = (mention.additional_properties or {}).get("mentioned") or {}
-        if mentioned.get("id") == bot_id:
+        # Off the wire a mention is an Entity with the fields in additional_properties.
+        mentioned = (getattr(mention, "additional_properties", None) or {}).get("mentioned")
+        mentioned = mentioned or getattr(mention, "mentioned", None)
+        mentioned_id = (
+            mentioned.get("id") if isinstance(mentioned, dict) else getattr(mentioned, "id", None)
+        )
+        if mentioned_id == bot_id:
             return True
     return False
 
@@ -289,5 +419,7 @@ def _card(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
 
 def _error(status: int, code: str, message: str) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(
-        status_code=status, type="application/vnd.microsoft.error", value={"code": code, "message": message}
+        status_code=status,
+        type="application/vnd.microsoft.error",
+        value={"code": code, "message": message},
     )

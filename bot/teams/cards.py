@@ -48,13 +48,21 @@ def render_card(reply: Reply, notice: str | None = None) -> dict[str, Any] | Non
         card.setdefault("body", []).insert(0, notice_block(notice))
     size = card_size(card)
     if size > MAX_CARD_BYTES:
-        logger.warning("card %s is %d bytes (> %d); sending text", reply.template, size, MAX_CARD_BYTES)
+        logger.warning(
+            "card %s is %d bytes (> %d); sending text", reply.template, size, MAX_CARD_BYTES
+        )
         return None
     return card
 
 
 def notice_block(message: str) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": message, "wrap": True, "color": "attention", "weight": "bolder"}
+    return {
+        "type": "TextBlock",
+        "text": message,
+        "wrap": True,
+        "color": "attention",
+        "weight": "bolder",
+    }
 
 
 def notice_card(message: str) -> dict[str, Any]:

@@ -44,7 +44,10 @@ class RosterCache:
     """
 
     def __init__(
-        self, ttl: float = 3600.0, miss_ttl: float = 300.0, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = 3600.0,
+        miss_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
         self.miss_ttl = miss_ttl
@@ -53,7 +56,9 @@ class RosterCache:
         self._lock = threading.Lock()
         self.lookups = 0
 
-    async def member(self, turn_context: TurnContext, user_id: str, tenant_id: str | None) -> RosterEntry | None:
+    async def member(
+        self, turn_context: TurnContext, user_id: str, tenant_id: str | None
+    ) -> RosterEntry | None:
         key = (tenant_id or "", user_id)
         now = self.clock()
         with self._lock:
@@ -69,7 +74,8 @@ class RosterCache:
         self.lookups += 1
         try:
             member = await TeamsInfo.get_member(turn_context, user_id)
-        except Exception as exc:  # roster unavailable: the user stays unknown (read-only), never fails the turn
+        except Exception as exc:
+            # Roster unavailable: the user stays unknown (read-only), never fails the turn.
             logger.warning("Teams roster lookup for %s failed: %s", user_id, exc)
             return None
         if member is None:
@@ -91,7 +97,9 @@ def foreign_tenant(activity_tenant: str | None, configured_tenant: str | None) -
     return activity_tenant.lower() != configured_tenant.lower()
 
 
-def csm_by_teams_ids(session: Session, user_id: str | None, aad_object_id: str | None) -> CSM | None:
+def csm_by_teams_ids(
+    session: Session, user_id: str | None, aad_object_id: str | None
+) -> CSM | None:
     """The CSM we already matched to this Teams user, by Teams id or Entra (AAD) object id."""
     clauses = []
     if user_id:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from storage.models import utcnow
+
+def utcnow() -> datetime:
+    """Aware UTC now: this sqlmodel version's datetime columns refuse naive values."""
+    return datetime.now(UTC)
 
 
 class TeamsConversation(SQLModel, table=True):

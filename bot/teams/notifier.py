@@ -33,7 +33,9 @@ RETRY_STATUSES = frozenset({412, 429, 502, 504})
 GONE_STATUSES = frozenset({403, 404})
 
 
-def _delivery_error(reason: str, retry_after: float | None = None, permanent: bool = False) -> Exception:
+def _delivery_error(
+    reason: str, retry_after: float | None = None, permanent: bool = False
+) -> Exception:
     # Imported late: the scheduler package may be mid-build in a fresh checkout, and only it needs this.
     from scheduler.notifier import DeliveryError
 
@@ -129,7 +131,9 @@ class TeamsNotifier:
             delay = self._backoff(attempt, retry_after)
             if attempt >= self.max_attempts or delay > self.max_wait:
                 raise _delivery_error(reason, retry_after=delay)
-            logger.info("Teams send to %s failed (%s); retry %d in %.1fs", key, reason, attempt, delay)
+            logger.info(
+                "Teams send to %s failed (%s); retry %d in %.1fs", key, reason, attempt, delay
+            )
             self.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -147,9 +151,12 @@ class TeamsNotifier:
             if client is not None:
                 # Our loop does the retrying (with Retry-After and jitter); msrest must not add its own.
                 client.config.retry_policy.retries = 0
+            # The continuation event has a made-up id; without this the post would "reply" to it.
+            turn_context.activity.id = None
             try:
                 response = await turn_context.send_activity(message_for(reply))
-            except Exception as exc:  # handed back to send(); the adapter's error hook would swallow it
+            except Exception as exc:
+                # Handed back to send(); the adapter's error hook would swallow it.
                 outcome["error"] = exc
                 return
             outcome["id"] = response.id if response is not None else ""

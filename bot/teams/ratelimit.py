@@ -8,7 +8,12 @@ from collections import deque
 from collections.abc import Callable
 
 # (sends, seconds) per bot per conversation, from the Teams rate-limit documentation.
-TEAMS_THREAD_LIMITS: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+TEAMS_THREAD_LIMITS: tuple[tuple[int, float], ...] = (
+    (7, 1.0),
+    (8, 2.0),
+    (60, 30.0),
+    (1800, 3600.0),
+)
 
 
 class ThreadRateLimiter:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ConversationReference
 from sqlmodel import Session, select
 
-from bot.teams.models import TeamsConversation
-from storage.models import utcnow
+from bot.teams.models import TeamsConversation, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +114,3 @@ def reference_for(row: TeamsConversation, target: str) -> ConversationReference:
     if THREAD_MARKER in target and reference.conversation is not None:
         reference.conversation.id = target
     return reference
-
-
-def reference_dict(reference: ConversationReference) -> dict[str, Any]:
-    return reference.serialize()

@@ -67,8 +67,10 @@ def apply_followup(current: ParseResult, previous: Mapping[str, Any] | None) -> 
 
 def _is_default(current: ParseResult) -> bool:
     # The parser gives renewal questions a default window; a borrowed explicit one is better.
-    return current.window is not None and current.window.label == "next 90 days" and (
-        "90" not in current.text
+    return (
+        current.window is not None
+        and current.window.label == "next 90 days"
+        and ("90" not in current.text)
     )
 
 

@@ -7,6 +7,12 @@ from functools import lru_cache
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
+
+def _words(text: str) -> frozenset[str]:
+    """A word list written as one string, for readability."""
+    return frozenset(text.split())
+
+
 # Intent cues: word (after folding: lower case, possessive 's dropped) -> weights per intent.
 # Weights are relative: a word that names the intent outright ("renewal", "qbr") outweighs a
 # word that merely leans towards it ("doing", "list").
@@ -29,6 +35,7 @@ _cues("account_health", 3.0, "health healthy healthcheck score scores rag")
 _cues("account_health", 2.0, "doing shape pulse vibe vibes temperature sentiment nps")
 _cues("account_health", 1.5, "ok okay alright fine looking holding going status state")
 _cues("account_health", 1.0, "how look looks check things")
+_cues("account_health", 1.5, "trend trending usage adoption engagement csat")
 _phrases("account_health", 2.0, "what up with", "whats up with", "how are they", "how r they")
 _phrases("account_health", 2.0, "in good shape", "health check", "how is", "how are things")
 
@@ -37,8 +44,12 @@ _cues("success_plan", 2.0, "milestones milestone outcomes")
 _cues("success_plan", 1.0, "success")
 _phrases("success_plan", 2.0, "success plan", "next steps", "where are we on")
 
-_cues("milestones_overdue", 4.0, "overdue late behind slipping slipped missed delayed lagging")
-_cues("milestones_overdue", 2.0, "stuck blocked slipped")
+_cues(
+    "milestones_overdue",
+    4.0,
+    "overdue late behind slipping slipped missed miss missing delayed lagging",
+)
+_cues("milestones_overdue", 3.0, "stuck blocked")
 _phrases("milestones_overdue", 4.0, "past due", "behind schedule", "running late")
 _phrases("milestones_overdue", 1.0, "overdue milestones")
 
@@ -55,12 +66,21 @@ _cues("portfolio_at_risk", 1.5, "bad problems problem unhappy")
 _phrases("portfolio_at_risk", 2.0, "at risk", "on fire", "in the red", "red flags")
 
 _cues("my_accounts", 2.5, "book portfolio")
-_cues("my_accounts", 2.0, "accounts customers clients green own")
+_cues("my_accounts", 2.0, "green own")
+_cues("my_accounts", 1.5, "accounts customers clients")
 _cues("my_accounts", 1.0, "list all")
-_phrases("my_accounts", 2.0, "my accounts", "book of business", "my customers", "do i own")
+_phrases(
+    "my_accounts",
+    2.0,
+    "my accounts",
+    "book of business",
+    "my customers",
+    "do i own",
+    "how many accounts",
+)
 
 _cues("account_changes", 4.0, "changed changes happened moved")
-_cues("account_changes", 3.0, "news updates update activity")
+_cues("account_changes", 3.0, "news updates update activity latest")
 _cues("account_changes", 2.0, "change new recent recently lately since")
 _phrases("account_changes", 2.0, "whats new", "what new", "anything new", "going on")
 
@@ -74,9 +94,16 @@ _cues("escalate", 3.0, "outage sev1 sev2 sev3 p1 p2 p3 sev")
 _cues("escalate", 1.5, "urgent broken furious raise")
 
 _cues("help", 3.0, "help commands command options examples example usage howto")
-_cues("help", 2.0, "hi hello hey hiya howdy yo")
 _phrases("help", 5.0, "what can you do", "what do you do", "how do i use", "how does this work")
 _phrases("help", 4.0, "what can i ask", "how does it work", "what are you")
+_phrases("help", 3.5, "how do i", "how can i", "how to use")
+_cues("help", 1.5, "ask")
+
+# Greetings alone get the help card; next to a real question they mean nothing.
+GREETING_WORDS: frozenset[str] = _words("hi hello hey hiya howdy yo morning afternoon evening sup")
+
+# A message made only of these is confusion ("wat", "huh?"): show what the bot can do.
+CONFUSED_WORDS: frozenset[str] = _words("what wat huh eh hm hmm hmmm umm um confused lost")
 
 # Intents that are about one account: without one they lean on the previous turn.
 ACCOUNT_INTENTS: frozenset[str] = frozenset(
@@ -84,8 +111,12 @@ ACCOUNT_INTENTS: frozenset[str] = frozenset(
 )
 
 # Words that refer back to an account named earlier in the conversation.
-REFERENCE_WORDS: frozenset[str] = frozenset(
-    "it its they them their theirs there that this same".split()
+REFERENCE_WORDS: frozenset[str] = _words("it its they them their theirs there")
+# "this"/"that" only point back next to a noun ("this week" does not).
+REFERENCE_PHRASES: tuple[str, ...] = tuple(
+    f"{d} {n}"
+    for d in ("this", "that", "the same", "same")
+    for n in ("account", "customer", "client", "one", "company")
 )
 FOLLOWUP_OPENERS: tuple[str, ...] = (
     "and ",
@@ -127,7 +158,7 @@ SEVERITY_WORDS: dict[str, str] = {
 }
 
 # Function words and chat filler: never an account name on their own.
-FILLER_WORDS: frozenset[str] = frozenset(
+FILLER_WORDS: frozenset[str] = _words(
     """a an the and or but if so to of in on at by for from with about into over under up down
     out off as is are was were be been being am do does did done have has had having i im me we
     us you your u ur he she it its they them their this that these those there here what whats
@@ -142,14 +173,25 @@ FILLER_WORDS: frozenset[str] = frozenset(
     entire currently current coming upcoming before after until till by end start beginning
     since during within between right good great bad cover meeting call tell give info
     information details detail summary overview report via per enterprise smb midmarket
-    strategic segment tier team teams everyone everybody someone person people csm csms manager mgr guys folks who's doin lookin goin hw r u
+    strategic segment tier team teams everyone everybody someone person people csm csms
+    manager mgr guys folks doin lookin goin hw r u
     issue issues problem exec execs users user slow failing down schedule prep date dates
-    shape mean means""".split()
+    shape mean means open opened closed close latest due everything stand standing gimme
+    know think most least top biggest largest morning afternoon evening night sup cheers
+    awesome cool nice sure maybe pull bring send post share export dump summarise summarize
+    question questions ask asking wonder wondering remind reminder note notes regarding wrt
+    anybody somebody
+    champion sponsor sponsors stakeholder stakeholders decision maker contact contacts arr mrr
+    nrr grr ltv ces revenue seats licenses licences logins tickets support expansion upsell
+    program programme deal deals pipeline forecast trends sorted sort order biggest value
+    k m usd eur gbp percent pct over under above below more less than top bottom first"""
 )
 
 # Every word the lexicon gives meaning to.
 KNOWN_WORDS: frozenset[str] = (
     frozenset(WORD_CUES)
+    | GREETING_WORDS
+    | CONFUSED_WORDS
     | FILLER_WORDS
     | ME_WORDS
     | TEAM_WORDS
@@ -195,9 +237,11 @@ def repair(word: str) -> str:
         return word
     best, best_sim = word, 0.0
     for target in _TYPO_TARGETS:
-        if abs(len(target) - len(word)) > 2:
+        # Typos rarely hit the first letter, and two edits are only safe in long words:
+        # otherwise "morning" would become "burning" and "starting" "sterling".
+        if target[0] != word[0] or abs(len(target) - len(word)) > 2:
             continue
-        limit = 1 if len(word) < 7 else 2
+        limit = 1 if len(word) < 8 else 2
         if OSA.distance(word, target, score_cutoff=limit) <= limit:
             sim = fuzz.ratio(word, target)
             if sim > best_sim:

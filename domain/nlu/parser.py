@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from collections.abc import Iterable
@@ -9,14 +10,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from rapidfuzz import fuzz
+
 from domain.accounts_index import AccountIndex, Resolution, fold
 from domain.nlu.lexicon import (
     ACCOUNT_INTENTS,
     BAND_WORDS,
+    CONFUSED_WORDS,
     FOLLOWUP_OPENERS,
+    GREETING_WORDS,
     KNOWN_WORDS,
     ME_WORDS,
     PHRASE_CUES,
+    REFERENCE_PHRASES,
     REFERENCE_WORDS,
     SEVERITY_WORDS,
     SLANG,
@@ -88,10 +94,20 @@ EMOJI_WORDS: dict[str, str] = {
 _EMOJI_RE = re.compile("|".join(re.escape(e) for e in sorted(EMOJI_WORDS, key=len, reverse=True)))
 _COMMAND_RE = re.compile(r"^\s*/(?:csm\s+)?([a-z_-]+)\b", re.IGNORECASE)
 _CSM_PREFIX_RE = re.compile(r"^\s*/csm\b\s*", re.IGNORECASE)
-_SEVERITY_RE = re.compile(r"\b(?:sev|severity|s|p|priority)\s*[-:#]?\s*([1-3])\b")
+# "sev1", "sev 2", "severity-3", "p1", "s2" (a lone s/p must touch its digit: "what's 3 weeks").
+_SEVERITY_RE = re.compile(
+    r"\b(?:(?:sev|severity|priority)\s*[-:#]?\s*|[sp])([1-3])\b", re.IGNORECASE
+)
 _WINDOW_TEXT_RE = re.compile(r"[^0-9a-z/\- ]+")
 _TITLE_STRIP_RE = re.compile(r"^[\s,.:;!?\-–—]*(?:(?:about|re|because|for|with)\b)?[\s,.:;\-–—]*")
-_MAX_CHARS = 2000  # longer messages are cut: nobody asks a question in a novel, and parsing stays fast
+_SLACK_REF_RE = re.compile(r"<[@#!][^>]*>")  # user/channel mentions, @here: never an account
+_SLACK_LINK_RE = re.compile(r"<https?://[^|>]*(?:\|([^>]*))?>")
+_TEAMS_AT_RE = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+_BARE_DAYS_RE = re.compile(
+    r"\b(?:renewals?|renewing|renew|in|next|within)\s+(?:the\s+next\s+)?(\d{1,4})\s*(?:d|days?)?\b"
+)
+# Longer messages are cut: nobody asks a question in a novel, and parsing stays fast.
+_MAX_CHARS = 2000
 _THRESHOLD = 2.0  # a cue score below this is noise ("ok thanks")
 
 Band = Literal["red", "amber", "green"]
@@ -153,7 +169,19 @@ def _empty(text: str) -> ParseResult:
 def parse(
     text: str, *, index: AccountIndex, today: date, people: Iterable[str] = ()
 ) -> ParseResult:
-    """Understand one message. Never raises: anything unreadable comes back with intent None."""
+    """Understand one message. Never raises: anything unreadable comes back with intent None.
+
+    Conventions the callers rely on:
+    - Renewal questions that name no window get the next 90 days (``DEFAULT_RENEWAL_DAYS``).
+    - "before March 31" ends on March 30, "by"/"until March 31" on March 31; "before end of March",
+      "by Q2" run to the end of that period (the next one, if this year's is over).
+    - "at risk" is the red+amber view: intent portfolio_at_risk with band None; an explicit
+      "red"/"amber"/"yellow"/"green" sets the band. About one named account, "at risk?" is its
+      health.
+    - owner: a known person's first name (from ``people``) > "team" > "me" (my/mine/for me).
+    - An account on its own ("globex?") means its health, with ``inferred=True``.
+    - ``followup`` marks messages that need the previous turn (see ``apply_followup``).
+    """
     try:
         return _parse(text if isinstance(text, str) else "", index, today, people)
     except Exception:  # the chat must answer with help, not a stack trace
@@ -173,7 +201,12 @@ def _people_map(people: Iterable[str]) -> dict[str, str]:
 
 def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -> ParseResult:
     original = text
-    text = _EMOJI_RE.sub(lambda m: EMOJI_WORDS[m.group(0)], text[:_MAX_CHARS])
+    text = _strip_markup(text[:_MAX_CHARS])
+    # Emoji add flavour to words ("what's on fire 🔥") but are not a question on their own.
+    emoji_words = [EMOJI_WORDS[e].strip() for e in _EMOJI_RE.findall(text)]
+    text = _EMOJI_RE.sub(" ", text)
+    if not text.strip() and "?" in emoji_words:
+        return ParseResult(original, "help", 0.6, None, None, None, None, None, None, False)
     if not text.strip():
         return _empty(original)
     stripped = text.strip()
@@ -197,7 +230,12 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
             text = re.sub(r"^\s*/", "", text)
 
     def ignore(word: str) -> bool:
-        return word in names or is_chat_word(word)
+        if word in names or word in KNOWN_WORDS or word in SLANG:
+            return True
+        fixed = repair(word)
+        # A typo of a chat word ("helth") - unless it is even closer to a name word
+        # ("prseware" is nearer Proseware than "prepare").
+        return fixed != word and fuzz.ratio(word, fixed) >= index.name_word_similarity(word)
 
     # Account first, so that its words ("Umbrella Health") are not read as cues.
     found = index.find_in_text(text, ignore=ignore)
@@ -219,12 +257,15 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
     for word in words:
         for intent, weight in WORD_CUES.get(word, {}).items():
             scores[intent] = scores.get(intent, 0.0) + weight
+    for word in emoji_words:
+        for intent, weight in WORD_CUES.get(word, {}).items():
+            scores[intent] = scores.get(intent, 0.0) + weight / 2
     for phrase, cues in PHRASE_CUES.items():
         if f" {phrase} " in joined:
             for intent, weight in cues.items():
                 scores[intent] = scores.get(intent, 0.0) + weight
 
-    band = _band(words)
+    band = _band(words + emoji_words)
     severity = _severity(lowered, words)
     owner = _owner(words, joined, names)
     window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(lowered)).split())
@@ -232,30 +273,45 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
     window = parse_window(window_text, today)
 
     intent, confidence, inferred = _decide(command, scores, account, band, owner)
+    if intent is None and (
+        any(w in GREETING_WORDS for w in words)
+        or (words and all(w in CONFUSED_WORDS for w in words) and account is None)
+    ):
+        intent, confidence = "help", 0.6  # "hi", "good morning", "huh?": show what it can do
 
     if intent == "renewals_upcoming" and window is None:
-        # "renewals 60": a bare number of days after a renewal word.
-        if m := re.search(r"\b(?:renewals?|renewing|renew)\s+(\d{1,4})\b", window_text):
+        # "renewals 60", "renewals in 60", "renewals next 60d": a bare number means days.
+        if m := _BARE_DAYS_RE.search(window_text):
             window = parse_window(f"next {m.group(1)} days", today)
         else:
             window = default_renewal_window(today)
 
     # A one-account question that names no account leans on the previous turn, and so does one
     # that opens like a follow-up ("and ...", "what about ...") or points back ("its renewal").
-    opener = fold(original).startswith(tuple(o.strip() + " " for o in FOLLOWUP_OPENERS)) or (
-        fold(original) in {o.strip() for o in FOLLOWUP_OPENERS}
+    folded = fold(text)
+    opener = folded.startswith(tuple(o.strip() + " " for o in FOLLOWUP_OPENERS)) or (
+        folded in {o.strip() for o in FOLLOWUP_OPENERS}
     )
-    refers = any(w in REFERENCE_WORDS for w in words)
+    refers = any(w in REFERENCE_WORDS for w in words) or any(
+        f" {phrase} " in joined for phrase in REFERENCE_PHRASES
+    )
     followup = False
     if intent != "help":
         if account is None and (intent in ACCOUNT_INTENTS or (intent is None and opener)):
-            unknown = None if refers else _unknown_run(rest, names)
+            # Escalations are often about "the outage" rather than a name: only the command
+            # form is sure to name an account.
+            guess = intent != "escalate" or command == "escalate"
+            unknown = None if refers or not guess else _unknown_run(rest, names)
             if unknown:
                 # An unknown name: answer with "did you mean", rather than guess from context.
                 account, account_text = index.resolve(unknown), unknown
                 inferred = inferred or intent is None
+        # "what changed in my book" names a portfolio (an owner), not a missing account.
+        portfolio = owner is not None and not refers
         if opener or (
-            account is None and (intent in ACCOUNT_INTENTS or (refers and intent is not None))
+            account is None
+            and not portfolio
+            and (intent in ACCOUNT_INTENTS or (refers and intent is not None))
         ):
             followup = True
 
@@ -275,6 +331,14 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
         inferred=inferred,
         scores=scores,
     )
+
+
+def _strip_markup(text: str) -> str:
+    """Chat markup out: Slack <@U1>/<#C1|name>/<!here>/<url|label>, Teams <at>Bot</at>, &amp;."""
+    text = _TEAMS_AT_RE.sub(" ", text)
+    text = _SLACK_LINK_RE.sub(lambda m: f" {m.group(1) or ''} ", text)
+    text = _SLACK_REF_RE.sub(" ", text)
+    return html.unescape(text)
 
 
 def _normalise_word(word: str) -> str:
@@ -301,12 +365,21 @@ def _decide(
     runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
     if best is not None and best_score >= _THRESHOLD:
         # A red or amber band is the at-risk view, whatever else the message says about accounts.
-        if band in ("red", "amber") and best in ("my_accounts", "account_health") and account is None:
+        if (
+            band in ("red", "amber")
+            and best in ("my_accounts", "account_health")
+            and account is None
+        ):
             best = "portfolio_at_risk"
         # About one named account, "at risk?" or "accounts" means: how is it doing.
-        if account is not None and account.status != "none" and best in (
-            "portfolio_at_risk",
-            "my_accounts",
+        if (
+            account is not None
+            and account.status != "none"
+            and best
+            in (
+                "portfolio_at_risk",
+                "my_accounts",
+            )
         ):
             best = "account_health"
         if best == "portfolio_at_risk" and band == "green":
@@ -351,7 +424,15 @@ def _owner(words: list[str], joined: str, names: dict[str, str]) -> str | None:
     if any(w in TEAM_WORDS for w in words):
         return "team"
     if any(w in ME_WORDS for w in words) or any(
-        p in joined for p in (" for me ", " i own ", " i manage ", " do i own ", " i look after ")
+        p in joined
+        for p in (
+            " for me ",
+            " i own ",
+            " i manage ",
+            " do i own ",
+            " do i have ",
+            " i look after ",
+        )
     ):
         return "me"
     return None
@@ -391,12 +472,13 @@ def _title(text: str, account_text: str | None, severity: str | None) -> str | N
         tail = re.sub(r"^.*?\bescalat\w*\b", "", text, count=1, flags=re.IGNORECASE)
     tail = _strip_severity(tail)
     tail = _TITLE_STRIP_RE.sub("", tail).strip(" \t,.;:-–—")
-    return tail if len(tail) >= 3 else None
+    words = fold(tail).split()
+    if len(tail) < 3 or (len(words) <= 2 and all(is_chat_word(w) for w in words)):
+        return None  # "the acme escalation": no title, just chat words
+    return tail
 
 
 def _strip_severity(text: str) -> str:
-    text = re.sub(
-        r"\b(?:sev|severity|s|p|priority)\s*[-:#]?\s*[1-3]\b", " ", text, flags=re.IGNORECASE
-    )
+    text = _SEVERITY_RE.sub(" ", text)
     text = re.sub(r"\b(?:critical|major|minor)\b", " ", text, flags=re.IGNORECASE)
     return " ".join(text.split())

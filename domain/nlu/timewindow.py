@@ -85,10 +85,9 @@ _UNTIL_DATE = re.compile(
     rf"\b(before|by|until|till|through|thru|prior to|ahead of|up to)\s+(?:the\s+)?"
     rf"(?:{_MONTH}\s+{_DAY}|{_DAY}\s+(?:of\s+)?{_MONTH}|(\d{{1,2}})/(\d{{1,2}})|{_MONTH}|q([1-4]))\b"
 )
-_ISO_UNTIL = re.compile(
-    r"\b(before|by|until|till|through|thru|up to)\s+(\d{4})-(\d{2})-(\d{2})\b"
-)
-_IN_PERIOD = re.compile(rf"\b(?:in|during|for)\s+(?:q([1-4])|{_MONTH})\b")
+_ISO_UNTIL = re.compile(r"\b(before|by|until|till|through|thru|up to)\s+(\d{4})-(\d{2})-(\d{2})\b")
+# "in March", "during Q1", and a bare "q1" (a bare month name is too often a word: "may").
+_IN_PERIOD = re.compile(rf"\b(?:(?:in|during|for)\s+(?:q([1-4])|{_MONTH})|q([1-4]))\b")
 
 
 def _quarter_start(day: date) -> date:
@@ -224,9 +223,10 @@ def parse_window(text: str, today: date) -> TimeWindow | None:
     if m := _CALENDAR.search(text):
         return _calendar(today, m.group(1), m.group(2))
     if m := _IN_PERIOD.search(text):
-        if m.group(1):
-            start = _quarter_ahead(today, int(m.group(1)))
-            return TimeWindow(start, _quarter_end(start), f"Q{m.group(1)} {start.year}")
+        quarter = m.group(1) or m.group(3)
+        if quarter:
+            start = _quarter_ahead(today, int(quarter))
+            return TimeWindow(start, _quarter_end(start), f"Q{quarter} {start.year}")
         start = _month_start_ahead(today, MONTHS[m.group(2)])
         return TimeWindow(start, _month_end(start), start.strftime("%B %Y"))
     return None

@@ -74,7 +74,10 @@ class FakeSlack:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval keeps stop() (called once per test) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -97,7 +100,9 @@ class FakeSlack:
         return f"{self.url}/webhook/{name}"
 
     # -- test controls -------------------------------------------------------------------------
-    def add_user(self, user_id: str, email: str | None, name: str = "someone", **extra: Any) -> None:
+    def add_user(
+        self, user_id: str, email: str | None, name: str = "someone", **extra: Any
+    ) -> None:
         profile = {"email": email, "real_name": name} if email else {"real_name": name}
         self.users[user_id] = {"id": user_id, "name": name, "real_name": name, "profile": profile}
         self.users[user_id].update(extra)
@@ -220,6 +225,12 @@ class FakeSlack:
         if method == "users.info":
             user = self.users.get(str(args.get("user")))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "users.lookupByEmail":
+            email = str(args.get("email", "")).lower()
+            for user in self.users.values():
+                if str((user.get("profile") or {}).get("email", "")).lower() == email:
+                    return {"ok": True, "user": user}
+            return {"ok": False, "error": "users_not_found"}
         if method == "conversations.info":
             channel_id = str(args.get("channel"))
             channel = self.channels.get(channel_id) or {

@@ -23,7 +23,8 @@ class Call:
     headers: dict[str, str]
     body: Any
     conversation_id: str | None = None
-    activity_id: str | None = None  # the {activityId} path segment (reply-to for POST, target for PUT)
+    # The {activityId} path segment: the message replied to (POST) or updated (PUT).
+    activity_id: str | None = None
 
 
 @dataclass
@@ -68,7 +69,9 @@ class FakeConnector:
                 raw = self.rfile.read(length) if length else b""
                 return json.loads(raw) if raw else None
 
-            def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: Any = None, headers: dict[str, str] | None = None
+            ) -> None:
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -82,7 +85,10 @@ class FakeConnector:
                 path = urlsplit(self.path).path
                 fake._record(self, "GET", path, None)
                 if path == "/v1/.well-known/openidconfiguration":
-                    self._send(200, {"issuer": "https://api.botframework.com", "jwks_uri": fake.url + "/keys"})
+                    self._send(
+                        200,
+                        {"issuer": "https://api.botframework.com", "jwks_uri": fake.url + "/keys"},
+                    )
                     return
                 if path == "/keys" and fake.jwks is not None:
                     self._send(200, fake.jwks)
@@ -91,7 +97,15 @@ class FakeConnector:
                 if member:
                     found = fake.members.get(unquote(member.group(2)))
                     if found is None:
-                        self._send(404, {"error": {"code": "MemberNotFoundInConversation", "message": "not found"}})
+                        self._send(
+                            404,
+                            {
+                                "error": {
+                                    "code": "MemberNotFoundInConversation",
+                                    "message": "not found",
+                                }
+                            },
+                        )
                     else:
                         self._send(200, found)
                     return
@@ -111,7 +125,16 @@ class FakeConnector:
                     new_id = f"1:activity-{fake._next_id}"
                 if failure is not None:
                     status, headers = failure
-                    self._send(status, {"error": {"code": "Throttled" if status == 429 else "Error", "message": "x"}}, headers)
+                    self._send(
+                        status,
+                        {
+                            "error": {
+                                "code": "Throttled" if status == 429 else "Error",
+                                "message": "x",
+                            }
+                        },
+                        headers,
+                    )
                     return
                 if method == "PUT":
                     self._send(200, {"id": unquote(match.group(2) or "")})
@@ -125,7 +148,9 @@ class FakeConnector:
                 self._activity("PUT")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -133,7 +158,9 @@ class FakeConnector:
             self._server.shutdown()
             self._server.server_close()
 
-    def _record(self, handler: BaseHTTPRequestHandler, method: str, path: str, body: Any, match: Any = None) -> None:
+    def _record(
+        self, handler: BaseHTTPRequestHandler, method: str, path: str, body: Any, match: Any = None
+    ) -> None:
         call = Call(method=method, path=path, headers=dict(handler.headers.items()), body=body)
         if match is not None:
             call.conversation_id = unquote(match.group(1))

@@ -148,4 +148,3 @@ def register(app: App, services: SlackServices) -> None:
     def noop(ack: Ack) -> None:
         # Link buttons and the like still send a block_actions payload; it needs only an ack.
         ack()
-

@@ -10,10 +10,17 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.slack.asks import Ask
-from bot.slack.listeners.common import ask_reply, chat_of, handled, private_payload
+from bot.slack.listeners.common import (
+    ask_reply,
+    chat_of,
+    handled,
+    private_payload,
+    public_payload,
+)
 from bot.slack.messages import PRIVATE_METADATA, encode, message, notice, surface
 from bot.slack.services import SlackServices
 from handlers.errors import HandlerError
+from handlers.reply import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +28,18 @@ logger = logging.getLogger(__name__)
 COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
 
 
+def answer(result: Reply | HandlerError, ask: Ask) -> dict[str, Any]:
+    """Private by default; a Reply the handler marked for the channel (an escalation) is posted."""
+    if isinstance(result, Reply) and result.visibility == "channel":
+        return {"response_type": "in_channel", **public_payload(result)}
+    return {"response_type": "ephemeral", **private_payload(result, ask)}
+
+
 def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
     def command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         ask = Ask(kind=kind, text=(command.get("text") or "").strip())
         # The answer rides in the ack itself: one HTTP round trip, no Web API call.
-        ack(response_type="ephemeral", **private_payload(ask_reply(services, chat_of(context), ask), ask))
+        ack(**answer(ask_reply(services, chat_of(context), ask), ask))
 
     command.__name__ = f"command_{kind}"
     return command
@@ -44,13 +58,17 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
             _open_settings(services, ack, command, context, client)
             return
         ask = Ask(kind="ask", text=text)
-        ack(response_type="ephemeral", **private_payload(ask_reply(services, chat_of(context), ask), ask))
+        ack(**answer(ask_reply(services, chat_of(context), ask), ask))
 
     return csm
 
 
 def _open_settings(
-    services: SlackServices, ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient
+    services: SlackServices,
+    ack: Ack,
+    command: dict[str, Any],
+    context: BoltContext,
+    client: WebClient,
 ) -> None:
     from handlers.settings import user_settings
 

@@ -45,8 +45,16 @@ def chat_of(context: BoltContext) -> ChatContext:
     return context["chat"]
 
 
+class InternalError(HandlerError):
+    """A bug or an outage on our side, told to the user plainly (the traceback goes to the log)."""
+
+
 def handled(services: SlackServices, work: Callable[[Session], Reply]) -> Reply | HandlerError:
-    """Run a handler in one unit of work; an error the user caused comes back instead of raising."""
+    """Run a handler in one unit of work; an error the user caused comes back instead of raising.
+
+    Anything else is logged with its traceback and answered with a short apology: a Slack user
+    would otherwise see only "dispatch_failed", or nothing at all after a lazy listener.
+    """
     try:
         with services.session() as session:
             return work(session)
@@ -54,6 +62,10 @@ def handled(services: SlackServices, work: Callable[[Session], Reply]) -> Reply 
         # The unit of work rolled back: a refused or invalid change leaves nothing behind.
         HANDLER_ERRORS.labels(type(exc).__name__).inc()
         return exc
+    except Exception:
+        logger.exception("handler failed")
+        HANDLER_ERRORS.labels("InternalError").inc()
+        return InternalError("Sorry, something went wrong on my side. It has been logged.")
 
 
 def ask_reply(services: SlackServices, ctx: ChatContext, ask: Ask) -> Reply | HandlerError:

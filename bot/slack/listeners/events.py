@@ -28,9 +28,7 @@ def ack_now(ack: Ack) -> None:
 def is_plain_im(event: dict[str, Any]) -> bool:
     """A person's new DM to the bot: no subtype (edits, joins, bot posts all have one), no bot_id."""
     return (
-        event.get("channel_type") == "im"
-        and not event.get("subtype")
-        and not event.get("bot_id")
+        event.get("channel_type") == "im" and not event.get("subtype") and not event.get("bot_id")
     )
 
 

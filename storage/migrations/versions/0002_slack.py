@@ -4,10 +4,9 @@ Revision ID: 0002_slack
 Revises: 0001_initial
 Create Date: 2026-11-23 17:55:00
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = "0002_slack"
 down_revision = "0001_initial"

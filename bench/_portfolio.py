@@ -1,0 +1,56 @@
+"""Builds (once) and caches the 10,000-account benchmark database under bench/.cache/."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import date
+from pathlib import Path
+
+from storage.db import make_engine, upgrade
+from storage.demo import GENERATOR_VERSION, seed_demo
+
+logger = logging.getLogger(__name__)
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+TODAY = date(2026, 11, 23)
+SEED = 7
+
+
+def portfolio_db(accounts: int = 10_000, days: int = 90, *, rebuild: bool = False) -> Path:
+    """Path of a SQLite portfolio of ``accounts`` x 7 indicators x ``days`` daily readings.
+
+    Rebuilt when the generator version or the parameters change; a version file next to the
+    database records what it holds. Migrations added since are applied on every call.
+    """
+    CACHE.mkdir(parents=True, exist_ok=True)
+    name = f"portfolio-{accounts // 1000}k" if accounts % 1000 == 0 else f"portfolio-{accounts}"
+    path = CACHE / f"{name}.db"
+    stamp = CACHE / f"{name}.version"
+    key = f"generator={GENERATOR_VERSION} accounts={accounts} days={days} seed={SEED} today={TODAY}"
+    if not rebuild and path.exists() and stamp.exists() and stamp.read_text().strip() == key:
+        upgrade(f"sqlite:///{path}")
+        return path
+    tmp = path.with_suffix(".building.db")
+    for leftover in CACHE.glob(f"{tmp.name}*"):
+        leftover.unlink()
+    url = f"sqlite:///{tmp}"
+    started = time.perf_counter()
+    upgrade(url)
+    engine = make_engine(url)
+    summary = seed_demo(
+        engine, today=TODAY, accounts=accounts, days=days, seed=SEED, snapshot_days=0
+    )
+    with engine.begin() as conn:
+        # Fold the WAL back in, so the cached file is self-contained and can be renamed.
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.replace(tmp, path)
+    stamp.write_text(key + "\n")
+    logger.info(
+        "built %s: %d readings in %.1fs", path.name, summary.readings, time.perf_counter() - started
+    )
+    return path

@@ -1,0 +1,208 @@
+"""Benchmark: recompute health for 10,000 accounts x 7 indicators x 90 days on SQLite vs a plain read.
+
+Run with `.venv/bin/python bench/bench_recompute.py`. The first run builds the portfolio database
+(cached in bench/.cache/); every run then times, on that database:
+  1. the plain SQL read of exactly the reading rows recompute needs, fetched fully by the driver,
+  2. recompute_health for every account, in a fresh subprocess so its peak RSS is its own,
+  3. `csm-bot ask "/health acme"` end to end (process start-up included).
+Targets (issue 2): recompute <= 15 s and <= 2x the plain read, peak memory < 1 GiB, ask < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 15.0
+TARGET_RATIO = 2.0
+TARGET_RSS_MB = 1024.0
+TARGET_ASK_SECONDS = 1.0
+
+
+def _plain_read(url: str, as_of: date) -> tuple[int, float]:
+    """The same SELECT recompute issues, every row fetched by the driver in one go."""
+    from domain.health_model import load_health_models
+    from handlers.recompute import readings_query
+    from storage.db import make_engine
+
+    sql, params = readings_query(load_health_models(None), as_of, as_of)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        result = conn.execute(text(sql), params)
+        rows = result.cursor.fetchall()  # raw driver tuples: the cheapest way to read them
+        seconds = time.perf_counter() - started
+        count = len(rows)
+        del rows
+    engine.dispose()
+    return count, seconds
+
+
+def _literal_read(url: str, as_of: date) -> tuple[int, float]:
+    """The issue's reference form: one cut-off for all indicators (the longest look-back)."""
+    from datetime import timedelta
+
+    from domain.health_model import load_health_models
+    from handlers.recompute import lookback_days
+    from storage.db import make_engine
+
+    cutoff = as_of - timedelta(days=max(lookback_days(load_health_models(None)).values()))
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        result = conn.exec_driver_sql(
+            "SELECT account_id, indicator_key, day, value FROM indicator_reading "
+            "WHERE day > ? ORDER BY account_id",
+            (cutoff.isoformat(),),
+        )
+        count = len(result.cursor.fetchall())
+        seconds = time.perf_counter() - started
+    engine.dispose()
+    return count, seconds
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory, in MB.
+
+    VmHWM restarts at exec; getrusage's ru_maxrss would carry over the parent's peak from the
+    fork (the parent just held millions of rows from the plain read), so it is the fallback.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(url: str, as_of: str) -> None:
+    """Subprocess body: recompute everything and report time and memory as one JSON line."""
+    from domain.health_model import load_health_models
+    from handlers.recompute import recompute_health
+    from storage.db import make_engine
+
+    models = load_health_models(None)
+    engine = make_engine(url)
+    before = _peak_rss_mb()
+    summary = recompute_health(engine, as_of=date.fromisoformat(as_of), models=models)
+    peak = _peak_rss_mb()
+    print(
+        json.dumps(
+            {
+                "accounts": summary.accounts,
+                "snapshots": summary.snapshots,
+                "insufficient": summary.insufficient,
+                "seconds": summary.seconds,
+                "rss_before_mb": before,
+                "peak_rss_mb": peak,
+            }
+        )
+    )
+
+
+def _recompute(url: str, as_of: date) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", url, as_of.isoformat()],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ask(url: str, as_of: date) -> tuple[float | None, str]:
+    """Wall time of `csm-bot ask "/health acme"` on the benchmark database, or why it failed."""
+    exe = Path(sys.executable).parent / "csm-bot"
+    if not exe.exists():
+        found = shutil.which("csm-bot")
+        if not found:
+            return None, "csm-bot is not installed"
+        exe = Path(found)
+    env = {**os.environ, "CSM_DATABASE_URL": url, "CSM_TODAY": as_of.isoformat()}
+    started = time.perf_counter()
+    out = subprocess.run(
+        [str(exe), "ask", "/health acme"], env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        return None, f"exit {out.returncode}: {(out.stderr or out.stdout).strip()[-300:]}"
+    return seconds, out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached database")
+    parser.add_argument(
+        "--literal-read",
+        action="store_true",
+        help="also time the one-cut-off read of every reading in the longest look-back",
+    )
+    parser.add_argument("--child", nargs=2, metavar=("URL", "AS_OF"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return 0
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _portfolio import TODAY, portfolio_db
+
+    started = time.perf_counter()
+    path = portfolio_db(args.accounts, args.days, rebuild=args.rebuild)
+    built = time.perf_counter() - started
+    url = f"sqlite:///{path}"
+    size_mb = path.stat().st_size / 2**20
+    print(f"database      {path.relative_to(ROOT)} ({size_mb:,.0f} MB, ready in {built:.1f}s)")
+
+    # Read once untimed so both measurements start from the same warm page cache.
+    _plain_read(url, TODAY)
+    rows, read_s = _plain_read(url, TODAY)
+    print(f"plain read    {rows:,} rows in {read_s:.2f}s")
+    if args.literal_read:
+        all_rows, all_s = _literal_read(url, TODAY)
+        print(f"literal read  {all_rows:,} rows (one cut-off for every indicator) in {all_s:.2f}s")
+
+    result = _recompute(url, TODAY)
+    ratio = result["seconds"] / read_s
+    print(
+        f"recompute     {result['accounts']:,} accounts, {result['snapshots']:,} snapshots "
+        f"({result['insufficient']} insufficient) in {result['seconds']:.2f}s"
+    )
+    print(f"ratio         {ratio:.2f}x the plain read")
+    print(
+        f"peak RSS      {result['peak_rss_mb']:.0f} MB "
+        f"(process after imports: {result['rss_before_mb']:.0f} MB)"
+    )
+    ask_s, detail = _ask(url, TODAY)
+    if ask_s is None:
+        print(f"ask /health   not measured: {detail}")
+    else:
+        print(f"ask /health   {ask_s:.2f}s wall, start-up included ({detail[:70]})")
+
+    checks = {
+        f"recompute <= {TARGET_SECONDS:g}s": result["seconds"] <= TARGET_SECONDS,
+        f"recompute <= {TARGET_RATIO:g}x plain read": ratio <= TARGET_RATIO,
+        "peak memory < 1 GiB": result["peak_rss_mb"] < TARGET_RSS_MB,
+    }
+    if ask_s is not None:
+        checks[f"ask < {TARGET_ASK_SECONDS:g}s"] = ask_s < TARGET_ASK_SECONDS
+    for name, ok in checks.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""One HTTP process: Slack on POST /slack/events, Teams on POST /api/messages, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from slack_bolt import App, BoltRequest, BoltResponse
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.container import Container
+
+logger = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter(
+    "csm_http_requests_total", "HTTP requests served, by route and status", ["route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "csm_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route",
+    ["route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def measured(route: str, endpoint: Endpoint) -> Endpoint:
+    """Count and time an endpoint (a wrapper, not middleware: it costs microseconds per request)."""
+
+    async def wrapper(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await endpoint(request)
+        HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
+        return response
+
+    return wrapper
+
+
+def slack_endpoint(app: App) -> Endpoint:
+    """Hands the raw request to bolt (which verifies the signature) and returns its response.
+
+    bolt's dispatch is synchronous and may call Slack (response_url, views.open): it runs in the
+    thread pool so one slow call never stalls the event loop for every other request.
+    """
+
+    async def slack_events(request: Request) -> Response:
+        body = (await request.body()).decode("utf-8")
+        bolt_request = BoltRequest(
+            body=body,
+            query=request.url.query,
+            headers={k: v for k, v in request.headers.items()},
+        )
+        bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, bolt_request)
+        return Response(
+            status_code=bolt_response.status,
+            content=bolt_response.body,
+            headers=bolt_response.first_headers_without_set_cookie(),
+        )
+
+    return slack_events
+
+
+def health_endpoint(container: Container) -> Endpoint:
+    def check() -> None:
+        with container.engine.connect() as conn:
+            conn.execute(text("select 1"))
+
+    async def healthz(_: Request) -> Response:
+        try:
+            await run_in_threadpool(check)
+        except Exception as exc:  # any database failure means: not healthy, say why
+            logger.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, 503)
+        return JSONResponse({"status": "ok"})
+
+    return healthz
+
+
+async def metrics(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def teams_routes(container: Container) -> list[BaseRoute]:
+    """Teams' POST /api/messages when bot/teams is present (it is optional for Slack-only teams)."""
+    try:
+        from bot.teams.http import routes
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("bot.teams"):
+            return []
+        raise
+    return list(routes(container))
+
+
+def create_app(
+    container: Container,
+    *,
+    slack_app: App | None = None,
+    with_slack: bool = True,
+    with_teams: bool = True,
+) -> Starlette:
+    """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given)."""
+    routes: list[BaseRoute] = [
+        Route("/healthz", measured("/healthz", health_endpoint(container)), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if with_slack:
+        if slack_app is None and container.settings.slack_signing_secret:
+            from bot.slack.app import build_slack
+
+            slack_app = build_slack(container).app
+        if slack_app is not None:
+            endpoint = measured("/slack/events", slack_endpoint(slack_app))
+            routes.append(Route("/slack/events", endpoint, methods=["POST"]))
+        else:
+            logger.warning("SLACK_SIGNING_SECRET is not set: POST /slack/events is off")
+    if with_teams:
+        routes.extend(teams_routes(container))
+    return Starlette(routes=routes)
+
+
+def serve(
+    container: Container,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    with_scheduler: bool = True,
+    socket_mode: bool = False,
+) -> None:
+    """Run the assistant until interrupted: HTTP (uvicorn, one worker), or Slack over Socket Mode.
+
+    In Socket Mode Slack is reached through SLACK_APP_TOKEN (no public URL); the HTTP server still
+    runs for /healthz, /metrics and Teams.
+    """
+    import uvicorn
+
+    socket_handler: Any = None
+    scheduler: Any = None
+    slack_app: App | None = None
+    settings = container.settings
+    if socket_mode:
+        if not settings.slack_app_token:
+            raise ValueError("--socket-mode needs SLACK_APP_TOKEN (an xapp- token)")
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        from bot.slack.app import build_slack
+
+        socket_handler = SocketModeHandler(build_slack(container).app, settings.slack_app_token)
+    elif settings.slack_signing_secret:
+        from bot.slack.app import build_slack
+
+        slack_app = build_slack(container).app
+    try:
+        if with_scheduler:
+            from scheduler.runner import start_background
+
+            scheduler = start_background(container)
+        if socket_handler is not None:
+            socket_handler.connect()
+            logger.info("connected to Slack over Socket Mode")
+        app = create_app(container, slack_app=slack_app, with_slack=not socket_mode)
+        uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_level="info")
+    finally:
+        if socket_handler is not None:
+            socket_handler.close()
+        if scheduler is not None:
+            scheduler.shutdown()

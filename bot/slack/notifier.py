@@ -1,0 +1,132 @@
+"""The scheduler's Slack notifier: renders a Reply as Block Kit and posts it; failures become DeliveryError."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from jinja2 import TemplateNotFound
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlmodel import Session
+
+from bot.container import Container
+from bot.render import mrkdwn_escape
+from bot.slack.messages import fallback_text, message
+from bot.slack.services import web_client
+from handlers.reply import Reply
+from scheduler.notifier import DeliveryError
+from storage.models import CSM
+
+logger = logging.getLogger(__name__)
+
+# Errors no retry can fix: the channel or the bot's access is gone, or Slack rejected the message.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "is_archived",
+        "not_in_channel",
+        "account_inactive",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "restricted_action",
+        "cannot_dm_bot",
+        "user_not_found",
+        "users_not_found",
+        "user_disabled",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "no_slack_user",
+    }
+)
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class SlackNotifier:
+    """Posts scheduled messages (reminders, alerts, digests) with chat.postMessage.
+
+    Targets are a channel id ("C0123") or "csm:<id>" for a CSM's DM (their stored slack_user_id,
+    else users.lookupByEmail). The client does not retry 429s itself: the outbox honours
+    Retry-After, so a rate limit never blocks a dispatcher thread.
+    """
+
+    platform = "slack"
+
+    def __init__(self, container: Container, *, client: WebClient | None = None) -> None:
+        self.container = container
+        self.client = client or web_client(container.settings, retry_rate_limits=False)
+
+    def send(self, target: str, reply: Reply) -> str:
+        channel = self._channel_for(target)
+        payload = self._payload(reply)
+        try:
+            response = self.client.chat_postMessage(channel=channel, **payload)
+        except SlackApiError as exc:
+            raise delivery_error(exc) from exc
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryError("connection_error") from exc
+        return str(response.get("ts") or "")
+
+    def _payload(self, reply: Reply) -> dict[str, Any]:
+        try:
+            return message(reply)
+        except TemplateNotFound:
+            # A Reply without a Slack template still reaches people, as its escaped plain text.
+            logger.warning("no Slack template %r; posting the text fallback", reply.template)
+            return {"text": fallback_text(reply) or mrkdwn_escape(reply.template)}
+
+    def _channel_for(self, target: str) -> str:
+        if not target.startswith("csm:"):
+            return target
+        csm_id = int(target.split(":", 1)[1])
+        with Session(self.container.engine) as session:
+            csm = session.get(CSM, csm_id)
+        if csm is None:
+            raise DeliveryError("no_slack_user", permanent=True)
+        if csm.slack_user_id:
+            return csm.slack_user_id
+        try:
+            found = self.client.users_lookupByEmail(email=csm.email)
+        except SlackApiError as exc:
+            raise delivery_error(exc) from exc
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryError("connection_error") from exc
+        user_id = (found.get("user") or {}).get("id")
+        if not user_id:
+            raise DeliveryError("no_slack_user", permanent=True)
+        # Posting to a user id lands in the app's DM with them.
+        return str(user_id)
+
+
+def delivery_error(exc: SlackApiError) -> DeliveryError:
+    """Classify a Web API failure: 429 → retry after, 5xx → retry, dead channel or bot → permanent."""
+    response = exc.response
+    status = int(response.status_code or 0)
+    error = str(response.get("error") or "") if isinstance(response.data, dict) else ""
+    if status == 429 or error == "ratelimited":
+        header = (response.headers or {}).get("Retry-After") or (response.headers or {}).get(
+            "retry-after"
+        )
+        retry_after = _seconds(header)
+        return DeliveryError("ratelimited", retry_after=retry_after or DEFAULT_RETRY_AFTER)
+    if status >= 500:
+        return DeliveryError(f"http_{status}")
+    if error in PERMANENT_ERRORS:
+        return DeliveryError(error, permanent=True)
+    return DeliveryError(error or f"http_{status}")
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,340 @@
+"""Digests: the daily one per CSM (what needs them today) and the weekly one per manager (the team)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from domain import metrics
+from handlers.context import ChatContext
+from handlers.errors import NotFound
+from handlers.reply import Reply
+from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
+
+# A score move this big since yesterday is worth a line even without a band change.
+CHANGE_POINTS = 5.0
+# When a renewal has no likelihood yet, the band stands in for it (forecast GRR/NRR).
+LIKELIHOOD_BY_BAND = {"green": 0.95, "amber": 0.75, "red": 0.45, "insufficient": 0.8}
+LIST_LIMIT = 10
+
+
+def _snapshots_by_account(
+    session: Session, account_ids: list[int], first: date, last: date
+) -> dict[int, dict[date, HealthSnapshot]]:
+    out: dict[int, dict[date, HealthSnapshot]] = defaultdict(dict)
+    if not account_ids:
+        return out
+    for start in range(0, len(account_ids), 900):
+        chunk = account_ids[start : start + 900]
+        for s in session.exec(
+            select(HealthSnapshot).where(
+                col(HealthSnapshot.account_id).in_(chunk),
+                col(HealthSnapshot.day) >= first,
+                col(HealthSnapshot.day) <= last,
+            )
+        ).all():
+            out[s.account_id][s.day] = s
+    return out
+
+
+def _latest_and_before(
+    days: dict[date, HealthSnapshot], day: date, back: int = 1
+) -> tuple[HealthSnapshot | None, HealthSnapshot | None]:
+    """The newest snapshot on or before ``day`` and the newest at least ``back`` days before it."""
+    eligible = sorted(d for d in days if d <= day)
+    if not eligible:
+        return None, None
+    latest = days[eligible[-1]]
+    cutoff = latest.day - timedelta(days=back)
+    earlier = [d for d in eligible if d <= cutoff]
+    return latest, days[earlier[-1]] if earlier else None
+
+
+def _score(s: HealthSnapshot | None) -> int | None:
+    return None if s is None or s.score is None else round(s.score)
+
+
+def daily_digest(session: Session, *, ctx: ChatContext, csm_id: int | None = None) -> Reply:
+    """Red/amber counts, what changed since yesterday, renewals in 30/90 days, overdue milestones
+    and open escalations for one CSM's book (default: the asker's)."""
+    who = csm_id if csm_id is not None else ctx.actor.csm_id
+    csm = session.get(CSM, who) if who is not None else None
+    if csm is None:
+        raise NotFound("I don't know whose digest to make: that CSM is not in CSM Assistant.")
+    today = ctx.today
+    accounts = session.exec(
+        select(Account)
+        .where(Account.owner_id == csm.id, col(Account.churned_on).is_(None))
+        .order_by(col(Account.name))
+    ).all()
+    ids = [a.id or 0 for a in accounts]
+    by_id = {a.id: a for a in accounts}
+    snaps = _snapshots_by_account(session, ids, today - timedelta(days=8), today)
+
+    counts = {"red": 0, "amber": 0, "green": 0, "insufficient": 0}
+    changes: list[dict[str, Any]] = []
+    attention: list[dict[str, Any]] = []
+    for a in accounts:
+        latest, before = _latest_and_before(snaps.get(a.id or 0, {}), today)
+        band = latest.band if latest else "insufficient"
+        counts[band] = counts.get(band, 0) + 1
+        if band in ("red", "amber"):
+            attention.append({"name": a.name, "band": band, "score": _score(latest), "arr": a.arr})
+        if latest is None or before is None:
+            continue
+        delta = (
+            None
+            if latest.score is None or before.score is None
+            else round(latest.score - before.score, 1)
+        )
+        if latest.band != before.band or (delta is not None and abs(delta) >= CHANGE_POINTS):
+            changes.append(
+                {
+                    "name": a.name,
+                    "from_band": before.band,
+                    "to_band": latest.band,
+                    "score": _score(latest),
+                    "delta": delta,
+                }
+            )
+    attention.sort(key=lambda r: (r["band"] != "red", r["score"] if r["score"] is not None else 0))
+    changes.sort(key=lambda r: (r["from_band"] == r["to_band"], r["delta"] or 0))
+
+    renewals = (
+        session.exec(
+            select(Renewal)
+            .where(
+                col(Renewal.account_id).in_(ids),
+                Renewal.status == "open",
+                col(Renewal.renewal_date) >= today,
+                col(Renewal.renewal_date) <= today + timedelta(days=90),
+            )
+            .order_by(col(Renewal.renewal_date))
+        ).all()
+        if ids
+        else []
+    )
+    renewal_rows = [
+        {
+            "name": by_id[r.account_id].name,
+            "date": r.renewal_date.isoformat(),
+            "days_left": (r.renewal_date - today).days,
+            "arr": r.arr,
+        }
+        for r in renewals
+    ]
+    in_30 = [r for r in renewal_rows if r["days_left"] <= 30]
+
+    overdue = (
+        session.exec(
+            select(Milestone)
+            .where(
+                col(Milestone.account_id).in_(ids),
+                col(Milestone.due_date) < today,
+                Milestone.status != "done",
+            )
+            .order_by(col(Milestone.due_date))
+        ).all()
+        if ids
+        else []
+    )
+    overdue_rows = [
+        {
+            "account": by_id[m.account_id].name,
+            "title": m.title,
+            "due_date": m.due_date.isoformat() if m.due_date else None,
+            "days_late": (today - m.due_date).days if m.due_date else None,
+        }
+        for m in overdue
+    ]
+    escalations = (
+        session.exec(
+            select(Escalation)
+            .where(col(Escalation.account_id).in_(ids), Escalation.status != "resolved")
+            .order_by(col(Escalation.opened_at))
+        ).all()
+        if ids
+        else []
+    )
+    escalation_rows = [
+        {
+            "account": by_id[e.account_id].name,
+            "title": e.title,
+            "severity": e.severity,
+            "status": e.status,
+        }
+        for e in escalations
+    ]
+    context = {
+        "csm": {"id": csm.id, "name": csm.name, "timezone": csm.timezone},
+        "day": today.isoformat(),
+        "weekday": today.strftime("%A"),
+        "total_accounts": len(accounts),
+        "counts": counts,
+        "attention": attention[:LIST_LIMIT],
+        "attention_more": max(0, len(attention) - LIST_LIMIT),
+        "changes": changes[:LIST_LIMIT],
+        "changes_more": max(0, len(changes) - LIST_LIMIT),
+        "renewals_30": in_30[:LIST_LIMIT],
+        "renewals_30_more": max(0, len(in_30) - LIST_LIMIT),
+        "renewals_30_arr": sum(r["arr"] for r in in_30),
+        "renewals_90_count": len(renewal_rows),
+        "renewals_90_arr": sum(r["arr"] for r in renewal_rows),
+        "overdue": overdue_rows[:LIST_LIMIT],
+        "overdue_total": len(overdue_rows),
+        "escalations": escalation_rows[:LIST_LIMIT],
+        "escalations_total": len(escalation_rows),
+    }
+    first = csm.name.split()[0]
+    text = (
+        f"Good morning {first}: {counts['red']} red, {counts['amber']} amber of "
+        f"{len(accounts)} accounts; {len(changes)} changed since yesterday; "
+        f"{len(in_30)} renewals in 30 days ({len(renewal_rows)} in 90); "
+        f"{len(overdue_rows)} overdue milestones; {len(escalation_rows)} open escalations."
+    )
+    return Reply(template="daily_digest", context=context, text=text)
+
+
+def quarter_bounds(day: date) -> tuple[date, date, str]:
+    q = (day.month - 1) // 3
+    start = date(day.year, q * 3 + 1, 1)
+    end = date(day.year + 1, 1, 1) if q == 3 else date(day.year, q * 3 + 4, 1)
+    return start, end - timedelta(days=1), f"Q{q + 1} {day.year}"
+
+
+def team_of(session: Session, manager: CSM) -> list[CSM]:
+    """The manager's reports; an admin (or a manager without reports) sees every CSM."""
+    reports = session.exec(
+        select(CSM).where(CSM.manager_id == manager.id).order_by(col(CSM.name))
+    ).all()
+    if reports:
+        return list(reports)
+    if manager.role in ("admin", "manager"):
+        return list(session.exec(select(CSM).where(CSM.role == "csm").order_by(col(CSM.name))))
+    return []
+
+
+def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None = None) -> Reply:
+    """ARR at risk, the quarter's forecast GRR and NRR, and who moved, for one manager's team."""
+    who = manager_id if manager_id is not None else ctx.actor.csm_id
+    manager = session.get(CSM, who) if who is not None else None
+    if manager is None:
+        raise NotFound("That manager is not in CSM Assistant.")
+    today = ctx.today
+    team = team_of(session, manager)
+    team_ids = [c.id for c in team]
+    accounts = (
+        session.exec(select(Account).where(col(Account.owner_id).in_(team_ids))).all()
+        if team_ids
+        else []
+    )
+    ids = [a.id or 0 for a in accounts]
+    snaps = _snapshots_by_account(session, ids, today - timedelta(days=14), today)
+    q_start, q_end, q_label = quarter_bounds(today)
+
+    band_now: dict[int, str] = {}
+    per_csm: dict[int, dict[str, Any]] = {
+        c.id or 0: {"name": c.name, "accounts": 0, "red": 0, "amber": 0, "arr_at_risk": 0.0}
+        for c in team
+    }
+    movements: list[dict[str, Any]] = []
+    arr_at_risk = 0.0
+    live = [a for a in accounts if a.churned_on is None or a.churned_on >= q_start]
+    for a in live:
+        if a.churned_on is not None:
+            continue
+        latest, week_ago = _latest_and_before(snaps.get(a.id or 0, {}), today, back=7)
+        band = latest.band if latest else "insufficient"
+        band_now[a.id or 0] = band
+        row = per_csm.setdefault(
+            a.owner_id or 0,
+            {"name": "?", "accounts": 0, "red": 0, "amber": 0, "arr_at_risk": 0.0},
+        )
+        row["accounts"] += 1
+        if band in ("red", "amber"):
+            row[band] += 1
+            row["arr_at_risk"] += a.arr
+            arr_at_risk += a.arr
+        if latest and week_ago and latest.band != week_ago.band:
+            worse = _rank(latest.band) > _rank(week_ago.band)
+            movements.append(
+                {
+                    "name": a.name,
+                    "owner": per_csm.get(a.owner_id or 0, {}).get("name"),
+                    "from_band": week_ago.band,
+                    "to_band": latest.band,
+                    "direction": "worse" if worse else "better",
+                    "arr": a.arr,
+                }
+            )
+    movements.sort(key=lambda m: (m["direction"] != "worse", -m["arr"]))
+
+    # Forecast retention for the quarter: what closed already counts as it closed; open renewals
+    # count their expected loss (ARR x (1 - likelihood), the band standing in when unknown).
+    start_arr = sum(a.arr for a in live)
+    churned = contraction = expansion = 0.0
+    renewals = (
+        session.exec(
+            select(Renewal).where(
+                col(Renewal.account_id).in_(ids),
+                col(Renewal.renewal_date) >= q_start,
+                col(Renewal.renewal_date) <= q_end,
+            )
+        ).all()
+        if ids
+        else []
+    )
+    open_in_quarter = 0
+    for r in renewals:
+        if r.status == "churned":
+            churned += r.arr
+        elif r.status == "renewed":
+            delta = (r.renewed_arr if r.renewed_arr is not None else r.arr) - r.arr
+            if delta >= 0:
+                expansion += delta
+            else:
+                contraction += -delta
+        elif r.renewal_date >= today:
+            open_in_quarter += 1
+            p = r.likelihood
+            if p is None:
+                p = LIKELIHOOD_BY_BAND.get(band_now.get(r.account_id, "insufficient"), 0.8)
+            churned += r.arr * (1 - p)
+    grr = metrics.grr(start_arr, contraction, churned)
+    nrr = metrics.nrr(start_arr, expansion, contraction, churned)
+    context = {
+        "manager": {"id": manager.id, "name": manager.name},
+        "week": f"{today.isocalendar().year}-W{today.isocalendar().week:02d}",
+        "day": today.isoformat(),
+        "quarter": {"label": q_label, "start": q_start.isoformat(), "end": q_end.isoformat()},
+        "team_size": len(team),
+        "accounts": len(live),
+        "arr_total": start_arr,
+        "arr_at_risk": arr_at_risk,
+        "forecast": {
+            "grr_pct": None if grr is None else round(grr * 100, 1),
+            "nrr_pct": None if nrr is None else round(nrr * 100, 1),
+            "open_renewals": open_in_quarter,
+            "expected_churn": round(churned),
+        },
+        "csms": sorted(per_csm.values(), key=lambda r: -r["arr_at_risk"])[:LIST_LIMIT],
+        "movements": movements[:LIST_LIMIT],
+        "movements_more": max(0, len(movements) - LIST_LIMIT),
+        "worse": sum(1 for m in movements if m["direction"] == "worse"),
+        "better": sum(1 for m in movements if m["direction"] == "better"),
+    }
+    grr_text = "—" if grr is None else f"{grr * 100:.1f}%"
+    nrr_text = "—" if nrr is None else f"{nrr * 100:.1f}%"
+    text = (
+        f"Weekly team digest for {manager.name}: ${arr_at_risk:,.0f} ARR at risk; {q_label} "
+        f"forecast GRR {grr_text}, NRR {nrr_text}; {context['worse']} accounts worse, "
+        f"{context['better']} better this week."
+    )
+    return Reply(template="manager_digest", context=context, text=text)
+
+
+def _rank(band: str) -> int:
+    return {"green": 0, "insufficient": 1, "amber": 2, "red": 3}.get(band, 1)

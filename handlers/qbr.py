@@ -1,0 +1,305 @@
+"""QBR prep: value delivered, risks, renewal and expansion, and an agenda that says what each audience gets."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from domain.health_model import HealthModels
+from handlers.accounts import account_summary, resolve_account
+from handlers.alerts import account_briefs
+from handlers.context import ChatContext
+from handlers.health import health_context
+from handlers.reply import Reply
+from storage.models import (
+    QBR,
+    Account,
+    Escalation,
+    HealthSnapshot,
+    Milestone,
+    Objective,
+    Renewal,
+    Stakeholder,
+    SuccessPlan,
+)
+
+# The seeds' rule for a QBR: none of these belong in the room with the decision makers.
+LEAVE_OUT = (
+    "Troubleshooting open tickets (take them to a support call)",
+    "Hard selling or pricing pushes",
+    "Product training or feature demos",
+    "Financial or contract negotiation",
+    "Tables of raw data for executives (show the chart, keep the detail for the appendix)",
+)
+# Weekly points of the health trend chart.
+TREND_WEEKS = 12
+
+
+def _kpis(session: Session, account_id: int) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(Objective)
+        .join(SuccessPlan, col(Objective.plan_id) == col(SuccessPlan.id))
+        .where(SuccessPlan.account_id == account_id, col(Objective.kpi).is_not(None))
+        .order_by(col(Objective.position))
+    ).all()
+    kpis = []
+    for o in rows:
+        progress = None
+        if (
+            o.kpi_target is not None
+            and o.kpi_baseline is not None
+            and o.kpi_current is not None
+            and o.kpi_target != o.kpi_baseline
+        ):
+            progress = round(
+                100 * (o.kpi_current - o.kpi_baseline) / (o.kpi_target - o.kpi_baseline)
+            )
+        kpis.append(
+            {
+                "objective": o.title,
+                "kpi": o.kpi,
+                "baseline": o.kpi_baseline,
+                "target": o.kpi_target,
+                "current": o.kpi_current,
+                # "52%" but "2.8 reviews": a word unit needs its space.
+                "unit": ""
+                if not o.kpi_unit
+                else (o.kpi_unit if o.kpi_unit == "%" else f" {o.kpi_unit}"),
+                "progress_pct": progress,
+                "on_track": progress is not None and progress >= 70,
+            }
+        )
+    return kpis
+
+
+def _trend_series(session: Session, account_id: int, today: date) -> list[dict[str, Any]]:
+    days = [today - timedelta(weeks=w) for w in range(TREND_WEEKS - 1, -1, -1)]
+    snaps = {
+        s.day: s
+        for s in session.exec(
+            select(HealthSnapshot).where(
+                HealthSnapshot.account_id == account_id, col(HealthSnapshot.day).in_(days)
+            )
+        ).all()
+    }
+    return [
+        {
+            "day": d.isoformat(),
+            "score": None if d not in snaps or snaps[d].score is None else round(snaps[d].score),
+            "band": snaps[d].band if d in snaps else None,
+        }
+        for d in days
+    ]
+
+
+def _audiences(session: Session, qbr: QBR | None, account_id: int) -> list[dict[str, str]]:
+    people: list[dict[str, str]] = []
+    if qbr and qbr.attendees:
+        people = [
+            {"name": str(a.get("name", "")), "role": str(a.get("role", "user"))}
+            for a in qbr.attendees
+        ]
+    if not people:
+        people = [
+            {"name": s.name, "role": s.role}
+            for s in session.exec(
+                select(Stakeholder).where(Stakeholder.account_id == account_id)
+            ).all()
+        ]
+    return people
+
+
+WIIFM = {
+    "decision_maker": "Proof the investment pays: outcomes against the targets they bought for, "
+    "in one chart, and what the next quarter will deliver.",
+    "sponsor": "Confidence the programme is on track and where their support unblocks it.",
+    "champion": "Credit for the wins, a plan for the blockers, and material to sell it inside.",
+    "admin": "The adoption picture and the next configuration steps, without a training session.",
+    "user": "What changes for their team next quarter and the help they will get.",
+}
+
+
+def qbr_prep(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    models: HealthModels,
+    query: str | None = None,
+    account_id: int | None = None,
+) -> Reply:
+    """Everything a CSM needs to prepare the next QBR of an account (template ``qbr_prep``)."""
+    resolved = resolve_account(
+        session, ctx=ctx, intent="qbr_prep", query=query, account_id=account_id
+    )
+    if isinstance(resolved, Reply):
+        return resolved
+    account: Account = resolved
+    aid = account.id or 0
+    today = ctx.today
+    start_of_today = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    qbr = session.exec(
+        select(QBR)
+        .where(QBR.account_id == aid, col(QBR.scheduled_for) >= start_of_today)
+        .order_by(col(QBR.scheduled_for))
+        .limit(1)
+    ).first()
+    summary = account_summary(session, account, today)
+    health = health_context(session, account, models=models, today=today)
+    brief = account_briefs(session, [aid], today)[aid]
+
+    leading = [i for i in health["indicators"] if i["kind"] == "leading"]
+    lagging = [i for i in health["indicators"] if i["kind"] == "lagging"]
+    kpis = _kpis(session, aid)
+    quarter_ago = today - timedelta(days=90)
+    done = session.exec(
+        select(Milestone)
+        .where(
+            Milestone.account_id == aid,
+            Milestone.status == "done",
+            col(Milestone.completed_on) >= quarter_ago,
+        )
+        .order_by(col(Milestone.completed_on).desc())
+    ).all()
+    nxt = session.exec(
+        select(Milestone)
+        .where(Milestone.account_id == aid, Milestone.status != "done")
+        .order_by(col(Milestone.due_date))
+        .limit(5)
+    ).all()
+    escalations = session.exec(
+        select(Escalation).where(Escalation.account_id == aid, Escalation.status != "resolved")
+    ).all()
+    renewal = session.exec(
+        select(Renewal)
+        .where(Renewal.account_id == aid, Renewal.status == "open")
+        .order_by(col(Renewal.renewal_date))
+        .limit(1)
+    ).first()
+
+    risks: list[str] = []
+    if health["band"] in ("red", "amber"):
+        risks.append(f"Health is {health['band']} ({health['score']}/100)")
+    if health["forecast"]["summary"] and health["band"] != "red":
+        risks.append(f"Forecast: {health['forecast']['summary']}")
+    risks += [
+        f"Weak: {d['label']} (score {d['score']})" for d in health["drivers"] if d["score"] < 60
+    ]
+    risks += [f"Overdue milestone: {t}" for t in brief["milestones"]["overdue_titles"]]
+    risks += [f"Open {e.severity} escalation: {e.title}" for e in escalations]
+
+    audiences = _audiences(session, qbr, aid)
+    roles = sorted({p["role"] for p in audiences} | {"decision_maker", "champion"})
+    wins = [m.title for m in done[:3]]
+    agenda = [
+        {
+            "item": "Goals we agreed and where we stand",
+            "minutes": 10,
+            "detail": "Objectives and KPIs against target, as a chart",
+        },
+        {
+            "item": "Value delivered this quarter",
+            "minutes": 15,
+            "detail": ", ".join(wins) if wins else "Milestones completed and their outcomes",
+        },
+        {
+            "item": "Risks and the plan to address them",
+            "minutes": 10,
+            "detail": "; ".join(risks[:2]) if risks else "No material risks: confirm that view",
+        },
+        {
+            "item": "Next quarter: milestones and owners",
+            "minutes": 15,
+            "detail": ", ".join(m.title for m in nxt[:3]) or "Agree the next milestones",
+        },
+    ]
+    if health["expansion_signal"]:
+        agenda.append(
+            {
+                "item": "Growth: where the team is outgrowing the plan",
+                "minutes": 5,
+                "detail": "Usage near the licence limit: agree who to talk to, no pitch in the room",
+            }
+        )
+    if renewal is not None and (renewal.renewal_date - today).days <= 180:
+        agenda.append(
+            {
+                "item": "Renewal timeline and success criteria",
+                "minutes": 5,
+                "detail": f"Renews {renewal.renewal_date.isoformat()}: agree the criteria, "
+                "not the price",
+            }
+        )
+    context = {
+        "account": summary,
+        "qbr": (
+            {
+                "id": qbr.id,
+                "title": qbr.title,
+                "scheduled_for": qbr.scheduled_for.isoformat(),
+                "date": qbr.scheduled_for.date().isoformat(),
+                "days_until": (qbr.scheduled_for.date() - today).days,
+            }
+            if qbr
+            else None
+        ),
+        "health": {
+            "score": health["score"],
+            "band": health["band"],
+            "trend": health["trend"],
+            "forecast": health["forecast"],
+            "series": _trend_series(session, aid, today),
+        },
+        "kpis": kpis,
+        "leading": leading,
+        "lagging": lagging,
+        "milestones_done": [
+            {
+                "title": m.title,
+                "completed_on": m.completed_on.isoformat() if m.completed_on else None,
+            }
+            for m in done[:8]
+        ],
+        "milestones_next": [
+            {
+                "title": m.title,
+                "due_date": m.due_date.isoformat() if m.due_date else None,
+                "status": m.status,
+                "overdue": bool(m.due_date and m.due_date < today),
+            }
+            for m in nxt
+        ],
+        "risks": risks[:8],
+        "renewal": (
+            {
+                "date": renewal.renewal_date.isoformat(),
+                "days_left": (renewal.renewal_date - today).days,
+                "arr": renewal.arr,
+                "likelihood_pct": (
+                    None if renewal.likelihood is None else round(renewal.likelihood * 100)
+                ),
+            }
+            if renewal
+            else None
+        ),
+        "expansion_signal": health["expansion_signal"],
+        "agenda": agenda,
+        "audiences": [
+            {
+                "role": r,
+                "label": r.replace("_", " ").title(),
+                "people": [p["name"] for p in audiences if p["role"] == r],
+                "wiifm": WIIFM.get(r, WIIFM["user"]),
+            }
+            for r in roles
+        ],
+        "leave_out": list(LEAVE_OUT),
+    }
+    when = f" on {context['qbr']['date']}" if context["qbr"] else ""
+    score = "no score" if health["score"] is None else f"{health['score']}/100 {health['band']}"
+    text = (
+        f"QBR prep for {account.name}{when}: health {score}, {len(kpis)} KPIs, "
+        f"{len(done)} milestones done this quarter, {len(risks)} risks."
+    )
+    return Reply(template="qbr_prep", context=context, text=text, intent="qbr_prep")

@@ -1,0 +1,149 @@
+"""Scheduler settings: offsets, local times, routes per kind, channels and alert thresholds (env CSM_SCHEDULER_*)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.alert_rules import AlertThresholds
+from scheduler.dispatcher import DEFAULT_PACING, Pacing
+
+# Where each kind goes by default. Routes: account_channel, csm_dm, risk_channel, manager_dm.
+DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
+    "risk_alert": ("account_channel", "csm_dm", "risk_channel"),
+    "renewal_reminder": ("account_channel", "csm_dm"),
+    "qbr_prep": ("csm_dm",),
+    "daily_digest": ("csm_dm",),
+    "manager_digest": ("manager_dm",),
+}
+ROUTE_NAMES = ("account_channel", "csm_dm", "risk_channel", "manager_dm")
+
+
+def parse_hhmm(value: str) -> time:
+    hours, minutes = value.strip().split(":")
+    return time(int(hours), int(minutes))
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """What the scheduler sends, when and where.
+
+    Attributes:
+        platforms: where posts go ("slack", "teams"; "console" logs them).
+        renewal_offsets / qbr_offsets: days before the date that a reminder / prep is due.
+        notice_time: local time (the owner CSM's zone) reminders and QBR prep are posted.
+        catchup_days: a reminder missed while the scheduler was down still goes out this many
+            days late, never older ones (no flood after an outage or on first install).
+        digest_grace_hours: same for the daily digest.
+        recompute_time: UTC time of the nightly health recompute.
+        manager_digest_weekday: 0 = Monday.
+        routes: per kind, the routes it is posted to.
+        risk_channel / admin_channel: per platform, the team risk channel and the admin channel
+            that hears about deliveries that failed for good.
+    """
+
+    platforms: tuple[str, ...] = ("console",)
+    renewal_offsets: tuple[int, ...] = (120, 90, 60, 30, 7)
+    qbr_offsets: tuple[int, ...] = (14, 3)
+    notice_time: time = time(9, 0)
+    catchup_days: int = 2
+    digest_grace_hours: float = 6.0
+    recompute_time: time = time(2, 0)
+    manager_digest_weekday: int = 0
+    routes: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
+    risk_channel: dict[str, str] = field(default_factory=dict)
+    admin_channel: dict[str, str] = field(default_factory=dict)
+    thresholds: AlertThresholds = field(default_factory=AlertThresholds)
+    pacing: dict[str, Pacing] = field(default_factory=lambda: dict(DEFAULT_PACING))
+    tick_seconds: int = 60
+    dispatch_seconds: int = 5
+
+
+class SchedulerSettings(BaseSettings):
+    """Environment overrides, e.g. CSM_SCHEDULER_RENEWAL_OFFSETS=120,90,60,30,7."""
+
+    model_config = SettingsConfigDict(env_prefix="CSM_SCHEDULER_", env_file=".env", extra="ignore")
+
+    platforms: str | None = None
+    renewal_offsets: str = "120,90,60,30,7"
+    qbr_offsets: str = "14,3"
+    notice_time: str = "09:00"
+    catchup_days: int = 2
+    digest_grace_hours: float = 6.0
+    recompute_time: str = "02:00"
+    manager_digest_weekday: int = 0
+    # Routes per kind, e.g. CSM_SCHEDULER_ROUTE_RISK_ALERT=csm_dm,risk_channel
+    route_risk_alert: str | None = None
+    route_renewal_reminder: str | None = None
+    route_qbr_prep: str | None = None
+    route_daily_digest: str | None = None
+    route_manager_digest: str | None = None
+    risk_channel_slack: str | None = None
+    risk_channel_teams: str | None = None
+    admin_channel_slack: str | None = None
+    admin_channel_teams: str | None = None
+    slack_workspace_rate: float = 10.0
+    drop_points: float = 10.0
+    drop_window_days: int = 7
+    forecast_days: int = 14
+    lookback_days: int = 3
+
+
+def _ints(value: str) -> tuple[int, ...]:
+    return tuple(sorted({int(v) for v in value.split(",") if v.strip()}, reverse=True))
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in ROUTE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown route(s) {unknown}; use {', '.join(ROUTE_NAMES)}")
+    return names
+
+
+def load_config(
+    *, slack_enabled: bool = False, teams_enabled: bool = False, env: SchedulerSettings | None = None
+) -> SchedulerConfig:
+    """Read CSM_SCHEDULER_* settings; platforms default to those with credentials, else console."""
+    s = env or SchedulerSettings()
+    if s.platforms:
+        platforms = tuple(p.strip() for p in s.platforms.split(",") if p.strip())
+    else:
+        platforms = tuple(
+            p for p, on in (("slack", slack_enabled), ("teams", teams_enabled)) if on
+        ) or ("console",)
+    routes = dict(DEFAULT_ROUTES)
+    for kind in DEFAULT_ROUTES:
+        override = getattr(s, f"route_{kind}")
+        if override:
+            routes[kind] = _names(override)
+    pacing = dict(DEFAULT_PACING)
+    pacing["slack"] = Pacing(per_target_interval=1.0, global_rate=s.slack_workspace_rate)
+    return SchedulerConfig(
+        platforms=platforms,
+        renewal_offsets=_ints(s.renewal_offsets),
+        qbr_offsets=_ints(s.qbr_offsets),
+        notice_time=parse_hhmm(s.notice_time),
+        catchup_days=s.catchup_days,
+        digest_grace_hours=s.digest_grace_hours,
+        recompute_time=parse_hhmm(s.recompute_time),
+        manager_digest_weekday=s.manager_digest_weekday,
+        routes=routes,
+        risk_channel={
+            k: v for k, v in (("slack", s.risk_channel_slack), ("teams", s.risk_channel_teams)) if v
+        },
+        admin_channel={
+            k: v
+            for k, v in (("slack", s.admin_channel_slack), ("teams", s.admin_channel_teams))
+            if v
+        },
+        thresholds=AlertThresholds(
+            drop_points=s.drop_points,
+            drop_window_days=s.drop_window_days,
+            forecast_days=s.forecast_days,
+            lookback_days=s.lookback_days,
+        ),
+        pacing=pacing,
+    )

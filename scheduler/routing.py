@@ -1,0 +1,57 @@
+"""Where a post goes: the account channel, the owner's DM, the team risk channel or the manager's DM."""
+
+from __future__ import annotations
+
+from scheduler.config import SchedulerConfig
+from storage.models import Account
+
+
+def csm_target(csm_id: int) -> str:
+    """A DM target; each notifier resolves it to the CSM's user on its platform."""
+    return f"csm:{csm_id}"
+
+
+def account_channel(account: Account | None, platform: str) -> str | None:
+    if account is None:
+        return None
+    if platform == "slack":
+        return account.slack_channel_id
+    if platform == "teams":
+        return account.teams_conversation_id
+    return f"account:{account.id}"
+
+
+def targets(
+    kind: str,
+    *,
+    platform: str,
+    config: SchedulerConfig,
+    account: Account | None = None,
+    csm_id: int | None = None,
+    manager_id: int | None = None,
+) -> list[str]:
+    """The targets of one post on one platform, in route order, without duplicates.
+
+    A route that has nowhere to go (an account without a channel) falls back to the owner's DM,
+    so a post is never dropped because a channel was not mapped.
+    """
+    out: list[str] = []
+    fallback = False
+    for route in config.routes.get(kind, ("csm_dm",)):
+        target: str | None = None
+        if route == "account_channel":
+            target = account_channel(account, platform)
+            fallback = fallback or target is None
+        elif route == "csm_dm":
+            target = csm_target(csm_id) if csm_id is not None else None
+        elif route == "manager_dm":
+            target = csm_target(manager_id) if manager_id is not None else None
+        elif route == "risk_channel":
+            target = config.risk_channel.get(platform) or (
+                "risk" if platform == "console" else None
+            )
+        if target and target not in out:
+            out.append(target)
+    if (fallback or not out) and csm_id is not None and csm_target(csm_id) not in out:
+        out.append(csm_target(csm_id))
+    return out

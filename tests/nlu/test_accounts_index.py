@@ -1,0 +1,179 @@
+"""Account-name resolution: exact, alias, prefix, typos, ambiguity, suggestions, mentions in text."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from domain.accounts_index import AccountIndex, AccountName, fold
+
+
+def test_fold_ignores_case_punctuation_accents_and_possessives() -> None:
+    assert fold("Acme Corp.") == fold("acme corp") == "acme corp"
+    assert fold("Acme's") == "acme"
+    assert fold("Nestlé’s Café") == "nestle cafe"
+    assert fold("  ") == ""
+
+
+def test_exact_name_is_case_and_punctuation_insensitive(demo_index, ids) -> None:
+    for query in ("Acme Corp", "acme corp", "ACME CORP.", " acme   corp "):
+        res = demo_index.resolve(query)
+        assert (res.status, res.account_id, res.name) == ("exact", ids["Acme Corp"], "Acme Corp")
+    assert demo_index.resolve("gekko & co").name == "Gekko & Co"
+
+
+def test_alias(demo_index, ids) -> None:
+    res = demo_index.resolve("ACME Corporation")
+    assert (res.status, res.account_id) == ("alias", ids["Acme Corp"])
+    assert demo_index.resolve("stark").status == "alias"
+    assert demo_index.resolve("Umbrella Corp").account_id == ids["Umbrella Corporation"]
+
+
+def test_unique_prefix_or_word(demo_index, ids) -> None:
+    assert demo_index.resolve("piper").account_id == ids["Pied Piper"]
+    assert demo_index.resolve("massive").account_id == ids["Massive Dynamic"]
+    res = demo_index.resolve("wayne enterprise")
+    assert (res.status, res.account_id) == ("fuzzy", ids["Wayne Enterprises"])
+    assert demo_index.resolve("glob").account_id == ids["Globex"]
+
+
+def test_typos_resolve_fuzzily(demo_index, ids) -> None:
+    for query, name in [
+        ("acmee", "Acme Corp"),
+        ("globx", "Globex"),
+        ("initec", "Initech"),
+        ("tyrel", "Tyrell Corporation"),
+        ("wonkaa", "Wonka Industries"),
+        ("nakatomy trading", "Nakatomi Trading"),
+    ]:
+        res = demo_index.resolve(query)
+        assert res.status == "fuzzy", query
+        assert res.account_id == ids[name], query
+        assert 80 <= res.candidates[0].score <= 100
+
+
+def test_close_pair_is_ambiguous_with_both_choices(demo_index, ids) -> None:
+    for query in ("umbrella", "Umbrella", "umbrela"):
+        res = demo_index.resolve(query)
+        assert res.status == "ambiguous", query
+        assert res.account_id is None
+        assert {c.name for c in res.candidates} == {"Umbrella Corporation", "Umbrella Health"}
+    assert demo_index.resolve("umbrella health").status == "exact"
+
+
+def test_ambiguous_choices_are_limited(big_index) -> None:
+    res = big_index.resolve("harbor", limit=5)
+    assert res.status == "ambiguous"
+    assert len(res.candidates) == 5
+    assert all(c.name.lower().startswith("harbor") for c in res.candidates)
+
+
+def test_nothing_good_gives_none_with_suggestions(demo_index) -> None:
+    res = demo_index.resolve("cyberdain")
+    assert res.status == "none" and res.account_id is None
+    assert res.candidates[0].name == "Cyberdyne Systems"
+    assert demo_index.resolve("zzzzqqq").candidates == ()
+    assert demo_index.resolve("").status == "none"
+    assert demo_index.resolve("???").status == "none"
+
+
+def test_duplicate_names_are_ambiguous() -> None:
+    index = AccountIndex([AccountName(1, "Acme"), AccountName(2, "ACME")])
+    res = index.resolve("acme")
+    assert res.status == "ambiguous"
+    assert {c.id for c in res.candidates} == {1, 2}
+    assert len(index) == 2
+
+
+def test_word_order_matters_for_partial_names(big_index) -> None:
+    # "health yarrow" asks about Yarrow accounts' health, not for "Yarrow Health".
+    found = big_index.find_in_text("health yarrow")
+    assert found is not None
+    res, span = found
+    assert span == "yarrow"
+    assert res.status == "ambiguous"
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "span"),
+    [
+        ("how's acme doing", "Acme Corp", "acme"),
+        ("acme's health?", "Acme Corp", "acme's"),
+        ("how's acmee doing", "Acme Corp", "acmee"),
+        ("check umbrella health", "Umbrella Health", "umbrella health"),
+        ("is Stark Industries ok", "Stark Industries", "Stark Industries"),
+        ("prep me for the globex QBR", "Globex", "globex"),
+        ("wayne enterprise health score?", "Wayne Enterprises", "wayne"),
+        ("how is wayne enterprize", "Wayne Enterprises", "wayne"),
+        ("tailspn systems health", "Tailspin Systems", "tailspn systems"),
+        ("qbr prep pls - tyrel", "Tyrell Corporation", "tyrel"),
+        ("what's the plan w/ gekko", "Gekko & Co", "gekko"),
+    ],
+)
+def test_find_in_text(demo_index, text, name, span) -> None:
+    found = demo_index.find_in_text(text)
+    assert found is not None
+    res, matched = found
+    assert res.name == name
+    assert matched == span
+
+
+def test_possessive_ends_a_name(demo_index) -> None:
+    res, span = demo_index.find_in_text("umbrella's health?")
+    assert res.status == "ambiguous"
+    assert span == "umbrella's"
+
+
+def test_no_mention(demo_index) -> None:
+    for text in ("", "   ", "what renews next quarter", "anything I should worry about?", "🔥🔥"):
+        assert demo_index.find_in_text(text) is None
+
+
+def test_big_portfolio_typos_and_numbers(big_index) -> None:
+    res, _ = big_index.find_in_text("what changed at litwre bank 6093 this week")
+    assert res.status == "fuzzy" and res.name == "Litware Bank 6093"
+    res, _ = big_index.find_in_text("how's acme doing")
+    assert res.name == "Acme Corp"
+
+
+def test_find_in_text_is_fast_with_10000_names(big_index) -> None:
+    texts = [
+        "how's acmee doing",
+        "what changed at qarry healh 5261 this week",
+        "prep me for the kestrel QBR",
+        "escalate eergreen htels 3212 sev1 SSO is down for all users",
+    ] * 25
+    for text in texts:  # warm the typo caches, as a running bot would
+        big_index.find_in_text(text)
+    start = time.perf_counter()
+    for text in texts:
+        big_index.find_in_text(text)
+    per_call_ms = (time.perf_counter() - start) * 1e3 / len(texts)
+    assert per_call_ms < 5.0  # generous: the benchmark holds the real target
+
+
+def test_typo_prefers_the_name_the_user_typed_in_full(big_index) -> None:
+    # Willow Motors has numbered siblings ("Willow Motors 1258"); the typed words cover only one.
+    res = big_index.resolve("wilow mtors")
+    assert (res.status, res.name) == ("fuzzy", "Willow Motors")
+    res = big_index.resolve("wilow mtors 1258")
+    assert res.name == "Willow Motors 1258"
+
+
+def test_name_word_similarity(demo_index) -> None:
+    assert demo_index.name_word_similarity("globex") == 100.0
+    assert 80 <= demo_index.name_word_similarity("globx") < 100
+    assert demo_index.name_word_similarity("weather") == 0.0
+
+
+def test_names_typed_without_spaces(demo_index, ids) -> None:
+    assert demo_index.resolve("acmecorp").account_id == ids["Acme Corp"]
+    res, span = demo_index.find_in_text("piedpiper plan")
+    assert (res.name, span) == ("Pied Piper", "piedpiper")
+
+
+def test_suggestions_ignore_legal_form_words(demo_index) -> None:
+    # "corp" alone would make every "... Corp" look similar.
+    assert demo_index.resolve("zzqxv corp").candidates == ()
+    assert demo_index.suggest("acmecorpp")[0].name == "Acme Corp"

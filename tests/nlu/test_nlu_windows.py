@@ -1,0 +1,85 @@
+"""Time-window arithmetic relative to today: rolling windows, calendar periods, deadlines."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from domain.nlu.timewindow import default_renewal_window, parse_window, window_days
+
+MON = date(2026, 11, 23)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "label"),
+    [
+        ("next 60 days", MON, date(2027, 1, 22), "next 60 days"),
+        ("in two weeks", MON, date(2026, 12, 7), "next 2 weeks"),
+        ("within a week", MON, date(2026, 11, 30), "next 1 week"),
+        ("in a couple of weeks", MON, date(2026, 12, 7), "next 2 weeks"),
+        ("next 3 months", MON, date(2027, 2, 23), "next 3 months"),
+        ("this week", date(2026, 11, 23), date(2026, 11, 29), "this week"),
+        ("next week", date(2026, 11, 30), date(2026, 12, 6), "next week"),
+        ("last week", date(2026, 11, 16), date(2026, 11, 22), "last week"),
+        ("this month", date(2026, 11, 1), date(2026, 11, 30), "this month"),
+        ("next month", date(2026, 12, 1), date(2026, 12, 31), "next month"),
+        ("this quarter", date(2026, 10, 1), date(2026, 12, 31), "this quarter"),
+        ("next quarter", date(2027, 1, 1), date(2027, 3, 31), "next quarter"),
+        ("next qtr", date(2027, 1, 1), date(2027, 3, 31), "next quarter"),
+        ("next year", date(2027, 1, 1), date(2027, 12, 31), "next year"),
+        ("in the last 30 days", date(2026, 10, 24), MON, "last 30 days"),
+        ("since last week", date(2026, 11, 16), MON, "since last week"),
+        ("before end of march", MON, date(2027, 3, 31), "until end of March"),
+        ("by end of january", MON, date(2027, 1, 31), "until end of January"),
+        ("before the end of the year", MON, date(2026, 12, 31), "until end of year"),
+        ("before march 31", MON, date(2027, 3, 30), None),  # "before" excludes the day
+        ("by march 31", MON, date(2027, 3, 31), None),  # "by" includes it
+        ("until 31st march", MON, date(2027, 3, 31), None),
+        ("by jan 15", MON, date(2027, 1, 15), None),
+        ("by 3/15", MON, date(2027, 3, 15), None),
+        ("before 2027-01-10", MON, date(2027, 1, 9), None),
+        ("by q2", MON, date(2027, 6, 30), "by end of Q2"),  # Q2 2026 is over: next year's
+        ("by q4", MON, date(2026, 12, 31), "by end of Q4"),  # this Q4 is still running
+        ("before q2", MON, date(2027, 3, 31), "before Q2"),
+        ("by march", MON, date(2027, 3, 31), "by end of March"),
+        ("in q1", date(2027, 1, 1), date(2027, 3, 31), "Q1 2027"),
+        ("by december 1", MON, date(2026, 12, 1), None),  # this year: still ahead
+        ("by november 1", MON, date(2027, 11, 1), None),  # already past: next year
+    ],
+)
+def test_parse_window(text, start, end, label) -> None:
+    window = parse_window(text, MON)
+    assert window is not None, text
+    assert (window.start, window.end) == (start, end)
+    if label is not None:
+        assert window.label == label
+
+
+def test_month_arithmetic_clamps_to_month_end() -> None:
+    window = parse_window("next 1 month", date(2027, 1, 31))
+    assert window.end == date(2027, 2, 28)
+    leap = parse_window("by feb 29", date(2028, 1, 10))
+    assert leap.end == date(2028, 2, 29)
+    assert parse_window("by feb 29", date(2027, 1, 10)).end == date(2027, 2, 28)
+
+
+def test_quarter_at_year_end() -> None:
+    window = parse_window("next quarter", date(2026, 12, 31))
+    assert (window.start, window.end) == (date(2027, 1, 1), date(2027, 3, 31))
+    window = parse_window("this week", date(2026, 11, 29))  # a Sunday
+    assert (window.start, window.end) == (date(2026, 11, 23), date(2026, 11, 29))
+
+
+def test_no_window() -> None:
+    for text in ("", "how is acme doing", "renewals soon", "today", "sev1 outage", "q5"):
+        assert parse_window(text, MON) is None, text
+    assert parse_window("before 2027-02-30", MON) is None
+
+
+def test_window_days_and_default() -> None:
+    assert window_days(parse_window("next 60 days", MON), MON) == 60
+    assert window_days(parse_window("last week", MON), MON) == -7
+    default = default_renewal_window(MON)
+    assert (default.start, default.end, default.label) == (MON, date(2027, 2, 21), "next 90 days")
+    assert default.days == 91

@@ -1,0 +1,247 @@
+"""Proactive sends: stored references from installs, continue_conversation to the fake connector, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fake_connector import FakeConnector
+from sqlmodel import Session, select
+from starlette.testclient import TestClient
+from teams_support import TENANT, activity
+
+from bot.container import Container
+from bot.teams.models import TeamsConversation
+from bot.teams.notifier import TeamsNotifier
+from bot.teams.ratelimit import ThreadRateLimiter
+from handlers.reply import Reply
+from scheduler.notifier import DeliveryError, Notifier
+from storage.models import CSM
+
+BOT_ID = "28:f5d48856-5b42-41a0-8c3a-c5f944b679b0"
+USER_ID = "29:<USERID>"
+PERSONAL = "***"  # Microsoft's placeholder conversation id in the personal-install capture
+CHANNEL = "19:0b7f32667e064dd9b25d7969801541f4@thread.tacv2"
+
+
+def alert() -> Reply:
+    return Reply(
+        template="error",
+        context={"message": "Acme Corp turned red"},
+        text="Acme Corp turned red",
+        visibility="channel",
+    )
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def notifier(container: Container, sleeps: Sleeps) -> TeamsNotifier:
+    return TeamsNotifier(container, sleep=sleeps, jitter=lambda: 1.0)
+
+
+@pytest.fixture
+def installed(client: TestClient, connector: FakeConnector, container: Container) -> FakeConnector:
+    """Dana installs the app (personal) and the bot is added to a team: two stored references."""
+    with Session(container.engine) as session:
+        dana = session.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
+        dana.teams_user_id = USER_ID
+        session.add(dana)
+        session.commit()
+    personal = activity("conversation_update_members_added_personal.json", connector)
+    personal["recipient"]["id"] = BOT_ID
+    personal["channelData"]["tenant"]["id"] = TENANT
+    assert client.post("/api/messages", json=personal).status_code == 200
+    team = activity("conversation_update_members_added_team.json", connector)
+    assert client.post("/api/messages", json=team).status_code == 200
+    # The personal install got a welcome (help) card; the team install stays quiet.
+    assert [c.conversation_id for c in connector.sent()] == [PERSONAL]
+    connector.calls.clear()
+    return connector
+
+
+def test_teams_notifier_is_a_scheduler_notifier(notifier: TeamsNotifier) -> None:
+    assert isinstance(notifier, Notifier)
+    assert notifier.platform == "teams"
+
+
+def test_installs_store_references(installed: FakeConnector, container: Container) -> None:
+    with Session(container.engine) as session:
+        rows = {r.conversation_id: r for r in session.exec(select(TeamsConversation)).all()}
+    assert set(rows) == {PERSONAL, CHANNEL}
+    assert rows[PERSONAL].csm_id is not None and rows[PERSONAL].user_id == USER_ID
+    assert rows[CHANNEL].team_id == "19:zFLSDFWsesfzcmKArqKJ-65aOXJz@sgf462H2wz41@thread.tacv2"
+    assert rows[CHANNEL].tenant_id == "b28fdbfd-2b78-4f93-b0f8-8881793f0f8f"
+
+
+def test_send_to_a_csm_posts_a_new_message_in_their_personal_chat(
+    installed: FakeConnector, notifier: TeamsNotifier, container: Container
+) -> None:
+    with Session(container.engine) as session:
+        dana = session.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
+
+    message_id = notifier.send(f"csm:{dana.id}", alert())
+
+    [call] = installed.sent()
+    assert call.conversation_id == PERSONAL
+    assert call.activity_id is None  # a new message, not a reply
+    assert call.body["attachments"][0]["content"]["version"] == "1.5"
+    assert call.body["summary"] == "Acme Corp turned red"
+    assert message_id.startswith("1:activity-")
+
+
+def test_send_to_a_channel_and_to_a_thread(
+    installed: FakeConnector, notifier: TeamsNotifier
+) -> None:
+    notifier.send(CHANNEL, alert())
+    notifier.send(f"{CHANNEL};messageid=1700000000000", alert())
+
+    assert [c.conversation_id for c in installed.sent()] == [
+        CHANNEL,
+        f"{CHANNEL};messageid=1700000000000",
+    ]
+
+
+def test_429_then_200_is_delivered_once_after_retry_after(
+    installed: FakeConnector, notifier: TeamsNotifier, sleeps: Sleeps
+) -> None:
+    installed.failures = [(429, {"Retry-After": "3"})]
+
+    notifier.send(CHANNEL, alert())
+
+    assert installed.attempts() == 2
+    assert sleeps == [3.0]  # Retry-After wins over the shorter first backoff step
+
+
+@pytest.mark.parametrize("status", [412, 502, 504])
+def test_transient_errors_are_retried_with_growing_backoff(
+    installed: FakeConnector, notifier: TeamsNotifier, sleeps: Sleeps, status: int
+) -> None:
+    installed.failures = [(status, {}), (status, {})]
+
+    notifier.send(CHANNEL, alert())
+
+    assert installed.attempts() == 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_retries_are_bounded_then_the_outbox_is_told_to_retry_later(
+    installed: FakeConnector, container: Container, sleeps: Sleeps
+) -> None:
+    notifier = TeamsNotifier(container, sleep=sleeps, jitter=lambda: 0.0, max_attempts=3)
+    installed.failures = [(502, {})] * 5
+
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(CHANNEL, alert())
+
+    assert installed.attempts() == 3  # msrest adds no retries of its own
+    assert caught.value.permanent is False
+    assert caught.value.reason == "http_502"
+    assert caught.value.retry_after == pytest.approx(2.0)
+    assert sleeps == [0.5, 1.0]  # jitter 0 → half of each exponential step
+
+
+def test_a_long_retry_after_goes_back_to_the_outbox(
+    installed: FakeConnector, notifier: TeamsNotifier
+) -> None:
+    installed.failures = [(429, {"Retry-After": "600"})]
+
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(CHANNEL, alert())
+
+    assert installed.attempts() == 1
+    assert caught.value.retry_after == 600 and not caught.value.permanent
+
+
+def test_bot_removed_is_permanent_and_remembered(
+    installed: FakeConnector, notifier: TeamsNotifier, container: Container
+) -> None:
+    installed.failures = [(403, {})]
+
+    with pytest.raises(DeliveryError) as first:
+        notifier.send(CHANNEL, alert())
+    with pytest.raises(DeliveryError) as second:
+        notifier.send(CHANNEL, alert())
+
+    assert first.value.permanent and first.value.reason == "http_403"
+    assert second.value.permanent and second.value.reason == "bot_removed"
+    assert installed.attempts() == 1
+    with Session(container.engine) as session:
+        row = session.exec(
+            select(TeamsConversation).where(TeamsConversation.conversation_id == CHANNEL)
+        ).one()
+    assert row.active is False
+
+
+def test_message_too_big_is_permanent(installed: FakeConnector, notifier: TeamsNotifier) -> None:
+    installed.failures = [(413, {})]
+
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(CHANNEL, alert())
+
+    assert caught.value.permanent and caught.value.reason == "http_413"
+
+
+@pytest.mark.parametrize("target", ["19:never-seen@thread.tacv2", "csm:9999", "csm:not-a-number"])
+def test_unknown_targets_fail_permanently_without_a_call(
+    installed: FakeConnector, notifier: TeamsNotifier, target: str
+) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(target, alert())
+
+    assert caught.value.permanent and caught.value.reason == "conversation_not_found"
+    assert installed.calls == []
+
+
+def test_uninstall_and_removal_stop_sends(
+    installed: FakeConnector, client: TestClient, notifier: TeamsNotifier
+) -> None:
+    uninstall = activity("conversation_update_members_added_personal.json", installed)
+    uninstall.update(type="installationUpdate", action="remove")
+    uninstall.pop("membersAdded")
+    removed = activity("conversation_update_members_added_team.json", installed)
+    removed["membersRemoved"] = removed.pop("membersAdded")
+    removed["channelData"]["eventType"] = "teamMemberRemoved"
+
+    assert client.post("/api/messages", json=uninstall).status_code == 200
+    assert client.post("/api/messages", json=removed).status_code == 200
+
+    for target in ("csm:1", CHANNEL):
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(target, alert())
+        assert caught.value.reason == "bot_removed"
+    assert installed.sent() == []
+
+
+def test_the_thread_rate_limit_makes_the_eighth_send_wait(
+    installed: FakeConnector, container: Container, sleeps: Sleeps
+) -> None:
+    clock = [1000.0]
+    notifier = TeamsNotifier(
+        container, sleep=sleeps, limiter=ThreadRateLimiter(clock=lambda: clock[0])
+    )
+
+    for _ in range(8):
+        notifier.send(CHANNEL, alert())
+
+    assert installed.attempts() == 8
+    assert sleeps == [pytest.approx(1.0)]  # 7 per second per thread
+
+
+def test_send_works_from_inside_a_running_event_loop(
+    installed: FakeConnector, notifier: TeamsNotifier
+) -> None:
+    import asyncio
+
+    async def scheduler_job() -> Any:
+        return notifier.send(CHANNEL, alert())
+
+    assert asyncio.run(scheduler_job()).startswith("1:activity-")

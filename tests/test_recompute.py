@@ -1,0 +1,238 @@
+"""Health recomputation from readings to snapshots, checked against hand-computed scores."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+
+from domain.forecast import forecast_red
+from domain.health_model import HealthModels, load_health_models
+from handlers.recompute import backfill_snapshots, lookback_days, recompute_health
+from storage.bulk import insert_dicts, table
+
+TODAY = date(2026, 11, 23)
+AT = datetime(2026, 11, 23, 6, tzinfo=UTC)
+
+# Every indicator exactly on its green threshold scores 76 (default model, weights sum to 100).
+ON_GREEN = {
+    "product_usage": 70.0,
+    "feature_adoption": 60.0,
+    "support_tickets": 3.0,
+    "exec_engagement": 30.0,
+    "nps": 30.0,
+    "payment_days_overdue": 5.0,
+    "csm_sentiment": 2.5,
+}
+
+
+@pytest.fixture(scope="module")
+def models() -> HealthModels:
+    return load_health_models(None)
+
+
+def add_account(engine: Engine, n: int, *, segment: str = "mid-market", **extra: object) -> int:
+    with engine.begin() as conn:
+        insert_dicts(
+            conn,
+            table("account"),
+            [
+                {
+                    "external_id": f"ACC-{n}",
+                    "name": f"Account {n}",
+                    "aliases": [],
+                    "segment": segment,
+                    "created_at": AT,
+                    "updated_at": AT,
+                    **extra,
+                }
+            ],
+        )
+        return conn.execute(
+            text("SELECT id FROM account WHERE external_id = :e"), {"e": f"ACC-{n}"}
+        ).scalar_one()
+
+
+def add_readings(engine: Engine, account_id: int, readings: dict[str, list[tuple[date, float]]]):  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        insert_dicts(
+            conn,
+            table("indicator_reading"),
+            [
+                {
+                    "account_id": account_id,
+                    "indicator_key": key,
+                    "day": day,
+                    "value": value,
+                    "source": "test",
+                }
+                for key, series in readings.items()
+                for day, value in series
+            ],
+        )
+
+
+def snapshots(engine: Engine) -> list[tuple]:
+    snap = table("health_snapshot")
+    stmt = select(
+        snap.c.account_id,
+        snap.c.day,
+        snap.c.score,
+        snap.c.band,
+        snap.c.coverage,
+        snap.c.forecast_red_in_days,
+    ).order_by(snap.c.account_id, snap.c.day)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(stmt)]
+
+
+def today_only(values: dict[str, float], day: date = TODAY) -> dict[str, list[tuple[date, float]]]:
+    return {key: [(day, value)] for key, value in values.items()}
+
+
+def test_hand_computed_score_band_and_breakdown(any_engine: Engine, models: HealthModels) -> None:
+    account = add_account(any_engine, 1)
+    # Usage 52% sits in its amber zone: 50 + (52 - 40) / (70 - 40) * 26 = 60.4.
+    add_readings(any_engine, account, today_only(ON_GREEN | {"product_usage": 52.0}))
+
+    summary = recompute_health(any_engine, as_of=TODAY, models=models)
+
+    assert (summary.accounts, summary.snapshots, summary.insufficient) == (1, 1, 0)
+    # (25 * 60.4 + 75 * 76) / 100 = 72.1
+    assert snapshots(any_engine) == [(account, TODAY, 72.1, "amber", 1.0, None)]
+    snap = table("health_snapshot")
+    with any_engine.connect() as conn:
+        scores, drivers, model_name = conn.execute(
+            select(snap.c.indicator_scores, snap.c.drivers, snap.c.model_name)
+        ).one()
+    assert scores["product_usage"]["score"] == 60.4
+    assert scores["nps"]["status"] == "fresh"
+    assert drivers[0]["key"] == "product_usage"  # 25 * (100 - 60.4) is the biggest shortfall
+    assert model_name == "default"
+
+
+def test_upsert_overwrites_the_same_day(any_engine: Engine, models: HealthModels) -> None:
+    account = add_account(any_engine, 1)
+    add_readings(any_engine, account, today_only(ON_GREEN))
+    recompute_health(any_engine, as_of=TODAY, models=models)
+    assert snapshots(any_engine) == [(account, TODAY, 76.0, "green", 1.0, None)]
+
+    with any_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE indicator_reading SET value = 52 WHERE indicator_key = 'product_usage'")
+        )
+    recompute_health(any_engine, as_of=TODAY, models=models)
+
+    assert snapshots(any_engine) == [(account, TODAY, 72.1, "amber", 1.0, None)]
+
+
+def test_stale_readings_do_not_count(engine: Engine, models: HealthModels) -> None:
+    account = add_account(engine, 1)
+    readings = today_only(ON_GREEN)
+    # 20 days old: past product_usage's 14-day max age, so its weight is redistributed.
+    readings["product_usage"] = [(TODAY - timedelta(days=20), 10.0)]
+    add_readings(engine, account, readings)
+
+    recompute_health(engine, as_of=TODAY, models=models)
+
+    assert snapshots(engine) == [(account, TODAY, 76.0, "green", 0.75, None)]
+
+
+def test_too_little_fresh_weight_is_insufficient(engine: Engine, models: HealthModels) -> None:
+    account = add_account(engine, 1)
+    add_readings(
+        engine,
+        account,
+        today_only({"product_usage": 90.0, "nps": 60.0})
+        | {"feature_adoption": [(TODAY - timedelta(days=300), 80.0)]},
+    )
+    summary = recompute_health(engine, as_of=TODAY, models=models)
+    assert summary.insufficient == 1
+    assert snapshots(engine) == [(account, TODAY, None, "insufficient", 0.4, None)]
+
+
+def test_account_ids_limit_what_is_touched(engine: Engine, models: HealthModels) -> None:
+    first, second, third = (add_account(engine, n) for n in (1, 2, 3))
+    for account in (first, second, third):
+        add_readings(engine, account, today_only(ON_GREEN))
+
+    summary = recompute_health(engine, as_of=TODAY, models=models, account_ids=[second])
+
+    assert summary.accounts == 1
+    assert [row[0] for row in snapshots(engine)] == [second]
+
+
+def test_churned_accounts_and_accounts_without_readings(
+    engine: Engine, models: HealthModels
+) -> None:
+    live = add_account(engine, 1)
+    add_account(engine, 2, churned_on=TODAY - timedelta(days=3))
+    empty = add_account(engine, 3)
+    add_readings(engine, live, today_only(ON_GREEN))
+
+    recompute_health(engine, as_of=TODAY, models=models)
+
+    # A churned customer has no health; one with no data gets "insufficient", never a gap.
+    assert snapshots(engine) == [
+        (live, TODAY, 76.0, "green", 1.0, None),
+        (empty, TODAY, None, "insufficient", 0.0, None),
+    ]
+
+
+def test_forecast_is_stored_for_a_sliding_account(engine: Engine, models: HealthModels) -> None:
+    account = add_account(engine, 1)
+    # Every leading indicator slides for four weeks; the lagging ones hold at green.
+    days = [TODAY - timedelta(days=d) for d in range(27, -1, -1)]
+    slide = {
+        "product_usage": (66.0, -0.6),
+        "feature_adoption": (55.0, -0.5),
+        "support_tickets": (4.0, 0.15),
+        "exec_engagement": (40.0, 1.0),
+        "csm_sentiment": (2.2, -0.02),
+    }
+    series = {
+        key: [(day, round(start + step * i, 2)) for i, day in enumerate(days)]
+        for key, (start, step) in slide.items()
+    }
+    series |= today_only({"nps": 30.0, "payment_days_overdue": 5.0})
+    add_readings(engine, account, series)
+
+    recompute_health(engine, as_of=TODAY, models=models)
+
+    expected = forecast_red(models.default, series, TODAY).red_in_days
+    assert expected is not None and 0 < expected <= 60
+    ((_, _, score, band, _, red_in_days),) = snapshots(engine)
+    assert band == "amber" and score is not None
+    assert red_in_days == expected
+
+
+def test_backfill_scores_each_day_without_peeking_ahead(
+    engine: Engine, models: HealthModels
+) -> None:
+    account = add_account(engine, 1)
+    start = TODAY - timedelta(days=2)
+    readings = today_only(ON_GREEN, start)
+    # The drop is recorded on the last day only; earlier days must not see it.
+    readings["product_usage"].append((TODAY, 52.0))
+    add_readings(engine, account, readings)
+
+    written = backfill_snapshots(engine, start=start, end=TODAY, models=models)
+
+    assert written == 3
+    assert [(day, score) for _, day, score, *_ in snapshots(engine)] == [
+        (start, 76.0),
+        (start + timedelta(days=1), 76.0),
+        (TODAY, 72.1),
+    ]
+    with pytest.raises(ValueError):
+        backfill_snapshots(engine, start=TODAY, end=start, models=models)
+
+
+def test_only_the_needed_window_is_read(models: HealthModels) -> None:
+    need = lookback_days(models)
+    # Leading indicators need the forecast window even when their max age is shorter.
+    assert need["product_usage"] == 28
+    assert need["nps"] == 120
+    assert need["csm_sentiment"] == 45
