@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from domain.nlu.followup import apply_followup
 from sqlmodel import Session, col, select
 
 from domain.health_model import HealthModels
 from domain.nlu import ParseResult, parse
+from domain.nlu.followup import apply_followup
 from handlers import escalations, health, plan, portfolio
 from handlers.accounts import account_index, resolution_reply
 from handlers.context import ChatContext

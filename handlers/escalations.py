@@ -39,7 +39,7 @@ def escalation_context(
         "status": escalation.status,
         "owner": owner.name if owner else None,
         "opened_at": escalation.opened_at.strftime("%Y-%m-%d %H:%M"),
-        "due_at": due.isoformat(timespec="minutes")
+        "due_at": due.strftime("%Y-%m-%d %H:%M")
         if due and escalation.status != "resolved"
         else None,
         "breached": bool(due and escalation.status != "resolved" and due < now),
