@@ -17,7 +17,6 @@ import hmac
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,12 +184,25 @@ def wait_until_up(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 def bench_db(workdir: Path) -> Path:
     """A private copy of the cached 10k portfolio (the bench links a Slack user: a write)."""
-    from bench._portfolio import portfolio_db
     from storage.db import make_engine
 
-    source = portfolio_db()
     copy = workdir / "slack-bench.db"
-    shutil.copy(source, copy)
+    try:
+        from bench._portfolio import portfolio_db
+    except ImportError:  # the shared cache builder is optional: build a private portfolio
+        from datetime import date
+
+        from storage.db import upgrade
+        from storage.demo import seed_demo
+
+        upgrade(f"sqlite:///{copy}")
+        engine = make_engine(f"sqlite:///{copy}")
+        seed_demo(
+            engine, today=date.fromisoformat(TODAY), accounts=10_000, days=90, snapshot_days=0
+        )
+        engine.dispose()
+    else:
+        shutil.copy(portfolio_db(), copy)
     engine = make_engine(f"sqlite:///{copy}")
     with engine.connect() as conn:
         snapshots = conn.exec_driver_sql(

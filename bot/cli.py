@@ -271,7 +271,11 @@ def teams_manifest(
     if not settings.microsoft_app_id:
         typer.echo("Set MICROSOFT_APP_ID (the bot's app id) first.", err=True)
         raise typer.Exit(2)
-    path = write_teams_package(out, settings.microsoft_app_id, list(domain or []))
+    try:
+        path = write_teams_package(out, settings.microsoft_app_id, list(domain or []))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"Teams app package: {path}")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Date, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -62,68 +62,118 @@ def _all_models(models: HealthModels) -> list[HealthModel]:
     return [models.default, *models.by_segment.values()]
 
 
-def readings_query(
-    models: HealthModels, first: date, last: date, account_ids: Sequence[int] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """The plain SQL (and its parameters) reading what scoring days ``first``..``last`` need.
+def _keys_table(cutoffs: dict[str, date], params: dict[str, Any], dialect: str, prefix: str) -> str:
+    """A derived table ``(ikey, cutoff)`` of literal rows, one per indicator key.
 
-    Each indicator gets its own cut-off, so a 120-day NPS window does not drag 120 days of daily
-    usage rows along. Rows come in account order, so callers can stream account by account.
-    Shared with the benchmark, which times exactly this read as its baseline.
+    Driving the read from accounts x keys lets the database seek the (account, key, day) index
+    for each pair instead of scanning every reading ever stored.
     """
-    need = lookback_days(models)
-    params: dict[str, Any] = {"last": last}
-    clauses = []
-    for n, (key, days) in enumerate(sorted(need.items())):
-        params[f"k{n}"] = key
-        params[f"c{n}"] = first - timedelta(days=days)
-        clauses.append(f"(indicator_key = :k{n} AND day >= :c{n})")
-    params["lo"] = min((params[f"c{n}"] for n in range(len(need))), default=first)
-    sql = (
-        "SELECT account_id, indicator_key, day, value FROM indicator_reading "
-        f"WHERE day >= :lo AND day <= :last AND ({' OR '.join(clauses)})"
-    )
-    if account_ids is not None:
-        sql += " AND account_id IN :ids"
-        params["ids"] = list(account_ids)
-    return sql + " ORDER BY account_id", params
+    # SQLite stores dates as ISO text, and CAST(... AS DATE) there would turn it into a number.
+    cast = (lambda p: p) if dialect == "sqlite" else (lambda p: f"CAST({p} AS DATE)")
+    rows = []
+    for n, (key, cutoff) in enumerate(sorted(cutoffs.items())):
+        params[f"{prefix}k{n}"] = key
+        params[f"{prefix}c{n}"] = cutoff
+        rows.append(f"SELECT :{prefix}k{n} AS ikey, {cast(f':{prefix}c{n}')} AS cutoff")
+    return " UNION ALL ".join(rows)
 
 
-def _text(sql: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
-    stmt = text(sql)
-    if "ids" in params:
-        stmt = stmt.bindparams(bindparam("ids", expanding=True))
-    return stmt
+def _max_age(models: HealthModels) -> dict[str, int]:
+    ages: dict[str, int] = {}
+    for model in _all_models(models):
+        for ind in model.indicators:
+            ages[ind.key] = max(ages.get(ind.key, 0), ind.max_age_days)
+    return ages
 
 
-def stream_readings(
-    conn: Connection,
+def readings_queries(
     models: HealthModels,
     first: date,
     last: date,
     account_ids: Sequence[int] | None = None,
-) -> Iterator[tuple[int, dict[str, list[tuple[date, float]]]]]:
-    """(account_id, {key: [(day, value), ...] sorted by day}) for each account that has readings.
+    *,
+    dialect: str = "sqlite",
+) -> list[tuple[str, dict[str, Any]]]:
+    """The plain SQL statements (with parameters) that read what scoring ``first``..``last`` needs.
 
-    Plain Core rows, streamed (a server-side cursor on PostgreSQL), so memory holds one account
-    at a time however large the portfolio is.
+    Each comes back ordered by account, so callers stream them account by account. For a single
+    day (the scheduler's daily run) they are:
+
+    * the forecast window: the last FORECAST_WINDOW_DAYS of each leading indicator;
+    * the latest reading of every indicator within its max age (a 120-day NPS look-back would
+      otherwise drag 120 daily rows per account into Python only to keep the newest).
+
+    For a range of days (backfills) every reading inside each indicator's look-back is read.
+    Shared with the benchmark, which times exactly these reads as its baseline.
     """
-    sql, params = readings_query(models, first, last, account_ids)
+    ids_sql = " WHERE a.id IN :ids" if account_ids is not None else ""
+    base: dict[str, Any] = {"last": last}
+    if account_ids is not None:
+        base["ids"] = list(account_ids)
+    select_cols = "SELECT r.account_id, r.indicator_key, r.day, r.value FROM account a CROSS JOIN"
+    if first != last:
+        params = dict(base)
+        cutoffs = {key: first - timedelta(days=days) for key, days in lookback_days(models).items()}
+        keys = _keys_table(cutoffs, params, dialect, "w")
+        sql = (
+            f"{select_cols} ({keys}) k JOIN indicator_reading r ON r.account_id = a.id "
+            "AND r.indicator_key = k.ikey AND r.day >= k.cutoff AND r.day <= :last"
+            f"{ids_sql} ORDER BY a.id"
+        )
+        return [(sql, params)]
+
+    leading = {i.key for m in _all_models(models) for i in m.indicators if i.kind == "leading"}
+    window_params = dict(base)
+    start = last - timedelta(days=FORECAST_WINDOW_DAYS - 1)
+    keys = _keys_table(dict.fromkeys(leading, start), window_params, dialect, "w")
+    window = (
+        f"{select_cols} ({keys}) k JOIN indicator_reading r ON r.account_id = a.id "
+        "AND r.indicator_key = k.ikey AND r.day >= k.cutoff AND r.day <= :last"
+        f"{ids_sql} ORDER BY a.id"
+    )
+    latest_params = dict(base)
+    ages = {key: last - timedelta(days=days) for key, days in _max_age(models).items()}
+    keys = _keys_table(ages, latest_params, dialect, "l")
+    # The newest day per account and key is one index seek; only that row is then read.
+    latest = (
+        f"{select_cols} ({keys}) k JOIN indicator_reading r ON r.account_id = a.id "
+        "AND r.indicator_key = k.ikey AND r.day = (SELECT MAX(x.day) FROM indicator_reading x "
+        "WHERE x.account_id = a.id AND x.indicator_key = k.ikey AND x.day <= :last "
+        f"AND x.day >= k.cutoff){ids_sql} ORDER BY a.id"
+    )
+    return [(window, window_params), (latest, latest_params)]
+
+
+def _text(sql: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """A text() statement with typed dates and its id list expanded into IN (...)."""
+    stmt = text(sql)
+    binds = [bindparam(k, type_=Date()) for k, v in params.items() if isinstance(v, date)]
+    if "ids" in params:
+        binds.append(bindparam("ids", expanding=True))
+    return stmt.bindparams(*binds)
+
+
+Series = dict[str, list[tuple[date, float]]]
+
+
+def _groups(
+    conn: Connection, sql: str, params: dict[str, Any], parsed: dict[Any, date]
+) -> Iterator[tuple[int, Series]]:
+    """(account_id, {key: [(day, value), ...]}) per account, from one statement ordered by account."""
     # Per statement: Connection.execution_options() would switch the whole connection (and so
     # the upserts that follow) to server-side cursors.
     result = conn.execute(_text(sql, params), params, execution_options={"stream_results": True})
-    # SQLite hands dates back as ISO text; there are only a few hundred distinct days, so each
-    # is parsed once instead of once per row.
-    parsed: dict[Any, date] = {}
     current: int | None = None
-    series: dict[str, list[tuple[date, float]]] = {}
+    series: Series = {}
     try:
         for batch in _batches(result, conn.dialect.name == "sqlite"):
             for account_id, key, day, value in batch:
                 if account_id != current:
                     if current is not None:
-                        yield current, _sorted(series)
+                        yield current, series
                     current, series = account_id, {}
+                # SQLite hands dates back as ISO text; there are only a few hundred distinct
+                # days, so each is parsed once instead of once per row.
                 d = parsed.get(day)
                 if d is None:
                     d = parsed[day] = day if isinstance(day, date) else date.fromisoformat(day)
@@ -135,7 +185,49 @@ def stream_readings(
     finally:
         result.close()
     if current is not None:
-        yield current, _sorted(series)
+        yield current, series
+
+
+def stream_readings(
+    conn: Connection,
+    models: HealthModels,
+    first: date,
+    last: date,
+    account_ids: Sequence[int] | None = None,
+) -> Iterator[tuple[int, Series]]:
+    """(account_id, {key: [(day, value), ...] sorted by day}) for each account that has readings.
+
+    Plain Core statements, streamed (server-side cursors on PostgreSQL) and merged by account,
+    so memory holds one account at a time however large the portfolio is. For each key the
+    newest reading is last in its list.
+    """
+    parsed: dict[Any, date] = {}
+    streams = [
+        _groups(conn, sql, params, parsed)
+        for sql, params in readings_queries(
+            models, first, last, account_ids, dialect=conn.dialect.name
+        )
+    ]
+    heads = [next(stream, None) for stream in streams]
+    while True:
+        live = [head[0] for head in heads if head is not None]
+        if not live:
+            return
+        account_id = min(live)
+        merged: Series = {}
+        for n, head in enumerate(heads):
+            if head is None or head[0] != account_id:
+                continue
+            for key, rows in head[1].items():
+                have = merged.get(key)
+                if have is None:
+                    merged[key] = rows
+                else:
+                    # The latest-reading stream repeats the window's newest row; add it only
+                    # when the window has nothing as recent (a reading older than the window).
+                    have.extend(r for r in rows if r not in have)
+            heads[n] = next(streams[n], None)
+        yield account_id, _sorted(merged)
 
 
 def _batches(result: Any, sqlite: bool) -> Iterator[Sequence[Any]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import random
 import socket
 import uuid
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -226,26 +226,43 @@ class Dispatcher:
     # -- pacing and sending -----------------------------------------------------------------
 
     def _plan(self, batch: list[_Claimed], now: datetime) -> list[tuple[datetime, _Claimed]]:
-        """Give each row the earliest slot its channel and its workspace allow, in time order."""
-        target_ready = dict(self._target_ready)
-        per_target: list[tuple[datetime, int, _Claimed]] = []
+        """Give each row a send slot that its channel and its workspace allow, in time order.
+
+        At every workspace slot the channel with the most rows waiting goes first (longest queue
+        first), so one busy channel (the team risk channel on a bad day) is kept at its 1/s while
+        the others share the rest, instead of being starved behind them.
+        """
+        by_platform: dict[str, list[_Claimed]] = defaultdict(list)
         for item in batch:
-            pacing = self.pacing.get(item.platform, DEFAULT_PACING["console"])
-            key = (item.platform, item.target)
-            slot = max(now, target_ready.get(key, now))
-            target_ready[key] = slot + timedelta(seconds=pacing.per_target_interval)
-            per_target.append((slot, item.id, item))
-        heapq.heapify(per_target)
-        global_ready = dict(self._global_ready)
-        ordered: list[tuple[datetime, _Claimed]] = []
-        while per_target:
-            slot, _, item = heapq.heappop(per_target)
-            pacing = self.pacing.get(item.platform, DEFAULT_PACING["console"])
-            if pacing.global_rate:
-                slot = max(slot, global_ready.get(item.platform, now))
-                global_ready[item.platform] = slot + timedelta(seconds=1.0 / pacing.global_rate)
-            ordered.append((slot, item))
-        return ordered
+            by_platform[item.platform].append(item)
+        planned: list[tuple[datetime, _Claimed]] = []
+        for platform, items in by_platform.items():
+            pacing = self.pacing.get(platform, DEFAULT_PACING["console"])
+            interval = timedelta(seconds=pacing.per_target_interval)
+            step = timedelta(seconds=1.0 / pacing.global_rate) if pacing.global_rate else None
+            queues: dict[str, deque[_Claimed]] = defaultdict(deque)
+            for item in sorted(items, key=lambda c: c.id):
+                queues[item.target].append(item)
+            ready = {t: max(now, self._target_ready.get((platform, t), now)) for t in queues}
+            clock = max(now, self._global_ready.get(platform, now)) if step else now
+            while queues:
+                waiting = [t for t in queues if ready[t] <= clock]
+                if not waiting:
+                    clock = min(ready[t] for t in queues)
+                    continue
+                if step is None:
+                    chosen = waiting
+                else:
+                    chosen = [max(waiting, key=lambda t: (len(queues[t]), -queues[t][0].id))]
+                for target in chosen:
+                    planned.append((clock, queues[target].popleft()))
+                    ready[target] = clock + interval
+                    if not queues[target]:
+                        del queues[target]
+                if step is not None:
+                    clock += step
+        planned.sort(key=lambda p: (p[0], p[1].id))
+        return planned
 
     def _process(self, batch: list[_Claimed]) -> DispatchReport:
         report = DispatchReport()

@@ -76,20 +76,71 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database migrated once per run; tests get copies (Alembic is the slow part)."""
+    path = tmp_path_factory.mktemp("schema") / "schema.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    eng = make_engine(url)
+    with eng.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    eng.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once per run, used as the TEMPLATE of each test's database."""
+    if _PG_SKIP:
+        pytest.skip(_PG_SKIP)
+    name = f"csm_tpl_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    upgrade(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    from storage.db import engine_for
+
+    engine_for.cache_clear()
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def engine(sqlite_url: str) -> Iterator[Engine]:
+def migrated_url(
+    request: pytest.FixtureRequest, db_url: str, migrated_sqlite_template: Path
+) -> str:
+    """``db_url`` with the schema already in place (a copy of a migrated template)."""
+    if db_url.startswith("sqlite"):
+        shutil.copyfile(migrated_sqlite_template, db_url.removeprefix("sqlite:///"))
+        return db_url
+    template = request.getfixturevalue("migrated_postgres_template")
+    name = db_url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return db_url
+
+
+@pytest.fixture
+def engine(sqlite_url: str, migrated_sqlite_template: Path) -> Iterator[Engine]:
     """A migrated, empty SQLite database."""
-    upgrade(sqlite_url)
+    shutil.copyfile(migrated_sqlite_template, sqlite_url.removeprefix("sqlite:///"))
     eng = make_engine(sqlite_url)
     yield eng
     eng.dispose()
 
 
 @pytest.fixture
-def any_engine(db_url: str) -> Iterator[Engine]:
+def any_engine(migrated_url: str) -> Iterator[Engine]:
     """A migrated, empty database on each backend."""
-    upgrade(db_url)
-    eng = make_engine(db_url)
+    eng = make_engine(migrated_url)
     yield eng
     eng.dispose()
 

@@ -87,12 +87,18 @@ def _overdue(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask)
 def _renewals(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import upcoming_renewals
 
+    if ask.text and not ask.text.isdigit():
+        # "/renewals next quarter", "/renewals for marco": the conversational parser reads windows.
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"renewals {ask.text}"))
     return upcoming_renewals(session, ctx=ctx, days=_days(ask.text))
 
 
 def _risks(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import at_risk
 
+    if ask.text:
+        # "/risks red", "/risks team": band and owner come from the conversational parser.
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"accounts at risk {ask.text}"))
     return at_risk(session, ctx=ctx)
 
 

@@ -324,3 +324,63 @@ def test_settings_modal_validates_then_saves(edge: SlackEdge, fake: FakeSlack) -
         )
     [post] = webhook_posts(fake)
     assert post["response_type"] == "ephemeral" and "07:45" in post["text"]
+
+
+def test_alert_buttons_acknowledge_for_the_owner_and_refuse_others(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    from scheduler.models import Alert
+
+    with Session(edge.services.container.engine) as session:
+        alert = Alert(account_id=1, kind="band_change", event_key="t1", title="Acme turned amber")
+        session.add(alert)
+        session.commit()
+        alert_id = alert.id
+    click(
+        edge,
+        fake,
+        {"type": "button", "action_id": "alert_snooze", "value": str(alert_id)},
+        user=MARCO,
+        ephemeral=False,
+    )
+    click(
+        edge,
+        fake,
+        {"type": "button", "action_id": "alert_acknowledge", "value": str(alert_id)},
+        user=DANA,
+        ephemeral=False,
+    )
+    refused, updated = webhook_posts(fake)
+    assert refused["replace_original"] is False and "Only" in refused["text"]
+    assert updated["replace_original"] is True
+    assert_valid_blocks(updated["blocks"])
+    assert "Acknowledged by Dana Whitfield" in json.dumps(updated["blocks"])
+    with Session(edge.services.container.engine) as session:
+        stored = session.get(Alert, alert_id)
+        assert stored is not None and stored.status == "acknowledged"
+
+
+def test_escalation_buttons_move_it_along(edge: SlackEdge, fake: FakeSlack) -> None:
+    from storage.models import Escalation
+    from tests.slack.conftest import command_body
+
+    opened = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    buttons = [e for b in opened["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [b["action_id"] for b in buttons] == ["escalation_acknowledge", "escalation_resolve"]
+    escalation_id = int(buttons[0]["value"])
+    click(
+        edge,
+        fake,
+        {"type": "button", "action_id": "escalation_acknowledge", "value": str(escalation_id)},
+        ephemeral=False,
+    )
+    [post] = webhook_posts(fake)
+    assert post["replace_original"] is True
+    assert_valid_blocks(post["blocks"])
+    after = [
+        e["action_id"] for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert after == ["escalation_resolve"]
+    with Session(edge.services.container.engine) as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None and escalation.status == "acknowledged"

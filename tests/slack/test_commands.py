@@ -214,3 +214,10 @@ def test_long_portfolio_lists_are_cut(edge: SlackEdge) -> None:
     assert "all accounts" in json.dumps(answer["blocks"])
     assert "more renewals" in json.dumps(answer["blocks"])
     assert len(answer["blocks"]) <= 50
+
+
+def test_renewals_and_risks_understand_words(edge: SlackEdge) -> None:
+    quarter = run(edge, "/renewals", "next quarter")
+    assert "quarter" in quarter["blocks"][0]["text"]["text"]
+    team = run(edge, "/risks", "for the team", user=ALEX)
+    assert "your team's accounts" in json.dumps(team["blocks"])

@@ -139,3 +139,39 @@ def test_healthz_reports_a_broken_database(tmp_path, fake: FakeSlack) -> None:
         response = httpx.get(running.url + "/healthz", timeout=5)
         assert response.status_code == 503
         assert httpx.post(running.url + "/slack/events", content=b"", timeout=5).status_code == 404
+
+
+def test_milestone_click_over_http_updates_db_and_message(
+    server: ServerThread, container: Container, fake: FakeSlack
+) -> None:
+    with Session(container.engine) as session:
+        milestone = session.exec(
+            select(Milestone).where(Milestone.account_id == 1, col(Milestone.status) == "at_risk")
+        ).first()
+        assert milestone is not None
+    body = block_actions_body(
+        {
+            "type": "overflow",
+            "action_id": "milestone_menu",
+            "selected_option": {"value": f"status:{milestone.id}:done"},
+        },
+        user=DANA,
+        response_url=fake.response_url(),
+    )
+    assert post(server, body).status_code == 200
+    [update] = fake.calls_to("webhook:r1")
+    assert update.args["replace_original"] is True
+    assert_valid_blocks(update.args["blocks"])
+    with Session(container.engine) as session:
+        assert session.get(Milestone, milestone.id).status == "done"  # type: ignore[union-attr]
+        assert session.exec(select(func.count(AuditLog.id))).one() == 1
+
+
+def test_a_rate_limited_answer_is_retried_after_retry_after(
+    server: ServerThread, fake: FakeSlack
+) -> None:
+    fake.fail("chat.postMessage", status=429, error="ratelimited", retry_after=1)
+    body = event_body("app_mention.json", event_id="Ev429", text="<@U1> help", user=DANA)
+    assert post(server, body, "application/json").status_code == 200
+    first, second = fake.wait_for("chat.postMessage", count=2, timeout=5)
+    assert second.at - first.at >= 0.9  # slack_sdk's RateLimitErrorRetryHandler honoured it

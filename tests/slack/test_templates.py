@@ -55,3 +55,9 @@ def test_home_error_view_is_valid() -> None:
     view = surface("home_error", {"message": "<!channel> database down"})
     assert_valid_blocks(view["blocks"], limit=100)
     assert "&lt;!channel&gt;" in view["blocks"][0]["text"]["text"]
+
+
+def test_an_account_renewal_answer(edge: SlackEdge) -> None:
+    answer = ack_json(dispatch(edge, command_body("/csm", "when does acme renew?", user=DANA)))
+    assert_valid_blocks(answer["blocks"])
+    assert answer["blocks"][0]["text"]["text"] == "Renewal — Acme Corp"

@@ -1,12 +1,14 @@
-"""Buttons and menus: Share in channel, "which account?", milestone status / Edit, CSM sentiment."""
+"""Buttons and menus: Share, "which account?", milestone status/Edit, sentiment, alert and escalation."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
+from sqlmodel import Session
 
 from bot.slack.asks import Ask
 from bot.slack.listeners.common import (
@@ -19,7 +21,9 @@ from bot.slack.listeners.common import (
 )
 from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
 from bot.slack.services import SlackServices
+from handlers.context import ChatContext
 from handlers.errors import HandlerError
+from handlers.reply import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +147,53 @@ def register(app: App, services: SlackServices) -> None:
 
     for action_id in SENTIMENT_ACTIONS:
         app.action(action_id)(open_sentiment)
+
+    def status_button(
+        change: Callable[[Session, ChatContext, int], Reply],
+    ) -> Callable[..., None]:
+        """An alert or escalation button: its value is the id; the card is updated for everyone."""
+
+        def clicked(
+            ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+        ) -> None:
+            ack()
+            value = str(action.get("value") or "")
+            if not value.isdigit():
+                return
+            ctx = chat_of(context)
+            result = handled(services, lambda s: change(s, ctx, int(value)))
+            if isinstance(result, HandlerError):
+                _refuse(respond, result)
+                return
+            respond(replace_original=True, **public_payload(result))
+
+        return clicked
+
+    def acknowledge_alert(s: Session, ctx: ChatContext, alert_id: int) -> Reply:
+        from handlers.alerts import acknowledge_alert
+
+        return acknowledge_alert(s, ctx=ctx, alert_id=alert_id)
+
+    def snooze_alert(s: Session, ctx: ChatContext, alert_id: int) -> Reply:
+        from handlers.alerts import snooze_alert
+
+        return snooze_alert(s, ctx=ctx, alert_id=alert_id)
+
+    def acknowledge_escalation(s: Session, ctx: ChatContext, escalation_id: int) -> Reply:
+        from handlers.escalations import acknowledge
+
+        return acknowledge(s, ctx=ctx, escalation_id=escalation_id)
+
+    def resolve_escalation(s: Session, ctx: ChatContext, escalation_id: int) -> Reply:
+        from handlers.escalations import resolve
+
+        return resolve(s, ctx=ctx, escalation_id=escalation_id)
+
+    # Action ids as handlers.alerts.ACK_ACTION_ID / SNOOZE_ACTION_ID put them on the alert card.
+    app.action("alert_acknowledge")(status_button(acknowledge_alert))
+    app.action("alert_snooze")(status_button(snooze_alert))
+    app.action("escalation_acknowledge")(status_button(acknowledge_escalation))
+    app.action("escalation_resolve")(status_button(resolve_escalation))
 
     @app.action("noop")
     def noop(ack: Ack) -> None:

@@ -36,6 +36,7 @@ SHAREABLE = frozenset(
         "risks",
         "my_accounts",
         "qbr_prep",
+        "account_renewal",
     }
 )
 

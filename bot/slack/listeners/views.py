@@ -9,13 +9,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from sqlmodel import Session
 
-from bot.slack.listeners.common import (
-    handled,
-    message,
-    refreshed_payload,
-    send_to_response_url,
-)
-from bot.slack.messages import decode
+from bot.slack.listeners.common import handled, refreshed_payload, send_to_response_url
+from bot.slack.messages import decode, message
 from bot.slack.services import SlackServices
 from handlers.errors import HandlerError, ValidationFailed
 from handlers.reply import Reply
