@@ -219,6 +219,42 @@ def bench_db(workdir: Path) -> Path:
     return copy
 
 
+def breakdown(db: Path, requests: int = 300) -> dict[str, float]:
+    """In-process ms per `/health acme`: the handler alone, and the Slack rendering of its Reply."""
+    from datetime import date
+
+    from bot.config import Settings
+    from bot.container import Container
+    from bot.slack.asks import Ask, run
+    from bot.slack.messages import message
+    from handlers.identity import actor_by_email
+
+    container = Container(settings=Settings(database_url=f"sqlite:///{db}", today=TODAY))
+    from handlers.context import ChatContext
+
+    with container.session() as session:
+        actor = actor_by_email(session, "dana@example.com")
+    assert actor is not None
+    ctx = ChatContext(platform="slack", actor=actor, today=date.fromisoformat(TODAY))
+    models, ask = container.health_models, Ask(kind="health", text="acme")
+
+    def handler() -> Any:
+        with container.session() as session:
+            return run(session, ctx, models, ask)
+
+    reply = handler()
+    timings = {}
+    for name, fn in (("handler", handler), ("render", lambda: message(reply, share={"k": "x"}))):
+        for _ in range(30):
+            fn()
+        started = time.perf_counter()
+        for _ in range(requests):
+            fn()
+        timings[name] = (time.perf_counter() - started) / requests * 1000
+    container.engine.dispose()
+    return timings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", choices=["full", "bare"])
@@ -254,6 +290,7 @@ def main() -> int:
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
+        parts = breakdown(db)
     fake.stop()
 
     print(f"\n/health acme over HTTP, {args.requests} requests per phase, {args.threads} threads")
@@ -263,6 +300,10 @@ def main() -> int:
             f"{kind:<6}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['load_p50']:>10.2f}"
             f"{r['load_p99']:>10.2f}{r['rps']:>9.0f}"
         )
+    print(
+        f"in-process, per request: handler {parts['handler']:.2f} ms, "
+        f"Slack rendering {parts['render']:.2f} ms"
+    )
     full, bare = results["full"], results["bare"]
     ratio = full["p99"] / bare["p99"]
     checks = {

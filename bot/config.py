@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     # The local chat answers as this CSM when --as is not given.
     console_user: str | None = None
     log_level: str = "WARNING"
+    # Bearer token for the HTTP data API (/api/v1/...); unset keeps that API switched off.
+    api_token: str | None = None
     # Day the assistant treats as "today"; unset means the real date. Tests and demos pin it.
     today: str | None = None
 

@@ -1,4 +1,4 @@
-"""One HTTP process: Slack on POST /slack/events, Teams on POST /api/messages, /healthz and /metrics."""
+"""One HTTP process: Slack on POST /slack/events (+ OAuth install), Teams on /api/messages, /healthz, /metrics."""
 
 from __future__ import annotations
 
@@ -70,6 +70,41 @@ def slack_endpoint(app: App) -> Endpoint:
     return slack_events
 
 
+def oauth_endpoint(app: App) -> Endpoint:
+    """GET /slack/install and /slack/oauth_redirect when multi-workspace install is on."""
+
+    async def slack_oauth(request: Request) -> Response:
+        flow = app.oauth_flow
+        assert flow is not None
+        bolt_request = BoltRequest(
+            body="", query=request.url.query, headers={k: v for k, v in request.headers.items()}
+        )
+        handle = (
+            flow.handle_installation
+            if request.url.path == flow.install_path
+            else flow.handle_callback
+        )
+        bolt_response: BoltResponse = await run_in_threadpool(handle, bolt_request)
+        response = Response(
+            status_code=bolt_response.status,
+            content=bolt_response.body,
+            headers=bolt_response.first_headers_without_set_cookie(),
+        )
+        for cookie in bolt_response.cookies():
+            for name, morsel in cookie.items():
+                response.set_cookie(
+                    key=name,
+                    value=morsel.value,
+                    max_age=int(morsel.get("max-age") or 0) or None,
+                    path=morsel.get("path") or "/",
+                    secure=True,
+                    httponly=True,
+                )
+        return response
+
+    return slack_oauth
+
+
 def health_endpoint(container: Container) -> Endpoint:
     def check() -> None:
         with container.engine.connect() as conn:
@@ -121,6 +156,11 @@ def create_app(
         if slack_app is not None:
             endpoint = measured("/slack/events", slack_endpoint(slack_app))
             routes.append(Route("/slack/events", endpoint, methods=["POST"]))
+            if slack_app.oauth_flow is not None:
+                flow = slack_app.oauth_flow
+                install = oauth_endpoint(slack_app)
+                routes.append(Route(flow.install_path, install, methods=["GET"]))
+                routes.append(Route(flow.redirect_uri_path, install, methods=["GET"]))
         else:
             logger.warning("SLACK_SIGNING_SECRET is not set: POST /slack/events is off")
     if with_teams:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,28 +22,42 @@ LIKELIHOOD_BY_BAND = {"green": 0.95, "amber": 0.75, "red": 0.45, "insufficient":
 LIST_LIMIT = 10
 
 
+@dataclass(frozen=True)
+class Point:
+    """The part of a snapshot a digest needs (the JSON columns are left in the database)."""
+
+    day: date
+    score: float | None
+    band: str
+
+
 def _snapshots_by_account(
     session: Session, account_ids: list[int], first: date, last: date
-) -> dict[int, dict[date, HealthSnapshot]]:
-    out: dict[int, dict[date, HealthSnapshot]] = defaultdict(dict)
+) -> dict[int, dict[date, Point]]:
+    out: dict[int, dict[date, Point]] = defaultdict(dict)
     if not account_ids:
         return out
     for start in range(0, len(account_ids), 900):
         chunk = account_ids[start : start + 900]
-        for s in session.exec(
-            select(HealthSnapshot).where(
+        for aid, day, score, band in session.execute(
+            select(
+                HealthSnapshot.account_id,
+                HealthSnapshot.day,
+                HealthSnapshot.score,
+                HealthSnapshot.band,
+            ).where(
                 col(HealthSnapshot.account_id).in_(chunk),
                 col(HealthSnapshot.day) >= first,
                 col(HealthSnapshot.day) <= last,
             )
         ).all():
-            out[s.account_id][s.day] = s
+            out[aid][day] = Point(day, score, band)
     return out
 
 
 def _latest_and_before(
-    days: dict[date, HealthSnapshot], day: date, back: int = 1
-) -> tuple[HealthSnapshot | None, HealthSnapshot | None]:
+    days: dict[date, Point], day: date, back: int = 1
+) -> tuple[Point | None, Point | None]:
     """The newest snapshot on or before ``day`` and the newest at least ``back`` days before it."""
     eligible = sorted(d for d in days if d <= day)
     if not eligible:
@@ -53,7 +68,7 @@ def _latest_and_before(
     return latest, days[earlier[-1]] if earlier else None
 
 
-def _score(s: HealthSnapshot | None) -> int | None:
+def _score(s: Point | None) -> int | None:
     return None if s is None or s.score is None else round(s.score)
 
 

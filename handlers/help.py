@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from domain.nlu.suggest import help_examples
-
 from handlers.reply import Reply
 
 COMMANDS = (

@@ -8,6 +8,8 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Date, bindparam, select, text
@@ -30,6 +32,8 @@ WRITE_BATCH = 2_000
 _FETCH = 10_000
 _WINDOW = timedelta(days=FORECAST_WINDOW_DAYS)
 _INF = float("inf")
+_ACCOUNT = itemgetter(0)
+_KEY = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,10 @@ def readings_queries(
         "WHERE x.account_id = a.id AND x.indicator_key = k.ikey AND x.day <= :last "
         f"AND x.day >= k.cutoff){ids_sql} ORDER BY a.id"
     )
-    return [(window, window_params), (latest, latest_params)]
+    # A model of lagging indicators only has nothing to forecast from.
+    return (
+        [(window, window_params), (latest, latest_params)] if leading else [(latest, latest_params)]
+    )
 
 
 def _text(sql: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -156,36 +163,40 @@ def _text(sql: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
 Series = dict[str, list[tuple[date, float]]]
 
 
+class _Days(dict):  # type: ignore[type-arg]
+    """Day values as dates, each distinct one parsed once (SQLite hands dates back as ISO text;
+    there are only a few hundred distinct days among millions of rows)."""
+
+    def __missing__(self, day: Any) -> date:
+        value = day if isinstance(day, date) else date.fromisoformat(day)
+        self[day] = value
+        return value
+
+
 def _groups(
-    conn: Connection, sql: str, params: dict[str, Any], parsed: dict[Any, date]
+    conn: Connection, sql: str, params: dict[str, Any], days: _Days
 ) -> Iterator[tuple[int, Series]]:
     """(account_id, {key: [(day, value), ...]}) per account, from one statement ordered by account."""
     # Per statement: Connection.execution_options() would switch the whole connection (and so
     # the upserts that follow) to server-side cursors.
     result = conn.execute(_text(sql, params), params, execution_options={"stream_results": True})
-    current: int | None = None
-    series: Series = {}
+    rows = chain.from_iterable(_batches(result, conn.dialect.name == "sqlite"))
     try:
-        for batch in _batches(result, conn.dialect.name == "sqlite"):
-            for account_id, key, day, value in batch:
-                if account_id != current:
-                    if current is not None:
-                        yield current, series
-                    current, series = account_id, {}
-                # SQLite hands dates back as ISO text; there are only a few hundred distinct
-                # days, so each is parsed once instead of once per row.
-                d = parsed.get(day)
-                if d is None:
-                    d = parsed[day] = day if isinstance(day, date) else date.fromisoformat(day)
-                lst = series.get(key)
-                if lst is None:
-                    series[key] = [(d, value)]
+        # groupby and the comprehension keep the per-row work in C: this loop sees millions of
+        # rows. Rows arrive grouped by account and (in practice) by key; a key seen twice for
+        # one account is simply extended.
+        for account_id, account_rows in groupby(rows, _ACCOUNT):
+            series: Series = {}
+            for key, key_rows in groupby(account_rows, _KEY):
+                readings = [(days[day], value) for _, _, day, value in key_rows]
+                have = series.get(key)
+                if have is None:
+                    series[key] = readings
                 else:
-                    lst.append((d, value))
+                    have.extend(readings)
+            yield account_id, series
     finally:
         result.close()
-    if current is not None:
-        yield current, series
 
 
 def stream_readings(
@@ -201,9 +212,9 @@ def stream_readings(
     so memory holds one account at a time however large the portfolio is. For each key the
     newest reading is last in its list.
     """
-    parsed: dict[Any, date] = {}
+    days = _Days()
     streams = [
-        _groups(conn, sql, params, parsed)
+        _groups(conn, sql, params, days)
         for sql, params in readings_queries(
             models, first, last, account_ids, dialect=conn.dialect.name
         )

@@ -48,7 +48,7 @@ class SchedulerConfig:
     renewal_offsets: tuple[int, ...] = (120, 90, 60, 30, 7)
     qbr_offsets: tuple[int, ...] = (14, 3)
     notice_time: time = time(9, 0)
-    catchup_days: int = 2
+    catchup_days: int = 1
     digest_grace_hours: float = 6.0
     recompute_time: time = time(2, 0)
     manager_digest_weekday: int = 0
@@ -70,7 +70,7 @@ class SchedulerSettings(BaseSettings):
     renewal_offsets: str = "120,90,60,30,7"
     qbr_offsets: str = "14,3"
     notice_time: str = "09:00"
-    catchup_days: int = 2
+    catchup_days: int = 1
     digest_grace_hours: float = 6.0
     recompute_time: str = "02:00"
     manager_digest_weekday: int = 0
@@ -104,7 +104,10 @@ def _names(value: str) -> tuple[str, ...]:
 
 
 def load_config(
-    *, slack_enabled: bool = False, teams_enabled: bool = False, env: SchedulerSettings | None = None
+    *,
+    slack_enabled: bool = False,
+    teams_enabled: bool = False,
+    env: SchedulerSettings | None = None,
 ) -> SchedulerConfig:
     """Read CSM_SCHEDULER_* settings; platforms default to those with credentials, else console."""
     s = env or SchedulerSettings()

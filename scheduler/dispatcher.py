@@ -8,7 +8,7 @@ import random
 import socket
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 
+from handlers.errors import HandlerError
 from handlers.reply import Reply
+from scheduler.builders import BUILD_KEY, is_deferred
 from scheduler.clock import Clock, Sleep, as_utc, system_clock, system_sleep
 from scheduler.models import Delivery
 from scheduler.notifier import DeliveryError, Notifier
@@ -116,6 +118,7 @@ class Dispatcher:
         backoff_base: float = 2.0,
         backoff_cap: float = 300.0,
         rng: random.Random | None = None,
+        builder: Callable[[dict[str, Any]], Reply] | None = None,
     ) -> None:
         self.engine = engine
         self.notifiers = dict(notifiers)
@@ -131,6 +134,8 @@ class Dispatcher:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.rng = rng or random.Random()
+        # Composes deferred replies (scheduler.builders) right before they are sent.
+        self.builder = builder
         # In-memory pacing state; survives across batches of this process.
         self._target_ready: dict[tuple[str, str], datetime] = {}
         self._global_ready: dict[str, datetime] = {}
@@ -170,7 +175,9 @@ class Dispatcher:
         candidates = (
             select(Delivery.id)
             .where(due, Delivery.platform.in_(platforms))
-            .order_by(Delivery.next_attempt_at, Delivery.id)
+            # Oldest first by id, not by due time: a row put back for pacing or a retry keeps
+            # its place in the line instead of queueing behind everything created since.
+            .order_by(Delivery.id)
             .limit(self.batch_size)
         )
         if self.engine.dialect.name == "postgresql":
@@ -316,6 +323,17 @@ class Dispatcher:
         reply = Reply(
             template=item.template, context=item.context, text=item.text, visibility="channel"
         )
+        built: Reply | None = None
+        if is_deferred(item.context):
+            if self.builder is None:
+                return self._on_error(item, "no builder for deferred content", None, True)
+            try:
+                built = reply = self.builder(item.context[BUILD_KEY])
+            except HandlerError as exc:
+                return self._on_error(item, f"cannot compose: {exc}", None, True)
+            except Exception as exc:
+                logger.exception("composing delivery %s failed", item.id)
+                return self._on_error(item, f"{type(exc).__name__}: {exc}", None, False)
         try:
             message_id = notifier.send(item.target, reply)
         except DeliveryError as exc:
@@ -327,7 +345,7 @@ class Dispatcher:
             # with backoff and ends failed and reported like any other error.
             logger.exception("notifier %s crashed on delivery %s", item.platform, item.id)
             return self._on_error(item, f"{type(exc).__name__}: {exc}", None, False)
-        self._finish(item, status="sent", message_id=message_id)
+        self._finish(item, status="sent", message_id=message_id, reply=built)
         return "sent"
 
     def _on_error(
@@ -375,6 +393,7 @@ class Dispatcher:
         message_id: str | None = None,
         error: str | None = None,
         attempts: int | None = None,
+        reply: Reply | None = None,
     ) -> None:
         now = self._now()
         values: dict[str, Any] = {
@@ -385,6 +404,9 @@ class Dispatcher:
         }
         if status == "sent":
             values.update(message_id=message_id, sent_at=now, error=None)
+            if reply is not None:
+                # Keep what was actually sent, not the recipe.
+                values.update(template=reply.template, context=reply.context, text=reply.text)
         else:
             values.update(error=error)
         with session_scope(self.engine) as session:

@@ -91,7 +91,10 @@ def _dedupe(items: Iterable[OutboxItem]) -> list[OutboxItem]:
 
 
 def existing_keys(
-    session: Session, kind: str, periods: Sequence[str] | None = None
+    session: Session,
+    kind: str,
+    periods: Sequence[str] | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> set[tuple[str, str, str, str]]:
     """Keys already in the outbox for a kind (lets jobs skip building replies that would be dropped)."""
     stmt = select(Delivery.kind, Delivery.subject, Delivery.target, Delivery.period).where(
@@ -99,6 +102,13 @@ def existing_keys(
     )
     if periods is not None:
         stmt = stmt.where(Delivery.period.in_(list(periods)))
+    if subjects is not None:
+        keys: set[tuple[str, str, str, str]] = set()
+        wanted = sorted(set(subjects))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = stmt.where(Delivery.subject.in_(wanted[start : start + _CHUNK]))
+            keys |= {tuple(r) for r in session.execute(chunk).all()}  # type: ignore[misc]
+        return keys
     return {tuple(r) for r in session.execute(stmt).all()}  # type: ignore[misc]
 
 

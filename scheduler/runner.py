@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.render import render_text
 from handlers.reply import Reply
+from scheduler.builders import build_reply
 from scheduler.clock import Clock, Sleep, as_utc, system_clock, system_sleep
 from scheduler.config import SchedulerConfig, load_config
 from scheduler.dispatcher import Dispatcher
@@ -72,13 +73,19 @@ def make_dispatcher(
     sleep: Sleep = system_sleep,
     **options: Any,
 ) -> Dispatcher:
+    engine = container.engine
+
+    def builder(spec: dict[str, Any]) -> Reply:
+        return build_reply(engine, container.health_models, spec)
+
     return Dispatcher(
-        container.engine,
+        engine,
         notifiers,
         clock=clock,
         sleep=sleep,
         pacing=config.pacing,
         admin_targets=config.admin_channel,
+        builder=builder,
         **options,
     )
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, insert
+from sqlalchemy import and_, func, insert, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -20,10 +20,8 @@ from sqlmodel import Session, col, select
 from domain import alert_rules as rules
 from domain.health_model import HealthModels
 from handlers.alerts import account_briefs, renewal_reminder_reply, risk_alert_reply
-from handlers.context import Actor, ChatContext
-from handlers.digests import daily_digest, manager_digest
-from handlers.qbr import qbr_prep
 from handlers.reply import Reply
+from scheduler.builders import deferred
 from scheduler.clock import as_utc
 from scheduler.config import SchedulerConfig, parse_hhmm
 from scheduler.models import Alert, JobRun
@@ -97,15 +95,6 @@ def fire_at(day: date, at_time: time, tz: str | None) -> datetime:
 def is_due(fire: datetime, at: datetime, grace: timedelta) -> bool:
     """Due from its fire time until the grace runs out; the outbox key keeps it to one post."""
     return fire <= at < fire + grace
-
-
-def _scheduler_ctx(csm: CSM | None, today: date) -> ChatContext:
-    actor = (
-        Actor(csm_id=csm.id, name=csm.name, email=csm.email, role=csm.role)
-        if csm
-        else Actor(csm_id=None, name="CSM Assistant", role="admin")
-    )
-    return ChatContext(platform="scheduler", actor=actor, today=today)
 
 
 def _items(
@@ -188,27 +177,54 @@ def recompute_accounts(
 # -- risk alerts ------------------------------------------------------------------------------
 
 
-def evaluate_alerts(
-    session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
-) -> None:
-    """Raise alerts for transitions on the newest snapshot day; quiet ones are kept, not posted."""
-    t = config.thresholds
-    today = at.date()
-    # Health rules read the newest snapshot day (today's may not be computed yet); item rules
-    # (surveys, milestones, escalations) read today.
+def _hour(at: datetime) -> str:
+    return at.replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def _first_time(session: Session, job: str, period: str, at: datetime) -> bool:
+    """Claim (job, period) inside the caller's transaction; False when it was done already.
+
+    The claim commits with the work it guards, so a failed run leaves it unclaimed, and of two
+    leaders racing for it only one gets it (ON CONFLICT DO NOTHING).
+    """
+    claimed = session.execute(
+        _insert_stmt(session, JobRun)
+        .values(job=job, period=period, started_at=at, finished_at=at)
+        .on_conflict_do_nothing(index_elements=["job", "period"])
+        .returning(JobRun.id)
+    ).scalar()
+    return claimed is not None
+
+
+def _health_facts(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    *,
+    today: date,
+    at: datetime,
+    thresholds: rules.AlertThresholds,
+) -> date:
+    """Load the snapshots the health rules compare, unless they are unchanged since last time.
+
+    Returns the newest snapshot day (today's may not be computed yet).
+    """
     day = (
         session.exec(
             select(func.max(HealthSnapshot.day)).where(col(HealthSnapshot.day) <= today)
         ).first()
         or today
     )
-    w = t.drop_window_days
+    w = thresholds.drop_window_days
     days = sorted(
         {day, day - timedelta(days=1), day - timedelta(days=w), day - timedelta(days=w + 1)}
     )
-    facts: dict[int, dict[str, Any]] = defaultdict(
-        lambda: {"snapshots": {}, "milestones": [], "surveys": [], "escalations": []}
-    )
+    # A fingerprint of the newest day's rows (past days only change by backfill) says whether
+    # anything was written since the rules last looked.
+    count, newest = session.execute(
+        select(func.count(), func.max(HealthSnapshot.computed_at)).where(HealthSnapshot.day == day)
+    ).one()
+    if not _first_time(session, "alerts_health", f"{day.isoformat()}:{count}:{newest}", at):
+        return day
     rows = session.execute(
         select(
             HealthSnapshot.account_id,
@@ -220,7 +236,17 @@ def evaluate_alerts(
     ).all()
     for aid, d, score, band, forecast in rows:
         facts[aid]["snapshots"][d] = rules.Snapshot(d, score, band, forecast)
-    oldest = today - timedelta(days=t.lookback_days)
+    return day
+
+
+def _item_facts(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    *,
+    today: date,
+    thresholds: rules.AlertThresholds,
+) -> None:
+    oldest = today - timedelta(days=thresholds.lookback_days)
     for m in session.exec(
         select(Milestone).where(
             col(Milestone.due_date) >= oldest - timedelta(days=1),
@@ -234,7 +260,7 @@ def evaluate_alerts(
     for s in session.exec(
         select(SurveyResponse).where(
             SurveyResponse.kind == "nps",
-            col(SurveyResponse.score) <= t.detractor_max,
+            col(SurveyResponse.score) <= thresholds.detractor_max,
             col(SurveyResponse.responded_on) >= oldest,
             col(SurveyResponse.responded_on) <= today,
         )
@@ -242,6 +268,23 @@ def evaluate_alerts(
         facts[s.account_id]["surveys"].append(
             rules.SurveyFact(s.id or 0, s.kind, s.score, s.responded_on, s.respondent, s.comment)
         )
+
+
+def evaluate_alerts(
+    session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
+) -> None:
+    """Raise alerts for transitions on the newest snapshot day; quiet ones are kept, not posted."""
+    t = config.thresholds
+    today = at.date()
+    facts: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {"snapshots": {}, "milestones": [], "surveys": [], "escalations": []}
+    )
+    # Health, survey and milestone facts change with imports, the nightly recompute and chat:
+    # looked at once an hour. Escalation SLAs expire by the minute: looked at on every tick.
+    day = today
+    if _first_time(session, "alerts_hourly", _hour(at), at):
+        day = _health_facts(session, facts, today=today, at=at, thresholds=t)
+        _item_facts(session, facts, today=today, thresholds=t)
     for e in session.exec(select(Escalation).where(Escalation.status != "resolved")).all():
         facts[e.account_id]["escalations"].append(
             rules.EscalationFact(
@@ -253,6 +296,8 @@ def evaluate_alerts(
                 as_utc(e.resolve_due_at) if e.resolve_due_at else None,
             )
         )
+    if not facts:
+        return
     churned = set(
         session.exec(select(Account.id).where(col(Account.churned_on).is_not(None))).all()
     )
@@ -362,46 +407,115 @@ def _owners(session: Session, owner_ids: Iterable[int | None]) -> dict[int, CSM]
     return {c.id or 0: c for c in session.exec(select(CSM).where(col(CSM.id).in_(ids))).all()}
 
 
+def _near_offsets(
+    column: Any,
+    at: datetime,
+    grace: timedelta,
+    offsets: Iterable[int],
+    *,
+    instants: bool = False,
+) -> Any:
+    """Dates (or instants) whose reminder at some offset could be due at ``at``.
+
+    A reminder fires on (date - offset) at a local time and stays due for ``grace``; a day of
+    slack on each side covers every timezone. Only these rows are read on each tick.
+    """
+    low = (at - grace).date() - timedelta(days=1)
+    high = at.date() + timedelta(days=1)
+    ranges = []
+    for offset in offsets:
+        first, last = low + timedelta(days=offset), high + timedelta(days=offset)
+        if instants:
+            ranges.append(
+                and_(
+                    column >= datetime.combine(first, time(0), tzinfo=UTC) - timedelta(days=1),
+                    column < datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=2),
+                )
+            )
+        else:
+            ranges.append(and_(column >= first, column <= last))
+    return or_(*ranges)
+
+
+def _notice_key(session: Session, at: datetime, notice_time: time) -> str:
+    """The newest instant at or before ``at`` when something new can fall due: the notice time
+    in some owner's zone, or else the top of the hour (data that changed since; a late run).
+
+    Reminders are only looked for when this changes, not on every tick.
+    """
+    zones = set(session.exec(select(CSM.timezone).distinct()).all()) | {"UTC"}
+    latest = datetime.fromisoformat(_hour(at))
+    for tz in zones:
+        local = local_date(at, tz)
+        for d in (local, local - timedelta(days=1)):
+            fire = fire_at(d, notice_time, tz)
+            if fire <= at:
+                latest = max(latest, fire)
+                break
+    return latest.isoformat()
+
+
+def _zones(session: Session, owner_ids: Iterable[int | None]) -> dict[int, str]:
+    ids = {i for i in owner_ids if i is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(select(CSM.id, CSM.timezone).where(col(CSM.id).in_(ids))).all())
+
+
 def renewal_reminders(
     session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
 ) -> None:
     """Reminders N days before each open renewal, at ``notice_time`` in the owner's zone."""
-    if not config.renewal_offsets:
+    if not config.renewal_offsets or not _first_time(
+        session, "renewal_reminders", _notice_key(session, at, config.notice_time), at
+    ):
         return
     grace = timedelta(days=config.catchup_days)
-    first = at.date() - timedelta(days=2)
-    last = at.date() + timedelta(days=max(config.renewal_offsets) + 2)
-    rows = session.exec(
-        select(Renewal, Account)
+    # Light columns first: most ticks find every candidate already queued.
+    rows = session.execute(
+        select(Renewal.id, Renewal.renewal_date, Account.owner_id)
         .join(Account, col(Account.id) == col(Renewal.account_id))
         .where(
             Renewal.status == "open",
-            col(Renewal.renewal_date) >= first,
-            col(Renewal.renewal_date) <= last,
+            _near_offsets(col(Renewal.renewal_date), at, grace, config.renewal_offsets),
             col(Account.churned_on).is_(None),
         )
     ).all()
-    owners = _owners(session, (a.owner_id for _, a in rows))
-    due: list[tuple[Renewal, Account, int, date]] = []
-    for renewal, account in rows:
-        owner = owners.get(account.owner_id or -1)
-        tz = owner.timezone if owner else "UTC"
+    zones = _zones(session, (owner for _, _, owner in rows))
+    due: dict[tuple[int, int], date] = {}
+    for rid, renewal_date, owner in rows:
+        tz = zones.get(owner, "UTC") if owner is not None else "UTC"
         for offset in config.renewal_offsets:
-            fire = fire_at(renewal.renewal_date - timedelta(days=offset), config.notice_time, tz)
+            fire = fire_at(renewal_date - timedelta(days=offset), config.notice_time, tz)
             if is_due(fire, at, grace):
-                due.append((renewal, account, offset, local_date(at, tz)))
+                due[(rid, offset)] = local_date(at, tz)
     if not due:
         return
-    periods = sorted({f"{o}d" for _, _, o, _ in due})
-    sent = {(k[1], k[3]) for k in existing_keys(session, "renewal_reminder", periods)}
-    due = [d for d in due if (f"renewal:{d[0].id}", f"{d[2]}d") not in sent]
-    briefs = account_briefs(session, {a.id or 0 for _, a, _, _ in due}, at.date())
+    sent = {
+        (k[1], k[3])
+        for k in existing_keys(
+            session, "renewal_reminder", subjects=[f"renewal:{rid}" for rid, _ in due]
+        )
+    }
+    due = {k: v for k, v in due.items() if (f"renewal:{k[0]}", f"{k[1]}d") not in sent}
+    if not due:
+        return
+    loaded = {
+        r.id: (r, a)
+        for r, a in session.exec(
+            select(Renewal, Account)
+            .join(Account, col(Account.id) == col(Renewal.account_id))
+            .where(col(Renewal.id).in_({rid for rid, _ in due}))
+        ).all()
+    }
+    briefs = account_briefs(session, {a.id or 0 for _, a in loaded.values()}, at.date())
     items: list[OutboxItem] = []
-    for renewal, account, offset, today in due:
+    for (rid, offset), today in due.items():
+        renewal, account = loaded[rid]
         reply = renewal_reminder_reply(renewal, briefs[account.id or 0], today=today, offset=offset)
         items += _items(
             "renewal_reminder",
-            f"renewal:{renewal.id}",
+            f"renewal:{rid}",
             f"{offset}d",
             reply,
             config=config,
@@ -419,43 +533,64 @@ def qbr_preps(
     models: HealthModels,
     report: RunReport,
 ) -> None:
-    """QBR prep digests N days before each scheduled QBR, at ``notice_time`` for the owner."""
-    if not config.qbr_offsets:
+    """QBR prep digests N days before each scheduled QBR, at ``notice_time`` for the owner.
+
+    Queued as a recipe (scheduler.builders): the prep itself is composed when it is sent.
+    """
+    if not config.qbr_offsets or not _first_time(
+        session, "qbr_preps", _notice_key(session, at, config.notice_time), at
+    ):
         return
     grace = timedelta(days=config.catchup_days)
-    first = at - timedelta(days=2)
-    last = at + timedelta(days=max(config.qbr_offsets) + 2)
-    rows = session.exec(
-        select(QBR, Account)
+    rows = session.execute(
+        select(QBR.id, QBR.scheduled_for, Account.id, Account.owner_id, Account.name)
         .join(Account, col(Account.id) == col(QBR.account_id))
         .where(
             QBR.status == "scheduled",
-            col(QBR.scheduled_for) >= first,
-            col(QBR.scheduled_for) <= last,
+            col(Account.churned_on).is_(None),
+            _near_offsets(col(QBR.scheduled_for), at, grace, config.qbr_offsets, instants=True),
         )
     ).all()
-    owners = _owners(session, (a.owner_id for _, a in rows))
-    sent = {(k[1], k[3]) for k in existing_keys(session, "qbr_prep")}
-    items: list[OutboxItem] = []
-    for qbr, account in rows:
-        owner = owners.get(account.owner_id or -1)
-        tz = owner.timezone if owner else "UTC"
-        meeting_day = as_utc(qbr.scheduled_for).astimezone(zone(tz)).date()
+    if not rows:
+        return
+    zones = _zones(session, (r[3] for r in rows))
+    due = []
+    for qid, scheduled_for, aid, owner, name in rows:
+        tz = zones.get(owner, "UTC") if owner is not None else "UTC"
+        meeting_day = as_utc(scheduled_for).astimezone(zone(tz)).date()
         for offset in config.qbr_offsets:
             fire = fire_at(meeting_day - timedelta(days=offset), config.notice_time, tz)
-            if not is_due(fire, at, grace) or (f"qbr:{qbr.id}", f"{offset}d") in sent:
-                continue
-            ctx = _scheduler_ctx(owner, local_date(at, tz))
-            reply = qbr_prep(session, ctx=ctx, models=models, account_id=account.id)
-            items += _items(
-                "qbr_prep",
-                f"qbr:{qbr.id}",
-                f"{offset}d",
-                reply,
-                config=config,
-                account=account,
-                csm_id=account.owner_id,
-            )
+            if is_due(fire, at, grace):
+                due.append((qid, aid, owner, name, offset, local_date(at, tz)))
+    if not due:
+        return
+    sent = {
+        (k[1], k[3])
+        for k in existing_keys(session, "qbr_prep", subjects=[f"qbr:{d[0]}" for d in due])
+    }
+    due = [d for d in due if (f"qbr:{d[0]}", f"{d[4]}d") not in sent]
+    if not due:
+        return
+    accounts = {
+        a.id: a
+        for a in session.exec(select(Account).where(col(Account.id).in_({d[1] for d in due})))
+    }
+    items: list[OutboxItem] = []
+    for qid, aid, owner, name, offset, today in due:
+        reply = deferred(
+            "qbr_prep",
+            {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()},
+            f"QBR prep for {name} ({offset} days before the QBR)",
+        )
+        items += _items(
+            "qbr_prep",
+            f"qbr:{qid}",
+            f"{offset}d",
+            reply,
+            config=config,
+            account=accounts.get(aid),
+            csm_id=owner,
+        )
     if items:
         report.enqueued["qbr_prep"] += enqueue(session, items, now=at)
 
@@ -494,13 +629,19 @@ def daily_digests(
         return
     sent = {
         (k[1], k[3])
-        for k in existing_keys(session, "daily_digest", sorted({d.isoformat() for _, d in due}))
+        for k in existing_keys(
+            session, "daily_digest", periods=sorted({d.isoformat() for _, d in due})
+        )
     }
     items: list[OutboxItem] = []
     for csm, day in due:
         if (f"csm:{csm.id}", day.isoformat()) in sent:
             continue
-        reply = daily_digest(session, ctx=_scheduler_ctx(csm, day), csm_id=csm.id)
+        reply = deferred(
+            "daily_digest",
+            {"kind": "daily_digest", "csm_id": csm.id, "today": day.isoformat()},
+            f"Daily digest for {csm.name} ({day.isoformat()})",
+        )
         items += _items(
             "daily_digest", f"csm:{csm.id}", day.isoformat(), reply, config=config, csm_id=csm.id
         )
@@ -521,7 +662,12 @@ def manager_digests(
         if c.role == "manager" or c.id in managers_with_reports
     ]
     items: list[OutboxItem] = []
-    sent = {(k[1], k[3]) for k in existing_keys(session, "manager_digest")}
+    sent = {
+        (k[1], k[3])
+        for k in existing_keys(
+            session, "manager_digest", subjects=[f"manager:{m.id}" for m in managers]
+        )
+    }
     for manager in managers:
         today = local_date(at, manager.timezone)
         day = today - timedelta(days=(today.weekday() - config.manager_digest_weekday) % 7)
@@ -535,7 +681,11 @@ def manager_digests(
         period = f"{iso.year}-W{iso.week:02d}"
         if (f"manager:{manager.id}", period) in sent:
             continue
-        reply = manager_digest(session, ctx=_scheduler_ctx(manager, day), manager_id=manager.id)
+        reply = deferred(
+            "manager_digest",
+            {"kind": "manager_digest", "csm_id": manager.id, "today": day.isoformat()},
+            f"Weekly team digest for {manager.name} ({period})",
+        )
         items += _items(
             "manager_digest",
             f"manager:{manager.id}",

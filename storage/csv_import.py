@@ -442,12 +442,6 @@ def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowErro
                     errors.append(
                         RowError(row.line, "score", f"{survey} scores run {lo}-{hi}: {score}")
                     )
-    if kind == "renewals":
-        for row in rows:
-            if row.values.get("status") in ("renewed", "churned") and not row.values.get(
-                "closed_on"
-            ):
-                row.values.setdefault("closed_on", row.values.get("renewal_date"))
     if kind == "milestones":
         _check_milestone_accounts(conn, rows, errors)
 
@@ -751,7 +745,7 @@ def _write_readings(
         for name in optional:
             desired[name] = row.values.get(name)
         if "source" in desired and desired["source"] is None:
-            desired["source"] = "import"
+            del desired["source"]  # empty: keep what is there ("import" for a new row)
         current = existing.get(key)
         if current is None:
             inserts.append(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
+from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCORE_AT_RED
 from storage.bulk import insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes, so cached benchmark databases get rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 ACME, GLOBEX, INITECH = "Acme Corp", "Globex", "Initech"
 
@@ -232,7 +233,12 @@ class _Acct:
 def _value_for_score(ind: Indicator, score: float) -> float:
     """Invert the piecewise-linear indicator score: which raw value scores ``score``."""
     score = min(100.0, max(0.0, score))
-    points = ((0.0, ind.floor), (50.0, ind.red), (76.0, ind.green), (100.0, ind.ceiling))
+    points = (
+        (SCORE_AT_FLOOR, ind.floor),
+        (SCORE_AT_RED, ind.red),
+        (SCORE_AT_GREEN, ind.green),
+        (SCORE_AT_CEILING, ind.ceiling),
+    )
     for (s0, v0), (s1, v1) in itertools.pairwise(points):
         if score <= s1:
             return v0 + (v1 - v0) * (score - s0) / (s1 - s0)
@@ -325,7 +331,7 @@ def _shape_stories(accounts: list[_Acct], today: date) -> None:
     if initech := by_name.get(INITECH):
         # Middling health, a plan behind schedule, and a renewal close enough to worry about.
         initech.segment, initech.owner_index, initech.archetype = "mid-market", 0, "steady_amber"
-        initech.base_then = initech.base_now = 66.0
+        initech.base_then = initech.base_now = 62.0
         initech.change_days = 0
         initech.renewal = today + timedelta(days=45)
         initech.offsets = dict.fromkeys(initech.offsets, 0.0)
@@ -424,16 +430,18 @@ def _days_since_touch(
         return [
             float(max(0, t - last_touch)) if t >= last_touch else float(t % 35) for t in offsets
         ]
+
+    def gap(t: int) -> int:
+        # Healthier accounts meet their sponsor more often; the value averages ~0.8 x target.
+        target = _value_for_score(ind, acct.latent(t, ind.key) + rng.gauss(0, 6))
+        return min(150, max(7, int(target * 1.6)))
+
     out: list[float] = []
-    since = rng.randint(0, 30)
-    next_gap = 0
+    next_gap = gap(offsets[0])
+    since = rng.randrange(next_gap)
     for t in offsets:
-        if since >= next_gap and next_gap:
-            since = 0
-        if since == 0:
-            # Healthier accounts meet their sponsor more often.
-            target = _value_for_score(ind, acct.latent(t, ind.key) + rng.gauss(0, 6))
-            next_gap = min(150, max(7, int(target * 1.6)))
+        if since >= next_gap:
+            since, next_gap = 0, gap(t)
         out.append(float(since))
         since += 1
     return out
@@ -524,7 +532,7 @@ def _milestone_rows(
                 "updated_at": stamp,
             }
         )
-    if acct.name == INITECH and pos_overdue(rows, today) < 2:
+    if acct.name == INITECH and _overdue_count(rows, today) < 2:
         for row, days_late in zip(rows, (21, 8), strict=False):
             row["due_date"] = today - timedelta(days=days_late)
             row["status"] = "in_progress" if days_late > 10 else "at_risk"
@@ -537,7 +545,7 @@ def _milestone_rows(
     return rows
 
 
-def pos_overdue(rows: list[dict[str, Any]], today: date) -> int:
+def _overdue_count(rows: list[dict[str, Any]], today: date) -> int:
     """How many of these milestone rows are overdue (due before today and not done)."""
     return sum(1 for r in rows if r["due_date"] < today and r["status"] != "done")
 

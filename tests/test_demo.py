@@ -195,8 +195,8 @@ def test_people_and_roles(demo: tuple[Engine, DemoSummary]) -> None:
 def test_same_seed_gives_the_same_rows(tmp_path: Path, models: HealthModels) -> None:
     one, two, other = (fresh_engine(tmp_path / f"{n}.db") for n in ("one", "two", "other"))
     for engine in (one, two):
-        seed_demo(engine, today=TODAY, accounts=20, days=60, snapshot_days=3, models=models)
-    seed_demo(other, today=TODAY, accounts=20, days=60, seed=8, snapshot_days=3, models=models)
+        seed_demo(engine, today=TODAY, accounts=14, days=40, snapshot_days=2, models=models)
+    seed_demo(other, today=TODAY, accounts=14, days=40, seed=8, snapshot_days=2, models=models)
     first = dump(one)
     assert first == dump(two)
     assert first["indicator_reading"] != dump(other)["indicator_reading"]
@@ -231,10 +231,12 @@ def test_rerun_wipes_and_reseeds(any_engine: Engine, models: HealthModels) -> No
 def test_three_hundred_accounts_stay_fast(tmp_path: Path, models: HealthModels) -> None:
     engine = fresh_engine(tmp_path / "big.db")
     started = time.perf_counter()
-    summary = seed_demo(engine, today=TODAY, accounts=300, days=90, models=models)
+    summary = seed_demo(engine, today=TODAY, accounts=300, days=90, snapshot_days=7, models=models)
     elapsed = time.perf_counter() - started
     assert summary.accounts == 300
-    assert summary.snapshots >= 295 * 45
+    assert summary.readings >= 0.99 * 300 * 90 * 7
+    assert summary.snapshots >= 295 * 7
+    # Generous for a busy CI machine; it takes a few seconds (the 10k build: bench/).
     assert elapsed < 20, f"300 accounts took {elapsed:.1f}s"
 
 

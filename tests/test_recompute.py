@@ -153,15 +153,25 @@ def test_too_little_fresh_weight_is_insufficient(engine: Engine, models: HealthM
     assert snapshots(engine) == [(account, TODAY, None, "insufficient", 0.4, None)]
 
 
-def test_account_ids_limit_what_is_touched(engine: Engine, models: HealthModels) -> None:
-    first, second, third = (add_account(engine, n) for n in (1, 2, 3))
+def test_account_ids_limit_what_is_touched(any_engine: Engine, models: HealthModels) -> None:
+    first, second, third = (add_account(any_engine, n) for n in (1, 2, 3))
     for account in (first, second, third):
-        add_readings(engine, account, today_only(ON_GREEN))
+        add_readings(any_engine, account, today_only(ON_GREEN))
 
-    summary = recompute_health(engine, as_of=TODAY, models=models, account_ids=[second])
-
+    summary = recompute_health(any_engine, as_of=TODAY, models=models, account_ids=[second])
     assert summary.accounts == 1
-    assert [row[0] for row in snapshots(engine)] == [second]
+    assert [row[0] for row in snapshots(any_engine)] == [second]
+
+    # The backfill path (a range of days) honours the selection too.
+    written = backfill_snapshots(
+        any_engine, start=TODAY - timedelta(days=1), end=TODAY, models=models, account_ids=[third]
+    )
+    assert written == 2
+    assert [(row[0], row[2]) for row in snapshots(any_engine)] == [
+        (second, 76.0),
+        (third, None),  # yesterday: no readings yet
+        (third, 76.0),
+    ]
 
 
 def test_churned_accounts_and_accounts_without_readings(
@@ -236,3 +246,34 @@ def test_only_the_needed_window_is_read(models: HealthModels) -> None:
     assert need["product_usage"] == 28
     assert need["nps"] == 120
     assert need["csm_sentiment"] == 45
+
+
+def test_segment_models_and_a_model_without_leading_indicators(engine: Engine) -> None:
+    from domain.health_model import HealthModel, Indicator
+
+    nps = Indicator(
+        key="nps",
+        label="NPS",
+        weight=1,
+        direction="higher",
+        red=0,
+        green=30,
+        floor=-100,
+        ceiling=100,
+        kind="lagging",
+        objectivity="objective",
+        measure="quantitative",
+        max_age_days=120,
+    )
+    lagging_only = HealthModel(name="smb-lite", indicators=(nps,))
+    models = load_health_models(None)
+    custom = HealthModels(default=models.default, by_segment={"smb": lagging_only}, source="t")
+    small = add_account(engine, 1, segment="SMB")
+    add_readings(engine, small, {"nps": [(TODAY - timedelta(days=100), 30.0)]})
+
+    recompute_health(engine, as_of=TODAY, models=custom)
+
+    snap = table("health_snapshot")
+    with engine.connect() as conn:
+        row = conn.execute(select(snap.c.score, snap.c.band, snap.c.model_name)).one()
+    assert tuple(row) == (76.0, "green", "smb-lite")

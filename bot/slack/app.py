@@ -10,6 +10,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.container import Container
+from bot.slack.config import SlackOAuthConfig
 from bot.slack.listeners import actions, commands, events, views
 from bot.slack.middleware import chat_context_middleware
 from bot.slack.services import SlackServices, web_client
@@ -30,8 +31,10 @@ def build_slack(
     *,
     client: WebClient | None = None,
     listener_executor: Executor | None = None,
+    oauth: SlackOAuthConfig | None = None,
 ) -> SlackEdge:
-    """The Slack app for one workspace (SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET).
+    """The Slack app: one workspace (SLACK_BOT_TOKEN), or any that installs it when
+    SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set (bolt's OAuth flow, tokens in our database).
 
     process_before_response=True: bolt's default polls for ack() and adds ~10 ms to every request
     (platform-facts.md); listeners here ack with the answer itself, and events hand slow work to
@@ -41,6 +44,13 @@ def build_slack(
     settings = container.settings
     if not settings.slack_signing_secret:
         raise ValueError("SLACK_SIGNING_SECRET is not set: Slack requests cannot be verified")
+    oauth = oauth if oauth is not None else SlackOAuthConfig()
+    install = None
+    if oauth.enabled:
+        # Imported only when used: slack_sdk's SQLAlchemy stores need greenlet.
+        from bot.slack.oauth import oauth_settings
+
+        install = oauth_settings(container, oauth)
     client = client or web_client(settings)
     services = SlackServices(container=container, client=client)
     app = App(
@@ -51,6 +61,7 @@ def build_slack(
         token_verification_enabled=False,
         request_verification_enabled=True,
         listener_executor=listener_executor,
+        oauth_settings=install,
     )
     app.use(chat_context_middleware(services))
     commands.register(app, services)

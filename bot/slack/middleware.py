@@ -34,7 +34,9 @@ def chat_context_middleware(services: SlackServices) -> Callable[..., BoltRespon
         kind = request_kind(body)
         REQUESTS.labels(kind).inc()
         if not kind.startswith("event:"):
-            context["chat"] = services.chat_context(context.user_id, context.channel_id)
+            context["chat"] = services.chat_context(
+                context.user_id, context.channel_id, client=context.client, team_id=context.team_id
+            )
         return next()
 
     return attach_chat_context

@@ -54,20 +54,43 @@ class SlackNotifier:
 
     Targets are a channel id ("C0123") or "csm:<id>" for a CSM's DM (their stored slack_user_id,
     else users.lookupByEmail). The client does not retry 429s itself: the outbox honours
-    Retry-After, so a rate limit never blocks a dispatcher thread.
+    Retry-After, so a rate limit never blocks a dispatcher thread. Posts go to SLACK_BOT_TOKEN's
+    workspace (with multi-workspace install and no SLACK_BOT_TOKEN: the latest installed one).
     """
 
     platform = "slack"
 
     def __init__(self, container: Container, *, client: WebClient | None = None) -> None:
         self.container = container
-        self.client = client or web_client(container.settings, retry_rate_limits=False)
+        self._client = client
+
+    @property
+    def client(self) -> WebClient:
+        """SLACK_BOT_TOKEN's client; with multi-workspace install only, the latest install's."""
+        if self._client is not None:
+            return self._client
+        settings = self.container.settings
+        if not settings.slack_bot_token:
+            from bot.slack.config import SlackOAuthConfig
+
+            oauth = SlackOAuthConfig()
+            if oauth.enabled:
+                from bot.slack.oauth import latest_bot_token
+
+                token = latest_bot_token(self.container, oauth)
+                if token is None:
+                    raise DeliveryError("not_installed")  # transient: someone may install it
+                settings = settings.model_copy(update={"slack_bot_token": token})
+                return web_client(settings, retry_rate_limits=False)
+        self._client = web_client(settings, retry_rate_limits=False)
+        return self._client
 
     def send(self, target: str, reply: Reply) -> str:
-        channel = self._channel_for(target)
+        client = self.client
+        channel = self._channel_for(target, client)
         payload = self._payload(reply)
         try:
-            response = self.client.chat_postMessage(channel=channel, **payload)
+            response = client.chat_postMessage(channel=channel, **payload)
         except SlackApiError as exc:
             raise delivery_error(exc) from exc
         except (SlackClientError, OSError) as exc:
@@ -82,7 +105,7 @@ class SlackNotifier:
             logger.warning("no Slack template %r; posting the text fallback", reply.template)
             return {"text": fallback_text(reply) or mrkdwn_escape(reply.template)}
 
-    def _channel_for(self, target: str) -> str:
+    def _channel_for(self, target: str, client: WebClient) -> str:
         if not target.startswith("csm:"):
             return target
         csm_id = int(target.split(":", 1)[1])
@@ -93,7 +116,7 @@ class SlackNotifier:
         if csm.slack_user_id:
             return csm.slack_user_id
         try:
-            found = self.client.users_lookupByEmail(email=csm.email)
+            found = client.users_lookupByEmail(email=csm.email)
         except SlackApiError as exc:
             raise delivery_error(exc) from exc
         except (SlackClientError, OSError) as exc:

@@ -7,13 +7,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -44,15 +45,46 @@ RECEIPT_RETENTION = timedelta(days=2)
 _PRUNE_EVERY = 500
 
 
+# A request handler may wait this long for a rate limit to pass; longer waits fail instead, since
+# Slack wants commands and clicks acknowledged within 3 s (and retries events after 3 s).
+MAX_RETRY_AFTER = 2.0
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Retries a 429 after its Retry-After, but only when that wait is short."""
+
+    def __init__(self, max_retry_count: int = 1, max_wait: float = MAX_RETRY_AFTER) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = 1.0  # what the base handler assumes without a header
+        for key, value in response.headers.items():
+            if key.lower() == "retry-after":
+                raw = value[0] if isinstance(value, list) else value
+                with suppress(TypeError, ValueError):
+                    wait = float(raw)
+        return wait <= self.max_wait
+
+
 def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> WebClient:
     """A Web API client on settings.slack_api_url that retries connection errors, 5xx and (optionally) 429.
 
     The scheduler's notifier passes retry_rate_limits=False: its outbox honours Retry-After itself
     instead of sleeping inside a send.
     """
-    handlers = [ConnectionErrorRetryHandler(max_retry_count=1)]
+    handlers: list[RetryHandler] = [ConnectionErrorRetryHandler(max_retry_count=1)]
     if retry_rate_limits:
-        handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+        handlers.append(BoundedRateLimitRetryHandler(max_retry_count=1))
         handlers.append(ServerErrorRetryHandler(max_retry_count=2))
     return WebClient(
         token=settings.slack_bot_token,
@@ -96,10 +128,15 @@ class TTLCache(Generic[K, V]):
 
 @dataclass(frozen=True)
 class ChannelInfo:
-    """Whether a channel is shared with another organisation, and the accounts it may show."""
+    """Whether a channel is shared with another organisation, and the accounts it may show.
+
+    visible is False when conversations.info failed (a private channel the bot is not in): the
+    channel is then treated as external, and the user is told why.
+    """
 
     external: bool
     account_ids: frozenset[int] = frozenset()
+    visible: bool = True
 
 
 @dataclass
@@ -121,52 +158,70 @@ class SlackServices:
             yield session
 
     # -- identity ------------------------------------------------------------------------------
-    def actor(self, user_id: str) -> Actor:
-        """The CSM behind a Slack user: by stored slack_user_id, else by the email users.info gives."""
-        cached = self.actors.get(user_id)
-        if cached is not None:
-            return cached
-        with self.session() as session:
-            actor = actor_for(session, platform="slack", user_id=user_id)
-            if not actor.known:
-                email, name = self._profile(user_id)
-                if email or name:
-                    actor = actor_for(
-                        session, platform="slack", user_id=user_id, email=email, name=name
-                    )
-        self.actors.put(user_id, actor)
-        return actor
+    def actor(
+        self, user_id: str, *, client: WebClient | None = None, team_id: str | None = None
+    ) -> Actor:
+        """The CSM behind a Slack user: by stored slack_user_id, else by the email users.info gives.
 
-    def _profile(self, user_id: str) -> tuple[str | None, str | None]:
-        cached = self.profiles.get(user_id)
-        if cached is not None:
-            return cached
-        try:
-            user = self.client.users_info(user=user_id).get("user") or {}
-        except SlackClientError as exc:
-            # Without an email the user is simply unknown (read-only); try again soon.
-            logger.warning("users.info failed for %s: %s", user_id, exc)
-            self.profiles.put(user_id, (None, None), ttl=FAILED_LOOKUP_TTL)
-            return None, None
-        profile = user.get("profile") or {}
-        found = (profile.get("email"), user.get("real_name") or user.get("name"))
-        self.profiles.put(user_id, found)
-        return found
-
-    # -- channels ------------------------------------------------------------------------------
-    def channel(self, channel_id: str) -> ChannelInfo:
-        """Whether a channel is externally shared (conversations.info), and the accounts mapped to it."""
-        cached = self.channels.get(channel_id)
+        client and team_id are the request's (multi-workspace installs have a token per team).
+        """
+        key = f"{team_id or ''}:{user_id}"
+        cached = self.actors.get(key)
         if cached is not None:
             return cached
         ttl: float | None = None
+        with self.session() as session:
+            actor = actor_for(session, platform="slack", user_id=user_id)
+            if not actor.known:
+                profile = self._profile(key, user_id, client or self.client)
+                if profile is None:
+                    # Read-only for now, but only briefly: the lookup failed, not the match.
+                    ttl = FAILED_LOOKUP_TTL
+                elif any(profile):
+                    email, name = profile
+                    actor = actor_for(
+                        session, platform="slack", user_id=user_id, email=email, name=name
+                    )
+        self.actors.put(key, actor, ttl=ttl)
+        return actor
+
+    def _profile(
+        self, key: str, user_id: str, client: WebClient
+    ) -> tuple[str | None, str | None] | None:
+        """(email, name) from users.info, cached; None when Slack could not tell us."""
+        cached = self.profiles.get(key)
+        if cached is not None:
+            return cached
         try:
-            data = self.client.conversations_info(channel=channel_id).get("channel") or {}
+            user = client.users_info(user=user_id).get("user") or {}
+        except SlackClientError as exc:
+            logger.warning("users.info failed for %s: %s", user_id, exc)
+            return None
+        profile = user.get("profile") or {}
+        found = (profile.get("email"), user.get("real_name") or user.get("name"))
+        self.profiles.put(key, found)
+        return found
+
+    # -- channels ------------------------------------------------------------------------------
+    def channel(
+        self, channel_id: str, *, client: WebClient | None = None, team_id: str | None = None
+    ) -> ChannelInfo:
+        """Whether a channel is externally shared (conversations.info), and the accounts mapped to it."""
+        key = f"{team_id or ''}:{channel_id}"
+        cached = self.channels.get(key)
+        if cached is not None:
+            return cached
+        ttl: float | None = None
+        visible = True
+        try:
+            data = (client or self.client).conversations_info(channel=channel_id).get("channel")
+            data = data or {}
             external = bool(data.get("is_ext_shared") or data.get("is_pending_ext_shared"))
         except SlackClientError as exc:
             # conversations.info fails for DMs the bot is not in; a DM is not an organisation's
             # shared channel. Anything else we cannot see is treated as external (shows nothing).
             external = not channel_id.startswith("D")
+            visible = not external
             ttl = FAILED_LOOKUP_TTL
             logger.warning("conversations.info failed for %s: %s", channel_id, exc)
         account_ids: frozenset[int] = frozenset()
@@ -176,8 +231,8 @@ class SlackServices:
                     select(Account.id).where(Account.slack_channel_id == channel_id)
                 ).all()
             account_ids = frozenset(i for i in ids if i is not None)
-        info = ChannelInfo(external=external, account_ids=account_ids)
-        self.channels.put(channel_id, info, ttl=ttl)
+        info = ChannelInfo(external=external, account_ids=account_ids, visible=visible)
+        self.channels.put(key, info, ttl=ttl)
         return info
 
     def chat_context(
@@ -186,10 +241,13 @@ class SlackServices:
         channel_id: str | None = None,
         *,
         thread_key: str | None = None,
+        client: WebClient | None = None,
+        team_id: str | None = None,
     ) -> ChatContext:
         """The ChatContext for a Slack request: who asks, and what the channel may show."""
-        actor = self.actor(user_id) if user_id else Actor(None, "someone", role="unknown")
-        info = self.channel(channel_id) if channel_id else ChannelInfo(external=False)
+        where = {"client": client, "team_id": team_id}
+        actor = self.actor(user_id, **where) if user_id else Actor(None, "someone", role="unknown")
+        info = self.channel(channel_id, **where) if channel_id else ChannelInfo(external=False)
         return ChatContext(
             platform="slack",
             actor=actor,

@@ -25,11 +25,14 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.container import Container
 from bot.slack.app import SlackEdge, build_slack
+from bot.slack.config import SlackOAuthConfig
 from storage.db import engine_for, make_engine, upgrade
 from tests.conftest import fixture_path
 from tests.slack.fake_slack import FakeSlack, running_fake
 
 SECRET = "test-signing-secret"
+# Explicitly off, whatever SLACK_CLIENT_ID the environment or a .env file holds.
+SINGLE_WORKSPACE = SlackOAuthConfig(client_id=None, client_secret=None)
 TODAY = date(2026, 11, 23)
 
 # Slack users the fake knows; the demo portfolio's CSMs are matched to them by email.
@@ -69,7 +72,7 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_url(demo_template: Path, tmp_path: Path) -> str:
+def demo_db_url(demo_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "csm.db"
     shutil.copy(demo_template, path)
     return f"sqlite:///{path}"
@@ -86,9 +89,9 @@ def fake() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def container(db_url: str, fake: FakeSlack) -> Iterator[Container]:
+def container(demo_db_url: str, fake: FakeSlack) -> Iterator[Container]:
     settings = Settings(
-        database_url=db_url,
+        database_url=demo_db_url,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,
         slack_api_url=fake.api_url,
@@ -101,7 +104,7 @@ def container(db_url: str, fake: FakeSlack) -> Iterator[Container]:
 @pytest.fixture
 def edge(container: Container) -> SlackEdge:
     """The real Slack app, with lazy listeners run inline (dispatch returns when all is done)."""
-    return build_slack(container, listener_executor=InlineExecutor())
+    return build_slack(container, listener_executor=InlineExecutor(), oauth=SINGLE_WORKSPACE)
 
 
 # -- signed requests built from the real payloads --------------------------------------------------

@@ -213,6 +213,21 @@ class FakeSlack:
                 "bot_id": BOT_ID,
                 "is_enterprise_install": False,
             }
+        if method == "oauth.v2.access":
+            if args.get("code") != "c0de":
+                return {"ok": False, "error": "invalid_code"}
+            return {
+                "ok": True,
+                "app_id": "A111",
+                "authed_user": {"id": "UDANA"},
+                "scope": "commands,chat:write",
+                "token_type": "bot",
+                "access_token": "xoxb-installed",
+                "bot_user_id": BOT_USER_ID,
+                "team": {"id": TEAM_ID, "name": "Example"},
+                "enterprise": {"id": "E111", "name": "Sandbox Org"},
+                "is_enterprise_install": False,
+            }
         if method in ("chat.postMessage", "chat.update"):
             ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}

@@ -221,3 +221,26 @@ def test_renewals_and_risks_understand_words(edge: SlackEdge) -> None:
     assert "quarter" in quarter["blocks"][0]["text"]["text"]
     team = run(edge, "/risks", "for the team", user=ALEX)
     assert "your team's accounts" in json.dumps(team["blocks"])
+
+
+def test_a_channel_the_bot_cannot_see_shows_no_data_and_says_why(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    fake.fail("conversations.info", error="channel_not_found")
+    answer = run(edge, "/health", "acme", channel="CPRIVATE")
+    assert "not a member" in answer["text"]
+    assert "Acme" not in json.dumps(answer["blocks"])
+    # A DM the bot is not part of is nobody's shared channel: answered normally.
+    fake.fail("conversations.info", error="channel_not_found")
+    assert run(edge, "/health", "acme", channel="DOTHER")["blocks"][0]["type"] == "header"
+
+
+def test_a_long_rate_limit_does_not_hold_the_ack(edge: SlackEdge, fake: FakeSlack) -> None:
+    import time
+
+    fake.fail("users.info", status=429, error="ratelimited", retry_after=30)
+    started = time.monotonic()
+    answer = run(edge, "/health", "acme", user=MARCO)
+    assert time.monotonic() - started < 2.5  # answered within Slack's 3 s, not after 30
+    assert answer["blocks"][0]["text"]["text"].startswith("Acme Corp — ")  # read-only answer
+    assert len(fake.calls_to("users.info")) == 1

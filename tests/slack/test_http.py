@@ -19,6 +19,7 @@ from tests.conftest import fixture_path
 from tests.slack.conftest import (
     DANA,
     FORM,
+    SINGLE_WORKSPACE,
     ServerThread,
     assert_valid_blocks,
     block_actions_body,
@@ -32,7 +33,8 @@ from tests.slack.fake_slack import FakeSlack
 @pytest.fixture
 def server(container: Container) -> Iterator[ServerThread]:
     # The production wiring: the default (threaded) lazy listener runner, not the inline one.
-    app = create_app(container, slack_app=build_slack(container).app, with_teams=False)
+    slack = build_slack(container, oauth=SINGLE_WORKSPACE).app
+    app = create_app(container, slack_app=slack, with_teams=False)
     with ServerThread(app) as running:
         yield running
 
@@ -175,3 +177,12 @@ def test_a_rate_limited_answer_is_retried_after_retry_after(
     assert post(server, body, "application/json").status_code == 200
     first, second = fake.wait_for("chat.postMessage", count=2, timeout=5)
     assert second.at - first.at >= 0.9  # slack_sdk's RateLimitErrorRetryHandler honoured it
+
+
+def test_teams_messages_are_mounted_on_the_same_server(container: Container) -> None:
+    paths = {getattr(route, "path", None) for route in create_app(container).routes}
+    assert {"/slack/events", "/healthz", "/metrics", "/api/messages"} <= paths
+    without = {
+        getattr(route, "path", None) for route in create_app(container, with_teams=False).routes
+    }
+    assert "/api/messages" not in without

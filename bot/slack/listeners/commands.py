@@ -28,18 +28,36 @@ logger = logging.getLogger(__name__)
 COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
 
 
-def answer(result: Reply | HandlerError, ask: Ask) -> dict[str, Any]:
+# In a channel the bot cannot see, "shared with another organisation" would mislead; say why.
+NOT_A_MEMBER = (
+    "I can't see this conversation (I'm not a member of it), so I don't show account data here. "
+    "Invite me with `/invite @CSM Assistant`, or ask me in a direct message."
+)
+
+
+def answer(result: Reply | HandlerError, ask: Ask, *, visible: bool = True) -> dict[str, Any]:
     """Private by default; a Reply the handler marked for the channel (an escalation) is posted."""
+    if not visible and isinstance(result, Reply) and result.template == "not_here":
+        return {"response_type": "ephemeral", **notice(NOT_A_MEMBER)}
     if isinstance(result, Reply) and result.visibility == "channel":
         return {"response_type": "in_channel", **public_payload(result)}
     return {"response_type": "ephemeral", **private_payload(result, ask)}
+
+
+def _visible(services: SlackServices, command: dict[str, Any], context: BoltContext) -> bool:
+    channel = command.get("channel_id")
+    if not channel:
+        return True
+    # Looked up (and cached) by the middleware already.
+    return services.channel(channel, client=context.client, team_id=context.team_id).visible
 
 
 def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
     def command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         ask = Ask(kind=kind, text=(command.get("text") or "").strip())
         # The answer rides in the ack itself: one HTTP round trip, no Web API call.
-        ack(**answer(ask_reply(services, chat_of(context), ask), ask))
+        result = ask_reply(services, chat_of(context), ask)
+        ack(**answer(result, ask, visible=_visible(services, command, context)))
 
     command.__name__ = f"command_{kind}"
     return command
@@ -58,7 +76,8 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
             _open_settings(services, ack, command, context, client)
             return
         ask = Ask(kind="ask", text=text)
-        ack(**answer(ask_reply(services, chat_of(context), ask), ask))
+        result = ask_reply(services, chat_of(context), ask)
+        ack(**answer(result, ask, visible=_visible(services, command, context)))
 
     return csm
 

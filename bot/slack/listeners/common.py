@@ -9,7 +9,6 @@ from typing import Any
 from slack_bolt import BoltContext
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
 from slack_sdk.webhook import WebhookClient
@@ -18,7 +17,7 @@ from sqlmodel import Session
 from bot.slack.asks import Ask, run, share_of
 from bot.slack.messages import message, notice
 from bot.slack.metrics import HANDLER_ERRORS
-from bot.slack.services import SlackServices
+from bot.slack.services import BoundedRateLimitRetryHandler, SlackServices
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
@@ -98,7 +97,7 @@ def webhook(url: str) -> WebhookClient:
         timeout=10,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=1),
-            RateLimitErrorRetryHandler(max_retry_count=1),
+            BoundedRateLimitRetryHandler(max_retry_count=1),
             ServerErrorRetryHandler(max_retry_count=2),
         ],
     )

@@ -47,7 +47,11 @@ def register(app: App, services: SlackServices) -> None:
         channel = event["channel"]
         thread_ts = event.get("thread_ts") or event["ts"]
         ctx = services.chat_context(
-            event.get("user"), channel, thread_key=f"slack:{channel}:{thread_ts}"
+            event.get("user"),
+            channel,
+            thread_key=f"slack:{channel}:{thread_ts}",
+            client=client,
+            team_id=body.get("team_id"),
         )
         text = _MENTION.sub(" ", event.get("text") or "").strip()
         models = services.container.health_models
@@ -56,13 +60,13 @@ def register(app: App, services: SlackServices) -> None:
             logger.info("refused in thread: %s", result.message)
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, **public_payload(result))
 
-    def publish_home(event: dict[str, Any], client: WebClient) -> None:
+    def publish_home(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         from handlers.portfolio import home
 
         user = event["user"]
-        ctx = services.chat_context(user)
+        ctx = services.chat_context(user, client=client, team_id=body.get("team_id"))
         result = handled(services, lambda session: home(session, ctx=ctx))
         if isinstance(result, HandlerError):
             view = surface("home_error", {"message": result.message})

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from sqlmodel import Session
 
 from bot.slack.listeners.common import handled, refreshed_payload, send_to_response_url
@@ -53,13 +53,16 @@ def _submit(
     ack: Ack,
     view: dict[str, Any],
     body: dict[str, Any],
+    context: BoltContext,
     work: Callable[[Session, dict[str, Any], dict[str, Any]], Reply],
     *,
     fallback_block: str,
 ) -> tuple[Reply, dict[str, Any]] | None:
     """Run a modal's handler as the submitter, in the channel it came from; ack errors inline."""
     meta = decode(view.get("private_metadata"))
-    ctx = services.chat_context(body["user"]["id"], meta.get("c"))
+    ctx = services.chat_context(
+        body["user"]["id"], meta.get("c"), client=context.client, team_id=context.team_id
+    )
     state = values(view)
     result = handled(services, lambda session: work(session, state, {"ctx": ctx, **meta}))
     if isinstance(result, HandlerError):
@@ -72,7 +75,9 @@ def _submit(
 
 def register(app: App, services: SlackServices) -> None:
     @app.view("milestone_edit")
-    def milestone_edit(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
+    def milestone_edit(
+        ack: Ack, view: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
         from handlers.plan import edit_milestone
 
         def work(session: Session, state: dict[str, Any], meta: dict[str, Any]) -> Reply:
@@ -85,7 +90,7 @@ def register(app: App, services: SlackServices) -> None:
                 note=state.get("note") or "",
             )
 
-        done = _submit(services, ack, view, body, work, fallback_block="note")
+        done = _submit(services, ack, view, body, context, work, fallback_block="note")
         if done is not None:
             reply, meta = done
             send_to_response_url(
@@ -95,7 +100,9 @@ def register(app: App, services: SlackServices) -> None:
             )
 
     @app.view("sentiment")
-    def sentiment(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
+    def sentiment(
+        ack: Ack, view: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
         from handlers.sentiment import set_sentiment
 
         def work(session: Session, state: dict[str, Any], meta: dict[str, Any]) -> Reply:
@@ -108,7 +115,7 @@ def register(app: App, services: SlackServices) -> None:
                 reason=state.get("reason"),
             )
 
-        done = _submit(services, ack, view, body, work, fallback_block="reason")
+        done = _submit(services, ack, view, body, context, work, fallback_block="reason")
         if done is not None:
             reply, meta = done
             send_to_response_url(
@@ -118,7 +125,9 @@ def register(app: App, services: SlackServices) -> None:
             )
 
     @app.view("settings")
-    def settings(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
+    def settings(
+        ack: Ack, view: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
         from handlers.settings import update_settings
 
         def work(session: Session, state: dict[str, Any], meta: dict[str, Any]) -> Reply:
@@ -130,7 +139,7 @@ def register(app: App, services: SlackServices) -> None:
                 digest_weekends="weekends" in (state.get("digest_weekends") or []),
             )
 
-        done = _submit(services, ack, view, body, work, fallback_block="timezone")
+        done = _submit(services, ack, view, body, context, work, fallback_block="timezone")
         if done is not None:
             reply, meta = done
             send_to_response_url(

@@ -1,0 +1,67 @@
+"""Deferred content: heavy replies (QBR prep, digests) are queued as a recipe and composed when sent."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from domain.health_model import HealthModels
+from handlers.context import Actor, ChatContext
+from handlers.errors import NotFound
+from handlers.reply import Reply
+from storage.db import session_scope
+from storage.models import CSM
+
+# Context key of a deferred reply: {"_build": {"kind": ..., ids..., "today": ISO date}}.
+BUILD_KEY = "_build"
+
+
+def deferred(template: str, spec: dict[str, Any], text: str) -> Reply:
+    """A placeholder Reply for the outbox; ``text`` says what it will be (outbox listings)."""
+    return Reply(template=template, context={BUILD_KEY: spec}, text=text, visibility="channel")
+
+
+def is_deferred(context: dict[str, Any]) -> bool:
+    return BUILD_KEY in context
+
+
+def scheduler_ctx(csm: CSM | None, today: date) -> ChatContext:
+    """The scheduler asks as the CSM it writes to, so permissions and scope are theirs."""
+    actor = (
+        Actor(csm_id=csm.id, name=csm.name, email=csm.email, role=csm.role)
+        if csm
+        else Actor(csm_id=None, name="CSM Assistant", role="admin")
+    )
+    return ChatContext(platform="scheduler", actor=actor, today=today)
+
+
+def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> Reply:
+    """Compose a deferred reply from its recipe, with the data as it is at send time.
+
+    Raises NotFound when what it is about is gone (a deleted account or CSM): permanent.
+    """
+    from handlers.digests import daily_digest, manager_digest
+    from handlers.qbr import qbr_prep
+
+    kind = spec["kind"]
+    today = date.fromisoformat(spec["today"])
+    with session_scope(engine) as session:
+        csm = session.get(CSM, spec["csm_id"])
+        if csm is None:
+            raise NotFound(f"CSM {spec['csm_id']} no longer exists")
+        ctx = scheduler_ctx(csm, today)
+        if kind == "qbr_prep":
+            reply = qbr_prep(session, ctx=ctx, models=models, account_id=spec["account_id"])
+            if reply.template != "qbr_prep":
+                raise NotFound(f"account {spec['account_id']} no longer exists")
+        elif kind == "daily_digest":
+            reply = daily_digest(session, ctx=ctx, csm_id=csm.id)
+        elif kind == "manager_digest":
+            reply = manager_digest(session, ctx=ctx, manager_id=csm.id)
+        else:
+            raise NotFound(f"no recipe for {kind!r}")
+    return Reply(
+        template=reply.template, context=reply.context, text=reply.text, visibility="channel"
+    )
