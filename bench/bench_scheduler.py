@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from handlers.reply import Reply  # noqa: E402
-from scheduler.clock import SimulatedClock  # noqa: E402
-from scheduler.config import SchedulerConfig  # noqa: E402
-from scheduler.dispatcher import Dispatcher, Pacing  # noqa: E402
-from scheduler.notifier import DeliveryError  # noqa: E402
+from handlers.reply import Reply
+from scheduler.clock import SimulatedClock
+from scheduler.config import SchedulerConfig
+from scheduler.dispatcher import Dispatcher, Pacing
+from scheduler.notifier import DeliveryError
 
 ACCOUNTS = 10_000
 CSMS = 200
@@ -127,7 +127,10 @@ def prepared_db(source: Path) -> Path:
     """The portfolio with bench CSMs and snapshots, cached next to it (rebuilt when it changes)."""
     target = source.with_name("scheduler-" + source.name)
     stamp = target.with_suffix(".version")
-    key = f"{PREPARED_VERSION} {source.stat().st_mtime_ns} {ACCOUNTS} {CSMS}"
+    # The portfolio's own version stamp says when it was rebuilt (its mtime moves on upgrades).
+    source_stamp = source.with_suffix(".version")
+    made = source_stamp.read_text().strip() if source_stamp.exists() else "?"
+    key = f"{PREPARED_VERSION} {made} {ACCOUNTS} {CSMS}"
     if target.exists() and stamp.exists() and stamp.read_text().strip() == key:
         return target
     building = target.with_suffix(".building.db")

@@ -1,13 +1,12 @@
-"""`/health acme` over real HTTP on the 10,000-account database, against a bare bolt app on the same server.
+"""`/health acme` over real HTTP on the 10,000-account database, against a bare bolt app on the same server."""
 
-Each app runs in its own server process (uvicorn, one worker) on 127.0.0.1; the client is this
-process. Phase 1 sends requests one at a time (latency: p50/p99); phase 2 keeps several client
-threads busy for a bounded number of requests (sustained requests/s, and latency under load).
-Slack's Web API is the local fake from tests/slack (auth.test, users.info, conversations.info are
-called once, then cached). Targets: p99 ≤ 25 ms, ≤ 3× the bare app's p99, ≥ 200 requests/s.
-
-    .venv/bin/python bench/bench_slack.py [--requests 1500] [--threads 8]
-"""
+# Each app runs in its own server process (uvicorn, one worker) on 127.0.0.1; the client is this
+# process. Phase 1 sends requests one at a time (latency: p50/p99); phase 2 keeps several client
+# threads busy for a bounded number of requests (sustained requests/s, and latency under load).
+# Slack's Web API is the local fake from tests/slack (auth.test, users.info, conversations.info are
+# called once, then cached). Targets: p99 ≤ 25 ms, ≤ 3× the bare app's p99, ≥ 200 requests/s.
+#
+#     .venv/bin/python bench/bench_slack.py [--requests 1500] [--threads 8]
 
 from __future__ import annotations
 
@@ -227,11 +226,10 @@ def breakdown(db: Path, requests: int = 300) -> dict[str, float]:
     from bot.container import Container
     from bot.slack.asks import Ask, run
     from bot.slack.messages import message
+    from handlers.context import ChatContext
     from handlers.identity import actor_by_email
 
     container = Container(settings=Settings(database_url=f"sqlite:///{db}", today=TODAY))
-    from handlers.context import ChatContext
-
     with container.session() as session:
         actor = actor_by_email(session, "dana@example.com")
     assert actor is not None

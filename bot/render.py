@@ -58,6 +58,7 @@ def environment(flavour: Flavour) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,  # templates ship with the package; no stat() per render
     )
     env.filters["mrkdwn"] = mrkdwn_escape
     env.filters["truncate_to"] = truncate

@@ -8,6 +8,7 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from rapidfuzz import fuzz, process
@@ -91,7 +92,8 @@ def fold(text: str) -> str:
         text = unicodedata.normalize("NFKD", text)
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.lower()
-    text = _POSSESSIVE_RE.sub(r"\1", text)
+    if "'" in text or "’" in text or "`" in text:  # the only way _POSSESSIVE_RE can match
+        text = _POSSESSIVE_RE.sub(r"\1", text)
     return " ".join(_TOKEN_RE.findall(text))
 
 
@@ -114,6 +116,10 @@ class AccountIndex:
     """In-memory lookup structures over account names and aliases, built once, queried many times."""
 
     def __init__(self, accounts: Iterable[AccountName]) -> None:
+        # Built here: what an exact or alias lookup needs (the common case, and the whole of a
+        # one-shot `csm-bot ask "/health acme"`). Structures only prefix, typo and "did you
+        # mean" searches use are built on first use (the cached properties below), so a process
+        # answering one question on 10,000 accounts does not pay for all of them.
         self._accounts: dict[int, AccountName] = {}
         self._exact: dict[str, list[int]] = {}
         self._alias: dict[str, list[int]] = {}
@@ -121,70 +127,117 @@ class AccountIndex:
         self._first: dict[str, set[int]] = {}
         self._forms: dict[int, list[list[str]]] = {}  # each name/alias as its token list
         self._name_len: dict[int, int] = {}
-        self._shape: dict[int, list[tuple[str, int]]] = {}
         self._squashed: dict[str, list[int]] = {}
-        self._by_words: dict[int, set[int]] = {}  # number of words -> ids with such a form
-        self._core_len: dict[int, int] = {}
         self._similar_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
-        first_tokens: set[str] = set()
+        max_phrase = 1
+        exact, alias, squashed_map = self._exact, self._alias, self._squashed
+        postings, first = self._postings, self._first
         for acc in accounts:
-            self._accounts[acc.id] = acc
+            acc_id = acc.id
+            self._accounts[acc_id] = acc
             forms: list[list[str]] = []
             for i, raw in enumerate((acc.name, *acc.aliases)):
                 key = fold(raw)
                 if not key:
                     continue
-                bucket = self._exact if i == 0 else self._alias
-                ids = bucket.setdefault(key, [])
-                if acc.id not in ids:
-                    ids.append(acc.id)
+                bucket = exact if i == 0 else alias
+                ids = bucket.get(key)
+                if ids is None:
+                    bucket[key] = [acc_id]
+                elif acc_id not in ids:
+                    ids.append(acc_id)
                 toks = key.split()
                 if len(toks) > 1:
+                    if len(toks) > max_phrase:
+                        max_phrase = len(toks)
                     # "acmecorp", "piedpiper": names typed without their spaces.
-                    squashed = self._squashed.setdefault("".join(toks), [])
-                    if acc.id not in squashed:
-                        squashed.append(acc.id)
+                    squashed = squashed_map.setdefault("".join(toks), [])
+                    if acc_id not in squashed:
+                        squashed.append(acc_id)
                 forms.append(toks)
-                first_tokens.add(toks[0])
-                self._first.setdefault(toks[0], set()).add(acc.id)
+                head = first.get(toks[0])
+                if head is None:
+                    first[toks[0]] = {acc_id}
+                else:
+                    head.add(acc_id)
                 for tok in toks:
-                    self._postings.setdefault(tok, set()).add(acc.id)
-            self._forms[acc.id] = forms
+                    posting = postings.get(tok)
+                    if posting is None:
+                        postings[tok] = {acc_id}
+                    else:
+                        posting.add(acc_id)
+            self._forms[acc_id] = forms
+            self._name_len[acc_id] = len(acc.name)
+        self._max_phrase = max_phrase
+
+    # Built on first use; each depends only on the structures __init__ fills, never changed after.
+
+    @cached_property
+    def _by_words(self) -> dict[int, set[int]]:
+        """Number of words -> ids with a name or alias of that many words."""
+        by_words: dict[int, set[int]] = {}
+        for acc_id, forms in self._forms.items():
             for toks in forms:
-                self._by_words.setdefault(len(toks), set()).add(acc.id)
-            # (first word, letters in the non-generic words) per form, for prefix scores.
-            self._shape[acc.id] = [
+                by_words.setdefault(len(toks), set()).add(acc_id)
+        return by_words
+
+    @cached_property
+    def _shape(self) -> dict[int, list[tuple[str, int]]]:
+        """(first word, letters in the non-generic words) per form, for prefix scores."""
+        return {
+            acc_id: [
                 (toks[0], max(1, sum(len(t) for t in toks if t not in GENERIC_WORDS)))
                 for toks in forms
             ]
-            self._name_len[acc.id] = len(acc.name)
-            self._core_len[acc.id] = min((total for _, total in self._shape[acc.id]), default=1)
-        self._max_phrase = max(
-            (len(k.split()) for k in (*self._exact, *self._alias)),
-            default=1,
-        )
-        self._vocab = sorted(self._postings)
+            for acc_id, forms in self._forms.items()
+        }
+
+    @cached_property
+    def _core_len(self) -> dict[int, int]:
+        return {
+            acc_id: min((total for _, total in shape), default=1)
+            for acc_id, shape in self._shape.items()
+        }
+
+    @cached_property
+    def _vocab(self) -> list[str]:
+        return sorted(self._postings)
+
+    @cached_property
+    def _weak(self) -> set[str]:
         # A token that is never the first word of a name but ends several ("Labs", "Health",
         # "Systems", serial numbers) describes a kind of company, not a company: it may extend a
         # mention ("tailspin systems") but not start one.
-        self._weak: set[str] = {
+        first_tokens = self._first
+        return {
             tok
             for tok, ids in self._postings.items()
             if tok in GENERIC_WORDS or tok.isdigit() or (tok not in first_tokens and len(ids) >= 2)
         }
+
+    @cached_property
+    def _deletes(self) -> dict[str, set[str]]:
         # Symmetric-deletion map for one-edit typos: O(len(word)) dict lookups per query word,
         # independent of how many accounts there are.
-        self._deletes: dict[str, set[str]] = {}
+        deletes: dict[str, set[str]] = {}
         for tok in self._vocab:
             if len(tok) >= _MIN_TYPO and not tok.isdigit():
                 for variant in (tok, *_deletions(tok)):
-                    self._deletes.setdefault(variant, set()).add(tok)
-        self._long_vocab = [t for t in self._vocab if len(t) >= 6 and not t.isdigit()]
-        self._trigrams: dict[str, set[int]] = {}
+                    deletes.setdefault(variant, set()).add(tok)
+        return deletes
+
+    @cached_property
+    def _long_vocab(self) -> list[str]:
+        return [t for t in self._vocab if len(t) >= 6 and not t.isdigit()]
+
+    @cached_property
+    def _trigrams(self) -> dict[str, set[int]]:
+        trigrams: dict[str, set[int]] = {}
         for acc_id, forms in self._forms.items():
             for toks in forms:
                 for gram in _trigrams(" ".join(toks)):
-                    self._trigrams.setdefault(gram, set()).add(acc_id)
+                    trigrams.setdefault(gram, set()).add(acc_id)
+        return trigrams
 
     def __len__(self) -> int:
         return len(self._accounts)

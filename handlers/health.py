@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from domain.health import score_health
+from domain.health import score_health, trend
 from domain.health_model import HealthModel, HealthModels
 from domain.signals import expansion_signal, forecast_summary
 from handlers.accounts import account_summary, resolve_account, snapshot_on_or_before
@@ -82,10 +83,12 @@ def rescore_today(session: Session, account: Account, *, models: HealthModels, t
     session.flush()
 
 
-def _trend(current: float | None, past: HealthSnapshot | None) -> float | None:
-    if current is None or past is None or past.score is None:
-        return None
-    return round(current - past.score, 1)
+def _score_on_or_before(history: Sequence[Any], day: date) -> float | None:
+    """The score of the newest (day, score) row on or before ``day``; history is newest first."""
+    for row_day, score in history:
+        if row_day <= day:
+            return score
+    return None
 
 
 def health_context(
@@ -93,27 +96,31 @@ def health_context(
 ) -> dict[str, Any]:
     """Everything the health card shows, as plain data."""
     model = models.for_segment(account.segment)
-    snapshot = snapshot_on_or_before(session, account.id or 0, today)
+    # One light query for the recent score history (enough rows to reach 30 days back even with
+    # daily snapshots), then the full snapshot of the newest day only.
+    history = session.exec(
+        select(HealthSnapshot.day, HealthSnapshot.score)
+        .where(HealthSnapshot.account_id == account.id, HealthSnapshot.day <= today)
+        .order_by(col(HealthSnapshot.day).desc())
+        .limit(40)
+    ).all()
+    snapshot = None
+    if history:
+        snapshot = session.exec(
+            select(HealthSnapshot).where(
+                HealthSnapshot.account_id == account.id, HealthSnapshot.day == history[0][0]
+            )
+        ).first()
     if snapshot is None:
         snapshot = live_snapshot(session, account, model, today)
-    delta_7 = _trend(
+    moved = trend(
         snapshot.score,
-        snapshot_on_or_before(session, account.id or 0, snapshot.day - timedelta(days=7)),
+        _score_on_or_before(history, snapshot.day - timedelta(days=7)),
+        _score_on_or_before(history, snapshot.day - timedelta(days=30)),
     )
-    delta_30 = _trend(
-        snapshot.score,
-        snapshot_on_or_before(session, account.id or 0, snapshot.day - timedelta(days=30)),
-    )
-    reference = delta_7 if delta_7 is not None else delta_30
-    direction = (
-        "unknown"
-        if reference is None
-        else "flat"
-        if abs(reference) <= 2
-        else "up"
-        if reference > 0
-        else "down"
-    )
+    delta_7 = None if moved.delta_7d is None else round(moved.delta_7d, 1)
+    delta_30 = None if moved.delta_30d is None else round(moved.delta_30d, 1)
+    direction = moved.direction
     indicators = []
     for indicator in model.indicators:
         stored = snapshot.indicator_scores.get(indicator.key, {})

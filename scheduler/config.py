@@ -39,7 +39,8 @@ class SchedulerConfig:
         digest_grace_hours: same for the daily digest.
         recompute_time: UTC time of the nightly health recompute.
         manager_digest_weekday: 0 = Monday.
-        routes: per kind, the routes it is posted to.
+        routes: per kind, the routes it is posted to; an empty tuple switches the kind off
+            (env: CSM_SCHEDULER_ROUTE_<KIND>=none).
         risk_channel / admin_channel: per platform, the team risk channel and the admin channel
             that hears about deliveries that failed for good.
     """
@@ -96,6 +97,8 @@ def _ints(value: str) -> tuple[int, ...]:
 
 
 def _names(value: str) -> tuple[str, ...]:
+    if value.strip().lower() == "none":
+        return ()  # the kind is switched off
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [n for n in names if n not in ROUTE_NAMES]
     if unknown:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from scheduler.clock import system_clock
 from scheduler.runner import runtime
 from scheduler.work import fill_outbox, recompute_accounts, recompute_if_due
 
@@ -20,7 +19,7 @@ def tick(key: str) -> None:
     with rt.lock:
         fill_outbox(
             rt.container.engine,
-            at=system_clock(),
+            at=rt.clock(),
             config=rt.config,
             models=rt.container.health_models,
             # The nightly job owns recompute; the tick only catches up if that one was missed.
@@ -43,7 +42,7 @@ def nightly_recompute(key: str) -> None:
     with rt.lock:
         recompute_if_due(
             rt.container.engine,
-            at=system_clock(),
+            at=rt.clock(),
             config=rt.config,
             models=rt.container.health_models,
         )

@@ -35,9 +35,12 @@ def targets(
     A route that has nowhere to go (an account without a channel) falls back to the owner's DM,
     so a post is never dropped because a channel was not mapped.
     """
+    routes = config.routes.get(kind, ("csm_dm",))
+    if not routes:
+        return []  # a kind routed nowhere is switched off
     out: list[str] = []
     fallback = False
-    for route in config.routes.get(kind, ("csm_dm",)):
+    for route in routes:
         target: str | None = None
         if route == "account_channel":
             target = account_channel(account, platform)

@@ -40,6 +40,22 @@ class LogNotifier:
         return f"{self.platform}-{self.count}"
 
 
+def business_clock(container: Container) -> Clock:
+    """The real clock, shifted to the pinned business date when CSM_TODAY is set (the demo).
+
+    `csm-bot serve` on a demo pinned to 2026-11-23 then posts that day's digests at their local
+    times, as if it were that day; time still flows, so tomorrow comes after midnight.
+    """
+    if not container.settings.today:
+        return system_clock
+    shift = container.today() - system_clock().date()
+
+    def clock() -> datetime:
+        return system_clock() + shift
+
+    return clock
+
+
 def config_for(container: Container) -> SchedulerConfig:
     s = container.settings
     return load_config(
@@ -112,17 +128,23 @@ def run_once(
     """
     at = as_utc(at)
     config = config or config_for(container)
+    own_lock = leadership is None
     leadership = leadership or Leadership(container.engine)
-    if leadership.check():
-        report = fill_outbox(
-            container.engine,
-            at=at,
-            config=config,
-            models=container.health_models,
-            recompute=recompute,
-        )
-    else:
-        report = RunReport(at=at, leader=False)
+    try:
+        if leadership.check():
+            report = fill_outbox(
+                container.engine,
+                at=at,
+                config=config,
+                models=container.health_models,
+                recompute=recompute,
+            )
+        else:
+            report = RunReport(at=at, leader=False)
+    finally:
+        if own_lock:
+            # A one-off run must not keep the lock (and its connection) after it returns.
+            leadership.release()
     if dispatch:
         if clock is None:
             from scheduler.clock import SimulatedClock
@@ -182,6 +204,7 @@ class Runtime:
     config: SchedulerConfig
     leadership: Leadership
     dispatcher: Dispatcher
+    clock: Clock = system_clock
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -218,11 +241,13 @@ def start_background(
 
     config = config or config_for(container)
     chosen = notifiers if notifiers is not None else build_notifiers(container, config)
+    clock = business_clock(container)
     rt = Runtime(
         container=container,
         config=config,
         leadership=Leadership(container.engine),
-        dispatcher=make_dispatcher(container, config, chosen),
+        dispatcher=make_dispatcher(container, config, chosen, clock=clock),
+        clock=clock,
     )
     key = rt.dispatcher.worker_id
     _RUNTIMES[key] = rt

@@ -1,15 +1,17 @@
-"""CSV import of accounts, readings, milestones, renewals and surveys: validate everything, then upsert."""
+"""Import accounts, readings, milestones, renewals and surveys (CSV or records): validate all, then upsert."""
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
@@ -29,7 +31,7 @@ LIST_SEPARATOR = "|"
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem in the file: the line it is on (header = 1), the column, and what is wrong."""
+    """One problem: its row (CSV: line, header = 1; records: 1-based position), column, reason."""
 
     row: int
     column: str | None
@@ -44,9 +46,12 @@ class RowError:
 class ImportFailed(Exception):
     """The file has at least one bad row; nothing was written. ``errors`` lists every problem."""
 
-    def __init__(self, errors: list[RowError], path: Path | None = None) -> None:
+    def __init__(
+        self, errors: list[RowError], path: Path | None = None, *, name: str | None = None
+    ) -> None:
         self.errors = errors
-        where = f"{path.name}: " if path else ""
+        label = name or (path.name if path else None)
+        where = f"{label}: " if label else ""
         lines = "\n".join(f"  {e}" for e in errors)
         noun = "error" if len(errors) == 1 else "errors"
         super().__init__(f"{where}{len(errors)} {noun}, nothing imported\n{lines}")
@@ -248,43 +253,41 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class _Row:
-    """A parsed data row: its line number and the typed values of the columns the file has."""
+    """A parsed data row: its row number, the columns it has and their typed values.
+
+    ``columns`` is per row because JSON records may each carry a different set of keys; a column
+    a row leaves out is left alone, exactly like a column a CSV header leaves out.
+    """
 
     line: int
     values: dict[str, Any]
+    columns: Sequence[str]
     refs: dict[str, Any] = field(default_factory=dict)  # resolved ids (account_id, owner_id...)
 
 
 # ---------------------------------------------------------------------------------------------
-# reading and validating the file
+# reading and validating: CSV text (a file or a request body) or in-memory records
 
 
-def _read(path: Path, kind: str, errors: list[RowError]) -> tuple[list[str], list[_Row]]:
-    """Parse the file into typed rows; every problem found goes to ``errors``."""
+def _read_csv(handle: TextIO, kind: str, errors: list[RowError], name: str) -> list[_Row]:
+    """Parse CSV text into typed rows numbered by line (header = 1); problems go to ``errors``."""
     spec = {c.name: c for c in SPECS[kind]}
     try:
-        # utf-8-sig drops the byte-order mark Excel puts at the start of "CSV UTF-8" files.
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ImportFailed([RowError(0, None, f"cannot read file: {exc.strerror}")], path) from exc
-    with handle:
-        try:
-            records = _records(csv.reader(handle))
-            header = next(records, None)
-            if header is None:
-                errors.append(RowError(1, None, "the file is empty (expected a header row)"))
-                return [], []
-            columns = _check_header(header[1], kind, errors)
-            if columns is None:
-                return [], []
-            rows = [_parse_row(line, cells, columns, spec, errors) for line, cells in records]
-        except UnicodeDecodeError as exc:
-            raise ImportFailed(
-                [RowError(0, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")], path
-            ) from exc
-        except csv.Error as exc:
-            raise ImportFailed([RowError(0, None, f"not valid CSV: {exc}")], path) from exc
-    return columns, rows
+        records = _records(csv.reader(handle))
+        header = next(records, None)
+        if header is None:
+            errors.append(RowError(1, None, "the file is empty (expected a header row)"))
+            return []
+        columns = _check_header(header[1], kind, errors, line=1)
+        if columns is None:
+            return []
+        return [_parse_row(line, cells, columns, spec, errors) for line, cells in records]
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            [RowError(0, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")], name=name
+        ) from exc
+    except csv.Error as exc:
+        raise ImportFailed([RowError(0, None, f"not valid CSV: {exc}")], name=name) from exc
 
 
 def _records(reader: Any) -> Iterable[tuple[int, list[str]]]:
@@ -298,26 +301,119 @@ def _records(reader: Any) -> Iterable[tuple[int, list[str]]]:
         yield start, cells
 
 
-def _check_header(header: list[str], kind: str, errors: list[RowError]) -> list[str] | None:
-    names = [h.strip().lower() for h in header]
+def _read_records(
+    header: Sequence[str] | None,
+    records: Iterable[Sequence[Any] | Mapping[str, Any]],
+    kind: str,
+    errors: list[RowError],
+) -> list[_Row]:
+    """Typed rows from in-memory records numbered from 1; header problems are reported on row 0.
+
+    A record is either a list of cells in ``header`` order or a mapping of column to value (a
+    JSON object). Values may be text, numbers or None (an empty cell); they are turned into the
+    text a CSV cell would hold so the very same parsers check them.
+    """
+    spec = {c.name: c for c in SPECS[kind]}
+    columns = None if header is None else _check_header(list(header), kind, errors, line=0)
+    rows: list[_Row] = []
+    for line, record in enumerate(records, start=1):
+        if isinstance(record, Mapping):
+            keyed = _keyed_cells(line, record, kind, errors)
+            if keyed is not None:
+                rows.append(_parse_row(line, keyed[1], keyed[0], spec, errors))
+        elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
+            if header is None:
+                errors.append(RowError(line, None, "a list of values needs a header"))
+            elif columns is not None:
+                cells = [_cell(line, n, v, errors) for n, v in zip_longest(columns, record)]
+                rows.append(_parse_row(line, cells, columns, spec, errors))
+        else:
+            errors.append(RowError(line, None, "expected an object of column: value"))
+    return rows
+
+
+def _keyed_cells(
+    line: int, record: Mapping[str, Any], kind: str, errors: list[RowError]
+) -> tuple[list[str], list[str | None]] | None:
+    """The columns and cells of one mapping record, or None when its keys are wrong."""
+    known = [c.name for c in SPECS[kind]]
+    columns: list[str] = []
+    raw: list[Any] = []
+    bad = False
+    for key, value in record.items():
+        name = str(key).strip().lower()
+        if name in columns:
+            errors.append(RowError(line, name, "column appears twice in the record"))
+            bad = True
+        elif name not in known:
+            errors.append(
+                RowError(line, name or None, f"unknown column (expected: {', '.join(known)})")
+            )
+            bad = True
+        else:
+            columns.append(name)
+            raw.append(value)
+    for col in SPECS[kind]:
+        if col.required and col.name not in columns:
+            required = ", ".join(c.name for c in SPECS[kind] if c.required)
+            errors.append(
+                RowError(
+                    line, col.name, f"required column is missing (required for {kind}: {required})"
+                )
+            )
+            bad = True
+    if bad:
+        return None
+    return columns, [_cell(line, n, v, errors) for n, v in zip(columns, raw, strict=True)]
+
+
+def _cell(line: int, column: str | None, value: Any, errors: list[RowError]) -> str | None:
+    """The CSV text of a record value: None is an empty cell, numbers are written out plainly.
+
+    Booleans and nested objects have no CSV form, so they are errors rather than guesses (and
+    the cell becomes None, so it is not reported twice); a list is accepted only for
+    ``aliases``, which a CSV cell writes as ``a|b``.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):  # before int: bool is a subclass of int
+        reason = f"expected text or a number, not {str(value).lower()}"
+    elif isinstance(value, int | float):
+        return repr(value)
+    elif column == "aliases" and isinstance(value, list | tuple):
+        if all(isinstance(v, str) for v in value):
+            return LIST_SEPARATOR.join(value)
+        reason = "expected a list of names"
+    else:
+        reason = f"expected text or a number, not {type(value).__name__}"
+    errors.append(RowError(line, column, reason))
+    return None
+
+
+def _check_header(
+    header: list[str], kind: str, errors: list[RowError], *, line: int
+) -> list[str] | None:
+    names = [str(h).strip().lower() for h in header]
     known = [c.name for c in SPECS[kind]]
     bad = False
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            errors.append(RowError(1, name, "column appears twice in the header"))
+            errors.append(RowError(line, name, "column appears twice in the header"))
             bad = True
         seen.add(name)
         if name not in known:
             errors.append(
-                RowError(1, name or None, f"unknown column (expected: {', '.join(known)})")
+                RowError(line, name or None, f"unknown column (expected: {', '.join(known)})")
             )
             bad = True
     missing = [c.name for c in SPECS[kind] if c.required and c.name not in seen]
     for name in missing:
         errors.append(
             RowError(
-                1,
+                line,
                 name,
                 f"required column is missing from the header (required for {kind}: "
                 + ", ".join(c.name for c in SPECS[kind] if c.required)
@@ -329,17 +425,25 @@ def _check_header(header: list[str], kind: str, errors: list[RowError]) -> list[
 
 
 def _parse_row(
-    line: int, cells: list[str], columns: list[str], spec: dict[str, _Col], errors: list[RowError]
+    line: int,
+    cells: Sequence[str | None],
+    columns: list[str],
+    spec: dict[str, _Col],
+    errors: list[RowError],
 ) -> _Row:
+    """Typed values of one row; a None cell is a record value already reported as unusable."""
     if len(cells) > len(columns):
-        extra = [c for c in cells[len(columns) :] if c.strip()]
+        extra = [c for c in cells[len(columns) :] if c is None or c.strip()]
         if extra:
             errors.append(
                 RowError(line, None, f"has {len(cells)} values but the header has {len(columns)}")
             )
     values: dict[str, Any] = {}
     for index, name in enumerate(columns):
-        raw = cells[index].strip() if index < len(cells) else ""
+        cell = cells[index] if index < len(cells) else ""
+        if cell is None:
+            continue
+        raw = cell.strip()
         col = spec[name]
         if not raw and col.required:
             errors.append(RowError(line, name, "required value is empty"))
@@ -348,7 +452,7 @@ def _parse_row(
             values[name] = col.parse(raw)
         except _Bad as exc:
             errors.append(RowError(line, name, str(exc)))
-    return _Row(line, values)
+    return _Row(line, values, columns)
 
 
 def _check_duplicates(
@@ -539,11 +643,24 @@ def _upsert_by_external_id(
         counts.updated += 1
         counts.account_ids.add(current["id"] if kind == "accounts" else current["account_id"])
     if inserts:
-        insert_dicts(conn, tbl, inserts)
+        _insert_uniform(conn, tbl, inserts)
         if kind == "accounts":
             # New accounts only have ids now; their health needs computing too.
             new = {r["external_id"] for r in inserts}
             counts.account_ids |= set(_lookup(conn, tbl.c.external_id, tbl.c.id, new).values())
+
+
+def _insert_uniform(conn: Connection, tbl: Any, inserts: list[dict[str, Any]]) -> None:
+    """Insert in groups naming the same columns: executemany needs one column set per batch.
+
+    CSV rows all share the header; JSON records may each leave out different optional keys, and
+    a key left out must get the column's default rather than an explicit NULL.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in inserts:
+        groups.setdefault(tuple(sorted(values)), []).append(values)
+    for group in groups.values():
+        insert_dicts(conn, tbl, group)
 
 
 _TABLES = {
@@ -555,8 +672,8 @@ _TABLES = {
 }
 
 
-def _plain(kind: str, row: _Row, columns: Sequence[str], skip: Iterable[str] = ()) -> dict:
-    """The database values a row asks for: the columns the file has, mapped one-to-one.
+def _plain(kind: str, row: _Row, skip: Iterable[str] = ()) -> dict:
+    """The database values a row asks for: the columns the row has, mapped one-to-one.
 
     An empty cell clears a nullable column; in a column that cannot be NULL it means "keep the
     current value" (or the default, for a new row).
@@ -564,7 +681,7 @@ def _plain(kind: str, row: _Row, columns: Sequence[str], skip: Iterable[str] = (
     skipped = set(skip)
     out: dict[str, Any] = {}
     for col in SPECS[kind]:
-        if col.name in columns and col.name not in skipped:
+        if col.name in row.columns and col.name not in skipped:
             out[col.target] = row.values.get(col.name)
     for name in _DEFAULTS[kind]:
         if name in out and out[name] is None:
@@ -572,12 +689,10 @@ def _plain(kind: str, row: _Row, columns: Sequence[str], skip: Iterable[str] = (
     return out
 
 
-def _write_accounts(
-    conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts
-) -> None:
+def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None:
     def desired(row: _Row) -> dict[str, Any]:
-        out = _plain("accounts", row, columns, skip=("owner_email",))
-        if "owner_email" in columns:
+        out = _plain("accounts", row, skip=("owner_email",))
+        if "owner_email" in row.columns:
             out["owner_id"] = row.refs.get("owner_id")
         return out
 
@@ -593,12 +708,12 @@ def _write_accounts(
     )
 
 
-def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], list[str], _Counts], None]:
+def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], _Counts], None]:
     """Renewals and surveys: one-to-one columns plus the account the row refers to."""
 
-    def write(conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts) -> None:
+    def write(conn: Connection, rows: list[_Row], counts: _Counts) -> None:
         def desired(row: _Row) -> dict[str, Any]:
-            out = _plain(kind, row, columns, skip=(_ACCOUNT_REF,))
+            out = _plain(kind, row, skip=(_ACCOUNT_REF,))
             out["account_id"] = row.refs["account_id"]
             return out
 
@@ -608,17 +723,17 @@ def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], list[str
 
 
 def _write_milestones(
-    conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts, actor_label: str
+    conn: Connection, rows: list[_Row], counts: _Counts, actor_label: str, note: str
 ) -> None:
     objective_ids = _objectives_for(conn, rows)
     events: list[dict[str, Any]] = []
     stamp = _now()
 
     def desired(row: _Row) -> dict[str, Any]:
-        out = _plain("milestones", row, columns, skip=(_ACCOUNT_REF, "objective", "owner_email"))
+        out = _plain("milestones", row, skip=(_ACCOUNT_REF, "objective", "owner_email"))
         out["account_id"] = row.refs["account_id"]
         out["objective_id"] = objective_ids[(row.refs["account_id"], _norm(row))]
-        if "owner_email" in columns:
+        if "owner_email" in row.columns:
             out["owner_id"] = row.refs.get("owner_id")
         return out
 
@@ -635,7 +750,7 @@ def _write_milestones(
                         "field": name,
                         "from_value": _as_text(current.get(name)),
                         "to_value": _as_text(changes[name]),
-                        "note": "csv import",
+                        "note": note,
                     }
                 )
 
@@ -705,11 +820,8 @@ def _objectives_for(conn: Connection, rows: list[_Row]) -> dict[tuple[int, str],
     return found
 
 
-def _write_readings(
-    conn: Connection, rows: list[_Row], columns: list[str], counts: _Counts
-) -> None:
+def _write_readings(conn: Connection, rows: list[_Row], counts: _Counts) -> None:
     rd = table("indicator_reading")
-    optional = [c for c in ("source", "note") if c in columns]
     # Existing readings for the accounts, keys and days in the file, in a few range queries
     # rather than one query per row.
     account_ids = sorted({r.refs["account_id"] for r in rows})
@@ -742,8 +854,9 @@ def _write_readings(
         account_id = row.refs["account_id"]
         key = (account_id, row.values["indicator_key"], row.values["day"])
         desired: dict[str, Any] = {"value": row.values["value"]}
-        for name in optional:
-            desired[name] = row.values.get(name)
+        for name in ("source", "note"):
+            if name in row.columns:
+                desired[name] = row.values.get(name)
         if "source" in desired and desired["source"] is None:
             del desired["source"]  # empty: keep what is there ("import" for a new row)
         current = existing.get(key)
@@ -782,7 +895,7 @@ def _write_readings(
 
 
 # ---------------------------------------------------------------------------------------------
-# entry point
+# entry points: a CSV file, CSV text (an HTTP body), in-memory records (JSON); one write path
 
 
 def import_csv(
@@ -795,27 +908,128 @@ def import_csv(
     importing the same file twice changes nothing the second time. A changing import leaves one
     AuditLog row with the counts.
     """
+    _check_kind(kind)
+    path = Path(path)
+    try:
+        # utf-8-sig drops the byte-order mark Excel puts at the start of "CSV UTF-8" files.
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportFailed([RowError(0, None, f"cannot read file: {exc.strerror}")], path) from exc
+    errors: list[RowError] = []
+    with handle:
+        rows = _read_csv(handle, kind, errors, path.name)
+    return _import(
+        engine,
+        kind,
+        rows,
+        errors,
+        actor_label=actor_label,
+        source="import",
+        name=path.name,
+        origin={"file": path.name},
+    )
+
+
+def import_csv_text(
+    engine: Engine,
+    kind: str,
+    data: bytes | str,
+    *,
+    actor_label: str = "api",
+    source: str = "api",
+    name: str = "csv",
+) -> ImportReport:
+    """Like import_csv, for CSV that is already in memory (an HTTP request body).
+
+    Bytes must be UTF-8 (a byte-order mark is dropped); row numbers are line numbers, exactly as
+    for a file. ``name`` says where the data came from in errors and the audit log.
+    """
+    _check_kind(kind)
+    if isinstance(data, bytes):
+        handle: TextIO = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    else:
+        handle = io.StringIO(data.removeprefix("\ufeff"), newline="")
+    errors: list[RowError] = []
+    rows = _read_csv(handle, kind, errors, name)
+    return _import(
+        engine,
+        kind,
+        rows,
+        errors,
+        actor_label=actor_label,
+        source=source,
+        name=name,
+        origin={"format": "csv"},
+    )
+
+
+def import_records(
+    engine: Engine,
+    kind: str,
+    header: Sequence[str] | None,
+    rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+    *,
+    actor_label: str = "api",
+    source: str = "api",
+    name: str = "records",
+) -> ImportReport:
+    """Validate and upsert in-memory records with the same checks and writes as import_csv.
+
+    Each record is a list of cells in ``header`` order, or a mapping of column to value (a JSON
+    object; ``header`` may then be None). Values are text, numbers or None. Row numbers in
+    errors are 1-based positions in ``rows``; header problems are reported on row 0. A column a
+    mapping leaves out is left alone; None clears it, like an empty CSV cell.
+    """
+    _check_kind(kind)
+    errors: list[RowError] = []
+    parsed = _read_records(header, rows, kind, errors)
+    return _import(
+        engine,
+        kind,
+        parsed,
+        errors,
+        actor_label=actor_label,
+        source=source,
+        name=name,
+        origin={"format": "records"},
+    )
+
+
+def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r} (expected one of {', '.join(KINDS)})")
-    path = Path(path)
-    errors: list[RowError] = []
-    columns, rows = _read(path, kind, errors)
+
+
+def _import(
+    engine: Engine,
+    kind: str,
+    rows: list[_Row],
+    errors: list[RowError],
+    *,
+    actor_label: str,
+    source: str,
+    name: str,
+    origin: dict[str, str],
+) -> ImportReport:
+    """Check references, then write every row in one transaction, or raise and write nothing."""
     with engine.begin() as conn:
         # References are checked even when some cells failed, so one run lists every problem.
         _resolve(conn, kind, rows, errors)
         if errors:
             errors.sort(key=lambda e: (e.row, e.column or ""))
-            raise ImportFailed(errors, path)
+            raise ImportFailed(errors, name=name)
         counts = _Counts()
         if rows:
             if kind == "accounts":
-                _write_accounts(conn, rows, columns, counts)
+                _write_accounts(conn, rows, counts)
             elif kind == "readings":
-                _write_readings(conn, rows, columns, counts)
+                _write_readings(conn, rows, counts)
             elif kind == "milestones":
-                _write_milestones(conn, rows, columns, counts, actor_label)
+                # Milestone history says how the change arrived ("csv import", "api import").
+                note = "csv import" if source == "import" else f"{source} import"
+                _write_milestones(conn, rows, counts, actor_label, note)
             else:
-                _write_with_account(kind)(conn, rows, columns, counts)
+                _write_with_account(kind)(conn, rows, counts)
         report = ImportReport(
             kind=kind,
             rows=len(rows),
@@ -833,13 +1047,13 @@ def import_csv(
                     at=_now(),
                     actor_id=None,
                     actor_label=actor_label,
-                    source="import",
+                    source=source,
                     action="import",
                     entity=kind,
-                    entity_id=path.name,
+                    entity_id=name,
                     before=None,
                     after={
-                        "file": path.name,
+                        **origin,
                         "rows": report.rows,
                         "inserted": report.inserted,
                         "updated": report.updated,
@@ -848,9 +1062,10 @@ def import_csv(
                 )
             )
     logger.info(
-        "imported %s from %s: %d rows, %d inserted, %d updated, %d unchanged",
+        "imported %s from %s (%s): %d rows, %d inserted, %d updated, %d unchanged",
         kind,
-        path,
+        name,
+        source,
         report.rows,
         report.inserted,
         report.updated,

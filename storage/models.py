@@ -65,7 +65,8 @@ class Account(SQLModel, table=True):
     slack_channel_id: str | None = Field(default=None, index=True)
     teams_conversation_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    # Indexed: max(updated_at) is how the name index notices a rename without a table scan.
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Stakeholder(SQLModel, table=True):

@@ -44,12 +44,27 @@ def test_red_is_more_severe_than_amber() -> None:
 
 
 def test_a_drop_of_ten_points_in_seven_days_fires_once() -> None:
-    dropping = {0: (79, "green", None), 1: (85, "green", None), 7: (90, "green", None), 8: (90, "green", None)}
+    dropping = {
+        0: (79, "green", None),
+        1: (85, "green", None),
+        7: (90, "green", None),
+        8: (90, "green", None),
+    }
     assert kinds(facts(dropping)) == [r.SCORE_DROP]
     # Already down by 10 yesterday: not news today.
-    still = {0: (78, "green", None), 1: (79, "green", None), 7: (90, "green", None), 8: (90, "green", None)}
+    still = {
+        0: (78, "green", None),
+        1: (79, "green", None),
+        7: (90, "green", None),
+        8: (90, "green", None),
+    }
     assert kinds(facts(still)) == []
-    nine = {0: (81, "green", None), 1: (85, "green", None), 7: (90, "green", None), 8: (90, "green", None)}
+    nine = {
+        0: (81, "green", None),
+        1: (85, "green", None),
+        7: (90, "green", None),
+        8: (90, "green", None),
+    }
     assert kinds(facts(nine)) == []
     assert kinds(facts(nine), r.AlertThresholds(drop_points=9)) == [r.SCORE_DROP]
 
@@ -58,7 +73,9 @@ def test_forecast_red_within_fourteen_days_fires_on_the_day_it_appears() -> None
     assert kinds(facts({0: (60, "amber", 12), 1: (61, "amber", 20)})) == [r.FORECAST_RED]
     assert kinds(facts({0: (60, "amber", 12), 1: (61, "amber", 13)})) == []
     assert kinds(facts({0: (60, "amber", 15), 1: (61, "amber", None)})) == []
-    assert kinds(facts({0: (60, "amber", 15), 1: (61, "amber", None)}), r.AlertThresholds(forecast_days=15)) == [r.FORECAST_RED]
+    assert kinds(
+        facts({0: (60, "amber", 15), 1: (61, "amber", None)}), r.AlertThresholds(forecast_days=15)
+    ) == [r.FORECAST_RED]
 
 
 def test_item_rules_fire_for_recent_items_only() -> None:
@@ -76,8 +93,17 @@ def test_item_rules_fire_for_recent_items_only() -> None:
             r.MilestoneFact(4, "long overdue", DAY - timedelta(days=60), "blocked"),
         ],
         escalations=[
-            r.EscalationFact(1, "Outage", "sev1", "open", NOW - timedelta(hours=2), NOW + timedelta(days=1)),
-            r.EscalationFact(2, "Acked", "sev2", "acknowledged", NOW - timedelta(hours=2), NOW - timedelta(hours=1)),
+            r.EscalationFact(
+                1, "Outage", "sev1", "open", NOW - timedelta(hours=2), NOW + timedelta(days=1)
+            ),
+            r.EscalationFact(
+                2,
+                "Acked",
+                "sev2",
+                "acknowledged",
+                NOW - timedelta(hours=2),
+                NOW - timedelta(hours=1),
+            ),
             r.EscalationFact(3, "Fresh", "sev2", "open", NOW + timedelta(hours=1), None),
         ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -67,12 +68,14 @@ def test_posts_to_one_channel_are_paced_one_per_second(engine: Engine) -> None:
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
     with session_scope(engine) as s:
-        enqueue(s, [item(n, "C1") for n in range(5)] + [item(10 + n, "C2") for n in range(5)], now=START)
+        enqueue(
+            s, [item(n, "C1") for n in range(5)] + [item(10 + n, "C2") for n in range(5)], now=START
+        )
     report = dispatcher(engine, slack, clock).drain()
     assert report.sent == 10 and len(slack.sent) == 10
     for channel in ("C1", "C2"):
         times = [t for c, t in slack.times if c == channel]
-        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 1.0 - 1e-6
     # Two channels in parallel: five posts each take about four seconds, not nine.
     assert clock.slept < 6
@@ -94,7 +97,10 @@ def test_workspace_cap_spreads_posts_across_channels(engine: Engine) -> None:
 def test_429_then_200_ends_with_everything_delivered_after_retry_after(engine: Engine) -> None:
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
-    slack.failures["C1"] = [DeliveryError("ratelimited", retry_after=30), DeliveryError("ratelimited", retry_after=5)]
+    slack.failures["C1"] = [
+        DeliveryError("ratelimited", retry_after=30),
+        DeliveryError("ratelimited", retry_after=5),
+    ]
     with session_scope(engine) as s:
         enqueue(s, [item(n, "C1") for n in range(3)] + [item(9, "C2")], now=START)
     report = dispatcher(engine, slack, clock).drain()
@@ -109,7 +115,11 @@ def test_429_then_200_ends_with_everything_delivered_after_retry_after(engine: E
 def test_server_errors_back_off_then_succeed(engine: Engine) -> None:
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
-    slack.failures["C1"] = [DeliveryError("http_503"), ConnectionResetError("reset"), DeliveryError("http_502")]
+    slack.failures["C1"] = [
+        DeliveryError("http_503"),
+        ConnectionResetError("reset"),
+        DeliveryError("http_502"),
+    ]
     with session_scope(engine) as s:
         enqueue(s, [item(1, "C1")], now=START)
     report = dispatcher(engine, slack, clock).drain()
@@ -153,9 +163,11 @@ def test_giving_up_after_max_attempts_is_a_failure_too(engine: Engine) -> None:
     slack.failures["C1"] = [DeliveryError("http_500") for _ in range(10)]
     with session_scope(engine) as s:
         enqueue(s, [item(1, "C1")], now=START)
-    report = dispatcher(engine, slack, clock, max_attempts=3, admin_targets={"slack": "CA"}).drain(max_wait=3600)
+    report = dispatcher(engine, slack, clock, max_attempts=3, admin_targets={"slack": "CA"}).drain(
+        max_wait=3600
+    )
     assert report.failed == 1
-    failed = [r for r in rows(engine) if r.target == "C1"][0]
+    failed = next(r for r in rows(engine) if r.target == "C1")
     assert failed.status == "failed" and "gave up after 3 attempts" in (failed.error or "")
 
 
@@ -163,7 +175,9 @@ class Crash(BaseException):
     """Stands for the process dying mid-batch (not an Exception: nothing may catch it)."""
 
 
-def test_a_dispatcher_that_dies_mid_batch_loses_nothing_and_duplicates_nothing(engine: Engine) -> None:
+def test_a_dispatcher_that_dies_mid_batch_loses_nothing_and_duplicates_nothing(
+    engine: Engine,
+) -> None:
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
     slack.failures["C3"] = [Crash()]

@@ -48,7 +48,9 @@ def test_a_day_on_the_demo_posts_every_kind_once(demo_container) -> None:  # typ
         go(demo_container, datetime(2026, 11, 23, hour, 0, tzinfo=UTC), rec)
     rows = all_rows(demo_container)
     kinds = Counter(r.kind for r in rows)
-    assert {"risk_alert", "renewal_reminder", "qbr_prep", "daily_digest", "manager_digest"} <= set(kinds)
+    assert {"risk_alert", "renewal_reminder", "qbr_prep", "daily_digest", "manager_digest"} <= set(
+        kinds
+    )
     assert all(r.status == "sent" for r in rows)
     assert len(rec.sent) == len(rows)
     with demo_container.session() as s:
@@ -91,7 +93,10 @@ def test_rate_limits_and_a_dead_channel_end_delivered_or_reported(demo_container
     rec = RecordingNotifier()
     with demo_container.session() as s:
         dana = s.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
-    rec.failures[f"csm:{dana.id}"] = [DeliveryError("ratelimited", retry_after=3), DeliveryError("http_503")]
+    rec.failures[f"csm:{dana.id}"] = [
+        DeliveryError("ratelimited", retry_after=3),
+        DeliveryError("http_503"),
+    ]
     rec.failures["risk"] = [DeliveryError("channel_not_found", permanent=True)]
     report = go(demo_container, MORNING, rec)
     assert report.dispatch.rate_limited >= 1 and report.dispatch.failed == 1

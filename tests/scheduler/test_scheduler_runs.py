@@ -25,7 +25,9 @@ def at(day: date, hh: int, mm: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=UTC)
 
 
-def run(container, when: datetime, config: SchedulerConfig, notifier: RecordingNotifier | None = None):  # type: ignore[no-untyped-def]
+def run(
+    container, when: datetime, config: SchedulerConfig, notifier: RecordingNotifier | None = None
+):  # type: ignore[no-untyped-def]
     return run_once(
         container,
         when,
@@ -54,7 +56,9 @@ def test_daily_digest_goes_out_at_each_csms_local_time_once(small_container, con
     run(small_container, at(TODAY, 7, 29), config, rec)  # 08:29 in Berlin
     assert deliveries(small_container, "daily_digest") == []
     run(small_container, at(TODAY, 7, 30), config, rec)  # 08:30 in Berlin
-    assert [d.target for d in deliveries(small_container, "daily_digest")] == [f"csm:{ids['berlin']}"]
+    assert [d.target for d in deliveries(small_container, "daily_digest")] == [
+        f"csm:{ids['berlin']}"
+    ]
     run(small_container, at(TODAY, 7, 45), config, rec)  # repeated: nothing new
     run(small_container, at(TODAY, 13, 0), config, rec)  # 08:00 in New York (EST)
     assert [d.target for d in deliveries(small_container, "daily_digest")] == [
@@ -64,7 +68,9 @@ def test_daily_digest_goes_out_at_each_csms_local_time_once(small_container, con
     assert [d.period for d in deliveries(small_container, "daily_digest")] == ["2026-11-23"] * 2
     # 08:30 on Tuesday in Tokyo is 23:30 UTC on Monday.
     run(small_container, at(TODAY, 23, 30), config, rec)
-    tokyo_rows = [d for d in deliveries(small_container, "daily_digest") if d.target == f"csm:{ids['tokyo']}"]
+    tokyo_rows = [
+        d for d in deliveries(small_container, "daily_digest") if d.target == f"csm:{ids['tokyo']}"
+    ]
     assert [d.period for d in tokyo_rows] == ["2026-11-24"]
     assert len(rec.sent) == 3 and rec.templates() == ["daily_digest"] * 3
 
@@ -79,7 +85,9 @@ def test_weekends_are_quiet_unless_the_csm_asked(small_container, config) -> Non
     assert [d.target for d in deliveries(small_container, "daily_digest")] == [f"csm:{ids[1]}"]
 
 
-def test_renewal_reminders_fire_at_each_offset_once_and_catch_up_briefly(small_container, config) -> None:  # type: ignore[no-untyped-def]
+def test_renewal_reminders_fire_at_each_offset_once_and_catch_up_briefly(
+    small_container, config
+) -> None:  # type: ignore[no-untyped-def]
     with small_container.session() as s:
         owner = csm(s)
         acme = account(s, owner, name="Acme")
@@ -120,7 +128,11 @@ def test_renewal_reminders_fire_at_each_offset_once_and_catch_up_briefly(small_c
     assert len(deliveries(small_container, "renewal_reminder")) == 4
     # Seven days before, the 7-day reminder.
     run(small_container, at(TODAY + timedelta(days=23), 9, 0), config)
-    periods = Counter(d.period for d in deliveries(small_container, "renewal_reminder") if d.subject == f"renewal:{in_30}")
+    periods = Counter(
+        d.period
+        for d in deliveries(small_container, "renewal_reminder")
+        if d.subject == f"renewal:{in_30}"
+    )
     assert periods == {"30d": 2, "7d": 2}
 
 
@@ -140,13 +152,24 @@ def test_qbr_prep_goes_out_fourteen_and_three_days_before(small_container, confi
         [(f"qbr:{in_14}", "14d", f"csm:{owner_id}"), (f"qbr:{in_3}", "3d", f"csm:{owner_id}")]
     )
     prep = rec.to(f"csm:{owner_id}")[0].context
-    assert {"agenda", "audiences", "leave_out", "kpis", "risks", "renewal", "leading", "lagging"} <= set(prep)
+    assert {
+        "agenda",
+        "audiences",
+        "leave_out",
+        "kpis",
+        "risks",
+        "renewal",
+        "leading",
+        "lagging",
+    } <= set(prep)
     run(small_container, at(TODAY, 10), config, rec)
     assert len(deliveries(small_container, "qbr_prep")) == 2
     assert rec.templates().count("qbr_prep") == 2
 
 
-def test_a_band_transition_alerts_once_to_account_owner_and_risk_channel(small_container, config) -> None:  # type: ignore[no-untyped-def]
+def test_a_band_transition_alerts_once_to_account_owner_and_risk_channel(
+    small_container, config
+) -> None:  # type: ignore[no-untyped-def]
     with small_container.session() as s:
         owner = csm(s)
         acct = account(s, owner, name="Initech")
@@ -160,7 +183,9 @@ def test_a_band_transition_alerts_once_to_account_owner_and_risk_channel(small_c
     report = run(small_container, at(TODAY, 9), config, rec)
     assert report.alerts_fired == 1
     rows = deliveries(small_container, "risk_alert")
-    assert sorted(d.target for d in rows) == sorted([f"account:{acct_id}", f"csm:{owner_id}", "risk"])
+    assert sorted(d.target for d in rows) == sorted(
+        [f"account:{acct_id}", f"csm:{owner_id}", "risk"]
+    )
     card = rec.to("risk")[0].context
     assert card["alert"]["kind"] == "band_change" and card["account"]["name"] == "Initech"
     assert card["actions"]["acknowledge"]["action_id"] == "alert_acknowledge"
@@ -196,8 +221,14 @@ def test_snooze_and_acknowledge_quiet_the_next_alerts(small_container, config) -
             snooze_alert(s, ctx=ctx_other, alert_id=alert.id or 0)
     with small_container.session() as s:
         reply = snooze_alert(s, ctx=ctx_owner, alert_id=alert.id or 0, now=at(TODAY, 9, 5))
-        assert reply.context["alert"]["status"] == "snoozed" and "Snoozed for 7 days" in reply.context["note"]
-        assert s.exec(select(AuditLog).where(AuditLog.action == "alert.snooze")).one().actor_id == ctx_owner.actor.csm_id
+        assert (
+            reply.context["alert"]["status"] == "snoozed"
+            and "Snoozed for 7 days" in reply.context["note"]
+        )
+        assert (
+            s.exec(select(AuditLog).where(AuditLog.action == "alert.snooze")).one().actor_id
+            == ctx_owner.actor.csm_id
+        )
     # Another detractor two days later: snoozed, so recorded but not posted.
     with small_container.session() as s:
         from storage.models import Account
@@ -221,7 +252,9 @@ def test_overdue_milestones_escalation_sla_and_detractors_alert(small_container,
         milestone(s, acct, TODAY - timedelta(days=1))
         milestone(s, acct, TODAY)  # due today: not overdue yet
         survey(s, acct, TODAY, 9)  # a promoter
-        escalation(s, acct, ack_due_at=at(TODAY, 8), resolve_due_at=at(TODAY + timedelta(days=2), 8))
+        escalation(
+            s, acct, ack_due_at=at(TODAY, 8), resolve_due_at=at(TODAY + timedelta(days=2), 8)
+        )
     run(small_container, at(TODAY, 9), config)
     with small_container.session() as s:
         kinds = sorted(a.kind for a in s.exec(select(Alert)).all())
@@ -243,9 +276,12 @@ def test_manager_digest_is_weekly(small_container, config) -> None:  # type: ign
     run(small_container, at(TODAY + timedelta(days=1), 13, 30), config, rec)
     (row,) = deliveries(small_container, "manager_digest")
     assert (row.target, row.period) == (f"csm:{boss_id}", "2026-W48")
-    digest = [x.reply for x in rec.sent if x.reply.template == "manager_digest"][0].context
+    digest = next(x.reply for x in rec.sent if x.reply.template == "manager_digest").context
     assert digest["arr_at_risk"] == 100_000
     # Half of a $100k renewal expected to churn out of a $100k book: GRR and NRR 50 %.
     assert digest["forecast"]["grr_pct"] == 50.0 and digest["forecast"]["nrr_pct"] == 50.0
     run(small_container, at(TODAY + timedelta(days=7), 13, 30), config, rec)
-    assert [d.period for d in deliveries(small_container, "manager_digest")] == ["2026-W48", "2026-W49"]
+    assert [d.period for d in deliveries(small_container, "manager_digest")] == [
+        "2026-W48",
+        "2026-W49",
+    ]
