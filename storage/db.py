@@ -33,13 +33,19 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def ensure_sqlite_folder(url: str) -> None:
+    """SQLite creates the file but not its folder; the default lives under ~/.local/share."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; for a SQLite file, create its folder and turn on WAL and foreign keys."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_folder(url)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -81,4 +87,5 @@ def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the schema to the newest revision of every migration branch."""
     from alembic import command
 
+    ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), revision)

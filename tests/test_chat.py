@@ -123,3 +123,14 @@ def test_cli_on_empty_database_says_what_to_do(tmp_path, monkeypatch) -> None:
     result = runner.invoke(app, ["ask", "health acme"])
     assert result.exit_code == 2
     assert "csm-bot demo" in result.output
+
+
+def test_demo_on_a_fresh_machine_creates_the_database_folder(tmp_path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'not' / 'there' / 'yet' / 'csm.db'}"
+    monkeypatch.setenv("CSM_DATABASE_URL", url)
+    monkeypatch.setenv("CSM_TODAY", "2026-11-23")
+    result = runner.invoke(app, ["demo", "--accounts", "12", "--days", "60", "--no-chat"])
+    assert result.exit_code == 0, result.output
+    assert "Demo portfolio ready" in result.output
+    answer = runner.invoke(app, ["ask", "health acme"])
+    assert "Acme Corp" in answer.output

@@ -243,11 +243,11 @@ def test_milestone_changes_are_attributed_to_the_api(
         ({}, "Bearer"),
         ({"Authorization": "Bearer not-the-token"}, "wrong"),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "Bearer"),
-        ({"Authorization": "Bearer tést"}, "wrong"),
+        ({"Authorization": "Bearer tést".encode("latin-1")}, "wrong"),
     ],
 )
 def test_missing_or_wrong_token_is_401_and_nothing_runs(
-    client: TestClient, api_container: Container, headers: dict[str, str], message: str
+    client: TestClient, api_container: Container, headers: dict[str, str | bytes], message: str
 ) -> None:
     before = fingerprint(api_container.engine)
     rows = [{"external_id": "API-401", "name": "Sneaky"}]

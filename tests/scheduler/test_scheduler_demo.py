@@ -11,6 +11,8 @@ from slack_sdk.models.blocks import Block
 from sqlmodel import select
 
 from bot.render import render_json, render_text
+from bot.slack.messages import message as slack_message
+from bot.teams.cards import message_for as teams_message
 from handlers.context import Actor, ChatContext
 from handlers.qbr import qbr_prep
 from handlers.reply import Reply
@@ -141,6 +143,9 @@ def test_every_scheduled_reply_renders_within_platform_limits(demo_container) ->
         teams = render_json("teams", reply.template, reply.context)
         assert teams["type"] == "AdaptiveCard" and teams["version"] == "1.5"
         assert len(json.dumps(teams).encode("utf-16-le")) < 80_000
+        # And through each platform's own adapter, as the notifiers post them.
+        assert slack_message(reply)["blocks"]
+        assert teams_message(reply).attachments[0].content["version"] == "1.5"
         seen.add(reply.template)
     assert {"risk_alert", "renewal_reminder", "qbr_prep", "daily_digest", "manager_digest"} <= seen
     alert = next(s.reply for s in rec.sent if s.reply.template == "risk_alert")
