@@ -240,7 +240,23 @@ class StrictFakeSlack:
         return f"{target}-{len(self.accepted)}"
 
 
-def dispatch(url: str) -> dict[str, float]:
+def reset_outbox(url: str) -> None:
+    """Everything back to pending (as composed), to dispatch the same day again."""
+    from storage.db import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE delivery SET status = 'pending', attempts = 0, claimed_by = NULL,"
+                " lease_until = NULL, message_id = NULL, sent_at = NULL, error = NULL,"
+                " next_attempt_at = created_at"
+            )
+        )
+    engine.dispose()
+
+
+def dispatch(url: str, assumed_rate: float = WORKSPACE_CAP) -> dict[str, float]:
     from domain.health_model import load_health_models
     from scheduler.builders import build_reply
     from storage.db import make_engine
@@ -260,7 +276,7 @@ def dispatch(url: str) -> dict[str, float]:
         {"slack": slack},
         clock=clock.now,
         sleep=clock.sleep,
-        pacing=CONFIG.pacing,
+        pacing={"slack": Pacing(per_target_interval=1.0, global_rate=assumed_rate)},
         admin_targets=CONFIG.admin_channel,
         builder=lambda spec: build_reply(engine, models, spec),
     ).drain(max_wait=3600)
@@ -339,12 +355,21 @@ def main() -> int:
         f"429s {d['rejected_429']}, left pending {d['pending_after']}; "
         f"{d['simulated_s']:.0f}s simulated in {d['wall_s']:.1f}s wall"
     )
+    reset_outbox(url)
+    over = dispatch(url, assumed_rate=2 * WORKSPACE_CAP)
+    print(
+        f"  misconfigured at {2 * WORKSPACE_CAP:.0f} msg/s (twice the cap): "
+        f"{over['ratio'] * 100:.1f}% of allowed, {over['rejected_429']} 429s honoured, "
+        f"lost {over['lost']}, duplicated {over['duplicated']}"
+    )
     ok = (
         total_s <= 10
         and fill["peak_mib"] <= 500
         and d["ratio"] >= 0.9
         and d["lost"] == 0
         and d["duplicated"] == 0
+        and over["lost"] == 0
+        and over["duplicated"] == 0
     )
     shutil.rmtree(work.parent, ignore_errors=True)
     print("PASS" if ok else "FAIL: a target was missed")

@@ -1,4 +1,4 @@
-"""One HTTP process: Slack on POST /slack/events (+ OAuth install), Teams on /api/messages, /healthz, /metrics."""
+"""One HTTP process: Slack on /slack/events (+ OAuth), Teams on /api/messages, the data API, /healthz, /metrics."""
 
 from __future__ import annotations
 
@@ -165,6 +165,9 @@ def create_app(
             logger.warning("SLACK_SIGNING_SECRET is not set: POST /slack/events is off")
     if with_teams:
         routes.extend(teams_routes(container))
+    from bot.api import routes as api_routes
+
+    routes.extend(api_routes(container))
     return Starlette(routes=routes)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from domain.health import indicator_score, score_health
+from domain.health import HealthResult, indicator_score, score_health
 from domain.health_model import HealthModel, Indicator
 
 # Slopes smaller than this (units per day) are noise from float arithmetic, not a trend.
@@ -48,23 +48,28 @@ def _scan(
     One pass and integer ordinals keep this cheap enough for 10k accounts per run.
     """
     today = as_of.toordinal()
-    best: tuple[date, float] | None = None
-    best_ord = 0
+    lo = today - window_days  # x > -window_days, in ordinals: the fit's window
+    # The newest reading is remembered as (day, value) and made into a tuple once at the end:
+    # sorted input (the usual case) would otherwise build one per reading.
+    best_day: date | None = None
+    best_value = 0.0
+    best_ord = -1  # below every ordinal, so the first usable reading is taken
     n = 0
     sx = sy = sxx = sxy = 0.0
     for day, value in readings:
         ordinal = day.toordinal()
         if ordinal > today or value != value:  # future, or NaN (a blank cell): not a reading
             continue
-        if best is None or ordinal >= best_ord:
-            best, best_ord = (day, float(value)), ordinal
-        x = ordinal - today
-        if fit and x > -window_days:
+        if ordinal >= best_ord:
+            best_day, best_value, best_ord = day, value, ordinal
+        if fit and ordinal > lo:
+            x = ordinal - today
             n += 1
             sx += x
             sy += value
             sxx += x * x
             sxy += x * value
+    best = None if best_day is None else (best_day, float(best_value))
     if n == 0:
         return best, None
     denom = n * sxx - sx * sx
@@ -86,6 +91,7 @@ def forecast_red(
     horizon_days: int = 60,
     window_days: int = 28,
     min_points: int = 7,
+    current: HealthResult | None = None,
 ) -> Forecast:
     """Project the leading indicators' recent trend forward and find the first red day.
 
@@ -94,6 +100,10 @@ def forecast_red(
     count only if fresh today, so a forecast never resurrects stale data. The overall score uses
     score_health's weighting and the model's bands (on the score rounded to one decimal).
     Readings after `as_of` are ignored.
+
+    `current` is today's score_health result for the newest of these readings, when the caller
+    has already computed it (recomputing snapshots scores every account anyway); it is used
+    as given instead of scoring the same readings a second time.
     """
     latest: dict[str, tuple[date, float]] = {}
     slopes: dict[str, float] = {}
@@ -108,7 +118,8 @@ def forecast_red(
             lines[ind.key] = (intercept, slope)
     worsening = tuple(k for k in slopes if _moves_toward_red(model.indicator(k), slopes[k]))
 
-    current = score_health(model, latest, as_of)
+    if current is None:
+        current = score_health(model, latest, as_of)
     if current.band == "red":
         return Forecast(0, horizon_days, slopes, worsening, True, current.score)
 

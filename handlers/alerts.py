@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,15 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class _Snap:
+    day: date
+    score: float | None
+    band: str
+    forecast_red_in_days: int | None
+    drivers: list[dict[str, Any]]
+
+
 def account_briefs(
     session: Session, account_ids: Iterable[int], today: date
 ) -> dict[int, dict[str, Any]]:
@@ -53,13 +63,19 @@ def account_briefs(
     owner_ids = {a.owner_id for a in accounts if a.owner_id}
     owners = {c.id: c for c in session.exec(select(CSM).where(col(CSM.id).in_(owner_ids))).all()}
     window = [today - timedelta(days=n) for n in range(0, 10)]
-    snaps: dict[int, dict[date, HealthSnapshot]] = defaultdict(dict)
-    for s in session.exec(
-        select(HealthSnapshot).where(
-            col(HealthSnapshot.account_id).in_(ids), col(HealthSnapshot.day).in_(window)
-        )
+    # Columns, not rows: the per-indicator JSON is large and no brief shows it.
+    snaps: dict[int, dict[date, _Snap]] = defaultdict(dict)
+    for aid, day, score, band, forecast, drivers in session.execute(
+        select(
+            HealthSnapshot.account_id,
+            HealthSnapshot.day,
+            HealthSnapshot.score,
+            HealthSnapshot.band,
+            HealthSnapshot.forecast_red_in_days,
+            HealthSnapshot.drivers,
+        ).where(col(HealthSnapshot.account_id).in_(ids), col(HealthSnapshot.day).in_(window))
     ).all():
-        snaps[s.account_id][s.day] = s
+        snaps[aid][day] = _Snap(day, score, band, forecast, drivers or [])
     milestones: dict[int, list[Milestone]] = defaultdict(list)
     for m in session.exec(select(Milestone).where(col(Milestone.account_id).in_(ids))).all():
         milestones[m.account_id].append(m)

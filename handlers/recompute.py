@@ -236,7 +236,10 @@ def stream_readings(
                 else:
                     # The latest-reading stream repeats the window's newest row; add it only
                     # when the window has nothing as recent (a reading older than the window).
-                    have.extend(r for r in rows if r not in have)
+                    # The window arrives in day order, so the repeat is nearly always its last
+                    # row: check that before searching the whole list.
+                    last = have[-1] if have else None
+                    have.extend(r for r in rows if r != last and r not in have)
             heads[n] = next(streams[n], None)
         yield account_id, _sorted(merged)
 
@@ -311,15 +314,19 @@ def _snapshot_row(
     """Score one account on one day from its (day-sorted) readings."""
     latest: dict[str, tuple[date, float]] = {}
     window: dict[str, list[tuple[date, float]]] = {}
+    window_start = (day - _WINDOW, _INF)
+    usable = True
     for key, lst in series.items():
         end = len(lst) if in_range else bisect_right(lst, (day, _INF))
         if not end:
             continue
         latest[key] = last = lst[end - 1]
+        if last[1] != last[1]:
+            usable = False  # NaN newest reading: the forecast looks past it, the score does not
         if key in fitted:
             # The forecast fits a line through the last FORECAST_WINDOW_DAYS only; handing it
             # older rows would just make it skip them one by one.
-            start = bisect_right(lst, (day - _WINDOW, _INF), 0, end)
+            start = bisect_right(lst, window_start, 0, end)
             window[key] = lst[start:end] if start < end else [last]
         else:
             window[key] = [last]
@@ -330,6 +337,9 @@ def _snapshot_row(
         day,
         horizon_days=FORECAST_HORIZON_DAYS,
         window_days=FORECAST_WINDOW_DAYS,
+        # The forecast starts from the same newest readings: reuse their score, unless a NaN
+        # newest reading makes the two differ (the forecast then scores what it sees itself).
+        current=result if usable else None,
     )
     return {
         "account_id": account_id,

@@ -69,17 +69,16 @@ def enqueue(session: Session, items: Iterable[OutboxItem], *, now: datetime | No
         }
         for i in _dedupe(items)
     ]
-    inserted = 0
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        stmt = (
-            _insert(session)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=list(KEY_COLUMNS))
-            .returning(Delivery.id)
-        )
-        inserted += len(session.execute(stmt).all())
-    return inserted
+    if not rows:
+        return 0
+    # One cached statement run "executemany"-style: SQLAlchemy batches it into multi-row
+    # INSERT ... RETURNING (insertmanyvalues), returning only the rows that were new.
+    stmt = (
+        _insert(session)
+        .on_conflict_do_nothing(index_elements=list(KEY_COLUMNS))
+        .returning(Delivery.id)
+    )
+    return len(session.execute(stmt, rows).all())
 
 
 def _dedupe(items: Iterable[OutboxItem]) -> list[OutboxItem]:

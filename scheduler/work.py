@@ -598,52 +598,62 @@ def qbr_preps(
 # -- digests ---------------------------------------------------------------------------------
 
 
+def _digest_time(value: str | None) -> time:
+    try:
+        return parse_hhmm(value or "08:30")
+    except ValueError:
+        return time(8, 30)
+
+
 def daily_digests(
     session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
 ) -> None:
     """One digest per CSM at their local digest time, weekdays unless they asked for weekends."""
     grace = timedelta(hours=config.digest_grace_hours)
-    owners = set(
-        session.exec(
-            select(Account.owner_id).where(col(Account.owner_id).is_not(None)).distinct()
-        ).all()
-    )
-    csms = [
-        c
-        for c in session.exec(select(CSM).order_by(col(CSM.id))).all()
-        if c.role == "csm" or c.id in owners
-    ]
-    due: list[tuple[CSM, date]] = []
-    for csm in csms:
-        today = local_date(at, csm.timezone)
-        try:
-            digest_time = parse_hhmm(csm.digest_time or "08:30")
-        except ValueError:
-            digest_time = time(8, 30)
+    people = session.execute(
+        select(CSM.id, CSM.name, CSM.role, CSM.timezone, CSM.digest_time, CSM.digest_weekends)
+    ).all()
+    due: list[tuple[int, str, str, date]] = []
+    latest = datetime.fromisoformat(_hour(at))
+    for csm_id, name, role, tz, digest_time, weekends in people:
+        today = local_date(at, tz)
         for day in (today, today - timedelta(days=1)):
-            if day.weekday() >= 5 and not csm.digest_weekends:
+            if day.weekday() >= 5 and not weekends:
                 continue
-            if is_due(fire_at(day, digest_time, csm.timezone), at, grace):
-                due.append((csm, day))
-    if not due:
+            fire = fire_at(day, _digest_time(digest_time), tz)
+            if is_due(fire, at, grace):
+                due.append((csm_id, name, role, day))
+                latest = max(latest, fire)
+    # Looked at when a digest time has just passed (or once an hour for late changes).
+    if not due or not _first_time(session, "daily_digests", latest.isoformat(), at):
         return
+    others = [d[0] for d in due if d[2] != "csm"]
+    owners = (
+        set(
+            session.exec(
+                select(Account.owner_id).where(col(Account.owner_id).in_(others)).distinct()
+            ).all()
+        )
+        if others
+        else set()
+    )
+    # Managers and admins get one only if they own accounts themselves.
+    due = [d for d in due if d[2] == "csm" or d[0] in owners]
     sent = {
         (k[1], k[3])
-        for k in existing_keys(
-            session, "daily_digest", periods=sorted({d.isoformat() for _, d in due})
-        )
+        for k in existing_keys(session, "daily_digest", subjects=[f"csm:{d[0]}" for d in due])
     }
     items: list[OutboxItem] = []
-    for csm, day in due:
-        if (f"csm:{csm.id}", day.isoformat()) in sent:
+    for csm_id, name, _role, day in due:
+        if (f"csm:{csm_id}", day.isoformat()) in sent:
             continue
         reply = deferred(
             "daily_digest",
-            {"kind": "daily_digest", "csm_id": csm.id, "today": day.isoformat()},
-            f"Daily digest for {csm.name} ({day.isoformat()})",
+            {"kind": "daily_digest", "csm_id": csm_id, "today": day.isoformat()},
+            f"Daily digest for {name} ({day.isoformat()})",
         )
         items += _items(
-            "daily_digest", f"csm:{csm.id}", day.isoformat(), reply, config=config, csm_id=csm.id
+            "daily_digest", f"csm:{csm_id}", day.isoformat(), reply, config=config, csm_id=csm_id
         )
     if items:
         report.enqueued["daily_digest"] += enqueue(session, items, now=at)
@@ -653,47 +663,45 @@ def manager_digests(
     session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
 ) -> None:
     """The weekly team digest, on ``manager_digest_weekday`` at each manager's digest time."""
-    managers_with_reports = set(
-        session.exec(select(CSM.manager_id).where(col(CSM.manager_id).is_not(None))).all()
-    )
-    managers = [
-        c
-        for c in session.exec(select(CSM).order_by(col(CSM.id))).all()
-        if c.role == "manager" or c.id in managers_with_reports
-    ]
-    items: list[OutboxItem] = []
+    people = session.execute(
+        select(CSM.id, CSM.name, CSM.role, CSM.timezone, CSM.digest_time, CSM.manager_id)
+    ).all()
+    with_reports = {p[5] for p in people if p[5] is not None}
+    due: list[tuple[int, str, date, str]] = []
+    latest = datetime.fromisoformat(_hour(at))
+    for csm_id, name, role, tz, digest_time, _boss in people:
+        if role != "manager" and csm_id not in with_reports:
+            continue
+        today = local_date(at, tz)
+        day = today - timedelta(days=(today.weekday() - config.manager_digest_weekday) % 7)
+        fire = fire_at(day, _digest_time(digest_time), tz)
+        if is_due(fire, at, timedelta(days=1)):
+            iso = day.isocalendar()
+            due.append((csm_id, name, day, f"{iso.year}-W{iso.week:02d}"))
+            latest = max(latest, fire)
+    if not due or not _first_time(session, "manager_digests", latest.isoformat(), at):
+        return
     sent = {
         (k[1], k[3])
-        for k in existing_keys(
-            session, "manager_digest", subjects=[f"manager:{m.id}" for m in managers]
-        )
+        for k in existing_keys(session, "manager_digest", subjects=[f"manager:{d[0]}" for d in due])
     }
-    for manager in managers:
-        today = local_date(at, manager.timezone)
-        day = today - timedelta(days=(today.weekday() - config.manager_digest_weekday) % 7)
-        try:
-            digest_time = parse_hhmm(manager.digest_time or "08:30")
-        except ValueError:
-            digest_time = time(8, 30)
-        if not is_due(fire_at(day, digest_time, manager.timezone), at, timedelta(days=1)):
-            continue
-        iso = day.isocalendar()
-        period = f"{iso.year}-W{iso.week:02d}"
-        if (f"manager:{manager.id}", period) in sent:
+    items: list[OutboxItem] = []
+    for manager_id, name, day, period in due:
+        if (f"manager:{manager_id}", period) in sent:
             continue
         reply = deferred(
             "manager_digest",
-            {"kind": "manager_digest", "csm_id": manager.id, "today": day.isoformat()},
-            f"Weekly team digest for {manager.name} ({period})",
+            {"kind": "manager_digest", "csm_id": manager_id, "today": day.isoformat()},
+            f"Weekly team digest for {name} ({period})",
         )
         items += _items(
             "manager_digest",
-            f"manager:{manager.id}",
+            f"manager:{manager_id}",
             period,
             reply,
             config=config,
-            csm_id=manager.id,
-            manager_id=manager.id,
+            csm_id=manager_id,
+            manager_id=manager_id,
         )
     if items:
         report.enqueued["manager_digest"] += enqueue(session, items, now=at)

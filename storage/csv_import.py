@@ -318,9 +318,8 @@ def _read_records(
     rows: list[_Row] = []
     for line, record in enumerate(records, start=1):
         if isinstance(record, Mapping):
-            keyed = _keyed_cells(line, record, kind, errors)
-            if keyed is not None:
-                rows.append(_parse_row(line, keyed[1], keyed[0], spec, errors))
+            keyed, cells = _keyed_cells(line, record, kind, errors)
+            rows.append(_parse_row(line, cells, keyed, spec, errors))
         elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
             if header is None:
                 errors.append(RowError(line, None, "a list of values needs a header"))
@@ -334,22 +333,23 @@ def _read_records(
 
 def _keyed_cells(
     line: int, record: Mapping[str, Any], kind: str, errors: list[RowError]
-) -> tuple[list[str], list[str | None]] | None:
-    """The columns and cells of one mapping record, or None when its keys are wrong."""
+) -> tuple[list[str], list[str | None]]:
+    """The known columns of one mapping record and their cells; bad keys go to ``errors``.
+
+    The known columns are still checked when some key is wrong, so one request lists every
+    problem of the row.
+    """
     known = [c.name for c in SPECS[kind]]
     columns: list[str] = []
     raw: list[Any] = []
-    bad = False
     for key, value in record.items():
         name = str(key).strip().lower()
         if name in columns:
             errors.append(RowError(line, name, "column appears twice in the record"))
-            bad = True
         elif name not in known:
             errors.append(
                 RowError(line, name or None, f"unknown column (expected: {', '.join(known)})")
             )
-            bad = True
         else:
             columns.append(name)
             raw.append(value)
@@ -361,9 +361,6 @@ def _keyed_cells(
                     line, col.name, f"required column is missing (required for {kind}: {required})"
                 )
             )
-            bad = True
-    if bad:
-        return None
     return columns, [_cell(line, n, v, errors) for n, v in zip(columns, raw, strict=True)]
 
 

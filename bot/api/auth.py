@@ -22,14 +22,9 @@ _REALM = 'Bearer realm="csm-assistant"'
 
 
 def configured_token(container: Container) -> str | None:
-    """The API token, or None when the API is off (unset, or only whitespace)."""
-    # getattr: the settings field may not exist in older configurations; no field = no API.
-    token = getattr(container.settings, "api_token", None)
-    if token is None:
-        return None
-    # pydantic's SecretStr hides the value in logs and reprs; accept it as well as a plain str.
-    raw = token.get_secret_value() if hasattr(token, "get_secret_value") else str(token)
-    return raw.strip() or None
+    """The API token, or None when the API is off (CSM_API_TOKEN unset, empty or blank)."""
+    token = container.settings.api_token
+    return (token.strip() or None) if token else None
 
 
 def api_error(status: int, error: str, message: str, **extra: object) -> JSONResponse:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# 10 MiB is ~150,000 reading rows: a nightly sync fits, a runaway client cannot fill memory.
+# 10 MiB is ~100,000 JSON (~250,000 CSV) reading rows: a sync fits, a runaway client does not.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 CSV_TYPES = ("text/csv", "application/csv")
 JSON_TYPE = "application/json"

@@ -24,13 +24,8 @@ BIG_TABLE = 20_000
 
 
 def set_token(container: Container, token: str | None) -> None:
-    """Configure CSM_API_TOKEN on a live container, with or without the settings field."""
-    settings = container.settings
-    if "api_token" in type(settings).model_fields:
-        container.settings = settings.model_copy(update={"api_token": token})
-    else:
-        # Until bot/config.py declares the field, pydantic refuses unknown attributes.
-        object.__setattr__(settings, "api_token", token)
+    """Configure CSM_API_TOKEN on a live container (settings are read per request)."""
+    container.settings = container.settings.model_copy(update={"api_token": token})
 
 
 def build_app(container: Container, **options: Any) -> Starlette:
