@@ -4,7 +4,9 @@ Run with `.venv/bin/python bench/bench_recompute.py`. The first run builds the p
 (cached in bench/.cache/); every run then times, on that database:
   1. the plain SQL read of exactly the reading rows recompute needs, fetched fully by the driver,
   2. recompute_health for every account, in a fresh subprocess so its peak RSS is its own,
-  3. `csm-bot ask "/health acme"` end to end (process start-up included).
+  3. `csm-bot ask "/health acme"` end to end (process start-up included), several times,
+     interleaved with `python -c pass` and `python -c "import sqlalchemy"` as baselines;
+     the median is checked.
 Targets (issue 2): recompute <= 15 s and <= 2x the plain read, peak memory < 1 GiB, ask < 1 s.
 """
 
@@ -15,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -122,23 +125,54 @@ def _recompute(url: str, as_of: date) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ask(url: str, as_of: date) -> tuple[float | None, str]:
-    """Wall time of `csm-bot ask "/health acme"` on the benchmark database, or why it failed."""
+def _csm_bot() -> Path | None:
     exe = Path(sys.executable).parent / "csm-bot"
-    if not exe.exists():
-        found = shutil.which("csm-bot")
-        if not found:
-            return None, "csm-bot is not installed"
-        exe = Path(found)
-    env = {**os.environ, "CSM_DATABASE_URL": url, "CSM_TODAY": as_of.isoformat()}
+    if exe.exists():
+        return exe
+    found = shutil.which("csm-bot")
+    return Path(found) if found else None
+
+
+def _wall(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
-    out = subprocess.run(
-        [str(exe), "ask", "/health acme"], env=env, capture_output=True, text=True, check=False
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    return time.perf_counter() - started, out
+
+
+def _ask(url: str, as_of: date, runs: int) -> tuple[dict[str, list[float]] | None, str]:
+    """Wall times of `csm-bot ask "/health acme"` on the benchmark database, `runs` times,
+    interleaved with two baselines of the same interpreter: `python -c pass` (bare start-up)
+    and `python -c "import sqlalchemy"` (the one library no database answer can do without).
+    Interleaving keeps a burst of load on the (shared) machine from landing on one of them.
+    """
+    exe = _csm_bot()
+    if exe is None:
+        return None, "csm-bot is not installed"
+    env = {**os.environ, "CSM_DATABASE_URL": url, "CSM_TODAY": as_of.isoformat()}
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c 'import sqlalchemy'": [sys.executable, "-c", "import sqlalchemy"],
+        "csm-bot ask '/health acme'": [str(exe), "ask", "/health acme"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    detail = ""
+    for n in range(runs + 1):  # the first round warms the page cache and is not counted
+        for name, argv in commands.items():
+            seconds, out = _wall(argv, env)
+            if out.returncode != 0:
+                return None, f"{name}: exit {out.returncode}: {(out.stderr or out.stdout)[-300:]}"
+            if n:
+                times[name].append(seconds)
+            if argv[0] == str(exe):
+                detail = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+    return times, detail
+
+
+def _spread(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.3f}s "
+        f"(range {min(values):.3f}-{max(values):.3f}s, {len(values)} runs)"
     )
-    seconds = time.perf_counter() - started
-    if out.returncode != 0:
-        return None, f"exit {out.returncode}: {(out.stderr or out.stdout).strip()[-300:]}"
-    return seconds, out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
 
 
 def main() -> int:
@@ -150,6 +184,9 @@ def main() -> int:
         "--literal-read",
         action="store_true",
         help="also time the one-cut-off read of every reading in the longest look-back",
+    )
+    parser.add_argument(
+        "--ask-runs", type=int, default=7, help="timed runs of the ask command (default 7)"
     )
     parser.add_argument("--child", nargs=2, metavar=("URL", "AS_OF"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -186,11 +223,15 @@ def main() -> int:
         f"peak RSS      {result['peak_rss_mb']:.0f} MB "
         f"(process after imports: {result['rss_before_mb']:.0f} MB)"
     )
-    ask_s, detail = _ask(url, TODAY)
-    if ask_s is None:
+    asks, detail = _ask(url, TODAY, args.ask_runs)
+    ask_s = None
+    if asks is None:
         print(f"ask /health   not measured: {detail}")
     else:
-        print(f"ask /health   {ask_s:.2f}s wall, start-up included ({detail[:70]})")
+        print(f"ask /health   wall time, process start-up included ({detail[:60]})")
+        for name, values in asks.items():
+            print(f"  {name:<31} {_spread(values)}")
+        ask_s = statistics.median(asks["csm-bot ask '/health acme'"])
 
     checks = {
         f"recompute <= {TARGET_SECONDS:g}s": result["seconds"] <= TARGET_SECONDS,
@@ -198,7 +239,7 @@ def main() -> int:
         "peak memory < 1 GiB": result["peak_rss_mb"] < TARGET_RSS_MB,
     }
     if ask_s is not None:
-        checks[f"ask < {TARGET_ASK_SECONDS:g}s"] = ask_s < TARGET_ASK_SECONDS
+        checks[f"ask < {TARGET_ASK_SECONDS:g}s (median)"] = ask_s < TARGET_ASK_SECONDS
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     return 0 if all(checks.values()) else 1

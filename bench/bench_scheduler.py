@@ -282,7 +282,12 @@ def dispatch(url: str, assumed_rate: float = WORKSPACE_CAP) -> dict[str, float]:
     ).drain(max_wait=3600)
     wall = time.perf_counter() - t0
     with engine.connect() as conn:
-        statuses = Counter(r[0] for r in conn.execute(text("SELECT status FROM delivery")).all())
+        statuses = Counter(
+            r[0]
+            for r in conn.execute(
+                text("SELECT status FROM delivery WHERE kind != 'delivery_failed'")
+            ).all()
+        )
     engine.dispose()
     simulated = (clock.now() - started_at).total_seconds()
     # The best any sender could do: the workspace cap, or the busiest channel at 1/s.
@@ -295,7 +300,8 @@ def dispatch(url: str, assumed_rate: float = WORKSPACE_CAP) -> dict[str, float]:
         "channels": len(per_channel),
         "busiest_channel": max(per_channel.values()),
         "sent": report.sent,
-        "lost": total - sum(1 for _ in slack.accepted),
+        # Every row queued by the day's run must end sent; anything else is lost.
+        "lost": total - statuses.get("sent", 0),
         "duplicated": sum(n - 1 for n in slack.accepted.values()),
         "rejected_429": slack.rejected,
         "pending_after": statuses.get("pending", 0) + statuses.get("sending", 0),

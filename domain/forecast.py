@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import reduce
+from operator import add, mul
 
 from domain.health import HealthResult, indicator_score, score_health
 from domain.health_model import HealthModel, Indicator
@@ -49,6 +51,10 @@ def _scan(
     """
     today = as_of.toordinal()
     lo = today - window_days  # x > -window_days, in ordinals: the fit's window
+    if fit and len(readings) > 1:
+        quick = _scan_window(readings, today, lo)
+        if quick is not None:
+            return quick
     # The newest reading is remembered as (day, value) and made into a tuple once at the end:
     # sorted input (the usual case) would otherwise build one per reading.
     best_day: date | None = None
@@ -72,6 +78,61 @@ def _scan(
     best = None if best_day is None else (best_day, float(best_value))
     if n == 0:
         return best, None
+    denom = n * sxx - sx * sx
+    if denom == 0:
+        return best, ((n, sy / n, 0.0) if n == 1 else None)
+    slope = (n * sxy - sx * sy) / denom
+    return best, (n, (sy - slope * sx) / n, slope)
+
+
+# Day sequences already seen, with what _scan_window derives from them alone. Recomputing a
+# portfolio hands every account the same few sequences (the last 28 days), and the days are
+# shared date objects, so the lookup is cheap; the cache is bounded.
+_DAYS_CACHE: dict[tuple[tuple[date, ...], int, int], tuple[int, list[int], float, float] | None] = {}
+_DAYS_CACHE_MAX = 1024
+
+
+def _days_info(
+    days: tuple[date, ...], today: int, lo: int
+) -> tuple[int, list[int], float, float] | None:
+    """(index of the newest day, x per day, sum of x, sum of x squared) when every day lies in
+    the window (lo, today]; None when some day is outside it."""
+    key = (days, today, lo)
+    try:
+        return _DAYS_CACHE[key]
+    except KeyError:
+        pass
+    ords = [day.toordinal() for day in days]
+    info: tuple[int, list[int], float, float] | None = None
+    if max(ords) <= today and min(ords) > lo:
+        newest = max(ords)
+        last = len(ords) - 1 - ords[::-1].index(newest)  # the last of equal newest days wins
+        xs = [o - today for o in ords]
+        # Integer sums are exact, as are the float running sums of the loop in _scan.
+        info = (last, xs, float(sum(xs)), float(sum(x * x for x in xs)))
+    if len(_DAYS_CACHE) >= _DAYS_CACHE_MAX:
+        _DAYS_CACHE.clear()
+    _DAYS_CACHE[key] = info
+    return info
+
+
+def _scan_window(
+    readings: Sequence[tuple[date, float]], today: int, lo: int
+) -> tuple[tuple[date, float], tuple[int, float, float] | None] | None:
+    """_scan for readings that all lie inside the window, with the per-reading arithmetic done
+    by C loops in the same order as _scan's (so the floats are bit for bit the same); None
+    when that does not apply (a day outside the window, or a NaN value) and _scan must loop."""
+    days, values = zip(*readings)
+    info = _days_info(days, today, lo)
+    if info is None:
+        return None
+    last, xs, sx, sxx = info
+    sy = reduce(add, values, 0.0)
+    if sy != sy:  # a NaN among the values (or infinities that cancel): the careful loop decides
+        return None
+    sxy = reduce(add, map(mul, xs, values), 0.0)
+    n = len(xs)
+    best = (days[last], float(values[last]))
     denom = n * sxx - sx * sx
     if denom == 0:
         return best, ((n, sy / n, 0.0) if n == 1 else None)

@@ -162,18 +162,20 @@ def score_health(
     weighted = 0.0
     for index, (ind, day, value, age, status, score) in enumerate(rows):
         counted = status == "fresh" and sufficient
+        # Positional arguments: this runs for every indicator of every account on each
+        # recompute, and keyword matching is a measurable part of it.
         results.append(
             IndicatorResult(
-                key=ind.key,
-                label=ind.label,
-                kind=ind.kind,
-                weight=ind.weight,
-                value=value,
-                score=score,
-                day=day,
-                age_days=age,
-                status=status,
-                effective_weight=ind.weight * scale if counted else 0.0,
+                ind.key,
+                ind.label,
+                ind.kind,
+                ind.weight,
+                value,
+                score,
+                day,
+                age,
+                status,
+                ind.weight * scale if counted else 0.0,
             )
         )
         if score is None:

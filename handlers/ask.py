@@ -13,13 +13,12 @@ from sqlmodel import Session, col, select
 from domain.health_model import HealthModels
 from domain.nlu import ParseResult, parse
 from domain.nlu.followup import apply_followup
-from handlers import escalations, health, plan, portfolio
+from handlers import health
 from handlers.accounts import account_index, resolution_reply
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.help import help_reply
 from handlers.reply import Reply
-from handlers.settings import user_settings
 from storage.models import CSM, ConversationState, utcnow
 
 logger = logging.getLogger(__name__)
@@ -100,6 +99,8 @@ def route(
         return help_reply(parsed.text, unknown=bool(parsed.text.strip())), None, None
     if intent == "help":
         if re.search(r"\bsettings?\b", parsed.text, re.IGNORECASE) and ctx.actor.csm_id:
+            from handlers.settings import user_settings
+
             return user_settings(session, ctx=ctx), None, None
         return help_reply(parsed.text), None, None
     if intent in ACCOUNT_INTENTS and account_id is None:
@@ -119,9 +120,13 @@ def route(
             None,
             None,
         )
+    # The use cases other than the health card are imported when first asked for: a one-shot
+    # `csm-bot ask "/health acme"` then loads only what it runs.
     if intent == "account_health":
         reply = health.account_health(session, ctx=ctx, models=models, account_id=account_id)
     elif intent == "success_plan":
+        from handlers import plan
+
         reply = plan.success_plan(session, ctx=ctx, account_id=account_id)
     elif intent == "account_changes":
         days = (parsed.window.end - parsed.window.start).days if parsed.window else 7
@@ -133,6 +138,8 @@ def route(
 
         reply = qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
     elif intent == "escalate":
+        from handlers import escalations
+
         reply = escalations.open_escalation(
             session,
             ctx=ctx,
@@ -141,10 +148,14 @@ def route(
             title=parsed.title,
         )
     elif intent == "milestones_overdue":
+        from handlers import portfolio
+
         reply = portfolio.overdue_milestones(
             session, ctx=ctx, account_id=account_id, owner=parsed.owner
         )
     elif intent == "renewals_upcoming":
+        from handlers import portfolio
+
         if account_id is not None:
             reply = portfolio.account_renewal(session, ctx=ctx, account_id=account_id)
         elif parsed.window is not None:
@@ -159,8 +170,12 @@ def route(
         else:
             reply = portfolio.upcoming_renewals(session, ctx=ctx, owner=parsed.owner)
     elif intent == "portfolio_at_risk":
+        from handlers import portfolio
+
         reply = portfolio.at_risk(session, ctx=ctx, owner=parsed.owner, band=parsed.band)
     elif intent == "my_accounts":
+        from handlers import portfolio
+
         reply = portfolio.my_accounts(
             session, ctx=ctx, owner=parsed.owner if parsed.owner != "me" else None
         )

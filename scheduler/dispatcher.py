@@ -139,6 +139,9 @@ class Dispatcher:
         # In-memory pacing state; survives across batches of this process.
         self._target_ready: dict[tuple[str, str], datetime] = {}
         self._global_ready: dict[str, datetime] = {}
+        # Multiplies the workspace interval: grows on 429s (a cap lower than configured, another
+        # app sharing it), shrinks back on successes. Additive-increase/multiplicative-decrease.
+        self._slowdown: dict[str, float] = defaultdict(lambda: 1.0)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -246,7 +249,11 @@ class Dispatcher:
         for platform, items in by_platform.items():
             pacing = self.pacing.get(platform, DEFAULT_PACING["console"])
             interval = timedelta(seconds=pacing.per_target_interval)
-            step = timedelta(seconds=1.0 / pacing.global_rate) if pacing.global_rate else None
+            step = (
+                timedelta(seconds=self._slowdown[platform] / pacing.global_rate)
+                if pacing.global_rate
+                else None
+            )
             queues: dict[str, deque[_Claimed]] = defaultdict(deque)
             for item in sorted(items, key=lambda c: c.id):
                 queues[item.target].append(item)
@@ -304,11 +311,12 @@ class Dispatcher:
             self._target_ready[key] = sent_at + timedelta(seconds=pacing.per_target_interval)
             if pacing.global_rate:
                 self._global_ready[item.platform] = sent_at + timedelta(
-                    seconds=1.0 / pacing.global_rate
+                    seconds=self._slowdown[item.platform] / pacing.global_rate
                 )
             outcome = self._send_one(item)
             if outcome == "sent":
                 report.sent += 1
+                self._slowdown[item.platform] = max(1.0, self._slowdown[item.platform] * 0.98)
             elif outcome == "failed":
                 report.failed += 1
             else:
@@ -316,6 +324,7 @@ class Dispatcher:
                 if outcome == "rate_limited":
                     report.rate_limited += 1
                     blocked[key] = self._target_ready[key]
+                    self._slowdown[item.platform] = min(20.0, self._slowdown[item.platform] * 1.5)
         return report
 
     def _send_one(self, item: _Claimed) -> str:
@@ -352,7 +361,9 @@ class Dispatcher:
         self, item: _Claimed, reason: str, retry_after: float | None, permanent: bool
     ) -> str:
         now = self._now()
-        attempts = item.attempts + 1
+        # A 429 is the platform pacing us, not a failed attempt: it never uses up the retries.
+        rate_limited = retry_after is not None and not permanent
+        attempts = item.attempts if rate_limited else item.attempts + 1
         key = (item.platform, item.target)
         if permanent or attempts >= self.max_attempts:
             why = reason if permanent else f"gave up after {attempts} attempts: {reason}"

@@ -400,13 +400,6 @@ def evaluate_alerts(
 # -- renewal reminders and QBR prep ---------------------------------------------------------
 
 
-def _owners(session: Session, owner_ids: Iterable[int | None]) -> dict[int, CSM]:
-    ids = {i for i in owner_ids if i is not None}
-    if not ids:
-        return {}
-    return {c.id or 0: c for c in session.exec(select(CSM).where(col(CSM.id).in_(ids))).all()}
-
-
 def _near_offsets(
     column: Any,
     at: datetime,

@@ -45,6 +45,8 @@ SENTIMENT_VERB = "sentiment.set"
 ACCOUNT_OPEN_VERB = "account.open"
 ESCALATION_ACK_VERB = "escalation.acknowledge"
 ESCALATION_RESOLVE_VERB = "escalation.resolve"
+ALERT_ACK_VERB = "alert.acknowledge"
+ALERT_SNOOZE_VERB = "alert.snooze"
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ class CsmTeamsBot(TeamsActivityHandler):
             ACCOUNT_OPEN_VERB: self._open_account,
             ESCALATION_ACK_VERB: self._acknowledge_escalation,
             ESCALATION_RESOLVE_VERB: self._resolve_escalation,
+            ALERT_ACK_VERB: self._acknowledge_alert,
+            ALERT_SNOOZE_VERB: self._snooze_alert,
         }
 
     def _set_milestone_status(
@@ -295,6 +299,19 @@ class CsmTeamsBot(TeamsActivityHandler):
             escalation_id=_int(data, "escalation_id"),
             note=_text(data, "note"),
         )
+
+    def _acknowledge_alert(
+        self, session: Session, ctx: ChatContext, data: dict[str, Any]
+    ) -> Reply:
+        from handlers.alerts import acknowledge_alert
+
+        return acknowledge_alert(session, ctx=ctx, alert_id=_int(data, "alert_id"))
+
+    def _snooze_alert(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
+        from handlers.alerts import snooze_alert
+
+        days = _int(data, "days") if data.get("days") is not None else 7
+        return snooze_alert(session, ctx=ctx, alert_id=_int(data, "alert_id"), days=days)
 
     def _set_sentiment(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
         from handlers import sentiment

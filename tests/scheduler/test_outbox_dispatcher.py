@@ -223,3 +223,15 @@ def test_two_dispatchers_at_once_post_every_row_once(engine: Engine) -> None:
         t.join()
     sent = Counter(s.reply.context["n"] for s in slack.sent)
     assert sorted(sent) == list(range(60)) and set(sent.values()) == {1}
+
+
+def test_rate_limits_never_use_up_the_retries(engine: Engine) -> None:
+    clock = SimulatedClock(START)
+    slack = FakeSlack(clock)
+    slack.failures["C1"] = [DeliveryError("ratelimited", retry_after=1) for _ in range(10)]
+    with session_scope(engine) as s:
+        enqueue(s, [item(1, "C1")], now=START)
+    report = dispatcher(engine, slack, clock, max_attempts=3).drain()
+    assert report.rate_limited == 10 and report.sent == 1 and report.failed == 0
+    (row,) = rows(engine)
+    assert row.status == "sent" and row.attempts == 1

@@ -285,3 +285,29 @@ def test_manager_digest_is_weekly(small_container, config) -> None:  # type: ign
         "2026-W48",
         "2026-W49",
     ]
+
+
+def test_empty_digests_and_a_bare_qbr_render_on_every_platform(small_container) -> None:  # type: ignore[no-untyped-def]
+    from bot.render import render_json, render_text
+    from domain.health_model import load_health_models
+    from handlers.digests import daily_digest, manager_digest
+    from handlers.qbr import qbr_prep
+
+    with small_container.session() as s:
+        lonely = csm(s, role="manager")
+        bare = account(s, lonely, name="Bare Co")
+        ctx = ChatContext("scheduler", Actor(lonely.id, lonely.name, lonely.email), TODAY)
+        replies = [
+            daily_digest(s, ctx=ctx, csm_id=lonely.id),
+            manager_digest(s, ctx=ctx, manager_id=lonely.id),
+            qbr_prep(s, ctx=ctx, models=load_health_models(None), account_id=bare.id),
+        ]
+    for reply in replies:
+        assert render_text(reply).strip()
+        assert render_json("slack", reply.template, reply.context)["blocks"]
+        assert render_json("teams", reply.template, reply.context)["version"] == "1.5"
+    assert (
+        replies[0].context["total_accounts"] == 1
+        and replies[0].context["counts"]["insufficient"] == 1
+    )
+    assert replies[2].context["qbr"] is None and replies[2].context["renewal"] is None

@@ -350,3 +350,53 @@ def test_an_unexpected_failure_answers_the_invoke_and_is_logged(
 
     assert response.status_code == 200 and response.json()["statusCode"] == 500
     assert any("database went away" in (r.exc_text or "") for r in caplog.records)
+
+
+def _open_alert(container: Container, account_name: str = "Acme Corp") -> int:
+    from scheduler.models import Alert
+
+    with Session(container.engine) as session:
+        account = session.exec(select(Account).where(Account.name == account_name)).one()
+        alert = Alert(
+            account_id=account.id or 0,
+            kind="band_change",
+            event_key=f"test:{account.id}:band",
+            title=f"{account_name} turned amber",
+            status="open",
+        )
+        session.add(alert)
+        session.commit()
+        return alert.id or 0
+
+
+@pytest.mark.parametrize(
+    ("verb", "data", "status"),
+    [("alert.acknowledge", {}, "acknowledged"), ("alert.snooze", {"days": 7}, "snoozed")],
+)
+def test_alert_buttons_quiet_the_alert_for_the_owner_only(
+    client: TestClient,
+    connector: FakeConnector,
+    container: Container,
+    verb: str,
+    data: dict[str, Any],
+    status: str,
+) -> None:
+    from scheduler.models import Alert
+
+    link(container, "dana@example.com", "29:dana")
+    link(container, "marco@example.com", "29:marco")
+    alert_id = _open_alert(container)
+
+    refused = client.post(
+        "/api/messages", json=invoke(connector, verb, {"alert_id": alert_id, **data}, "29:marco")
+    )
+    assert refused.status_code == 200
+    with Session(container.engine) as session:
+        assert session.get(Alert, alert_id).status == "open"
+
+    done = client.post(
+        "/api/messages", json=invoke(connector, verb, {"alert_id": alert_id, **data}, "29:dana")
+    )
+    assert done.status_code == 200 and done.json()["type"] == CARD
+    with Session(container.engine) as session:
+        assert session.get(Alert, alert_id).status == status

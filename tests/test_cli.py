@@ -1,0 +1,81 @@
+"""`csm-bot` commands end to end: import errors, scheduler run-once and outbox, teams-manifest."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from sqlmodel import Session, func, select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from storage.models import Account
+
+runner = CliRunner()
+
+
+def test_import_with_bad_rows_lists_them_and_writes_nothing(demo_container, tmp_path: Path) -> None:
+    bad = tmp_path / "accounts.csv"
+    bad.write_text(
+        "external_id,name,owner_email,arr,renewal_date\n"
+        "NEW-1,Brand New Co,dana@example.com,12000,2027-03-01\n"
+        "NEW-2,Broken Co,nobody@nowhere.io,lots,2027-13-45\n"
+    )
+    with Session(demo_container.engine) as session:
+        before = session.exec(select(func.count(Account.id))).one()
+    result = runner.invoke(app, ["import", "accounts", str(bad)])
+    assert result.exit_code == 1
+    assert "row 3" in result.output and "'arr'" in result.output
+    assert "nothing was imported" in result.output
+    with Session(demo_container.engine) as session:
+        assert session.exec(select(func.count(Account.id))).one() == before
+
+
+def test_import_good_file_then_again_changes_nothing(demo_container, tmp_path: Path) -> None:
+    good = tmp_path / "accounts.csv"
+    good.write_text("external_id,name,owner_email,arr\nNEW-1,Brand New Co,dana@example.com,12000\n")
+    first = runner.invoke(app, ["import", "accounts", str(good)])
+    assert first.exit_code == 0, first.output
+    assert "1 new" in first.output
+    again = runner.invoke(app, ["import", "accounts", str(good)])
+    assert again.exit_code == 0 and "0 new, 0 updated, 1 unchanged" in again.output
+
+
+def test_unknown_import_kind_is_refused(demo_container, tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a\n1\n")
+    result = runner.invoke(app, ["import", "invoices", str(path)])
+    assert result.exit_code == 2 and "accounts" in result.output
+
+
+def test_scheduler_run_once_queues_and_outbox_lists(demo_container) -> None:
+    # 14:00 UTC is past Dana's 08:30 New York digest time.
+    result = runner.invoke(app, ["scheduler", "run-once", "--at", "2026-11-23T14:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "daily_digest" in result.output
+    listing = runner.invoke(app, ["outbox", "--status", "sent"])
+    assert listing.exit_code == 0, listing.output
+    assert "daily_digest" in listing.output and "csm:1" in listing.output
+    again = runner.invoke(app, ["scheduler", "run-once", "--at", "2026-11-23T14:00:00Z"])
+    assert again.exit_code == 0 and "queued: nothing" in again.output
+
+
+def test_scheduler_bad_input_gets_a_message(demo_container) -> None:
+    bad_at = runner.invoke(app, ["scheduler", "run-once", "--at", "next tuesday"])
+    assert bad_at.exit_code == 2 and "ISO-8601" in bad_at.output
+    bad_status = runner.invoke(app, ["outbox", "--status", "lost"])
+    assert bad_status.exit_code == 2 and "pending" in bad_status.output
+
+
+def test_teams_manifest(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MICROSOFT_APP_ID", raising=False)
+    missing = runner.invoke(app, ["teams-manifest", "--out", str(tmp_path)])
+    assert missing.exit_code == 2 and "MICROSOFT_APP_ID" in missing.output
+    monkeypatch.setenv("MICROSOFT_APP_ID", "not-a-guid")
+    bad = runner.invoke(app, ["teams-manifest", "--out", str(tmp_path)])
+    assert bad.exit_code == 2
+    monkeypatch.setenv("MICROSOFT_APP_ID", "0b6fe6d1-fece-44f7-9a48-56465e2d5ab8")
+    good = runner.invoke(app, ["teams-manifest", "--out", str(tmp_path), "--domain", "csm.example.com"])
+    assert good.exit_code == 0, good.output
+    zips = list(tmp_path.glob("*.zip"))
+    assert zips and {"manifest.json", "color.png", "outline.png"} <= set(zipfile.ZipFile(zips[0]).namelist())
