@@ -88,13 +88,12 @@ def _scan(
 # Day sequences already seen, with what _scan_window derives from them alone. Recomputing a
 # portfolio hands every account the same few sequences (the last 28 days), and the days are
 # shared date objects, so the lookup is cheap; the cache is bounded.
-_DAYS_CACHE: dict[tuple[tuple[date, ...], int, int], tuple[int, list[int], float, float] | None] = {}
+_DaysInfo = tuple[int, list[int], float, float]
+_DAYS_CACHE: dict[tuple[tuple[date, ...], int, int], _DaysInfo | None] = {}
 _DAYS_CACHE_MAX = 1024
 
 
-def _days_info(
-    days: tuple[date, ...], today: int, lo: int
-) -> tuple[int, list[int], float, float] | None:
+def _days_info(days: tuple[date, ...], today: int, lo: int) -> _DaysInfo | None:
     """(index of the newest day, x per day, sum of x, sum of x squared) when every day lies in
     the window (lo, today]; None when some day is outside it."""
     key = (days, today, lo)
@@ -103,7 +102,7 @@ def _days_info(
     except KeyError:
         pass
     ords = [day.toordinal() for day in days]
-    info: tuple[int, list[int], float, float] | None = None
+    info: _DaysInfo | None = None
     if max(ords) <= today and min(ords) > lo:
         newest = max(ords)
         last = len(ords) - 1 - ords[::-1].index(newest)  # the last of equal newest days wins
@@ -122,7 +121,7 @@ def _scan_window(
     """_scan for readings that all lie inside the window, with the per-reading arithmetic done
     by C loops in the same order as _scan's (so the floats are bit for bit the same); None
     when that does not apply (a day outside the window, or a NaN value) and _scan must loop."""
-    days, values = zip(*readings)
+    days, values = zip(*readings, strict=True)
     info = _days_info(days, today, lo)
     if info is None:
         return None

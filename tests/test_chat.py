@@ -81,7 +81,9 @@ def test_close_names_ask_which_one(demo_container) -> None:
     assert {"Umbrella Corporation", "Umbrella Health"} <= names
 
 
-@pytest.mark.parametrize("text", ["", "   ", "???", "asdf qwer zxcv", "🔥🔥🔥", "DROP TABLE account;"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "???", "asdf qwer zxcv", "🔥🔥🔥", "DROP TABLE account;"]
+)
 def test_nonsense_gets_help_not_a_traceback(demo_container, text: str) -> None:
     out = ConsoleChat(demo_container).ask_json(text)
     assert out["reply"]["template"] in ("help", "account_not_found")
@@ -115,7 +117,12 @@ def test_cli_ask_stdin_one_json_per_line(demo_container) -> None:
     result = runner.invoke(app, ["ask", "--stdin"], input="health acme\nrenewals 30\n\nhelp\n")
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
-    assert [line["intent"] for line in lines] == ["account_health", "renewals_upcoming", "help", "help"]
+    assert [line["intent"] for line in lines] == [
+        "account_health",
+        "renewals_upcoming",
+        "help",
+        "help",
+    ]
 
 
 def test_cli_on_empty_database_says_what_to_do(tmp_path, monkeypatch) -> None:

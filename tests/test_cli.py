@@ -75,7 +75,11 @@ def test_teams_manifest(tmp_path: Path, monkeypatch) -> None:
     bad = runner.invoke(app, ["teams-manifest", "--out", str(tmp_path)])
     assert bad.exit_code == 2
     monkeypatch.setenv("MICROSOFT_APP_ID", "0b6fe6d1-fece-44f7-9a48-56465e2d5ab8")
-    good = runner.invoke(app, ["teams-manifest", "--out", str(tmp_path), "--domain", "csm.example.com"])
+    good = runner.invoke(
+        app, ["teams-manifest", "--out", str(tmp_path), "--domain", "csm.example.com"]
+    )
     assert good.exit_code == 0, good.output
     zips = list(tmp_path.glob("*.zip"))
-    assert zips and {"manifest.json", "color.png", "outline.png"} <= set(zipfile.ZipFile(zips[0]).namelist())
+    assert zips and {"manifest.json", "color.png", "outline.png"} <= set(
+        zipfile.ZipFile(zips[0]).namelist()
+    )

@@ -18,5 +18,7 @@ def test_server_serves_healthz_metrics_and_the_data_api(demo_container) -> None:
     )
     assert health.status_code == 200, health.text
     assert health.json()["account"]["name"] == "Acme Corp"
-    refused = client.get("/api/v1/accounts/ACC-0001/health", headers={"Authorization": "Bearer nope"})
+    refused = client.get(
+        "/api/v1/accounts/ACC-0001/health", headers={"Authorization": "Bearer nope"}
+    )
     assert refused.status_code == 401

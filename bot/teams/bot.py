@@ -300,9 +300,7 @@ class CsmTeamsBot(TeamsActivityHandler):
             note=_text(data, "note"),
         )
 
-    def _acknowledge_alert(
-        self, session: Session, ctx: ChatContext, data: dict[str, Any]
-    ) -> Reply:
+    def _acknowledge_alert(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
         from handlers.alerts import acknowledge_alert
 
         return acknowledge_alert(session, ctx=ctx, alert_id=_int(data, "alert_id"))
