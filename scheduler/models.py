@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Aware UTC now: the datetime columns of this sqlmodel version refuse naive values."""
-    return datetime.now(UTC)
-
+from storage.models import utcnow
 
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
 ALERT_STATUSES = ("open", "acknowledged", "snoozed", "suppressed")

@@ -8,7 +8,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,7 +17,13 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from storage.bulk import chunks, insert_dicts, table
-from storage.models import LIFECYCLE_STAGES, MILESTONE_STATUSES, RENEWAL_STATUSES, SURVEY_KINDS
+from storage.models import (
+    LIFECYCLE_STAGES,
+    MILESTONE_STATUSES,
+    RENEWAL_STATUSES,
+    SURVEY_KINDS,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -589,10 +595,6 @@ class _Counts:
     account_ids: set[int] = field(default_factory=set)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in desired.items() if current.get(k) != v}
 
@@ -635,7 +637,7 @@ def _upsert_by_external_id(
         if on_change:
             on_change(current, changes)
         if touch:
-            changes[touch] = _now()
+            changes[touch] = utcnow()
         conn.execute(tbl.update().where(tbl.c.id == current["id"]).values(**changes))
         counts.updated += 1
         counts.account_ids.add(current["id"] if kind == "accounts" else current["account_id"])
@@ -693,7 +695,7 @@ def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None
             out["owner_id"] = row.refs.get("owner_id")
         return out
 
-    stamp = _now()
+    stamp = utcnow()
     _upsert_by_external_id(
         conn,
         "accounts",
@@ -724,7 +726,7 @@ def _write_milestones(
 ) -> None:
     objective_ids = _objectives_for(conn, rows)
     events: list[dict[str, Any]] = []
-    stamp = _now()
+    stamp = utcnow()
 
     def desired(row: _Row) -> dict[str, Any]:
         out = _plain("milestones", row, skip=(_ACCOUNT_REF, "objective", "owner_email"))
@@ -794,7 +796,7 @@ def _objectives_for(conn: Connection, rows: list[_Row]) -> dict[tuple[int, str],
             name = conn.execute(select(acc.c.name).where(acc.c.id == account_id)).scalar_one()
             plan_id = conn.execute(
                 plan_tbl.insert().values(
-                    account_id=account_id, title=f"{name} success plan", created_at=_now()
+                    account_id=account_id, title=f"{name} success plan", created_at=utcnow()
                 )
             ).inserted_primary_key[0]
         objectives = conn.execute(
@@ -1041,7 +1043,7 @@ def _import(
                 table("audit_log")
                 .insert()
                 .values(
-                    at=_now(),
+                    at=utcnow(),
                     actor_id=None,
                     actor_label=actor_label,
                     source=source,

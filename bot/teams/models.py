@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Aware UTC now: this sqlmodel version's datetime columns refuse naive values."""
-    return datetime.now(UTC)
+from storage.models import utcnow
 
 
 class TeamsConversation(SQLModel, table=True):
