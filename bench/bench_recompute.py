@@ -4,6 +4,7 @@ Run with `.venv/bin/python bench/bench_recompute.py`. The first run builds the p
 (cached in bench/.cache/); every run then times, on that database:
   1. the plain SQL read of exactly the reading rows recompute needs, fetched fully by the driver,
   2. recompute_health for every account, in a fresh subprocess so its peak RSS is its own,
+     right after 1.; rounds of 1. + 2. are repeated (--repeat) and the medians checked,
   3. `csm-bot ask "/health acme"` end to end (process start-up included), several times,
      interleaved with `python -c pass` and `python -c "import sqlalchemy"` as baselines;
      the median is checked.
@@ -186,6 +187,9 @@ def main() -> int:
         help="also time the one-cut-off read of every reading in the longest look-back",
     )
     parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of plain read + recompute (default 3)"
+    )
+    parser.add_argument(
         "--ask-runs", type=int, default=7, help="timed runs of the ask command (default 7)"
     )
     parser.add_argument("--child", nargs=2, metavar=("URL", "AS_OF"), help=argparse.SUPPRESS)
@@ -206,22 +210,39 @@ def main() -> int:
 
     # Read once untimed so both measurements start from the same warm page cache.
     _plain_read(url, TODAY)
-    rows, read_s = _plain_read(url, TODAY)
-    print(f"plain read    {rows:,} rows (the same statements recompute runs) in {read_s:.2f}s")
     if args.literal_read:
         all_rows, all_s = _literal_read(url, TODAY)
         print(f"literal read  {all_rows:,} rows (one cut-off for every indicator) in {all_s:.2f}s")
 
-    result = _recompute(url, TODAY)
-    ratio = result["seconds"] / read_s
+    # Each round times the plain read and then recompute right after it, so a burst of load on
+    # the (shared) machine tends to hit both; the checks use the medians over the rounds.
+    reads: list[float] = []
+    runs: list[dict] = []
+    ratios: list[float] = []
+    for n in range(1, args.repeat + 1):
+        rows, read_s = _plain_read(url, TODAY)
+        result = _recompute(url, TODAY)
+        reads.append(read_s)
+        runs.append(result)
+        ratios.append(result["seconds"] / read_s)
+        print(
+            f"round {n}       plain read {rows:,} rows in {read_s:.2f}s; recompute "
+            f"{result['accounts']:,} accounts, {result['snapshots']:,} snapshots "
+            f"({result['insufficient']} insufficient) in {result['seconds']:.2f}s: "
+            f"{ratios[-1]:.2f}x"
+        )
+    seconds = [r["seconds"] for r in runs]
+    ratio = statistics.median(ratios)
+    peak = max(r["peak_rss_mb"] for r in runs)
+    print(f"plain read    {_spread(reads)} (the same statements recompute runs)")
+    print(f"recompute     {_spread(seconds)}")
     print(
-        f"recompute     {result['accounts']:,} accounts, {result['snapshots']:,} snapshots "
-        f"({result['insufficient']} insufficient) in {result['seconds']:.2f}s"
+        f"ratio         median {ratio:.2f}x the plain read "
+        f"(range {min(ratios):.2f}-{max(ratios):.2f}x)"
     )
-    print(f"ratio         {ratio:.2f}x the plain read")
     print(
-        f"peak RSS      {result['peak_rss_mb']:.0f} MB "
-        f"(process after imports: {result['rss_before_mb']:.0f} MB)"
+        f"peak RSS      {peak:.0f} MB at most "
+        f"(process after imports: {runs[0]['rss_before_mb']:.0f} MB)"
     )
     asks, detail = _ask(url, TODAY, args.ask_runs)
     ask_s = None
@@ -234,9 +255,9 @@ def main() -> int:
         ask_s = statistics.median(asks["csm-bot ask '/health acme'"])
 
     checks = {
-        f"recompute <= {TARGET_SECONDS:g}s": result["seconds"] <= TARGET_SECONDS,
-        f"recompute <= {TARGET_RATIO:g}x plain read": ratio <= TARGET_RATIO,
-        "peak memory < 1 GiB": result["peak_rss_mb"] < TARGET_RSS_MB,
+        f"recompute <= {TARGET_SECONDS:g}s (median)": statistics.median(seconds) <= TARGET_SECONDS,
+        f"recompute <= {TARGET_RATIO:g}x plain read (median)": ratio <= TARGET_RATIO,
+        "peak memory < 1 GiB": peak < TARGET_RSS_MB,
     }
     if ask_s is not None:
         checks[f"ask < {TARGET_ASK_SECONDS:g}s (median)"] = ask_s < TARGET_ASK_SECONDS

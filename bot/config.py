@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     api_token: str | None = None
     # Day the assistant treats as "today"; unset means the real date. Tests and demos pin it.
     today: str | None = None
+    # Slack channel id where escalations are posted as threads; unset: the channel they were opened in.
+    escalation_channel: str | None = None
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")

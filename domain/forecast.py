@@ -168,15 +168,19 @@ def forecast_red(
     latest: dict[str, tuple[date, float]] = {}
     slopes: dict[str, float] = {}
     lines: dict[str, tuple[float, float]] = {}
+    worse: list[str] = []  # in model order, as slopes are
     for ind in model.indicators:
-        best, fit = _scan(series.get(ind.key) or (), as_of, window_days, ind.kind == "leading")
+        key = ind.key
+        best, fit = _scan(series.get(key) or (), as_of, window_days, ind.kind == "leading")
         if best is not None:
-            latest[ind.key] = best
+            latest[key] = best
         if fit is not None and fit[0] >= min_points:
             _, intercept, slope = fit
-            slopes[ind.key] = slope
-            lines[ind.key] = (intercept, slope)
-    worsening = tuple(k for k in slopes if _moves_toward_red(model.indicator(k), slopes[k]))
+            slopes[key] = slope
+            lines[key] = (intercept, slope)
+            if _moves_toward_red(ind, slope):
+                worse.append(key)
+    worsening = tuple(worse)
 
     if current is None:
         current = score_health(model, latest, as_of)

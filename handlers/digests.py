@@ -206,11 +206,16 @@ def daily_digest(session: Session, *, ctx: ChatContext, csm_id: int | None = Non
     first = csm.name.split()[0]
     text = (
         f"Good morning {first}: {counts['red']} red, {counts['amber']} amber of "
-        f"{len(accounts)} accounts; {len(changes)} changed since yesterday; "
-        f"{len(in_30)} renewals in 30 days ({len(renewal_rows)} in 90); "
-        f"{len(overdue_rows)} overdue milestones; {len(escalation_rows)} open escalations."
+        f"{_plural(len(accounts), 'account')}; {len(changes)} changed since yesterday; "
+        f"{_plural(len(in_30), 'renewal')} in 30 days ({len(renewal_rows)} in 90); "
+        f"{_plural(len(overdue_rows), 'overdue milestone')}; "
+        f"{_plural(len(escalation_rows), 'open escalation')}."
     )
     return Reply(template="daily_digest", context=context, text=text)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def quarter_bounds(day: date) -> tuple[date, date, str]:
@@ -258,6 +263,7 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
     movements: list[dict[str, Any]] = []
     arr_at_risk = 0.0
     live = [a for a in accounts if a.churned_on is None or a.churned_on >= q_start]
+    current = [a for a in live if a.churned_on is None]
     for a in live:
         if a.churned_on is not None:
             continue
@@ -324,10 +330,18 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
         "manager": {"id": manager.id, "name": manager.name},
         "week": f"{today.isocalendar().year}-W{today.isocalendar().week:02d}",
         "day": today.isoformat(),
-        "quarter": {"label": q_label, "start": q_start.isoformat(), "end": q_end.isoformat()},
+        "quarter": {
+            "label": q_label,
+            "start": q_start.isoformat(),
+            "end": q_end.isoformat(),
+            "start_arr": start_arr,
+        },
         "team_size": len(team),
-        "accounts": len(live),
-        "arr_total": start_arr,
+        # Today's book (what "By CSM" adds up to); the quarter's starting ARR, which still holds
+        # the accounts churned since, is the GRR/NRR base.
+        "accounts": len(current),
+        "arr_total": sum(a.arr for a in current),
+        "churned_this_quarter": len(live) - len(current),
         "arr_at_risk": arr_at_risk,
         "forecast": {
             "grr_pct": None if grr is None else round(grr * 100, 1),
@@ -345,7 +359,7 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
     nrr_text = "—" if nrr is None else f"{nrr * 100:.1f}%"
     text = (
         f"Weekly team digest for {manager.name}: ${arr_at_risk:,.0f} ARR at risk; {q_label} "
-        f"forecast GRR {grr_text}, NRR {nrr_text}; {context['worse']} accounts worse, "
+        f"forecast GRR {grr_text}, NRR {nrr_text}; {_plural(context['worse'], 'account')} worse, "
         f"{context['better']} better this week."
     )
     return Reply(template="manager_digest", context=context, text=text)

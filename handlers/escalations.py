@@ -1,4 +1,4 @@
-"""Escalations: open one from chat, acknowledge, assign and resolve it, with SLA timers per severity."""
+"""Escalations: open one from chat, acknowledge, assign, note and resolve it, with SLA timers per severity."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from handlers.accounts import account_summary, resolve_account
+from domain.nlu import parse
+from handlers.accounts import account_index, account_summary, resolution_reply, resolve_account
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied, ValidationFailed
@@ -23,6 +24,13 @@ SLA = {
     "sev3": (timedelta(days=1), timedelta(days=7)),
 }
 TITLE_MAX = 150
+DESCRIPTION_MAX = 2000
+NOTE_MAX = 2000
+# An escalation is internal: its severity, owner and notes must not reach the customer's eyes.
+EXTERNAL_REFUSAL = (
+    "Escalations are internal, and this channel is shared with another organisation, so I "
+    "don't open one here. Open it from an internal channel or a direct message with me."
+)
 
 
 def escalation_context(
@@ -35,6 +43,7 @@ def escalation_context(
     return {
         "id": escalation.id,
         "title": escalation.title,
+        "description": escalation.description,
         "severity": escalation.severity,
         "status": escalation.status,
         "owner": owner.name if owner else None,
@@ -44,14 +53,57 @@ def escalation_context(
         else None,
         "breached": bool(due and escalation.status != "resolved" and due < now),
         "account": account_summary(session, account, ctx.today) if account else None,
+        # Where its Slack thread lives (None until posted); each platform reads only its own.
+        "slack_channel_id": escalation.slack_channel_id,
+        "slack_thread_ts": escalation.slack_thread_ts,
     }
 
 
-def _reply(session: Session, escalation: Escalation, ctx: ChatContext, verb: str) -> Reply:
+def update_text(kind: str, *, actor: str, owner: str | None = None, note: str | None = None) -> str:
+    """The one line a thread reply says about an update: "Assigned to Marco Rossi by Dana Whitfield"."""
+    if kind == "assigned":
+        line = f"Assigned to {owner or 'nobody'} by {actor}"
+    elif kind == "note":
+        line = f"Note from {actor}"
+    else:
+        line = f"{kind.capitalize()} by {actor}"
+    return f"{line}: {note}" if note else line
+
+
+def _reply(
+    session: Session,
+    escalation: Escalation,
+    ctx: ChatContext,
+    verb: str,
+    *,
+    note: str | None = None,
+) -> Reply:
     context = escalation_context(session, escalation, ctx)
     name = context["account"]["name"] if context["account"] else "?"
     text = f"Escalation #{escalation.id} {verb}: [{escalation.severity}] {name} — {escalation.title} ({escalation.status})"
-    return Reply(template="escalation", context={"escalation": context}, text=text)
+    update = {
+        "kind": verb,
+        "actor": ctx.actor.name,
+        "owner": context["owner"],
+        "note": note,
+        "line": update_text(verb, actor=ctx.actor.name, owner=context["owner"]),
+        "text": update_text(verb, actor=ctx.actor.name, owner=context["owner"], note=note),
+    }
+    return Reply(
+        template="escalation", context={"escalation": context, "update": update}, text=text
+    )
+
+
+def update_reply(reply: Reply) -> Reply:
+    """The thread reply for a change a handler here made (acknowledged, assigned, note, resolved)."""
+    escalation = reply.context["escalation"]
+    update = reply.context["update"]
+    return Reply(
+        template="escalation_update",
+        context=reply.context,
+        text=f"Escalation #{escalation['id']}: {update['text']}",
+        visibility="channel",
+    )
 
 
 def open_escalation(
@@ -62,8 +114,14 @@ def open_escalation(
     account_id: int | None = None,
     severity: str | None = None,
     title: str | None = None,
+    description: str | None = None,
 ) -> Reply:
-    """Open an escalation; any known CSM may open one, the account owner owns it."""
+    """Open an escalation; any known CSM may open one, the account owner owns it.
+
+    Never from a channel shared with another organisation, whichever account it names.
+    """
+    if ctx.external:
+        raise PermissionDenied(EXTERNAL_REFUSAL)
     found = resolve_account(session, ctx=ctx, intent="escalate", query=query, account_id=account_id)
     if isinstance(found, Reply):
         return found
@@ -76,6 +134,9 @@ def open_escalation(
     title = (title or "").strip() or f"Escalation for {found.name}"
     if len(title) > TITLE_MAX:
         errors["title"] = f"Keep the title under {TITLE_MAX} characters"
+    description = (description or "").strip() or None
+    if description and len(description) > DESCRIPTION_MAX:
+        errors["description"] = f"Keep the description under {DESCRIPTION_MAX} characters"
     if errors:
         raise ValidationFailed(errors)
     now = utcnow()
@@ -83,6 +144,7 @@ def open_escalation(
     escalation = Escalation(
         account_id=found.id or 0,
         title=title,
+        description=description,
         severity=severity,
         status="open",
         owner_id=found.owner_id,
@@ -177,7 +239,7 @@ def _transition(
         after={"status": escalation.status, "owner_id": escalation.owner_id},
     )
     session.flush()
-    return _reply(session, escalation, ctx, kind)
+    return _reply(session, escalation, ctx, kind, note=note)
 
 
 def acknowledge(session: Session, *, ctx: ChatContext, escalation_id: int) -> Reply:
@@ -187,6 +249,9 @@ def acknowledge(session: Session, *, ctx: ChatContext, escalation_id: int) -> Re
 def resolve(
     session: Session, *, ctx: ChatContext, escalation_id: int, note: str | None = None
 ) -> Reply:
+    note = (note or "").strip() or None
+    if note and len(note) > NOTE_MAX:
+        raise ValidationFailed({"note": f"Keep the note under {NOTE_MAX} characters"})
     return _transition(session, ctx=ctx, escalation_id=escalation_id, to="resolved", note=note)
 
 
@@ -205,3 +270,167 @@ def open_escalations(session: Session, *, account_id: int | None = None) -> list
     if account_id is not None:
         query = query.where(Escalation.account_id == account_id)
     return list(session.exec(query).all())
+
+
+def _escalation_and_account(session: Session, escalation_id: int) -> tuple[Escalation, Account]:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise NotFound(f"Escalation {escalation_id} no longer exists.")
+    account = session.get(Account, escalation.account_id)
+    if account is None:
+        raise NotFound("The escalation's account no longer exists.")
+    return escalation, account
+
+
+def add_note(session: Session, *, ctx: ChatContext, escalation_id: int, note: str) -> Reply:
+    """A note on the escalation's timeline; the same people who may change it may add one."""
+    escalation, account = _escalation_and_account(session, escalation_id)
+    require_change(session, ctx.actor, account, f"escalation #{escalation_id}")
+    note = (note or "").strip()
+    if not note:
+        raise ValidationFailed({"note": "Write the note first"})
+    if len(note) > NOTE_MAX:
+        raise ValidationFailed({"note": f"Keep the note under {NOTE_MAX} characters"})
+    session.add(
+        EscalationEvent(
+            escalation_id=escalation_id,
+            actor_id=ctx.actor.csm_id,
+            actor_label=ctx.actor.email or ctx.actor.name,
+            kind="note",
+            note=note,
+        )
+    )
+    record(
+        session,
+        ctx=ctx,
+        action="escalation.note",
+        entity="escalation",
+        entity_id=escalation_id,
+        after={"note": note},
+    )
+    session.flush()
+    return _reply(session, escalation, ctx, "note", note=note)
+
+
+FORMS = ("assign", "resolve", "note")
+
+
+def escalation_form(session: Session, *, ctx: ChatContext, escalation_id: int, form: str) -> Reply:
+    """The data for an assign / resolve / note modal, refused before it opens for anyone who may not change it."""
+    if form not in FORMS:
+        raise ValidationFailed({"form": f"unknown form {form}"})
+    escalation, account = _escalation_and_account(session, escalation_id)
+    require_change(session, ctx.actor, account, f"escalation #{escalation_id}")
+    if escalation.status == "resolved" and form != "note":
+        raise ValidationFailed({"status": f"Escalation #{escalation_id} is already resolved"})
+    owner = session.get(CSM, escalation.owner_id) if escalation.owner_id else None
+    context: dict[str, Any] = {
+        "escalation": {
+            "id": escalation.id,
+            "title": escalation.title,
+            "severity": escalation.severity,
+            "status": escalation.status,
+            "account": account.name,
+            "owner_email": owner.email if owner else None,
+        },
+        "owners": [],
+    }
+    if form == "assign":
+        owners = session.exec(select(CSM).order_by(col(CSM.name))).all()
+        context["owners"] = [{"email": c.email, "name": c.name} for c in owners]
+    return Reply(
+        template=f"escalation_{form}_modal",
+        context=context,
+        text=f"Escalation #{escalation.id} ({account.name}): {form}",
+    )
+
+
+def new_escalation_form(session: Session, *, ctx: ChatContext, account: str = "") -> Reply:
+    """The data for the "open an escalation" modal; refused where it could not be opened anyway."""
+    if ctx.external:
+        raise PermissionDenied(EXTERNAL_REFUSAL)
+    if ctx.actor.csm_id is None:
+        raise PermissionDenied("I don't know you yet, so I can't open an escalation for you.")
+    return Reply(
+        template="escalation_open_modal",
+        context={
+            "account": account,
+            "severities": list(ESCALATION_SEVERITIES),
+            "severity": "sev2",
+            "title_max": TITLE_MAX,
+            "description_max": DESCRIPTION_MAX,
+        },
+        text="Open an escalation",
+    )
+
+
+def submit_escalation(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    account: str | None,
+    severity: str | None,
+    title: str | None,
+    description: str | None = None,
+) -> Reply:
+    """The modal's submit: every field is checked first, so all errors come back at once."""
+    if ctx.external:
+        raise PermissionDenied(EXTERNAL_REFUSAL)
+    errors: dict[str, str] = {}
+    found = resolve_account(session, ctx=ctx, intent="escalate", query=account or "")
+    if isinstance(found, Reply):
+        errors["account"] = found.text if (account or "").strip() else "Which account?"
+    if (severity or "").lower() not in ESCALATION_SEVERITIES:
+        errors["severity"] = "Choose sev1, sev2 or sev3"
+    if not (title or "").strip():
+        errors["title"] = "Say in a few words what is wrong"
+    elif len((title or "").strip()) > TITLE_MAX:
+        errors["title"] = f"Keep the title under {TITLE_MAX} characters"
+    if description and len(description.strip()) > DESCRIPTION_MAX:
+        errors["description"] = f"Keep the description under {DESCRIPTION_MAX} characters"
+    if errors or isinstance(found, Reply):
+        raise ValidationFailed(errors)
+    return open_escalation(
+        session,
+        ctx=ctx,
+        account_id=found.id,
+        severity=severity,
+        title=title,
+        description=description,
+    )
+
+
+def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
+    """`/escalate acme sev1 SSO is down`: the account, an optional severity, then the title."""
+    if ctx.external:
+        raise PermissionDenied(EXTERNAL_REFUSAL)
+    # The chat parser already reads "acme sev1 SSO is down" after an escalate cue.
+    parsed = parse(f"escalate {text}", index=account_index(session), today=ctx.today)
+    resolution = parsed.account
+    if resolution is None:
+        return Reply(
+            template="account_not_found",
+            context={"query": "", "suggestions": []},
+            text="Which account? Try “/escalate acme sev1 SSO is down”, or /escalate alone for a form.",
+        )
+    if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
+        return resolution_reply(resolution, "escalate")
+    return open_escalation(
+        session,
+        ctx=ctx,
+        account_id=resolution.account_id,
+        severity=parsed.severity,
+        title=parsed.title,
+    )
+
+
+def attach_thread(
+    session: Session, *, escalation_id: int, slack_channel_id: str, slack_thread_ts: str
+) -> None:
+    """Remember where an escalation's Slack thread is; the first thread wins (updates land there)."""
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or escalation.slack_thread_ts:
+        return
+    escalation.slack_channel_id = slack_channel_id
+    escalation.slack_thread_ts = slack_thread_ts
+    session.add(escalation)

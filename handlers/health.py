@@ -193,6 +193,8 @@ def health_card(
     session: Session, account: Account, *, ctx: ChatContext, models: HealthModels
 ) -> Reply:
     summary = account_summary(session, account, ctx.today)
+    # A churned customer keeps its last score; the card must not read like a live account.
+    summary["churned_on"] = account.churned_on.isoformat() if account.churned_on else None
     health = health_context(session, account, models=models, today=ctx.today)
     context = {
         "account": summary,
@@ -210,6 +212,8 @@ def health_text(account: dict[str, Any], health: dict[str, Any]) -> str:
         head = f"{account['name']}: insufficient data for a health score"
     else:
         head = f"{account['name']}: {health['score']}/100 {health['band']}"
+    if account.get("churned_on"):
+        return f"{head} (churned on {account['churned_on']}; last scored {health['day']})"
     delta = health["trend"]["delta_7d"]
     if delta is not None:
         head += f", {delta:+.0f} in 7 days"
@@ -256,6 +260,18 @@ def account_changes(
     since = ctx.today - timedelta(days=days)
     now = snapshot_on_or_before(session, account.id or 0, ctx.today)
     then = snapshot_on_or_before(session, account.id or 0, since)
+    history_from: str | None = None
+    if then is None and now is not None:
+        # The window reaches back before the first snapshot: compare with the oldest one we have
+        # (and say so) rather than silently leaving the score out.
+        then = session.exec(
+            select(HealthSnapshot)
+            .where(HealthSnapshot.account_id == account.id, HealthSnapshot.day > since)
+            .where(HealthSnapshot.day < now.day)
+            .order_by(col(HealthSnapshot.day))
+            .limit(1)
+        ).first()
+        history_from = then.day.isoformat() if then is not None else None
     changes: list[dict[str, Any]] = []
     if now is not None and then is not None:
         if now.band != then.band:
@@ -264,7 +280,8 @@ def account_changes(
             changes.append(
                 {
                     "kind": "score",
-                    "text": f"Score {then.score:.0f} → {now.score:.0f} ({now.score - then.score:+.0f})",
+                    "text": f"Score {then.score:.0f} → {now.score:.0f} "
+                    f"({_signed(now.score - then.score)})",
                 }
             )
         for key, current in now.indicator_scores.items():
@@ -306,14 +323,27 @@ def account_changes(
             }
         )
     summary = account_summary(session, account, ctx.today)
-    text = f"{account.name} since {since.isoformat()}: " + (
+    scores_from = f" (health history starts {history_from})" if history_from else ""
+    text = f"{account.name} since {since.isoformat()}{scores_from}: " + (
         "; ".join(c["text"] for c in changes) if changes else "nothing notable changed"
     )
     return Reply(
         template="account_changes",
-        context={"account": summary, "since": since.isoformat(), "days": days, "changes": changes},
+        context={
+            "account": summary,
+            "since": since.isoformat(),
+            "days": days,
+            "history_from": history_from,
+            "changes": changes,
+        },
         text=text,
     )
+
+
+def _signed(value: float) -> str:
+    """A score change as the cards print it: +3, −8 (a real minus sign), ±0."""
+    rounded = round(value)
+    return "±0" if rounded == 0 else f"{rounded:+d}".replace("-", "−")
 
 
 def _fmt(value: Any) -> str:

@@ -37,6 +37,13 @@ SETTABLE_STATUSES = ("done", "in_progress", "at_risk", "blocked")
 NOTE_MAX = 500
 
 
+def kpi_suffix(unit: str | None) -> str:
+    """What follows a KPI number: "52%" but "2.8 reviews" (a word unit needs its space)."""
+    if not unit:
+        return ""
+    return unit if unit == "%" else f" {unit}"
+
+
 def is_overdue(milestone: Milestone, today: date) -> bool:
     return (
         milestone.status != "done" and milestone.due_date is not None and milestone.due_date < today
@@ -112,6 +119,7 @@ def plan_reply(session: Session, account: Account, *, ctx: ChatContext) -> Reply
                     "kpi_target": objective.kpi_target,
                     "kpi_current": objective.kpi_current,
                     "kpi_unit": objective.kpi_unit,
+                    "kpi_suffix": kpi_suffix(objective.kpi_unit),
                     "milestones": items,
                 }
             )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from handlers.accounts import latest_snapshots, not_here_reply, resolve_account, scores_on
@@ -94,6 +94,26 @@ def _rows(session: Session, accounts: list[Account], today: date) -> list[dict[s
     return [_row(a, snapshots.get(a.id or 0), past.get(a.id or 0), owners, today) for a in accounts]
 
 
+# Window labels that read on their own after "renewals": "this month", "until end of March".
+_STANDALONE_WINDOW_WORDS = frozenset(
+    ("this", "until", "by", "before", "since", "through", "till", "up", "prior", "ahead")
+)
+
+
+def window_phrase(label: str) -> str:
+    """How a window reads after "renewals": "in the next 60 days", "this month", "in Q1 2027"."""
+    first = label.split(" ", 1)[0].lower()
+    if first in ("next", "last", "past", "previous", "coming"):
+        return f"in the {label}"
+    if first in _STANDALONE_WINDOW_WORDS:
+        return label
+    return f"in {label}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _refuse_in_external(ctx: ChatContext) -> Reply | None:
     # Portfolio lists would show other customers' names to an outside organisation.
     return not_here_reply() if ctx.external else None
@@ -130,13 +150,21 @@ def at_risk(
     risky.sort(key=_risk_key)
     arr_at_risk = sum(r["arr"] or 0 for r in risky)
     counts = {b: sum(1 for r in risky if r["band"] == b) for b in ("red", "amber", "green")}
-    what = f"{band} accounts" if band else "accounts at risk"
-    text = (
-        f"{len(risky)} {what} in {scope.label} ({counts['red']} red, {counts['amber']} amber), "
-        f"ARR at risk ${arr_at_risk:,.0f}"
-        if risky
-        else f"No {what} in {scope.label}."
-    )
+    if band:
+        found = _plural(len(risky), f"{band} account")
+        text = (
+            f"{found} in {scope.label}, ARR ${arr_at_risk:,.0f}"
+            if risky
+            else f"No {band} accounts in {scope.label}."
+        )
+    else:
+        found = _plural(len(risky), "account") + " at risk"
+        text = (
+            f"{found} in {scope.label} ({counts['red']} red, {counts['amber']} amber), "
+            f"ARR at risk ${arr_at_risk:,.0f}"
+            if risky
+            else f"No accounts at risk in {scope.label}."
+        )
     return Reply(
         template="risks",
         context={
@@ -156,7 +184,10 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
-    scope = scope_for(session, ctx, owner or ("me" if ctx.actor.csm_id else None))
+    if owner is None and ctx.actor.csm_id and ctx.actor.role not in ("manager", "admin"):
+        owner = "me"
+    # A manager's or an admin's "my accounts" is the book they look after: their team's (or all).
+    scope = scope_for(session, ctx, owner)
     rows = _rows(session, _accounts(session, scope), ctx.today)
     rows.sort(key=_risk_key)
     counts = {
@@ -164,9 +195,11 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
     }
     total_arr = sum(r["arr"] or 0 for r in rows)
     text = (
-        f"{len(rows)} accounts in {scope.label}: {counts['red']} red, {counts['amber']} amber, "
-        f"{counts['green']} green"
+        f"{_plural(len(rows), 'account')} in {scope.label}: {counts['red']} red, "
+        f"{counts['amber']} amber, {counts['green']} green"
         + (f", {counts['insufficient']} without enough data" if counts["insufficient"] else "")
+        if rows
+        else f"{scope.label[:1].upper()}{scope.label[1:]}: none."
     )
     return Reply(
         template="my_accounts",
@@ -192,7 +225,11 @@ def upcoming_renewals(
     label: str | None = None,
     owner: str | None = None,
 ) -> Reply:
-    """Open renewals in a window (default the next 90 days), soonest first, with health and ARR."""
+    """Renewals in a window (default the next 90 days), soonest first, with health and ARR.
+
+    Open renewals always; for the part of the window already past, the closed ones too (renewed
+    or churned, with the outcome), so "what renewed last month?" has an answer.
+    """
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
@@ -203,7 +240,8 @@ def upcoming_renewals(
     query = (
         select(Renewal, Account)
         .join(Account, Account.id == Renewal.account_id)
-        .where(Renewal.status == "open", Renewal.renewal_date >= start, Renewal.renewal_date <= end)
+        .where(Renewal.renewal_date >= start, Renewal.renewal_date <= end)
+        .where(or_(Renewal.status == "open", col(Renewal.renewal_date) < ctx.today))
         .order_by(col(Renewal.renewal_date), col(Account.name))
     )
     if scope.owner_ids is not None:
@@ -228,25 +266,38 @@ def upcoming_renewals(
                 else round(snapshot.score),
                 "band": snapshot.band if snapshot else "insufficient",
                 "owner": owners.get(account.owner_id) if account.owner_id else None,
+                "status": renewal.status,
+                "renewed_arr": renewal.renewed_arr,
             }
         )
     total_arr = sum(r["arr"] for r in renewals)
-    arr_at_risk = sum(r["arr"] for r in renewals if r["band"] in ("red", "amber"))
+    arr_at_risk = sum(
+        r["arr"] for r in renewals if r["status"] == "open" and r["band"] in ("red", "amber")
+    )
+    closed = sum(1 for r in renewals if r["status"] != "open")
+    phrase = window_phrase(label)
     text = (
-        f"{len(renewals)} renewals in the {label} ({scope.label}), ${total_arr:,.0f} ARR, "
+        f"{_plural(len(renewals), 'renewal')} {phrase} ({scope.label}), ${total_arr:,.0f} ARR, "
         f"${arr_at_risk:,.0f} of it on red or amber accounts"
+        + (f"; {closed} already closed" if closed else "")
         if renewals
-        else f"No renewals in the {label} ({scope.label})."
+        else f"No renewals {phrase} ({scope.label})."
     )
     return Reply(
         template="renewals",
         context={
             "scope": scope.label,
-            "window": {"start": start.isoformat(), "end": end.isoformat(), "label": label},
+            "window": {
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "label": label,
+                "phrase": phrase,
+            },
             "renewals": renewals,
             "total": len(renewals),
             "total_arr": total_arr,
             "arr_at_risk": arr_at_risk,
+            "closed": closed,
         },
         text=text,
     )

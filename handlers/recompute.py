@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import time as _time
 from bisect import bisect_right
@@ -10,11 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Date, bindparam, select, text
+from sqlalchemy import Column, Date, MetaData, Table, Text, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -23,6 +25,7 @@ from domain.health import score_health
 from storage.bulk import table
 
 if TYPE_CHECKING:
+    from domain.health import HealthResult
     from domain.health_model import HealthModel, HealthModels
 
 logger = logging.getLogger(__name__)
@@ -284,9 +287,93 @@ def _accounts(
     return [(row[0], row[1], row[2]) for row in conn.execute(stmt)]
 
 
-def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
+_JSON_COLUMNS = ("indicator_scores", "drivers")
+
+
+@lru_cache(maxsize=1)
+def _snapshot_text_table() -> Table:
+    """health_snapshot with its JSON columns bound as text that is already JSON (SQLite only,
+    where JSON is stored as text anyway): recompute serializes them through _JsonText."""
     snap = table("health_snapshot")
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    return Table(
+        snap.name,
+        MetaData(),
+        *(Column(c.name, Text() if c.name in _JSON_COLUMNS else c.type) for c in snap.columns),
+    )
+
+
+class _JsonText:
+    """The snapshot's JSON columns as the exact text json.dumps would give for
+    HealthResult.indicator_scores_json() and drivers_json(), each distinct per-indicator entry
+    serialized once: across a portfolio most entries repeat (the same sentiment, no overdue
+    invoices, a value on its threshold ...), and JSON encoding is a large part of a recompute.
+    """
+
+    def __init__(self) -> None:
+        self._scores: dict[tuple[Any, ...], str] = {}
+        self._drivers: dict[tuple[Any, ...], str] = {}
+
+    @staticmethod
+    def _exact(key: tuple[Any, ...], *numbers: float | None) -> tuple[Any, ...]:
+        # 0.0 == -0.0 (and they hash alike) but print differently: tell them apart.
+        if any(x == 0 for x in numbers):
+            return (*key, *(repr(x) for x in numbers))
+        return key
+
+    def scores(self, result: HealthResult) -> str:
+        cache = self._scores
+        pieces = []
+        for r in result.indicators:
+            score = None if r.score is None else round(r.score, 1)
+            effective = round(r.effective_weight, 4)
+            key = (r.key, r.label, r.kind, r.value, score, r.day, r.age_days, r.status, r.weight)
+            key = self._exact((*key, effective), r.value, score, effective)
+            piece = cache.get(key)
+            if piece is None:
+                entry = {
+                    "label": r.label,
+                    "kind": r.kind,
+                    "value": r.value,
+                    "score": score,
+                    "day": None if r.day is None else r.day.isoformat(),
+                    "age_days": r.age_days,
+                    "status": r.status,
+                    "weight": r.weight,
+                    "effective_weight": effective,
+                }
+                piece = cache[key] = f"{json.dumps(r.key)}: {json.dumps(entry)}"
+            pieces.append(piece)
+        return "{" + ", ".join(pieces) + "}"
+
+    def drivers(self, result: HealthResult) -> str:
+        cache = self._drivers
+        pieces = []
+        for d in result.drivers:
+            score = round(d.score, 1)
+            impact = round(d.impact, 1)
+            key = self._exact(
+                (d.key, d.label, d.kind, d.value, score, d.weight, impact), d.value, score, impact
+            )
+            piece = cache.get(key)
+            if piece is None:
+                entry = {
+                    "key": d.key,
+                    "label": d.label,
+                    "kind": d.kind,
+                    "value": d.value,
+                    "score": score,
+                    "weight": d.weight,
+                    "impact": impact,
+                }
+                piece = cache[key] = json.dumps(entry)
+            pieces.append(piece)
+        return "[" + ", ".join(pieces) + "]"
+
+
+def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
+    sqlite_db = conn.dialect.name == "sqlite"
+    snap = _snapshot_text_table() if sqlite_db else table("health_snapshot")
+    insert = sqlite.insert if sqlite_db else postgresql.insert
     stmt = insert(snap)
     updated = (
         "score",
@@ -312,8 +399,13 @@ def _snapshot_row(
     fitted: frozenset[str],
     computed_at: Any,
     in_range: bool,
+    as_text: _JsonText | None = None,
 ) -> dict[str, Any]:
-    """Score one account on one day from its (day-sorted) readings."""
+    """Score one account on one day from its (day-sorted) readings.
+
+    With ``as_text`` the JSON columns come as JSON text (for _snapshot_text_table), else as
+    the plain data the JSON column type serializes.
+    """
     latest: dict[str, tuple[date, float]] = {}
     window: dict[str, list[tuple[date, float]]] = {}
     window_start = (day - _WINDOW, _INF)
@@ -350,8 +442,10 @@ def _snapshot_row(
         "band": result.band,
         "coverage": result.coverage,
         "model_name": model.name,
-        "indicator_scores": result.indicator_scores_json(),
-        "drivers": result.drivers_json(),
+        "indicator_scores": (
+            result.indicator_scores_json() if as_text is None else as_text.scores(result)
+        ),
+        "drivers": result.drivers_json() if as_text is None else as_text.drivers(result),
         "forecast_red_in_days": forecast.red_in_days,
         "computed_at": computed_at,
     }
@@ -394,6 +488,7 @@ def _compute(
     accounts = snapshots = insufficient = 0
     with _gc_paused(), engine.begin() as conn:
         upsert = _upsert_statement(conn)
+        as_text = _JsonText() if conn.dialect.name == "sqlite" else None
         targets = _accounts(conn, first, ids)
         readings = stream_readings(conn, models, first, last, ids)
         model_for = {}
@@ -416,7 +511,9 @@ def _compute(
             for day in days:
                 if churned_on is not None and day >= churned_on:
                     break
-                row = _snapshot_row(account_id, day, model, series, fitted, computed_at, single)
+                row = _snapshot_row(
+                    account_id, day, model, series, fitted, computed_at, single, as_text
+                )
                 if row["score"] is None:
                     insufficient += 1
                 pending.append(row)

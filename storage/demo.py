@@ -503,6 +503,8 @@ def _milestone_rows(
     titles = list(template[5])
     n = rng.randint(2, min(4, len(titles)))
     stamp = datetime.combine(today, time(9), tzinfo=UTC)
+    # Work the CSM does not own is the customer's: their champion drives it.
+    champion = next((p["name"] for p in _stakeholders(acct) if p["role"] == "champion"), None)
     rows = []
     for pos in range(n):
         due = today + timedelta(days=-60 + pos * rng.randint(20, 45) + rng.randint(-5, 5))
@@ -514,14 +516,15 @@ def _milestone_rows(
             )
         else:
             status = _pick(rng, (("not_started", 0.5), ("in_progress", 0.4), ("at_risk", 0.1)))
+        csm_owned = rng.random() < 0.6
         rows.append(
             {
                 "objective_id": objective_id,
                 "account_id": acct.id,
                 "external_id": f"MS-{seq + pos:06d}",
                 "title": titles[pos],
-                "owner_id": owner_id if rng.random() < 0.6 else None,
-                "owner_name": None,
+                "owner_id": owner_id if csm_owned else None,
+                "owner_name": None if csm_owned else champion,
                 "due_date": due,
                 "status": status,
                 "completed_on": due - timedelta(days=rng.randint(0, 5))
@@ -859,6 +862,7 @@ def _qbr_rows(live: list[_Acct], today: date) -> list[dict[str, Any]]:
         upcoming = fixed.get(a.name)
         if upcoming is None:
             upcoming = rng.choice((3, 14)) if rng.random() < 0.12 else rng.randint(1, 90)
+        attendees = [{"name": p["name"], "role": p["role"]} for p in _stakeholders(a)]
         for when, status in ((past, "done"), (today + timedelta(days=upcoming), "scheduled")):
             rows.append(
                 {
@@ -866,7 +870,8 @@ def _qbr_rows(live: list[_Acct], today: date) -> list[dict[str, Any]]:
                     "scheduled_for": datetime.combine(when, time(15), tzinfo=UTC),
                     "title": f"{a.name} quarterly business review",
                     "status": status,
-                    "attendees": [{"name": _person(rng), "role": "decision_maker"}],
+                    # The account's own stakeholders, so the prep names the people the CSM knows.
+                    "attendees": attendees,
                 }
             )
     return rows

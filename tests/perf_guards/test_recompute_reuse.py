@@ -186,3 +186,26 @@ def _cases():  # type: ignore[no-untyped-def]
 def test_scan_fast_path_is_bit_for_bit_the_loop(fit: bool) -> None:
     for readings in _cases():
         assert _scan(readings, TODAY, 28, fit) == _reference_scan(readings, TODAY, 28, fit)
+
+
+def test_snapshot_json_text_is_what_json_dumps_gives(models: HealthModels) -> None:
+    import json
+
+    from handlers.recompute import _JsonText
+
+    model = models.default
+    rng = random.Random(3)
+    as_text = _JsonText()
+    for n in range(300):
+        latest: dict[str, tuple[date, float]] = {}
+        for ind in model.indicators:
+            pick = rng.random()
+            if pick < 0.1:
+                continue  # missing
+            value = rng.choice([0.0, -0.0, ind.red, ind.green, ind.floor, rng.uniform(-20, 120)])
+            age = rng.choice([0, 1, 3, ind.max_age_days + 1])
+            latest[ind.key] = (TODAY - timedelta(days=age), value)
+        result = score_health(model, latest, TODAY)
+        for _ in range(2):  # the second time from the cache
+            assert as_text.scores(result) == json.dumps(result.indicator_scores_json()), n
+            assert as_text.drivers(result) == json.dumps(result.drivers_json()), n

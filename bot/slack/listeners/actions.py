@@ -1,4 +1,4 @@
-"""Buttons and menus: Share, "which account?", milestone status/Edit, sentiment, alert and escalation."""
+"""Buttons and menus: Share, "which account?", milestone status/Edit, sentiment, alerts, escalation threads."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from bot.slack.listeners.common import (
 )
 from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
 from bot.slack.services import SlackServices
+from bot.slack.threads import Clicked, publish_update
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
@@ -28,6 +29,8 @@ from handlers.reply import Reply
 logger = logging.getLogger(__name__)
 
 SENTIMENT_ACTIONS = ("sentiment_green", "sentiment_amber", "sentiment_red")
+# Escalation card buttons that open a modal (handlers.escalations.FORMS, prefixed).
+ESCALATION_FORMS = ("escalation_assign", "escalation_resolve", "escalation_note")
 
 
 def _is_ephemeral(body: dict[str, Any]) -> bool:
@@ -151,7 +154,7 @@ def register(app: App, services: SlackServices) -> None:
     def status_button(
         change: Callable[[Session, ChatContext, int], Reply],
     ) -> Callable[..., None]:
-        """An alert or escalation button: its value is the id; the card is updated for everyone."""
+        """An alert button: its value is the id; the card is updated for everyone."""
 
         def clicked(
             ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
@@ -179,21 +182,62 @@ def register(app: App, services: SlackServices) -> None:
 
         return snooze_alert(s, ctx=ctx, alert_id=alert_id)
 
-    def acknowledge_escalation(s: Session, ctx: ChatContext, escalation_id: int) -> Reply:
-        from handlers.escalations import acknowledge
-
-        return acknowledge(s, ctx=ctx, escalation_id=escalation_id)
-
-    def resolve_escalation(s: Session, ctx: ChatContext, escalation_id: int) -> Reply:
-        from handlers.escalations import resolve
-
-        return resolve(s, ctx=ctx, escalation_id=escalation_id)
-
     # Action ids as handlers.alerts.ACK_ACTION_ID / SNOOZE_ACTION_ID put them on the alert card.
     app.action("alert_acknowledge")(status_button(acknowledge_alert))
     app.action("alert_snooze")(status_button(snooze_alert))
-    app.action("escalation_acknowledge")(status_button(acknowledge_escalation))
-    app.action("escalation_resolve")(status_button(resolve_escalation))
+
+    @app.action("escalation_acknowledge")
+    def acknowledge_escalation(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Respond,
+        client: WebClient,
+    ) -> None:
+        ack()
+        value = str(action.get("value") or "")
+        if not value.isdigit():
+            return
+        from handlers.escalations import acknowledge
+
+        ctx = chat_of(context)
+        result = handled(services, lambda s: acknowledge(s, ctx=ctx, escalation_id=int(value)))
+        if isinstance(result, HandlerError):
+            _refuse(respond, result)
+            return
+        publish_update(services, client, result, Clicked.of(body))
+
+    def open_escalation_form(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Respond,
+        client: WebClient,
+    ) -> None:
+        """Assign, Resolve and Add note open a modal; who may not change it is told before it opens."""
+        ack()
+        value = str(action.get("value") or "")
+        if not value.isdigit():
+            return
+        from handlers.escalations import escalation_form
+
+        form_name = str(action.get("action_id", "")).removeprefix("escalation_")
+        ctx = chat_of(context)
+        form = handled(
+            services,
+            lambda s: escalation_form(s, ctx=ctx, escalation_id=int(value), form=form_name),
+        )
+        if isinstance(form, HandlerError):
+            _refuse(respond, form)
+            return
+        metadata = encode({"x": int(value), **Clicked.of(body).encoded()}, PRIVATE_METADATA)
+        view = surface(form.template, {**form.context, "private_metadata": metadata})
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    for action_id in ESCALATION_FORMS:
+        app.action(action_id)(open_escalation_form)
 
     @app.action("noop")
     def noop(ack: Ack) -> None:

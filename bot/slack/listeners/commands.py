@@ -1,4 +1,4 @@
-"""Slash commands: /health, /plan, /renewals, /risks and /csm help|settings|<question>; answered in the ack."""
+"""Slash commands: /health, /plan, /renewals, /risks, /escalate and /csm help|settings|<question>; answered in the ack."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ from bot.slack.listeners.common import (
 )
 from bot.slack.messages import PRIVATE_METADATA, encode, message, notice, surface
 from bot.slack.services import SlackServices
+from bot.slack.threads import confirmation, post_parent, target_channel
 from handlers.errors import HandlerError
 from handlers.reply import Reply
 
 logger = logging.getLogger(__name__)
 
 # Command → the kind of question it asks (bot.slack.asks.KINDS).
-COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
+ASK_COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
+# Every command besides /csm (manifest.yml must declare each); /escalate has its own listener.
+COMMANDS = {**ASK_COMMANDS, "/escalate": "escalate"}
 
 
 # In a channel the bot cannot see, "shared with another organisation" would mislead; say why.
@@ -77,9 +80,61 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
             return
         ask = Ask(kind="ask", text=text)
         result = ask_reply(services, chat_of(context), ask)
+        if _is_escalation(result) and services.container.settings.escalation_channel:
+            # With an escalation channel set, "/csm escalate …" opens a thread there like /escalate.
+            posted = post_parent(
+                services, client, result, origin=command.get("channel_id"), team_id=context.team_id
+            )
+            ack(response_type="ephemeral", **confirmation(result, posted))
+            return
         ack(**answer(result, ask, visible=_visible(services, command, context)))
 
     return csm
+
+
+def _is_escalation(result: Reply | HandlerError) -> bool:
+    return isinstance(result, Reply) and result.template == "escalation"
+
+
+def _escalate_command(services: SlackServices) -> Callable[..., None]:
+    def escalate(
+        ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
+        from handlers.escalations import new_escalation_form, open_from_text
+
+        if not _visible(services, command, context):
+            ack(response_type="ephemeral", **notice(NOT_A_MEMBER))
+            return
+        ctx = chat_of(context)
+        text = (command.get("text") or "").strip()
+        origin = command.get("channel_id")
+        target = target_channel(services, origin, client=client, team_id=context.team_id)
+        if isinstance(target, HandlerError):
+            ack(response_type="ephemeral", **notice(target.message))
+            return
+        if not text:
+            form = handled(services, lambda session: new_escalation_form(session, ctx=ctx))
+            if isinstance(form, HandlerError):
+                ack(response_type="ephemeral", **notice(form.message))
+                return
+            # The submit confirms through the command's response_url, which works anywhere.
+            metadata = encode({"r": command.get("response_url"), "c": origin}, PRIVATE_METADATA)
+            ack()
+            view = surface(form.template, {**form.context, "private_metadata": metadata})
+            client.views_open(trigger_id=command["trigger_id"], view=view)
+            return
+        result = handled(services, lambda session: open_from_text(session, ctx=ctx, text=text))
+        # Refusals, "which account?" and "did you mean": private, and nothing was opened.
+        if isinstance(result, HandlerError):
+            ack(response_type="ephemeral", **notice(result.message))
+            return
+        if not _is_escalation(result):
+            ack(response_type="ephemeral", **notice(result.text))
+            return
+        posted = post_parent(services, client, result, origin=origin, team_id=context.team_id)
+        ack(response_type="ephemeral", **confirmation(result, posted))
+
+    return escalate
 
 
 def _open_settings(
@@ -106,6 +161,7 @@ def _open_settings(
 
 
 def register(app: App, services: SlackServices) -> None:
-    for name, kind in COMMANDS.items():
+    for name, kind in ASK_COMMANDS.items():
         app.command(name)(_ask_command(services, kind))
     app.command("/csm")(_csm_command(services))
+    app.command("/escalate")(_escalate_command(services))

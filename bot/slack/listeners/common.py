@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import BoltContext
+from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     ServerErrorRetryHandler,
@@ -108,7 +109,12 @@ def send_to_response_url(url: str | None, payload: dict[str, Any], **options: An
     if not url:
         logger.warning("no response_url to post %s to", options or "a reply")
         return
-    response = webhook(url).send_dict({**payload, **options})
+    try:
+        response = webhook(url).send_dict({**payload, **options})
+    except (SlackClientError, OSError) as exc:
+        # The change is saved and acknowledged; a lost follow-up must not turn into a 500.
+        logger.error("response_url post failed: %s", exc)
+        return
     if response.status_code != 200:
         logger.error("response_url post failed: %s %s", response.status_code, response.body)
 

@@ -13,6 +13,7 @@ from bot.slack.listeners.common import handled, public_payload
 from bot.slack.messages import surface
 from bot.slack.metrics import DUPLICATE_EVENTS
 from bot.slack.services import SlackServices
+from bot.slack.threads import confirmation, post_parent
 from handlers.errors import HandlerError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ def register(app: App, services: SlackServices) -> None:
         result = handled(services, lambda session: answer(session, text, ctx, models=models))
         if isinstance(result, HandlerError):
             logger.info("refused in thread: %s", result.message)
+        elif result.template == "escalation" and services.container.settings.escalation_channel:
+            # The escalation gets its own thread in the escalation channel; this one links to it.
+            posted = post_parent(
+                services, client, result, origin=channel, team_id=body.get("team_id")
+            )
+            client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **confirmation(result, posted)
+            )
+            return
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, **public_payload(result))
 
     def publish_home(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:

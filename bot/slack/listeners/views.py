@@ -1,4 +1,4 @@
-"""Modal submissions: milestone edit, CSM sentiment, settings; invalid input comes back as field errors."""
+"""Modal submissions: milestone edit, sentiment, settings, escalations; invalid input comes back as field errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.slack.listeners.common import handled, refreshed_payload, send_to_response_url
 from bot.slack.messages import decode, message
 from bot.slack.services import SlackServices
+from bot.slack.threads import Clicked, confirmation, post_parent, publish_update
+from handlers.context import ChatContext
 from handlers.errors import HandlerError, ValidationFailed
 from handlers.reply import Reply
 
@@ -145,3 +148,86 @@ def register(app: App, services: SlackServices) -> None:
             send_to_response_url(
                 meta.get("r"), message(reply), response_type="ephemeral", replace_original=False
             )
+
+    @app.view("escalation_open")
+    def escalation_open(
+        ack: Ack,
+        view: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+    ) -> None:
+        from handlers.escalations import submit_escalation
+
+        def work(session: Session, state: dict[str, Any], meta: dict[str, Any]) -> Reply:
+            return submit_escalation(
+                session,
+                ctx=meta["ctx"],
+                account=state.get("account"),
+                severity=state.get("severity"),
+                title=state.get("title"),
+                description=state.get("description"),
+            )
+
+        done = _submit(services, ack, view, body, context, work, fallback_block="title")
+        if done is None:
+            return
+        reply, meta = done
+        origin = meta.get("c") if isinstance(meta.get("c"), str) else None
+        posted = post_parent(services, client, reply, origin=origin, team_id=context.team_id)
+        note = confirmation(reply, posted)
+        if meta.get("r"):
+            send_to_response_url(
+                meta.get("r"), note, response_type="ephemeral", replace_original=False
+            )
+        elif origin:
+            client.chat_postEphemeral(channel=origin, user=body["user"]["id"], **note)
+
+    def escalation_change(
+        change: Callable[[Session, ChatContext, int, dict[str, Any]], Reply], fallback_block: str
+    ) -> Callable[..., None]:
+        """Assign, resolve, note: run the change, then update the card and reply in its thread."""
+
+        def submitted(
+            ack: Ack,
+            view: dict[str, Any],
+            body: dict[str, Any],
+            context: BoltContext,
+            client: WebClient,
+        ) -> None:
+            def work(session: Session, state: dict[str, Any], meta: dict[str, Any]) -> Reply:
+                return change(session, meta["ctx"], int(meta["x"]), state)
+
+            done = _submit(services, ack, view, body, context, work, fallback_block=fallback_block)
+            if done is not None:
+                reply, meta = done
+                publish_update(services, client, reply, Clicked.decoded(meta))
+
+        return submitted
+
+    def assign(
+        session: Session, ctx: ChatContext, escalation_id: int, state: dict[str, Any]
+    ) -> Reply:
+        from handlers.escalations import assign
+
+        return assign(
+            session, ctx=ctx, escalation_id=escalation_id, owner_email=state.get("owner") or ""
+        )
+
+    def resolve(
+        session: Session, ctx: ChatContext, escalation_id: int, state: dict[str, Any]
+    ) -> Reply:
+        from handlers.escalations import resolve
+
+        return resolve(session, ctx=ctx, escalation_id=escalation_id, note=state.get("note"))
+
+    def note(
+        session: Session, ctx: ChatContext, escalation_id: int, state: dict[str, Any]
+    ) -> Reply:
+        from handlers.escalations import add_note
+
+        return add_note(session, ctx=ctx, escalation_id=escalation_id, note=state.get("note") or "")
+
+    app.view("escalation_assign")(escalation_change(assign, "owner"))
+    app.view("escalation_resolve")(escalation_change(resolve, "note"))
+    app.view("escalation_note")(escalation_change(note, "note"))

@@ -1,0 +1,92 @@
+"""QA regressions: portfolio answers read right (plurals, names, window phrases) and managers see a book."""
+
+from __future__ import annotations
+
+from bot.console import ConsoleChat
+from bot.render import render_json
+
+
+def test_qa_single_red_account_is_singular_on_every_platform(demo_container) -> None:
+    out = ConsoleChat(demo_container).ask_json("red accounts")
+    ctx = out["reply"]["context"]
+    assert ctx["band"] == "red" and ctx["total"] == 1  # Dana has exactly one red account
+    assert out["rendered"].startswith("1 red account — your accounts")
+    assert "accounts —" not in out["rendered"].splitlines()[0]
+    assert out["reply"]["text"].startswith("1 red account in your accounts")
+    slack = render_json("slack", "risks", ctx)
+    assert "*1* account ·" in slack["blocks"][1]["text"]["text"]
+    teams = render_json("teams", "risks", ctx)
+    assert teams["body"][0]["inlines"][0]["text"].startswith("1 red account — ")
+
+
+def test_qa_named_csm_portfolio_keeps_surname_capitalised(demo_container) -> None:
+    out = ConsoleChat(demo_container).ask_json("Marco's accounts")
+    first = out["rendered"].splitlines()[0]
+    assert first.startswith("Marco Rossi's accounts: 9 accounts"), first
+    teams = render_json("teams", "my_accounts", out["reply"]["context"])
+    assert teams["body"][0]["inlines"][0]["text"].startswith("Marco Rossi's accounts: 9 accounts")
+
+
+def test_qa_renewal_window_phrases_read_as_english(demo_container) -> None:
+    chat = ConsoleChat(demo_container)
+    this_month = chat.ask_json("renewals this month")
+    assert this_month["reply"]["context"]["total"] == 0
+    assert this_month["rendered"] == "No renewals this month (your accounts)."
+    assert this_month["reply"]["text"] == "No renewals this month (your accounts)."
+    slack = render_json("slack", "renewals", this_month["reply"]["context"])
+    assert "No renewals this month" in slack["blocks"][1]["text"]["text"]
+    teams = render_json("teams", "renewals", this_month["reply"]["context"])
+    assert teams["body"][0]["inlines"][0]["text"].startswith("No renewals this month")
+
+    q1 = chat.ask_json("renewals in Q1")
+    assert q1["rendered"].startswith("4 renewals in Q1 2027 (2027-01-01 → 2027-03-31)")
+    sixty = chat.ask_json("what renews in the next 60 days?")
+    assert sixty["rendered"].startswith("5 renewals in the next 60 days")
+    two_weeks = chat.ask_json("renewals in 2 weeks")
+    assert two_weeks["reply"]["text"].startswith("1 renewal in the next 2 weeks")
+    assert (
+        "*1* renewal ·"
+        in render_json("slack", "renewals", two_weeks["reply"]["context"])["blocks"][1]["text"][
+            "text"
+        ]
+    )
+
+
+def test_qa_manager_my_accounts_is_the_team_book(demo_container) -> None:
+    out = ConsoleChat(demo_container, as_email="alex@example.com").ask_json("my accounts")
+    ctx = out["reply"]["context"]
+    assert ctx["scope"] == "your team's accounts"
+    assert ctx["total"] == 58  # every live account: all six CSMs report to Alex
+    assert out["rendered"].startswith("Your team's accounts: 58 accounts")
+    csm = ConsoleChat(demo_container, as_email="marco@example.com").ask_json("my accounts")
+    assert csm["reply"]["context"]["scope"] == "your accounts"
+    assert csm["reply"]["context"]["total"] == 9
+
+
+def test_qa_empty_portfolio_says_so(demo_container) -> None:
+    out = ConsoleChat(demo_container).ask_json("Robin's accounts")
+    assert out["reply"]["context"]["total"] == 0
+    assert out["rendered"] == "Robin Admin's accounts: none."
+    assert "0 accounts" not in out["reply"]["text"]
+
+
+def test_qa_past_window_shows_what_renewed_or_churned(demo_container) -> None:
+    chat = ConsoleChat(demo_container)
+    mine = chat.ask_json("renewals in the last 30 days")
+    rows = mine["reply"]["context"]["renewals"]
+    # Tundra Software (Dana's) renewed on 2026-10-29 at a lower ARR.
+    assert [(r["account_name"], r["status"]) for r in rows] == [("Tundra Software", "renewed")]
+    assert mine["reply"]["context"]["closed"] == 1
+    assert mine["reply"]["context"]["arr_at_risk"] == 0  # a closed renewal is no longer at risk
+    assert "renewed at $55k" in mine["rendered"]
+    assert mine["rendered"].splitlines()[0].endswith("; 1 already closed")
+    team = ConsoleChat(demo_container, as_email="alex@example.com").ask_json(
+        "renewals in the last 30 days"
+    )
+    ctx = team["reply"]["context"]
+    assert {r["account_name"]: r["status"] for r in ctx["renewals"]}["Coho Software"] == "churned"
+    assert "CHURNED" in team["rendered"]
+    assert "*churned*" in str(render_json("slack", "renewals", ctx)["blocks"])
+    assert "churned" in str(render_json("teams", "renewals", ctx)["body"])
+    upcoming = chat.ask_json("what renews in the next 60 days?")["reply"]["context"]
+    assert all(r["status"] == "open" for r in upcoming["renewals"]) and upcoming["closed"] == 0
