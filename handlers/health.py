@@ -216,7 +216,7 @@ def health_text(account: dict[str, Any], health: dict[str, Any]) -> str:
         return f"{head} (churned on {account['churned_on']}; last scored {health['day']})"
     delta = health["trend"]["delta_7d"]
     if delta is not None:
-        head += f", {delta:+.0f} in 7 days"
+        head += f", {_signed(delta)} in 7 days"
     if health["forecast"]["summary"] and health["band"] != "red":
         head += f", {health['forecast']['summary']}"
     if health["drivers"]:

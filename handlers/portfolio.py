@@ -160,7 +160,9 @@ def at_risk(
     else:
         found = _plural(len(risky), "account") + " at risk"
         text = (
-            f"{found} in {scope.label} ({counts['red']} red, {counts['amber']} amber), "
+            f"{found} in {scope.label} ({counts['red']} red, {counts['amber']} amber"
+            + (f", {counts['green']} green heading for red" if counts["green"] else "")
+            + "), "
             f"ARR at risk ${arr_at_risk:,.0f}"
             if risky
             else f"No accounts at risk in {scope.label}."

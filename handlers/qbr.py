@@ -181,6 +181,12 @@ def qbr_prep(
     risks: list[str] = []
     if health["band"] in ("red", "amber"):
         risks.append(f"Health is {health['band']} ({health['score']}/100)")
+    elif health["score"] is None:
+        # No score is itself a risk: the review would have no evidence of value to show.
+        risks.append(
+            "Not enough health data for a score "
+            f"({round(health['coverage'] * 100)}% of the indicator weight has fresh readings)"
+        )
     if health["forecast"]["summary"] and health["band"] != "red":
         risks.append(f"Forecast: {health['forecast']['summary']}")
     risks += [

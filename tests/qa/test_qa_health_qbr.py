@@ -78,3 +78,18 @@ def test_qa_changes_window_before_first_snapshot_still_shows_the_score(demo_cont
     assert "health history starts" in str(teams["body"][1])
     week = chat.ask_json("what changed at acme")["reply"]["context"]
     assert week["history_from"] is None
+
+
+def test_qa_health_text_uses_the_same_signs_as_the_card(demo_container) -> None:
+    out = ConsoleChat(demo_container).ask_json("health acme")
+    assert out["reply"]["context"]["health"]["trend"]["delta_7d"] < 0
+    assert "−2 in 7 days" in out["reply"]["text"]  # the card's minus sign, not a hyphen
+    assert "−2 in 7d" in out["rendered"]
+
+
+def test_qa_qbr_without_a_score_lists_missing_data_as_a_risk(demo_container) -> None:
+    out = ConsoleChat(demo_container).ask_json("qbr prairie biotech")
+    ctx = out["reply"]["context"]
+    assert ctx["health"]["score"] is None  # churned in September: its readings went stale
+    assert any(r.startswith("Not enough health data for a score") for r in ctx["risks"])
+    assert "Not enough health data for a score (15% of the indicator weight" in out["rendered"]

@@ -90,3 +90,28 @@ def test_qa_past_window_shows_what_renewed_or_churned(demo_container) -> None:
     assert "churned" in str(render_json("teams", "renewals", ctx)["body"])
     upcoming = chat.ask_json("what renews in the next 60 days?")["reply"]["context"]
     assert all(r["status"] == "open" for r in upcoming["renewals"]) and upcoming["closed"] == 0
+
+
+def test_qa_green_account_forecast_red_is_counted_in_the_summary(demo_container) -> None:
+    from datetime import date
+
+    from sqlmodel import select
+
+    from storage.models import Account, HealthSnapshot
+
+    with demo_container.session() as session:
+        globex = session.exec(select(Account).where(Account.name == "Globex")).one()
+        snap = session.exec(
+            select(HealthSnapshot).where(
+                HealthSnapshot.account_id == globex.id, HealthSnapshot.day == date(2026, 11, 23)
+            )
+        ).one()
+        snap.forecast_red_in_days = 20
+        session.add(snap)
+    out = ConsoleChat(demo_container).ask_json("which of my accounts are at risk?")
+    ctx = out["reply"]["context"]
+    assert ctx["total"] == 5 and ctx["counts"] == {"red": 1, "amber": 3, "green": 1}
+    assert "(1 red, 3 amber, 1 green heading for red)" in out["rendered"].splitlines()[0]
+    assert "(1 red, 3 amber, 1 green heading for red)" in out["reply"]["text"]
+    assert "1 green heading for red" in str(render_json("slack", "risks", ctx)["blocks"][1])
+    assert "1 green heading for red" in str(render_json("teams", "risks", ctx)["body"][1])
