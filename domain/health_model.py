@@ -39,6 +39,16 @@ class Indicator:
     max_age_days: int
     unit: str = ""
     description: str = ""
+    # The range a reading can take at all (a percentage 0..100, NPS -100..100); None = open.
+    # Imports reject readings outside it instead of scoring a typo.
+    min_value: float | None = None
+    max_value: float | None = None
+
+    def accepts(self, value: float) -> bool:
+        """Whether a reading is possible for this indicator (within min/max when set)."""
+        if self.min_value is not None and value < self.min_value:
+            return False
+        return self.max_value is None or value <= self.max_value
 
     def __post_init__(self) -> None:
         # The loader gives friendlier messages; this guards indicators built directly in code, so
@@ -162,6 +172,7 @@ _REQUIRED_FIELDS = (
     "max_age_days",
 )
 _OPTIONAL_FIELDS = ("unit", "description")
+_OPTIONAL_NUMBER_FIELDS = ("min", "max")
 _ENUMS: dict[str, tuple[str, ...]] = {
     "direction": get_args(Direction),
     "kind": get_args(Kind),
@@ -211,9 +222,10 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
             indicator=name,
             fld="key",
         )
-    for fld in sorted(set(raw) - set(_REQUIRED_FIELDS) - set(_OPTIONAL_FIELDS), key=str):
+    known = _REQUIRED_FIELDS + _OPTIONAL_FIELDS + _OPTIONAL_NUMBER_FIELDS
+    for fld in sorted(set(raw) - set(known), key=str):
         ctx.error(
-            f"unknown field (allowed: {', '.join(_REQUIRED_FIELDS + _OPTIONAL_FIELDS)})",
+            f"unknown field (allowed: {', '.join(known)})",
             indicator=name,
             fld=str(fld),
         )
@@ -235,6 +247,11 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
             ctx.error(f"must be a number, got {raw[fld]!r}", indicator=name, fld=fld)
     if raw["weight"] <= 0:
         ctx.error(f"must be > 0, got {raw['weight']!r}", indicator=name, fld="weight")
+    for fld in _OPTIONAL_NUMBER_FIELDS:
+        if fld in raw and not _is_number(raw[fld]):
+            ctx.error(f"must be a number, got {raw[fld]!r}", indicator=name, fld=fld)
+    if "min" in raw and "max" in raw and raw["min"] >= raw["max"]:
+        ctx.error(f"must be greater than min ({raw['min']!r})", indicator=name, fld="max")
     age = raw["max_age_days"]
     if not isinstance(age, int) or isinstance(age, bool):
         ctx.error(
@@ -263,6 +280,8 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
         max_age_days=age,
         unit=raw.get("unit", ""),
         description=raw.get("description", ""),
+        min_value=float(raw["min"]) if "min" in raw else None,
+        max_value=float(raw["max"]) if "max" in raw else None,
     )
 
 

@@ -8,10 +8,10 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
@@ -24,6 +24,9 @@ from storage.models import (
     SURVEY_KINDS,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from domain.health_model import Indicator
 
 logger = logging.getLogger(__name__)
 
@@ -475,15 +478,43 @@ def _check_duplicates(
             first[k] = row.line
 
 
-def _allowed_indicator_keys() -> tuple[str, ...]:
-    """Indicator keys of the packaged health model (default and segment models)."""
+def _known_indicators() -> dict[str, Indicator]:
+    """Indicators of the packaged health model (default, then segment models), by key."""
     from domain.health_model import load_health_models
 
     models = load_health_models(None)
-    keys: list[str] = list(models.default.keys)
+    found = {i.key: i for i in models.default.indicators}
     for model in models.by_segment.values():
-        keys += [k for k in model.keys if k not in keys]
-    return tuple(keys)
+        for indicator in model.indicators:
+            found.setdefault(indicator.key, indicator)
+    return found
+
+
+def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[RowError]) -> None:
+    """Known key, a possible value for it, and not dated in the future."""
+    key, value, day = (
+        row.values.get("indicator_key"),
+        row.values.get("value"),
+        row.values.get("day"),
+    )
+    if key is not None and key not in indicators:
+        errors.append(
+            RowError(
+                row.line,
+                "indicator_key",
+                f"unknown indicator {key!r} (allowed: {', '.join(indicators)})",
+            )
+        )
+    elif key is not None and value is not None and not indicators[key].accepts(value):
+        ind = indicators[key]
+        low = "" if ind.min_value is None else f"{ind.min_value:g}"
+        high = "" if ind.max_value is None else f"{ind.max_value:g}"
+        errors.append(
+            RowError(row.line, "value", f"{value:g} is not a possible {key} (range {low}..{high})")
+        )
+    # A day of slack for timezones; anything later is a typo, and would skew the forecast.
+    if day is not None and day > date.today() + timedelta(days=1):
+        errors.append(RowError(row.line, "day", f"{day.isoformat()} is in the future"))
 
 
 def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowError]) -> None:
@@ -516,17 +547,9 @@ def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowErro
                 errors.append(RowError(row.line, "owner_email", f"no CSM with email {email!r}"))
 
     if kind == "readings":
-        allowed = _allowed_indicator_keys()
+        indicators = _known_indicators()
         for row in rows:
-            key = row.values.get("indicator_key")
-            if key is not None and key not in allowed:
-                errors.append(
-                    RowError(
-                        row.line,
-                        "indicator_key",
-                        f"unknown indicator {key!r} (allowed: {', '.join(allowed)})",
-                    )
-                )
+            _check_reading(row, indicators, errors)
         _check_duplicates(
             rows,
             lambda r: (

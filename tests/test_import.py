@@ -211,6 +211,32 @@ def test_bad_readings_name_the_allowed_indicator_keys(people: Engine, tmp_path: 
     assert fingerprint(people) == before
 
 
+def test_impossible_and_future_readings_are_refused(people: Engine, tmp_path: Path) -> None:
+    import_all(people)
+    before = fingerprint(people)
+    bad = write(
+        tmp_path,
+        "readings.csv",
+        "account_external_id,indicator_key,day,value\n"
+        "CRM-1001,nps,2026-11-20,500\n"
+        "CRM-1001,product_usage,2026-11-20,-30\n"
+        "CRM-1001,csm_sentiment,2026-11-20,7\n"
+        "CRM-1001,support_tickets,2030-01-01,3\n"
+        "CRM-1001,support_tickets,2026-11-20,40\n",
+    )
+    with pytest.raises(ImportFailed) as caught:
+        import_csv(people, "readings", bad)
+    assert [(e.row, e.column) for e in caught.value.errors] == [
+        (2, "value"),
+        (3, "value"),
+        (4, "value"),
+        (5, "day"),
+    ]
+    assert "not a possible nps (range -100..100)" in caught.value.errors[0].reason
+    assert "in the future" in caught.value.errors[3].reason
+    assert fingerprint(people) == before
+
+
 def test_missing_header_column_is_one_clear_error(sqlite_people: Engine, tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -278,3 +278,27 @@ def test_indicator_built_in_code_is_validated_too() -> None:
         )
     with pytest.raises(ValueError, match="no indicators"):
         HealthModel(name="empty", indicators=(), bands=Bands())
+
+
+def test_reading_bounds_are_optional_and_validated(tmp_path) -> None:
+    from domain.health_model import HealthModelError, load_health_models
+
+    def model(extra: str) -> Path:
+        path = tmp_path / "bounds.yaml"
+        path.write_text(
+            "indicators:\n"
+            "  - {key: usage, label: Usage, weight: 1, direction: higher, floor: 0, red: 40,"
+            " green: 70, ceiling: 100, kind: leading, objectivity: objective,"
+            f" measure: quantitative, max_age_days: 14{extra}}}\n"
+        )
+        return path
+
+    usage = load_health_models(model(", min: 0, max: 100")).default.indicator("usage")
+    assert (
+        usage.accepts(0) and usage.accepts(100) and not usage.accepts(-1) and not usage.accepts(101)
+    )
+    assert load_health_models(model("")).default.indicator("usage").accepts(1e9)
+    with pytest.raises(HealthModelError, match="field 'max'"):
+        load_health_models(model(", min: 10, max: 5"))
+    with pytest.raises(HealthModelError, match="field 'min'"):
+        load_health_models(model(", min: low"))
