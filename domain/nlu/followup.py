@@ -34,7 +34,8 @@ def apply_followup(current: ParseResult, previous: Mapping[str, Any] | None) -> 
     if intent is None or (current.inferred and account is not None):
         # "what about Globex?" / "and?": the question of the last turn, about what is named now.
         intent = prev_intent
-    if account is None and prev_id:
+    # "what about Marco's?" after a portfolio question is about Marco's book, not the last account.
+    if account is None and prev_id and current.owner is None:
         name = str(prev_name) if prev_name else str(prev_id)
         account = Resolution(
             "exact", name, int(prev_id), name, (Candidate(int(prev_id), name, 100.0),)

@@ -93,3 +93,15 @@ def test_unknown_account_in_a_followup_is_not_replaced(demo_index) -> None:
     assert result.intent == "success_plan"
     assert result.account.status == "none"
     assert result.account_text == "zorblax"
+
+
+def test_naming_an_owner_does_not_borrow_the_last_account(demo_index, ids) -> None:
+    health = parse("how's acme doing", index=demo_index, today=TODAY)
+    previous = turn(health) | {"intent": "renewals_upcoming"}
+    result = apply_followup(
+        parse("what about marco's?", index=demo_index, today=TODAY, people=["Marco", "Dana"]),
+        previous,
+    )
+    assert result.intent == "renewals_upcoming"
+    assert result.owner == "Marco"
+    assert result.account is None
