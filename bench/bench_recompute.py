@@ -14,6 +14,7 @@ Targets (issue 2): recompute <= 15 s and <= 2x the plain read, peak memory < 1 G
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -41,14 +42,22 @@ def _plain_read(url: str, as_of: date) -> tuple[int, float]:
     queries = readings_queries(load_health_models(None), as_of, as_of)
     engine = make_engine(url)
     count = 0
-    with engine.connect() as conn:
-        started = time.perf_counter()
-        for sql, params in queries:
-            result = conn.execute(_text(sql, params), params)
-            rows = result.cursor.fetchall()  # raw driver tuples: the cheapest way to read them
-            count += len(rows)
-            del rows
-        seconds = time.perf_counter() - started
+    # Recompute runs with the cyclic garbage collector paused; so does its baseline, which would
+    # otherwise pay for the collector walking the 1.5 million rows it holds (up to ~7%).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with engine.connect() as conn:
+            started = time.perf_counter()
+            for sql, params in queries:
+                result = conn.execute(_text(sql, params), params)
+                rows = result.cursor.fetchall()  # raw driver tuples: the cheapest way to read them
+                count += len(rows)
+                del rows
+            seconds = time.perf_counter() - started
+    finally:
+        if was_enabled:
+            gc.enable()
     engine.dispose()
     return count, seconds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -83,3 +84,20 @@ def test_teams_manifest(tmp_path: Path, monkeypatch) -> None:
     assert zips and {"manifest.json", "color.png", "outline.png"} <= set(
         zipfile.ZipFile(zips[0]).namelist()
     )
+
+
+def test_eval_nlu_reports_accuracy_and_misses(demo_container, tmp_path: Path) -> None:
+    shipped = runner.invoke(app, ["eval-nlu", "tests/nlu/utterances.tsv"])
+    assert shipped.exit_code == 0, shipped.output
+    for line in ("intent accuracy:", "account accuracy:", "entity accuracy:"):
+        value = float(re.search(rf"{line}\s+([\d.]+)%", shipped.output).group(1))
+        assert value >= 95.0, shipped.output
+    wrong = tmp_path / "wrong.tsv"
+    wrong.write_text(
+        "utterance\tintent\taccount\twindow_days\towner\tband\n"
+        "how is acme doing\trenewals_upcoming\tAcme Corp\t*\t*\t*\n"
+        "how is acme doing\taccount_health\tAcme Corp\t*\t*\t*\n"
+    )
+    report = runner.invoke(app, ["eval-nlu", str(wrong)])
+    assert report.exit_code == 0, report.output
+    assert "50.0%" in report.output and "how is acme doing" in report.output
