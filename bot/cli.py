@@ -187,7 +187,12 @@ def import_(
     try:
         report = import_csv(container.engine, kind, file)
     except ImportFailed as exc:
-        typer.echo(f"{file}: {len(exc.errors)} bad rows, nothing was imported:", err=True)
+        rows = len({error.row for error in exc.errors})
+        typer.echo(
+            f"{file}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''} in {rows} "
+            f"row{'s' if rows != 1 else ''}, nothing was imported:",
+            err=True,
+        )
         for error in exc.errors:
             typer.echo(f"  {error}", err=True)
         raise typer.Exit(1) from exc
@@ -217,7 +222,11 @@ def recompute(
     from handlers.recompute import recompute_health
 
     container = _container()
-    day = date.fromisoformat(at) if at else container.today()
+    try:
+        day = date.fromisoformat(at) if at else container.today()
+    except ValueError as exc:
+        typer.echo(f"--at takes a day as YYYY-MM-DD, not {at!r}", err=True)
+        raise typer.Exit(2) from exc
     summary = recompute_health(container.engine, as_of=day, models=container.health_models)
     typer.echo(
         f"{summary.snapshots} snapshots for {day} ({summary.insufficient} with insufficient data) "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,6 +37,9 @@ class ConsoleChat:
             self.actor: Actor = default_console_actor(
                 session, as_email or container.settings.console_user
             )
+        # One conversation per chat session (or `ask --stdin` batch): yesterday's one-shot
+        # `csm-bot ask` must not decide what today's "and its renewal?" is about.
+        self.conversation = uuid.uuid4().hex[:12]
 
     def _ensure_schema(self) -> None:
         from sqlalchemy import inspect
@@ -48,7 +52,7 @@ class ConsoleChat:
             platform="console",
             actor=self.actor,
             today=self.container.today(),
-            thread_key=f"console:{self.actor.email or 'anonymous'}",
+            thread_key=f"console:{self.actor.email or 'anonymous'}:{self.conversation}",
         )
 
     def reply(self, text: str) -> Reply:

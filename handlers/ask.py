@@ -27,6 +27,16 @@ logger = logging.getLogger(__name__)
 # enough that tomorrow's "and its renewal?" is not about today's account.
 STATE_TTL = timedelta(hours=2)
 ACCOUNT_INTENTS = ("account_health", "success_plan", "account_changes", "qbr_prep", "escalate")
+_SMALL_TALK = re.compile(
+    r"^\W*(thanks?( you)?|thx|ty|cheers|great|cool|ok(ay)?|nice|bye|goodbye|see you)\W*$",
+    re.IGNORECASE,
+)
+_SETTINGS = re.compile(r"\b(settings?|preferences|digest time|time ?zone)\b", re.IGNORECASE)
+_CHOICE = re.compile(r"^\s*#?(\d{1,2})\W*$")
+# Asking about escalations is not opening one: "open escalations?", "any escalations", "list escalations".
+_ESCALATION_QUESTION = re.compile(
+    r"\bescalations\b|\b(any|list|show|which|what)\b[^.?!]*\bescalat", re.IGNORECASE
+)
 
 
 def _people(session: Session) -> list[str]:
@@ -51,20 +61,23 @@ def save_state(
     session: Session,
     key: str | None,
     parsed: ParseResult,
+    reply: Reply,
     account_id: int | None,
     account_name: str | None,
 ) -> None:
-    if not key or parsed.intent in (None, "help"):
+    """Remember what this turn was about; a portfolio question forgets the last account."""
+    if not key or (parsed.intent in (None, "help") and reply.template != "account_choices"):
         return
     now = utcnow()
     state = session.get(ConversationState, key) or ConversationState(key=key, expires_at=now)
     state.intent = parsed.intent
-    if account_id is not None:
-        state.account_id = account_id
+    state.account_id = account_id
     entities = dict(parsed.entities())
-    entities["account_name"] = (
-        account_name if account_id is not None else state.entities.get("account_name")
-    )
+    entities["account_name"] = account_name
+    if reply.template == "account_choices":
+        # "2" or "#2" in the next turn picks one of these.
+        entities["choices"] = reply.context["choices"]
+        state.intent = reply.context.get("intent") or parsed.intent
     state.entities = entities
     state.updated_at = now
     state.expires_at = now + STATE_TTL
@@ -75,6 +88,20 @@ def save_state(
             col(ConversationState.expires_at) < now - STATE_TTL
         )
     )
+
+
+def _notice(text: str) -> Reply:
+    return Reply(template="notice", context={"text": text, "message": text}, text=text)
+
+
+def _picked_choice(text: str, previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The account a bare number picks from the choices offered in the last turn."""
+    match = _CHOICE.match(text)
+    choices = (previous or {}).get("entities", {}).get("choices") or []
+    if not match or not choices:
+        return None
+    number = int(match.group(1))
+    return choices[number - 1] if 1 <= number <= len(choices) else None
 
 
 def route(
@@ -95,13 +122,20 @@ def route(
             account_id, account_name = resolution.account_id, resolution.name
         elif intent in ACCOUNT_INTENTS or intent == "milestones_overdue":
             return resolution_reply(resolution, intent or "account_health"), None, None
+    if intent in (None, "help") and _SETTINGS.search(parsed.text):
+        from handlers.settings import user_settings
+
+        return user_settings(session, ctx=ctx), None, None
+    if intent == "escalate" and (
+        _ESCALATION_QUESTION.search(parsed.text) or parsed.account_text is None
+    ):
+        # Opening an escalation is a write: it needs the account named in this very message.
+        from handlers import escalations
+
+        return escalations.list_open(session, ctx=ctx, account_id=account_id), account_id, None
     if intent is None:
         return help_reply(parsed.text, unknown=bool(parsed.text.strip())), None, None
     if intent == "help":
-        if re.search(r"\bsettings?\b", parsed.text, re.IGNORECASE) and ctx.actor.csm_id:
-            from handlers.settings import user_settings
-
-            return user_settings(session, ctx=ctx), None, None
         return help_reply(parsed.text), None, None
     if intent in ACCOUNT_INTENTS and account_id is None:
         example = {
@@ -173,6 +207,11 @@ def route(
         from handlers import portfolio
 
         reply = portfolio.at_risk(session, ctx=ctx, owner=parsed.owner, band=parsed.band)
+    elif intent == "my_accounts" and parsed.band:
+        from handlers import portfolio
+
+        # "my green accounts": the band filter lives in the at-risk view.
+        reply = portfolio.at_risk(session, ctx=ctx, owner=parsed.owner, band=parsed.band)
     elif intent == "my_accounts":
         from handlers import portfolio
 
@@ -189,10 +228,18 @@ def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModel
     text = (text or "").strip()
     if not text:
         return replace(help_reply(""), intent="help")
-    index = account_index(session)
-    parsed = parse(text, index=index, today=ctx.today, people=_people(session))
+    if _SMALL_TALK.match(text):
+        return _notice("Any time. Ask me about an account, renewals or risks whenever you need.")
     previous = load_state(session, ctx.thread_key)
-    parsed = apply_followup(parsed, previous)
+    index = account_index(session)
+    picked = _picked_choice(text, previous)
+    if picked is not None and previous is not None:
+        # "2" answers the question that offered the choices, about the account picked.
+        parsed = parse(picked["name"], index=index, today=ctx.today)
+        parsed = replace(parsed, text=text, intent=previous.get("intent"), followup=False)
+    else:
+        parsed = parse(text, index=index, today=ctx.today, people=_people(session))
+        parsed = apply_followup(parsed, previous)
     try:
         reply, account_id, account_name = route(
             session, parsed, ctx, models=models, previous=previous
@@ -203,5 +250,5 @@ def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModel
             None,
             None,
         )
-    save_state(session, ctx.thread_key, parsed, account_id, account_name)
+    save_state(session, ctx.thread_key, parsed, reply, account_id, account_name)
     return replace(reply, intent=parsed.intent, entities=parsed.entities())

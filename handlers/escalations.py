@@ -272,6 +272,46 @@ def open_escalations(session: Session, *, account_id: int | None = None) -> list
     return list(session.exec(query).all())
 
 
+def list_open(session: Session, *, ctx: ChatContext, account_id: int | None = None) -> Reply:
+    """Open and acknowledged escalations (of one account, or of the asker's scope), oldest first."""
+    from handlers.portfolio import scope_for
+
+    if ctx.external and (account_id is None or account_id not in ctx.allowed_account_ids):
+        from handlers.accounts import not_here_reply
+
+        return not_here_reply()
+    rows = open_escalations(session, account_id=account_id)
+    scope = "this account"
+    if account_id is None:
+        owners = scope_for(session, ctx, None)
+        scope = owners.label
+        if owners.owner_ids is not None:
+            owned = {
+                a.id
+                for a in session.exec(
+                    select(Account).where(col(Account.owner_id).in_(owners.owner_ids or {-1}))
+                ).all()
+            }
+            rows = [e for e in rows if e.account_id in owned]
+    items = [escalation_context(session, e, ctx) for e in rows]
+    if items:
+        text = (
+            f"{len(items)} open escalation{'s' if len(items) != 1 else ''} ({scope}): "
+            + "; ".join(
+                f"#{i['id']} [{i['severity']}] {i['account']['name'] if i['account'] else '?'} — {i['title']}"
+                for i in items[:5]
+            )
+        )
+    else:
+        text = f"No open escalations ({scope})."
+    text += " To open one: “escalate <account> sev1|sev2|sev3 <what is wrong>”."
+    return Reply(
+        template="escalations",
+        context={"scope": scope, "escalations": items, "total": len(items)},
+        text=text,
+    )
+
+
 def _escalation_and_account(session: Session, escalation_id: int) -> tuple[Escalation, Account]:
     escalation = session.get(Escalation, escalation_id)
     if escalation is None:

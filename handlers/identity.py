@@ -63,10 +63,12 @@ def actor_by_email(session: Session, email: str | None) -> Actor | None:
 
 
 def default_console_actor(session: Session, email: str | None) -> Actor:
-    """Who the local chat answers as: the configured email, else the first CSM, else nobody."""
+    """Who the local chat answers as: the CSM with that email, else the first CSM.
+
+    An email nobody has gives an unknown, read-only actor: silently answering as someone else
+    would hand out their write rights.
+    """
     if email:
-        actor = actor_by_email(session, email)
-        if actor is not None:
-            return actor
+        return actor_by_email(session, email) or unknown_actor(None, email)
     csm = session.exec(select(CSM).where(CSM.role == "csm").order_by(CSM.id)).first()
     return actor_of(csm) if csm else unknown_actor(None, "you")

@@ -27,7 +27,7 @@ def test_import_with_bad_rows_lists_them_and_writes_nothing(demo_container, tmp_
     result = runner.invoke(app, ["import", "accounts", str(bad)])
     assert result.exit_code == 1
     assert "row 3" in result.output and "'arr'" in result.output
-    assert "nothing was imported" in result.output
+    assert "errors in 1 row, nothing was imported" in result.output
     with Session(demo_container.engine) as session:
         assert session.exec(select(func.count(Account.id))).one() == before
 
@@ -101,3 +101,16 @@ def test_eval_nlu_reports_accuracy_and_misses(demo_container, tmp_path: Path) ->
     report = runner.invoke(app, ["eval-nlu", str(wrong)])
     assert report.exit_code == 0, report.output
     assert "50.0%" in report.output and "how is acme doing" in report.output
+
+
+def test_recompute_with_a_bad_day_says_so(demo_container) -> None:
+    result = runner.invoke(app, ["recompute", "--at", "garbage"])
+    assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
+
+
+def test_unknown_as_email_reads_but_cannot_write(demo_container) -> None:
+    plan = runner.invoke(app, ["ask", "plan acme", "--as", "nobody@example.com", "--json"])
+    assert plan.exit_code == 0, plan.output
+    assert '"can_edit": false' in plan.output
+    mine = runner.invoke(app, ["ask", "my accounts", "--as", "nobody@example.com"])
+    assert "All accounts" in mine.output and "Your accounts" not in mine.output
