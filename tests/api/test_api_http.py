@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from bot.container import Container
-from tests.api.conftest import AUTH, ServerThread, build_app
+from tests.api.conftest import AUTH, build_app
+from tests.http_server import ServerThread
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from bot.slack.app import build_slack
 from bot.slack.models import SlackEventReceipt
 from storage.models import AuditLog, Milestone
 from tests.conftest import fixture_path
+from tests.http_server import ServerThread
 from tests.slack.conftest import (
     DANA,
     FORM,
     SINGLE_WORKSPACE,
-    ServerThread,
     assert_valid_blocks,
     block_actions_body,
     command_body,

@@ -15,7 +15,8 @@ from bot.server import create_app
 from bot.slack.app import SlackEdge, build_slack
 from bot.slack.config import SlackOAuthConfig
 from handlers.reply import Reply
-from tests.slack.conftest import DANA, ServerThread, command_body, sign
+from tests.http_server import ServerThread
+from tests.slack.conftest import DANA, command_body, sign
 from tests.slack.fake_slack import FakeSlack
 from tests.slack.test_manifest import MANIFEST
 
