@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy.engine import Row
 from sqlmodel import Session, select
 
 from domain.accounts_index import AccountIndex, AccountName, Resolution
@@ -15,17 +18,37 @@ from handlers.context import ChatContext
 from handlers.reply import Reply
 from storage.models import CSM, Account, HealthSnapshot
 
+T = TypeVar("T")
+
 _index_lock = threading.Lock()
 _index_cache: dict[tuple[str, tuple[Any, ...]], AccountIndex] = {}
 
 
+# Any insert, rename, alias change or delete moves one of these. One statement of three scalar
+# subqueries, each answered from an index alone (a plain count/max over the table would make
+# SQLite scan it); sent straight to the driver, since it runs on every request that names an
+# account and SQLAlchemy's statement machinery would cost ten times the query itself.
+_FINGERPRINT_SQL = (
+    "SELECT (SELECT count(*) FROM account), (SELECT max(id) FROM account), "
+    "(SELECT max(updated_at) FROM account)"
+)
+
+
+def pending_flushed(session: Session) -> None:
+    """What an ORM query would do first (autoflush): statements sent below the ORM see pending rows too."""
+    if session.autoflush:
+        session.flush()
+
+
 def _fingerprint(session: Session) -> tuple[Any, ...]:
-    # Any insert, rename, alias change or delete moves one of these. Three queries, because each
-    # is answered from an index alone; combined, SQLite would scan the whole table per request.
-    count = session.exec(select(func.count()).select_from(Account)).one()
-    newest_id = session.exec(select(func.max(Account.id))).one()
-    newest_change = session.exec(select(func.max(Account.updated_at))).one()
-    return (count, newest_id, newest_change)
+    pending_flushed(session)
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(_FINGERPRINT_SQL)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return tuple(row)
 
 
 def _name_rows(session: Session) -> list[tuple[int, str, list[str] | None]]:
@@ -116,9 +139,29 @@ def resolve_account(
     account_id: int | None = None,
 ) -> Account | Reply:
     """The Account the request names, or the Reply to send instead (not found, which one, not here)."""
-    account: Account | None = None
+    return resolve_loaded(
+        session,
+        lambda found: session.get(Account, found),
+        ctx=ctx,
+        intent=intent,
+        query=query,
+        account_id=account_id,
+    )
+
+
+def resolve_loaded(
+    session: Session,
+    load: Callable[[int], T | None],
+    *,
+    ctx: ChatContext,
+    intent: str,
+    query: str | None = None,
+    account_id: int | None = None,
+) -> T | Reply:
+    """resolve_account with the loading left to the caller (an ORM Account, or a read-only row)."""
+    account: T | None = None
     if account_id is not None:
-        account = session.get(Account, account_id)
+        account = load(account_id)
         if account is None:
             return resolution_reply(
                 Resolution(
@@ -130,6 +173,7 @@ def resolve_account(
                 ),
                 intent,
             )
+        found = account_id
     else:
         text = (query or "").strip()
         if not text:
@@ -141,21 +185,73 @@ def resolve_account(
         resolution = account_index(session).resolve(text)
         if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
             return resolution_reply(resolution, intent)
-        account = session.get(Account, resolution.account_id)
+        found = resolution.account_id
+        account = load(found)
         if account is None:  # deleted between index build and now
             return resolution_reply(resolution, intent)
-    if ctx.external and account.id not in ctx.allowed_account_ids:
+    if ctx.external and found not in ctx.allowed_account_ids:
         return not_here_reply()
     return account
+
+
+@dataclass(frozen=True)
+class OwnerFacts:
+    """The owner CSM as a read-only card needs it (name and email to show, manager for rights)."""
+
+    id: int
+    name: str
+    email: str | None
+    manager_id: int | None
+
+
+_ACCOUNT = Account.__table__
+_CSM = CSM.__table__
+# Built once: composing a statement costs more than SQLite takes to answer it.
+_ACCOUNT_WITH_OWNER = (
+    select(  # type: ignore[call-overload]
+        _ACCOUNT,
+        _CSM.c.name.label("owner_name"),
+        _CSM.c.email.label("owner_email"),
+        _CSM.c.manager_id.label("owner_manager_id"),
+    )
+    .select_from(_ACCOUNT.outerjoin(_CSM, _CSM.c.id == _ACCOUNT.c.owner_id))
+    .where(_ACCOUNT.c.id == bindparam("account_id"))
+)
+
+
+def account_row(session: Session, account_id: int) -> Row[Any] | None:
+    """One account as a read-only row (attributes named like Account's), with its owner's facts.
+
+    For read-only replies such as the health card: one Core statement instead of two ORM loads.
+    """
+    pending_flushed(session)
+    return (
+        session.connection().execute(_ACCOUNT_WITH_OWNER, {"account_id": account_id}).one_or_none()
+    )
+
+
+def owner_from_row(row: Any) -> OwnerFacts | None:
+    """The owner facts account_row() joined in; None when the account has no (existing) owner."""
+    if row.owner_id is None or row.owner_name is None:
+        return None
+    return OwnerFacts(
+        id=row.owner_id, name=row.owner_name, email=row.owner_email, manager_id=row.owner_manager_id
+    )
 
 
 def owner_of(session: Session, account: Account) -> CSM | None:
     return session.get(CSM, account.owner_id) if account.owner_id else None
 
 
-def account_summary(session: Session, account: Account, today: date) -> dict[str, Any]:
-    """The facts about an account that most replies show, as plain data."""
-    owner = owner_of(session, account)
+def account_summary(
+    session: Session, account: Account, today: date, *, owner: CSM | OwnerFacts | None = None
+) -> dict[str, Any]:
+    """The facts about an account that most replies show, as plain data.
+
+    owner: the account's owner when the caller has it already (else it is looked up).
+    """
+    if owner is None:
+        owner = owner_of(session, account)
     return {
         "id": account.id,
         "name": account.name,

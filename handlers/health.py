@@ -6,12 +6,22 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from domain.health import score_health, trend
 from domain.health_model import HealthModel, HealthModels
 from domain.signals import expansion_signal, forecast_summary
-from handlers.accounts import account_summary, resolve_account, snapshot_on_or_before
+from handlers.accounts import (
+    OwnerFacts,
+    account_row,
+    account_summary,
+    owner_from_row,
+    pending_flushed,
+    resolve_account,
+    resolve_loaded,
+    snapshot_on_or_before,
+)
 from handlers.context import ChatContext
 from handlers.permissions import can_change
 from handlers.reply import Reply
@@ -28,6 +38,32 @@ SENTIMENT_KEY = "csm_sentiment"
 SENTIMENT_VALUES = {"red": 1.0, "amber": 2.0, "green": 3.0}
 SENTIMENT_NAMES = {v: k for k, v in SENTIMENT_VALUES.items()}
 TREND_ARROWS = {"up": "↑", "down": "↓", "flat": "→", "unknown": "·"}
+
+
+# The health card's reads, built once (composing a statement costs more than SQLite takes to
+# answer it) and run as Core statements: the card only reads, so ORM objects would be waste.
+_SNAP = HealthSnapshot.__table__
+_READING = IndicatorReading.__table__
+# The recent score history: enough rows to reach 30 days back even with daily snapshots.
+_HISTORY = (
+    select(_SNAP.c.day, _SNAP.c.score)  # type: ignore[call-overload]
+    .where(_SNAP.c.account_id == bindparam("account_id"), _SNAP.c.day <= bindparam("today"))
+    .order_by(_SNAP.c.day.desc())
+    .limit(40)
+)
+_SNAPSHOT_ON = select(_SNAP).where(  # type: ignore[call-overload]
+    _SNAP.c.account_id == bindparam("account_id"), _SNAP.c.day == bindparam("day")
+)
+_SENTIMENT = (
+    select(_READING.c.value, _READING.c.note, _READING.c.source, _READING.c.day)  # type: ignore[call-overload]
+    .where(
+        _READING.c.account_id == bindparam("account_id"),
+        _READING.c.indicator_key == SENTIMENT_KEY,
+        _READING.c.day <= bindparam("today"),
+    )
+    .order_by(_READING.c.day.desc())
+    .limit(1)
+)
 
 
 def band_of_score(model: HealthModel, score: float | None) -> str:
@@ -96,20 +132,14 @@ def health_context(
 ) -> dict[str, Any]:
     """Everything the health card shows, as plain data."""
     model = models.for_segment(account.segment)
-    # One light query for the recent score history (enough rows to reach 30 days back even with
-    # daily snapshots), then the full snapshot of the newest day only.
-    history = session.exec(
-        select(HealthSnapshot.day, HealthSnapshot.score)
-        .where(HealthSnapshot.account_id == account.id, HealthSnapshot.day <= today)
-        .order_by(col(HealthSnapshot.day).desc())
-        .limit(40)
-    ).all()
-    snapshot = None
+    # One light query for the recent score history, then the full snapshot of the newest day only.
+    pending_flushed(session)
+    conn = session.connection()
+    history = conn.execute(_HISTORY, {"account_id": account.id, "today": today}).all()
+    snapshot: Any = None
     if history:
-        snapshot = session.exec(
-            select(HealthSnapshot).where(
-                HealthSnapshot.account_id == account.id, HealthSnapshot.day == history[0][0]
-            )
+        snapshot = conn.execute(
+            _SNAPSHOT_ON, {"account_id": account.id, "day": history[0][0]}
         ).first()
     if snapshot is None:
         snapshot = live_snapshot(session, account, model, today)
@@ -169,16 +199,10 @@ def health_context(
 
 
 def sentiment_context(session: Session, account_id: int, today: date) -> dict[str, Any] | None:
-    reading = session.exec(
-        select(IndicatorReading)
-        .where(
-            IndicatorReading.account_id == account_id,
-            IndicatorReading.indicator_key == SENTIMENT_KEY,
-            IndicatorReading.day <= today,
-        )
-        .order_by(col(IndicatorReading.day).desc())
-        .limit(1)
-    ).first()
+    pending_flushed(session)
+    reading = (
+        session.connection().execute(_SENTIMENT, {"account_id": account_id, "today": today}).first()
+    )
     if reading is None:
         return None
     return {
@@ -190,9 +214,15 @@ def sentiment_context(session: Session, account_id: int, today: date) -> dict[st
 
 
 def health_card(
-    session: Session, account: Account, *, ctx: ChatContext, models: HealthModels
+    session: Session,
+    account: Account,
+    *,
+    ctx: ChatContext,
+    models: HealthModels,
+    owner: OwnerFacts | None = None,
 ) -> Reply:
-    summary = account_summary(session, account, ctx.today)
+    """The card for an Account (or an accounts.account_row() row); owner when already known."""
+    summary = account_summary(session, account, ctx.today, owner=owner)
     # A churned customer keeps its last score; the card must not read like a live account.
     summary["churned_on"] = account.churned_on.isoformat() if account.churned_on else None
     health = health_context(session, account, models=models, today=ctx.today)
@@ -201,7 +231,7 @@ def health_card(
         "health": health,
         "sentiment": sentiment_context(session, account.id or 0, ctx.today),
         "expansion_signal": health["expansion_signal"],
-        "can_edit": can_change(session, ctx.actor, account),
+        "can_edit": can_change(session, ctx.actor, account, owner=owner),
     }
     return Reply(template="health_card", context=context, text=health_text(summary, health))
 
@@ -232,13 +262,18 @@ def account_health(
     query: str | None = None,
     account_id: int | None = None,
 ) -> Reply:
-    """`/health acme`: the account's health card."""
-    found = resolve_account(
-        session, ctx=ctx, intent="account_health", query=query, account_id=account_id
+    """`/health acme`: the account's health card (read-only: the account is a row, not an Account)."""
+    found = resolve_loaded(
+        session,
+        lambda found_id: account_row(session, found_id),
+        ctx=ctx,
+        intent="account_health",
+        query=query,
+        account_id=account_id,
     )
     if isinstance(found, Reply):
         return found
-    return health_card(session, found, ctx=ctx, models=models)
+    return health_card(session, found, ctx=ctx, models=models, owner=owner_from_row(found))
 
 
 def account_changes(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 
 from handlers.context import Actor
@@ -9,13 +11,15 @@ from handlers.errors import PermissionDenied
 from storage.models import CSM, Account
 
 
-def can_change(session: Session, actor: Actor, account: Account) -> bool:
+def can_change(session: Session, actor: Actor, account: Account, *, owner: Any = None) -> bool:
+    """owner: the account's owner CSM (or its OwnerFacts) when the caller has it; else looked up."""
     if actor.csm_id is None:
         return False
     if actor.role == "admin" or account.owner_id == actor.csm_id:
         return True
     if actor.role == "manager" and account.owner_id is not None:
-        owner = session.get(CSM, account.owner_id)
+        if owner is None or owner.id != account.owner_id:
+            owner = session.get(CSM, account.owner_id)
         return owner is not None and owner.manager_id == actor.csm_id
     return False
 

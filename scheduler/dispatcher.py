@@ -107,6 +107,7 @@ class Dispatcher:
         notifiers: Mapping[str, Notifier],
         *,
         clock: Clock = system_clock,
+        lease_clock: Clock | None = None,
         sleep: Sleep = system_sleep,
         pacing: Mapping[str, Pacing] | None = None,
         admin_targets: Mapping[str, str] | None = None,
@@ -123,6 +124,10 @@ class Dispatcher:
         self.engine = engine
         self.notifiers = dict(notifiers)
         self.clock = clock
+        # Leases are between processes, so they run on the wall clock even when business time is
+        # injected (`run-once --at` a past instant next to a live replica must not look expired
+        # to it); tests that simulate a crash pass their fake clock here.
+        self.lease_clock = lease_clock or system_clock
         self.sleep = sleep
         self.pacing = {**DEFAULT_PACING, **(pacing or {})}
         self.admin_targets = dict(admin_targets or {})
@@ -171,9 +176,10 @@ class Dispatcher:
 
     def _claim(self, now: datetime) -> list[_Claimed]:
         platforms = list(self.notifiers)
+        lease_now = as_utc(self.lease_clock())
         due = or_(
             and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-            and_(Delivery.status == "sending", Delivery.lease_until < now),
+            and_(Delivery.status == "sending", Delivery.lease_until < lease_now),
         )
         candidates = (
             select(Delivery.id)
@@ -191,7 +197,7 @@ class Dispatcher:
             .values(
                 status="sending",
                 claimed_by=self.worker_id,
-                lease_until=now + timedelta(seconds=self.lease_seconds),
+                lease_until=lease_now + timedelta(seconds=self.lease_seconds),
                 updated_at=now,
             )
             .returning(
@@ -228,10 +234,12 @@ class Dispatcher:
                 .order_by(Delivery.lease_until)
                 .limit(1)
             ).scalar()
-        times = [as_utc(t) for t in (pending_at, lease_ends) if t is not None]
-        if not times:
-            return None
-        return (min(times) - self._now()).total_seconds()
+        waits = []
+        if pending_at is not None:
+            waits.append((as_utc(pending_at) - self._now()).total_seconds())
+        if lease_ends is not None:
+            waits.append((as_utc(lease_ends) - as_utc(self.lease_clock())).total_seconds())
+        return min(waits) if waits else None
 
     # -- pacing and sending -----------------------------------------------------------------
 

@@ -51,6 +51,9 @@ def dispatcher(engine: Engine, notifier: object, clock: SimulatedClock, **kw: ob
         engine,
         {"slack": notifier},  # type: ignore[dict-item]
         clock=clock.now,
+        # These tests live in simulated time, leases included (the runner keeps them on the
+        # wall clock).
+        lease_clock=clock.now,
         sleep=clock.sleep,
         **kw,  # type: ignore[arg-type]
     )
@@ -235,3 +238,31 @@ def test_rate_limits_never_use_up_the_retries(engine: Engine) -> None:
     assert report.rate_limited == 10 and report.sent == 1 and report.failed == 0
     (row,) = rows(engine)
     assert row.status == "sent" and row.attempts == 1
+
+
+def test_a_backfill_in_the_past_does_not_lose_its_claims_to_a_live_replica(engine: Engine) -> None:
+    """`run-once --at` a past instant beside a live replica: leases run on the wall clock."""
+    past = datetime(2026, 1, 5, 9, tzinfo=UTC)  # business time of the backfill
+    with session_scope(engine) as s:
+        enqueue(s, [item(1, "C1")], now=past)
+    live_sent = RecordingNotifier(platform="slack")
+    live = Dispatcher(engine, {"slack": live_sent}, worker_id="live", sleep=lambda _s: None)
+
+    class Backfill(RecordingNotifier):
+        def send(self, target: str, reply: Reply) -> str:
+            # While the backfill is still posting, the live replica looks for work.
+            live.dispatch_due()
+            return super().send(target, reply)
+
+    backfill_sent = Backfill(platform="slack")
+    backfill = Dispatcher(
+        engine,
+        {"slack": backfill_sent},
+        clock=lambda: past,
+        sleep=lambda _s: None,
+        worker_id="backfill",
+    )
+    backfill.dispatch_due()
+    assert len(backfill_sent.sent) == 1
+    assert live_sent.sent == []
+    assert [(r.status, r.claimed_by) for r in rows(engine)] == [("sent", "backfill")]

@@ -79,12 +79,17 @@ def test_a_run_interrupted_mid_dispatch_resumes_without_posting_twice(demo_conta
     with demo_container.session() as s:
         dana = s.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
     rec.failures[f"csm:{dana.id}"] = [Crash()]
+
+    # Leases in simulated time too, so "ten minutes later" lets the dead process's claims lapse.
+    def at(when: datetime) -> dict[str, object]:
+        return {"dispatcher_options": {"lease_clock": lambda: when}}
+
     with pytest.raises(Crash):
-        go(demo_container, MORNING, rec)
+        go(demo_container, MORNING, rec, **at(MORNING))
     assert 0 < len(rec.sent) < len(all_rows(demo_container))
     # Restarted ten minutes later (the dead process's leases have run out), and once more.
-    go(demo_container, MORNING + timedelta(minutes=10), rec)
-    go(demo_container, MORNING + timedelta(minutes=20), rec)
+    go(demo_container, MORNING + timedelta(minutes=10), rec, **at(MORNING + timedelta(minutes=10)))
+    go(demo_container, MORNING + timedelta(minutes=20), rec, **at(MORNING + timedelta(minutes=20)))
     rows = all_rows(demo_container)
     assert all(r.status == "sent" for r in rows)
     posted = Counter((s.target, s.reply.template, s.reply.text) for s in rec.sent)

@@ -77,8 +77,10 @@ def test_two_replicas_post_every_delivery_exactly_once(postgres_url: str, tmp_pa
     assert rows and all(r.status == "sent" for r in rows)
     counts = Counter(posted)
     assert len(posted) == len(rows) and set(counts.values()) == {1}
-    # Both replicas did share the dispatching (rows claimed with SKIP LOCKED).
-    assert {r.claimed_by for r in rows} == {"replica-a", "replica-b"}
+    # Every row was claimed by one of the two replicas; how the work splits between them is up to
+    # timing (on a loaded machine one may drain everything before the other claims), so what is
+    # asserted is the property that matters: each delivery posted exactly once.
+    assert {r.claimed_by for r in rows} <= {"replica-a", "replica-b"}
 
 
 def _run(url: str, instants: list[str], log: str, name: str, barrier) -> None:  # type: ignore[no-untyped-def]
