@@ -219,7 +219,8 @@ def bench_db(workdir: Path) -> Path:
 
 
 def breakdown(db: Path, requests: int = 300) -> dict[str, float]:
-    """In-process ms per `/health acme`: the handler alone, and the Slack rendering of its Reply."""
+    """In-process ms per `/health acme`: the handler alone, and the Slack rendering of its Reply;
+    and how many statements a warm handler sends."""
     from datetime import date
 
     from bot.config import Settings
@@ -240,8 +241,18 @@ def breakdown(db: Path, requests: int = 300) -> dict[str, float]:
         with container.session() as session:
             return run(session, ctx, models, ask)
 
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
     reply = handler()
-    timings = {}
+    event.listen(container.engine, "before_cursor_execute", seen)
+    handler()
+    event.remove(container.engine, "before_cursor_execute", seen)
+    timings: dict[str, float] = {"statements": len(statements)}
     for name, fn in (("handler", handler), ("render", lambda: message(reply, share={"k": "x"}))):
         for _ in range(30):
             fn()
@@ -299,8 +310,9 @@ def main() -> int:
             f"{r['load_p99']:>10.2f}{r['rps']:>9.0f}"
         )
     print(
-        f"in-process, per request: handler {parts['handler']:.2f} ms, "
-        f"Slack rendering {parts['render']:.2f} ms"
+        f"in-process, per request: handler {parts['handler']:.2f} ms "
+        f"({parts['statements']:.0f} SQL statements through SQLAlchemy, plus the account index's "
+        f"one-statement change check on the driver), Slack rendering {parts['render']:.2f} ms"
     )
     full, bare = results["full"], results["bare"]
     ratio = full["p99"] / bare["p99"]
