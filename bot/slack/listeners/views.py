@@ -76,6 +76,18 @@ def _submit(
     return result, meta
 
 
+def _replace_original(done: tuple[Reply, dict[str, Any]] | None) -> None:
+    """After a modal saved, redraw the message it was opened from (its response_url)."""
+    if done is None:
+        return
+    reply, meta = done
+    send_to_response_url(
+        meta.get("r"),
+        refreshed_payload(reply, ephemeral=bool(meta.get("e"))),
+        replace_original=True,
+    )
+
+
 def register(app: App, services: SlackServices) -> None:
     @app.view("milestone_edit")
     def milestone_edit(
@@ -94,13 +106,7 @@ def register(app: App, services: SlackServices) -> None:
             )
 
         done = _submit(services, ack, view, body, context, work, fallback_block="note")
-        if done is not None:
-            reply, meta = done
-            send_to_response_url(
-                meta.get("r"),
-                refreshed_payload(reply, ephemeral=bool(meta.get("e"))),
-                replace_original=True,
-            )
+        _replace_original(done)
 
     @app.view("sentiment")
     def sentiment(
@@ -119,13 +125,7 @@ def register(app: App, services: SlackServices) -> None:
             )
 
         done = _submit(services, ack, view, body, context, work, fallback_block="reason")
-        if done is not None:
-            reply, meta = done
-            send_to_response_url(
-                meta.get("r"),
-                refreshed_payload(reply, ephemeral=bool(meta.get("e"))),
-                replace_original=True,
-            )
+        _replace_original(done)
 
     @app.view("settings")
     def settings(
