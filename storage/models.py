@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -13,6 +14,13 @@ from sqlmodel import Field, SQLModel
 def utcnow() -> datetime:
     """Aware UTC timestamp; sqlmodel's UTCDateTime columns refuse naive datetimes."""
     return datetime.now(UTC)
+
+
+class Table(SQLModel):
+    """Base of the tables: pydantic builds a model's validators on first use, not at import,
+    which takes a tenth off a one-shot `csm-bot ask`."""
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
 ROLES = ("csm", "manager", "admin")
@@ -25,7 +33,7 @@ STAKEHOLDER_ROLES = ("champion", "decision_maker", "sponsor", "user", "admin")
 RENEWAL_STATUSES = ("open", "renewed", "churned")
 
 
-class CSM(SQLModel, table=True):
+class CSM(Table, table=True):
     """A customer success manager, team manager or admin, with their chat identities."""
 
     __tablename__ = "csm"
@@ -44,7 +52,7 @@ class CSM(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Account(SQLModel, table=True):
+class Account(Table, table=True):
     """A customer: owner, segment, money, lifecycle and where its team talks about it."""
 
     __tablename__ = "account"
@@ -69,7 +77,7 @@ class Account(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class Stakeholder(SQLModel, table=True):
+class Stakeholder(Table, table=True):
     """A person on the customer's side (champion, decision maker, sponsor...)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -80,7 +88,7 @@ class Stakeholder(SQLModel, table=True):
     role: str = Field(default="user")
 
 
-class IndicatorReading(SQLModel, table=True):
+class IndicatorReading(Table, table=True):
     """One value of one health indicator for one account on one day."""
 
     __tablename__ = "indicator_reading"
@@ -98,7 +106,7 @@ class IndicatorReading(SQLModel, table=True):
     note: str | None = None
 
 
-class HealthSnapshot(SQLModel, table=True):
+class HealthSnapshot(Table, table=True):
     """The health of an account as computed for one day (score None means insufficient data)."""
 
     __tablename__ = "health_snapshot"
@@ -121,7 +129,7 @@ class HealthSnapshot(SQLModel, table=True):
     computed_at: datetime = Field(default_factory=utcnow)
 
 
-class SuccessPlan(SQLModel, table=True):
+class SuccessPlan(Table, table=True):
     """An account's success plan: the outcomes the customer bought the product for."""
 
     __tablename__ = "success_plan"
@@ -132,7 +140,7 @@ class SuccessPlan(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Objective(SQLModel, table=True):
+class Objective(Table, table=True):
     """One objective of a success plan, optionally tied to a KPI target."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -146,7 +154,7 @@ class Objective(SQLModel, table=True):
     position: int = 0
 
 
-class Milestone(SQLModel, table=True):
+class Milestone(Table, table=True):
     """A dated step towards an objective, owned by someone, moved along with buttons."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -164,7 +172,7 @@ class Milestone(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class MilestoneEvent(SQLModel, table=True):
+class MilestoneEvent(Table, table=True):
     """One change to a milestone: who, when, which field, from and to, and why."""
 
     __tablename__ = "milestone_event"
@@ -180,7 +188,7 @@ class MilestoneEvent(SQLModel, table=True):
     note: str | None = None
 
 
-class Renewal(SQLModel, table=True):
+class Renewal(Table, table=True):
     """A contract end: when, for how much, how likely, and how it ended."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -194,7 +202,7 @@ class Renewal(SQLModel, table=True):
     closed_on: date | None = None
 
 
-class QBR(SQLModel, table=True):
+class QBR(Table, table=True):
     """A scheduled quarterly business review."""
 
     __tablename__ = "qbr"
@@ -209,7 +217,7 @@ class QBR(SQLModel, table=True):
     )
 
 
-class Escalation(SQLModel, table=True):
+class Escalation(Table, table=True):
     """A customer escalation, run as a thread, with SLA timers."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -230,7 +238,7 @@ class Escalation(SQLModel, table=True):
     teams_conversation_id: str | None = None
 
 
-class EscalationEvent(SQLModel, table=True):
+class EscalationEvent(Table, table=True):
     """One update to an escalation (acknowledged, assigned, note, resolved)."""
 
     __tablename__ = "escalation_event"
@@ -246,7 +254,7 @@ class EscalationEvent(SQLModel, table=True):
     note: str | None = None
 
 
-class SurveyResponse(SQLModel, table=True):
+class SurveyResponse(Table, table=True):
     """An NPS (0-10), CSAT (1-5) or CES (1-7) answer from someone at an account."""
 
     __tablename__ = "survey_response"
@@ -261,7 +269,7 @@ class SurveyResponse(SQLModel, table=True):
     comment: str | None = None
 
 
-class AuditLog(SQLModel, table=True):
+class AuditLog(Table, table=True):
     """Who changed what, when, from where: every write made through chat, API or import."""
 
     __tablename__ = "audit_log"
@@ -278,7 +286,7 @@ class AuditLog(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
-class ConversationState(SQLModel, table=True):
+class ConversationState(Table, table=True):
     """What the last turn of a thread or DM was about, so follow-ups can use it; expires."""
 
     __tablename__ = "conversation_state"
