@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func
 from sqlalchemy.engine import Row
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.accounts_index import AccountIndex, AccountName, Resolution
 from handlers.context import ChatContext
@@ -237,6 +237,15 @@ def owner_from_row(row: Any) -> OwnerFacts | None:
     return OwnerFacts(
         id=row.owner_id, name=row.owner_name, email=row.owner_email, manager_id=row.owner_manager_id
     )
+
+
+def csms_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, CSM]:
+    """The CSMs with these ids (owners of a list of rows) in one query; None ids are skipped."""
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    rows = session.exec(select(CSM).where(col(CSM.id).in_(wanted))).all()
+    return {c.id: c for c in rows if c.id}
 
 
 def owner_of(session: Session, account: Account) -> CSM | None:

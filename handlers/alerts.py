@@ -11,13 +11,14 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from domain.signals import forecast_summary
+from handlers.accounts import csms_by_id
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import NotFound
 from handlers.permissions import require_change
 from handlers.reply import Reply
 from scheduler.models import Alert
-from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
+from storage.models import Account, Escalation, HealthSnapshot, Milestone, Renewal
 
 ACK_ACTION_ID = "alert_acknowledge"
 SNOOZE_ACTION_ID = "alert_snooze"
@@ -60,8 +61,7 @@ def account_briefs(
     if not ids:
         return {}
     accounts = session.exec(select(Account).where(col(Account.id).in_(ids))).all()
-    owner_ids = {a.owner_id for a in accounts if a.owner_id}
-    owners = {c.id: c for c in session.exec(select(CSM).where(col(CSM.id).in_(owner_ids))).all()}
+    owners = csms_by_id(session, (a.owner_id for a in accounts))
     window = [today - timedelta(days=n) for n in range(0, 10)]
     # Columns, not rows: the per-indicator JSON is large and no brief shows it.
     snaps: dict[int, dict[date, _Snap]] = defaultdict(dict)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from handlers.accounts import account_summary, resolve_account
+from handlers.accounts import account_summary, csms_by_id, resolve_account
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import NotFound, ValidationFailed
@@ -68,13 +68,6 @@ def milestone_context(milestone: Milestone, owners: dict[int, CSM], today: date)
     }
 
 
-def _owners(session: Session, milestones: list[Milestone]) -> dict[int, CSM]:
-    ids = {m.owner_id for m in milestones if m.owner_id}
-    if not ids:
-        return {}
-    return {c.id: c for c in session.exec(select(CSM).where(col(CSM.id).in_(ids))).all() if c.id}
-
-
 def plan_reply(session: Session, account: Account, *, ctx: ChatContext) -> Reply:
     """The account's success plan with every milestone and its status control."""
     plan = session.exec(
@@ -100,7 +93,7 @@ def plan_reply(session: Session, account: Account, *, ctx: ChatContext) -> Reply
             if rows
             else []
         )
-        owners = _owners(session, list(milestones))
+        owners = csms_by_id(session, (m.owner_id for m in milestones))
         for objective in rows:
             items = [
                 milestone_context(m, owners, ctx.today)

@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from handlers.accounts import latest_snapshots, not_here_reply, resolve_account, scores_on
+from handlers.accounts import (
+    csms_by_id,
+    latest_snapshots,
+    not_here_reply,
+    resolve_account,
+    scores_on,
+)
 from handlers.context import ChatContext
 from handlers.plan import STATUS_LABELS
 from handlers.reply import Reply
@@ -55,12 +61,7 @@ def _accounts(session: Session, scope: Scope) -> list[Account]:
 
 
 def _owner_names(session: Session, accounts: list[Account]) -> dict[int, str]:
-    ids = {a.owner_id for a in accounts if a.owner_id}
-    if not ids:
-        return {}
-    return {
-        c.id: c.name for c in session.exec(select(CSM).where(col(CSM.id).in_(ids))).all() if c.id
-    }
+    return {i: c.name for i, c in csms_by_id(session, (a.owner_id for a in accounts)).items()}
 
 
 def _row(
@@ -321,12 +322,7 @@ def _overdue_rows(
     if account_ids is not None:
         query = query.where(col(Milestone.account_id).in_(account_ids or [-1]))
     pairs = session.exec(query).all()
-    owner_ids = {m.owner_id for m, _ in pairs if m.owner_id}
-    owners = (
-        {c.id: c.name for c in session.exec(select(CSM).where(col(CSM.id).in_(owner_ids))).all()}
-        if owner_ids
-        else {}
-    )
+    owners = {i: c.name for i, c in csms_by_id(session, (m.owner_id for m, _ in pairs)).items()}
     return [
         {
             "id": m.id,
