@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 
 from storage.db import make_engine, upgrade
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures"
+# Real payloads written by Slack and Microsoft, copied into the repository; tests/fixtures/SOURCES.md
+# says where each one comes from.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PG_ADMIN_URL = os.environ.get(
     "CSM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -38,7 +39,7 @@ _PG_SKIP = _postgres_reason()
 
 
 def fixture_path(*parts: str) -> Path:
-    """Path of a payload in ../shared/fixtures/ (real payloads written by Slack and Microsoft)."""
+    """Path of a payload in tests/fixtures/ (real payloads written by Slack and Microsoft)."""
     return FIXTURES.joinpath(*parts)
 
 

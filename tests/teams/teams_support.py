@@ -1,4 +1,4 @@
-"""Helpers for the Teams tests: settings, the HTTP client, and activities from the shared fixtures."""
+"""Helpers for the Teams tests: settings, the HTTP client, and activities from tests/fixtures."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from bot.config import Settings
 from bot.container import Container
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TODAY = date(2026, 11, 23)
 TENANT = "50612dbb-0237-4969-b378-8d42590f9c00"  # the tenant of message_channel_mention.json
 DANA_TEAMS_ID = "29:dana-teams-id"
@@ -44,7 +44,7 @@ def client_for(container: Container, **app_options: Any) -> TestClient:
 
 
 def activity(name: str, connector: FakeConnector | None = None, **changes: Any) -> dict[str, Any]:
-    """A Microsoft-written activity from ../shared/fixtures/teams/, with serviceUrl on the fake."""
+    """A Microsoft-written activity from tests/fixtures/teams/, with serviceUrl on the fake."""
     data = json.loads((FIXTURES / "teams" / name).read_text())
     data = copy.deepcopy(data)
     if connector is not None:
