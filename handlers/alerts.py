@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from domain.signals import forecast_summary
+from handlers import access
 from handlers.accounts import csms_by_id
 from handlers.audit import record
 from handlers.context import ChatContext
@@ -198,6 +199,7 @@ def risk_alert_reply(alert: Alert, brief: dict[str, Any], *, note: str | None = 
 
 
 def risk_alert(session: Session, *, ctx: ChatContext, alert_id: int) -> Reply:
+    access.require(session, ctx, access.Action.READ_ACCOUNT)
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise NotFound(f"There is no alert {alert_id}.")

@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 from domain.health_model import HealthModels
 from domain.nlu import ParseResult, parse
 from domain.nlu.followup import apply_followup
-from handlers import health
-from handlers.accounts import account_index, resolution_reply
+from handlers import access, health
+from handlers.accounts import unresolved_reply
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.help import help_reply
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 # A thread's memory lasts this long after its last turn: long enough for a follow-up, short
 # enough that tomorrow's "and its renewal?" is not about today's account.
 STATE_TTL = timedelta(hours=2)
+# A chat message is cut to this before it is parsed: Slack allows 40,000 characters, and nothing a
+# question needs (an account, a window, an escalation title) comes near it.
+MAX_MESSAGE_CHARS = 2000
+_HELP = re.compile(r"^\W*(help|\?)\W*$", re.IGNORECASE)
 ACCOUNT_INTENTS = ("account_health", "success_plan", "account_changes", "qbr_prep", "escalate")
 _SMALL_TALK = re.compile(
     r"^\W*(thanks?( you)?|thx|ty|cheers|great|cool|ok(ay)?|nice|bye|goodbye|see you)\W*$",
@@ -121,7 +125,7 @@ def route(
         if resolution.account_id is not None and resolution.status in ("exact", "alias", "fuzzy"):
             account_id, account_name = resolution.account_id, resolution.name
         elif intent in ACCOUNT_INTENTS or intent == "milestones_overdue":
-            return resolution_reply(resolution, intent or "account_health"), None, None
+            return unresolved_reply(ctx, resolution, intent or "account_health"), None, None
     if intent in (None, "help") and _SETTINGS.search(parsed.text):
         from handlers.settings import user_settings
 
@@ -225,13 +229,18 @@ def route(
 
 def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModels) -> Reply:
     """Answer one chat message. Never raises for bad input: the user gets help or a clear message."""
-    text = (text or "").strip()
+    text = (text or "").strip()[:MAX_MESSAGE_CHARS]
     if not text:
         return replace(help_reply(""), intent="help")
     if _SMALL_TALK.match(text):
         return _notice("Any time. Ask me about an account, renewals or risks whenever you need.")
+    if access.barred_reason(ctx.actor) is not None:
+        # Before any parsing: nothing about accounts, not even "which one did you mean".
+        if _HELP.match(text):
+            return replace(help_reply(""), intent="help")
+        return replace(_notice(access.no_access_line(session, ctx.actor)), intent=None)
     previous = load_state(session, ctx.thread_key)
-    index = account_index(session)
+    index = access.visible_index(session, ctx)
     picked = _picked_choice(text, previous)
     if picked is not None and previous is not None:
         # "2" answers the question that offered the choices, about the account picked.

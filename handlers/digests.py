@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from domain import metrics
+from handlers import access
 from handlers.context import ChatContext
 from handlers.errors import NotFound
 from handlers.reply import Reply
@@ -75,6 +76,7 @@ def _score(s: Point | None) -> int | None:
 def daily_digest(session: Session, *, ctx: ChatContext, csm_id: int | None = None) -> Reply:
     """Red/amber counts, what changed since yesterday, renewals in 30/90 days, overdue milestones
     and open escalations for one CSM's book (default: the asker's)."""
+    access.require(session, ctx, access.Action.READ_PORTFOLIO)
     who = csm_id if csm_id is not None else ctx.actor.csm_id
     csm = session.get(CSM, who) if who is not None else None
     if csm is None:
@@ -239,6 +241,7 @@ def team_of(session: Session, manager: CSM) -> list[CSM]:
 
 def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None = None) -> Reply:
     """ARR at risk, the quarter's forecast GRR and NRR, and who moved, for one manager's team."""
+    access.require(session, ctx, access.Action.READ_PORTFOLIO)
     who = manager_id if manager_id is not None else ctx.actor.csm_id
     manager = session.get(CSM, who) if who is not None else None
     if manager is None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from handlers import access
+from handlers.access import Scope
 from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
@@ -24,31 +25,20 @@ from storage.models import CSM, Account, Milestone, Renewal
 BAND_ORDER = {"red": 0, "amber": 1, "insufficient": 2, "green": 3}
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which accounts a portfolio question covers, and how to say so."""
-
-    owner_ids: frozenset[int] | None  # None = every account
-    label: str
-
-
 def scope_for(session: Session, ctx: ChatContext, owner: str | None) -> Scope:
-    """ "my" → the asker's accounts; "team" → a manager's team (everyone for others); a name → that CSM's."""
-    actor = ctx.actor
+    """ "my" → the asker's accounts; "team" → a manager's team (everyone for others); a name → that CSM's.
+
+    Raises access.NoAccess for someone who may not read the portfolio; the default book of
+    each role is access.book_of's rule.
+    """
+    access.require(session, ctx, access.Action.READ_PORTFOLIO)
     if owner and owner not in ("me", "team"):
         needle = owner.strip().lower()
         for csm in session.exec(select(CSM).order_by(col(CSM.id))).all():
             if csm.name.lower() == needle or csm.name.lower().split()[0] == needle:
                 return Scope(frozenset({csm.id or 0}), f"{csm.name}'s accounts")
         return Scope(frozenset(), f"accounts of “{owner}” (nobody by that name)")
-    if owner == "team" or (owner is None and actor.role in ("manager", "admin", "unknown")):
-        if actor.role == "manager" and actor.csm_id is not None:
-            team = session.exec(select(CSM.id).where(CSM.manager_id == actor.csm_id)).all()
-            return Scope(frozenset({actor.csm_id, *[t for t in team if t]}), "your team's accounts")
-        return Scope(None, "all accounts")
-    if actor.csm_id is None:
-        return Scope(None, "all accounts")
-    return Scope(frozenset({actor.csm_id}), "your accounts")
+    return access.book_of(session, ctx.actor, owner)
 
 
 def _accounts(session: Session, scope: Scope) -> list[Account]:
@@ -117,7 +107,7 @@ def _plural(n: int, noun: str) -> str:
 
 def _refuse_in_external(ctx: ChatContext) -> Reply | None:
     # Portfolio lists would show other customers' names to an outside organisation.
-    return not_here_reply() if ctx.external else None
+    return None if access.lists_shown_here(ctx) else not_here_reply()
 
 
 def _risk_key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -187,7 +177,7 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
-    if owner is None and ctx.actor.csm_id and ctx.actor.role not in ("manager", "admin"):
+    if owner is None and ctx.actor.csm_id and ctx.actor.role == "csm":
         owner = "me"
     # A manager's or an admin's "my accounts" is the book they look after: their team's (or all).
     scope = scope_for(session, ctx, owner)
@@ -388,16 +378,20 @@ def overdue_milestones(
 
 def home(session: Session, *, ctx: ChatContext) -> Reply:
     """The App Home / start page: red and amber accounts, renewals in 30 days, overdue milestones."""
-    scope = scope_for(session, ctx, "me" if ctx.actor.csm_id else None)
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    # A CSM's start page is their own accounts; everyone else's is their book (design.md:
+    # a manager's team, an admin's everything, a viewer's team or everything).
+    mine = "me" if ctx.actor.role == "csm" else None
+    scope = scope_for(session, ctx, mine)
     accounts = _accounts(session, scope)
     rows = _rows(session, accounts, ctx.today)
     red_amber = sorted([r for r in rows if r["band"] in ("red", "amber")], key=_risk_key)
     counts = {
         b: sum(1 for r in rows if r["band"] == b) for b in ("red", "amber", "green", "insufficient")
     }
-    renewals = upcoming_renewals(
-        session, ctx=ctx, days=30, owner="me" if ctx.actor.csm_id else None
-    )
+    renewals = upcoming_renewals(session, ctx=ctx, days=30, owner=mine)
     overdue = _overdue_rows(session, ctx, [a.id or 0 for a in accounts])
     csm = {"name": ctx.actor.name, "email": ctx.actor.email} if ctx.actor.csm_id else None
     text = (

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session
 
+from handlers import access
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import PermissionDenied, ValidationFailed
@@ -18,6 +19,7 @@ _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 def _csm(session: Session, ctx: ChatContext) -> CSM:
+    access.require(session, ctx, access.Action.OWN_SETTINGS)
     csm = session.get(CSM, ctx.actor.csm_id) if ctx.actor.csm_id else None
     if csm is None:
         raise PermissionDenied(

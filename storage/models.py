@@ -23,7 +23,7 @@ class Table(SQLModel):
     model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
-ROLES = ("csm", "manager", "admin")
+ROLES = ("csm", "manager", "admin", "viewer")
 LIFECYCLE_STAGES = ("onboarding", "adoption", "expansion", "renewal")
 MILESTONE_STATUSES = ("not_started", "in_progress", "done", "at_risk", "blocked")
 ESCALATION_SEVERITIES = ("sev1", "sev2", "sev3")
@@ -236,6 +236,9 @@ class Escalation(Table, table=True):
     slack_channel_id: str | None = None
     slack_thread_ts: str | None = None
     teams_conversation_id: str | None = None
+    # The platform's own id of the request that opened it (Slack view/trigger/event id, Teams
+    # activity): a retried or resubmitted request finds this row instead of opening a second one.
+    origin_key: str | None = Field(default=None, unique=True, max_length=200)
 
 
 class EscalationEvent(Table, table=True):
@@ -252,6 +255,8 @@ class EscalationEvent(Table, table=True):
     from_value: str | None = None
     to_value: str | None = None
     note: str | None = None
+    # As Escalation.origin_key: a resubmitted note modal adds its note once.
+    origin_key: str | None = Field(default=None, unique=True, max_length=200)
 
 
 class SurveyResponse(Table, table=True):

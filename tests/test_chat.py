@@ -107,10 +107,11 @@ def test_cli_ask_json(demo_container) -> None:
     assert data["reply"]["template"] == "health_card"
 
 
-def test_cli_ask_as_unknown_email_still_answers(demo_container) -> None:
+def test_cli_ask_as_unknown_email_answers_with_who_can_add_them(demo_container) -> None:
     result = runner.invoke(app, ["ask", "risks", "--as", "nobody@elsewhere.org"])
     assert result.exit_code == 0, result.output
-    assert "at risk" in result.output
+    assert "at risk" not in result.output and "$" not in result.output
+    assert "Ask Robin Admin (an admin) to add you" in result.output
 
 
 def test_cli_ask_stdin_one_json_per_line(demo_container) -> None:

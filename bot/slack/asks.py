@@ -37,13 +37,16 @@ class Ask:
     @classmethod
     def decoded(cls, data: dict[str, Any]) -> Ask | None:
         kind = data.get("k")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             return None
         account_id = data.get("a")
+        if not isinstance(account_id, int) or isinstance(account_id, bool):
+            account_id = None
+        elif not 0 < account_id < 2**53:
+            return None  # no account has such an id: a tampered button
+        text = data.get("t")
         return cls(
-            kind=str(kind),
-            text=str(data.get("t") or ""),
-            account_id=int(account_id) if isinstance(account_id, int) else None,
+            kind=str(kind), text=text[:500] if isinstance(text, str) else "", account_id=account_id
         )
 
 
