@@ -246,11 +246,20 @@ def serve(
     ] = False,
 ) -> None:
     """Serve Slack (/slack/events), Teams (/api/messages), /healthz and /metrics."""
+    from bot.config import ConfigurationError
     from bot.server import serve as run_server
 
-    run_server(
-        _container(), host=host, port=port, with_scheduler=not no_scheduler, socket_mode=socket_mode
-    )
+    try:
+        run_server(
+            _container(),
+            host=host,
+            port=port,
+            with_scheduler=not no_scheduler,
+            socket_mode=socket_mode,
+        )
+    except ConfigurationError as exc:
+        typer.echo(f"Configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @scheduler_app.command("run-once")

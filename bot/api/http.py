@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.api.auth import Endpoint, api_error, configured_token, require_token
+from bot.http_body import API_MAX_BODY, read_capped
 from storage.csv_import import (
     KINDS,
     ImportFailed,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # 10 MiB is ~100,000 JSON (~250,000 CSV) reading rows: a sync fits, a runaway client does not.
-MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_BODY_BYTES = API_MAX_BODY
 CSV_TYPES = ("text/csv", "application/csv")
 JSON_TYPE = "application/json"
 # These kinds feed the health score; milestones and renewals do not.
@@ -77,7 +78,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
             )
         if charset not in (None, "utf-8", "utf8"):
             return api_error(415, "unsupported_charset", f"Send UTF-8, not {charset}.")
-        body = await _read_body(request, max_body_bytes)
+        body = await read_capped(request, max_body_bytes)
         if body is None:
             return api_error(
                 413,
@@ -210,22 +211,6 @@ def _content_type(request: Request) -> tuple[str, str | None]:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"').lower()
     return media.strip().lower(), charset
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` (never buffering more)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    parts: list[bytes] = []
-    size = 0
-    # Counted while streaming: a chunked body has no Content-Length to trust.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _json_rows(body: bytes) -> list[Any] | Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,20 +17,29 @@ from botbuilder.schema import (
     AdaptiveCardInvokeValue,
     ChannelAccount,
 )
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.teams.cards import ADAPTIVE_CARD, message_for, notice_card, render_card
 from bot.teams.identity import (
+    ConversationCache,
     RosterCache,
     RosterEntry,
     actor_for_teams_user,
     csm_by_teams_ids,
     foreign_tenant,
 )
-from bot.teams.references import mark_inactive, save_reference, tenant_of
+from bot.teams.references import (
+    channel_root,
+    mark_inactive,
+    save_reference,
+    shared_channel,
+    team_of,
+    tenant_of,
+)
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
+from storage.models import Account
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -58,15 +68,28 @@ class Speaker:
     aad_object_id: str | None
     tenant_id: str | None
     csm_id: int | None
-    external: bool
+    foreign: bool  # from another tenant than the configured one
 
 
 class CsmTeamsBot(TeamsActivityHandler):
-    """One bot for personal chats, group chats and channels; listeners stay thin, handlers do the work."""
+    """One bot for personal chats, group chats and channels; listeners stay thin, handlers do the work.
 
-    def __init__(self, container: Container, roster: RosterCache | None = None) -> None:
+    verified: the activities it is given were authenticated (JWT); only then may they link a
+    person to a Teams identity (Teams' local development mode answers but remembers no link).
+    """
+
+    def __init__(
+        self,
+        container: Container,
+        roster: RosterCache | None = None,
+        *,
+        verified: bool = True,
+        conversations: ConversationCache | None = None,
+    ) -> None:
         self.container = container
         self.roster = roster or RosterCache()
+        self.conversations = conversations or ConversationCache()
+        self.verified = verified
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -80,14 +103,14 @@ class CsmTeamsBot(TeamsActivityHandler):
         return await asyncio.to_thread(run)
 
     async def _speaker(self, turn_context: TurnContext) -> Speaker:
-        """Store the conversation reference, and find out who is talking and whether they are external."""
+        """Store the conversation reference, and find out who is talking."""
         activity = turn_context.activity
         user = activity.from_property or ChannelAccount(id="")
         tenant = tenant_of(activity)
-        external = foreign_tenant(tenant, self.container.settings.microsoft_app_tenant_id)
+        foreign = foreign_tenant(tenant, self.container.settings.microsoft_app_tenant_id)
 
         def remember(session: Session) -> int | None:
-            csm = None if external else csm_by_teams_ids(session, user.id, user.aad_object_id)
+            csm = None if foreign else csm_by_teams_ids(session, user.id, user.aad_object_id)
             save_reference(session, activity=activity, csm_id=csm.id if csm else None)
             return csm.id if csm else None
 
@@ -98,17 +121,30 @@ class CsmTeamsBot(TeamsActivityHandler):
             aad_object_id=user.aad_object_id,
             tenant_id=tenant,
             csm_id=csm_id,
-            external=external,
+            foreign=foreign,
         )
 
     async def _context(
         self, turn_context: TurnContext, speaker: Speaker
     ) -> tuple[RosterEntry | None, bool]:
-        """The roster entry (only needed for people we have not matched yet) and the external flag."""
-        if speaker.external or speaker.csm_id is not None:
-            return None, speaker.external
-        entry = await self.roster.member(turn_context, speaker.user_id, speaker.tenant_id)
-        return entry, bool(entry and entry.guest)
+        """The roster entry (for people not matched yet, and to spot guests) and whether the
+        conversation is shared with another organisation."""
+        entry = None
+        if not speaker.foreign and speaker.csm_id is None:
+            entry = await self.roster.member(turn_context, speaker.user_id, speaker.tenant_id)
+        return entry, await self._shared(turn_context)
+
+    async def _shared(self, turn_context: TurnContext) -> bool:
+        """A shared channel, or a chat or team with guests or people of another tenant."""
+        activity = turn_context.activity
+        kind = activity.conversation.conversation_type or "personal"
+        if kind == "personal":
+            return False
+        if shared_channel(activity):
+            return True
+        key = team_of(activity) or channel_root(activity.conversation.id)
+        tenant = self.container.settings.microsoft_app_tenant_id
+        return (await self.conversations.sharing(turn_context, key, tenant)).external
 
     def _chat_context(
         self,
@@ -118,12 +154,13 @@ class CsmTeamsBot(TeamsActivityHandler):
         entry: RosterEntry | None,
         external: bool,
     ) -> ChatContext:
+        from handlers import access
         from handlers.identity import unknown_actor
 
         activity = turn_context.activity
-        if external:
-            # Guests never become a CSM, whatever email they have: they see no account data.
-            actor = unknown_actor(speaker.user_id, speaker.name)
+        if speaker.foreign:
+            # Another tenant's user never becomes a person here, whatever email they have.
+            actor = unknown_actor(speaker.user_id, speaker.name, barred=access.OTHER_TENANT)
         else:
             actor = actor_for_teams_user(
                 session,
@@ -131,16 +168,20 @@ class CsmTeamsBot(TeamsActivityHandler):
                 name=speaker.name,
                 aad_object_id=speaker.aad_object_id,
                 roster=entry,
+                tenant_id=self.container.settings.microsoft_app_tenant_id,
+                link=self.verified,
             )
             if actor.csm_id is not None and activity.conversation.conversation_type == "personal":
                 save_reference(session, activity=activity, csm_id=actor.csm_id)
+        conversation = channel_root(activity.conversation.id)
         return ChatContext(
             platform="teams",
             actor=actor,
             today=self.container.today(),
             thread_key=f"teams:{activity.conversation.id}",
             external=external,
-            allowed_account_ids=frozenset(),
+            allowed_account_ids=mapped_accounts(session, conversation) if external else frozenset(),
+            request_key=request_key(activity),
         )
 
     async def _handle(
@@ -365,6 +406,22 @@ class CsmTeamsBot(TeamsActivityHandler):
             reply = None
         card = render_card(reply, notice=message) if reply is not None else None
         return _card(card if card is not None else notice_card(message))
+
+
+def mapped_accounts(session: Session, conversation_id: str) -> frozenset[int]:
+    """The accounts mapped to a Teams channel or chat: all a shared one may show."""
+    ids = session.exec(
+        select(Account.id).where(Account.teams_conversation_id == conversation_id)
+    ).all()
+    return frozenset(i for i in ids if i is not None)
+
+
+def request_key(activity: Activity) -> str | None:
+    """The platform's own id of an activity (ChatContext.request_key): conversation + activity id."""
+    if not activity.id:
+        return None
+    digest = hashlib.sha256(f"{activity.conversation.id}|{activity.id}".encode()).hexdigest()
+    return f"teams:{digest[:40]}"
 
 
 def open_account(

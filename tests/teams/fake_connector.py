@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 _ACTIVITIES = re.compile(r"^/v3/conversations/([^/]+)/activities(?:/([^/]+))?$")
 _MEMBER = re.compile(r"^/v3/conversations/([^/]+)/members/([^/]+)$")
+_PAGED = re.compile(r"^/v3/conversations/([^/]+)/pagedmembers$")
 
 
 @dataclass
@@ -37,6 +38,8 @@ class FakeConnector:
 
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Conversation (or team) id -> its members, for the paged roster; default: ``members``.
+    rosters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     jwks: dict[str, Any] | None = None
     calls: list[Call] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -92,6 +95,13 @@ class FakeConnector:
                     return
                 if path == "/keys" and fake.jwks is not None:
                     self._send(200, fake.jwks)
+                    return
+                if _PAGED.match(path):
+                    # The conversation's (or team's) roster: everyone the test registered, unless
+                    # a test set its own roster for this conversation.
+                    key = unquote(_PAGED.match(path).group(1))  # type: ignore[union-attr]
+                    found = fake.rosters.get(key, list(fake.members.values()))
+                    self._send(200, {"members": found})
                     return
                 member = _MEMBER.match(path)
                 if member:
