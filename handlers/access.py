@@ -82,6 +82,16 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
 }
 
 
+def service_actor(name: str = "data API") -> Actor:
+    """Whoever holds the data API's bearer token: reads account health and imports, nothing else."""
+    return Actor(csm_id=None, name=name, role=SERVICE_ROLE)
+
+
+def system_actor() -> Actor:
+    """The scheduler posting for nobody in particular (a team channel): reads, never changes."""
+    return Actor(csm_id=None, name="CSM Assistant", role=SYSTEM_ROLE)
+
+
 class NoAccess(PermissionDenied):
     """The actor may not see account data at all; the message says who can add them."""
 

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from domain.health_model import HealthModels
-from handlers.context import Actor, ChatContext
+from handlers.access import system_actor
+from handlers.context import ChatContext
 from handlers.errors import NotFound
+from handlers.identity import actor_of
 from handlers.reply import Reply
 from storage.db import session_scope
 from storage.models import CSM
@@ -28,12 +30,9 @@ def is_deferred(context: dict[str, Any]) -> bool:
 
 
 def scheduler_ctx(csm: CSM | None, today: date) -> ChatContext:
-    """The scheduler asks as the CSM it writes to, so permissions and scope are theirs."""
-    actor = (
-        Actor(csm_id=csm.id, name=csm.name, email=csm.email, role=csm.role)
-        if csm
-        else Actor(csm_id=None, name="CSM Assistant", role="admin")
-    )
+    """The scheduler asks as the person it writes to, so their access rules and scope apply;
+    posting for nobody in particular, it reads as the system (handlers.access)."""
+    actor = actor_of(csm) if csm else system_actor()
     return ChatContext(platform="scheduler", actor=actor, today=today)
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from bot.api.auth import Endpoint, api_error, configured_token, require_token
 from bot.http_body import API_MAX_BODY, read_capped
+from handlers import access
 from storage.csv_import import (
     KINDS,
     ImportFailed,
@@ -62,6 +63,9 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
 
     async def import_data(request: Request) -> Response:
         kind = request.path_params["kind"]
+        # The token holder is the data API's service actor (handlers.access: it may import).
+        if not access.may(access.service_actor(), access.Action.IMPORT_DATA):
+            return api_error(403, "forbidden", "Imports are not allowed for this token.")
         if kind not in KINDS:
             return api_error(
                 404,
@@ -185,12 +189,16 @@ def health_endpoint(container: Container) -> Endpoint:
 
 
 def _health_of(container: Container, external_id: str) -> dict[str, Any] | None:
+    from handlers import access
     from handlers.accounts import account_summary
+    from handlers.context import ChatContext
     from handlers.health import health_context, sentiment_context
     from storage.models import Account
 
     today = container.today()
+    ctx = ChatContext(platform="api", actor=access.service_actor(), today=today)
     with container.session() as session:
+        access.require(session, ctx, access.Action.READ_ACCOUNT)
         account = session.exec(select(Account).where(Account.external_id == external_id)).first()
         if account is None:
             return None
