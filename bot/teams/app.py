@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity, ActivityTypes, CallerIdConstants
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    CallerIdConstants,
+)
 from botframework.connector.auth import (
     AuthenticationConfiguration,
     AuthenticationConstants,
@@ -143,17 +148,24 @@ class TeamsApp:
         if self.tenant_id and (tenant_of(activity) or "").lower() != self.tenant_id.lower():
             logger.warning("Teams activity from tenant %r refused", tenant_of(activity))
             return 403, {"error": "this bot serves one Microsoft 365 tenant"}
+        card_action = activity.type == ActivityTypes.invoke and activity.name == CARD_ACTION
+        if card_action:
+            problem = card_action_problem(activity.value)
+            if problem is not None:
+                # Universal Actions: HTTP 200, and the error in the invoke response.
+                return 200, invoke_error(400, "BadRequest", problem)
         if not await self._first_delivery(activity):
             logger.info("Teams activity %s delivered again: skipped", activity.id)
             return 200, None
         invoke = await self.adapter.process_activity(result, activity, self.bot.on_turn)
+        if card_action:
+            if invoke is None or invoke.body is None:
+                return 200, invoke_error(500, "InternalError", "Something went wrong on my side.")
+            # Universal Actions: the HTTP status is 200; the outcome (an error too) is in the body.
+            return 200, invoke_body(invoke.body)
         if invoke is None:
             return 200, None
-        payload = invoke.body.serialize() if isinstance(invoke.body, Model) else invoke.body
-        if activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
-            # Universal Actions: the HTTP status is 200; the outcome (an error too) is in the body.
-            return 200, payload
-        return invoke.status, payload
+        return invoke.status, invoke_body(invoke.body)
 
     async def _first_delivery(self, activity: Activity) -> bool:
         """True the first time an activity (conversation id + activity id) arrives.
@@ -185,6 +197,44 @@ class TeamsApp:
             except Exception:
                 # The connector itself may be what failed; the log above has the cause.
                 logger.warning("could not tell the user about the failure", exc_info=True)
+
+
+CARD_ACTION = "adaptiveCard/action"
+
+
+def card_action_problem(value: Any) -> str | None:
+    """Why an adaptiveCard/action invoke's value is not an Action.Execute we can run, or None."""
+    if not isinstance(value, dict):
+        return (
+            "Missing value property" if value is None else "Value property is not properly formed"
+        )
+    action = value.get("action")
+    if not isinstance(action, dict):
+        return "Missing action property"
+    if action.get("type") != "Action.Execute":
+        return f"The action {str(action.get('type'))[:40]!r} is not supported."
+    if not isinstance(action.get("verb"), str | None) or not isinstance(
+        action.get("data"), dict | None
+    ):
+        return "The action's verb or data is not properly formed"
+    return None
+
+
+def invoke_error(status: int, code: str, message: str) -> dict[str, Any]:
+    """An error invoke response body, as Universal Actions define it."""
+    return {
+        "statusCode": status,
+        "type": "application/vnd.microsoft.error",
+        "value": {"code": code, "message": message},
+    }
+
+
+def invoke_body(body: Any) -> Any:
+    """An invoke response body as JSON (botbuilder hands back models, and errors as Exceptions)."""
+    if isinstance(body, AdaptiveCardInvokeResponse) and isinstance(body.value, Exception):
+        code, message = [*body.value.args, "Error", "Something went wrong."][:2]
+        return invoke_error(int(body.status_code or 500), str(code), str(message))
+    return body.serialize() if isinstance(body, Model) else body
 
 
 def _well_formed(activity: Activity) -> bool:
