@@ -84,10 +84,38 @@ def _id_or_object(value: Any, where: str) -> str | None:
     return _texts(value, ("id", "team_id", "enterprise_id", "name"), f"{where}.")
 
 
+# What each kind of payload cannot do without (bolt's routing reads them unguarded).
+_REQUIRED: dict[str, tuple[str, type]] = {
+    "event_callback": ("event", dict),
+    "block_actions": ("actions", list),
+    "view_submission": ("view", dict),
+    "view_closed": ("view", dict),
+    "shortcut": ("callback_id", str),
+    "message_action": ("callback_id", str),
+    "block_suggestion": ("action_id", str),
+}
+
+
 def malformed_payload(body: Any) -> str | None:
     """Why ``body`` (as bolt parsed it) is not a Slack payload, or None when it may be one."""
     if not isinstance(body, dict):
         return "not an object"
+    kind = body.get("type")
+    if isinstance(kind, str) and kind in _REQUIRED:
+        name, expected = _REQUIRED[kind]
+        if not isinstance(body.get(name), expected) or not body[name]:
+            return f"a {kind} without its {name}"
+    # The keys bolt matches listeners on, read without a default.
+    if kind == "block_actions" and not all(
+        isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in body["actions"]
+    ):
+        return "an action without its action_id"
+    if kind in ("view_submission", "view_closed") and not isinstance(
+        body["view"].get("callback_id"), str
+    ):
+        return "a view without its callback_id"
+    if kind == "event_callback" and not isinstance(body["event"].get("type"), str):
+        return "an event without its type"
     problem = _texts(body, _TEXT, "")
     for name in _ID_OR_OBJECT:
         problem = problem or _id_or_object(body.get(name), name)

@@ -165,6 +165,9 @@ class TeamsApp:
             return 200, invoke_body(invoke.body)
         if invoke is None:
             return 200, None
+        if invoke.status == 501:
+            # An invoke this bot does not handle (botbuilder's 501): the request's fault, not ours.
+            return 400, {"error": f"unsupported invoke {str(activity.name)[:60]!r}"}
         return invoke.status, invoke_body(invoke.body)
 
     async def _first_delivery(self, activity: Activity) -> bool:

@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.slack.asks import Ask
 from bot.slack.listeners.common import (
+    Responder,
     after_ack,
     as_id,
     ask_reply,
@@ -52,13 +53,13 @@ def _channel(body: dict[str, Any]) -> str | None:
     )
 
 
-def _refuse(respond: Respond, error: HandlerError) -> None:
+def _refuse(respond: Responder, error: HandlerError) -> None:
     # A separate ephemeral note: the message the user clicked stays as it was.
     respond(response_type="ephemeral", replace_original=False, **notice(error.message))
 
 
 def _open_or_say(
-    respond: Respond, client: WebClient, body: dict[str, Any], view: dict[str, Any]
+    respond: Responder, client: WebClient, body: dict[str, Any], view: dict[str, Any]
 ) -> None:
     """Open a modal for the click; if Slack does not take it, say so next to the message."""
     failed = open_modal(client, text_field(body, "trigger_id"), view)
@@ -68,8 +69,11 @@ def _open_or_say(
 
 def register(app: App, services: SlackServices) -> None:
     @app.action("share")
-    def share(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    def share(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
         ack()
+        respond = Responder.of(body)
         ask = Ask.decoded(decode(text_field(action, "value")))
         if ask is None:
             return
@@ -91,9 +95,10 @@ def register(app: App, services: SlackServices) -> None:
 
     @app.action("choose_account")
     def choose_account(
-        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
     ) -> None:
         ack()
+        respond = Responder.of(body)
         ask = Ask.decoded(decode(text_field(action, "value")))
         if ask is None:
             return
@@ -110,10 +115,10 @@ def register(app: App, services: SlackServices) -> None:
         action: dict[str, Any],
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
         client: WebClient,
     ) -> None:
         ack()
+        respond = Responder.of(body)
         selected = action.get("selected_option")
         choice = text_field(selected, "value") if isinstance(selected, dict) else ""
         verb, _, rest = (choice or text_field(action, "value")).partition(":")
@@ -132,7 +137,7 @@ def register(app: App, services: SlackServices) -> None:
         status: str,
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
+        respond: Responder,
         client: WebClient,
     ) -> None:
         ctx = chat_of(context)
@@ -170,9 +175,10 @@ def register(app: App, services: SlackServices) -> None:
         respond(replace_original=True, **refreshed_payload(result, ephemeral=_is_ephemeral(body)))
 
     def open_sentiment(
-        ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond, client: WebClient
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient
     ) -> None:
         ack()
+        respond = Responder.of(body)
         choice = decode(text_field(action, "value"))
         if not isinstance(choice.get("a"), int):
             return
@@ -202,9 +208,10 @@ def register(app: App, services: SlackServices) -> None:
         """An alert button: its value is the id; the card is updated for everyone."""
 
         def clicked(
-            ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+            ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
         ) -> None:
             ack()
+            respond = Responder.of(body)
             value = as_id(text_field(action, "value"))
             if value is None:
                 return
@@ -241,10 +248,10 @@ def register(app: App, services: SlackServices) -> None:
         action: dict[str, Any],
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
         client: WebClient,
     ) -> None:
         ack()
+        respond = Responder.of(body)
         value = as_id(text_field(action, "value"))
         if value is None:
             return
@@ -265,11 +272,11 @@ def register(app: App, services: SlackServices) -> None:
         action: dict[str, Any],
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
         client: WebClient,
     ) -> None:
         """Assign, Resolve and Add note open a modal; who may not change it is told before it opens."""
         ack()
+        respond = Responder.of(body)
         value = as_id(text_field(action, "value"))
         if value is None:
             return

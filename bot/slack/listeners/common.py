@@ -187,6 +187,21 @@ def send_to_response_url(url: str | None, payload: dict[str, Any], **options: An
         logger.error("response_url post failed: %s %s", response.status_code, response.body)
 
 
+class Responder:
+    """Answers a click through its response_url, like bolt's respond(), but never raises: a
+    payload without a response_url, or a post that fails, is logged (the click was acked)."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Responder:
+        return cls(text_field(body, "response_url") or None)
+
+    def __call__(self, **payload: Any) -> None:
+        send_to_response_url(self.url, payload)
+
+
 # The kind that re-asks a refreshed reply (after a click or a modal) for its Share button.
 _REFRESHED_KIND = {"success_plan": "plan", "health_card": "health"}
 
