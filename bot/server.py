@@ -174,7 +174,9 @@ def create_app(
         if slack_app is not None:
             secret = container.settings.slack_signing_secret
             if not secret:
-                raise ConfigurationError("SLACK_SIGNING_SECRET is not set: Slack cannot be verified")
+                raise ConfigurationError(
+                    "SLACK_SIGNING_SECRET is not set: Slack cannot be verified"
+                )
             endpoint = measured("/slack/events", slack_endpoint(slack_app, secret))
             routes.append(Route("/slack/events", endpoint, methods=["POST"]))
             if slack_app.oauth_flow is not None:

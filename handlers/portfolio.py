@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from handlers import access
@@ -14,13 +15,14 @@ from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
     not_here_reply,
+    pending_flushed,
     resolve_account,
     scores_on,
 )
 from handlers.context import ChatContext
 from handlers.plan import STATUS_LABELS
 from handlers.reply import Reply
-from storage.models import CSM, Account, Milestone, Renewal
+from storage.models import CSM, Account, HealthSnapshot, Milestone, Renewal
 
 BAND_ORDER = {"red": 0, "amber": 1, "insufficient": 2, "green": 3}
 
@@ -85,6 +87,102 @@ def _rows(session: Session, accounts: list[Account], today: date) -> list[dict[s
     return [_row(a, snapshots.get(a.id or 0), past.get(a.id or 0), owners, today) for a in accounts]
 
 
+# A list reply carries the rows it shows (templates show 20 to 30, then "…and N more") and the
+# totals of all of them: a manager's 10,000 accounts are counted, not all turned into rows.
+SHOWN = 50
+
+_ACC = Account.__table__
+_SNAP = HealthSnapshot.__table__
+_RENEWAL = Renewal.__table__
+
+
+def _latest_snapshot_join(today: date) -> Any:
+    """account LEFT JOIN its newest health snapshot on or before ``today`` (one index probe each)."""
+    newest = _SNAP.alias("newest")
+    day = (
+        select(func.max(newest.c.day))
+        .where(newest.c.account_id == _ACC.c.id, newest.c.day <= today)
+        .scalar_subquery()
+    )
+    return _ACC.outerjoin(_SNAP, and_(_SNAP.c.account_id == _ACC.c.id, _SNAP.c.day == day))
+
+
+def _in_scope(query: Any, scope: Scope) -> Any:
+    if scope.owner_ids is None:
+        return query
+    return query.where(_ACC.c.owner_id.in_(scope.owner_ids or {-1}))
+
+
+def _scored(session: Session, scope: Scope, today: date) -> list[Any]:
+    """Every live account in scope with its newest score and band, as light rows (no ORM)."""
+    pending_flushed(session)
+    query = select(
+        _ACC.c.id,
+        _ACC.c.name,
+        _ACC.c.arr,
+        _ACC.c.renewal_date,
+        _ACC.c.owner_id,
+        _SNAP.c.id.label("snapshot_id"),
+        _SNAP.c.score,
+        func.coalesce(_SNAP.c.band, "insufficient").label("band"),
+        _SNAP.c.forecast_red_in_days,
+    ).select_from(_latest_snapshot_join(today))
+    query = _in_scope(query.where(_ACC.c.churned_on.is_(None)), scope)
+    return list(session.connection().execute(query.order_by(_ACC.c.name)).all())
+
+
+def _row_key(row: Any) -> tuple[Any, ...]:
+    """Worst first: band, then score, then the nearest forecast red, then the largest ARR."""
+    score = None if row.score is None else round(row.score)
+    forecast = row.forecast_red_in_days
+    return (
+        BAND_ORDER.get(row.band, 9),
+        score if score is not None else 999,
+        forecast if forecast is not None else 999,
+        -(row.arr or 0),
+    )
+
+
+def _shown(session: Session, rows: list[Any], today: date) -> list[dict[str, Any]]:
+    """The detail rows a reply shows (top driver, 7-day change, owner) for the first SHOWN rows."""
+    rows = rows[:SHOWN]
+    ids = [r.id for r in rows]
+    snapshot_ids = [r.snapshot_id for r in rows if r.snapshot_id is not None]
+    drivers: dict[int, Any] = {}
+    if snapshot_ids:
+        found = session.connection().execute(
+            select(_SNAP.c.id, _SNAP.c.drivers).where(_SNAP.c.id.in_(snapshot_ids))
+        )
+        drivers = {i: d for i, d in found}
+    past = scores_on(session, ids, today - timedelta(days=7))
+    owners = {i: c.name for i, c in csms_by_id(session, (r.owner_id for r in rows)).items()}
+    shown = []
+    for r in rows:
+        score = None if r.score is None else round(r.score)
+        top = drivers.get(r.snapshot_id) or []
+        if isinstance(top, str):  # SQLite hands JSON back as text on a Core select
+            top = json.loads(top)
+        before = past.get(r.id)
+        shown.append(
+            {
+                "id": r.id,
+                "name": r.name,
+                "score": score,
+                "band": r.band,
+                "delta_7d": round(r.score - before)
+                if r.score is not None and before is not None
+                else None,
+                "top_driver": top[0]["label"] if top else None,
+                "forecast_red_in_days": r.forecast_red_in_days,
+                "arr": r.arr,
+                "renewal_date": r.renewal_date.isoformat() if r.renewal_date else None,
+                "days_to_renewal": (r.renewal_date - today).days if r.renewal_date else None,
+                "owner": owners.get(r.owner_id) if r.owner_id else None,
+            }
+        )
+    return shown
+
+
 # Window labels that read on their own after "renewals": "this month", "until end of March".
 _STANDALONE_WINDOW_WORDS = frozenset(
     ("this", "until", "by", "before", "since", "through", "till", "up", "prior", "ahead")
@@ -110,16 +208,6 @@ def _refuse_in_external(ctx: ChatContext) -> Reply | None:
     return None if access.lists_shown_here(ctx) else not_here_reply()
 
 
-def _risk_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    forecast = row["forecast_red_in_days"]
-    return (
-        BAND_ORDER.get(row["band"], 9),
-        row["score"] if row["score"] is not None else 999,
-        forecast if forecast is not None else 999,
-        -(row["arr"] or 0),
-    )
-
-
 def at_risk(
     session: Session, *, ctx: ChatContext, owner: str | None = None, band: str | None = None
 ) -> Reply:
@@ -128,19 +216,19 @@ def at_risk(
     if refused:
         return refused
     scope = scope_for(session, ctx, owner)
-    rows = _rows(session, _accounts(session, scope), ctx.today)
+    rows = _scored(session, scope, ctx.today)
     if band:
-        risky = [r for r in rows if r["band"] == band]
+        risky = [r for r in rows if r.band == band]
     else:
         risky = [
             r
             for r in rows
-            if r["band"] in ("red", "amber")
-            or (r["forecast_red_in_days"] is not None and r["forecast_red_in_days"] <= 30)
+            if r.band in ("red", "amber")
+            or (r.forecast_red_in_days is not None and r.forecast_red_in_days <= 30)
         ]
-    risky.sort(key=_risk_key)
-    arr_at_risk = sum(r["arr"] or 0 for r in risky)
-    counts = {b: sum(1 for r in risky if r["band"] == b) for b in ("red", "amber", "green")}
+    risky.sort(key=_row_key)
+    arr_at_risk = sum(r.arr or 0 for r in risky)
+    counts = {b: sum(1 for r in risky if r.band == b) for b in ("red", "amber", "green")}
     if band:
         found = _plural(len(risky), f"{band} account")
         text = (
@@ -163,7 +251,7 @@ def at_risk(
         context={
             "scope": scope.label,
             "band": band,
-            "accounts": risky,
+            "accounts": _shown(session, risky, ctx.today),
             "total": len(risky),
             "counts": counts,
             "arr_at_risk": arr_at_risk,
@@ -181,12 +269,12 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
         owner = "me"
     # A manager's or an admin's "my accounts" is the book they look after: their team's (or all).
     scope = scope_for(session, ctx, owner)
-    rows = _rows(session, _accounts(session, scope), ctx.today)
-    rows.sort(key=_risk_key)
+    rows = _scored(session, scope, ctx.today)
+    rows.sort(key=_row_key)
     counts = {
-        b: sum(1 for r in rows if r["band"] == b) for b in ("red", "amber", "green", "insufficient")
+        b: sum(1 for r in rows if r.band == b) for b in ("red", "amber", "green", "insufficient")
     }
-    total_arr = sum(r["arr"] or 0 for r in rows)
+    total_arr = sum(r.arr or 0 for r in rows)
     text = (
         f"{_plural(len(rows), 'account')} in {scope.label}: {counts['red']} red, "
         f"{counts['amber']} amber, {counts['green']} green"
@@ -199,7 +287,7 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
         context={
             "scope": scope.label,
             "csm": {"name": ctx.actor.name},
-            "accounts": rows,
+            "accounts": _shown(session, rows, ctx.today),
             "counts": counts,
             "total": len(rows),
             "total_arr": total_arr,
@@ -230,50 +318,56 @@ def upcoming_renewals(
     end = end or ctx.today + timedelta(days=days)
     label = label or f"next {(end - start).days} days"
     scope = scope_for(session, ctx, owner)
+    pending_flushed(session)
     query = (
-        select(Renewal, Account)
-        .join(Account, Account.id == Renewal.account_id)
-        .where(Renewal.renewal_date >= start, Renewal.renewal_date <= end)
-        .where(or_(Renewal.status == "open", col(Renewal.renewal_date) < ctx.today))
-        .order_by(col(Renewal.renewal_date), col(Account.name))
-    )
-    if scope.owner_ids is not None:
-        query = query.where(col(Account.owner_id).in_(scope.owner_ids or {-1}))
-    pairs = session.exec(query).all()
-    accounts = [a for _, a in pairs]
-    snapshots = latest_snapshots(session, [a.id for a in accounts if a.id], ctx.today)
-    owners = _owner_names(session, accounts)
-    renewals = []
-    for renewal, account in pairs:
-        snapshot = snapshots.get(account.id or 0)
-        renewals.append(
-            {
-                "account_id": account.id,
-                "account_name": account.name,
-                "renewal_date": renewal.renewal_date.isoformat(),
-                "days_left": (renewal.renewal_date - ctx.today).days,
-                "arr": renewal.arr,
-                "likelihood": renewal.likelihood,
-                "score": None
-                if snapshot is None or snapshot.score is None
-                else round(snapshot.score),
-                "band": snapshot.band if snapshot else "insufficient",
-                "owner": owners.get(account.owner_id) if account.owner_id else None,
-                "status": renewal.status,
-                "renewed_arr": renewal.renewed_arr,
-            }
+        select(
+            _RENEWAL.c.renewal_date,
+            _RENEWAL.c.arr,
+            _RENEWAL.c.likelihood,
+            _RENEWAL.c.status,
+            _RENEWAL.c.renewed_arr,
+            _ACC.c.id.label("account_id"),
+            _ACC.c.name.label("account_name"),
+            _ACC.c.owner_id,
+            _SNAP.c.score,
+            func.coalesce(_SNAP.c.band, "insufficient").label("band"),
         )
-    total_arr = sum(r["arr"] for r in renewals)
-    arr_at_risk = sum(
-        r["arr"] for r in renewals if r["status"] == "open" and r["band"] in ("red", "amber")
+        .select_from(
+            _latest_snapshot_join(ctx.today).join(_RENEWAL, _RENEWAL.c.account_id == _ACC.c.id)
+        )
+        .where(_RENEWAL.c.renewal_date >= start, _RENEWAL.c.renewal_date <= end)
+        .where(or_(_RENEWAL.c.status == "open", _RENEWAL.c.renewal_date < ctx.today))
+        .order_by(_RENEWAL.c.renewal_date, _ACC.c.name)
     )
-    closed = sum(1 for r in renewals if r["status"] != "open")
+    found = session.connection().execute(_in_scope(query, scope)).all()
+    owners = {
+        i: c.name for i, c in csms_by_id(session, (r.owner_id for r in found[:SHOWN])).items()
+    }
+    renewals = [
+        {
+            "account_id": r.account_id,
+            "account_name": r.account_name,
+            "renewal_date": r.renewal_date.isoformat(),
+            "days_left": (r.renewal_date - ctx.today).days,
+            "arr": r.arr,
+            "likelihood": r.likelihood,
+            "score": None if r.score is None else round(r.score),
+            "band": r.band,
+            "owner": owners.get(r.owner_id) if r.owner_id else None,
+            "status": r.status,
+            "renewed_arr": r.renewed_arr,
+        }
+        for r in found[:SHOWN]
+    ]
+    total_arr = sum(r.arr for r in found)
+    arr_at_risk = sum(r.arr for r in found if r.status == "open" and r.band in ("red", "amber"))
+    closed = sum(1 for r in found if r.status != "open")
     phrase = window_phrase(label)
     text = (
-        f"{_plural(len(renewals), 'renewal')} {phrase} ({scope.label}), ${total_arr:,.0f} ARR, "
+        f"{_plural(len(found), 'renewal')} {phrase} ({scope.label}), ${total_arr:,.0f} ARR, "
         f"${arr_at_risk:,.0f} of it on red or amber accounts"
         + (f"; {closed} already closed" if closed else "")
-        if renewals
+        if found
         else f"No renewals {phrase} ({scope.label})."
     )
     return Reply(
@@ -287,7 +381,7 @@ def upcoming_renewals(
                 "phrase": phrase,
             },
             "renewals": renewals,
-            "total": len(renewals),
+            "total": len(found),
             "total_arr": total_arr,
             "arr_at_risk": arr_at_risk,
             "closed": closed,
@@ -385,14 +479,13 @@ def home(session: Session, *, ctx: ChatContext) -> Reply:
     # a manager's team, an admin's everything, a viewer's team or everything).
     mine = "me" if ctx.actor.role == "csm" else None
     scope = scope_for(session, ctx, mine)
-    accounts = _accounts(session, scope)
-    rows = _rows(session, accounts, ctx.today)
-    red_amber = sorted([r for r in rows if r["band"] in ("red", "amber")], key=_risk_key)
+    rows = _scored(session, scope, ctx.today)
+    red_amber = sorted([r for r in rows if r.band in ("red", "amber")], key=_row_key)
     counts = {
-        b: sum(1 for r in rows if r["band"] == b) for b in ("red", "amber", "green", "insufficient")
+        b: sum(1 for r in rows if r.band == b) for b in ("red", "amber", "green", "insufficient")
     }
     renewals = upcoming_renewals(session, ctx=ctx, days=30, owner=mine)
-    overdue = _overdue_rows(session, ctx, [a.id or 0 for a in accounts])
+    overdue = _overdue_rows(session, ctx, [r.id for r in rows])
     csm = {"name": ctx.actor.name, "email": ctx.actor.email} if ctx.actor.csm_id else None
     text = (
         f"{scope.label.capitalize()}: {counts['red']} red, {counts['amber']} amber; "
@@ -404,9 +497,12 @@ def home(session: Session, *, ctx: ChatContext) -> Reply:
             "csm": csm,
             "scope": scope.label,
             "counts": counts,
-            "red_amber": red_amber,
+            "red_amber": _shown(session, red_amber, ctx.today),
+            "red_amber_total": len(red_amber),
             "renewals": renewals.context["renewals"],
-            "overdue": overdue,
+            "renewals_total": renewals.context["total"],
+            "overdue": overdue[:SHOWN],
+            "overdue_total": len(overdue),
         },
         text=text,
     )

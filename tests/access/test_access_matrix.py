@@ -26,7 +26,6 @@ from bot.server import create_app
 from bot.slack.app import build_slack
 from bot.slack.worker import SlackWorker
 from bot.teams.http import routes as teams_routes
-from handlers import access
 from handlers.context import Actor
 from storage.models import Account, Escalation, Milestone
 from tests.access.conftest import API_TOKEN, PERSONAS, SECRET, Persona, slack_id, teams_id
@@ -35,13 +34,14 @@ from tests.slack.conftest import SINGLE_WORKSPACE, block_actions_body, command_b
 from tests.slack.fake_slack import FakeSlack
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "access.md"
+# The table's columns, and the handlers.access.Action each one is.
 ACTIONS = {
-    "read account": access.Action.READ_ACCOUNT,
-    "read portfolio": access.Action.READ_PORTFOLIO,
-    "change account": access.Action.CHANGE_ACCOUNT,
-    "open escalation": access.Action.OPEN_ESCALATION,
-    "own settings": access.Action.OWN_SETTINGS,
-    "import data": access.Action.IMPORT_DATA,
+    "read account": "read_account",
+    "read portfolio": "read_portfolio",
+    "change account": "change_account",
+    "open escalation": "open_escalation",
+    "own settings": "own_settings",
+    "import data": "import_data",
 }
 CHAT_ACTIONS = (
     "read account",
@@ -79,6 +79,8 @@ def expected(persona: Persona, action: str) -> bool:
 
 # -- the table is what the code enforces ------------------------------------------------------------
 def test_the_documented_table_is_the_code_table() -> None:
+    from handlers import access
+
     assert set(TABLE) == {"admin", "manager", "csm", "viewer", "no access", "data API token"}
     assert set(TABLE["admin"]) == set(ACTIONS)
     for row, cells in TABLE.items():
@@ -89,7 +91,7 @@ def test_the_documented_table_is_the_code_table() -> None:
         else:
             actor = Actor(csm_id=1, name="x", role=row)
         for column, allowed in cells.items():
-            assert access.may(actor, ACTIONS[column]) is allowed, (row, column)
+            assert access.may(actor, access.Action(ACTIONS[column])) is allowed, (row, column)
     # Whatever their role, someone a platform bars may do nothing.
     for reason in access.BARRED_REASONS:
         barred = Actor(csm_id=1, name="x", role="admin", barred=reason)

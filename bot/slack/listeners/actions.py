@@ -69,9 +69,7 @@ def _open_or_say(
 
 def register(app: App, services: SlackServices) -> None:
     @app.action("share")
-    def share(
-        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
-    ) -> None:
+    def share(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         ack()
         respond = Responder.of(body)
         ask = Ask.decoded(decode(text_field(action, "value")))
