@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, col, select
 
 from handlers import access
@@ -113,34 +115,75 @@ def _in_scope(query: Any, scope: Scope) -> Any:
     return query.where(_ACC.c.owner_id.in_(scope.owner_ids or {-1}))
 
 
-def _scored(session: Session, scope: Scope, today: date) -> list[Any]:
-    """Every live account in scope with its newest score and band, as light rows (no ORM)."""
+@dataclass(frozen=True)
+class Ranked:
+    """The worst accounts of a list (at most SHOWN, worst first) and the totals of all of it."""
+
+    rows: list[Any]
+    total: int
+    counts: dict[str, int]
+    arr: float
+
+
+def _ranked(
+    session: Session, scope: Scope, today: date, where: Callable[[Any], Any] | None = None
+) -> Ranked:
+    """Live accounts in scope with their newest score, ranked worst first: the shown ones, and
+    counts per band and ARR over every one (``where`` narrows them), all in one statement."""
     pending_flushed(session)
-    query = select(
-        _ACC.c.id,
-        _ACC.c.name,
-        _ACC.c.arr,
-        _ACC.c.renewal_date,
-        _ACC.c.owner_id,
-        _SNAP.c.id.label("snapshot_id"),
-        _SNAP.c.score,
-        func.coalesce(_SNAP.c.band, "insufficient").label("band"),
-        _SNAP.c.forecast_red_in_days,
-    ).select_from(_latest_snapshot_join(today))
-    query = _in_scope(query.where(_ACC.c.churned_on.is_(None)), scope)
-    return list(session.connection().execute(query.order_by(_ACC.c.name)).all())
-
-
-def _row_key(row: Any) -> tuple[Any, ...]:
-    """Worst first: band, then score, then the nearest forecast red, then the largest ARR."""
-    score = None if row.score is None else round(row.score)
-    forecast = row.forecast_red_in_days
-    return (
-        BAND_ORDER.get(row.band, 9),
-        score if score is not None else 999,
-        forecast if forecast is not None else 999,
-        -(row.arr or 0),
+    scored = (
+        _in_scope(
+            select(
+                _ACC.c.id,
+                _ACC.c.name,
+                _ACC.c.arr,
+                _ACC.c.renewal_date,
+                _ACC.c.owner_id,
+                _SNAP.c.id.label("snapshot_id"),
+                _SNAP.c.score,
+                func.coalesce(_SNAP.c.band, "insufficient").label("band"),
+                _SNAP.c.forecast_red_in_days,
+            )
+            .select_from(_latest_snapshot_join(today))
+            .where(_ACC.c.churned_on.is_(None)),
+            scope,
+        )
+    ).subquery("scored")
+    c = scored.c
+    band_rank = case({b: n for b, n in BAND_ORDER.items()}, value=c.band, else_=9)
+    per_band = [
+        func.sum(case((c.band == b, 1), else_=0)).over().label(f"n_{b}") for b in BAND_ORDER
+    ]
+    query = (
+        select(
+            scored,
+            func.count().over().label("n_total"),
+            func.coalesce(func.sum(c.arr).over(), 0).label("arr_total"),
+            *per_band,
+        )
+        .order_by(
+            band_rank,
+            func.coalesce(c.score, 999),  # raw: ties of the rounded score shown keep their order
+            func.coalesce(c.forecast_red_in_days, 999),
+            -func.coalesce(c.arr, 0),
+            c.name,
+        )
+        .limit(SHOWN)
     )
+    if where is not None:
+        query = query.where(where(c))
+    rows = list(session.connection().execute(query).all())
+    if not rows:
+        return Ranked(rows=[], total=0, counts=dict.fromkeys(BAND_ORDER, 0), arr=0.0)
+    first = rows[0]
+    counts = {b: int(getattr(first, f"n_{b}") or 0) for b in BAND_ORDER}
+    return Ranked(rows=rows, total=first.n_total, counts=counts, arr=float(first.arr_total))
+
+
+def _ids(session: Session, scope: Scope) -> list[int]:
+    """The ids of the live accounts in scope."""
+    query = _in_scope(select(_ACC.c.id).where(_ACC.c.churned_on.is_(None)), scope)
+    return [i for (i,) in session.connection().execute(query)]
 
 
 def _shown(session: Session, rows: list[Any], today: date) -> list[dict[str, Any]]:
@@ -216,34 +259,33 @@ def at_risk(
     if refused:
         return refused
     scope = scope_for(session, ctx, owner)
-    rows = _scored(session, scope, ctx.today)
     if band:
-        risky = [r for r in rows if r.band == band]
+        risky = _ranked(session, scope, ctx.today, lambda c: c.band == band)
     else:
-        risky = [
-            r
-            for r in rows
-            if r.band in ("red", "amber")
-            or (r.forecast_red_in_days is not None and r.forecast_red_in_days <= 30)
-        ]
-    risky.sort(key=_row_key)
-    arr_at_risk = sum(r.arr or 0 for r in risky)
-    counts = {b: sum(1 for r in risky if r.band == b) for b in ("red", "amber", "green")}
+        # Red and amber, and any account forecast to turn red within 30 days.
+        risky = _ranked(
+            session,
+            scope,
+            ctx.today,
+            lambda c: or_(c.band.in_(("red", "amber")), c.forecast_red_in_days <= 30),
+        )
+    arr_at_risk = risky.arr
+    counts = {b: risky.counts[b] for b in ("red", "amber", "green")}
     if band:
-        found = _plural(len(risky), f"{band} account")
+        found = _plural(risky.total, f"{band} account")
         text = (
             f"{found} in {scope.label}, ARR ${arr_at_risk:,.0f}"
-            if risky
+            if risky.total
             else f"No {band} accounts in {scope.label}."
         )
     else:
-        found = _plural(len(risky), "account") + " at risk"
+        found = _plural(risky.total, "account") + " at risk"
         text = (
             f"{found} in {scope.label} ({counts['red']} red, {counts['amber']} amber"
             + (f", {counts['green']} green heading for red" if counts["green"] else "")
             + "), "
             f"ARR at risk ${arr_at_risk:,.0f}"
-            if risky
+            if risky.total
             else f"No accounts at risk in {scope.label}."
         )
     return Reply(
@@ -251,8 +293,8 @@ def at_risk(
         context={
             "scope": scope.label,
             "band": band,
-            "accounts": _shown(session, risky, ctx.today),
-            "total": len(risky),
+            "accounts": _shown(session, risky.rows, ctx.today),
+            "total": risky.total,
             "counts": counts,
             "arr_at_risk": arr_at_risk,
         },
@@ -269,17 +311,14 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
         owner = "me"
     # A manager's or an admin's "my accounts" is the book they look after: their team's (or all).
     scope = scope_for(session, ctx, owner)
-    rows = _scored(session, scope, ctx.today)
-    rows.sort(key=_row_key)
-    counts = {
-        b: sum(1 for r in rows if r.band == b) for b in ("red", "amber", "green", "insufficient")
-    }
-    total_arr = sum(r.arr or 0 for r in rows)
+    ranked = _ranked(session, scope, ctx.today)
+    counts = ranked.counts
+    total_arr = ranked.arr
     text = (
-        f"{_plural(len(rows), 'account')} in {scope.label}: {counts['red']} red, "
+        f"{_plural(ranked.total, 'account')} in {scope.label}: {counts['red']} red, "
         f"{counts['amber']} amber, {counts['green']} green"
         + (f", {counts['insufficient']} without enough data" if counts["insufficient"] else "")
-        if rows
+        if ranked.total
         else f"{scope.label[:1].upper()}{scope.label[1:]}: none."
     )
     return Reply(
@@ -287,9 +326,9 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
         context={
             "scope": scope.label,
             "csm": {"name": ctx.actor.name},
-            "accounts": _shown(session, rows, ctx.today),
+            "accounts": _shown(session, ranked.rows, ctx.today),
             "counts": counts,
-            "total": len(rows),
+            "total": ranked.total,
             "total_arr": total_arr,
         },
         text=text,
@@ -319,6 +358,8 @@ def upcoming_renewals(
     label = label or f"next {(end - start).days} days"
     scope = scope_for(session, ctx, owner)
     pending_flushed(session)
+    band = func.coalesce(_SNAP.c.band, "insufficient")
+    at_risk = and_(_RENEWAL.c.status == "open", band.in_(("red", "amber")))
     query = (
         select(
             _RENEWAL.c.renewal_date,
@@ -330,7 +371,12 @@ def upcoming_renewals(
             _ACC.c.name.label("account_name"),
             _ACC.c.owner_id,
             _SNAP.c.score,
-            func.coalesce(_SNAP.c.band, "insufficient").label("band"),
+            band.label("band"),
+            # The totals of the whole window, next to the rows shown.
+            func.count().over().label("n_total"),
+            func.sum(_RENEWAL.c.arr).over().label("arr_total"),
+            func.sum(case((at_risk, _RENEWAL.c.arr), else_=0)).over().label("arr_at_risk"),
+            func.sum(case((_RENEWAL.c.status != "open", 1), else_=0)).over().label("n_closed"),
         )
         .select_from(
             _latest_snapshot_join(ctx.today).join(_RENEWAL, _RENEWAL.c.account_id == _ACC.c.id)
@@ -338,11 +384,10 @@ def upcoming_renewals(
         .where(_RENEWAL.c.renewal_date >= start, _RENEWAL.c.renewal_date <= end)
         .where(or_(_RENEWAL.c.status == "open", _RENEWAL.c.renewal_date < ctx.today))
         .order_by(_RENEWAL.c.renewal_date, _ACC.c.name)
+        .limit(SHOWN)
     )
     found = session.connection().execute(_in_scope(query, scope)).all()
-    owners = {
-        i: c.name for i, c in csms_by_id(session, (r.owner_id for r in found[:SHOWN])).items()
-    }
+    owners = {i: c.name for i, c in csms_by_id(session, (r.owner_id for r in found)).items()}
     renewals = [
         {
             "account_id": r.account_id,
@@ -357,17 +402,18 @@ def upcoming_renewals(
             "status": r.status,
             "renewed_arr": r.renewed_arr,
         }
-        for r in found[:SHOWN]
+        for r in found
     ]
-    total_arr = sum(r.arr for r in found)
-    arr_at_risk = sum(r.arr for r in found if r.status == "open" and r.band in ("red", "amber"))
-    closed = sum(1 for r in found if r.status != "open")
+    total = found[0].n_total if found else 0
+    total_arr = float(found[0].arr_total or 0) if found else 0.0
+    arr_at_risk = float(found[0].arr_at_risk or 0) if found else 0.0
+    closed = int(found[0].n_closed or 0) if found else 0
     phrase = window_phrase(label)
     text = (
-        f"{_plural(len(found), 'renewal')} {phrase} ({scope.label}), ${total_arr:,.0f} ARR, "
+        f"{_plural(total, 'renewal')} {phrase} ({scope.label}), ${total_arr:,.0f} ARR, "
         f"${arr_at_risk:,.0f} of it on red or amber accounts"
         + (f"; {closed} already closed" if closed else "")
-        if found
+        if total
         else f"No renewals {phrase} ({scope.label})."
     )
     return Reply(
@@ -381,7 +427,7 @@ def upcoming_renewals(
                 "phrase": phrase,
             },
             "renewals": renewals,
-            "total": len(found),
+            "total": total,
             "total_arr": total_arr,
             "arr_at_risk": arr_at_risk,
             "closed": closed,
@@ -479,13 +525,12 @@ def home(session: Session, *, ctx: ChatContext) -> Reply:
     # a manager's team, an admin's everything, a viewer's team or everything).
     mine = "me" if ctx.actor.role == "csm" else None
     scope = scope_for(session, ctx, mine)
-    rows = _scored(session, scope, ctx.today)
-    red_amber = sorted([r for r in rows if r.band in ("red", "amber")], key=_row_key)
-    counts = {
-        b: sum(1 for r in rows if r.band == b) for b in ("red", "amber", "green", "insufficient")
-    }
+    ranked = _ranked(session, scope, ctx.today)
+    counts = ranked.counts
+    # Worst first: the red and amber accounts lead the ranking.
+    red_amber = [r for r in ranked.rows if r.band in ("red", "amber")]
     renewals = upcoming_renewals(session, ctx=ctx, days=30, owner=mine)
-    overdue = _overdue_rows(session, ctx, [r.id for r in rows])
+    overdue = _overdue_rows(session, ctx, _ids(session, scope))
     csm = {"name": ctx.actor.name, "email": ctx.actor.email} if ctx.actor.csm_id else None
     text = (
         f"{scope.label.capitalize()}: {counts['red']} red, {counts['amber']} amber; "
@@ -498,7 +543,7 @@ def home(session: Session, *, ctx: ChatContext) -> Reply:
             "scope": scope.label,
             "counts": counts,
             "red_amber": _shown(session, red_amber, ctx.today),
-            "red_amber_total": len(red_amber),
+            "red_amber_total": counts["red"] + counts["amber"],
             "renewals": renewals.context["renewals"],
             "renewals_total": renewals.context["total"],
             "overdue": overdue[:SHOWN],

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Work that finishes within this rides in the ack; Slack's own limit is 3 s.
-ACK_BUDGET = 0.25
+ACK_BUDGET = 0.2
 WORKERS = 8
 # Requests queued behind busy workers before new ones are turned away ("try again").
 MAX_QUEUED = 64
