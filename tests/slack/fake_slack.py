@@ -77,7 +77,7 @@ class FakeSlack:
                 length = int(self.headers.get("Content-Length") or 0)
                 fake._handle(self, self.rfile.read(length).decode("utf-8"))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # A short poll interval keeps stop() (called once per test) quick.
         self._thread = threading.Thread(
@@ -307,6 +307,17 @@ class FakeSlack:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up on a slow (delayed) answer is not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def running_fake() -> Iterator[FakeSlack]:
