@@ -119,9 +119,7 @@ def one(client: Any, url: str, *, warming: bool = False) -> float:
     elapsed = time.perf_counter() - started
     # Warming up, the first answers may come after the ack (Slack and the name index are cold).
     late = warming and response.status_code == 200 and not response.text
-    if not late and (
-        response.status_code != 200 or BARE_TEXT.split(" — ")[0] not in response.text
-    ):
+    if not late and (response.status_code != 200 or BARE_TEXT.split(" — ")[0] not in response.text):
         raise RuntimeError(f"bad answer {response.status_code}: {response.text[:300]}")
     return elapsed
 

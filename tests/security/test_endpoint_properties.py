@@ -41,7 +41,7 @@ from teams_support import APP_ID, TENANT, activity, bearer, teams_app
 
 SECRET = "property-signing-secret"
 EXAMPLES = settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

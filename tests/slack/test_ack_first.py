@@ -30,8 +30,8 @@ from tests.slack.conftest import (
 from tests.slack.fake_slack import FakeSlack
 
 # A Web API call this slow must not be inside the ack: the ack comes well before it ends.
-SLOW = 2.0
-ACK_WITHIN = 1.5
+SLOW = 1.3
+ACK_WITHIN = 1.0
 
 
 @pytest.fixture
