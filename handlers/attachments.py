@@ -91,7 +91,10 @@ def materialise(
 
 def safe_files(
     open_session: Callable[[], AbstractContextManager[Session]],
-    attachments: tuple[Attachment, ...], *, ctx: ChatContext, models: HealthModels
+    attachments: tuple[Attachment, ...],
+    *,
+    ctx: ChatContext,
+    models: HealthModels,
 ) -> tuple[list[OutFile], list[str]]:
     """Every attachment as a file, and a line per one that could not be made (nothing raises:
     the text answer is already out, and one failed chart must not lose the others)."""

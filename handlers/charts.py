@@ -394,6 +394,15 @@ def renewals_spec(context: dict[str, Any], *, today: date) -> RenewalsSpec:
 
 # -- charts for an answer --------------------------------------------------------------------
 
+
+def asks_for_chart(text: str) -> bool:
+    """Whether a command's text asks for a drawing ("/health acme chart", "/plan acme graph")."""
+    from domain.nlu.lexicon import CHART_WORDS, MAP_WORDS
+
+    words = {w.strip(".,!?;:'’").lower() for w in (text or "").split()}
+    return bool(words & (CHART_WORDS | MAP_WORDS))
+
+
 CHARTED = ("health_card", "success_plan", "renewals", "risks", "my_accounts", "health_map")
 
 
