@@ -101,12 +101,9 @@ class ConsoleChat:
         return path
 
     def ask_json(self, text: str) -> dict[str, Any]:
+        """The answer as data; its attachments are listed (kind, title), not made: a script asking
+        many questions should not wait for drawings (the text chat and `ask` make them)."""
         reply = self.reply(text)
-        written, problems = self.files_of(reply)
-        files = [
-            {"title": out.title, "path": str(path), "description": out.description}
-            for out, path in written
-        ]
         return {
             "text": text,
             "intent": reply.intent,
@@ -118,8 +115,7 @@ class ConsoleChat:
                 "visibility": reply.visibility,
             },
             "rendered": render_text(reply),
-            "files": files,
-            "not_attached": problems,
+            "attachments": [{"kind": a.kind, "title": a.title} for a in reply.attachments],
         }
 
     def ask_lines(self, lines: Iterable[str]) -> Iterator[str]:

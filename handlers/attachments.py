@@ -89,6 +89,18 @@ def materialise(
     return pack_file(session, attachment, ctx=ctx, models=models)
 
 
+def delivery_context(today: date) -> ChatContext:
+    """Who a scheduled delivery's files are made for: the assistant itself, reading (the routing
+    already decided who receives the post)."""
+    from handlers.context import Actor
+
+    return ChatContext(
+        platform="scheduler",
+        actor=Actor(csm_id=None, name="CSM Assistant", role="admin"),
+        today=today,
+    )
+
+
 def safe_files(
     open_session: Callable[[], AbstractContextManager[Session]],
     attachments: tuple[Attachment, ...],

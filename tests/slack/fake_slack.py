@@ -322,7 +322,10 @@ class FakeSlack:
             }
         if method in ("chat.postMessage", "chat.update"):
             ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
-            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+            channel = str(args.get("channel") or "")
+            # Posting to a user id lands in the app's DM with them; Slack answers with that DM.
+            channel = "D" + channel if channel.startswith("U") else channel
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         if method in ("views.open", "views.update", "views.publish", "views.push"):
