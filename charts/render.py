@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 from charts.specs import (
     ChartSpec,
@@ -98,6 +98,18 @@ def _dates(ax: Axes) -> None:
     locator = mdates.AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _labels(
+    ax: Axes, x: str | None = None, y: str | None = None, *, x_at: float = -0.1, y_at: float = -0.07
+) -> None:
+    """Axis labels at fixed places: automatic placement measures every tick label first."""
+    if x:
+        ax.set_xlabel(x, fontsize=8, color=MUTED)
+        ax.xaxis.set_label_coords(0.5, x_at)
+    if y:
+        ax.set_ylabel(y, fontsize=8, color=MUTED)
+        ax.yaxis.set_label_coords(y_at, 0.5)
 
 
 def _short(text: str, limit: int = 28) -> str:
@@ -182,9 +194,10 @@ def render_health_trend(spec: HealthTrendSpec, *, dpi: int = CHAT_DPI) -> bytes:
     end = max([spec.today, *(d for d, _ in series), *(e.day for e in spec.events)])
     ax.set_xlim(start, end + timedelta(days=2))
     ax.set_ylim(0, 100)
-    ax.set_ylabel("Health score", color=MUTED, fontsize=9)
+    ax.yaxis.set_major_locator(FixedLocator([0, spec.red_max, spec.green_min, 100]))
+    _labels(ax, y="Health score")
     _dates(ax)
-    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold")
+    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold", y=1.01)
     if handles:
         ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=False, ncol=3)
     return _png(fig, canvas)
@@ -207,7 +220,7 @@ def _indicator_panel(
     ax: Axes, bars: Sequence[IndicatorBar], spec: IndicatorsSpec, title: str
 ) -> None:
     _style(ax)
-    ax.set_title(title, loc="left", fontsize=9, color=INK, weight="bold")
+    ax.set_title(title, loc="left", fontsize=9, color=INK, weight="bold", y=1.0)
     ax.set_xlim(0, 100)
     if not bars:
         ax.text(50, 0.5, "none in this model", ha="center", va="center", color=MUTED, fontsize=8)
@@ -229,6 +242,7 @@ def _indicator_panel(
             ax.barh(y, bar.score, color=colour, height=0.6, alpha=0.9)
     ax.axvline(spec.red_score, color=RED, lw=1, ls="--")
     ax.axvline(spec.green_score, color=GREEN, lw=1, ls="--")
+    ax.xaxis.set_major_locator(FixedLocator([0, spec.red_score, spec.green_score, 100]))
     ax.set_yticks(ys, labels, fontsize=7)
     ax.set_ylim(-0.7, len(bars) - 0.3)
 
@@ -240,13 +254,13 @@ def render_indicators(spec: IndicatorsSpec, *, dpi: int = CHAT_DPI) -> bytes:
     rows = max(1, len(leading)) + max(1, len(lagging))
     grid = fig.add_gridspec(2, 1, height_ratios=[max(1, len(leading)), max(1, len(lagging))])
     top = fig.add_subplot(grid[0])
-    bottom = fig.add_subplot(grid[1], sharex=top)
+    bottom = fig.add_subplot(grid[1])
     _indicator_panel(top, leading, spec, "Leading indicators (predict what comes)")
     _indicator_panel(bottom, lagging, spec, "Lagging indicators (report what happened)")
-    bottom.set_xlabel(
-        f"Indicator score (red threshold = {spec.red_score:g}, green threshold = {spec.green_score:g})",
-        fontsize=8,
-        color=MUTED,
+    _labels(
+        bottom,
+        x=f"Indicator score (red threshold = {spec.red_score:g}, green threshold = {spec.green_score:g})",
+        x_at=-0.3,
     )
     fig.suptitle(spec.title, x=0.01, ha="left", fontsize=11, color=INK, weight="bold")
     logger.debug("indicators chart with %d rows", rows)
@@ -259,6 +273,11 @@ def render_health_map(spec: HealthMapSpec, *, dpi: int = CHAT_DPI) -> bytes:
     ax = fig.add_subplot()
     _style(ax)
     ax.set_xscale("log")
+    # Decades only: a log axis otherwise builds a dozen minor ticks per decade, and ticks are
+    # what the drawing spends its time on.
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_locator(FixedLocator([0, 25, 50, 75, 100]))
     arrs = [*(max(p.arr, 1.0) for p in spec.points), max(spec.arr_split, 1.0)]
     lo, hi = min(arrs) / 1.8, max(arrs) * 1.8
     ax.set_xlim(lo, hi)
@@ -313,13 +332,16 @@ def render_health_map(spec: HealthMapSpec, *, dpi: int = CHAT_DPI) -> bytes:
             color=INK,
         )
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
-    ax.set_xlabel(f"ARR (split at the median, {money(spec.arr_split)})", fontsize=8, color=MUTED)
-    ax.set_ylabel(f"Health score (split at {spec.health_split:g})", fontsize=8, color=MUTED)
+    _labels(
+        ax,
+        x=f"ARR (split at the median, {money(spec.arr_split)})",
+        y=f"Health score (split at {spec.health_split:g})",
+    )
     note = "Bubble size: the sooner the renewal, the larger"
     if spec.unscored:
         note += f" · {spec.unscored} without a score not shown"
     ax.text(0.5, -0.16, note, transform=ax.transAxes, ha="center", fontsize=7, color=MUTED)
-    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold")
+    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold", y=1.01)
     return _png(fig, canvas)
 
 
@@ -377,9 +399,9 @@ def render_milestone_plan(spec: MilestonePlanSpec, *, dpi: int = CHAT_DPI) -> by
     ax.axvline(spec.today, color=MUTED, lw=0.8, ls=":")
     _dates(ax)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
-    ax.set_ylabel(spec.kpi, fontsize=8, color=MUTED)
+    _labels(ax, y=spec.kpi, y_at=-0.08)
     ax.legend(loc="upper left", fontsize=7, frameon=False)
-    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold")
+    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold", y=1.01)
     return _png(fig, canvas)
 
 
@@ -412,7 +434,7 @@ def render_renewals(spec: RenewalsSpec, *, dpi: int = CHAT_DPI) -> bytes:
     ax.axvline(spec.today, color=MUTED, lw=0.8, ls=":")
     _dates(ax)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
-    ax.set_ylabel("ARR up for renewal", fontsize=8, color=MUTED)
+    _labels(ax, y="ARR up for renewal", y_at=-0.08)
     legend = [
         Line2D([0], [0], marker="o", color="w", markerfacecolor=c, markersize=7, label=b)
         for b, c in BAND_COLOURS.items()
@@ -420,7 +442,7 @@ def render_renewals(spec: RenewalsSpec, *, dpi: int = CHAT_DPI) -> bytes:
     ]
     if legend:
         ax.legend(handles=legend, loc="upper right", fontsize=7, frameon=False, title="health")
-    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold")
+    ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold", y=1.01)
     return _png(fig, canvas)
 
 
