@@ -25,7 +25,7 @@ from tests.slack.conftest import DANA, ack_json, assert_valid_blocks, command_bo
         ("renewals next quarter", "Renewals — "),
         ("anything I should worry about?", "Accounts at risk"),
         ("health map", "Health map"),
-        ("team map", "protect"),
+        ("team map", "*Protect* ("),
     ],
 )
 def test_every_answer_is_valid_block_kit(edge: SlackEdge, text: str, expect: str) -> None:
