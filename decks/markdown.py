@@ -38,10 +38,7 @@ def render_markdown(
     if outline.notes:
         lines += [f"> Notes: {_escape(outline.notes)}", ""]
     images: dict[str, bytes] = {}
-    section = None
     for number, slide in enumerate(outline.slides, start=2):
-        if slide.section != section:
-            section = slide.section
         lines += [f"## {number}. {_escape(slide.title)}", ""]
         if slide.subtitle:
             lines += [f"*{_escape(slide.subtitle)}*", ""]

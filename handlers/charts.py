@@ -134,8 +134,10 @@ def health_trend_spec(
         events.append(ChartEvent(when.date(), "qbr", title))
     events.sort(key=lambda e: (e.day, e.kind))
     first = history[0][0].isoformat() if history else start.isoformat()
+    # Say the span the data covers: a young account has fewer days than the window.
+    span = (today - history[0][0]).days if history else days
     return HealthTrendSpec(
-        title=f"{account.name} — health, last {days} days",
+        title=f"{account.name} — health, last {min(span, days)} days",
         account=account.name,
         today=today,
         red_max=model.bands.red_max,
