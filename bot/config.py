@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     today: str | None = None
     # Slack channel id where escalations are posted as threads; unset: the channel they were opened in.
     escalation_channel: str | None = None
+    # Teams channel (conversation id, 19:…@thread.tacv2) where escalations are posted as threads;
+    # unset: the conversation they were opened in.
+    teams_escalation_channel: str | None = None
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")

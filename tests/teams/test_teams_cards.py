@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from teams_support import TODAY
 
 from bot.container import Container
-from bot.teams.cards import MAX_CARD_BYTES, card_size, message_for, render_card
+from bot.teams.cards import MAX_MESSAGE_BYTES, card_size, message_for, render_card
 from handlers.context import Actor, ChatContext
 from handlers.reply import Reply
 from storage.models import CSM, Account, Escalation
@@ -131,7 +131,7 @@ def check(card: dict[str, Any] | None) -> dict[str, Any]:
     assert card is not None
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
     assert card["body"], "a card with nothing to show"
-    assert card_size(card) <= MAX_CARD_BYTES
+    assert card_size(card) <= MAX_MESSAGE_BYTES
     for action in actions(card):
         if action["type"] == "Action.Execute":
             assert action["verb"] and isinstance(action["data"], dict)
@@ -263,7 +263,7 @@ def test_message_falls_back_to_text_without_a_template() -> None:
 def test_an_oversized_card_is_sent_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.teams.cards as cards
 
-    monkeypatch.setattr(cards, "MAX_CARD_BYTES", 200)
+    monkeypatch.setattr(cards, "MAX_MESSAGE_BYTES", 200)
     activity = message_for(
         Reply(template="error", context={"message": "x" * 500}, text="short fallback")
     )
