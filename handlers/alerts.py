@@ -14,7 +14,7 @@ from domain.signals import forecast_summary
 from handlers.accounts import csms_by_id
 from handlers.audit import record
 from handlers.context import ChatContext
-from handlers.errors import NotFound
+from handlers.errors import NotFound, PermissionDenied
 from handlers.permissions import can_change, require_change, who_may_change
 from handlers.reply import Reply
 from scheduler.models import Alert, Delivery
@@ -239,6 +239,9 @@ def _state_note(session: Session, alert: Alert) -> str | None:
 def alert_view(session: Session, *, ctx: ChatContext, alert_id: int) -> Reply:
     """The alert card as it is now, for this viewer: buttons only for those who may use them."""
     alert, account = _alert_and_account(session, alert_id)
+    if ctx.actor.csm_id is None or (ctx.external and account.id not in ctx.allowed_account_ids):
+        # A refresh can be asked for any id: only people we know, where the account may be shown.
+        raise PermissionDenied("I can't show this alert here.")
     brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
     return risk_alert_reply(
         alert, brief, note=_state_note(session, alert), viewer=_viewer(session, ctx, account)

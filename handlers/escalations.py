@@ -31,6 +31,9 @@ EXTERNAL_REFUSAL = (
     "Escalations are internal, and this channel is shared with another organisation, so I "
     "don't open one here. Open it from an internal channel or a direct message with me."
 )
+UNKNOWN_VIEWER = (
+    "I don't know you yet, so I can't show you escalations. Ask an admin to add your email."
+)
 EXTERNAL_VIEW_REFUSAL = (
     "Escalations are internal, and this channel is shared with another organisation, so I "
     "don't show them here."
@@ -288,6 +291,9 @@ def escalation_view(session: Session, *, ctx: ChatContext, escalation_id: int) -
     """The escalation card as it is now, for this viewer (a refresh, a Cancel, a stale click)."""
     if ctx.external:
         raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
+    if ctx.actor.csm_id is None:
+        # A refresh can be asked for any id: only people we know see an escalation's details.
+        raise PermissionDenied(UNKNOWN_VIEWER)
     escalation, _ = _escalation_and_account(session, escalation_id)
     context = escalation_context(session, escalation, ctx)
     name = context["account"]["name"] if context["account"] else "?"

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from bot.teams import metrics
 from bot.teams.actions import ACTIONS, BadAction, CardAction
-from bot.teams.cards import ADAPTIVE_CARD, message_for, notice_card, render_card
+from bot.teams.cards import ADAPTIVE_CARD, Refresh, message_for, notice_card, render_card
 from bot.teams.escalation_threads import (
     EscalationThreads,
     Target,
@@ -40,6 +40,7 @@ from bot.teams.outbound import Outbound
 from bot.teams.references import mark_inactive, save_reference, tenant_of
 from bot.teams.shared_cards import (
     Clicked,
+    is_shared,
     reference_to,
     refresh_for,
     update_alert_cards,
@@ -174,13 +175,17 @@ class CsmTeamsBot(TeamsActivityHandler):
 
         return await self._db(run)
 
+    async def _refresh(self, reply: Reply) -> Refresh | None:
+        if not is_shared(reply):
+            return None
+        return await self._db(lambda s: refresh_for(s, reply))
+
     async def _message(self, reply: Reply, notice: str | None = None) -> Activity:
         """The message for a Reply; a shared card (escalation, alert) carries its per-person views."""
-        refresh = await self._db(lambda s: refresh_for(s, reply))
-        return message_for(reply, notice, refresh=refresh)
+        return message_for(reply, notice, refresh=await self._refresh(reply))
 
     async def _card(self, reply: Reply, notice: str | None = None) -> AdaptiveCardInvokeResponse:
-        refresh = await self._db(lambda s: refresh_for(s, reply))
+        refresh = await self._refresh(reply)
         card = render_card(reply, notice, refresh=refresh)
         return _card(card if card is not None else notice_card(notice or reply.text))
 

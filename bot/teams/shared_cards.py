@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 ESCALATION_VIEW_VERB = "escalation.view"
 ALERT_VIEW_VERB = "alert.view"
+SHARED_TEMPLATES = frozenset({"escalation", "risk_alert"})
 # Failures of one edit or thread reply: logged, never raised at the person who clicked.
 SEND_ERRORS = (HttpOperationError, ClientRequestError)
 
@@ -72,6 +73,11 @@ def _shared(reply: Reply) -> tuple[str, dict[str, Any], int | None] | None:
     if reply.template == "risk_alert":
         return ALERT_VIEW_VERB, {"alert_id": context["alert"]["id"]}, context["account"].get("id")
     return None
+
+
+def is_shared(reply: Reply) -> bool:
+    """A card with per-person views (so worth a database look-up for its refresh audience)."""
+    return reply.template in SHARED_TEMPLATES
 
 
 def refresh_for(session: Session, reply: Reply) -> Refresh | None:

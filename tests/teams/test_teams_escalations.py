@@ -300,3 +300,20 @@ def test_without_an_escalation_channel_the_card_starts_the_thread_where_it_was_a
         answer["value"]
     )  # Dana owns Acme: she gets the buttons
     assert form.body["attachments"]
+
+
+def test_someone_we_do_not_know_cannot_read_an_escalation_through_a_refresh(
+    client: TestClient, team: FakeConnector, container: Container
+) -> None:
+    post(client, personal_message(team, "escalate acme sev1 SSO is down"))
+    [escalation] = escalations(container)
+
+    answer = post(
+        client,
+        invoke(team, "escalation.view", {"escalation_id": escalation.id}, "29:stranger"),
+    )
+
+    assert answer["statusCode"] == 200
+    text = shown(answer["value"])
+    assert "I don't know you yet" in text
+    assert "SSO is down" not in text and "Acme" not in text

@@ -147,3 +147,12 @@ def test_two_clickers_one_change_every_copy_updated_for_everyone(
         assert alert.status == "acknowledged"
         audits = session.exec(select(AuditLog).where(AuditLog.action == "alert.acknowledge")).all()
         assert len(audits) == 1 and audits[0].source == "teams"
+
+
+def test_someone_we_do_not_know_cannot_read_an_alert_through_a_refresh(
+    client: TestClient, connector: FakeConnector, posted: dict[str, Any]
+) -> None:
+    stranger = act(client, connector, "alert.view", "29:stranger", posted)
+
+    assert "I can't show this alert here" in shown(stranger)
+    assert "Acme" not in shown(stranger)
