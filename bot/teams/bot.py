@@ -37,7 +37,7 @@ from bot.teams.identity import (
 )
 from bot.teams.installs import remember_team
 from bot.teams.outbound import Outbound
-from bot.teams.references import mark_inactive, save_reference, tenant_of
+from bot.teams.references import mark_inactive, save_channels, save_reference, tenant_of
 from bot.teams.shared_cards import (
     Clicked,
     is_shared,
@@ -246,6 +246,16 @@ class CsmTeamsBot(TeamsActivityHandler):
             await self._db(lambda s: mark_inactive(s, conversation_id=activity.conversation.id))
             return
         await self._speaker(turn_context)
+        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+        channel = data.get("channel") or {}
+        if data.get("eventType") in ("channelCreated", "channelRenamed") and channel.get("id"):
+            # A new channel of a team the bot is in: accounts can be mapped to it right away.
+            found = [(str(channel["id"]), channel.get("name"))]
+            await self._db(lambda s: save_channels(s, activity=activity, channels=found))
+            return
+        if data.get("eventType") == "channelDeleted" and channel.get("id"):
+            await self._db(lambda s: mark_inactive(s, conversation_id=str(channel["id"])))
+            return
         added = any(m.id == bot_id for m in activity.members_added or [])
         if not added:
             return

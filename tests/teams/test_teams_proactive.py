@@ -229,3 +229,30 @@ def test_the_csv_import_reads_the_teams_column(container: Container, tmp_path: A
     import_csv(container.engine, "accounts", path)
 
     assert acme(container).teams_conversation_id == ACME_CHANNEL
+
+
+def test_channels_created_later_are_remembered_and_deleted_ones_stop(
+    client: TestClient, connector: FakeConnector, container: Container, notifier: TeamsNotifier
+) -> None:
+    from teams_support import activity
+
+    install_in_team(client, connector)
+    created = activity("conversation_update_members_added_team.json", connector)
+    created.pop("membersAdded")
+    created["conversation"]["tenantId"] = TENANT
+    created["channelData"].update(
+        eventType="channelCreated",
+        channel={"id": ACME_CHANNEL, "name": "acme-corp"},
+        tenant={"id": TENANT},
+    )
+    assert client.post("/api/messages", json=created).status_code == 200
+    connector.calls.clear()
+
+    notifier.send(ACME_CHANNEL, note())
+    deleted = {**created, "channelData": {**created["channelData"], "eventType": "channelDeleted"}}
+    assert client.post("/api/messages", json=deleted).status_code == 200
+
+    assert [c.conversation_id for c in connector.sent()] == [ACME_CHANNEL]
+    with pytest.raises(DeliveryError) as gone:
+        notifier.send(ACME_CHANNEL, note())
+    assert gone.value.reason == "bot_removed"
