@@ -67,6 +67,8 @@ def environment(flavour: Flavour) -> Environment:
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
     # Teams templates cut their lists to cap(n); the card renderer lowers it until a message fits.
     env.globals["cap"] = _no_cap
+    # Set by the Teams card renderer when someone gets a per-person view of a shared card.
+    env.globals["audience"] = False
     return env
 
 
