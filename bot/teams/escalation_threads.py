@@ -7,9 +7,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from botbuilder.schema import ConversationReference
 from sqlmodel import Session
 
-from bot.teams.cards import message_for
+from bot.teams.cards import Refresh, message_for
 from bot.teams.identity import foreign_tenant
 from bot.teams.references import channel_root, find_conversation, thread_of
 from bot.teams.shared_cards import (
@@ -120,17 +121,14 @@ class EscalationThreads:
         """Post a just-opened escalation's card as a new channel post (its thread) and remember it."""
         base = base_view(reply)
 
-        def lookup(session: Session) -> tuple[object, object]:
+        def lookup(session: Session) -> tuple[ConversationReference | None, Refresh | None]:
             return reference_to(session, target.conversation_id), refresh_for(session, base)
 
         reference, refresh = await in_db(self.container, lookup)
         if reference is None:
             return Posted(conversation_id=None, error="the bot is not in that conversation")
         try:
-            activity_id = await self.outbound.send(
-                reference,  # type: ignore[arg-type]
-                message_for(base, refresh=refresh),  # type: ignore[arg-type]
-            )
+            activity_id = await self.outbound.send(reference, message_for(base, refresh=refresh))
         except SEND_ERRORS as exc:
             logger.warning("posting escalation to %s failed: %s", target.conversation_id, exc)
             return Posted(conversation_id=target.conversation_id, error=_reason(exc))
