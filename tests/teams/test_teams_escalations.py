@@ -317,3 +317,18 @@ def test_someone_we_do_not_know_cannot_read_an_escalation_through_a_refresh(
     text = shown(answer["value"])
     assert "I don't know you yet" in text
     assert "SSO is down" not in text and "Acme" not in text
+
+
+def test_a_card_teams_refuses_leaves_the_escalation_saved_and_says_why(
+    client: TestClient, team: FakeConnector, container: Container
+) -> None:
+    team.failures.append((403, {}))  # the post to the escalation channel is refused
+
+    post(client, personal_message(team, "escalate acme sev2 Exports fail"))
+
+    [escalation] = escalations(container)
+    assert escalation.teams_activity_id is None
+    refused, told = team.sent()
+    assert refused.conversation_id == CHANNEL and told.conversation_id == "a:personal-dana"
+    said = shown(card_of(told))
+    assert f"Escalation #{escalation.id} opened" in said and "http_403" in said
