@@ -112,15 +112,23 @@ def main() -> int:
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         built = replies(Path(tmp) / "bench.db")
-    print(f"{'reply':<20} {'before: card, UTF-8':>22} {'now: message, UTF-16':>22} {'ratio':>7}")
+    from bot.render import render_json
+    from bot.teams.cards import utf16_size
+
+    print(
+        f"{'reply':<18} {'before: card, UTF-8':>21} {'(as Teams counts it)':>21}"
+        f" {'now: message, UTF-16':>22} {'time ratio':>10}"
+    )
     for name, reply in built.items():
         before = median_ms(lambda r=reply: card_then_utf8(r), args.renders)
         now = median_ms(lambda r=reply: whole_message_utf16(r), args.renders)
         size_before = card_then_utf8(reply)
         size_now = activity_size(whole_message_utf16(reply))
+        teams_counts = utf16_size(render_json("teams", reply.template, reply.context))
         print(
-            f"{name:<20} {before:>9.3f} ms ({size_before / 1000:>5.1f} kB) "
-            f"{now:>9.3f} ms ({size_now / 1000:>5.1f} kB) {now / before:>6.2f}x"
+            f"{name:<18} {before:>8.3f} ms ({size_before / 1000:>5.1f} kB)"
+            f" {teams_counts / 1000:>13.1f} kB UTF-16"
+            f" {now:>9.3f} ms ({size_now / 1000:>5.1f} kB) {now / before:>9.2f}x"
         )
     return 0
 
