@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     escalation_channel: str | None = None
     # Where the local chat writes the charts and QBR packs it makes (one file per content).
     files_dir: Path = DEFAULT_FILES_DIR
+    # Teams channel (conversation id, 19:…@thread.tacv2) where escalations are posted as threads;
+    # unset: the conversation they were opened in.
+    teams_escalation_channel: str | None = None
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -171,6 +172,21 @@ def _email(raw: str) -> str | None:
     return raw.lower()
 
 
+# A Teams channel (19:…@thread.tacv2, older teams @thread.skype) or group chat (@thread.v2).
+_TEAMS_CONVERSATION = re.compile(r"^19:[^\s;@]+@thread\.(tacv2|skype|v2)$")
+
+
+def _teams_conversation(raw: str) -> str | None:
+    """A Teams channel's conversation id, as Teams writes it (the channel, not one of its threads)."""
+    if not raw:
+        return None
+    if ";messageid=" in raw:
+        raise _Bad(f"a channel, not one of its threads (drop ';messageid=…'): {raw!r}")
+    if not _TEAMS_CONVERSATION.match(raw):
+        raise _Bad(f"not a Teams channel id like 19:…@thread.tacv2: {raw!r}")
+    return raw
+
+
 def _aliases(raw: str) -> list[str] | None:
     if not raw:
         return None
@@ -208,6 +224,7 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("licensed_seats", _count),
         _Col("aliases", _aliases),
         _Col("slack_channel_id", _text),
+        _Col("teams_conversation_id", _teams_conversation),
     ),
     "readings": (
         _Col(_ACCOUNT_REF, _text, required=True),

@@ -250,7 +250,10 @@ class Escalation(Table, table=True):
     resolve_due_at: datetime | None = None
     slack_channel_id: str | None = None
     slack_thread_ts: str | None = None
+    # Teams: the conversation the card was posted in (a channel thread "<channel>;messageid=<root>"
+    # or a chat) and the card's own activity id, so every update edits that card for everyone.
     teams_conversation_id: str | None = None
+    teams_activity_id: str | None = None
 
 
 class EscalationEvent(Table, table=True):
