@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,7 @@ def resolve_people(conn: Connection, rows: list[_Row], errors: list[RowError]) -
                     row.line,
                     "manager_email",
                     f"no person with email {manager!r}: add them first "
-                    f"({add_command(manager, 'manager')}) or put them in this file",
+                    f"({add_command(manager, 'manager')}) or include them in the same import",
                 )
             )
     _check_platform_ids(conn, rows, errors)
@@ -254,7 +255,7 @@ def add_person(
             raise PersonExists(
                 f"{email} is already on the team ({existing['name']}, {existing['role']}); "
                 f"change them with: csm-bot people set {email} "
-                + " ".join(f"--{_option(k)} VALUE" for k in differing)
+                + " ".join(f"--{_option(k)} {shlex.quote(str(record[k]))}" for k in differing)
             )
     return import_records(
         engine, "people", None, [dict(record)], actor_label=actor_label, source=source, name=email
