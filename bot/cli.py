@@ -500,6 +500,65 @@ def people_list(
         )
 
 
+# -- sync and doctor -----------------------------------------------------------------------------
+
+
+@sync_app.command("run")
+def sync_run(
+    source: Annotated[
+        str | None, typer.Option(help="Only this source (its name in the sync file).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fetch and check everything, write nothing.")
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="The sync file (default: CSM_SYNC_CONFIG).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Pull accounts, renewals, readings and surveys from Salesforce, HubSpot or SQL (docs/sync.md)."""
+    from handlers.sync import run_sync
+    from storage.db import upgrade
+    from storage.sync.config import SyncConfigError
+
+    container = _container()
+    path = config or container.settings.sync_config
+    if path is None:
+        typer.echo(
+            "No sync configured: set CSM_SYNC_CONFIG to a sync file or pass --config "
+            "(docs/sync.md has examples for Salesforce, HubSpot and SQL).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    upgrade(container.settings.database_url)
+    try:
+        summary = run_sync(
+            container.engine,
+            path,
+            models=container.health_models,
+            today=container.today(),
+            source=source,
+            dry_run=dry_run,
+        )
+    except SyncConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configuration: database, schema, people, scheduler, sync, Slack, Teams, API."""
+    from bot.doctor import doctor_report
+
+    code = doctor_report(_container(), typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def recompute(
     at: Annotated[

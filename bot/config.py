@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     today: str | None = None
     # Slack channel id where escalations are posted as threads; unset: the channel they were opened in.
     escalation_channel: str | None = None
+    # Sync from Salesforce, HubSpot or a SQL source (docs/sync.md); unset: no sync.
+    sync_config: Path | None = None
+    # How often the scheduler runs the sync (the leader only).
+    sync_interval_minutes: int = Field(default=60, ge=5)
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")

@@ -49,11 +49,16 @@ LIST_SEPARATOR = "|"
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem: its row (CSV: line, header = 1; records: 1-based position), column, reason."""
+    """One problem: its row (CSV: line, header = 1; records: 1-based position), column, reason.
+
+    ``shape`` marks a problem with the columns themselves (unknown, missing, twice): in a sync
+    that is a mapping mistake, so the whole batch is refused rather than each row.
+    """
 
     row: int
     column: str | None
     reason: str
+    shape: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         if self.column:
@@ -604,10 +609,12 @@ def _keyed_cells(
     for key, value in record.items():
         name = str(key).strip().lower()
         if name in columns:
-            errors.append(RowError(line, name, "column appears twice in the record"))
+            errors.append(RowError(line, name, "column appears twice in the record", shape=True))
         elif name not in known:
             errors.append(
-                RowError(line, name or None, f"unknown column (expected: {', '.join(known)})")
+                RowError(
+                    line, name or None, f"unknown column (expected: {', '.join(known)})", shape=True
+                )
             )
         else:
             columns.append(name)
@@ -617,7 +624,10 @@ def _keyed_cells(
             required = ", ".join(c.name for c in SPECS[kind] if c.required)
             errors.append(
                 RowError(
-                    line, col.name, f"required column is missing (required for {kind}: {required})"
+                    line,
+                    col.name,
+                    f"required column is missing (required for {kind}: {required})",
+                    shape=True,
                 )
             )
     return columns, [_cell(line, n, v, errors) for n, v in zip(columns, raw, strict=True)]
@@ -1325,6 +1335,7 @@ def import_records(
     name: str = "records",
     partial: bool = False,
     dry_run: bool = False,
+    connection: Connection | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
 
@@ -1333,6 +1344,8 @@ def import_records(
     in errors are 1-based positions in ``rows``; header problems are reported on row 0. A column
     a mapping leaves out is left alone; None clears it, like an empty CSV cell. ``partial`` and
     ``dry_run``: see _import (a sync writes the good rows and reports the refused ones).
+    ``connection``: write inside the caller's transaction (a sync writes every kind of one
+    source in one transaction), which then owns the commit.
     """
     _check_kind(kind)
     errors: list[RowError] = []
@@ -1348,6 +1361,7 @@ def import_records(
         origin={"format": "records"},
         partial=partial,
         dry_run=dry_run,
+        connection=connection,
     )
 
 
@@ -1368,84 +1382,115 @@ def _import(
     origin: dict[str, str],
     partial: bool = False,
     dry_run: bool = False,
+    connection: Connection | None = None,
 ) -> ImportReport:
     """Check references, then write every row in one transaction, or raise and write nothing.
 
     ``partial`` (a sync): bad rows are left out and reported in ``refused`` while the good ones
     are written; a problem with the whole batch (its columns) still refuses everything.
     ``dry_run``: everything is checked and written, then rolled back; the report says what
-    would have changed.
+    would have changed. ``connection``: run inside the caller's transaction instead.
     """
-    with engine.connect() as conn, conn.begin() as tx:
-        # References are checked even when some cells failed, so one run lists every problem.
-        _resolve(conn, kind, rows, errors)
-        refused: tuple[RowError, ...] = ()
-        if errors:
-            errors.sort(key=lambda e: (e.row, e.column or ""))
-            if not partial or any(e.row == 0 for e in errors):
-                raise ImportFailed(errors, name=name)
-            bad = {e.row for e in errors}
-            rows = [r for r in rows if r.line not in bad]
-            refused = tuple(errors)
-        counts = _Counts()
-        if rows:
-            if kind == "people":
-                from storage.people import write_people
-
-                write_people(conn, rows, counts, actor_label=actor_label, source=source)
-            elif kind == "accounts":
-                _write_accounts(conn, rows, counts)
-            elif kind == "readings":
-                _write_readings(conn, rows, counts)
-            elif kind == "milestones":
-                # Milestone history says how the change arrived ("csv import", "api import").
-                note = "csv import" if source == "import" else f"{source} import"
-                _write_milestones(conn, rows, counts, actor_label, note)
-            else:
-                _write_with_account(kind)(conn, rows, counts)
-        follow = _follow_renewals(conn, kind, rows, counts)
-        if counts.arr_changes:
-            _arr_changed(conn, counts.arr_changes, source=source)
-        report = ImportReport(
-            kind=kind,
-            rows=len(rows) + len({e.row for e in refused}),
-            inserted=counts.inserted,
-            updated=counts.updated,
-            unchanged=counts.unchanged,
-            account_ids=frozenset(counts.account_ids),
-            refused=refused,
-            renewals_created=follow[0],
-            renewals_updated=follow[1],
-            accounts_dated=follow[2],
-            dry_run=dry_run,
-        )
-        if report.inserted or report.updated:
-            # A no-op import leaves no trace, so re-running a sync really changes nothing.
-            conn.execute(
-                table("audit_log")
-                .insert()
-                .values(
-                    at=utcnow(),
-                    actor_id=None,
-                    actor_label=actor_label,
-                    source=source,
-                    action="import",
-                    entity=kind,
-                    entity_id=name,
-                    before=None,
-                    after={
-                        **origin,
-                        "rows": report.rows,
-                        "inserted": report.inserted,
-                        "updated": report.updated,
-                        "unchanged": report.unchanged,
-                    }
-                    | ({"refused": len({e.row for e in refused})} if refused else {}),
-                )
-            )
-        if dry_run:
-            tx.rollback()
+    options = {
+        "kind": kind,
+        "actor_label": actor_label,
+        "source": source,
+        "name": name,
+        "origin": origin,
+        "partial": partial,
+        "dry_run": dry_run,
+    }
+    if connection is not None:
+        report = _import_on(connection, rows, errors, **options)
+    else:
+        with engine.connect() as conn, conn.begin() as tx:
+            report = _import_on(conn, rows, errors, **options)
+            if dry_run:
+                tx.rollback()
     logger.info("imported from %s (%s): %s", name, source, report.summary())
+    return report
+
+
+def _import_on(
+    conn: Connection,
+    rows: list[_Row],
+    errors: list[RowError],
+    *,
+    kind: str,
+    actor_label: str,
+    source: str,
+    name: str,
+    origin: dict[str, str],
+    partial: bool,
+    dry_run: bool,
+) -> ImportReport:
+    """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
+    # References are checked even when some cells failed, so one run lists every problem.
+    _resolve(conn, kind, rows, errors)
+    refused: tuple[RowError, ...] = ()
+    if errors:
+        errors.sort(key=lambda e: (e.row, e.column or ""))
+        if not partial or any(e.row == 0 or e.shape for e in errors):
+            raise ImportFailed(errors, name=name)
+        bad = {e.row for e in errors}
+        rows = [r for r in rows if r.line not in bad]
+        refused = tuple(errors)
+    counts = _Counts()
+    if rows:
+        if kind == "people":
+            from storage.people import write_people
+
+            write_people(conn, rows, counts, actor_label=actor_label, source=source)
+        elif kind == "accounts":
+            _write_accounts(conn, rows, counts)
+        elif kind == "readings":
+            _write_readings(conn, rows, counts)
+        elif kind == "milestones":
+            # Milestone history says how the change arrived ("csv import", "api import").
+            note = "csv import" if source == "import" else f"{source} import"
+            _write_milestones(conn, rows, counts, actor_label, note)
+        else:
+            _write_with_account(kind)(conn, rows, counts)
+    follow = _follow_renewals(conn, kind, rows, counts)
+    if counts.arr_changes:
+        _arr_changed(conn, counts.arr_changes, source=source)
+    report = ImportReport(
+        kind=kind,
+        rows=len(rows) + len({e.row for e in refused}),
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        account_ids=frozenset(counts.account_ids),
+        refused=refused,
+        renewals_created=follow[0],
+        renewals_updated=follow[1],
+        accounts_dated=follow[2],
+        dry_run=dry_run,
+    )
+    if report.inserted or report.updated:
+        # A no-op import leaves no trace, so re-running a sync really changes nothing.
+        conn.execute(
+            table("audit_log")
+            .insert()
+            .values(
+                at=utcnow(),
+                actor_id=None,
+                actor_label=actor_label,
+                source=source,
+                action="import",
+                entity=kind,
+                entity_id=name,
+                before=None,
+                after={
+                    **origin,
+                    "rows": report.rows,
+                    "inserted": report.inserted,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                }
+                | ({"refused": len({e.row for e in refused})} if refused else {}),
+            )
+        )
     return report
 
 

@@ -29,11 +29,17 @@ def foreign_data(engine: Engine) -> str | None:
         return None
     acc, csm, audit = table("account"), table("csm"), table("audit_log")
     with engine.connect() as conn:
-        ids = [i for i in conn.execute(select(acc.c.external_id)).scalars() if not _DEMO_ACCOUNT.match(i)]
+        ids = [
+            i
+            for i in conn.execute(select(acc.c.external_id)).scalars()
+            if not _DEMO_ACCOUNT.match(i)
+        ]
         if ids:
             return f"{_count(len(ids), 'account')} that {'is' if len(ids) == 1 else 'are'} not demo accounts ({_some(ids)})"
         emails = [
-            e for e in conn.execute(select(func.lower(csm.c.email))).scalars() if e not in _DEMO_EMAILS
+            e
+            for e in conn.execute(select(func.lower(csm.c.email))).scalars()
+            if e not in _DEMO_EMAILS
         ]
         if emails:
             return f"{_count(len(emails), 'person', 'people')} not in the demo ({_some(emails)})"

@@ -49,6 +49,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Failure]] = {}
+        # Slack sends the token's scopes in X-OAuth-Scopes on every Web API answer.
+        self.scopes: tuple[str, ...] | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ts = itertools.count(1)
@@ -189,7 +191,8 @@ class FakeSlack:
         if method.startswith("webhook:"):
             self._send_text(request, 200, "ok")
             return
-        self._send(request, 200, self._answer(method, args))
+        scopes = {"X-OAuth-Scopes": ",".join(self.scopes)} if self.scopes is not None else None
+        self._send(request, 200, self._answer(method, args), scopes)
 
     def _take_failure(self, method: str) -> Failure | None:
         queue = self.failures.get(method)
