@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from tests.sync.conftest import audit_count, rows
-from tests.sync.fake_http import Answer
 from tests.sync.fake_salesforce import CLIENT_ID, CLIENT_SECRET, FakeSalesforce, error
 
 runner = CliRunner()
