@@ -47,8 +47,21 @@ def explain(exc: BaseException, database_url: str | None = None) -> str | None:
     if isinstance(exc, OperationalError | ProgrammingError):
         return _database_problem(exc, where)
     if isinstance(exc, HealthModelError):
-        return f"The health model is not usable: {exc} (fix the file, or unset CSM_HEALTH_MODEL to use the packaged model)."
+        return (
+            f"The health model is not usable: {_model_problem(exc)} (fix the file, or unset "
+            "CSM_HEALTH_MODEL to use the packaged model)."
+        )
     return None
+
+
+def _model_problem(exc: Exception) -> str:
+    """YAML errors span several lines (the source and a caret): say where, in one."""
+    cause = exc.__cause__
+    mark = getattr(cause, "problem_mark", None)
+    if mark is not None:
+        label = str(exc).split(": invalid YAML", 1)[0]
+        return f"{label}: invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {getattr(cause, 'problem', '')}"
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _database_problem(exc: OperationalError | ProgrammingError, where: str) -> str:
