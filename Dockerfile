@@ -10,6 +10,8 @@ COPY domain ./domain
 COPY scheduler ./scheduler
 COPY storage ./storage
 COPY templates ./templates
+COPY charts ./charts
+COPY decks ./decks
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.12-slim

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path.home() / ".local" / "share" / "csm-assistant" / "csm.db"
+DEFAULT_FILES_DIR = Path.home() / ".local" / "share" / "csm-assistant" / "files"
 
 
 class Settings(BaseSettings):
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     sync_config: Path | None = None
     # How often the scheduler runs the sync (the leader only).
     sync_interval_minutes: int = Field(default=60, ge=5)
+    # Where the local chat writes the charts and QBR packs it makes (one file per content).
+    files_dir: Path = DEFAULT_FILES_DIR
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")

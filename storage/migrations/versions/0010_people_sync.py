@@ -1,7 +1,7 @@
 """sync runs: what each pull from Salesforce, HubSpot or a SQL source changed or refused
 
 Revision ID: 0010_people_sync
-Revises: 0005_merge
+Revises: 0060_kpi_history
 Create Date: 2026-11-24
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0010_people_sync"
-down_revision = "0005_merge"
+down_revision = "0060_kpi_history"
 branch_labels = None
 depends_on = None
 
