@@ -72,6 +72,7 @@ def test_an_unclosed_quote_is_a_row_error_not_one_giant_name(
         'A-1,"Alpha,dana@example.com\n'
         "A-2,Beta,dana@example.com\n"
         'A-3,Gamma",dana@example.com\n',
+        "swallowed.csv",
     )
     with pytest.raises(ImportFailed) as caught:
         import_csv(team.engine, "accounts", swallowed)
@@ -80,6 +81,15 @@ def test_an_unclosed_quote_is_a_row_error_not_one_giant_name(
         "name",
         'the value runs over lines 2-4: a quote opened here is closed only on line 4 (a stray " in this row?)',
     )
+    with TestClient(build_app(team)) as client:
+        response = client.post(
+            "/api/v1/import/accounts",
+            content=at_the_end.read_bytes(),
+            headers={**AUTH, "Content-Type": "text/csv"},
+        )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["row"] == 3
+    assert "never closed" in response.json()["errors"][0]["reason"]
     assert account_names(team) == []
 
 
