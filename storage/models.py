@@ -23,7 +23,8 @@ class Table(SQLModel):
     model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
-ROLES = ("csm", "manager", "admin")
+# A viewer is internal staff who may read (design.md, "Who may see what").
+ROLES = ("csm", "manager", "admin", "viewer")
 LIFECYCLE_STAGES = ("onboarding", "adoption", "expansion", "renewal")
 MILESTONE_STATUSES = ("not_started", "in_progress", "done", "at_risk", "blocked")
 ESCALATION_SEVERITIES = ("sev1", "sev2", "sev3")

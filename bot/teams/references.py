@@ -8,7 +8,8 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ConversationReference
 from sqlmodel import Session, select
 
-from bot.teams.models import TeamsConversation, utcnow
+from storage.models import utcnow
+from storage.platform_models import TeamsConversation
 
 logger = logging.getLogger(__name__)
 

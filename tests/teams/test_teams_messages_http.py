@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from teams_support import DANA_AAD, DANA_TEAMS_ID, TENANT, activity, dana_member, personal_message
 
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from storage.models import CSM
+from storage.platform_models import TeamsConversation
 
 CARD = "application/vnd.microsoft.card.adaptive"
 

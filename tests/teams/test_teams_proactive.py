@@ -15,13 +15,13 @@ from teams_support import CHANNEL, TEAM, TENANT, install_in_team, link
 
 from bot.api import routes as api_routes
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from bot.teams.notifier import TeamsNotifier
 from handlers.reply import Reply
 from scheduler.config import SchedulerConfig
 from scheduler.notifier import DeliveryError
 from scheduler.routing import targets
 from storage.models import CSM, Account
+from storage.platform_models import TeamsConversation
 
 BOT = "28:608cacfd-1cea-40c9-b678-4b93e69bb72b"  # the bot in the team capture
 ACME_CHANNEL = "19:acme0000000000000000000000000001@thread.tacv2"
