@@ -193,6 +193,31 @@ def can_change(session: Session, actor: Actor, account: Any, *, owner: Any = Non
     return False
 
 
+def who_may_change(session: Session, account: Any) -> str:
+    """ "Dana Whitfield (the owner), their manager or an admin": said wherever someone may not."""
+    owner = session.get(CSM, account.owner_id) if account.owner_id else None
+    who = (
+        f"{owner.name} (the owner), their manager" if owner else "the account owner, their manager"
+    )
+    return f"{who} or an admin"
+
+
+def deciders(session: Session, account: Any) -> list[int]:
+    """The person ids who may change things on an account: the owner, the owner's manager, admins.
+
+    In that order, so a platform that can only single out a few people keeps the closest ones.
+    """
+    ids: list[int] = []
+    owner = session.get(CSM, account.owner_id) if account.owner_id else None
+    if owner is not None and owner.id is not None:
+        ids.append(owner.id)
+        if owner.manager_id is not None:
+            ids.append(owner.manager_id)
+    admins = session.exec(select(CSM.id).where(CSM.role == "admin").order_by(col(CSM.id))).all()
+    ids += [a for a in admins if a is not None and a not in ids]
+    return ids
+
+
 def require_change(session: Session, actor: Actor, account: Account, what: str) -> None:
     """Raise PermissionDenied, with a message that says who can, unless the actor may change it."""
     if can_change(session, actor, account):
@@ -201,12 +226,9 @@ def require_change(session: Session, actor: Actor, account: Account, what: str) 
         raise NoAccess(no_access_line(session, actor))
     if actor.role == "viewer":
         raise PermissionDenied(_role_refusal(actor, Action.CHANGE_ACCOUNT))
-    owner = session.get(CSM, account.owner_id) if account.owner_id else None
-    who = (
-        f"{owner.name} (the owner), their manager" if owner else "the account owner, their manager"
-    )
     raise PermissionDenied(
-        f"Only {who} or an admin can change {what} for {account.name}. Nothing was changed."
+        f"Only {who_may_change(session, account)} can change {what} for {account.name}. "
+        "Nothing was changed."
     )
 
 

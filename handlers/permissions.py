@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from handlers.access import can_change, require_change
+from handlers.access import can_change, deciders, require_change, who_may_change
 
-__all__ = ["can_change", "require_change"]
+__all__ = ["can_change", "deciders", "require_change", "who_may_change"]

@@ -251,6 +251,20 @@ def _refuse_in_external(ctx: ChatContext) -> Reply | None:
     return None if access.lists_shown_here(ctx) else not_here_reply()
 
 
+def portfolio_rows(
+    session: Session, *, ctx: ChatContext, owner: str | None = None
+) -> tuple[str, list[dict[str, Any]]] | Reply:
+    """The scope label and one row per live account in it (score, band, ARR, renewal), or the
+    refusal for an external channel; the health map reads these."""
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    if owner is None and ctx.actor.csm_id and ctx.actor.role == "csm":
+        owner = "me"
+    scope = scope_for(session, ctx, owner)
+    return scope.label, _rows(session, _accounts(session, scope), ctx.today)
+
+
 def at_risk(
     session: Session, *, ctx: ChatContext, owner: str | None = None, band: str | None = None
 ) -> Reply:

@@ -27,12 +27,12 @@ from sqlmodel import Session, col, delete, select
 from bot.config import Settings
 from bot.container import Container
 from bot.slack.metrics import WEB_API_FAILURES
-from bot.slack.models import SlackEventReceipt
 from bot.slack.worker import SlackWorker
 from handlers import access
 from handlers.context import Actor, ChatContext
 from handlers.identity import actor_for, unknown_actor
 from storage.models import Account
+from storage.platform_models import SlackEventReceipt
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,11 @@ from msrest.serialization import Model
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import ConfigurationError
+from bot.teams import metrics
 from bot.teams.bot import CsmTeamsBot
 from bot.teams.identity import RosterCache
-from bot.teams.models import TeamsActivityReceipt
 from bot.teams.references import tenant_of
+from storage.platform_models import TeamsActivityReceipt
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -127,12 +128,15 @@ class TeamsApp:
     async def process(self, body: Any, auth_header: str | None) -> tuple[int, Any]:
         """Authenticate and run one incoming activity; returns (HTTP status, JSON body or None)."""
         if not self.open:
+            metrics.REFUSED.labels("unauthorized").inc()
             return 401, None
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            metrics.REFUSED.labels("malformed").inc()
             return 400, {"error": "expected a Bot Framework activity"}
         try:
             activity = Activity().deserialize(body)
         except Exception:  # msrest raises several types for malformed input; all mean the same
+            metrics.REFUSED.labels("malformed").inc()
             return 400, {"error": "malformed activity"}
         if not _well_formed(activity):
             return 400, {"error": "malformed activity"}
@@ -144,19 +148,24 @@ class TeamsApp:
         except Exception as exc:
             # PermissionError, jwt errors, unknown key id: all are "not authorised".
             logger.warning("Teams request refused (%s): %s", type(exc).__name__, exc)
+            metrics.REFUSED.labels("unauthorized").inc()
             return 401, None
         if self.tenant_id and (tenant_of(activity) or "").lower() != self.tenant_id.lower():
             logger.warning("Teams activity from tenant %r refused", tenant_of(activity))
+            metrics.REFUSED.labels("tenant").inc()
             return 403, {"error": "this bot serves one Microsoft 365 tenant"}
         card_action = activity.type == ActivityTypes.invoke and activity.name == CARD_ACTION
         if card_action:
             problem = card_action_problem(activity.value)
             if problem is not None:
                 # Universal Actions: HTTP 200, and the error in the invoke response.
+                metrics.REFUSED.labels("malformed").inc()
                 return 200, invoke_error(400, "BadRequest", problem)
         if not await self._first_delivery(activity):
             logger.info("Teams activity %s delivered again: skipped", activity.id)
+            metrics.REFUSED.labels("duplicate").inc()
             return 200, None
+        metrics.ACTIVITIES.labels(_kind(activity)).inc()
         invoke = await self.adapter.process_activity(result, activity, self.bot.on_turn)
         if card_action:
             if invoke is None or invoke.body is None:
@@ -248,3 +257,16 @@ def _well_formed(activity: Activity) -> bool:
     if activity.id is not None and not isinstance(activity.id, str):
         return False
     return isinstance(activity.service_url, str) and bool(activity.service_url)
+
+
+# Label values stay a short known list, whatever a (possibly unauthenticated) sender writes.
+_KINDS = frozenset(t.value for t in ActivityTypes)
+_INVOKES = frozenset({"adaptiveCard/action", "task/fetch", "task/submit", "composeExtension/query"})
+
+
+def _kind(activity: Activity) -> str:
+    """The activity type, and the name of an invoke: message, invoke:adaptiveCard/action..."""
+    kind = str(activity.type or "")
+    if kind == ActivityTypes.invoke:
+        return f"invoke:{activity.name if activity.name in _INVOKES else 'other'}"
+    return kind if kind in _KINDS else "other"

@@ -22,7 +22,7 @@ from teams_support import activity, client_for, make_container, teams_app
 
 from bot.config import ConfigurationError
 from bot.teams.http import routes
-from bot.teams.models import TeamsConversation
+from storage.platform_models import TeamsConversation
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
 KID = "bf-key-1"

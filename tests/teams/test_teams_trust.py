@@ -21,8 +21,8 @@ from teams_support import (
 )
 
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from storage.models import CSM, Account, AuditLog, Escalation
+from storage.platform_models import TeamsConversation
 
 CHANNEL = "19:6848757105754c8981c67612732d9aa7@thread.tacv2"
 

@@ -10,8 +10,10 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.slack.asks import Ask
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import (
     ack_or_later,
+    after_ack,
     ask_reply,
     chat_of,
     handled,
@@ -29,7 +31,13 @@ from handlers.reply import Reply
 logger = logging.getLogger(__name__)
 
 # Command → the kind of question it asks (bot.slack.asks.KINDS).
-ASK_COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
+ASK_COMMANDS = {
+    "/health": "health",
+    "/plan": "plan",
+    "/renewals": "renewals",
+    "/risks": "risks",
+    "/qbr": "qbr",
+}
 # Every command besides /csm (manifest.yml must declare each); /escalate has its own listener.
 COMMANDS = {**ASK_COMMANDS, "/escalate": "escalate"}
 
@@ -58,13 +66,53 @@ def _visible(services: SlackServices, command: dict[str, Any], context: BoltCont
     return services.channel(channel, client=context.client, team_id=context.team_id).visible
 
 
+# Said under an answer whose charts or deck follow (a slash-command answer is private, and Slack
+# has no private file in a channel: the files go to the asker's DM).
+FILES_FOLLOW = "Charts and files follow in a direct message from me."
+
+
+def with_files(
+    services: SlackServices,
+    payload: dict[str, Any],
+    result: Reply | HandlerError,
+    visible: bool,
+    command: dict[str, Any],
+    context: BoltContext,
+) -> dict[str, Any]:
+    """Have the reply's charts or deck made and sent after the answer, and say where they go."""
+    if not visible or not isinstance(result, Reply) or not result.attachments:
+        return payload
+    attachments = pending(result.attachments)
+    ctx, client = chat_of(context), context.client or services.client
+    user_id = text_field(command, "user_id") or None
+    # Drawing never delays the answer: it runs in the worker after this work is done.
+    after_ack(
+        services,
+        lambda: deliver(
+            services,
+            client,
+            attachments,
+            ctx=ctx,
+            user_id=user_id,
+            channel=None,
+            charts_to_dm=True,
+        ),
+    )
+    blocks = list(payload.get("blocks") or [])
+    if len(blocks) < 50:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": FILES_FOLLOW}]})
+    return {**payload, "blocks": blocks}
+
+
 def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
     def command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         ask = Ask(kind=kind, text=text_field(command, "text").strip())
 
         def work() -> dict[str, Any]:
             result = ask_reply(services, chat_of(context), ask)
-            return answer(result, ask, visible=_visible(services, command, context))
+            visible = _visible(services, command, context)
+            payload = answer(result, ask, visible=visible)
+            return with_files(services, payload, result, visible, command, context)
 
         # Ready within the worker's budget: the answer rides in the ack (one round trip).
         ack_or_later(services, ack, work, response_url=text_field(command, "response_url"))
@@ -97,7 +145,9 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
             if _is_escalation(result) and services.container.settings.escalation_channel:
                 # With an escalation channel set, "/csm escalate …" opens a thread there like /escalate.
                 return {"response_type": "ephemeral", **_posted(services, client, result, command)}
-            return answer(result, ask, visible=_visible(services, command, context))
+            visible = _visible(services, command, context)
+            payload = answer(result, ask, visible=visible)
+            return with_files(services, payload, result, visible, command, context)
 
         ack_or_later(services, ack, work, response_url=text_field(command, "response_url"))
 

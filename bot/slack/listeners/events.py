@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import handled, public_payload, text_field
 from bot.slack.messages import surface
 from bot.slack.metrics import DUPLICATE_EVENTS
@@ -80,6 +81,18 @@ def register(app: App, services: SlackServices) -> None:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, **payload)
         except WEB_API_ERRORS as exc:
             web_api_failed("chat.postMessage", exc)
+            return
+        if not isinstance(result, HandlerError) and result.attachments:
+            # The answer is out; its charts follow into the same thread, a deck to the DM.
+            deliver(
+                services,
+                client,
+                pending(result.attachments),
+                ctx=ctx,
+                user_id=text_field(event, "user") or None,
+                channel=channel,
+                thread_ts=thread_ts,
+            )
 
     def publish_home(
         body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext

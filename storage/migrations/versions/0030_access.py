@@ -1,7 +1,7 @@
 """access: idempotency keys for escalations and their notes; Teams activity receipts
 
 Revision ID: 0030_access
-Revises: 0005_merge
+Revises: 0010_people_sync
 Create Date: 2026-11-24
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0030_access"
-down_revision = "0005_merge"
+down_revision = "0010_people_sync"
 branch_labels = None
 depends_on = None
 
