@@ -143,8 +143,11 @@ async def metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def teams_routes(container: Container) -> list[BaseRoute]:
-    """Teams' POST /api/messages when bot/teams is present (it is optional for Slack-only teams)."""
+def teams_routes(container: Container, teams_app: Any = None) -> list[BaseRoute]:
+    """Teams' POST /api/messages when bot/teams is present (it is optional for Slack-only teams).
+
+    teams_app: an already built bot.teams.app.TeamsApp (tests give one with their own keys).
+    """
     try:
         from bot.teams.http import routes
     except ModuleNotFoundError as exc:
@@ -154,7 +157,7 @@ def teams_routes(container: Container) -> list[BaseRoute]:
     # Counted and timed like /slack/events (csm_http_requests_total, csm_http_request_duration_seconds).
     return [
         Route(r.path, measured(r.path, r.endpoint), methods=sorted(r.methods or ()))
-        for r in routes(container)
+        for r in routes(container, teams_app=teams_app)
     ]
 
 
@@ -164,6 +167,7 @@ def create_app(
     slack_app: App | None = None,
     with_slack: bool = True,
     with_teams: bool = True,
+    teams_app: Any = None,
 ) -> Starlette:
     """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given)."""
     routes: list[BaseRoute] = [
@@ -191,7 +195,7 @@ def create_app(
         else:
             logger.warning("SLACK_SIGNING_SECRET is not set: POST /slack/events is off")
     if with_teams:
-        routes.extend(teams_routes(container))
+        routes.extend(teams_routes(container, teams_app))
     from bot.api import routes as api_routes
 
     routes.extend(api_routes(container))

@@ -13,9 +13,11 @@ from pptx import Presentation
 from bot.container import Container
 from bot.slack.app import SlackEdge, build_slack
 from bot.slack.listeners.commands import FILES_FOLLOW
+from bot.slack.worker import SlackWorker
 from tests.slack.conftest import (
     DANA,
     SINGLE_WORKSPACE,
+    InlineExecutor,
     ack_json,
     assert_valid_blocks,
     command_body,
@@ -50,9 +52,26 @@ def deferred() -> DeferredExecutor:
     return DeferredExecutor()
 
 
+class DeferredLater(SlackWorker):
+    """Answers within the ack at once, and holds what is left for after it (the files)."""
+
+    def __init__(self, deferred: DeferredExecutor) -> None:
+        super().__init__(executor=InlineExecutor())
+        self.deferred = deferred
+
+    def later(self, job: Callable[[], Any]) -> bool:
+        self.deferred.submit(job)
+        return True
+
+
 @pytest.fixture
 def later_edge(container: Container, deferred: DeferredExecutor) -> SlackEdge:
-    return build_slack(container, listener_executor=deferred, oauth=SINGLE_WORKSPACE)
+    return build_slack(
+        container,
+        listener_executor=deferred,
+        oauth=SINGLE_WORKSPACE,
+        worker=DeferredLater(deferred),
+    )
 
 
 def upload_methods(fake: FakeSlack) -> list[str]:

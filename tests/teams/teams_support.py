@@ -247,6 +247,8 @@ def invoke(
     body = activity("invoke_adaptive_card_action.json", connector)
     body["value"]["action"] = {"type": "Action.Execute", "title": "x", "verb": verb, "data": data}
     body["from"]["id"] = user_id
+    # The capture's Entra object id belongs to its own sender; ours is Dana's, or unknown.
+    body["from"]["aadObjectId"] = DANA_AAD if user_id == DANA_TEAMS_ID else None
     body["channelData"]["tenant"]["id"] = TENANT
     body["conversation"]["tenantId"] = TENANT
     if conversation is not None:

@@ -8,7 +8,16 @@ import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
-from teams_support import DANA_AAD, DANA_TEAMS_ID, TENANT, activity, dana_member, personal_message
+from teams_support import (
+    DANA_AAD,
+    DANA_TEAMS_ID,
+    TENANT,
+    SignedClient,
+    activity,
+    dana_member,
+    personal_message,
+    teams_app,
+)
 
 from bot.container import Container
 from storage.models import CSM
@@ -249,7 +258,8 @@ def test_a_long_success_plan_fits_the_teams_size_rule_measured_in_utf16(
 def test_api_messages_is_counted_in_metrics(connector: FakeConnector, container: Container) -> None:
     from bot.server import create_app
 
-    app = TestClient(create_app(container, with_slack=False))
+    teams = teams_app(container, connector)
+    app = SignedClient(create_app(container, with_slack=False, teams_app=teams))
     before = _metric(
         app.get("/metrics").text, 'csm_http_requests_total{route="/api/messages",status="200"}'
     )

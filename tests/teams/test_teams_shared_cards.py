@@ -20,6 +20,7 @@ from teams_support import (
     invoke,
     link,
     shown,
+    teams_app,
 )
 
 from bot.container import Container
@@ -68,7 +69,7 @@ def posted(client: TestClient, connector: FakeConnector, container: Container) -
         alert_id = alert.id
     assert where == [CHANNEL, f"csm:{dana_id}"]
     connector.calls.clear()
-    notifier = TeamsNotifier(container, sleep=lambda _: None)
+    notifier = TeamsNotifier(container, app=teams_app(container, connector), sleep=lambda _: None)
     report = Dispatcher(container.engine, {"teams": notifier}, sleep=lambda _: None).dispatch_due()
     assert report.sent == 2, report
     with Session(container.engine) as session:
