@@ -239,3 +239,53 @@ def test_activities_from_another_tenant_are_refused_and_nothing_runs(
     assert response.status_code == 403
     assert references(db_url) == []
     assert [c for c in connector.calls if c.method != "GET"] == []
+
+
+def test_serve_stops_with_one_line_when_the_tenant_is_missing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    for name, value in {
+        "CSM_DATABASE_URL": db_url,
+        "MICROSOFT_APP_ID": APP_ID,
+        "MICROSOFT_APP_PASSWORD": "secret",
+        "MICROSOFT_APP_TENANT_ID": "",
+        "SLACK_SIGNING_SECRET": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    import uvicorn
+
+    def started(*_: object, **__: object) -> None:
+        raise AssertionError("the server started serving without a tenant")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+
+    result = CliRunner().invoke(app, ["serve", "--no-scheduler"])
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.strip()]
+    assert line.startswith("Configuration error: MICROSOFT_APP_TENANT_ID is not set")
+
+
+def test_the_development_switch_binds_loopback_and_says_so(
+    db_url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.server import bind_host
+
+    dev = make_container(db_url, microsoft_app_id=None, teams_dev_no_auth=True).settings
+    with caplog.at_level(logging.WARNING, logger="bot.server"):
+        assert bind_host(dev, "0.0.0.0") == "127.0.0.1"
+    assert "WITHOUT checking who sent them" in capsys.readouterr().err
+    assert any(
+        "listening on 127.0.0.1 instead of 0.0.0.0" in r.getMessage() for r in caplog.records
+    )
+    # Without the switch, or with an app id, --host is what it says.
+    assert bind_host(make_container(db_url).settings, "0.0.0.0") == "0.0.0.0"
+    assert (
+        bind_host(make_container(db_url, teams_dev_no_auth=True).settings, "0.0.0.0") == "0.0.0.0"
+    )
