@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from domain.numbers import format_score, round_half_away
+
 BAND_RANK = {"green": 0, "insufficient": 0, "amber": 1, "red": 2}
 
 # Kinds, in the words the alert cards use.
@@ -193,8 +195,9 @@ def evaluate(
                     SCORE_DROP,
                     f"{SCORE_DROP}:{aid}:{day.isoformat()}",
                     severity=2,
-                    title=f"Health fell {abs(drop_now):.0f} points in {t.drop_window_days} days",
-                    details={"change": round(drop_now, 1), "days": t.drop_window_days},
+                    title=f"Health fell {format_score(abs(drop_now))} points in "
+                    f"{t.drop_window_days} days",
+                    details={"change": round_half_away(drop_now), "days": t.drop_window_days},
                 )
             )
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from domain.health_model import HealthModels
+from domain.numbers import shown_score
 from handlers.accounts import account_summary, resolve_account
 from handlers.alerts import account_briefs
 from handlers.context import ChatContext
@@ -87,7 +88,7 @@ def _trend_series(session: Session, account_id: int, today: date) -> list[dict[s
     return [
         {
             "day": d.isoformat(),
-            "score": None if d not in snaps or snaps[d].score is None else round(snaps[d].score),
+            "score": None if d not in snaps else shown_score(snaps[d].score),
             "band": snaps[d].band if d in snaps else None,
         }
         for d in days
@@ -187,7 +188,9 @@ def qbr_prep(
             "Not enough health data for a score "
             f"({round(health['coverage'] * 100)}% of the indicator weight has fresh readings)"
         )
-    if health["forecast"]["summary"] and health["band"] != "red":
+    red_in = health["forecast"]["red_in_days"]
+    if red_in is not None and red_in > 0 and health["band"] != "red":
+        # Only a coming red is a risk; "no clear trend" or "no red in sight" are not.
         risks.append(f"Forecast: {health['forecast']['summary']}")
     risks += [
         f"Weak: {d['label']} (score {d['score']})" for d in health["drivers"] if d["score"] < 60

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from storage.arr_history import record_import_arr
 from storage.bulk import chunks, insert_dicts, table
 from storage.models import (
     LIFECYCLE_STAGES,
@@ -1052,6 +1053,8 @@ def _import(
                 _write_milestones(conn, rows, counts, actor_label, note)
             else:
                 _write_with_account(kind)(conn, rows, counts)
+            # ARR history: every ARR change an import implies, with the day it took effect.
+            record_import_arr(conn, kind, counts.account_ids, source=source)
         report = ImportReport(
             kind=kind,
             rows=len(rows),
