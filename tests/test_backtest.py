@@ -60,9 +60,7 @@ def test_backtest_the_configured_database(demo_container) -> None:
     assert len(_rows(result.output)) == 12
     # Judged days need the following N days inside the replay (the last is 14 days before the
     # end); 30-day calls end earlier still.
-    days = {
-        n: int(re.search(rf"forecast\s+{n}\s+(\d+)", result.output).group(1)) for n in (14, 30)
-    }
+    days = {n: int(re.search(rf"forecast\s+{n}\s+(\d+)", result.output).group(1)) for n in (14, 30)}
     assert days[14] > days[30] > 0
 
 
