@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes, so cached benchmark databases get rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 ACME, GLOBEX, INITECH = "Acme Corp", "Globex", "Initech"
 

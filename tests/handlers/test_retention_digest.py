@@ -11,7 +11,6 @@ from sqlmodel import Session
 
 from handlers.context import Actor, ChatContext
 from handlers.digests import manager_digest
-from handlers.retention import arr_metric_inputs, arr_timelines
 from storage.bulk import insert_dicts, table
 from storage.csv_import import import_records
 
@@ -125,6 +124,8 @@ def test_quarter_grr_and_nrr_use_the_arr_at_the_start(any_engine: Engine) -> Non
 
 
 def test_metric_inputs_for_any_past_period(engine: Engine) -> None:
+    from handlers.retention import arr_metric_inputs, arr_timelines
+
     _team(engine)
     _two_accounts(engine)
     with Session(engine) as session:
@@ -141,6 +142,8 @@ def test_metric_inputs_for_any_past_period(engine: Engine) -> None:
 
 def test_accounts_without_recorded_history_count_their_arr_from_their_start(engine: Engine) -> None:
     """Rows written around the ARR-history function (old data, a raw insert) still count."""
+    from handlers.retention import arr_metric_inputs
+
     stamp = datetime(2025, 1, 1, tzinfo=UTC)
     with engine.begin() as conn:
         insert_dicts(
