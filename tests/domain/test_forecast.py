@@ -157,13 +157,13 @@ def test_no_readings_at_all() -> None:
 
 
 def _steady_default_model(**override: list[tuple[date, float]]) -> dict:
-    """Every default-model indicator fresh and flat for 28 days, amber-ish, except overrides."""
+    """Every default-model indicator fresh and flat for 28 days, scoring 59.8, except overrides."""
     level = {
-        "product_usage": 58.0,
-        "feature_adoption": 48.0,
-        "support_tickets": 5.0,
-        "exec_engagement": 45.0,
-        "nps": 15.0,
+        "product_usage": 42.0,
+        "feature_adoption": 33.0,
+        "support_tickets": 7.0,
+        "exec_engagement": 70.0,
+        "nps": 0.0,
         "payment_days_overdue": 0.0,
         "csm_sentiment": 2.0,
     }
@@ -174,11 +174,13 @@ def _steady_default_model(**override: list[tuple[date, float]]) -> dict:
 
 def test_one_sentiment_rerating_is_a_step_not_a_trend() -> None:
     # The CSM re-rated the account from green (3) to amber (2) ten days ago; nothing else moved.
-    # A line through 3,3,3,...,2,2,2 "falls" 0.05 a day; the old forecast projected it into red.
+    # A line through 3,3,3,...,2,2,2 "falls" 0.04 a day: the old forecast projected that step
+    # into "likely to turn red in ~40 days".
     sentiment = [(AS_OF - timedelta(days=age), 3.0 if age >= 10 else 2.0) for age in range(28)]
     series = _steady_default_model(csm_sentiment=sentiment)
     assert not MODEL.indicator("csm_sentiment").continuous
     result = forecast_red(MODEL, series, AS_OF)
+    assert result.current_score == 59.8
     assert result.red_in_days is None
     assert result.status == "no_trend"
     assert "csm_sentiment" not in result.slopes  # held, never fitted
@@ -219,14 +221,17 @@ def test_a_recovery_ends_the_trend() -> None:
 
 
 def test_noise_is_not_a_trend() -> None:
-    # Flat truth plus noise: least squares always finds some slope; the trend test rarely does.
+    # Flat truth plus noise, two points above red: least squares always finds some slope, and
+    # the old forecast called red in 33 of these 200 series. The trend test rarely finds one.
     rng = random.Random(11)
     called = 0
     for _ in range(200):
-        usage = [(d, 52.0 + rng.gauss(0, 4.0)) for d, _ in daily(52.0, 0.0)]
+        usage = [(AS_OF - timedelta(days=age), 24.0 + rng.gauss(0, 3.0)) for age in range(28)]
+        usage[0] = (AS_OF, 24.0)
         result = forecast_red(TWO, {"usage": usage, **NPS_AT_GREEN}, AS_OF)
+        assert result.current_score == 53.0
         called += result.red_in_days is not None
-    assert called <= 20  # ~10% false trends at 90% confidence, half of them pointing down
+    assert called <= 10  # ~5%: a 90% two-sided test, and only a falling false trend calls red
 
 
 def test_noisy_slide_gives_a_range() -> None:
