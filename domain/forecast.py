@@ -3,6 +3,7 @@ indicators, projected forward from today's readings, with a range when the trend
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -11,7 +12,7 @@ from typing import Literal
 from domain.health import HealthResult, indicator_score, score_health
 from domain.health_model import HealthModel, Indicator
 from domain.numbers import round_half_away
-from domain.trendfit import TrendFit, theil_sen
+from domain.trendfit import TrendFit, theil_sen, theil_sen_many
 
 HORIZON_DAYS = 60
 WINDOW_DAYS = 28
@@ -181,10 +182,41 @@ def _score_at(f: Forecast, k: int, which: str) -> float:
     return round_half_away(total / f.used_weight)
 
 
+# Day sequences already seen, with the x values they give (None: not the simple case). A
+# recompute hands every account the same few sequences of shared date objects (the last 28
+# days), so the lookup replaces a per-reading loop; the cache is bounded.
+_XS_CACHE: dict[tuple[tuple[date, ...], date, int], list[int] | None] = {}
+_XS_CACHE_MAX = 1024
+
+
+def _simple_xs(days: tuple[date, ...], as_of: date, window_days: int) -> list[int] | None:
+    """Day offsets when the days are strictly ascending and all inside the window, else None."""
+    today = as_of.toordinal()
+    xs = [day.toordinal() - today for day in days]
+    if xs[-1] > 0 or xs[0] <= -window_days:
+        return None
+    if any(a >= b for a, b in itertools.pairwise(xs)):
+        return None
+    return xs
+
+
 def _window_points(
     readings: Sequence[tuple[date, float]], as_of: date, window_days: int
 ) -> tuple[list[int], list[float]]:
     """Day offsets (<= 0, ascending) and values of the readings in (as_of - window, as_of]."""
+    if readings:
+        days, values = zip(*readings, strict=True)
+        key = (days, as_of, window_days)
+        try:
+            xs = _XS_CACHE[key]
+        except KeyError:
+            if len(_XS_CACHE) >= _XS_CACHE_MAX:
+                _XS_CACHE.clear()
+            xs = _XS_CACHE[key] = _simple_xs(days, as_of, window_days)
+        if xs is not None:
+            total = sum(values)
+            if total == total:  # no NaN (a blank cell) among them
+                return xs, [float(v) for v in values]
     today = as_of.toordinal()
     lo = today - window_days
     points = []
@@ -192,8 +224,7 @@ def _window_points(
         ordinal = day.toordinal()
         if lo < ordinal <= today and value == value:  # value == value: not NaN
             points.append((ordinal - today, float(value)))
-    if any(points[n][0] > points[n + 1][0] for n in range(len(points) - 1)):
-        points.sort()
+    points.sort()
     return [x for x, _ in points], [y for _, y in points]
 
 
@@ -205,6 +236,13 @@ def _latest(readings: Sequence[tuple[date, float]], as_of: date) -> tuple[date, 
     return best
 
 
+def _trend_of(ind: Indicator, fit: TrendFit) -> IndicatorTrend:
+    verdict: Verdict = (
+        "trend" if fit.clear else ("trend broke recently" if fit.broken else "no clear trend")
+    )
+    return IndicatorTrend(ind.key, fit.points, fit.slope, fit.slope_low, fit.slope_high, verdict)
+
+
 def fit_trend(
     ind: Indicator, readings: Sequence[tuple[date, float]], as_of: date, window_days: int
 ) -> tuple[IndicatorTrend | None, TrendFit | None]:
@@ -213,11 +251,7 @@ def fit_trend(
     fit = theil_sen(xs, ys)
     if fit is None:
         return None, None
-    verdict: Verdict = (
-        "trend" if fit.clear else ("trend broke recently" if fit.broken else "no clear trend")
-    )
-    trend = IndicatorTrend(ind.key, fit.points, fit.slope, fit.slope_low, fit.slope_high, verdict)
-    return trend, fit
+    return _trend_of(ind, fit), fit
 
 
 def forecast_red(
@@ -254,19 +288,26 @@ def forecast_red(
     if current.band == "red":
         return Forecast("already_red", 0, 0, 0, horizon_days, current.score, red_max=red_max)
 
-    trends: list[IndicatorTrend] = []
-    fits: dict[str, TrendFit] = {}
+    # The windows of the continuous leading indicators, fitted together when they share their
+    # days (they usually do: daily readings), which is one numpy pass per account.
+    windows: dict[tuple[int, ...], list[tuple[Indicator, list[float]]]] = {}
     for ind in model.indicators:
         if not fits_trend(ind):
             continue
         readings = series.get(ind.key)
         if not readings or len(readings) < min_points:
             continue
-        trend, fit = fit_trend(ind, readings, as_of, window_days)
-        if trend is None or fit is None or trend.points < min_points:
-            continue
-        trends.append(trend)
-        fits[ind.key] = fit
+        xs, ys = _window_points(readings, as_of, window_days)
+        if len(xs) >= min_points:
+            windows.setdefault(tuple(xs), []).append((ind, ys))
+    fitted: dict[str, tuple[IndicatorTrend, TrendFit]] = {}
+    for xs_key, members in windows.items():
+        results = theil_sen_many(xs_key, [ys for _, ys in members])
+        for (ind, _), fit in zip(members, results, strict=True):
+            if fit is not None:
+                fitted[ind.key] = (_trend_of(ind, fit), fit)
+    trends = [fitted[i.key][0] for i in model.indicators if i.key in fitted]
+    fits = {key: fit for key, (_, fit) in fitted.items()}
 
     constant = 0.0
     used_weight = 0.0

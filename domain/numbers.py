@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_HALF_UP, Decimal
 
 # Every health number a person sees (overall score, indicator scores, changes) has exactly one
@@ -14,22 +13,22 @@ _QUANTUM = {0: Decimal("1"), 1: Decimal("0.1"), 2: Decimal("0.01")}
 MINUS = "−"  # a real minus sign, as in print
 
 
+_SCALE = {0: 1.0, 1: 10.0, 2: 100.0}
+
+
 def round_half_away(value: float, digits: int = SCORE_DIGITS) -> float:
     """``value`` rounded to ``digits`` decimals, halves away from zero (16.45 -> 16.5, -16.5 -> -17
     with digits=0). Works on the shortest decimal form of the float, which is what people see."""
-    if not math.isfinite(value):
+    frac = abs(value * _SCALE.get(digits, 10.0**digits)) % 1.0
+    if frac != frac:  # inf or NaN: nothing to round
         return value
-    scaled = abs(value) * 10.0**digits
-    whole = math.floor(scaled)
-    if abs(scaled - whole - 0.5) > 1e-6:
-        # Not near a half: plain float rounding gives the same digit, much faster (this runs for
-        # every indicator of every account on every recompute).
-        rounded_abs = (whole + (scaled - whole > 0.5)) / 10.0**digits
-        return math.copysign(rounded_abs, value) + 0.0 if rounded_abs else 0.0
+    if abs(frac - 0.5) > 1e-6:
+        # Not near a half: round() gives the same digit, fast (this runs for every indicator
+        # of every account on every recompute). + 0.0 turns -0.0 into 0.0.
+        return round(value, digits) + 0.0
     quantum = _QUANTUM.get(digits) or Decimal(1).scaleb(-digits)
     # ROUND_HALF_UP in decimal means half away from zero; repr() gives the shortest decimal form.
-    rounded = float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
-    return rounded + 0.0  # no -0.0
+    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)) + 0.0
 
 
 def shown_score(score: float | None) -> float | None:

@@ -10,6 +10,7 @@ intercept is its method="joint", the median of y - slope * x).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,20 +84,32 @@ def _z_critical(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
+def _ties(ordered: list[float]) -> float:
+    """Sum of t(t-1)(2t+5) over groups of equal values in a sorted list (the Mann–Kendall
+    variance correction); a few dozen values at most, so plain Python."""
+    total = 0.0
+    run = 1
+    for a, b in itertools.pairwise(ordered):
+        if a == b:
+            run += 1
+        elif run > 1:
+            total += run * (run - 1) * (2 * run + 5)
+            run = 1
+    if run > 1:
+        total += run * (run - 1) * (2 * run + 5)
+    return total
+
+
 def _tie_term(values: np.ndarray) -> float:
-    """Sum of t(t-1)(2t+5) over groups of equal values (the Mann–Kendall variance correction)."""
-    ordered = np.sort(values)
-    if not (ordered[1:] == ordered[:-1]).any():
-        return 0.0
-    _, counts = np.unique(ordered, return_counts=True)
-    counts = counts[counts > 1].astype(float)
-    return float(np.sum(counts * (counts - 1) * (2 * counts + 5)))
+    return _ties(np.sort(values).tolist())
 
 
-def _median_sorted(values: np.ndarray) -> float:
-    n = values.size
+def _row_medians(values: np.ndarray) -> np.ndarray:
+    """The median of each row (np.median's generality costs more than these small rows)."""
+    ordered = np.sort(values, axis=1)
+    n = ordered.shape[1]
     mid = n // 2
-    return float(values[mid]) if n % 2 else float((values[mid - 1] + values[mid]) / 2)
+    return ordered[:, mid] if n % 2 else (ordered[:, mid - 1] + ordered[:, mid]) / 2
 
 
 def theil_sen(
@@ -107,19 +120,28 @@ def theil_sen(
     ``xs`` must be in ascending order (days); equal x values are allowed (pairs between them are
     left out of the slopes, as in scipy).
     """
+    return theil_sen_many(xs, [ys], confidence=confidence)[0]
+
+
+def theil_sen_many(
+    xs: Sequence[float], rows: Sequence[Sequence[float]], *, confidence: float = CONFIDENCE
+) -> list[TrendFit | None]:
+    """theil_sen for several series measured on the same days, in one numpy pass (a recompute
+    fits every account's continuous indicators, which share their days)."""
     n = len(xs)
-    if n < 3:
-        return None
+    if n < 3 or not rows:
+        return [None] * len(rows)
     design = _design(tuple(xs))
     pairs = design.inv_dx.size
     if pairs == 0:
-        return None
+        return [None] * len(rows)
     x = design.x
-    y = np.asarray(ys, dtype=float)
-    # The full pair differences, in the same order as the pairs the slopes use.
-    dy = y[design.j] - y[design.i]
-    slopes = np.sort(dy * design.inv_dx)
-    slope = _median_sorted(slopes)
+    y = np.asarray(rows, dtype=float)  # one series per row
+    # The pair differences, in the same order as the pairs the slopes use.
+    dy = y[:, design.j] - y[:, design.i]
+    slopes = np.sort(dy * design.inv_dx, axis=1)
+    mid = pairs // 2
+    medians = slopes[:, mid] if pairs % 2 else (slopes[:, mid - 1] + slopes[:, mid]) / 2
 
     # Mann–Kendall: S counts concordant minus discordant pairs; its variance under "no trend"
     # is n(n-1)(2n+5)/18 less the ties' share.
@@ -127,29 +149,41 @@ def theil_sen(
     if design.sign_dx is not None:
         full_sign_dx = design.sign_dx if design.keep is None else design.sign_dx[design.keep]
         signs = signs * full_sign_dx
-    s = float(signs.sum())
-    var = (n * (n - 1) * (2 * n + 5) - _tie_term(y) - design.x_ties) / 18.0
+    s_all = signs.sum(axis=1).tolist()
+    ordered = np.sort(y, axis=1)
+    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1).tolist()
+    base_var = n * (n - 1) * (2 * n + 5) - design.x_ties
     z_crit = _z_critical(confidence)
-    if var > 0:
-        z = (s - math.copysign(1.0, s)) / math.sqrt(var) if s else 0.0
-        # Sen's confidence interval: ranks (N -/+ z sqrt(var)) / 2 of the sorted pair slopes.
-        spread = z_crit * math.sqrt(var)
-        lo_rank = max(round((pairs - spread) / 2) - 1, 0)  # half to even, as scipy
-        hi_rank = min(round((pairs + spread) / 2), pairs - 1)
-        low, high = float(slopes[lo_rank]), float(slopes[hi_rank])
-    else:  # every y equal: no trend, and the slope is exactly 0
-        z, low, high = 0.0, slope, slope
-    significant = abs(z) >= z_crit and slope != 0
-    intercept = _median_sorted(np.sort(y - slope * x))
-
-    broken = False
-    if significant and n > RECENT_POINTS + 3:
-        residuals = y - (intercept + slope * x)
-        centre = _median_sorted(np.sort(residuals))
-        sigma = 1.4826 * _median_sorted(np.sort(np.abs(residuals - centre)))
-        recent = _median_sorted(np.sort(residuals[-RECENT_POINTS:]))
-        # A recovery after a slide sits above a falling line; a relapse below a rising one.
-        against = -recent * math.copysign(1.0, slope)
-        # The floor on sigma keeps a noiseless line (sigma 0) from breaking on float noise.
-        broken = against > BREAK_SIGMAS * max(sigma, 1e-9 + 1e-6 * abs(intercept))
-    return TrendFit(n, slope, min(low, high), max(low, high), intercept, z, significant, broken)
+    # The line's level (median of y - slope * x) and the recent-break check, for every row at once.
+    intercepts = _row_medians(y - medians[:, None] * x)
+    residuals = y - (intercepts[:, None] + medians[:, None] * x)
+    centre = _row_medians(residuals)
+    sigma = 1.4826 * _row_medians(np.abs(residuals - centre[:, None]))
+    recent = _row_medians(residuals[:, -RECENT_POINTS:])
+    out: list[TrendFit | None] = []
+    rows_data = zip(
+        medians.tolist(), intercepts.tolist(), sigma.tolist(), recent.tolist(), strict=True
+    )
+    for r, (slope, intercept, spread_sigma, recent_r) in enumerate(rows_data):
+        s = s_all[r]
+        var = (base_var - (_ties(ordered[r].tolist()) if tied[r] else 0.0)) / 18.0
+        if var > 0:
+            z = (s - math.copysign(1.0, s)) / math.sqrt(var) if s else 0.0
+            # Sen's confidence interval: ranks (N -/+ z sqrt(var)) / 2 of the sorted pair slopes.
+            spread = z_crit * math.sqrt(var)
+            lo_rank = max(round((pairs - spread) / 2) - 1, 0)  # half to even, as scipy
+            hi_rank = min(round((pairs + spread) / 2), pairs - 1)
+            low, high = float(slopes[r, lo_rank]), float(slopes[r, hi_rank])
+        else:  # every y equal: no trend, and the slope is exactly 0
+            z, low, high = 0.0, slope, slope
+        significant = abs(z) >= z_crit and slope != 0
+        broken = False
+        if significant and n > RECENT_POINTS + 3:
+            # A recovery after a slide sits above a falling line; a relapse below a rising one.
+            against = -recent_r * math.copysign(1.0, slope)
+            # The floor on sigma keeps a noiseless line (sigma 0) from breaking on float noise.
+            broken = against > BREAK_SIGMAS * max(spread_sigma, 1e-9 + 1e-6 * abs(intercept))
+        out.append(
+            TrendFit(n, slope, min(low, high), max(low, high), intercept, z, significant, broken)
+        )
+    return out
