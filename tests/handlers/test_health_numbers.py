@@ -334,3 +334,30 @@ def test_cards_near_a_band_edge_render_the_same_number_and_band(
         assert slack["blocks"][0]["text"]["text"].endswith(f"{shown}/100")
         teams = render_json("teams", "health_card", ctx)
         assert _score_columns(teams)[0]["items"][0]["text"] == shown
+
+
+def test_the_health_chart_draws_the_forecast_range() -> None:
+    """The chart shades the stored range and says what the card says."""
+    from domain.health_model import load_health_models
+    from handlers.charts import forecast_path
+
+    model = load_health_models().default
+    path = forecast_path(
+        model,
+        day=DEMO_TODAY,
+        score=65.8,
+        band="amber",
+        red_in_days=34,
+        earliest=28,
+        latest=42,
+        status="red",
+    )
+    assert path is not None
+    assert path.label == "Forecast: red in 28–42 days"
+    assert path.points[-1] == (DEMO_TODAY + timedelta(days=34), 50.0)
+    # Both edges on the same days (what fill_between needs), reaching red on the range's days.
+    assert [d for d, _ in path.low] == [d for d, _ in path.high]
+    assert dict(path.low)[DEMO_TODAY + timedelta(days=28)] == 50.0
+    assert dict(path.high)[DEMO_TODAY + timedelta(days=42)] == 50.0
+    narrow = forecast_path(model, day=DEMO_TODAY, score=65.8, band="amber", red_in_days=34)
+    assert narrow is not None and (narrow.low, narrow.label) == ((), "Forecast: red in ~34 days")

@@ -1,7 +1,7 @@
 """ARR history (one row per change of an account's ARR, backfilled); the forecast's range and status
 
 Revision ID: 0020_arr_history
-Revises: 0005_merge
+Revises: 0010_people_sync
 Create Date: 2026-11-27
 
 The backfill rebuilds each account's ARR history from what the database already knows: the ARR
@@ -21,7 +21,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0020_arr_history"
-down_revision = "0005_merge"
+down_revision = "0010_people_sync"
 branch_labels = None
 depends_on = None
 
