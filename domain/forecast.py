@@ -7,12 +7,14 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from domain.health import HealthResult, indicator_score, score_health
 from domain.health_model import HealthModel, Indicator
 from domain.numbers import round_half_away
-from domain.trendfit import TrendFit, theil_sen, theil_sen_many
+
+if TYPE_CHECKING:
+    from domain.trendfit import TrendFit
 
 HORIZON_DAYS = 60
 WINDOW_DAYS = 28
@@ -247,6 +249,8 @@ def fit_trend(
     ind: Indicator, readings: Sequence[tuple[date, float]], as_of: date, window_days: int
 ) -> tuple[IndicatorTrend | None, TrendFit | None]:
     """The trend of one indicator over the window; (None, None) with fewer than 3 points."""
+    from domain.trendfit import theil_sen
+
     xs, ys = _window_points(readings, as_of, window_days)
     fit = theil_sen(xs, ys)
     if fit is None:
@@ -301,6 +305,10 @@ def forecast_red(
         if len(xs) >= min_points:
             windows.setdefault(tuple(xs), []).append((ind, ys))
     fitted: dict[str, tuple[IndicatorTrend, TrendFit]] = {}
+    if windows:
+        # numpy loads only when something is fitted: a chat answer that reads a stored
+        # forecast (most of them) never pays for it.
+        from domain.trendfit import theil_sen_many
     for xs_key, members in windows.items():
         results = theil_sen_many(xs_key, [ys for _, ys in members])
         for (ind, _), fit in zip(members, results, strict=True):

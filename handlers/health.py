@@ -26,7 +26,6 @@ from handlers.accounts import (
 )
 from handlers.context import ChatContext
 from handlers.permissions import can_change
-from handlers.recompute import score_day
 from handlers.reply import Reply
 from storage.models import (
     Account,
@@ -104,6 +103,9 @@ def live_snapshot(
 ) -> HealthSnapshot:
     """Score and forecast from the readings when no snapshot exists yet (fresh import); not
     stored. The same computation as the nightly recompute."""
+    # Imported here: the card usually reads a stored snapshot and never needs the recompute.
+    from handlers.recompute import score_day
+
     series, answers = _account_inputs(session, account.id or 0, today)
     fitted = frozenset(i.key for i in model.indicators if fits_trend(i))
     result, forecast = score_day(model, series, answers, today, fitted)
