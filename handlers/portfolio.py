@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, col, select
 
+from domain.forecast import describe_short
+from domain.numbers import format_score, round_half_away, shown_score
 from handlers import access
 from handlers.access import Scope
 from handlers.accounts import (
@@ -61,10 +63,10 @@ def _owner_names(session: Session, accounts: list[Account]) -> dict[int, str]:
 def _row(
     account: Account, snapshot: Any, past: float | None, owners: dict[int, str], today: date
 ) -> dict[str, Any]:
-    score = None if snapshot is None or snapshot.score is None else round(snapshot.score)
+    score = None if snapshot is None else shown_score(snapshot.score)
     delta = None
     if snapshot is not None and snapshot.score is not None and past is not None:
-        delta = round(snapshot.score - past)
+        delta = round_half_away(snapshot.score - past)
     drivers = (snapshot.drivers or []) if snapshot is not None else []
     return {
         "id": account.id,
@@ -74,11 +76,24 @@ def _row(
         "delta_7d": delta,
         "top_driver": drivers[0]["label"] if drivers else None,
         "forecast_red_in_days": snapshot.forecast_red_in_days if snapshot is not None else None,
+        "forecast": _forecast_phrase(snapshot),
         "arr": account.arr,
         "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
         "days_to_renewal": (account.renewal_date - today).days if account.renewal_date else None,
         "owner": owners.get(account.owner_id) if account.owner_id else None,
     }
+
+
+def _forecast_phrase(snapshot: Any) -> str | None:
+    """The red forecast as a list row says it ("red in 12–20d"); None when no red is coming."""
+    if snapshot is None:
+        return None
+    return describe_short(
+        snapshot.forecast_status,
+        snapshot.forecast_red_in_days,
+        snapshot.forecast_red_earliest,
+        snapshot.forecast_red_latest,
+    )
 
 
 def _rows(session: Session, accounts: list[Account], today: date) -> list[dict[str, Any]]:
@@ -143,6 +158,9 @@ def _ranked(
                 _SNAP.c.score,
                 func.coalesce(_SNAP.c.band, "insufficient").label("band"),
                 _SNAP.c.forecast_red_in_days,
+                _SNAP.c.forecast_status,
+                _SNAP.c.forecast_red_earliest,
+                _SNAP.c.forecast_red_latest,
             )
             .select_from(_latest_snapshot_join(today))
             .where(_ACC.c.churned_on.is_(None)),
@@ -201,7 +219,7 @@ def _shown(session: Session, rows: list[Any], today: date) -> list[dict[str, Any
     owners = {i: c.name for i, c in csms_by_id(session, (r.owner_id for r in rows)).items()}
     shown = []
     for r in rows:
-        score = None if r.score is None else round(r.score)
+        score = shown_score(r.score)
         top = drivers.get(r.snapshot_id) or []
         if isinstance(top, str):  # SQLite hands JSON back as text on a Core select
             top = json.loads(top)
@@ -212,11 +230,17 @@ def _shown(session: Session, rows: list[Any], today: date) -> list[dict[str, Any
                 "name": r.name,
                 "score": score,
                 "band": r.band,
-                "delta_7d": round(r.score - before)
+                "delta_7d": round_half_away(r.score - before)
                 if r.score is not None and before is not None
                 else None,
                 "top_driver": top[0]["label"] if top else None,
                 "forecast_red_in_days": r.forecast_red_in_days,
+                "forecast": describe_short(
+                    r.forecast_status,
+                    r.forecast_red_in_days,
+                    r.forecast_red_earliest,
+                    r.forecast_red_latest,
+                ),
                 "arr": r.arr,
                 "renewal_date": r.renewal_date.isoformat() if r.renewal_date else None,
                 "days_to_renewal": (r.renewal_date - today).days if r.renewal_date else None,
@@ -410,7 +434,7 @@ def upcoming_renewals(
             "days_left": (r.renewal_date - ctx.today).days,
             "arr": r.arr,
             "likelihood": r.likelihood,
-            "score": None if r.score is None else round(r.score),
+            "score": shown_score(r.score),
             "band": r.band,
             "owner": owners.get(r.owner_id) if r.owner_id else None,
             "status": r.status,
@@ -606,7 +630,7 @@ def account_renewal(
     else:
         text = f"{found.name} has no open renewal on record."
     if snapshot is not None and snapshot.score is not None:
-        text += f"; health {snapshot.score:.0f} {snapshot.band}"
+        text += f"; health {format_score(snapshot.score)} {snapshot.band}"
     return Reply(
         template="account_renewal",
         context={
@@ -618,6 +642,7 @@ def account_renewal(
                 "delta_7d": row["delta_7d"],
                 "top_driver": row["top_driver"],
                 "forecast_red_in_days": row["forecast_red_in_days"],
+                "forecast": row["forecast"],
             },
             "overdue_milestones": len(overdue),
         },

@@ -1,7 +1,7 @@
 """access: idempotency keys for escalations and their notes; Teams activity receipts
 
 Revision ID: 0030_access
-Revises: 0010_people_sync
+Revises: 0020_arr_history
 Create Date: 2026-11-24
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0030_access"
-down_revision = "0010_people_sync"
+down_revision = "0020_arr_history"
 branch_labels = None
 depends_on = None
 
