@@ -42,7 +42,12 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
 
     Raises NotFound when what it is about is gone (a deleted account or CSM): permanent.
     """
-    from handlers.digests import daily_digest, manager_digest
+    from handlers.digests import (
+        DEFAULT_QBR_OFFSETS,
+        DEFAULT_RENEWAL_OFFSETS,
+        daily_digest,
+        manager_digest,
+    )
     from handlers.qbr import qbr_prep
 
     kind = spec["kind"]
@@ -57,7 +62,16 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
             if reply.template != "qbr_prep":
                 raise NotFound(f"account {spec['account_id']} no longer exists")
         elif kind == "daily_digest":
-            reply = daily_digest(session, ctx=ctx, csm_id=csm.id)
+            since = spec.get("since")
+            reply = daily_digest(
+                session,
+                ctx=ctx,
+                csm_id=csm.id,
+                since=date.fromisoformat(since) if since else None,
+                alert_ids=[int(i) for i in spec.get("alerts") or []],
+                renewal_offsets=spec.get("renewal_offsets") or DEFAULT_RENEWAL_OFFSETS,
+                qbr_offsets=spec.get("qbr_offsets") or DEFAULT_QBR_OFFSETS,
+            )
         elif kind == "manager_digest":
             reply = manager_digest(session, ctx=ctx, manager_id=csm.id)
         else:

@@ -29,22 +29,24 @@ def targets(
     account: Account | None = None,
     csm_id: int | None = None,
     manager_id: int | None = None,
+    fallback: bool = True,
 ) -> list[str]:
     """The targets of one post on one platform, in route order, without duplicates.
 
     A route that has nowhere to go (an account without a channel) falls back to the owner's DM,
-    so a post is never dropped because a channel was not mapped.
+    so a post is never dropped because a channel was not mapped; unless ``fallback`` is off,
+    for a post whose news the owner's digest carries anyway.
     """
     routes = config.routes.get(kind, ("csm_dm",))
     if not routes:
         return []  # a kind routed nowhere is switched off
     out: list[str] = []
-    fallback = False
+    unmapped = False
     for route in routes:
         target: str | None = None
         if route == "account_channel":
             target = account_channel(account, platform)
-            fallback = fallback or target is None
+            unmapped = unmapped or target is None
         elif route == "csm_dm":
             target = csm_target(csm_id) if csm_id is not None else None
         elif route == "manager_dm":
@@ -55,6 +57,8 @@ def targets(
             )
         if target and target not in out:
             out.append(target)
-    if (fallback or not out) and csm_id is not None and csm_target(csm_id) not in out:
+    if not fallback:
+        return out
+    if (unmapped or not out) and csm_id is not None and csm_target(csm_id) not in out:
         out.append(csm_target(csm_id))
     return out

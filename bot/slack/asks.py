@@ -93,6 +93,20 @@ def _renewals(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask
     return upcoming_renewals(session, ctx=ctx, days=_days(ask.text))
 
 
+def _renewal(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.portfolio import account_renewal
+
+    return account_renewal(session, ctx=ctx, query=ask.text or None, account_id=ask.account_id)
+
+
+def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.qbr import qbr_prep
+
+    return qbr_prep(
+        session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
+    )
+
+
 def _risks(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import at_risk
 
@@ -120,6 +134,8 @@ KINDS: dict[str, Run] = {
     "plan": _plan,
     "overdue": _overdue,
     "renewals": _renewals,
+    "renewal": _renewal,
+    "qbr": _qbr,
     "risks": _risks,
     "mine": _mine,
     "ask": _ask,

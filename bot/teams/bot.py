@@ -219,6 +219,8 @@ class CsmTeamsBot(TeamsActivityHandler):
         try:
             reply = await self._handle(turn_context, lambda s, ctx: handler(s, ctx, data))
         except HandlerError as error:
+            if data.get("keep_card"):
+                return _message(error.message)
             # Nothing changed (the unit of work rolled back): show why above the card as it is now.
             return await self._with_notice(turn_context, verb or "", data, error.message)
         except BadAction as error:
@@ -231,6 +233,15 @@ class CsmTeamsBot(TeamsActivityHandler):
         except Exception:  # answer the invoke (Teams shows an error) and keep the trace in the log
             logger.exception("card action %s failed", verb)
             return _error(500, "InternalError", "Something went wrong on my side. Try again.")
+        if data.get("keep_card"):
+            # A line of a list (digest, urgent alerts): the list stays as it was, the outcome is
+            # told in a message of its own.
+            note = reply.context.get("note") if isinstance(reply.context, dict) else None
+            alert = reply.context.get("alert") if isinstance(reply.context, dict) else None
+            account = reply.context.get("account") if isinstance(reply.context, dict) else None
+            if note and isinstance(alert, dict) and isinstance(account, dict):
+                return _message(f"{note}: {account.get('name')}: {alert.get('title')}.")
+            return _message(reply.text)
         card = render_card(reply)
         return _card(card if card is not None else notice_card(reply.text))
 
@@ -430,6 +441,13 @@ def _mentions_bot(activity: Activity) -> bool:
 
 def _card(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=ADAPTIVE_CARD, value=card)
+
+
+def _message(text: str) -> AdaptiveCardInvokeResponse:
+    """Universal Actions' "message" response: Teams shows the text and leaves the card as it is."""
+    return AdaptiveCardInvokeResponse(
+        status_code=200, type="application/vnd.microsoft.activity.message", value=text
+    )
 
 
 def _error(status: int, code: str, message: str) -> AdaptiveCardInvokeResponse:

@@ -60,12 +60,12 @@ def test_recompute_after_import_runs_inline_without_a_scheduler(small_container)
 
 def test_cli_run_once_and_outbox_listing(demo_container) -> None:  # type: ignore[no-untyped-def]
     summary = run_once_command(demo_container, "2026-11-23T09:00:00Z")
-    assert "queued:" in summary and "risk_alert" in summary and "failed 0" in summary
+    assert "queued:" in summary and "risk_summary" in summary and "failed 0" in summary
     again = run_once_command(demo_container, "2026-11-23T09:00:00Z")
     assert "queued: nothing" in again and "sent 0" in again
     listing = outbox_listing(demo_container)
     assert listing.splitlines()[0].startswith("outbox: ") and " sent" in listing
-    assert "risk_alert" in listing
+    assert "risk_summary" in listing
     assert "(no deliveries with status failed)" in outbox_listing(demo_container, "failed")
     with pytest.raises(ValueError):
         outbox_listing(demo_container, "lost")

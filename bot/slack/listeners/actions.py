@@ -186,6 +186,44 @@ def register(app: App, services: SlackServices) -> None:
     app.action("alert_acknowledge")(status_button(acknowledge_alert))
     app.action("alert_snooze")(status_button(snooze_alert))
 
+    @app.action("alert_menu")
+    def alert_menu(
+        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+    ) -> None:
+        """The menu of an alert listed in a digest or an urgent batch: the list stays as it was,
+        the answer (done, refused, or the account's health card) comes privately."""
+        ack()
+        choice = str((action.get("selected_option") or {}).get("value") or "")
+        ctx = chat_of(context)
+        verb, _, rest = choice.partition(":")
+        if verb == "health" and rest.isdigit():
+            ask = Ask(kind="health", account_id=int(rest))
+            opened = ask_reply(services, ctx, ask)
+            respond(
+                response_type="ephemeral", replace_original=False, **private_payload(opened, ask)
+            )
+            return
+        from handlers.alerts import alert_line_action
+
+        result = handled(services, lambda s: alert_line_action(s, ctx=ctx, value=choice))
+        if isinstance(result, HandlerError):
+            _refuse(respond, result)
+            return
+        respond(response_type="ephemeral", replace_original=False, **notice(result.text))
+
+    @app.action("digest_open")
+    def digest_open(
+        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+    ) -> None:
+        """A digest line's button (Renewal, Prep, Plan, Health): the answer comes privately
+        below the digest, which stays as it was."""
+        ack()
+        ask = Ask.decoded(decode(action.get("value")))
+        if ask is None:
+            return
+        result = ask_reply(services, chat_of(context), ask)
+        respond(response_type="ephemeral", replace_original=False, **private_payload(result, ask))
+
     @app.action("escalation_acknowledge")
     def acknowledge_escalation(
         ack: Ack,
