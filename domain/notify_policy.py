@@ -128,20 +128,6 @@ class WorkingHours:
                 return True
         return False
 
-    def next_start(self, at: datetime) -> datetime:
-        """The first instant at or after ``at`` inside working hours (UTC)."""
-        if self.contains(at):
-            return at
-        local = at.astimezone(self._zone()).date()
-        for offset in range(0, 9):
-            day = local + timedelta(days=offset)
-            if not self._works_on(day):
-                continue
-            opens, _ = self._window(day)
-            if opens >= at:
-                return opens
-        return at  # unreachable with a week of days to look at; never block for ever
-
 
 def parse_hhmm(value: str) -> time:
     """ "9:05" or "09:05" -> time(9, 5); ValueError for anything else."""
