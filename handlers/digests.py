@@ -26,13 +26,13 @@ LIKELIHOOD_BY_BAND = {"green": 0.95, "amber": 0.75, "red": 0.45, "insufficient":
 LIST_LIMIT = 10
 # The digest's action lists, worst first; each line is one Block Kit block with its button, so
 # they share a budget that keeps a full digest within Slack's 50 blocks and ~13k characters.
-LINE_BUDGET = 18
+LINE_BUDGET = 17
 GROUP_CAPS = {
-    "urgent": 6,
-    "alerts": 6,
-    "renewals": 4,
+    "urgent": 5,
+    "alerts": 5,
+    "renewals": 3,
     "qbrs": 3,
-    "overdue": 4,
+    "overdue": 3,
     "escalations": 2,
 }
 DEFAULT_RENEWAL_OFFSETS = (120, 90, 60, 30, 7)
@@ -291,15 +291,15 @@ def _zone(name: str | None) -> ZoneInfo:
 
 
 def _allocate(sizes: dict[str, int], budget: int = LINE_BUDGET) -> dict[str, int]:
-    """Lines shown per group: each its cap, worst group first, then what is left over in order."""
+    """Lines shown per group: one for every group first (none vanishes), then each up to its cap,
+    worst group first, then whatever budget is left, in the same order."""
     shown = {k: 0 for k in sizes}
     left = budget
-    for key, size in sizes.items():
-        take = min(size, GROUP_CAPS.get(key, 3), left)
-        shown[key], left = take, left - take
-    for key, size in sizes.items():
-        extra = min(size - shown[key], left)
-        shown[key], left = shown[key] + extra, left - extra
+    for cap in (lambda _k: 1, lambda k: GROUP_CAPS.get(k, 3), lambda _k: budget):
+        for key, size in sizes.items():
+            extra = max(0, min(size, cap(key)) - shown[key])
+            extra = min(extra, left)
+            shown[key], left = shown[key] + extra, left - extra
     return shown
 
 

@@ -443,9 +443,18 @@ def _card(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=ADAPTIVE_CARD, value=card)
 
 
+class _MessageInvokeResponse(AdaptiveCardInvokeResponse):
+    """botbuilder types an invoke response's value as an object; a message response's is text."""
+
+    _attribute_map = {
+        **AdaptiveCardInvokeResponse._attribute_map,
+        "value": {"key": "value", "type": "str"},
+    }
+
+
 def _message(text: str) -> AdaptiveCardInvokeResponse:
     """Universal Actions' "message" response: Teams shows the text and leaves the card as it is."""
-    return AdaptiveCardInvokeResponse(
+    return _MessageInvokeResponse(
         status_code=200, type="application/vnd.microsoft.activity.message", value=text
     )
 

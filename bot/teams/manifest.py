@@ -26,7 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("overdue", "Milestones past their due date"),
     ("changes acme", "What changed for an account this week"),
     ("qbr acme", "QBR prep: value delivered, risks, agenda"),
-    ("settings", "Your digest time and timezone"),
+    ("settings", "Your digest time, working hours and what interrupts you"),
     ("help", "Everything the assistant can do"),
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

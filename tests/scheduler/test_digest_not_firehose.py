@@ -286,3 +286,67 @@ def test_each_person_chooses_what_interrupts_them_and_when(small_container) -> N
     with small_container.session() as s:
         red_alert = s.exec(select(Alert).where(Alert.category == "red")).one()
         assert red_alert.delivery == "digest" and red_alert.delivered_in is None
+
+
+def test_a_full_digest_stays_within_block_kit_and_adaptive_card_limits(small_container) -> None:  # type: ignore[no-untyped-def]
+    from bot.slack.messages import message
+    from handlers.context import Actor, ChatContext
+    from handlers.alerts import alert_lines, risk_summary_reply, urgent_alerts_reply
+    from handlers.digests import daily_digest
+    from tests.slack.conftest import assert_valid_blocks
+
+    long = "Ünïcødé & <!channel> " + "Very Long Company Name " * 3
+    with small_container.session() as s:
+        owner = csm(s, name="Olive Owner")
+        alert_ids = []
+        for n in range(60):
+            acct = account(s, owner, name=f"{long}{n:02d}")
+            snapshot(s, acct, TODAY, 40 + n % 40, "red" if n % 3 == 0 else "amber")
+            renewal(s, acct, TODAY + timedelta(days=30))
+            if n < 25:
+                qbr(s, acct, at(TODAY + timedelta(days=14), 15))
+            milestone(s, acct, TODAY - timedelta(days=n + 1))
+            alert = Alert(
+                account_id=acct.id or 0,
+                kind="band_change",
+                event_key=f"full:{n}",
+                severity=3,
+                title="Health turned red: " + "x" * 200,
+                category="red" if n % 2 else "amber",
+                delivery="urgent" if n % 4 == 0 else "digest",
+            )
+            s.add(alert)
+            s.flush()
+            alert_ids.append(alert.id or 0)
+        ctx = ChatContext("scheduler", Actor(owner.id, owner.name, owner.email), TODAY)
+        reply = daily_digest(
+            s, ctx=ctx, csm_id=owner.id, since=TODAY - timedelta(days=2), alert_ids=alert_ids
+        )
+        lines = alert_lines(s, s.exec(select(Alert)).all(), TODAY)
+    # The urgent batch and the risk summary of the same sixty alerts fit too.
+    for other in (urgent_alerts_reply(lines), risk_summary_reply(lines, at=at(TODAY, 6))):
+        blocks = render_json("slack", other.template, other.context)["blocks"]
+        assert_valid_blocks(blocks)
+        assert len(json.dumps(blocks, ensure_ascii=False)) < 12_000
+        assert "<!channel>" not in json.dumps(blocks)
+        card = render_json("teams", other.template, other.context)
+        assert len(json.dumps(card).encode("utf-16-le")) < 80_000
+        assert "and 50 more" in render_text(other) or "and 30 more" in render_text(other)
+    totals = {g["key"]: (g["total"], len(g["lines"])) for g in reply.context["groups"]}
+    # Worst first within one budget of lines; no group left without a line.
+    assert totals == {
+        "urgent": (15, 5),
+        "alerts": (45, 5),
+        "renewals": (60, 3),
+        "qbrs": (25, 3),
+        "overdue": (60, 1),
+    }
+    slack = render_json("slack", reply.template, reply.context)
+    assert_valid_blocks(slack["blocks"])
+    assert len(json.dumps(slack["blocks"], ensure_ascii=False)) < 12_000
+    assert message(reply)["blocks"] == slack["blocks"]  # the backstop cut nothing
+    assert "<!channel>" not in json.dumps(slack)
+    teams = render_json("teams", reply.template, reply.context)
+    assert len(json.dumps(teams).encode("utf-16-le")) < 80_000
+    text = render_text(reply)
+    assert "… and 59 more → “overdue”" in text and "… and 57 more → “renewals”" in text
