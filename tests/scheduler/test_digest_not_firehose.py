@@ -290,8 +290,8 @@ def test_each_person_chooses_what_interrupts_them_and_when(small_container) -> N
 
 def test_a_full_digest_stays_within_block_kit_and_adaptive_card_limits(small_container) -> None:  # type: ignore[no-untyped-def]
     from bot.slack.messages import message
-    from handlers.context import Actor, ChatContext
     from handlers.alerts import alert_lines, risk_summary_reply, urgent_alerts_reply
+    from handlers.context import Actor, ChatContext
     from handlers.digests import daily_digest
     from tests.slack.conftest import assert_valid_blocks
 
