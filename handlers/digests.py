@@ -304,8 +304,9 @@ def _allocate(sizes: dict[str, int], budget: int = LINE_BUDGET) -> dict[str, int
 
 
 def _group(
-    key: str, title: str, noun: str, lines: list[dict[str, Any]], more_ask: str
+    key: str, title: str, noun: str, lines: list[dict[str, Any]], more_ask: str | None
 ) -> dict[str, Any]:
+    """One list of the digest; ``more_ask`` is what to ask to see all of it (None: no such list)."""
     return {
         "key": key,
         "title": title,
@@ -373,9 +374,15 @@ def _digest_groups(
         _group("urgent", "Urgent, held for your working hours", "urgent alert", urgent, "risks"),
         _group("alerts", "New alerts", "new alert", news, "risks"),
         _group("renewals", "Renewal reminders", "renewal reminder", renewals, "renewals"),
-        _group("qbrs", "QBRs to prepare", "QBR to prepare", qbrs, "qbr prep"),
+        _group("qbrs", "QBRs to prepare", "QBR to prepare", qbrs, None),
         _group("overdue", "Overdue milestones", "overdue milestone", overdue_lines, "overdue"),
-        _group("escalations", "Open escalations", "open escalation", escalation_lines, "risks"),
+        _group(
+            "escalations",
+            "Open escalations",
+            "open escalation",
+            escalation_lines,
+            "open escalations",
+        ),
     ]
     # The overdue list and the escalations are counted in the book totals; a digest where they
     # are all that is left still shows them (worst first).
