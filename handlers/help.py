@@ -15,7 +15,7 @@ COMMANDS = (
     ("changes <account>", "What changed for an account this week"),
     ("qbr <account>", "QBR prep: value delivered, risks, agenda"),
     ("escalate <account> sev1|sev2|sev3 <title>", "Open an escalation thread"),
-    ("settings", "Your digest time and timezone"),
+    ("settings", "Your digest time, working hours and what interrupts you"),
 )
 
 
