@@ -490,7 +490,7 @@ def _people(session: Session, ids: Iterable[int]) -> dict[int, CSM]:
     return {c.id or 0: c for c in session.exec(select(CSM).where(col(CSM.id).in_(wanted))).all()}
 
 
-def hours_of(person: CSM) -> policy.WorkingHours:
+def _hours_of(person: CSM) -> policy.WorkingHours:
     return policy.working_hours(
         person.work_start, person.work_end, person.timezone, person.digest_weekends
     )
@@ -537,7 +537,7 @@ def urgent_batches(
     for alert_id, owner in pending:
         by_owner[owner].append(alert_id)
     people = _people(session, by_owner)
-    awake = [o for o in by_owner if o in people and hours_of(people[o]).contains(at)]
+    awake = [o for o in by_owner if o in people and _hours_of(people[o]).contains(at)]
     if not awake:
         return
     last = dict(
