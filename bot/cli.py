@@ -80,7 +80,9 @@ def _chat_loop(chat) -> None:  # type: ignore[no-untyped-def]
             return
         if not line.strip():
             continue
-        typer.echo(chat.ask(line))
+        # The text answer is printed before any chart is drawn.
+        for out in chat.answer_lines(line):
+            typer.echo(out)
         typer.echo("")
 
 
@@ -282,6 +284,37 @@ def outbox(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+
+
+@app.command()
+def qbr(
+    account: Annotated[str, typer.Argument(help="The account, as you would name it in chat.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write (.pptx or .md).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="pptx | md (default: from --out's suffix).")
+    ] = None,
+    variant: Annotated[
+        str,
+        typer.Option(help="executive (strategy, outcomes) | operational (adoption, milestones)."),
+    ] = "executive",
+    as_email: AsOption = None,
+) -> None:
+    """Build the QBR pack of an account: a deck (python-pptx) or the same outline as Markdown."""
+    from bot.qbr_files import write_pack
+
+    chosen = fmt or ("md" if out.suffix.lower() in (".md", ".markdown") else "pptx")
+    if chosen not in ("pptx", "md"):
+        typer.echo(f"--format takes pptx or md, not {chosen!r}", err=True)
+        raise typer.Exit(2)
+    if variant not in ("executive", "operational"):
+        typer.echo(f"--variant takes executive or operational, not {variant!r}", err=True)
+        raise typer.Exit(2)
+    chat = _console(as_email)
+    try:
+        typer.echo(write_pack(chat, account, out, fmt=chosen, variant=variant))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command("eval-nlu")

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path.home() / ".local" / "share" / "csm-assistant" / "csm.db"
+DEFAULT_FILES_DIR = Path.home() / ".local" / "share" / "csm-assistant" / "files"
 
 
 class Settings(BaseSettings):
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     today: str | None = None
     # Slack channel id where escalations are posted as threads; unset: the channel they were opened in.
     escalation_channel: str | None = None
+    # Where the local chat writes the charts and QBR packs it makes (one file per content).
+    files_dir: Path = DEFAULT_FILES_DIR
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")

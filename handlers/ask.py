@@ -171,8 +171,11 @@ def route(
         )
     elif intent == "qbr_prep":
         from handlers.qbr import qbr_prep
+        from handlers.qbr_pack import variant_of, with_pack
 
         reply = qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
+        # The draft pack follows the prep card as a file ("qbr acme operational" for that variant).
+        reply = with_pack(reply, variant=variant_of(parsed.text), today=ctx.today)
     elif intent == "escalate":
         from handlers import escalations
 
@@ -209,6 +212,13 @@ def route(
         from handlers import portfolio
 
         reply = portfolio.at_risk(session, ctx=ctx, owner=parsed.owner, band=parsed.band)
+    elif intent in ("my_accounts", "portfolio_at_risk") and parsed.chart == "map":
+        from handlers.charts import health_map
+
+        # "health map", "show my portfolio map", "team map": the book drawn as health vs ARR.
+        reply = health_map(
+            session, ctx=ctx, models=models, owner=parsed.owner if parsed.owner != "me" else None
+        )
     elif intent == "my_accounts" and parsed.band:
         from handlers import portfolio
 
@@ -222,6 +232,11 @@ def route(
         )
     else:  # an intent the parser knows and we do not route yet
         reply = help_reply(parsed.text, unknown=True)
+    if parsed.chart and not reply.attachments:
+        from handlers.charts import with_charts
+
+        # "/health acme chart", "show me acme's trend": the answer first, its charts follow.
+        reply = with_charts(session, reply, ctx=ctx, models=models, owner=parsed.owner)
     return reply, account_id, account_name
 
 

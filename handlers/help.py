@@ -7,13 +7,15 @@ from handlers.reply import Reply
 
 COMMANDS = (
     ("health <account>", "Health card: score, band, trend, drivers, forecast, renewal, owner"),
+    ("health <account> chart", "The card, then charts: health over time and its indicators"),
+    ("health map", "Your book (or team) as health against ARR: fix, watch, protect, grow"),
     ("plan <account>", "Success plan with milestones you can move"),
     ("overdue [account]", "Milestones past their due date"),
     ("renewals [days]", "Renewals coming up (default: next 90 days)"),
     ("risks", "Accounts at risk, worst first"),
     ("my accounts", "Your portfolio with health"),
     ("changes <account>", "What changed for an account this week"),
-    ("qbr <account>", "QBR prep: value delivered, risks, agenda"),
+    ("qbr <account> [operational]", "QBR prep, then a draft deck (executive or operational)"),
     ("escalate <account> sev1|sev2|sev3 <title>", "Open an escalation thread"),
     ("settings", "Your digest time, working hours and what interrupts you"),
 )

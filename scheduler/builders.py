@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -61,6 +62,11 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
             reply = qbr_prep(session, ctx=ctx, models=models, account_id=spec["account_id"])
             if reply.template != "qbr_prep":
                 raise NotFound(f"account {spec['account_id']} no longer exists")
+            if spec.get("attach") == "qbr_pack":
+                from handlers.qbr_pack import with_pack
+
+                # The draft deck, built by the notifier when it sends (a reference, not bytes).
+                reply = with_pack(reply, variant="executive", today=today)
         elif kind == "daily_digest":
             since = spec.get("since")
             reply = daily_digest(
@@ -73,9 +79,18 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
                 qbr_offsets=spec.get("qbr_offsets") or DEFAULT_QBR_OFFSETS,
             )
         elif kind == "manager_digest":
+            from handlers.charts import health_map
+
             reply = manager_digest(session, ctx=ctx, manager_id=csm.id)
+            # The team's health map follows the weekly digest as a chart.
+            mapped = health_map(session, ctx=ctx, models=models, owner="team")
+            reply = replace(reply, attachments=reply.attachments + mapped.attachments)
         else:
             raise NotFound(f"no recipe for {kind!r}")
     return Reply(
-        template=reply.template, context=reply.context, text=reply.text, visibility="channel"
+        template=reply.template,
+        context=reply.context,
+        text=reply.text,
+        visibility="channel",
+        attachments=reply.attachments,
     )

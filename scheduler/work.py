@@ -746,12 +746,13 @@ def qbr_preps(
         for a in session.exec(select(Account).where(col(Account.id).in_({d[1] for d in due})))
     }
     items: list[OutboxItem] = []
+    # The first notice (14 days out by default) carries the draft deck; later ones remind.
+    first_notice = max(config.qbr_offsets)
     for qid, aid, owner, name, offset, today in due:
-        reply = deferred(
-            "qbr_prep",
-            {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()},
-            f"QBR prep for {name} ({offset} days before the QBR)",
-        )
+        spec = {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()}
+        if offset == first_notice:
+            spec["attach"] = "qbr_pack"
+        reply = deferred("qbr_prep", spec, f"QBR prep for {name} ({offset} days before the QBR)")
         items += _items(
             "qbr_prep",
             f"qbr:{qid}",

@@ -175,7 +175,22 @@ class Milestone(Table, table=True):
     completed_on: date | None = None
     note: str | None = None
     position: int = 0
+    # The objective's KPI value this milestone should reach by its due date (a "hurdle").
+    kpi_target: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class KpiReading(Table, table=True):
+    """One measurement of an objective's KPI on a day: the actuals a success plan is judged by."""
+
+    __tablename__ = "kpi_reading"
+    __table_args__ = (UniqueConstraint("objective_id", "day", name="uq_kpi_reading_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    objective_id: int = Field(foreign_key="objective.id", index=True)
+    day: date
+    value: float
+    source: str = Field(default="import")
 
 
 class MilestoneEvent(Table, table=True):

@@ -57,8 +57,12 @@ def _days(text: str, default: int = 90) -> int:
 
 
 def _health(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.charts import asks_for_chart
     from handlers.health import account_health
 
+    if asks_for_chart(ask.text):
+        # "/health acme chart": the conversational parser reads the account and the chart flag.
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"health {ask.text}"))
     return account_health(
         session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
     )
@@ -73,8 +77,11 @@ def _changes(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask)
 
 
 def _plan(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.charts import asks_for_chart
     from handlers.plan import success_plan
 
+    if asks_for_chart(ask.text):
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"plan {ask.text}"))
     return success_plan(session, ctx=ctx, query=ask.text or None, account_id=ask.account_id)
 
 
@@ -116,6 +123,11 @@ def _risks(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -
     return at_risk(session, ctx=ctx)
 
 
+def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    # "/qbr acme [operational]": the prep card, with the draft pack following as a file.
+    return _ask(session, ctx, models, Ask(kind="ask", text=f"qbr {ask.text}"))
+
+
 def _mine(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import my_accounts
 
@@ -138,6 +150,7 @@ KINDS: dict[str, Run] = {
     "qbr": _qbr,
     "risks": _risks,
     "mine": _mine,
+    "qbr": _qbr,
     "ask": _ask,
 }
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import (
@@ -16,6 +17,7 @@ from botbuilder.schema import (
     AdaptiveCardInvokeValue,
     ChannelAccount,
 )
+from botbuilder.schema.teams import FileConsentCardResponse
 from sqlmodel import Session
 
 from bot.teams.cards import ADAPTIVE_CARD, message_for, notice_card, render_card
@@ -29,7 +31,7 @@ from bot.teams.identity import (
 from bot.teams.references import mark_inactive, save_reference, tenant_of
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
-from handlers.reply import Reply
+from handlers.reply import Attachment, Reply
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -144,12 +146,12 @@ class CsmTeamsBot(TeamsActivityHandler):
         )
 
     async def _handle(
-        self, turn_context: TurnContext, work: Callable[[Session, ChatContext], Reply]
-    ) -> Reply:
+        self, turn_context: TurnContext, work: Callable[[Session, ChatContext], T]
+    ) -> T:
         speaker = await self._speaker(turn_context)
         entry, external = await self._context(turn_context, speaker)
 
-        def run(session: Session) -> Reply:
+        def run(session: Session) -> T:
             ctx = self._chat_context(session, turn_context, speaker, entry, external)
             return work(session, ctx)
 
@@ -171,13 +173,100 @@ class CsmTeamsBot(TeamsActivityHandler):
         )
         text = (text or "").replace("\xa0", " ").strip()
 
+        asked: list[ChatContext] = []
+
         def answer(session: Session, ctx: ChatContext) -> Reply:
             from handlers import ask
 
+            asked.append(ctx)
             return ask.answer(session, text, ctx, models=self.container.health_models)
 
         reply = await self._handle(turn_context, answer)
         await turn_context.send_activity(message_for(reply))
+        if reply.attachments and asked:
+            # The answer is out; its charts (and a deck) follow.
+            await self._send_attachments(turn_context, reply.attachments, asked[0])
+
+    # --- charts and decks ---------------------------------------------------------------------
+
+    async def _send_attachments(
+        self, turn_context: TurnContext, attachments: tuple[Attachment, ...], ctx: ChatContext
+    ) -> None:
+        """Charts as Image cards; a deck as a file-consent card, in the personal chat only (Teams
+        bots can send files there alone, and a draft deck is not for a shared channel)."""
+        from bot.teams.files import chart_message, consent_message
+        from handlers.attachments import safe_files
+
+        personal = turn_context.activity.conversation.conversation_type == "personal"
+        problems: list[str] = []
+        for item in attachments:
+            if item.kind == "qbr_pack" and not personal:
+                problems.append(f"{item.title}: decks come in our 1:1 chat; send me “qbr …” there")
+                continue
+            files, failed = await asyncio.to_thread(
+                safe_files,
+                self.container.session,
+                (item,),
+                ctx=ctx,
+                models=self.container.health_models,
+            )
+            problems += failed
+            for out in files:
+                if out.is_image:
+                    await turn_context.send_activity(chart_message(out))
+                else:
+                    context = {"kind": "qbr_pack", **item.data}
+                    await turn_context.send_activity(consent_message(out, context))
+        if problems:
+            await turn_context.send_activity("Not attached: " + "; ".join(problems))
+
+    async def on_teams_file_consent_accept(
+        self, turn_context: TurnContext, file_consent_card_response: FileConsentCardResponse
+    ) -> None:
+        """The user took the deck: build it for them (their rights apply), upload, show it."""
+        from bot.teams.files import file_info_message, upload
+        from handlers.attachments import pack_file
+
+        context = file_consent_card_response.context or {}
+        info = file_consent_card_response.upload_info
+        if context.get("kind") != "qbr_pack" or info is None or not info.upload_url:
+            await turn_context.send_activity("This file card has expired. Ask me again.")
+            return
+        try:
+            item = Attachment(
+                kind="qbr_pack",
+                title="QBR pack",
+                data={
+                    "account_id": int(context["account_id"]),
+                    "variant": str(context.get("variant") or "executive"),
+                    "today": context.get("today"),
+                },
+            )
+        except (KeyError, TypeError, ValueError):
+            await turn_context.send_activity("This file card has expired. Ask me again.")
+            return
+        models = self.container.health_models
+        try:
+            out = await self._handle(
+                turn_context, lambda s, ctx: pack_file(s, item, ctx=ctx, models=models)
+            )
+        except HandlerError as error:
+            await turn_context.send_activity(f"Not sent: {error.message}")
+            return
+        try:
+            await upload(info.upload_url, out.content)
+        except httpx.HTTPError as exc:
+            logger.error("deck upload to OneDrive failed: %s", exc)
+            await turn_context.send_activity("The upload to OneDrive failed. Try again.")
+            return
+        await turn_context.send_activity(
+            file_info_message(info.name, info.content_url, info.unique_id, info.file_type)
+        )
+
+    async def on_teams_file_consent_decline(
+        self, turn_context: TurnContext, file_consent_card_response: FileConsentCardResponse
+    ) -> None:
+        await turn_context.send_activity("OK, I did not send the deck.")
 
     # --- installs and membership --------------------------------------------------------------
 

@@ -160,11 +160,46 @@ class TeamsNotifier:
                 outcome["error"] = exc
                 return
             outcome["id"] = response.id if response is not None else ""
+            if reply.attachments:
+                await self._send_files(turn_context, reference, reply)
 
         await adapter.continue_conversation(reference, callback, self.app.app_id or None)
         if "error" in outcome:
             raise outcome["error"]
         return str(outcome.get("id") or "")
+
+    async def _send_files(
+        self, turn_context: TurnContext, reference: ConversationReference, reply: Reply
+    ) -> None:
+        """Charts as Image cards after the post; the draft deck by file consent, in a personal
+        chat only. The post is delivered: a failure here is logged, not retried (no double post)."""
+        from bot.teams.files import chart_message, consent_message
+        from handlers.attachments import delivery_context, safe_files
+
+        personal = getattr(reference.conversation, "conversation_type", None) == "personal"
+        for item in reply.attachments:
+            if item.kind == "qbr_pack" and not personal:
+                logger.warning("not offering a deck outside a personal chat")
+                continue
+            files, problems = await asyncio.to_thread(
+                safe_files,
+                self.container.session,
+                (item,),
+                ctx=delivery_context(self.container.today()),
+                models=self.container.health_models,
+            )
+            for problem in problems:
+                logger.error("attachment not made: %s", problem)
+            for out in files:
+                activity = (
+                    chart_message(out)
+                    if out.is_image
+                    else consent_message(out, {"kind": "qbr_pack", **item.data})
+                )
+                try:
+                    await turn_context.send_activity(activity)
+                except (HttpOperationError, ClientRequestError) as exc:
+                    logger.error("Teams attachment send failed: %s", exc)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

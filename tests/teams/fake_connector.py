@@ -1,4 +1,8 @@
-"""A local fake of the Bot Connector service (and of the OpenID key endpoint) for Teams tests."""
+"""A local fake of the Bot Connector service (and of the OpenID key endpoint) for Teams tests.
+
+It also plays the OneDrive upload session a file consent hands the bot (``upload_url(name)``):
+a PUT of the bytes with Content-Range ``bytes 0-(n-1)/n`` answers 201 like Graph's last chunk.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ class FakeConnector:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     jwks: dict[str, Any] | None = None
     calls: list[Call] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 0
@@ -145,7 +150,25 @@ class FakeConnector:
                 self._activity("POST")
 
             def do_PUT(self) -> None:
+                path = urlsplit(self.path).path
+                if path.startswith("/upload-session/"):
+                    self._upload(path)
+                    return
                 self._activity("PUT")
+
+            def _upload(self, path: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                fake._record(self, "PUT", path, {"bytes": len(raw)})
+                expected = f"bytes 0-{len(raw) - 1}/{len(raw)}"
+                if self.headers.get("Content-Range") != expected:
+                    self._send(400, {"error": {"code": "invalidRange", "message": expected}})
+                    return
+                with fake._lock:
+                    fake.uploads[path.rsplit("/", 1)[-1]] = raw
+                self._send(
+                    201, {"id": "01BYE5RZ", "name": path.rsplit("/", 1)[-1], "size": len(raw)}
+                )
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(
@@ -168,10 +191,17 @@ class FakeConnector:
         with self._lock:
             self.calls.append(call)
 
+    def upload_url(self, name: str) -> str:
+        return f"{self.url}/upload-session/{name}"
+
     def sent(self) -> list[Call]:
-        """Activities the bot posted or updated (not roster or key lookups)."""
+        """Activities the bot posted or updated (not roster or key lookups, not file uploads)."""
         with self._lock:
-            return [c for c in self.calls if c.method in ("POST", "PUT")]
+            return [
+                c
+                for c in self.calls
+                if c.method in ("POST", "PUT") and not c.path.startswith("/upload-session/")
+            ]
 
     def attempts(self) -> int:
         return len(self.sent())

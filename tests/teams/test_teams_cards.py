@@ -54,7 +54,7 @@ def ctx_for(session: Session, email: str = "dana@example.com") -> ChatContext:
 
 def replies(session: Session, container: Container) -> dict[str, Reply]:
     """One real Reply per template, from the handlers on the demo portfolio."""
-    from handlers import health, plan, portfolio, settings
+    from handlers import charts, health, plan, portfolio, settings
     from handlers.accounts import not_here_reply
     from handlers.help import help_reply
 
@@ -73,6 +73,7 @@ def replies(session: Session, container: Container) -> dict[str, Reply]:
         "renewals": portfolio.upcoming_renewals(session, ctx=ctx, days=365),
         "risks": portfolio.at_risk(session, ctx=ctx),
         "my_accounts": portfolio.my_accounts(session, ctx=ctx),
+        "health_map": charts.health_map(session, ctx=ctx, models=models),
         "home": portfolio.home(session, ctx=ctx),
         "settings": settings.user_settings(session, ctx=ctx),
         "help": help_reply("renewals"),
