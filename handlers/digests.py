@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -99,6 +99,7 @@ def daily_digest(
     alert_ids: Sequence[int] = (),
     renewal_offsets: Sequence[int] = DEFAULT_RENEWAL_OFFSETS,
     qbr_offsets: Sequence[int] = DEFAULT_QBR_OFFSETS,
+    qbr_packs: int = 0,
 ) -> Reply:
     """One CSM's morning: what needs them (urgent alerts that waited, new alerts, renewals and QBRs
     reaching a reminder, overdue milestones, open escalations), then their book (red/amber counts,
@@ -109,6 +110,8 @@ def daily_digest(
             renewals and QBRs whose reminder day falls in [since, today] are listed.
         alert_ids: the alerts this digest carries (the scheduler hands each alert to one digest).
         renewal_offsets / qbr_offsets: days before a renewal / QBR that a reminder is due.
+        qbr_packs: at most this many QBRs reaching their first notice (the largest offset) get
+            their draft deck attached, nearest first; the others have it behind their Prep button.
     """
     who = csm_id if csm_id is not None else ctx.actor.csm_id
     csm = session.get(CSM, who) if who is not None else None
@@ -230,6 +233,7 @@ def daily_digest(
         alert_ids=alert_ids,
         renewal_offsets=renewal_offsets,
         qbr_offsets=qbr_offsets,
+        qbr_packs=qbr_packs,
         overdue=overdue_rows,
         escalations=escalation_rows,
         bands={a.id or 0: _band_of(snaps.get(a.id or 0, {}), today) for a in accounts},
@@ -265,7 +269,25 @@ def daily_digest(
         f"{_plural(len(overdue_rows), 'overdue milestone')}; "
         f"{_plural(len(escalation_rows), 'open escalation')}."
     )
-    return Reply(template="daily_digest", context=context, text=text)
+    return _with_qbr_packs(Reply(template="daily_digest", context=context, text=text), groups)
+
+
+def _with_qbr_packs(reply: Reply, groups: list[dict[str, Any]]) -> Reply:
+    """The draft decks of the QBRs marked in the digest follow it as files (as the QBR notice of
+    their own did), a few at most: the digest stays one message, not a pile of files."""
+    from handlers.qbr_pack import with_pack
+
+    today = date.fromisoformat(reply.context["day"])
+    for g in groups:
+        for pack in g.get("packs", []):
+            prep = Reply(
+                template="qbr_prep",
+                context={"account": {"id": pack["account_id"], "name": pack["account"]}},
+                text="",
+            )
+            packed = with_pack(prep, variant="executive", today=today)
+            reply = replace(reply, attachments=(*reply.attachments, *packed.attachments))
+    return reply
 
 
 def _needs_you(groups: list[dict[str, Any]]) -> str:
@@ -329,6 +351,7 @@ def _digest_groups(
     alert_ids: Sequence[int],
     renewal_offsets: Sequence[int],
     qbr_offsets: Sequence[int],
+    qbr_packs: int,
     overdue: list[dict[str, Any]],
     escalations: list[dict[str, Any]],
     bands: dict[int, tuple[str, int | None]],
@@ -352,6 +375,10 @@ def _digest_groups(
     ids = [i for i in by_id if i is not None]
     renewals = _renewals_reached(session, ids, by_id, today, since, renewal_offsets, bands)
     qbrs = _qbrs_reached(session, ids, by_id, today, since, qbr_offsets, csm.timezone)
+    # The first notice of a QBR (its largest offset) brings the draft deck, nearest first.
+    packs = [x for x in qbrs if qbr_offsets and x["offset"] == max(qbr_offsets)][:qbr_packs]
+    for x in packs:
+        x["pack"] = True
     overdue_lines = [
         {
             **m,
@@ -370,11 +397,13 @@ def _digest_groups(
         }
         for e in sorted(escalations, key=lambda e: (e["severity"], e["status"] != "open"))
     ]
+    qbr_group = _group("qbrs", "QBRs to prepare", "QBR to prepare", qbrs, None)
+    qbr_group["packs"] = [{"account_id": x["account_id"], "account": x["account"]} for x in packs]
     groups = [
         _group("urgent", "Urgent, held for your working hours", "urgent alert", urgent, "risks"),
         _group("alerts", "New alerts", "new alert", news, "risks"),
         _group("renewals", "Renewal reminders", "renewal reminder", renewals, "renewals"),
-        _group("qbrs", "QBRs to prepare", "QBR to prepare", qbrs, None),
+        qbr_group,
         _group("overdue", "Overdue milestones", "overdue milestone", overdue_lines, "overdue"),
         _group(
             "escalations",
@@ -384,8 +413,6 @@ def _digest_groups(
             "open escalations",
         ),
     ]
-    # The overdue list and the escalations are counted in the book totals; a digest where they
-    # are all that is left still shows them (worst first).
     shown = _allocate({g["key"]: g["total"] for g in groups})
     for g in groups:
         g["lines"] = g["lines"][: shown[g["key"]]]
@@ -480,6 +507,8 @@ def _qbrs_reached(
                 "date": meeting.isoformat(),
                 "weekday": f"{meeting:%a} {meeting.day} {meeting:%b}",
                 "days_left": (meeting - today).days,
+                "offset": max(reached),
+                "pack": False,
                 "open": {"k": "qbr", "a": q.account_id},
                 "ask": f"qbr prep {name}",
             }

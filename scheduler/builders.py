@@ -77,6 +77,7 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
                 alert_ids=[int(i) for i in spec.get("alerts") or []],
                 renewal_offsets=spec.get("renewal_offsets") or DEFAULT_RENEWAL_OFFSETS,
                 qbr_offsets=spec.get("qbr_offsets") or DEFAULT_QBR_OFFSETS,
+                qbr_packs=int(spec.get("qbr_packs") or 0),
             )
         elif kind == "manager_digest":
             from handlers.charts import health_map

@@ -53,6 +53,8 @@ class SchedulerConfig:
         urgent_batch_minutes: at most one urgent-alerts message per person this often.
         digest_lookback_days: a digest covers the days since the person's previous one, at
             most this many (after a long outage or holiday it does not list a month).
+        digest_qbr_packs: the draft decks of QBRs reaching their first notice that follow one
+            digest, nearest first (none when QBR prep is posted on its own: those carry them).
         risk_channel / admin_channel: per platform, the team risk channel and the admin channel
             that hears about deliveries that failed for good.
     """
@@ -74,6 +76,7 @@ class SchedulerConfig:
     dispatch_seconds: int = 5
     urgent_batch_minutes: int = URGENT_BATCH_MINUTES
     digest_lookback_days: int = 7
+    digest_qbr_packs: int = 3
 
 
 class SchedulerSettings(BaseSettings):

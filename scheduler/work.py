@@ -838,6 +838,8 @@ def daily_digests(
                 "alerts": alert_ids,
                 "renewal_offsets": list(config.renewal_offsets),
                 "qbr_offsets": list(config.qbr_offsets),
+                # QBR prep posted on its own carries the deck; else the digest brings a few.
+                "qbr_packs": 0 if config.routes.get("qbr_prep") else config.digest_qbr_packs,
             },
             f"Daily digest for {name} ({period})",
         )

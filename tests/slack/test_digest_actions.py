@@ -93,6 +93,9 @@ def test_a_digest_line_button_answers_below_the_digest(edge: SlackEdge, fake: Fa
         assert post["replace_original"] is False and post["response_type"] == "ephemeral"
         assert_valid_blocks(post["blocks"])
     assert "QBR prep" in prep["text"] and "Acme Corp" in renewal["text"]
+    # The prep's draft deck follows, after the ack, in Dana's DM (never in a channel).
+    (deck,) = fake.uploaded()
+    assert deck.channel_id == "DUDANA" and deck.filename.endswith(".pptx")
 
 
 def test_settings_tune_working_hours_and_what_interrupts(edge: SlackEdge, fake: FakeSlack) -> None:

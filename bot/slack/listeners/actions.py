@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.slack.asks import Ask
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import (
     ask_reply,
     chat_of,
@@ -39,6 +40,10 @@ def _is_ephemeral(body: dict[str, Any]) -> bool:
 
 def _channel(body: dict[str, Any]) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+
+
+def _ack_now(ack: Ack) -> None:
+    ack()
 
 
 def _refuse(respond: Respond, error: HandlerError) -> None:
@@ -211,18 +216,34 @@ def register(app: App, services: SlackServices) -> None:
             return
         respond(response_type="ephemeral", replace_original=False, **notice(result.text))
 
-    @app.action("digest_open")
-    def digest_open(
-        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+    def open_from_digest(
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Respond,
+        client: WebClient,
     ) -> None:
-        """A digest line's button (Renewal, Prep, Plan, Health): the answer comes privately
-        below the digest, which stays as it was."""
-        ack()
+        """A digest line's button (Renewal, Prep, Plan, Health): the answer comes privately below
+        the digest, which stays as it was; a QBR's draft deck follows in the DM. Run after the
+        ack: a prep and its deck take longer than Slack's three seconds."""
         ask = Ask.decoded(decode(action.get("value")))
         if ask is None:
             return
-        result = ask_reply(services, chat_of(context), ask)
+        ctx = chat_of(context)
+        result = ask_reply(services, ctx, ask)
         respond(response_type="ephemeral", replace_original=False, **private_payload(result, ask))
+        if isinstance(result, Reply) and result.attachments:
+            deliver(
+                services,
+                client,
+                pending(result.attachments),
+                ctx=ctx,
+                user_id=(body.get("user") or {}).get("id"),
+                channel=None,
+                charts_to_dm=True,
+            )
+
+    app.action("digest_open")(ack=_ack_now, lazy=[open_from_digest])
 
     @app.action("escalation_acknowledge")
     def acknowledge_escalation(

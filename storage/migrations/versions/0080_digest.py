@@ -1,7 +1,7 @@
 """alert delivery (urgent, digest, team) and each person's working hours and interrupting classes
 
 Revision ID: 0080_digest
-Revises: 0005_merge
+Revises: 0060_kpi_history
 Create Date: 2026-11-24
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0080_digest"
-down_revision = "0005_merge"
+down_revision = "0060_kpi_history"
 branch_labels = None
 depends_on = None
 
