@@ -101,6 +101,7 @@ class SchedulerSettings(BaseSettings):
     route_urgent_alerts: str | None = None
     route_risk_summary: str | None = None
     urgent_batch_minutes: int = URGENT_BATCH_MINUTES
+    digest_qbr_packs: int = 3
     risk_channel_slack: str | None = None
     risk_channel_teams: str | None = None
     admin_channel_slack: str | None = None
@@ -173,4 +174,5 @@ def load_config(
         ),
         pacing=pacing,
         urgent_batch_minutes=max(1, s.urgent_batch_minutes),
+        digest_qbr_packs=max(0, s.digest_qbr_packs),
     )

@@ -95,6 +95,15 @@ def test_instants_and_settings_parse() -> None:
     assert load_config().platforms == ("console",)
     with pytest.raises(ValueError):
         load_config(env=SchedulerSettings(route_qbr_prep="somewhere"))
+    # The digest's knobs: urgent messages off (all waits for the digest), a longer batch gap.
+    quiet = load_config(
+        env=SchedulerSettings(
+            route_urgent_alerts="none", urgent_batch_minutes=90, digest_qbr_packs=0
+        )
+    )
+    assert quiet.routes["urgent_alerts"] == () and quiet.routes["risk_summary"] == ("risk_channel",)
+    assert (quiet.urgent_batch_minutes, quiet.digest_qbr_packs) == (90, 0)
+    assert load_config().routes["renewal_reminder"] == ()  # in the digest, not on its own
 
 
 def test_a_pinned_business_date_shifts_the_scheduler_clock(sqlite_url) -> None:  # type: ignore[no-untyped-def]
