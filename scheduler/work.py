@@ -483,17 +483,20 @@ def _alert_cards(
 # -- urgent alerts --------------------------------------------------------------------------
 
 
-def _people(session: Session, ids: Iterable[int]) -> dict[int, CSM]:
+def _working_hours(session: Session, ids: Iterable[int]) -> dict[int, policy.WorkingHours]:
+    """Each person's working hours (the columns only: this runs on every tick with news)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    return {c.id or 0: c for c in session.exec(select(CSM).where(col(CSM.id).in_(wanted))).all()}
-
-
-def _hours_of(person: CSM) -> policy.WorkingHours:
-    return policy.working_hours(
-        person.work_start, person.work_end, person.timezone, person.digest_weekends
-    )
+    rows = session.execute(
+        select(CSM.id, CSM.work_start, CSM.work_end, CSM.timezone, CSM.digest_weekends).where(
+            col(CSM.id).in_(wanted)
+        )
+    ).all()
+    return {
+        csm_id: policy.working_hours(start, end, tz, weekends)
+        for csm_id, start, end, tz, weekends in rows
+    }
 
 
 def _stamp(session: Session, alert_ids: Iterable[int], carrier: str) -> list[int]:
@@ -536,8 +539,8 @@ def urgent_batches(
     by_owner: dict[int, list[int]] = defaultdict(list)
     for alert_id, owner in pending:
         by_owner[owner].append(alert_id)
-    people = _people(session, by_owner)
-    awake = [o for o in by_owner if o in people and _hours_of(people[o]).contains(at)]
+    hours = _working_hours(session, by_owner)
+    awake = [o for o in by_owner if o in hours and hours[o].contains(at)]
     if not awake:
         return
     last = dict(
