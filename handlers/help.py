@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.nlu.suggest import help_examples
+from handlers.context import ChatContext
 from handlers.reply import Reply
 
 COMMANDS = (
@@ -35,4 +36,31 @@ def help_reply(text: str = "", *, unknown: bool = False) -> Reply:
             "commands": [{"usage": u, "description": d} for u, d in COMMANDS],
         },
         text=fallback,
+    )
+
+
+def welcome_reply(ctx: ChatContext) -> Reply:
+    """The first message after an install: who I am, what to try, and whether I know the reader yet."""
+    first = ctx.actor.name.split()[0] if ctx.actor.name else None
+    known = ctx.actor.csm_id is not None
+    lead = f"Hi {first}! " if first else "Hi! "
+    if known:
+        text = (
+            lead + "I'm CSM Assistant: ask me about an account's health, its success plan, "
+            "renewals or risks, and open escalations. Try “health acme”."
+        )
+    else:
+        text = (
+            lead + "I'm CSM Assistant. I don't know you yet, so I can't show account data: "
+            "ask an admin to add your email (csm-bot people add)."
+        )
+    return Reply(
+        template="welcome",
+        context={
+            "name": first,
+            "known": known,
+            "examples": help_examples("", limit=3),
+            "commands": [{"usage": u, "description": d} for u, d in COMMANDS],
+        },
+        text=text,
     )

@@ -54,9 +54,10 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
     kind = spec["kind"]
     today = date.fromisoformat(spec["today"])
     with session_scope(engine) as session:
-        csm = session.get(CSM, spec["csm_id"])
-        if csm is None:
-            raise NotFound(f"CSM {spec['csm_id']} no longer exists")
+        # QBR prep for an account nobody owns is written for the admins (csm_id None).
+        csm = session.get(CSM, spec["csm_id"]) if spec.get("csm_id") is not None else None
+        if csm is None and (spec.get("csm_id") is not None or kind != "qbr_prep"):
+            raise NotFound(f"CSM {spec.get('csm_id')} no longer exists")
         ctx = scheduler_ctx(csm, today)
         if kind == "qbr_prep":
             reply = qbr_prep(session, ctx=ctx, models=models, account_id=spec["account_id"])
@@ -67,7 +68,7 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
 
                 # The draft deck, built by the notifier when it sends (a reference, not bytes).
                 reply = with_pack(reply, variant="executive", today=today)
-        elif kind == "daily_digest":
+        elif kind == "daily_digest" and csm is not None:
             since = spec.get("since")
             reply = daily_digest(
                 session,
@@ -79,7 +80,7 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
                 qbr_offsets=spec.get("qbr_offsets") or DEFAULT_QBR_OFFSETS,
                 qbr_packs=int(spec.get("qbr_packs") or 0),
             )
-        elif kind == "manager_digest":
+        elif kind == "manager_digest" and csm is not None:
             from handlers.charts import health_map
 
             reply = manager_digest(session, ctx=ctx, manager_id=csm.id)

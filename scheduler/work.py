@@ -34,7 +34,7 @@ from scheduler.clock import as_utc
 from scheduler.config import SchedulerConfig, parse_hhmm
 from scheduler.models import Alert, Delivery, JobRun
 from scheduler.outbox import OutboxItem, enqueue, existing_keys
-from scheduler.routing import csm_target, targets
+from scheduler.routing import csm_target, targets, unowned_targets
 from storage.db import session_scope
 from storage.models import (
     CSM,
@@ -116,6 +116,8 @@ def _items(
     csm_id: int | None = None,
     manager_id: int | None = None,
     fallback: bool = True,
+    admin_ids: tuple[int, ...] = (),
+    routes: tuple[str, ...] | None = None,
 ) -> list[OutboxItem]:
     out = []
     for platform in config.platforms:
@@ -127,9 +129,25 @@ def _items(
             csm_id=csm_id,
             manager_id=manager_id,
             fallback=fallback,
+            admin_ids=admin_ids,
+            routes=routes,
         ):
             out.append(OutboxItem(kind, subject, target, period, platform, reply))
+    if not out and account is not None and csm_id is None:
+        logger.warning(
+            "%s about %s (no owner) has nowhere to go: add an admin (csm-bot people add EMAIL "
+            "--name NAME --role admin) or set CSM_SCHEDULER_UNOWNED_CHANNEL_SLACK/_TEAMS",
+            kind,
+            account.name,
+        )
     return out
+
+
+def _admin_ids(session: Session) -> tuple[int, ...]:
+    """The admins, who hear about accounts nobody owns when no team channel is set for them."""
+    return tuple(
+        session.exec(select(CSM.id).where(CSM.role == "admin").order_by(col(CSM.id))).all()
+    )
 
 
 def _insert_stmt(session: Session, model: Any) -> Any:
@@ -445,6 +463,25 @@ def _risk_summary(
         "risk_summary", subject, at.date().isoformat(), reply, config=config, fallback=False
     )
     report.enqueued["risk_summary"] += enqueue(session, items, now=at)
+    # Alerts on accounts nobody owns reach no one in person: whoever picks up unowned accounts
+    # (their team channel, or the admins) gets the same summary of just those.
+    unowned = [a for a in fired if a.delivery == "team"]
+    if unowned:
+        reply = risk_summary_reply(alert_lines(session, unowned, at.date()), at=at, unowned=True)
+        admins = _admin_ids(session)
+        unowned_items = [
+            OutboxItem(
+                "risk_summary",
+                f"unowned:{min(a.id or 0 for a in unowned)}",
+                target,
+                at.date().isoformat(),
+                platform,
+                reply,
+            )
+            for platform in config.platforms
+            for target in unowned_targets(platform=platform, config=config, admin_ids=admins)
+        ]
+        report.enqueued["risk_summary"] += enqueue(session, unowned_items, now=at)
 
 
 def _alert_cards(
@@ -463,6 +500,7 @@ def _alert_cards(
             select(Account).where(col(Account.id).in_({a.account_id for a in fired}))
         ).all()
     }
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     for alert in fired:
         account = accounts[alert.account_id]
@@ -476,6 +514,7 @@ def _alert_cards(
             account=account,
             csm_id=account.owner_id,
             fallback=False,
+            admin_ids=admins if account.owner_id is None else (),
         )
     report.enqueued["risk_alert"] += enqueue(session, items, now=at)
 
@@ -573,6 +612,11 @@ def urgent_batches(
 
 # -- renewal reminders and QBR prep ---------------------------------------------------------
 
+# Where a reminder or a QBR prep about an account nobody owns goes when the kind is not posted on
+# its own (no owner's digest can carry it): the account's channel, and the unowned route of
+# scheduler.routing (the team's channel for unowned accounts, or the admins).
+UNOWNED_ROUTES = ("account_channel",)
+
 
 def _near_offsets(
     column: Any,
@@ -632,17 +676,20 @@ def _zones(session: Session, owner_ids: Iterable[int | None]) -> dict[int, str]:
 def renewal_reminders(
     session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
 ) -> None:
-    """Reminders N days before each open renewal, at ``notice_time`` in the owner's zone, posted
-    on their own only where CSM_SCHEDULER_ROUTE_RENEWAL_REMINDER asks (the digest carries them)."""
-    if not config.routes.get("renewal_reminder"):
-        return
+    """Reminders N days before each open renewal, at ``notice_time`` in the owner's zone.
+
+    An owner's digest carries them; they are posted on their own where
+    CSM_SCHEDULER_ROUTE_RENEWAL_REMINDER asks, and always for accounts nobody owns (no digest
+    carries those: the team's channel for them or the admins pick them up).
+    """
+    own_posts = bool(config.routes.get("renewal_reminder"))
     if not config.renewal_offsets or not _first_time(
         session, "renewal_reminders", _notice_key(session, at, config.notice_time), at
     ):
         return
     grace = timedelta(days=config.catchup_days)
     # Light columns first: most ticks find every candidate already queued.
-    rows = session.execute(
+    stmt = (
         select(Renewal.id, Renewal.renewal_date, Account.owner_id)
         .join(Account, col(Account.id) == col(Renewal.account_id))
         .where(
@@ -650,7 +697,10 @@ def renewal_reminders(
             _near_offsets(col(Renewal.renewal_date), at, grace, config.renewal_offsets),
             col(Account.churned_on).is_(None),
         )
-    ).all()
+    )
+    if not own_posts:
+        stmt = stmt.where(col(Account.owner_id).is_(None))
+    rows = session.execute(stmt).all()
     zones = _zones(session, (owner for _, _, owner in rows))
     due: dict[tuple[int, int], date] = {}
     for rid, renewal_date, owner in rows:
@@ -679,6 +729,7 @@ def renewal_reminders(
         ).all()
     }
     briefs = account_briefs(session, {a.id or 0 for _, a in loaded.values()}, at.date())
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     for (rid, offset), today in due.items():
         renewal, account = loaded[rid]
@@ -692,6 +743,8 @@ def renewal_reminders(
             account=account,
             csm_id=account.owner_id,
             fallback=False,
+            admin_ids=admins if account.owner_id is None else (),
+            routes=None if own_posts else UNOWNED_ROUTES,
         )
     report.enqueued["renewal_reminder"] += enqueue(session, items, now=at)
 
@@ -706,16 +759,17 @@ def qbr_preps(
 ) -> None:
     """QBR prep digests N days before each scheduled QBR, at ``notice_time`` for the owner.
 
-    Queued as a recipe (scheduler.builders): the prep itself is composed when it is sent. Posted
-    on its own only where CSM_SCHEDULER_ROUTE_QBR_PREP asks; the digest lists every prep due
-    with a button that opens it.
+    Queued as a recipe (scheduler.builders): the prep itself is composed when it is sent. The
+    owner's digest lists every prep due with a button that opens it; a prep is posted on its own
+    where CSM_SCHEDULER_ROUTE_QBR_PREP asks, and always for accounts nobody owns.
     """
-    if not config.qbr_offsets or not config.routes.get("qbr_prep"):
+    own_posts = bool(config.routes.get("qbr_prep"))
+    if not config.qbr_offsets:
         return
     if not _first_time(session, "qbr_preps", _notice_key(session, at, config.notice_time), at):
         return
     grace = timedelta(days=config.catchup_days)
-    rows = session.execute(
+    stmt = (
         select(QBR.id, QBR.scheduled_for, Account.id, Account.owner_id, Account.name)
         .join(Account, col(Account.id) == col(QBR.account_id))
         .where(
@@ -723,7 +777,10 @@ def qbr_preps(
             col(Account.churned_on).is_(None),
             _near_offsets(col(QBR.scheduled_for), at, grace, config.qbr_offsets, instants=True),
         )
-    ).all()
+    )
+    if not own_posts:
+        stmt = stmt.where(col(Account.owner_id).is_(None))
+    rows = session.execute(stmt).all()
     if not rows:
         return
     zones = _zones(session, (r[3] for r in rows))
@@ -748,6 +805,7 @@ def qbr_preps(
         a.id: a
         for a in session.exec(select(Account).where(col(Account.id).in_({d[1] for d in due})))
     }
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     # The first notice (14 days out by default) carries the draft deck; later ones remind.
     first_notice = max(config.qbr_offsets)
@@ -765,6 +823,8 @@ def qbr_preps(
             account=accounts.get(aid),
             csm_id=owner,
             fallback=False,
+            admin_ids=admins if owner is None else (),
+            routes=None if own_posts else UNOWNED_ROUTES,
         )
     if items:
         report.enqueued["qbr_prep"] += enqueue(session, items, now=at)

@@ -23,7 +23,8 @@ class Table(SQLModel):
     model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
-ROLES = ("csm", "manager", "admin")
+# A viewer is internal staff who may read (design.md, "Who may see what").
+ROLES = ("csm", "manager", "admin", "viewer")
 LIFECYCLE_STAGES = ("onboarding", "adoption", "expansion", "renewal")
 MILESTONE_STATUSES = ("not_started", "in_progress", "done", "at_risk", "blocked")
 ESCALATION_SEVERITIES = ("sev1", "sev2", "sev3")
@@ -256,7 +257,10 @@ class Escalation(Table, table=True):
     resolve_due_at: datetime | None = None
     slack_channel_id: str | None = None
     slack_thread_ts: str | None = None
+    # Teams: the conversation the card was posted in (a channel thread "<channel>;messageid=<root>"
+    # or a chat) and the card's own activity id, so every update edits that card for everyone.
     teams_conversation_id: str | None = None
+    teams_activity_id: str | None = None
 
 
 class EscalationEvent(Table, table=True):

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.teams.cards import ADAPTIVE_CARD, CARD_VERSION, MAX_CARD_BYTES, card_size, truncate_text
+from bot.teams.cards import ADAPTIVE_CARD, CARD_VERSION, MAX_MESSAGE_BYTES, card_size, truncate_text
 from handlers.attachments import OutFile
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def chart_message(out: OutFile) -> Activity:
     uri = card["body"][1]["url"]
     fits = (
         len(uri) <= MAX_DATA_URI_CHARS
-        and card_size_without_images(card) <= MAX_CARD_BYTES
+        and card_size_without_images(card) <= MAX_MESSAGE_BYTES
         and card_size(card) <= MAX_REQUEST_BYTES
     )
     if not fits:

@@ -28,10 +28,12 @@ def test_the_defaults_are_said_in_words_on_every_platform(demo_container) -> Non
     assert "09:00–18:00" in reply.text and "at most one message an hour" in reply.text
     assert "Working hours 09:00–18:00" in render_text(reply)
     assert "Health turned red" in str(render_json("slack", reply.template, reply.context))
+    # The Teams form: working hours and the interrupting kinds beside the digest's fields.
     teams = render_json("teams", reply.template, reply.context)
-    facts = {f["title"]: f["value"] for f in teams["body"][1]["facts"]}
-    assert facts["Working hours"] == "09:00–18:00"
-    assert facts["Interrupt me for"].startswith("Health turned red")
+    inputs = {i["id"]: i for i in teams["body"] if "id" in i}
+    assert (inputs["work_start"]["value"], inputs["work_end"]["value"]) == ("09:00", "18:00")
+    assert len(inputs["interrupts"]["choices"]) == 9
+    assert inputs["interrupts"]["value"] == "red,sev1,renewal_detractor"
 
 
 @pytest.mark.parametrize(

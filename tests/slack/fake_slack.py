@@ -73,6 +73,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Failure]] = {}
+        # Slack sends the token's scopes in X-OAuth-Scopes on every Web API answer.
+        self.scopes: tuple[str, ...] | None = None
         self.files: dict[str, UploadedFile] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -219,7 +221,8 @@ class FakeSlack:
         if method.startswith("webhook:"):
             self._send_text(request, 200, "ok")
             return
-        self._send(request, 200, self._answer(method, args))
+        scopes = {"X-OAuth-Scopes": ",".join(self.scopes)} if self.scopes is not None else None
+        self._send(request, 200, self._answer(method, args), scopes)
 
     def _receive_upload(
         self, request: BaseHTTPRequestHandler, file_id: str, body: bytes, headers: dict[str, str]

@@ -12,7 +12,7 @@ from pptx import Presentation
 from starlette.testclient import TestClient
 from teams_support import DANA_TEAMS_ID, TENANT, activity, dana_member, personal_message
 
-from bot.teams.cards import MAX_CARD_BYTES
+from bot.teams.cards import MAX_MESSAGE_BYTES, utf16_size
 from bot.teams.files import FILE_CONSENT_CARD, FILE_INFO_CARD, MAX_REQUEST_BYTES
 
 CARD = "application/vnd.microsoft.card.adaptive"
@@ -54,7 +54,7 @@ def test_a_chart_request_answers_then_sends_each_chart_as_an_image_card(
         body = json.dumps(call.body, separators=(",", ":")).encode()
         assert len(body) < MAX_REQUEST_BYTES
         image["url"] = "data:"
-        assert len(json.dumps(card).encode()) < MAX_CARD_BYTES
+        assert utf16_size(card) < MAX_MESSAGE_BYTES
         titles.append(card["body"][0]["text"])
     assert titles == [
         "Acme Corp — health, last 44 days",

@@ -11,12 +11,12 @@ from starlette.testclient import TestClient
 from teams_support import TENANT, activity
 
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from bot.teams.notifier import TeamsNotifier
 from bot.teams.ratelimit import ThreadRateLimiter
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, Notifier
 from storage.models import CSM
+from storage.platform_models import TeamsConversation
 
 BOT_ID = "28:f5d48856-5b42-41a0-8c3a-c5f944b679b0"
 USER_ID = "29:<USERID>"
