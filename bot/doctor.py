@@ -179,10 +179,8 @@ def _scheduler(engine: Engine) -> Finding:
                     "SELECT a.pid, a.client_addr, a.application_name FROM pg_locks l "
                     "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
                     "AND l.objid = :k AND l.granted "
-                    # Advisory locks belong to one database: another database's leader on the
-                    # same server leads nothing here.
-                    "AND l.database = (SELECT oid FROM pg_database "
-                    "WHERE datname = current_database())"
+                    # Advisory locks belong to one database; others on the server are not ours.
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"k": LOCK_KEY},
             ).first()

@@ -1,7 +1,7 @@
 """alert delivery (urgent, digest, team) and each person's working hours and interrupting classes
 
 Revision ID: 0080_digest
-Revises: 0010_people_sync
+Revises: 0020_arr_history
 Create Date: 2026-11-24
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0080_digest"
-down_revision = "0010_people_sync"
+down_revision = "0020_arr_history"
 branch_labels = None
 depends_on = None
 
