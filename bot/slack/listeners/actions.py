@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.slack.asks import Ask
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import (
     Responder,
     after_ack,
@@ -239,6 +240,77 @@ def register(app: App, services: SlackServices) -> None:
     # Action ids as handlers.alerts.ACK_ACTION_ID / SNOOZE_ACTION_ID put them on the alert card.
     app.action("alert_acknowledge")(status_button(acknowledge_alert))
     app.action("alert_snooze")(status_button(snooze_alert))
+
+    @app.action("alert_menu")
+    def alert_menu(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
+        """The menu of an alert listed in a digest or an urgent batch: the list stays as it was,
+        the answer (done, refused, or the account's health card) comes privately."""
+        ack()
+        respond = Responder.of(body)
+        selected = action.get("selected_option")
+        choice = text_field(selected, "value") if isinstance(selected, dict) else ""
+
+        def work() -> None:
+            ctx = chat_of(context)
+            verb, _, rest = choice.partition(":")
+            account_id = as_id(rest)
+            if verb == "health" and account_id is not None:
+                ask = Ask(kind="health", account_id=account_id)
+                opened = ask_reply(services, ctx, ask)
+                respond(
+                    response_type="ephemeral",
+                    replace_original=False,
+                    **private_payload(opened, ask),
+                )
+                return
+            from handlers.alerts import alert_line_action
+
+            result = handled(services, lambda s: alert_line_action(s, ctx=ctx, value=choice))
+            if isinstance(result, HandlerError):
+                _refuse(respond, result)
+                return
+            respond(response_type="ephemeral", replace_original=False, **notice(result.text))
+
+        after_ack(services, work)
+
+    @app.action("digest_open")
+    def digest_open(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+    ) -> None:
+        """A digest line's button (Renewal, Prep, Plan, Health): the answer comes privately below
+        the digest, which stays as it was; a QBR's draft deck follows in the DM. Run after the
+        ack: a prep and its deck take longer than Slack's three seconds."""
+        ack()
+        respond = Responder.of(body)
+        ask = Ask.decoded(decode(text_field(action, "value")))
+        if ask is None:
+            return
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+
+        def work() -> None:
+            ctx = chat_of(context)
+            result = ask_reply(services, ctx, ask)
+            respond(
+                response_type="ephemeral", replace_original=False, **private_payload(result, ask)
+            )
+            if isinstance(result, Reply) and result.attachments:
+                deliver(
+                    services,
+                    client,
+                    pending(result.attachments),
+                    ctx=ctx,
+                    user_id=text_field(user, "id") or None,
+                    channel=None,
+                    charts_to_dm=True,
+                )
+
+        after_ack(services, work)
 
     @app.action("escalation_acknowledge")
     def acknowledge_escalation(

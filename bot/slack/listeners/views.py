@@ -182,6 +182,11 @@ def _text(state: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _list(state: dict[str, Any], key: str) -> list[str]:
+    value = state.get(key)
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def register(app: App, services: SlackServices) -> None:
     @app.view("milestone_edit")
     def milestone_edit(
@@ -251,6 +256,10 @@ def register(app: App, services: SlackServices) -> None:
                 digest_time=_text(state, "digest_time"),
                 timezone=_text(state, "timezone"),
                 digest_weekends=isinstance(weekends, list) and "weekends" in weekends,
+                work_start=_text(state, "work_start"),
+                work_end=_text(state, "work_end"),
+                # A modal opened before this field existed leaves the choice as it was.
+                interrupts=_list(state, "interrupts") if "interrupts" in state else None,
             )
 
         def then(reply: Reply, meta: dict[str, Any]) -> None:

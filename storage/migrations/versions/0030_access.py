@@ -1,7 +1,7 @@
 """access: idempotency keys for escalations and their notes; Teams activity receipts
 
 Revision ID: 0030_access
-Revises: 0020_arr_history
+Revises: 0080_digest
 Create Date: 2026-11-24
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0030_access"
-down_revision = "0020_arr_history"
+down_revision = "0080_digest"
 branch_labels = None
 depends_on = None
 
