@@ -136,6 +136,8 @@ def describe(
     if red_in_days is not None and status in ("red", None):
         low = red_in_days if earliest is None else earliest
         if latest is None and earliest is not None:
+            if low >= horizon_days:  # not "60–60+ days"
+                return f"likely to turn red in {horizon_days}+ days"
             return f"likely to turn red in {low}–{horizon_days}+ days"
         high = red_in_days if latest is None else latest
         # A narrow range reads better as one number: within 2 days, or a quarter of the time left.
@@ -147,6 +149,12 @@ def describe(
         return "no clear trend"
     if status == "insufficient":
         return "not enough data to forecast"
+    if earliest is not None:
+        # The likely path stays out of red, but the worse end of the trends' range does not:
+        # "no red in sight" would claim more than the data says.
+        return (
+            f"not red within {horizon_days} days on the likely path (possible in {earliest}+ days)"
+        )
     return f"no red in sight for {horizon_days} days"
 
 

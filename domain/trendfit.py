@@ -10,6 +10,7 @@ intercept is its method="joint", the median of y - slope * x).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -26,6 +27,10 @@ CONFIDENCE = 0.90
 # then no trend to extrapolate.
 BREAK_SIGMAS = 3.0
 RECENT_POINTS = 3
+# The last week of a long enough series must not contradict the trend: when the slope range of
+# its last RECENT_WEEK readings excludes the whole series' slope and reaches flat (or the other
+# way), the movement has stopped (a plateau after a slide) and there is nothing to project.
+RECENT_WEEK = 7
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class TrendFit:
     intercept: float
     z: float  # Mann–Kendall statistic; |z| >= z_critical means a trend at CONFIDENCE
     significant: bool
-    broken: bool  # the newest readings left the line in the other direction
+    broken: bool  # the newest readings left the line in the other direction, or stopped moving
 
     @property
     def clear(self) -> bool:
@@ -186,4 +191,31 @@ def theil_sen_many(
         out.append(
             TrendFit(n, slope, min(low, high), max(low, high), intercept, z, significant, broken)
         )
+    if n >= 2 * RECENT_WEEK:
+        _mark_stalled(xs, y, out, confidence)
     return out
+
+
+def _mark_stalled(
+    xs: Sequence[float], y: np.ndarray, fits: list[TrendFit | None], confidence: float
+) -> None:
+    """Mark as broken the clear trends whose last RECENT_WEEK readings stopped following them.
+
+    The recent slope range (Sen's interval over the last week) must still hold the trend's slope,
+    or at least stay on its side of flat: a slide that slows keeps going, a plateau does not.
+    Only the clear trends are checked, all in one numpy pass (they share their days).
+    """
+    rows = [r for r, fit in enumerate(fits) if fit is not None and fit.clear]
+    if not rows:
+        return
+    recent = theil_sen_many(
+        xs[-RECENT_WEEK:], y[rows, -RECENT_WEEK:].tolist(), confidence=confidence
+    )
+    for r, week in zip(rows, recent, strict=True):
+        fit = fits[r]
+        if fit is None or week is None:
+            continue
+        holds = week.slope_low <= fit.slope <= week.slope_high
+        still_moving = week.slope_high < 0 if fit.slope < 0 else week.slope_low > 0
+        if not holds and not still_moving:
+            fits[r] = dataclasses.replace(fit, broken=True)
