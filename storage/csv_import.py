@@ -40,6 +40,10 @@ MAX_ERRORS_SHOWN = 100
 MAX_INT = 2_147_483_647
 # Columns that may hold a line break; anywhere else one means a quote was left open.
 MULTILINE_COLUMNS = frozenset({"note", "comment"})
+# Characters no cell may hold: control characters but tab and line breaks (a terminal escape in
+# a name clears the screen of whoever lists it; decks and PostgreSQL refuse NUL), lone UTF-16
+# surrogates (not text: JSON can still spell them) and the two Unicode non-characters XML refuses.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 # Inclusive score ranges per survey kind (NPS 0-10, CSAT 1-5, CES 1-7).
 SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
@@ -735,6 +739,10 @@ def _parse_row(
             continue
         raw = cell.strip()
         col = spec[name]
+        unstorable = _UNSTORABLE.search(raw)
+        if unstorable:
+            errors.append(RowError(line, name, _unstorable_reason(unstorable.group())))
+            continue
         if not raw and col.required:
             errors.append(RowError(line, name, "required value is empty"))
             continue
@@ -743,6 +751,13 @@ def _parse_row(
         except _Bad as exc:
             errors.append(RowError(line, name, str(exc)))
     return _Row(line, values, columns)
+
+
+def _unstorable_reason(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"contains half of a UTF-16 pair ({code}), which cannot be stored: fix the text"
+    return f"contains a control character ({code}): remove it"
 
 
 def _check_duplicates(
