@@ -154,3 +154,33 @@ def test_bad_input_gets_one_line_and_writes_nothing(demo_container, tmp_path: Pa
     fmt = runner.invoke(app, ["qbr", "acme", "--out", str(out), "--format", "pdf"])
     assert fmt.exit_code == 2 and "pptx or md" in fmt.output
     assert not out.exists()
+
+
+def test_a_long_name_and_a_control_character_from_chat_still_make_a_deck(
+    demo_container, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    long_name = "Acme " + "Consolidated Holdings " * 15  # 335 characters: PowerPoint's title is 255
+    with demo_container.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"), {"n": long_name}
+        )
+        # Escalation titles are typed in chat, not imported: a pasted control character gets in.
+        conn.execute(
+            text(
+                "UPDATE escalation SET title = :t WHERE "
+                "account_id = (SELECT id FROM account WHERE name = :n)"
+            ),
+            {"n": long_name, "t": "Exports\x0bfailing\x01 since upgrade"},
+        )
+    out = tmp_path / "acme.pptx"
+    result = runner.invoke(app, ["qbr", "acme", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    slides = slides_of(out)
+    assert slides[0]["title"] == f"{long_name}: Executive business review"
+    risks = next(s for s in slides if s["title"] == "Risks and what we do about them")
+    assert "Exports failing since upgrade" in risks["text"]
+    deck = Presentation(str(out))
+    assert deck.core_properties.title.startswith("Acme Consolidated")
+    assert len(deck.core_properties.title) <= 255
