@@ -167,3 +167,19 @@ def test_no_chart_without_asking(edge: SlackEdge, fake: FakeSlack) -> None:
     answer = ack_json(dispatch(edge, command_body("/health", "acme")))
     assert all(b.get("elements", [{}])[0].get("text") != FILES_FOLLOW for b in answer["blocks"])
     assert [m for m in fake.methods() if m in UPLOAD_STEPS] == []
+
+
+def test_a_deck_comment_escapes_the_account_name(
+    container: Container, edge: SlackEdge, fake: FakeSlack
+) -> None:
+    from sqlalchemy import text
+
+    hostile = "<!channel> Acme <https://evil.example/login|Renew here>"
+    with container.engine.begin() as conn:
+        conn.execute(text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"), {"n": hostile})
+    ack_json(dispatch(edge, command_body("/qbr", "acme")))
+    (deck,) = fake.uploaded()
+    comment = deck.initial_comment or ""
+    # The comment is a message: mrkdwn. The name must neither ping the DM nor forge a link.
+    assert "<!channel>" not in comment and "<https://" not in comment
+    assert "&lt;!channel&gt; Acme &lt;https://evil.example/login|Renew here&gt;" in comment
