@@ -134,3 +134,36 @@ def test_the_scheduler_leader_on_postgresql(migrated_url: str) -> None:
     finally:
         leader.release()
         container.engine.dispose()
+
+
+def test_a_leader_of_another_database_on_the_same_server_does_not_count(
+    migrated_url: str,
+) -> None:
+    if not migrated_url.startswith("postgresql"):
+        pytest.skip("the leader lock is PostgreSQL's")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from scheduler.leader import Leadership
+    from storage.db import make_engine, normalise_url
+
+    # Staging and production on one PostgreSQL server: staging's leader is not production's.
+    admin = create_engine(normalise_url(migrated_url), isolation_level="AUTOCOMMIT")
+    other = f"csm_other_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{other}"'))
+    other_engine = make_engine(migrated_url.rsplit("/", 1)[0] + f"/{other}")
+    staging = Leadership(other_engine)
+    container = Container(settings=Settings(database_url=migrated_url))
+    try:
+        assert staging.check()
+        status, message, _ = findings(container)["scheduler"]
+        assert status == "problem" and "no replica leads the scheduler" in message
+    finally:
+        staging.release()
+        other_engine.dispose()
+        container.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)'))
+        admin.dispose()
