@@ -123,8 +123,11 @@ class HealthTrendSpec(ChartSpec):
         if not self.history:
             return f"{self.account}: no health history to chart yet"
         values = [v for _, v in self.history]
-        days = (self.history[-1][0] - self.history[0][0]).days
-        line = f"{self.account} health, {days} days: {sparkline(values, lo=0, hi=100)} {values[-1]:.0f}/100"
+        days = (self.history[-1][0] - self.history[0][0]).days + 1
+        period = " today" if days == 1 else f", {days} days"
+        line = (
+            f"{self.account} health{period}: {sparkline(values, lo=0, hi=100)} {values[-1]:.0f}/100"
+        )
         if self.forecast is not None:
             line += f"; {self.forecast.label}"
         return line

@@ -89,7 +89,7 @@ def test_health_chart_command_answers_first_then_uploads_two_charts_to_the_dm(
         assert "Acme Corp" in call.args["alt_txt"]
     files = fake.uploaded()
     assert [f.title for f in files] == [
-        "Acme Corp — health, last 44 days",
+        "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
     ]
     for f in files:

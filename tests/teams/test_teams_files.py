@@ -57,7 +57,7 @@ def test_a_chart_request_answers_then_sends_each_chart_as_an_image_card(
         assert utf16_size(card) < MAX_MESSAGE_BYTES
         titles.append(card["body"][0]["text"])
     assert titles == [
-        "Acme Corp — health, last 44 days",
+        "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
     ]
 
