@@ -35,6 +35,9 @@ LEAVE_OUT = (
     "Financial or contract negotiation",
     "Tables of raw data for executives (show the chart, keep the detail for the appendix)",
 )
+# Milestones done in this many days count as the value delivered since the last review. Not
+# "this quarter": a calendar quarter (design.md) would drop September's wins from a November QBR.
+DONE_WINDOW_DAYS = 90
 # Weekly points of the health trend chart.
 TREND_WEEKS = 12
 # What we do about a weak indicator: the action a QBR proposes next to the risk.
@@ -177,7 +180,7 @@ def qbr_prep(
     leading = [i for i in health["indicators"] if i["kind"] == "leading"]
     lagging = [i for i in health["indicators"] if i["kind"] == "lagging"]
     kpis = _kpis(session, aid)
-    quarter_ago = today - timedelta(days=90)
+    quarter_ago = today - timedelta(days=DONE_WINDOW_DAYS)
     done = session.exec(
         select(Milestone)
         .where(
@@ -271,7 +274,7 @@ def qbr_prep(
             "detail": "Objectives and KPIs against target, as a chart",
         },
         {
-            "item": "Value delivered this quarter",
+            "item": f"Value delivered in the last {DONE_WINDOW_DAYS} days",
             "minutes": 15,
             "detail": ", ".join(wins) if wins else "Milestones completed and their outcomes",
         },
@@ -294,7 +297,8 @@ def qbr_prep(
                 "detail": "Usage near the licence limit: agree who to talk to, no pitch in the room",
             }
         )
-    if renewal is not None and (renewal.renewal_date - today).days <= 180:
+    if renewal is not None:
+        # The deck always has its renewal slide (a separate point from growth): so does the agenda.
         agenda.append(
             {
                 "item": "Renewal timeline and success criteria",
@@ -375,6 +379,6 @@ def qbr_prep(
     score = "no score" if health["score"] is None else f"{health['score']}/100 {health['band']}"
     text = (
         f"QBR prep for {account.name}{when}: health {score}, {len(kpis)} KPIs, "
-        f"{len(done)} milestones done this quarter, {len(risks)} risks."
+        f"{len(done)} milestones done in the last {DONE_WINDOW_DAYS} days, {len(risks)} risks."
     )
     return Reply(template="qbr_prep", context=context, text=text, intent="qbr_prep")

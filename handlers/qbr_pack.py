@@ -24,7 +24,7 @@ from handlers.charts import health_trend_spec, indicators_spec, milestone_plan_s
 from handlers.context import ChatContext
 from handlers.errors import ValidationFailed
 from handlers.health import health_context
-from handlers.qbr import qbr_prep
+from handlers.qbr import DONE_WINDOW_DAYS, qbr_prep
 from handlers.reply import Attachment, Reply
 from storage.models import Account
 
@@ -73,12 +73,19 @@ def _unit(kpi: dict[str, Any]) -> str:
     return str(kpi.get("unit") or "")
 
 
+def _amount(value: float, unit: str) -> str:
+    """ "3 tickets" but "1 ticket": a word unit is plural except for exactly one."""
+    if value == 1 and unit.startswith(" ") and unit.endswith("s") and len(unit) > 2:
+        unit = unit[:-1]
+    return f"{value:g}{unit}"
+
+
 def _kpi_line(kpi: dict[str, Any]) -> str:
     unit = _unit(kpi)
-    current = "not measured" if kpi["current"] is None else f"{kpi['current']:g}{unit}"
+    current = "not measured" if kpi["current"] is None else _amount(kpi["current"], unit)
     line = (
-        f"{kpi['objective']}: {kpi['kpi']} {kpi['baseline']:g}{unit} → {current} "
-        f"(target {kpi['target']:g}{unit})"
+        f"{kpi['objective']}: {kpi['kpi']} {_amount(kpi['baseline'], unit)} → {current} "
+        f"(target {_amount(kpi['target'], unit)})"
     )
     if kpi["progress_pct"] is not None:
         line += f", {kpi['progress_pct']}% of the way"
@@ -194,7 +201,7 @@ def _outcomes_slide(prep: dict[str, Any], plan_spec: Any, as_of: str) -> Slide:
 def _indicators_slide(prep: dict[str, Any], spec: Any, variant: Variant, as_of: str) -> Slide:
     def line(i: dict[str, Any]) -> str:
         unit = i["unit"] if i["unit"] in ("%", "") else f" {i['unit']}"
-        value = "no fresh reading" if i["value"] is None else f"{i['value']:g}{unit}"
+        value = "no fresh reading" if i["value"] is None else _amount(i["value"], unit)
         return f"{i['label']}: {value} ({i['band']})"
 
     lines: list[str | tuple[str, int]] = ["Leading (what comes next):"]
@@ -235,7 +242,7 @@ def _plan_slide(spec: Any, as_of: str) -> Slide:
 
 def _milestones_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     limit = 3 if variant == "executive" else 8
-    lines: list[str | tuple[str, int]] = ["Done this quarter:"]
+    lines: list[str | tuple[str, int]] = [f"Done in the last {DONE_WINDOW_DAYS} days:"]
     done = prep["milestones_done"][:limit]
     lines += [(f"{m['title']} ({m['completed_on']})", 1) for m in done] or [("None yet", 1)]
     lines.append("Next:")
@@ -253,7 +260,7 @@ def _milestones_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Sli
         section="milestones",
         bullets=bullets(*lines),
         notes=(
-            "Source: the success plan's milestones (completion dates of the last 90 days; due "
+            f"Source: the success plan's milestones (completion dates of the last {DONE_WINDOW_DAYS} days; due "
             f"dates and statuses of the open ones). As of {as_of}."
         ),
     )

@@ -184,3 +184,67 @@ def test_a_long_name_and_a_control_character_from_chat_still_make_a_deck(
     deck = Presentation(str(out))
     assert deck.core_properties.title.startswith("Acme Consolidated")
     assert len(deck.core_properties.title) <= 255
+
+
+def test_milestones_done_say_the_period_they_cover(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date, timedelta
+
+    from storage.models import Milestone
+
+    today = date.fromisoformat(AS_OF)
+    quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    with Session(demo_container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        done = session.exec(
+            select(Milestone).where(Milestone.account_id == acme.id, Milestone.status == "done")
+        ).all()
+    listed = [m for m in done if m.completed_on and m.completed_on >= today - timedelta(days=90)]
+    # The deck lists one done before this calendar quarter began: "this quarter" would be false.
+    assert any(m.completed_on < quarter_start for m in listed)
+    out = tmp_path / "acme.pptx"
+    assert runner.invoke(app, ["qbr", "acme", "--out", str(out)]).exit_code == 0
+    milestones = next(s for s in slides_of(out) if s["title"] == "Milestones: done and next")
+    assert "Done in the last 90 days:" in milestones["text"]
+    assert "this quarter" not in milestones["text"]
+    agenda = next(s for s in slides_of(out) if s["title"] == "Suggested agenda")
+    assert "Value delivered in the last 90 days" in agenda["text"]
+
+
+def test_one_of_a_unit_is_singular(demo_container) -> None:  # type: ignore[no-untyped-def]
+    from handlers.context import Actor, ChatContext
+    from handlers.qbr import qbr_prep
+    from handlers.qbr_pack import _indicators_slide, _kpi_line
+
+    with Session(demo_container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        ctx = ChatContext(
+            platform="console",
+            actor=Actor(csm_id=acme.owner_id, name="Dana", role="csm"),
+            today=__import__("datetime").date.fromisoformat(AS_OF),
+        )
+        prep = qbr_prep(
+            session, ctx=ctx, models=demo_container.health_models, account_id=acme.id
+        ).context
+    for indicator in prep["leading"] + prep["lagging"]:
+        if indicator["unit"] in ("tickets", "days"):
+            indicator["value"] = 1.0
+    from types import SimpleNamespace
+
+    slide = _indicators_slide(prep, SimpleNamespace(source="snapshot"), "executive", AS_OF)
+    lines = [b.text for b in slide.bullets]
+    assert "Open support tickets: 1 ticket (amber)" in lines
+    assert "Days since executive touchpoint: 1 day (amber)" in lines
+    assert not [line for line in lines if " 1 tickets" in line or " 1 days" in line]
+    kpi = {**prep["kpis"][0], "baseline": 0.0, "current": 1.0, "target": 3.0, "unit": " reviews"}
+    assert "0 reviews → 1 review (target 3 reviews)" in _kpi_line(kpi)
+
+
+def test_the_agenda_has_every_discussion_point_the_deck_has(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Globex renews more than six months out; the deck still has its renewal slide.
+    out = tmp_path / "globex.pptx"
+    assert runner.invoke(app, ["qbr", "globex", "--out", str(out)]).exit_code == 0
+    slides = slides_of(out)
+    agenda = next(s for s in slides if s["title"] == "Suggested agenda")["text"]
+    assert any(s["title"].startswith("Renewal:") for s in slides)
+    assert "Renewal timeline and success criteria" in agenda
+    assert "Growth: where the team is outgrowing the plan" in agenda
