@@ -65,6 +65,32 @@ def test_the_parser_flags_chart_and_map_requests(demo_container) -> None:  # typ
     assert parse("/health acme", index=index, today=TODAY).chart is None
 
 
+def test_a_csm_asks_for_the_trend_in_their_own_words(demo_container) -> None:  # type: ignore[no-untyped-def]
+    with Session(demo_container.engine) as session:
+        index = account_index(session)
+    for text in (
+        "how has acme been trending?",
+        "acme's health history",
+        "how has acme's health changed over time",
+        "draw acme's health",
+        "show me acme's health curve",
+        "plot acme's health over time",
+        "can you show acme's health trend?",
+        "graph of acme health",
+        "visualise acme health",
+        "show me a chart of acme",
+    ):
+        parsed = parse(text, index=index, today=TODAY)
+        assert (parsed.intent, parsed.chart, parsed.account.name) == (
+            "account_health",
+            "chart",
+            "Acme Corp",
+        ), text
+    for text in ("how is acme doing?", "when does acme renew?", "what's the history with acme?"):
+        assert parse(text, index=index, today=TODAY).intent != "unknown", text
+    assert parse("how is acme doing?", index=index, today=TODAY).chart is None
+
+
 def test_health_trend_is_the_snapshots_the_forecast_and_the_events(demo_container) -> None:  # type: ignore[no-untyped-def]
     trend, indicators = specs(demo_container, "/health acme chart")
     assert isinstance(trend, HealthTrendSpec) and isinstance(indicators, IndicatorsSpec)
