@@ -251,6 +251,8 @@ def render_health_trend(spec: HealthTrendSpec, *, dpi: int = CHAT_DPI) -> bytes:
         if label:
             handles.append(point)  # type: ignore[arg-type]
     start = spec.history[0][0] if spec.history else spec.today - timedelta(days=30)
+    # A young account: a week before today keeps "today" (written left of its line) in the plot.
+    start = min(start, spec.today - timedelta(days=7))
     end = max([spec.today, *(d for d, _ in series), *(e.day for e in spec.events)])
     ax.set_xlim(start, end + timedelta(days=2))
     ax.set_ylim(0, 100)

@@ -119,3 +119,34 @@ def test_the_team_map_keeps_names_and_quadrant_labels_apart(
         box = label.get_window_extent(renderer)
         (_, low), (_, high) = to_data.transform([(box.x0, box.y0), (box.x1, box.y1)])
         assert low >= 100 or high <= 0, label.get_text()
+
+
+def test_a_first_days_trend_keeps_its_labels_inside_the_plot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import date, timedelta
+
+    from charts.specs import ForecastPath, HealthTrendSpec
+
+    today = date(2026, 11, 30)
+    spec = HealthTrendSpec(
+        title="Fabrikam Inc — health today (no history yet)",
+        account="Fabrikam Inc",
+        today=today,
+        red_max=50,
+        green_min=76,
+        history=((today, 63.0),),
+        forecast=ForecastPath(
+            points=((today, 63.0), (today + timedelta(days=38), 50.0)),
+            label="Forecast: red in ~38 days",
+        ),
+        events=(),
+        source="one snapshot",
+    )
+    fig = drawn(monkeypatch, spec)
+    (ax,) = fig.axes
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = ax.get_window_extent(renderer)
+    for label in ax.texts:
+        box = label.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, label.get_text()
