@@ -61,6 +61,11 @@ class _Commands(TyperGroup):
             raise typer.Exit(2) from exc
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 account", "3 accounts"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _database_url() -> str | None:
     try:
         return Settings().database_url
@@ -314,7 +319,7 @@ def _import_file(kind: str, file: Path, encoding: str | None) -> None:
             models=container.health_models,
             account_ids=report.account_ids,
         )
-        typer.echo(f"Health recomputed for {summary.accounts} accounts.")
+        typer.echo(f"Health recomputed for {_count(summary.accounts, 'account')}.")
 
 
 # -- people -------------------------------------------------------------------------------------
@@ -497,7 +502,7 @@ def people_list(
         )
         typer.echo(
             f"{p.email:<32} {p.name:<24} {p.role:<8} manager {p.manager_email or '-':<24} "
-            f"{p.timezone:<20} digest {p.digest_time}  {p.accounts} accounts"
+            f"{p.timezone:<20} digest {p.digest_time}  {_count(p.accounts, 'account')}"
             + (f"  ({chat})" if chat else "  (no chat id yet)")
         )
 

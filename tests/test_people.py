@@ -240,3 +240,13 @@ def test_the_people_api_has_the_same_rules(fresh: Container) -> None:
         assert [(p["email"], p["manager_email"]) for p in listing] == [
             ("bo@acme.io", "ada@acme.io")
         ]
+
+
+def test_counts_of_one_read_as_one(fresh: Container, tmp_path: Path) -> None:
+    assert cli("people", "add", "sam@acme.io", "--name", "Sam Reyes").exit_code == 0
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("external_id,name,owner_email\nA-1,Fabrikam,sam@acme.io\n")
+    imported = cli("import", "accounts", str(accounts))
+    assert "Health recomputed for 1 account." in imported.output, imported.output
+    listing = cli("people", "list").output
+    assert " 1 account " in listing and "1 accounts" not in listing
