@@ -641,7 +641,9 @@ def outbox(
 @app.command()
 def qbr(
     account: Annotated[str, typer.Argument(help="The account, as you would name it in chat.")],
-    out: Annotated[Path, typer.Option("--out", help="File to write (.pptx or .md).")],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="File to write (.pptx or .md).")
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="pptx | md (default: from --out's suffix).")
     ] = None,
@@ -666,6 +668,9 @@ def qbr(
         typer.echo(write_pack(chat, account, out, fmt=chosen, variant=variant))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        typer.echo(f"Cannot write {out}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
 
 

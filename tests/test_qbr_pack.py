@@ -248,3 +248,15 @@ def test_the_agenda_has_every_discussion_point_the_deck_has(demo_container, tmp_
     assert any(s["title"].startswith("Renewal:") for s in slides)
     assert "Renewal timeline and success criteria" in agenda
     assert "Growth: where the team is outgrowing the plan" in agenda
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = runner.invoke(app, ["qbr", "acme", "--out", str(tmp_path)])
+    assert folder.exit_code == 2 and "is a directory." in " ".join(folder.output.split())
+    assert "Traceback" not in folder.output
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be")
+    inside = runner.invoke(app, ["qbr", "acme", "--out", str(blocked / "acme.pptx")])
+    assert inside.exit_code == 1, inside.output
+    assert inside.output.strip().startswith("Cannot write") and "Traceback" not in inside.output
+    assert len(inside.output.strip().splitlines()) == 1
