@@ -252,7 +252,7 @@ def test_the_agenda_has_every_discussion_point_the_deck_has(demo_container, tmp_
 
 def test_an_output_path_that_cannot_be_written_is_one_line(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = runner.invoke(app, ["qbr", "acme", "--out", str(tmp_path)])
-    assert folder.exit_code == 2 and "is a directory." in " ".join(folder.output.split())
+    assert folder.exit_code == 2 and "directory" in folder.output and "--out" in folder.output
     assert "Traceback" not in folder.output
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a folder should be")
