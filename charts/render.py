@@ -120,6 +120,7 @@ def _short(text: str, limit: int = 28) -> str:
 
 # Health-map names and the room kept above 100 and below 0 for the quadrant labels.
 MAP_NAME_SIZE = 6.5
+MAP_MAX_NAMES = 20
 MAP_LABEL_BAND = 12.0
 # Where a name may go next to its point, in points: right of it first, then left, above, below.
 LABEL_SPOTS: tuple[tuple[tuple[float, float], str], ...] = (
@@ -386,7 +387,8 @@ def render_health_map(spec: HealthMapSpec, *, dpi: int = CHAT_DPI) -> bytes:
         spec.points if len(spec.points) <= 20 else [p for p in spec.points if p.quadrant == "fix"]
     )
     # The accounts that need action first, then the largest: they get a place before the rest.
-    order = sorted(named, key=lambda p: (p.quadrant != "fix", -p.arr))
+    # A big book names its largest fix accounts only: more names would not be readable anyway.
+    order = sorted(named, key=lambda p: (p.quadrant != "fix", -p.arr))[:MAP_MAX_NAMES]
     labels = [_short(p.name, 18) for p in order]
     anchors = [(max(p.arr, 1.0), p.health) for p in order]
     for label, anchor, place in zip(

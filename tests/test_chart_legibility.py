@@ -150,3 +150,41 @@ def test_a_first_days_trend_keeps_its_labels_inside_the_plot(
     for label in ax.texts:
         box = label.get_window_extent(renderer)
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1, label.get_text()
+
+
+def test_a_big_books_map_names_only_what_can_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+    from datetime import date
+
+    from charts.specs import HealthMapSpec, MapPoint
+    from domain.health_map import quadrant
+
+    rng = random.Random(7)
+    points = []
+    for i in range(2_000):
+        health, arr = rng.uniform(10, 100), 10 ** rng.uniform(3, 6.5)
+        band = "green" if health >= 76 else "amber" if health > 50 else "red"
+        points.append(
+            MapPoint(
+                f"Account {i}",
+                health,
+                arr,
+                rng.randint(0, 400),
+                band,
+                quadrant(health, arr, health_split=76, arr_split=55_000),
+            )
+        )
+    spec = HealthMapSpec(
+        title="Health map — all accounts",
+        scope="all",
+        today=date(2026, 11, 30),
+        health_split=76,
+        arr_split=55_000,
+        points=tuple(points),
+    )
+    fig = drawn(monkeypatch, spec)
+    (ax,) = fig.axes
+    names = [t for t in ax.texts if t.get_text().startswith("Account ")]
+    # Hundreds of "fix" accounts: a dozen or two readable names, the largest first, not a smear.
+    assert 0 < len(names) <= render.MAP_MAX_NAMES
+    assert overlapping(fig, names) == []
