@@ -38,6 +38,8 @@ KINDS = ("people", "accounts", "readings", "milestones", "renewals", "surveys")
 MAX_ERRORS_SHOWN = 100
 # Whole numbers are stored in 32-bit integer columns on PostgreSQL.
 MAX_INT = 2_147_483_647
+# The largest ARR an account or a renewal may have (a trillion: no customer comes close).
+MAX_MONEY = 1_000_000_000_000
 # Columns that may hold a line break; anywhere else one means a quote was left open.
 MULTILINE_COLUMNS = frozenset({"note", "comment"})
 # Characters no cell may hold: control characters but tab and line breaks (a terminal escape in
@@ -171,6 +173,15 @@ def _non_negative(raw: str) -> float | None:
     value = _number(raw)
     if value is not None and value < 0:
         raise _Bad(f"must not be negative: {raw!r}")
+    return value
+
+
+def _money(raw: str) -> float | None:
+    """An amount of ARR: not negative, and at most a trillion dollars. A larger number is a
+    mistake (a unit, a pasted id), and 1e308 would turn every portfolio total into infinity."""
+    value = _non_negative(raw)
+    if value is not None and value > MAX_MONEY:
+        raise _Bad(f"more than ${MAX_MONEY:,.0f}: {raw!r}")
     return value
 
 
@@ -366,7 +377,7 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("owner_email", _email),
         _Col("segment", _segment),
         _Col("tier", _text),
-        _Col("arr", _non_negative),
+        _Col("arr", _money),
         _Col("lifecycle_stage", _one_of(LIFECYCLE_STAGES)),
         _Col("start_date", _iso_date),
         _Col("renewal_date", _iso_date),
@@ -400,10 +411,10 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("external_id", _text, required=True),
         _Col(_ACCOUNT_REF, _text, required=True),
         _Col("renewal_date", _iso_date, required=True),
-        _Col("arr", _non_negative),
+        _Col("arr", _money),
         _Col("likelihood", _probability),
         _Col("status", _one_of(RENEWAL_STATUSES)),
-        _Col("renewed_arr", _non_negative),
+        _Col("renewed_arr", _money),
         _Col("closed_on", _iso_date),
     ),
     "surveys": (

@@ -281,3 +281,39 @@ def test_unstorable_text_over_the_api_is_a_422_not_a_500(
         assert person.status_code == 422, person.text
         assert "control character" in person.text or "cannot be stored" in person.text
     assert account_names(team_on_each_backend) == []
+
+
+def test_an_absurd_arr_is_a_row_error_not_an_infinite_portfolio(
+    team: Container, tmp_path: Path
+) -> None:
+    # 1e308 is a finite float: summed with anything it becomes "$infM ARR" in every answer.
+    path = write(
+        tmp_path,
+        "external_id,name,owner_email,arr\n"
+        "A-1,Alpha,dana@example.com,1e308\n"
+        "A-2,Beta,dana@example.com,2000000000000\n"
+        "A-3,Gamma,dana@example.com,1000000000000\n",
+    )
+    result = runner.invoke(app, ["import", "accounts", str(path)])
+    assert result.exit_code == 1
+    assert "row 2, column 'arr': more than $1,000,000,000,000" in result.output
+    assert "row 3, column 'arr': more than $1,000,000,000,000" in result.output
+    assert "row 4" not in result.output
+    with TestClient(build_app(team)) as client:
+        response = client.post(
+            "/api/v1/import/renewals",
+            json={
+                "rows": [
+                    {
+                        "external_id": "R-1",
+                        "account_external_id": "A-1",
+                        "renewal_date": "2027-01-01",
+                        "renewed_arr": 1e300,
+                    }
+                ]
+            },
+            headers=AUTH,
+        )
+    assert response.status_code == 422
+    assert any(e["column"] == "renewed_arr" for e in response.json()["errors"])
+    assert account_names(team) == []
