@@ -262,6 +262,20 @@ def qbr_prep(
         }
         for e in escalations
     ]
+    lapsed = renewal is not None and renewal.renewal_date < today
+    if renewal is not None and lapsed:
+        # The contract end passed and nobody closed the renewal: the deck must not count on it.
+        # First in the list: the list is cut at eight, and this is the one that cannot wait.
+        risk_items.insert(
+            0,
+            {
+                "risk": f"Renewal date passed {(today - renewal.renewal_date).days} days ago and "
+                "the renewal is still open on record",
+                "action": "Confirm with the account team whether it renewed, then update the "
+                "record (renewed or churned) before the review",
+                "source": f"renewal record #{renewal.id}",
+            },
+        )
     risks = [item["risk"] for item in risk_items]
 
     audiences = _audiences(session, qbr, aid)
@@ -303,8 +317,13 @@ def qbr_prep(
             {
                 "item": "Renewal timeline and success criteria",
                 "minutes": 5,
-                "detail": f"Renews {renewal.renewal_date.isoformat()}: agree the criteria, "
-                "not the price",
+                "detail": (
+                    f"Was due {renewal.renewal_date.isoformat()} and is still open on record: "
+                    "confirm where it stands"
+                    if lapsed
+                    else f"Renews {renewal.renewal_date.isoformat()}: agree the criteria, "
+                    "not the price"
+                ),
             }
         )
     context = {

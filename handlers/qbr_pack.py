@@ -111,11 +111,12 @@ def _wiifm_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     for audience in prep["audiences"]:
         who = ", ".join(audience["people"]) or "no one named yet"
         lines.append((f"{audience['label']} ({who}): {audience['wiifm']}", 1))
-    renewal_text = (
-        f"a renewal on {renewal['date']} decided on outcomes, not on price"
-        if renewal
-        else "a relationship that grows with the outcomes"
-    )
+    if renewal and renewal["days_left"] >= 0:
+        renewal_text = f"a renewal on {renewal['date']} decided on outcomes, not on price"
+    elif renewal:
+        renewal_text = "a renewal decided on outcomes, not on price"
+    else:
+        renewal_text = "a relationship that grows with the outcomes"
     lines.append(f"Our company: {renewal_text}, and a customer who refers others")
     owner = (account.get("owner") or {}).get("name") or "the CSM"
     focus = "sponsor support on blockers" if variant == "executive" else "owners and dates"
@@ -289,8 +290,14 @@ def _renewal_slide(prep: dict[str, Any], as_of: str) -> Slide:
         lines = ["No open renewal on record"]
         notes = f"No open renewal record for the account. As of {as_of}."
     else:
+        days = renewal["days_left"]
+        when = (
+            f"Renews {renewal['date']} ({days} days)"
+            if days >= 0
+            else f"Renewal date {renewal['date']} passed {-days} days ago; still open on record"
+        )
         lines = [
-            f"Renews {renewal['date']} ({renewal['days_left']} days), {_money(renewal['arr'])} ARR",
+            f"{when}, {_money(renewal['arr'])} ARR",
             "Agree the success criteria the renewal decision rests on",
             "Agree the timeline and who decides",
             "Price and contract terms are not discussed here",

@@ -260,3 +260,29 @@ def test_an_output_path_that_cannot_be_written_is_one_line(demo_container, tmp_p
     assert inside.exit_code == 1, inside.output
     assert inside.output.strip().startswith("Cannot write") and "Traceback" not in inside.output
     assert len(inside.output.strip().splitlines()) == 1
+
+
+def test_a_renewal_date_that_has_passed_is_said_as_such(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    # The CRM never closed last month's renewal: the record is open with a date in the past.
+    with demo_container.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE renewal SET renewal_date = '2026-10-25' WHERE status = 'open' AND "
+                "account_id = (SELECT id FROM account WHERE name = 'Acme Corp')"
+            )
+        )
+    out = tmp_path / "acme.pptx"
+    assert runner.invoke(app, ["qbr", "acme", "--out", str(out)]).exit_code == 0
+    slides = slides_of(out)
+    everything = "\n".join(s["text"] for s in slides)
+    assert "(-29 days)" not in everything and "-29" not in everything
+    renewal = next(s for s in slides if s["title"].startswith("Renewal:"))
+    assert "Renewal date 2026-10-25 passed 29 days ago" in renewal["text"]
+    risks = next(s for s in slides if s["title"] == "Risks and what we do about them")
+    assert (
+        "Renewal date passed 29 days ago and the renewal is still open on record" in risks["text"]
+    )
+    wiifm = slides[1]["text"]
+    assert "a renewal on 2026-10-25" not in wiifm
