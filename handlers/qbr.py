@@ -285,7 +285,9 @@ def qbr_prep(
         {
             "item": "Goals we agreed and where we stand",
             "minutes": 10,
-            "detail": "Objectives and KPIs against target, as a chart",
+            "detail": "Objectives and KPIs against target, as a chart"
+            if kpis
+            else "Agree the goals and the KPIs that show them (no success plan yet)",
         },
         {
             "item": f"Value delivered in the last {DONE_WINDOW_DAYS} days",

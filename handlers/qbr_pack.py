@@ -101,8 +101,8 @@ def _wiifm_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     kpis = prep["kpis"]
     renewal = prep["renewal"]
     outcome = (
-        "; ".join(f"{k['kpi']} to {k['target']:g}{_unit(k)}" for k in kpis[:3])
-        or "the outcomes in the success plan"
+        "; ".join(f"{k['kpi']} to {_amount(k['target'], _unit(k))}" for k in kpis[:3])
+        or "outcomes to agree: no success plan yet"
     )
     lines: list[str | tuple[str, int]] = [
         f"{account['name']} (the organisation): {outcome}",
@@ -118,9 +118,10 @@ def _wiifm_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     else:
         renewal_text = "a relationship that grows with the outcomes"
     lines.append(f"Our company: {renewal_text}, and a customer who refers others")
-    owner = (account.get("owner") or {}).get("name") or "the CSM"
+    owner = (account.get("owner") or {}).get("name")
     focus = "sponsor support on blockers" if variant == "executive" else "owners and dates"
-    lines.append(f"{owner} (CSM): agreement on next quarter's milestones, {focus}")
+    who = f"{owner} (CSM)" if owner else "The CSM"
+    lines.append(f"{who}: agreement on next quarter's milestones, {focus}")
     notes = (
         f"Begin with the end in mind: what each audience gets from this hour. Outcomes and targets "
         f"from the success plan's objectives; attendees from the QBR invitation (or the account's "
@@ -202,8 +203,9 @@ def _outcomes_slide(prep: dict[str, Any], plan_spec: Any, as_of: str) -> Slide:
 def _indicators_slide(prep: dict[str, Any], spec: Any, variant: Variant, as_of: str) -> Slide:
     def line(i: dict[str, Any]) -> str:
         unit = i["unit"] if i["unit"] in ("%", "") else f" {i['unit']}"
-        value = "no fresh reading" if i["value"] is None else _amount(i["value"], unit)
-        return f"{i['label']}: {value} ({i['band']})"
+        if i["value"] is None:
+            return f"{i['label']}: no fresh reading"
+        return f"{i['label']}: {_amount(i['value'], unit)} ({i['band']})"
 
     lines: list[str | tuple[str, int]] = ["Leading (what comes next):"]
     lines += [(line(i), 1) for i in prep["leading"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pptx import Presentation
@@ -286,3 +287,29 @@ def test_a_renewal_date_that_has_passed_is_said_as_such(demo_container, tmp_path
     )
     wiifm = slides[1]["text"]
     assert "a renewal on 2026-10-25" not in wiifm
+
+
+def test_a_new_account_with_nothing_yet_gets_true_sentences(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from storage.csv_import import import_records
+
+    # Imported this morning: no owner, no success plan, no stakeholders, no readings.
+    import_records(
+        demo_container.engine,
+        "accounts",
+        ["external_id", "name", "arr", "renewal_date"],
+        [["NEW-1", "Zephyr Freight", "40000", "2027-03-01"]],
+    )
+    out = tmp_path / "zephyr.pptx"
+    result = runner.invoke(app, ["qbr", "zephyr", "--out", str(out), "--variant", "operational"])
+    assert result.exit_code == 0, result.output
+    slides = slides_of(out)
+    everything = "\n".join(s["text"] for s in slides)
+    assert "the CSM (CSM)" not in everything
+    assert "(insufficient)" not in everything
+    assert not re.search(r"\bNone\b(?! yet)|\bnan\b", everything)
+    wiifm = slides[1]["text"]
+    assert "the outcomes in the success plan" not in wiifm
+    assert "no success plan yet" in wiifm
+    agenda = next(s for s in slides if s["title"] == "Suggested agenda")["text"]
+    assert "as a chart" not in agenda
+    assert "Agree the goals and the KPIs that show them" in agenda
