@@ -144,7 +144,9 @@ def test_the_database_password_is_made_url_safe() -> None:
 
 
 def test_the_systemd_steps_create_every_folder_the_unit_needs() -> None:
-    section = (ROOT / "docs" / "deploy.md").read_text().split("## systemd", 1)[1].split("\n## ", 1)[0]
+    section = (
+        (ROOT / "docs" / "deploy.md").read_text().split("## systemd", 1)[1].split("\n## ", 1)[0]
+    )
     # A system user gets no home unless asked, and the venv goes there.
     assert "--create-home" in section or "-m " in section
     # systemd refuses to start a unit whose ReadWritePaths does not exist.

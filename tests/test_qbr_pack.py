@@ -313,3 +313,18 @@ def test_a_new_account_with_nothing_yet_gets_true_sentences(demo_container, tmp_
     agenda = next(s for s in slides if s["title"] == "Suggested agenda")["text"]
     assert "as a chart" not in agenda
     assert "Agree the goals and the KPIs that show them" in agenda
+
+
+def test_markdown_images_resolve_when_the_file_name_has_spaces(
+    demo_container, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "Acme QBR (draft).md"
+    assert runner.invoke(app, ["qbr", "acme", "--out", str(out)]).exit_code == 0
+    text = out.read_text()
+    # A Markdown link target ends at the first space or unbalanced parenthesis.
+    targets = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert len(targets) == 3, text
+    for target in targets:
+        from urllib.parse import unquote
+
+        assert (tmp_path / unquote(target)).read_bytes().startswith(b"\x89PNG")
