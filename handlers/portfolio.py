@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from domain.forecast import describe_short
+from domain.numbers import format_score, round_half_away, shown_score
 from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
@@ -67,10 +69,10 @@ def _owner_names(session: Session, accounts: list[Account]) -> dict[int, str]:
 def _row(
     account: Account, snapshot: Any, past: float | None, owners: dict[int, str], today: date
 ) -> dict[str, Any]:
-    score = None if snapshot is None or snapshot.score is None else round(snapshot.score)
+    score = None if snapshot is None else shown_score(snapshot.score)
     delta = None
     if snapshot is not None and snapshot.score is not None and past is not None:
-        delta = round(snapshot.score - past)
+        delta = round_half_away(snapshot.score - past)
     drivers = (snapshot.drivers or []) if snapshot is not None else []
     return {
         "id": account.id,
@@ -80,11 +82,24 @@ def _row(
         "delta_7d": delta,
         "top_driver": drivers[0]["label"] if drivers else None,
         "forecast_red_in_days": snapshot.forecast_red_in_days if snapshot is not None else None,
+        "forecast": _forecast_phrase(snapshot),
         "arr": account.arr,
         "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
         "days_to_renewal": (account.renewal_date - today).days if account.renewal_date else None,
         "owner": owners.get(account.owner_id) if account.owner_id else None,
     }
+
+
+def _forecast_phrase(snapshot: Any) -> str | None:
+    """The red forecast as a list row says it ("red in 12–20d"); None when no red is coming."""
+    if snapshot is None:
+        return None
+    return describe_short(
+        snapshot.forecast_status,
+        snapshot.forecast_red_in_days,
+        snapshot.forecast_red_earliest,
+        snapshot.forecast_red_latest,
+    )
 
 
 def _rows(session: Session, accounts: list[Account], today: date) -> list[dict[str, Any]]:
@@ -278,9 +293,7 @@ def upcoming_renewals(
                 "days_left": (renewal.renewal_date - ctx.today).days,
                 "arr": renewal.arr,
                 "likelihood": renewal.likelihood,
-                "score": None
-                if snapshot is None or snapshot.score is None
-                else round(snapshot.score),
+                "score": None if snapshot is None else shown_score(snapshot.score),
                 "band": snapshot.band if snapshot else "insufficient",
                 "owner": owners.get(account.owner_id) if account.owner_id else None,
                 "status": renewal.status,
@@ -471,7 +484,7 @@ def account_renewal(
     else:
         text = f"{found.name} has no open renewal on record."
     if snapshot is not None and snapshot.score is not None:
-        text += f"; health {snapshot.score:.0f} {snapshot.band}"
+        text += f"; health {format_score(snapshot.score)} {snapshot.band}"
     return Reply(
         template="account_renewal",
         context={
@@ -483,6 +496,7 @@ def account_renewal(
                 "delta_7d": row["delta_7d"],
                 "top_driver": row["top_driver"],
                 "forecast_red_in_days": row["forecast_red_in_days"],
+                "forecast": row["forecast"],
             },
             "overdue_milestones": len(overdue),
         },

@@ -136,34 +136,24 @@ def test_the_scheduler_leader_on_postgresql(migrated_url: str) -> None:
         container.engine.dispose()
 
 
-def test_a_leader_of_another_database_on_the_same_server_does_not_count(
-    migrated_url: str,
-) -> None:
+@pytest.mark.postgres
+def test_a_leader_on_another_database_of_the_server_does_not_count(migrated_url: str) -> None:
+    """Advisory locks are per database: a replica leading another CSM database on the same
+    server must not make this one look led."""
     if not migrated_url.startswith("postgresql"):
         pytest.skip("the leader lock is PostgreSQL's")
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
     from scheduler.leader import Leadership
-    from storage.db import make_engine, normalise_url
+    from storage.db import make_engine
+    from tests.conftest import PG_ADMIN_URL
 
-    # Staging and production on one PostgreSQL server: staging's leader is not production's.
-    admin = create_engine(normalise_url(migrated_url), isolation_level="AUTOCOMMIT")
-    other = f"csm_other_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{other}"'))
-    other_engine = make_engine(migrated_url.rsplit("/", 1)[0] + f"/{other}")
-    staging = Leadership(other_engine)
+    other = make_engine(PG_ADMIN_URL)  # the server's `test` database, not this test's
+    elsewhere = Leadership(other)
     container = Container(settings=Settings(database_url=migrated_url))
     try:
-        assert staging.check()
+        assert elsewhere.check()
         status, message, _ = findings(container)["scheduler"]
         assert status == "problem" and "no replica leads the scheduler" in message
     finally:
-        staging.release()
-        other_engine.dispose()
+        elsewhere.release()
+        other.dispose()
         container.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)'))
-        admin.dispose()
