@@ -271,7 +271,7 @@ def _threshold_text(bar: IndicatorBar) -> str:
     if bar.value is None:
         value = "no reading"
     else:
-        value = f"{bar.value:g}{unit}"
+        value = f"{round(bar.value, 1):g}{unit}"
         if bar.status == "stale":
             value += " (stale)"
     better = "≥" if bar.direction == "higher" else "≤"

@@ -74,11 +74,16 @@ def _unit(kpi: dict[str, Any]) -> str:
     return str(kpi.get("unit") or "")
 
 
+def _figure(value: float) -> str:
+    """A number as a slide shows it: at most one decimal (NPS from surveys is 33.3, not 33.3333)."""
+    return f"{round(value, 1):g}"
+
+
 def _amount(value: float, unit: str) -> str:
     """ "3 tickets" but "1 ticket": a word unit is plural except for exactly one."""
     if value == 1 and unit.startswith(" ") and unit.endswith("s") and len(unit) > 2:
         unit = unit[:-1]
-    return f"{value:g}{unit}"
+    return f"{_figure(value)}{unit}"
 
 
 def _kpi_line(kpi: dict[str, Any]) -> str:
@@ -227,14 +232,15 @@ def _indicators_slide(prep: dict[str, Any], spec: Any, variant: Variant, as_of: 
 
 
 def _plan_slide(spec: Any, as_of: str) -> Slide:
-    lines = [f"Baseline {spec.baseline:g}, target {spec.target:g} ({spec.kpi})"]
+    lines = [f"Baseline {_figure(spec.baseline)}, target {_figure(spec.target)} ({spec.kpi})"]
     for point in spec.planned:
         lines.append(
-            f"{point.label}: {point.value:g} by {point.day.isoformat()} ({point.status.replace('_', ' ')})"
+            f"{point.label}: {_figure(point.value)} by {point.day.isoformat()} "
+            f"({point.status.replace('_', ' ')})"
         )
     if spec.actual:
         day, value = spec.actual[-1]
-        lines.append(f"Measured {value:g} on {day.isoformat()}")
+        lines.append(f"Measured {_figure(value)} on {day.isoformat()}")
     return Slide(
         title=f"Plan vs actual: {spec.objective}",
         section="value",

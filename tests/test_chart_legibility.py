@@ -188,3 +188,15 @@ def test_a_big_books_map_names_only_what_can_be_read(monkeypatch: pytest.MonkeyP
     # Hundreds of "fix" accounts: a dozen or two readable names, the largest first, not a smear.
     assert 0 < len(names) <= render.MAP_MAX_NAMES
     assert overlapping(fig, names) == []
+
+
+def test_chart_labels_round_values_to_one_decimal(
+    demo_container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    specs = [s for q in QUESTIONS for s in chart_specs(demo_container, q)]
+    for spec in specs:
+        shown = [t.get_text() for t in texts(drawn(monkeypatch, spec))] + [spec.summary()]
+        long = [t for t in shown if re.search(r"\d+\.\d{2,}", t)]
+        assert long == [], spec.title

@@ -330,3 +330,13 @@ def test_markdown_images_resolve_when_the_file_name_has_spaces(
         from urllib.parse import unquote
 
         assert (tmp_path / unquote(target)).read_bytes().startswith(b"\x89PNG")
+
+
+def test_numbers_on_slides_have_at_most_one_decimal(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # NPS computed from survey responses is a fraction (33.3333...): a slide shows 33.3.
+    for variant in ("executive", "operational"):
+        out = tmp_path / f"acme-{variant}.pptx"
+        result = runner.invoke(app, ["qbr", "acme", "--out", str(out), "--variant", variant])
+        assert result.exit_code == 0, result.output
+        text = "\n".join(s["text"] for s in slides_of(out))
+        assert re.findall(r"\d+\.\d{2,}", text) == [], variant
