@@ -368,9 +368,13 @@ def _person_record(
     slack_id: str | None = None,
     teams_id: str | None = None,
     teams_aad_id: str | None = None,
+    work_start: str | None = None,
+    work_end: str | None = None,
 ) -> dict[str, object]:
     """The columns given on the command line ('none' clears an optional one)."""
     given = {
+        "work_start": work_start,
+        "work_end": work_end,
         "name": name,
         "role": role,
         "manager_email": manager,
@@ -387,6 +391,17 @@ def _person_record(
             continue
         out[key] = None if isinstance(value, str) and value.strip().lower() == "none" else value
     return out
+
+
+def _work_hours(value: str | None) -> dict[str, str]:
+    """--work-hours 09:00-18:00 as the two columns (each checked by the people import)."""
+    if value is None:
+        return {}
+    start, sep, end = value.partition("-")
+    if not sep or not start.strip() or not end.strip():
+        typer.echo(f"--work-hours: use HH:MM-HH:MM, e.g. 09:00-18:00 (got {value!r})", err=True)
+        raise typer.Exit(2)
+    return {"work_start": start.strip(), "work_end": end.strip()}
 
 
 def _people_write(action, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -453,8 +468,26 @@ def people_set(
     slack_id: SlackIdOption = None,
     teams_id: TeamsIdOption = None,
     teams_aad_id: TeamsAadOption = None,
+    work_hours: Annotated[
+        str | None,
+        typer.Option(
+            "--work-hours",
+            help="Working hours, local HH:MM-HH:MM; urgent alerts only inside them "
+            "(docs/notifications.md).",
+        ),
+    ] = None,
+    interrupts: Annotated[
+        str | None,
+        typer.Option(
+            "--interrupts",
+            help="Alert kinds that interrupt at once, comma-separated (red,sev1,renewal_detractor,"
+            "escalation_sla,amber,score_drop,forecast_red,detractor,milestone_overdue); "
+            "'none' or 'default'.",
+        ),
+    ] = None,
 ) -> None:
-    """Change someone's name, role, manager, time zone, digest time or chat ids."""
+    """Change someone's name, role, manager, time zone, digest time, working hours, what
+    interrupts them, or chat ids."""
     from storage.db import upgrade
     from storage.people import set_person
 
@@ -468,7 +501,11 @@ def people_set(
         slack_id=slack_id,
         teams_id=teams_id,
         teams_aad_id=teams_aad_id,
+        **_work_hours(work_hours),
     )
+    if interrupts is not None:
+        # Not through the 'none' rule above: here "none" means nothing interrupts (not unset).
+        changes["interrupts"] = interrupts.strip() or "default"
     if not changes:
         typer.echo("Nothing to change: give at least one option (see --help).", err=True)
         raise typer.Exit(2)

@@ -31,7 +31,9 @@ _SMALL_TALK = re.compile(
     r"^\W*(thanks?( you)?|thx|ty|cheers|great|cool|ok(ay)?|nice|bye|goodbye|see you)\W*$",
     re.IGNORECASE,
 )
-_SETTINGS = re.compile(r"\b(settings?|preferences|digest time|time ?zone)\b", re.IGNORECASE)
+_SETTINGS = re.compile(
+    r"\b(settings?|preferences|digest time|time ?zone|quiet hours|working hours)\b", re.IGNORECASE
+)
 _CHOICE = re.compile(r"^\s*#?(\d{1,2})\W*$")
 # Asking about escalations is not opening one: "open escalations?", "any escalations", "list escalations".
 _ESCALATION_QUESTION = re.compile(

@@ -43,7 +43,12 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
 
     Raises NotFound when what it is about is gone (a deleted account or CSM): permanent.
     """
-    from handlers.digests import daily_digest, manager_digest
+    from handlers.digests import (
+        DEFAULT_QBR_OFFSETS,
+        DEFAULT_RENEWAL_OFFSETS,
+        daily_digest,
+        manager_digest,
+    )
     from handlers.qbr import qbr_prep
 
     kind = spec["kind"]
@@ -64,7 +69,17 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
                 # The draft deck, built by the notifier when it sends (a reference, not bytes).
                 reply = with_pack(reply, variant="executive", today=today)
         elif kind == "daily_digest" and csm is not None:
-            reply = daily_digest(session, ctx=ctx, csm_id=csm.id)
+            since = spec.get("since")
+            reply = daily_digest(
+                session,
+                ctx=ctx,
+                csm_id=csm.id,
+                since=date.fromisoformat(since) if since else None,
+                alert_ids=[int(i) for i in spec.get("alerts") or []],
+                renewal_offsets=spec.get("renewal_offsets") or DEFAULT_RENEWAL_OFFSETS,
+                qbr_offsets=spec.get("qbr_offsets") or DEFAULT_QBR_OFFSETS,
+                qbr_packs=int(spec.get("qbr_packs") or 0),
+            )
         elif kind == "manager_digest" and csm is not None:
             from handlers.charts import health_map
 

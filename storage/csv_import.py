@@ -298,6 +298,22 @@ def _clock_time(raw: str) -> str | None:
     return f"{int(match[1]):02d}:{match[2]}"
 
 
+def _interrupts(raw: str) -> list[str] | None:
+    """Alert classes that interrupt a person (domain.notify_policy), separated by | or commas;
+    "none": nothing interrupts; empty or "default": the defaults (stored as NULL)."""
+    from domain.notify_policy import CLASS_KEYS
+
+    if not raw or raw.strip().lower() == "default":
+        return None
+    if raw.strip().lower() == "none":
+        return []
+    chosen = [p.strip().lower() for p in re.split(r"[|,]", raw) if p.strip()]
+    unknown = [p for p in chosen if p not in CLASS_KEYS]
+    if unknown:
+        raise _Bad(f"unknown alert kind {', '.join(unknown)}; use {', '.join(CLASS_KEYS)}")
+    return [k for k in CLASS_KEYS if k in chosen]
+
+
 def _yes_no(raw: str) -> bool | None:
     if not raw:
         return None
@@ -368,6 +384,9 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("timezone", _timezone),
         _Col("digest_time", _clock_time),
         _Col("digest_weekends", _yes_no),
+        _Col("work_start", _clock_time),
+        _Col("work_end", _clock_time),
+        _Col("interrupts", _interrupts),
         _Col("slack_user_id", _slack_user),
         _Col("teams_user_id", _one_token),
         _Col("teams_aad_object_id", _guid),
@@ -436,6 +455,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "timezone": "UTC",
         "digest_time": "08:30",
         "digest_weekends": False,
+        "work_start": "09:00",
+        "work_end": "18:00",
     },
     "accounts": {"segment": "mid-market", "arr": 0.0, "lifecycle_stage": "adoption", "aliases": []},
     "readings": {"source": "import"},

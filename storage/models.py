@@ -50,6 +50,12 @@ class CSM(Table, table=True):
     timezone: str = Field(default="UTC")
     digest_time: str = Field(default="08:30")
     digest_weekends: bool = Field(default=False)
+    # Urgent alerts reach a person only within their working hours (local time, HH:MM); the
+    # classes that interrupt them at all are ``interrupts`` (None = the defaults of
+    # domain.notify_policy.ALERT_CLASSES).
+    work_start: str = Field(default="09:00")
+    work_end: str = Field(default="18:00")
+    interrupts: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     slack_user_id: str | None = Field(default=None, unique=True, index=True)
     teams_user_id: str | None = Field(default=None, index=True)
     teams_aad_object_id: str | None = Field(default=None, index=True)

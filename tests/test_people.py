@@ -281,3 +281,36 @@ def test_a_management_loop_is_refused(fresh: Container, tmp_path: Path) -> None:
         )
     assert response.status_code == 422 and "management loop" in response.text
     assert people_rows(fresh.engine) == before
+
+
+def test_people_set_tunes_working_hours_and_what_interrupts(fresh: Container) -> None:
+    cli("people", "add", "sam@acme.io", "--name", "Sam Reyes", "--tz", "Europe/Rome")
+
+    def stored() -> tuple:
+        with fresh.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT work_start, work_end, interrupts FROM csm WHERE email = 'sam@acme.io'")
+            ).one()
+        return row[0], row[1], None if row[2] is None else json.loads(row[2])
+
+    assert stored() == ("09:00", "18:00", None)  # the defaults: red, sev1, renewal_detractor
+    done = cli(
+        "people", "set", "sam@acme.io", "--work-hours", "7:30-16:00", "--interrupts", "amber,red"
+    )
+    assert done.exit_code == 0, done.output
+    assert stored() == ("07:30", "16:00", ["red", "amber"])
+    assert cli("people", "set", "sam@acme.io", "--interrupts", "none").exit_code == 0
+    assert stored()[2] == []
+    assert cli("people", "set", "sam@acme.io", "--interrupts", "default").exit_code == 0
+    assert stored()[2] is None
+    # Bad input: one line that names the problem, nothing changed.
+    for args, expected in {
+        ("--work-hours", "9-5"): "not a time of day",
+        ("--work-hours", "09:00"): "use HH:MM-HH:MM",
+        ("--work-hours", "10:00-10:00"): "end different from their start",
+        ("--interrupts", "red,everything"): "unknown alert kind everything",
+    }.items():
+        result = cli("people", "set", "sam@acme.io", *args)
+        assert result.exit_code != 0 and expected in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert stored() == ("07:30", "16:00", None)

@@ -412,6 +412,8 @@ class CsmTeamsBot(TeamsActivityHandler):
             return await self._with_notice(turn_context, spec, data, error.message)
         except HandlerError as error:
             metrics.HANDLER_ERRORS.labels(type(error).__name__).inc()
+            if data.get("keep_card"):
+                return _message_response(error.message)
             # Nothing changed (the unit of work rolled back): show why above the card as it is now.
             return await self._with_notice(turn_context, spec, data, error.message)
         except BadAction as error:
@@ -426,6 +428,15 @@ class CsmTeamsBot(TeamsActivityHandler):
             metrics.HANDLER_ERRORS.labels("InternalError").inc()
             logger.exception("card action %s failed", verb)
             return _error(500, "InternalError", "Something went wrong on my side. Try again.")
+        if data.get("keep_card"):
+            # A line of a list (digest, urgent alerts): the list stays as it was and the outcome
+            # is told in a message of its own; the alert's own cards, where any were posted, are
+            # updated as always (not the list that was clicked).
+            if spec.after == "alert":
+                await update_alert_cards(
+                    self.container, self._outbound(turn_context), reply, Clicked()
+                )
+            return _message_response(_line_outcome(reply))
         return await self._after(turn_context, spec, reply, clicked, target)
 
     async def _after(
@@ -547,6 +558,31 @@ def _mentions_bot(activity: Activity) -> bool:
 
 def _card(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=ADAPTIVE_CARD, value=card)
+
+
+def _line_outcome(reply: Reply) -> str:
+    """ "Acknowledged by Dana: Acme Corp: Health turned red." from an alert's card reply."""
+    context = reply.context if isinstance(reply.context, dict) else {}
+    note, alert, account = context.get("note"), context.get("alert"), context.get("account")
+    if note and isinstance(alert, dict) and isinstance(account, dict):
+        return f"{note}: {account.get('name')}: {alert.get('title')}."
+    return reply.text
+
+
+class _MessageInvokeResponse(AdaptiveCardInvokeResponse):
+    """botbuilder types an invoke response's value as an object; a message response's is text."""
+
+    _attribute_map = {
+        **AdaptiveCardInvokeResponse._attribute_map,
+        "value": {"key": "value", "type": "str"},
+    }
+
+
+def _message_response(text: str) -> AdaptiveCardInvokeResponse:
+    """Universal Actions' "message" response: Teams shows the text and leaves the card as it is."""
+    return _MessageInvokeResponse(
+        status_code=200, type="application/vnd.microsoft.activity.message", value=text
+    )
 
 
 def _error(status: int, code: str, message: str) -> AdaptiveCardInvokeResponse:

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.slack.asks import Ask
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import (
     ask_reply,
     chat_of,
@@ -39,6 +40,10 @@ def _is_ephemeral(body: dict[str, Any]) -> bool:
 
 def _channel(body: dict[str, Any]) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+
+
+def _ack_now(ack: Ack) -> None:
+    ack()
 
 
 def _refuse(respond: Respond, error: HandlerError) -> None:
@@ -185,6 +190,60 @@ def register(app: App, services: SlackServices) -> None:
     # Action ids as handlers.alerts.ACK_ACTION_ID / SNOOZE_ACTION_ID put them on the alert card.
     app.action("alert_acknowledge")(status_button(acknowledge_alert))
     app.action("alert_snooze")(status_button(snooze_alert))
+
+    @app.action("alert_menu")
+    def alert_menu(
+        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+    ) -> None:
+        """The menu of an alert listed in a digest or an urgent batch: the list stays as it was,
+        the answer (done, refused, or the account's health card) comes privately."""
+        ack()
+        choice = str((action.get("selected_option") or {}).get("value") or "")
+        ctx = chat_of(context)
+        verb, _, rest = choice.partition(":")
+        if verb == "health" and rest.isdigit():
+            ask = Ask(kind="health", account_id=int(rest))
+            opened = ask_reply(services, ctx, ask)
+            respond(
+                response_type="ephemeral", replace_original=False, **private_payload(opened, ask)
+            )
+            return
+        from handlers.alerts import alert_line_action
+
+        result = handled(services, lambda s: alert_line_action(s, ctx=ctx, value=choice))
+        if isinstance(result, HandlerError):
+            _refuse(respond, result)
+            return
+        respond(response_type="ephemeral", replace_original=False, **notice(result.text))
+
+    def open_from_digest(
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Respond,
+        client: WebClient,
+    ) -> None:
+        """A digest line's button (Renewal, Prep, Plan, Health): the answer comes privately below
+        the digest, which stays as it was; a QBR's draft deck follows in the DM. Run after the
+        ack: a prep and its deck take longer than Slack's three seconds."""
+        ask = Ask.decoded(decode(action.get("value")))
+        if ask is None:
+            return
+        ctx = chat_of(context)
+        result = ask_reply(services, ctx, ask)
+        respond(response_type="ephemeral", replace_original=False, **private_payload(result, ask))
+        if isinstance(result, Reply) and result.attachments:
+            deliver(
+                services,
+                client,
+                pending(result.attachments),
+                ctx=ctx,
+                user_id=(body.get("user") or {}).get("id"),
+                channel=None,
+                charts_to_dm=True,
+            )
+
+    app.action("digest_open")(ack=_ack_now, lazy=[open_from_digest])
 
     @app.action("escalation_acknowledge")
     def acknowledge_escalation(

@@ -140,6 +140,10 @@ def register(app: App, services: SlackServices) -> None:
                 digest_time=state.get("digest_time"),
                 timezone=state.get("timezone"),
                 digest_weekends="weekends" in (state.get("digest_weekends") or []),
+                work_start=state.get("work_start"),
+                work_end=state.get("work_end"),
+                # A modal opened before this field existed leaves the choice as it was.
+                interrupts=(state.get("interrupts") or []) if "interrupts" in state else None,
             )
 
         done = _submit(services, ack, view, body, context, work, fallback_block="timezone")
