@@ -61,6 +61,11 @@ class _Commands(TyperGroup):
             raise typer.Exit(2) from exc
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 account", "3 accounts"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _database_url() -> str | None:
     try:
         return Settings().database_url
@@ -327,7 +332,7 @@ def _import_file(kind: str, file: Path, encoding: str | None) -> None:
             models=container.health_models,
             account_ids=report.account_ids,
         )
-        typer.echo(f"Health recomputed for {summary.accounts} accounts.")
+        typer.echo(f"Health recomputed for {_count(summary.accounts, 'account')}.")
 
 
 # -- people -------------------------------------------------------------------------------------
@@ -547,7 +552,7 @@ def people_list(
         )
         typer.echo(
             f"{p.email:<32} {p.name:<24} {p.role:<8} manager {p.manager_email or '-':<24} "
-            f"{p.timezone:<20} digest {p.digest_time}  {p.accounts} accounts"
+            f"{p.timezone:<20} digest {p.digest_time}  {_count(p.accounts, 'account')}"
             + (f"  ({chat})" if chat else "  (no chat id yet)")
         )
 
@@ -759,7 +764,9 @@ def outbox(
 @app.command()
 def qbr(
     account: Annotated[str, typer.Argument(help="The account, as you would name it in chat.")],
-    out: Annotated[Path, typer.Option("--out", help="File to write (.pptx or .md).")],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="File to write (.pptx or .md).")
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="pptx | md (default: from --out's suffix).")
     ] = None,
@@ -784,6 +791,9 @@ def qbr(
         typer.echo(write_pack(chat, account, out, fmt=chosen, variant=variant))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        typer.echo(f"Cannot write {out}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
 
 

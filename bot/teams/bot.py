@@ -24,7 +24,14 @@ from sqlmodel import Session, select
 
 from bot.teams import metrics
 from bot.teams.actions import ACTIONS, BadAction, CardAction
-from bot.teams.cards import ADAPTIVE_CARD, Refresh, message_for, notice_card, render_card
+from bot.teams.cards import (
+    ADAPTIVE_CARD,
+    Refresh,
+    message_for,
+    notice_card,
+    plain_message,
+    render_card,
+)
 from bot.teams.escalation_threads import (
     EscalationThreads,
     Target,
@@ -320,7 +327,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                     context = {"kind": "qbr_pack", **item.data}
                     await turn_context.send_activity(consent_message(out, context))
         if problems:
-            await turn_context.send_activity("Not attached: " + "; ".join(problems))
+            await turn_context.send_activity(plain_message("Not attached: " + "; ".join(problems)))
 
     async def on_teams_file_consent_accept(
         self, turn_context: TurnContext, file_consent_card_response: FileConsentCardResponse
@@ -353,7 +360,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                 turn_context, lambda s, ctx: pack_file(s, item, ctx=ctx, models=models)
             )
         except HandlerError as error:
-            await turn_context.send_activity(f"Not sent: {error.message}")
+            await turn_context.send_activity(plain_message(f"Not sent: {error.message}"))
             return
         try:
             await upload(info.upload_url, out.content)

@@ -108,7 +108,7 @@ def test_health_chart_command_answers_first_then_uploads_two_charts_to_the_dm(
         assert "Acme Corp" in call.args["alt_txt"]
     files = fake.uploaded()
     assert [f.title for f in files] == [
-        "Acme Corp — health, last 44 days",
+        "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
     ]
     for f in files:
@@ -186,3 +186,19 @@ def test_no_chart_without_asking(edge: SlackEdge, fake: FakeSlack) -> None:
     answer = ack_json(dispatch(edge, command_body("/health", "acme")))
     assert all(b.get("elements", [{}])[0].get("text") != FILES_FOLLOW for b in answer["blocks"])
     assert [m for m in fake.methods() if m in UPLOAD_STEPS] == []
+
+
+def test_a_deck_comment_escapes_the_account_name(
+    container: Container, edge: SlackEdge, fake: FakeSlack
+) -> None:
+    from sqlalchemy import text
+
+    hostile = "<!channel> Acme <https://evil.example/login|Renew here>"
+    with container.engine.begin() as conn:
+        conn.execute(text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"), {"n": hostile})
+    ack_json(dispatch(edge, command_body("/qbr", "acme")))
+    (deck,) = fake.uploaded()
+    comment = deck.initial_comment or ""
+    # The comment is a message: mrkdwn. The name must neither ping the DM nor forge a link.
+    assert "<!channel>" not in comment and "<https://" not in comment
+    assert "&lt;!channel&gt; Acme &lt;https://evil.example/login|Renew here&gt;" in comment
