@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from domain.health import HealthResult, indicator_score, score_health
 from domain.health_model import HealthModel, Indicator
@@ -27,9 +27,12 @@ ForecastStatus = Literal["already_red", "red", "no_red", "no_trend", "insufficie
 Verdict = Literal["trend", "no clear trend", "trend broke recently"]
 
 
-@dataclass(frozen=True)
-class IndicatorTrend:
-    """The fitted trend of one continuous leading indicator over the window."""
+class IndicatorTrend(NamedTuple):
+    """The fitted trend of one continuous leading indicator over the window.
+
+    IndicatorTrend and Forecast are NamedTuples (immutable, as frozen dataclasses, but ten times
+    cheaper to build): a recompute makes one Forecast and about three trends per account.
+    """
 
     key: str
     points: int
@@ -64,8 +67,7 @@ class ProjectedDay:
     high: float
 
 
-@dataclass(frozen=True)
-class Forecast:
+class Forecast(NamedTuple):
     """When (if at all) the projected score first falls into the red band, and how sure that is.
 
     ``red_in_days`` is the day on the likely path (0 = already red); ``red_in_days_earliest`` and
@@ -194,16 +196,23 @@ def _score_at(f: Forecast, k: int, which: str) -> float:
 
 
 # Day sequences already seen, with the x values they give (None: not the simple case). A
-# recompute hands every account the same few sequences of shared date objects (the last 28
-# days), so the lookup replaces a per-reading loop; the cache is bounded.
-_XS_CACHE: dict[tuple[tuple[date, ...], date, int], tuple[int, ...] | None] = {}
+# recompute hands every account the same few sequences of days (the last 28), so the lookup
+# replaces a per-reading loop; the cache is bounded.
+_XS_CACHE: dict[tuple[tuple[date | str, ...], date, int], tuple[int, ...] | None] = {}
 _XS_CACHE_MAX = 1024
 
 
-def _simple_xs(days: tuple[date, ...], as_of: date, window_days: int) -> tuple[int, ...] | None:
+def _as_date(day: date | str) -> date:
+    # SQLite hands days back as ISO text; recompute leaves them so and they are parsed only here.
+    return day if isinstance(day, date) else date.fromisoformat(day)
+
+
+def _simple_xs(
+    days: tuple[date | str, ...], as_of: date, window_days: int
+) -> tuple[int, ...] | None:
     """Day offsets when the days are strictly ascending and all inside the window, else None."""
     today = as_of.toordinal()
-    xs = tuple(day.toordinal() - today for day in days)
+    xs = tuple(_as_date(day).toordinal() - today for day in days)
     if xs[-1] > 0 or xs[0] <= -window_days:
         return None
     if any(a >= b for a, b in itertools.pairwise(xs)):
@@ -212,35 +221,50 @@ def _simple_xs(days: tuple[date, ...], as_of: date, window_days: int) -> tuple[i
 
 
 # A trend window: the day offsets (<= 0, ascending) and the readings on those days.
-Window = tuple[tuple[int, ...], list[float]]
+Window = tuple[tuple[int, ...], Sequence[float]]
+# One indicator's readings as two columns: their days (dates, or ISO text) and their values.
+Columns = tuple[Sequence[date | str], Sequence[float]]
 
 
-def _window_points(
-    readings: Sequence[tuple[date, float]], as_of: date, window_days: int
-) -> tuple[Sequence[int], list[float]]:
-    """Day offsets (<= 0, ascending) and values of the readings in (as_of - window, as_of]."""
-    if readings:
-        days, values = zip(*readings, strict=True)
-        key = (days, as_of, window_days)
+def window_columns(
+    days: Sequence[date | str], values: Sequence[float], as_of: date, window_days: int
+) -> tuple[tuple[int, ...], Sequence[float]]:
+    """Day offsets (<= 0, ascending) and values of the readings in (as_of - window, as_of].
+
+    ``days`` and ``values`` are the readings' columns, in any order; days may be dates or ISO
+    text. Readings that are NaN (a blank cell) or outside the window are left out.
+    """
+    if days:
+        key = (tuple(days), as_of, window_days)
         try:
             xs = _XS_CACHE[key]
         except KeyError:
             if len(_XS_CACHE) >= _XS_CACHE_MAX:
                 _XS_CACHE.clear()
-            xs = _XS_CACHE[key] = _simple_xs(days, as_of, window_days)
+            xs = _XS_CACHE[key] = _simple_xs(key[0], as_of, window_days)
         if xs is not None:
             total = sum(values)
-            if total == total:  # no NaN (a blank cell) among them
-                return xs, [float(v) for v in values]
+            if total == total:  # no NaN among them
+                return xs, values
     today = as_of.toordinal()
     lo = today - window_days
     points = []
-    for day, value in readings:
-        ordinal = day.toordinal()
+    for day, value in zip(days, values, strict=True):
+        ordinal = _as_date(day).toordinal()
         if lo < ordinal <= today and value == value:  # value == value: not NaN
             points.append((ordinal - today, float(value)))
     points.sort()
     return tuple(x for x, _ in points), [y for _, y in points]
+
+
+def _window_points(
+    readings: Sequence[tuple[date, float]], as_of: date, window_days: int
+) -> tuple[tuple[int, ...], Sequence[float]]:
+    """window_columns of (day, value) pairs."""
+    if not readings:
+        return (), []
+    days, values = zip(*readings, strict=True)
+    return window_columns(days, values, as_of, window_days)
 
 
 def _latest(readings: Sequence[tuple[date, float]], as_of: date) -> tuple[date, float] | None:
@@ -281,16 +305,34 @@ def trend_windows(
 ) -> dict[str, Window]:
     """The windows the forecast fits a trend to: each continuous leading indicator's readings
     of the last ``window_days`` days, when there are at least ``min_points`` of them."""
+    columns: dict[str, Columns] = {}
+    for ind in model.indicators:
+        readings = series.get(ind.key)
+        if readings and fits_trend(ind):
+            days, values = zip(*readings, strict=True)
+            columns[ind.key] = (days, values)
+    return trend_windows_of_columns(
+        model, columns, as_of, window_days=window_days, min_points=min_points
+    )
+
+
+def trend_windows_of_columns(
+    model: HealthModel,
+    columns: Mapping[str, Columns],
+    as_of: date,
+    *,
+    window_days: int = WINDOW_DAYS,
+    min_points: int = MIN_POINTS,
+) -> dict[str, Window]:
+    """trend_windows from each indicator's readings as columns (days, values)."""
     windows: dict[str, Window] = {}
     for ind in model.indicators:
-        if not fits_trend(ind):
+        found = columns.get(ind.key)
+        if found is None or len(found[0]) < min_points or not fits_trend(ind):
             continue
-        readings = series.get(ind.key)
-        if not readings or len(readings) < min_points:
-            continue
-        xs, ys = _window_points(readings, as_of, window_days)
+        xs, ys = window_columns(found[0], found[1], as_of, window_days)
         if len(xs) >= min_points:
-            windows[ind.key] = (tuple(xs), ys)
+            windows[ind.key] = (xs, ys)
     return windows
 
 

@@ -8,7 +8,7 @@ import logging
 import time as _time
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -20,8 +20,17 @@ from sqlalchemy import Column, Date, MetaData, Table, Text, bindparam, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from domain.forecast import Forecast, Window, fit_windows, fits_trend, forecast_red, trend_windows
-from domain.health import OLDEST_READING_DAYS, HealthResult, score_health
+from domain.forecast import (
+    Columns,
+    Forecast,
+    Window,
+    fit_windows,
+    fits_trend,
+    forecast_red,
+    trend_windows,
+    trend_windows_of_columns,
+)
+from domain.health import OLDEST_READING_DAYS, HealthResult, IndicatorResult, score_health
 from domain.numbers import round_half_away
 from domain.surveys import survey_reading
 from storage.bulk import table
@@ -191,15 +200,23 @@ class _Days(dict):  # type: ignore[type-arg]
         return value
 
 
+@contextmanager
+def _streamed_rows(conn: Connection, sql: str, params: dict[str, Any]) -> Iterator[Iterator[Any]]:
+    """The rows of one statement, streamed, as plain tuples (account_id, key, day, value)."""
+    # Per statement: Connection.execution_options() would switch the whole connection (and so
+    # the upserts that follow) to server-side cursors.
+    result = conn.execute(_text(sql, params), params, execution_options={"stream_results": True})
+    try:
+        yield chain.from_iterable(_batches(result, conn.dialect.name == "sqlite"))
+    finally:
+        result.close()
+
+
 def _groups(
     conn: Connection, sql: str, params: dict[str, Any], days: _Days
 ) -> Iterator[tuple[int, Series]]:
     """(account_id, {key: [(day, value), ...]}) per account, from one statement ordered by account."""
-    # Per statement: Connection.execution_options() would switch the whole connection (and so
-    # the upserts that follow) to server-side cursors.
-    result = conn.execute(_text(sql, params), params, execution_options={"stream_results": True})
-    rows = chain.from_iterable(_batches(result, conn.dialect.name == "sqlite"))
-    try:
+    with _streamed_rows(conn, sql, params) as rows:
         # groupby and the comprehension keep the per-row work in C: this loop sees millions of
         # rows. Rows arrive grouped by account and (in practice) by key; a key seen twice for
         # one account is simply extended.
@@ -213,8 +230,6 @@ def _groups(
                 else:
                     have.extend(readings)
             yield account_id, series
-    finally:
-        result.close()
 
 
 def stream_readings(
@@ -260,6 +275,68 @@ def stream_readings(
                     have.extend(r for r in rows if r != last and r not in have)
             heads[n] = next(streams[n], None)
         yield account_id, _sorted(merged)
+
+
+Latest = dict[str, tuple[date, float]]
+DayInputs = tuple[Latest, dict[str, Columns]]
+
+
+def stream_day(
+    conn: Connection, models: HealthModels, day: date, account_ids: Sequence[int] | None = None
+) -> Iterator[tuple[int, DayInputs]]:
+    """What scoring one day needs, per account with readings (in id order): the newest reading
+    of each indicator, and the trend window of each fitted one as columns (days, values).
+
+    The same statements as stream_readings(day, day), but the window's rows are never taken
+    apart in Python: they are split into columns by zip, in C, and their days stay as the
+    driver returns them (ISO text on SQLite, parsed once per distinct run of days by the
+    forecast). Only the newest reading per key gets a date. The window's newest row is the
+    newest reading the other statement returns, so the two never need merging.
+    """
+    *window, latest = readings_queries(models, day, day, account_ids, dialect=conn.dialect.name)
+    days = _Days()
+    with ExitStack() as stack:
+        newest = _newest_rows(stack.enter_context(_streamed_rows(conn, *latest)), days)
+        # A model without continuous leading indicators has no window to read.
+        windows = (
+            _window_columns(stack.enter_context(_streamed_rows(conn, *window[0])))
+            if window
+            else iter(())
+        )
+        head = next(windows, None)
+        for account_id, readings in newest:
+            # Every account with a reading in the window has a newest reading (the same row).
+            while head is not None and head[0] < account_id:
+                head = next(windows, None)
+            if head is not None and head[0] == account_id:
+                yield account_id, (readings, head[1])
+                head = next(windows, None)
+            else:
+                yield account_id, (readings, {})
+
+
+def _newest_rows(rows: Iterator[Any], days: _Days) -> Iterator[tuple[int, Latest]]:
+    for account_id, account_rows in groupby(rows, _ACCOUNT):
+        yield account_id, {key: (days[day], value) for _, key, day, value in account_rows}
+
+
+def _window_columns(rows: Iterator[Any]) -> Iterator[tuple[int, dict[str, Columns]]]:
+    # groupby and zip keep the per-row work in C: this loop sees nearly a million rows. Rows
+    # arrive grouped by account and (in practice) by key; a key seen twice is joined up (the
+    # forecast sorts a window whose days are out of order).
+    for account_id, account_rows in groupby(rows, _ACCOUNT):
+        columns: dict[str, Columns] = {}
+        for key, key_rows in groupby(account_rows, _KEY):
+            _, _, day_column, value_column = zip(*key_rows, strict=True)
+            have = columns.get(key)
+            if have is None:
+                columns[key] = (day_column, value_column)
+            else:
+                columns[key] = (
+                    (*have[0], *day_column),
+                    (*have[1], *value_column),
+                )
+        yield account_id, columns
 
 
 def _batches(result: Any, sqlite: bool) -> Iterator[Sequence[Any]]:
@@ -315,72 +392,103 @@ def _snapshot_text_table() -> Table:
     )
 
 
+def _json_number(x: Any) -> str:
+    """A number (or None) exactly as json.dumps writes it."""
+    kind = x.__class__
+    if kind is float:
+        # json writes a finite float as float.__repr__ (x - x is NaN for NaN and infinities).
+        return repr(x) if x - x == 0 else json.dumps(x)
+    if kind is int:
+        return repr(x)
+    return "null" if x is None else json.dumps(x)  # anything unusual, as json writes it
+
+
 class _JsonText:
-    """The snapshot's JSON columns as the exact text json.dumps would give for
-    HealthResult.indicator_scores_json() and drivers_json(), each distinct per-indicator entry
-    serialized once: across a portfolio most entries repeat (the same sentiment, no overdue
-    invoices, a value on its threshold ...), and JSON encoding is a large part of a recompute.
+    """The snapshot's JSON columns as the exact text json.dumps gives for
+    HealthResult.indicator_scores_json() and drivers_json(), each distinct entry formatted once.
+
+    JSON encoding is a large part of a recompute, and most of it is formatting floats. Across a
+    portfolio most entries repeat (readings have one decimal; the same sentiment, no overdue
+    invoices ...), so each entry's text is kept under the raw values it is made of. A zero is
+    keyed by its text: 0.0 and -0.0 are equal (and hash alike) but print differently.
     """
+
+    # Enough for every distinct entry of a large portfolio's day; a long backfill starts over.
+    MAX_ENTRIES = 200_000
 
     def __init__(self) -> None:
         self._scores: dict[tuple[Any, ...], str] = {}
         self._drivers: dict[tuple[Any, ...], str] = {}
 
-    @staticmethod
-    def _exact(key: tuple[Any, ...], *numbers: float | None) -> tuple[Any, ...]:
-        # 0.0 == -0.0 (and they hash alike) but print differently: tell them apart.
-        if any(x == 0 for x in numbers):
-            return (*key, *(repr(x) for x in numbers))
-        return key
-
     def scores(self, result: HealthResult) -> str:
         cache = self._scores
         pieces = []
         for r in result.indicators:
-            score = None if r.score is None else round_half_away(r.score)
-            effective = round(r.effective_weight, 4)
-            key = (r.key, r.label, r.kind, r.value, score, r.day, r.age_days, r.status, r.weight)
-            key = self._exact((*key, effective, r.responses), r.value, score, effective)
-            piece = cache.get(key)
-            if piece is None:
-                entry = {
-                    "label": r.label,
-                    "kind": r.kind,
-                    "value": r.value,
-                    "score": score,
-                    "day": None if r.day is None else r.day.isoformat(),
-                    "age_days": r.age_days,
-                    "status": r.status,
-                    "weight": r.weight,
-                    "effective_weight": effective,
-                }
-                if r.responses is not None:
-                    entry["responses"] = r.responses
-                piece = cache[key] = f"{json.dumps(r.key)}: {json.dumps(entry)}"
-            pieces.append(piece)
-        return "{" + ", ".join(pieces) + "}"
-
-    def drivers(self, result: HealthResult) -> str:
-        cache = self._drivers
-        pieces = []
-        for d in result.drivers:
-            score = round_half_away(d.score)
-            impact = round_half_away(d.impact)
-            key = self._exact(
-                (d.key, d.label, d.kind, d.value, score, d.weight, impact), d.value, score, impact
+            value, score, effective, weight = r.value, r.score, r.effective_weight, r.weight
+            key = (
+                r.key,
+                r.label,
+                r.kind,
+                value if value else repr(value),
+                score if score else repr(score),
+                r.day,
+                r.age_days,
+                r.status,
+                weight if weight.__class__ is float else repr(weight),
+                effective if effective else repr(effective),
+                r.responses,
             )
             piece = cache.get(key)
             if piece is None:
-                entry = {
-                    "key": d.key,
-                    "label": d.label,
-                    "kind": d.kind,
-                    "value": d.value,
-                    "score": score,
-                    "weight": d.weight,
-                    "impact": impact,
-                }
-                piece = cache[key] = json.dumps(entry)
+                piece = self._score_entry(r)
+                if len(cache) >= self.MAX_ENTRIES:
+                    cache.clear()
+                cache[key] = piece
+            pieces.append(piece)
+        return "{" + ", ".join(pieces) + "}"
+
+    @staticmethod
+    def _score_entry(r: IndicatorResult) -> str:
+        num = _json_number
+        score = "null" if r.score is None else num(round_half_away(r.score))
+        day = "null" if r.day is None else '"' + r.day.isoformat() + '"'
+        piece = (
+            f"{json.dumps(r.key)}: {{"
+            f'"label": {json.dumps(r.label)}, "kind": {json.dumps(r.kind)}, '
+            f'"value": {num(r.value)}, "score": {score}, "day": {day}, '
+            f'"age_days": {num(r.age_days)}, "status": {json.dumps(r.status)}, '
+            f'"weight": {num(r.weight)}, "effective_weight": {num(round(r.effective_weight, 4))}'
+        )
+        if r.responses is not None:
+            piece += f', "responses": {num(r.responses)}'
+        return piece + "}"
+
+    def drivers(self, result: HealthResult) -> str:
+        cache = self._drivers
+        num = _json_number
+        pieces = []
+        for d in result.drivers:
+            value, score, weight = d.value, d.score, d.weight
+            key = (
+                d.key,
+                d.label,
+                d.kind,
+                value if value else repr(value),
+                score if score else repr(score),
+                weight if weight.__class__ is float else repr(weight),
+                d.impact,  # above zero: a driver pulls the score down
+            )
+            piece = cache.get(key)
+            if piece is None:
+                piece = (
+                    f'{{"key": {json.dumps(d.key)}, "label": {json.dumps(d.label)}, '
+                    f'"kind": {json.dumps(d.kind)}, "value": {num(d.value)}, '
+                    f'"score": {num(round_half_away(d.score))}, "weight": {num(d.weight)}, '
+                    f'"impact": {num(round_half_away(d.impact))}}}'
+                )
+                if len(cache) >= self.MAX_ENTRIES:
+                    cache.clear()
+                cache[key] = piece
             pieces.append(piece)
         return "[" + ", ".join(pieces) + "]"
 
@@ -439,6 +547,28 @@ def prepare_day(
             # older rows would just make it skip them one by one.
             start = bisect_right(lst, window_start, 0, end)
             window[key] = lst[start:end] if start < end else [last]
+    result = _score_with_surveys(model, latest, surveys, day)
+    if result.band == "red" or not window:
+        return result, {}
+    return result, trend_windows(model, window, day, window_days=FORECAST_WINDOW_DAYS)
+
+
+def prepare_one_day(
+    model: HealthModel, inputs: DayInputs, surveys: Surveys, day: date
+) -> tuple[HealthResult, dict[str, Window]]:
+    """prepare_day from stream_day's inputs (the recompute of a single day)."""
+    latest, columns = inputs
+    result = _score_with_surveys(model, latest, surveys, day)
+    if result.band == "red" or not columns:
+        return result, {}
+    return result, trend_windows_of_columns(model, columns, day, window_days=FORECAST_WINDOW_DAYS)
+
+
+def _score_with_surveys(
+    model: HealthModel, latest: Latest, surveys: Surveys, day: date
+) -> HealthResult:
+    """score_health of the newest readings, survey answers in a survey-fed indicator's window
+    taking the place of its reading."""
     responses: dict[str, int] | None = None
     if surveys:
         for ind in model.survey_fed:
@@ -447,14 +577,12 @@ def prepare_day(
                 continue
             reading = survey_reading(ind.survey or "", answers, day, ind.survey_window)
             if reading is not None:
-                latest[ind.key] = (reading.newest, reading.value)
                 if responses is None:
+                    latest = dict(latest)  # the caller's readings stay as they were
                     responses = {}
+                latest[ind.key] = (reading.newest, reading.value)
                 responses[ind.key] = reading.responses
-    result = score_health(model, latest, day, responses=responses)
-    if result.band == "red" or not window:
-        return result, {}
-    return result, trend_windows(model, window, day, window_days=FORECAST_WINDOW_DAYS)
+    return score_health(model, latest, day, responses=responses)
 
 
 def finish_day(
@@ -604,7 +732,14 @@ def _compute(
         upsert = _upsert_statement(conn)
         as_text = _JsonText() if conn.dialect.name == "sqlite" else None
         targets = scored_accounts(conn, first, ids)
-        readings = stream_readings(conn, models, first, last, ids)
+        readings: Iterator[tuple[int, Any]]
+        if single:
+            # The nightly run: each account's newest readings and trend windows, nothing more.
+            readings = stream_day(conn, models, first, ids)
+            no_readings: Any = ({}, {})
+        else:
+            readings = stream_readings(conn, models, first, last, ids)
+            no_readings = {}
         # Survey answers are few (a handful per account and quarter): read them all up front.
         answers = dict(stream_surveys(conn, models, first, last, ids))
         model_for = {}
@@ -640,10 +775,10 @@ def _compute(
             while next_reading is not None and next_reading[0] < account_id:
                 next_reading = next(readings, None)
             if next_reading is not None and next_reading[0] == account_id:
-                series = next_reading[1]
+                inputs = next_reading[1]
                 next_reading = next(readings, None)
             else:
-                series = {}
+                inputs = no_readings
             model = model_for.get(segment)
             if model is None:
                 model = model_for[segment] = models.for_segment(segment)
@@ -652,7 +787,10 @@ def _compute(
             for day in days:
                 if churned_on is not None and day >= churned_on:
                     break
-                result, windows = prepare_day(model, series, surveys, day, fitted, single)
+                if single:
+                    result, windows = prepare_one_day(model, inputs, surveys, day)
+                else:
+                    result, windows = prepare_day(model, inputs, surveys, day, fitted)
                 prepared.append((account_id, day, model, result, windows))
             if len(prepared) >= FIT_BATCH:
                 insufficient += flush()
