@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 HORIZON_DAYS = 60
 WINDOW_DAYS = 28
 MIN_POINTS = 7
-_FIT_ROWS = 256
 # A forecast needs the same share of the model's weight as the score itself.
 _MIN_COVERAGE = 0.5
 
@@ -339,12 +338,12 @@ def trend_windows_of_columns(
 def fit_windows(batch: Sequence[Mapping[str, Window]]) -> list[dict[str, TrendFit]]:
     """The trend fits of many accounts' windows (one mapping per account, key -> fit).
 
-    Every series measured on the same days is fitted in one numpy pass, whichever account it
-    belongs to: a recompute hands over a thousand accounts at a time, nearly all on the same 28
-    days, and numpy's per-call cost would otherwise be most of the fitting.
+    Every series measured on the same days is fitted together (theil_sen_many), whichever
+    account it belongs to: a recompute hands over a thousand accounts at a time, nearly all on
+    the same 28 days, and numpy's per-call cost would otherwise be most of the fitting.
     """
     out: list[dict[str, TrendFit]] = [{} for _ in batch]
-    groups: dict[tuple[int, ...], list[tuple[int, str, list[float]]]] = {}
+    groups: dict[tuple[int, ...], list[tuple[int, str, Sequence[float]]]] = {}
     for n, windows in enumerate(batch):
         for key, (xs, ys) in windows.items():
             groups.setdefault(xs, []).append((n, key, ys))
@@ -355,15 +354,10 @@ def fit_windows(batch: Sequence[Mapping[str, Window]]) -> list[dict[str, TrendFi
     from domain.trendfit import theil_sen_many
 
     for xs, members in groups.items():
-        # Slices of _FIT_ROWS series keep numpy's arrays (series x pairs) small enough to be
-        # reused from the heap: larger ones are mapped and unmapped on each call, and the page
-        # faults cost more than the fitting saves.
-        for start in range(0, len(members), _FIT_ROWS):
-            chunk = members[start : start + _FIT_ROWS]
-            fits = theil_sen_many(xs, [ys for _, _, ys in chunk])
-            for (n, key, _), fit in zip(chunk, fits, strict=True):
-                if fit is not None:
-                    out[n][key] = fit
+        fits = theil_sen_many(xs, [ys for _, _, ys in members])
+        for (n, key, _), fit in zip(members, fits, strict=True):
+            if fit is not None:
+                out[n][key] = fit
     return out
 
 

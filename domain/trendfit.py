@@ -113,14 +113,23 @@ def _tie_term(values: np.ndarray) -> float:
 
 def _row_tie_terms(ordered: np.ndarray) -> np.ndarray:
     """_ties of every row of a row-sorted array, vectorized: each value's group size t comes
-    from comparing the row with itself, and a group of t values adds t(t-1)(2t+5) in all."""
-    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
-    terms = np.zeros(ordered.shape[0])
-    if tied.any():
-        some = ordered[tied]
-        t = (some[:, :, None] == some[:, None, :]).sum(axis=2)
-        terms[tied] = ((t - 1) * (2 * t + 5)).sum(axis=1)
-    return terms
+    from the runs of equal values, and a group of t values adds t(t-1)(2t+5) in all."""
+    rows, n = ordered.shape
+    if np.isnan(ordered).any():
+        # NaN equals nothing, not even itself: compare every value of a tied row with the others.
+        tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+        terms = np.zeros(rows)
+        if tied.any():
+            some = ordered[tied]
+            t = (some[:, :, None] == some[:, None, :]).sum(axis=2)
+            terms[tied] = ((t - 1) * (2 * t + 5)).sum(axis=1)
+        return terms
+    # A run starts at each row's first value and wherever the value changes.
+    starts = np.ones((rows, n), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    run = np.cumsum(starts.ravel()) - 1
+    t = np.bincount(run)[run].reshape(rows, n)
+    return ((t - 1) * (2 * t + 5)).sum(axis=1).astype(float)
 
 
 def _row_medians(values: np.ndarray) -> np.ndarray:
@@ -142,20 +151,57 @@ def theil_sen(
     return theil_sen_many(xs, [ys], confidence=confidence)[0]
 
 
+# Series fitted per numpy pass. The arrays of a pass (series x pairs: 378 pairs for 28 days)
+# must stay small enough for the allocator to reuse heap memory: larger ones are mapped and
+# unmapped on every call, and the page faults (~40,000 for a 10,000-account recompute at 256
+# series) cost more than the fitting itself. Fewer series per pass would pay numpy's per-call
+# cost too often.
+BLOCK_ROWS = 64
+
+
 def theil_sen_many(
-    xs: Sequence[float], rows: Sequence[Sequence[float]], *, confidence: float = CONFIDENCE
+    xs: Sequence[float],
+    rows: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
 ) -> list[TrendFit | None]:
-    """theil_sen for several series measured on the same days, in one numpy pass (a recompute
-    fits every account's continuous indicators, which share their days)."""
+    """theil_sen for several series measured on the same days, BLOCK_ROWS series per numpy
+    pass (a recompute fits every account's continuous indicators, which share their days)."""
     n = len(xs)
-    if n < 3 or not rows:
+    if n < 3 or not len(rows):
         return [None] * len(rows)
     design = _design(tuple(xs))
-    pairs = design.inv_dx.size
-    if pairs == 0:
+    if design.inv_dx.size == 0:
         return [None] * len(rows)
+    y = _as_array(rows, n)  # one series per row
+    blocks = [
+        _fit_block(n, design, y[start : start + BLOCK_ROWS], confidence)
+        for start in range(0, len(y), BLOCK_ROWS)
+    ]
+    columns = (np.concatenate(c) if len(blocks) > 1 else c[0] for c in zip(*blocks, strict=True))
+    out: list[TrendFit | None] = list(
+        map(TrendFit._make, zip(itertools.repeat(n), *(c.tolist() for c in columns)))
+    )
+    if n >= 2 * RECENT_WEEK:
+        _mark_stalled(xs, y, out, confidence)
+    return out
+
+
+def _as_array(rows: Sequence[Sequence[float]] | np.ndarray, n: int) -> np.ndarray:
+    if not isinstance(rows, np.ndarray) and all(len(row) == n for row in rows):
+        # Faster than np.asarray over a list of sequences, which first works out their shape.
+        flat = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * n)
+        return flat.reshape(len(rows), n)
+    return np.asarray(rows, dtype=float)
+
+
+def _fit_block(
+    n: int, design: _Design, y: np.ndarray, confidence: float
+) -> tuple[np.ndarray, ...]:
+    """The TrendFit columns after ``points`` (slope, low, high, intercept, z, significant,
+    broken) of the series in the rows of ``y``; every step works row by row."""
+    pairs = design.inv_dx.size
     x = design.x
-    y = np.asarray(rows, dtype=float)  # one series per row
     # The pair differences, in the same order as the pairs the slopes use.
     dy = y[:, design.j] - y[:, design.i]
     slopes = np.sort(dy * design.inv_dx, axis=1)
@@ -169,9 +215,8 @@ def theil_sen_many(
         full_sign_dx = design.sign_dx if design.keep is None else design.sign_dx[design.keep]
         signs = signs * full_sign_dx
     s_all = signs.sum(axis=1)
-    ordered = np.sort(y, axis=1)
     base_var = n * (n - 1) * (2 * n + 5) - design.x_ties
-    var = (base_var - _row_tie_terms(ordered)) / 18.0
+    var = (base_var - _row_tie_terms(np.sort(y, axis=1))) / 18.0
     has_var = var > 0
     root = np.sqrt(np.where(has_var, var, 1.0))
     z_crit = _z_critical(confidence)
@@ -200,21 +245,16 @@ def theil_sen_many(
         floor = np.maximum(sigma, 1e-9 + 1e-6 * np.abs(intercepts))
         broken = significant & (against > BREAK_SIGMAS * floor)
     else:
-        broken = np.zeros(len(rows), dtype=bool)
-    columns = zip(
-        medians.tolist(),
-        np.minimum(low, high).tolist(),
-        np.maximum(low, high).tolist(),
-        intercepts.tolist(),
-        z.tolist(),
-        significant.tolist(),
-        broken.tolist(),
-        strict=True,
+        broken = np.zeros(len(y), dtype=bool)
+    return (
+        medians,
+        np.minimum(low, high),
+        np.maximum(low, high),
+        intercepts,
+        z,
+        significant,
+        broken,
     )
-    out: list[TrendFit | None] = [TrendFit(n, *column) for column in columns]
-    if n >= 2 * RECENT_WEEK:
-        _mark_stalled(xs, y, out, confidence)
-    return out
 
 
 def _mark_stalled(
@@ -224,14 +264,12 @@ def _mark_stalled(
 
     The recent slope range (Sen's interval over the last week) must still hold the trend's slope,
     or at least stay on its side of flat: a slide that slows keeps going, a plateau does not.
-    Only the clear trends are checked, all in one numpy pass (they share their days).
+    Only the clear trends are checked, together (they share their days).
     """
     rows = [r for r, fit in enumerate(fits) if fit is not None and fit.clear]
     if not rows:
         return
-    recent = theil_sen_many(
-        xs[-RECENT_WEEK:], y[rows, -RECENT_WEEK:].tolist(), confidence=confidence
-    )
+    recent = theil_sen_many(xs[-RECENT_WEEK:], y[rows, -RECENT_WEEK:], confidence=confidence)
     for r, week in zip(rows, recent, strict=True):
         fit = fits[r]
         if fit is None or week is None:
