@@ -36,27 +36,33 @@ TARGET_ASK_SECONDS = 1.0
 
 
 def _plain_read(url: str, as_of: date) -> tuple[int, float, float]:
-    """The same SELECTs recompute issues, every row fetched by the driver in one go."""
+    """Exactly what recompute reads, fetched as recompute fetches it, and nothing done with it.
+
+    The reading statements (readings_queries) streamed through the same helper recompute uses
+    (raw driver tuples, fetchmany), and the two side reads (the accounts to score, the survey
+    answers) through SQLAlchemy as recompute runs them. Rows are dropped as they come.
+    """
     from domain.health_model import load_health_models
-    from handlers.recompute import _text, readings_queries
+    from handlers.recompute import readings_queries, side_reads, streamed_batches
     from storage.db import make_engine
 
-    queries = readings_queries(load_health_models(None), as_of, as_of)
+    models = load_health_models(None)
+    queries = readings_queries(models, as_of, as_of)
+    others = side_reads(models, as_of, as_of)
     engine = make_engine(url)
     count = 0
-    # Recompute runs with the cyclic garbage collector paused; so does its baseline, which would
-    # otherwise pay for the collector walking the 1.5 million rows it holds (up to ~7%).
+    # Recompute runs with the cyclic garbage collector paused; so does its baseline.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         with engine.connect() as conn:
             started = time.perf_counter()
             cpu_started = time.process_time()
+            for stmt, params in others:
+                count += len(conn.execute(stmt, params).all())
             for sql, params in queries:
-                result = conn.execute(_text(sql, params), params)
-                rows = result.cursor.fetchall()  # raw driver tuples: the cheapest way to read them
-                count += len(rows)
-                del rows
+                with streamed_batches(conn, sql, params) as batches:
+                    count += sum(map(len, batches))  # no Python work per row
             seconds = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
     finally:

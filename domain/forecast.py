@@ -278,7 +278,11 @@ def _trend_of(ind: Indicator, fit: TrendFit) -> IndicatorTrend:
     verdict: Verdict = (
         "trend" if fit.clear else ("trend broke recently" if fit.broken else "no clear trend")
     )
-    return IndicatorTrend(ind.key, fit.points, fit.slope, fit.slope_low, fit.slope_high, verdict)
+    # tuple.__new__: the NamedTuple's own __new__ is a Python call, and this runs ~30,000 times
+    # in a recompute.
+    return tuple.__new__(
+        IndicatorTrend, (ind.key, fit.points, fit.slope, fit.slope_low, fit.slope_high, verdict)
+    )
 
 
 def fit_trend(
@@ -425,7 +429,7 @@ def forecast_red(
 
     def result(status: ForecastStatus, *days: int | None) -> Forecast:
         point, earliest, latest_day = days if days else (None, None, None)
-        return Forecast(
+        fields = (
             status,
             point,
             earliest,
@@ -439,6 +443,7 @@ def forecast_red(
             tuple(moving),
             red_max,
         )
+        return tuple.__new__(Forecast, fields)  # one per account: skip the Python __new__
 
     if (
         current.score is None

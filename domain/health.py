@@ -180,23 +180,27 @@ def score_health(
     results: list[IndicatorResult] = []
     drivers: list[tuple[float, int, Driver]] = []
     weighted = 0.0
+    new = (
+        tuple.__new__
+    )  # the records' own __new__ is a Python call: this runs 70,000 times a recompute
     for index, (ind, day, value, age, status, score) in enumerate(rows):
         counted = status == "fresh" and sufficient
-        # Positional arguments: this runs for every indicator of every account on each
-        # recompute, and keyword matching is a measurable part of it.
         results.append(
-            IndicatorResult(
-                ind.key,
-                ind.label,
-                ind.kind,
-                ind.weight,
-                value,
-                score,
-                day,
-                age,
-                status,
-                ind.weight * scale if counted else 0.0,
-                None if responses is None else responses.get(ind.key),
+            new(
+                IndicatorResult,
+                (
+                    ind.key,
+                    ind.label,
+                    ind.kind,
+                    ind.weight,
+                    value,
+                    score,
+                    day,
+                    age,
+                    status,
+                    ind.weight * scale if counted else 0.0,
+                    None if responses is None else responses.get(ind.key),
+                ),
             )
         )
         if score is None:
@@ -205,9 +209,10 @@ def score_health(
         impact = ind.weight * (SCORE_AT_CEILING - score)
         if impact > 0:
             # Drivers stay useful even when the score is insufficient: they show what is known.
-            driver = Driver(ind.key, ind.label, ind.kind, value, score, ind.weight, impact)
+            driver = new(Driver, (ind.key, ind.label, ind.kind, value, score, ind.weight, impact))
             drivers.append((-impact, index, driver))
-    drivers.sort(key=lambda t: (t[0], t[1]))
+    # Biggest impact first, model order among equals (the index is unique: drivers never compare).
+    drivers.sort()
 
     overall: float | None = None
     band: Band = "insufficient"

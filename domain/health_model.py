@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -121,15 +122,16 @@ class HealthModel:
                 return ind
         raise KeyError(key)
 
-    @property
+    # Cached (the model is immutable): scoring reads these for every account and day.
+    @cached_property
     def total_weight(self) -> float:
         return math.fsum(i.weight for i in self.indicators)
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return tuple(i.key for i in self.indicators)
 
-    @property
+    @cached_property
     def survey_fed(self) -> tuple[Indicator, ...]:
         """The indicators whose value comes from survey answers when there are any."""
         return tuple(i for i in self.indicators if i.survey is not None)

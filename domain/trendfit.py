@@ -195,9 +195,7 @@ def _as_array(rows: Sequence[Sequence[float]] | np.ndarray, n: int) -> np.ndarra
     return np.asarray(rows, dtype=float)
 
 
-def _fit_block(
-    n: int, design: _Design, y: np.ndarray, confidence: float
-) -> tuple[np.ndarray, ...]:
+def _fit_block(n: int, design: _Design, y: np.ndarray, confidence: float) -> tuple[np.ndarray, ...]:
     """The TrendFit columns after ``points`` (slope, low, high, intercept, z, significant,
     broken) of the series in the rows of ``y``; every step works row by row."""
     pairs = design.inv_dx.size

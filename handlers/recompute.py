@@ -16,7 +16,7 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Date, MetaData, Table, Text, bindparam, select, text
+from sqlalchemy import Column, Date, MetaData, Select, Table, Text, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -201,15 +201,25 @@ class _Days(dict):  # type: ignore[type-arg]
 
 
 @contextmanager
-def _streamed_rows(conn: Connection, sql: str, params: dict[str, Any]) -> Iterator[Iterator[Any]]:
-    """The rows of one statement, streamed, as plain tuples (account_id, key, day, value)."""
+def streamed_batches(
+    conn: Connection, sql: str, params: dict[str, Any]
+) -> Iterator[Iterator[Sequence[Any]]]:
+    """The rows of one of readings_queries' statements, streamed in batches of plain tuples
+    (account_id, key, day, value). Shared with the benchmark, whose baseline fetches the same."""
     # Per statement: Connection.execution_options() would switch the whole connection (and so
     # the upserts that follow) to server-side cursors.
     result = conn.execute(_text(sql, params), params, execution_options={"stream_results": True})
     try:
-        yield chain.from_iterable(_batches(result, conn.dialect.name == "sqlite"))
+        yield _batches(result, conn.dialect.name == "sqlite")
     finally:
         result.close()
+
+
+@contextmanager
+def _streamed_rows(conn: Connection, sql: str, params: dict[str, Any]) -> Iterator[Iterator[Any]]:
+    """streamed_batches, row after row."""
+    with streamed_batches(conn, sql, params) as batches:
+        yield chain.from_iterable(batches)
 
 
 def _groups(
@@ -366,6 +376,12 @@ def scored_accounts(
 
     A churned customer has no health from the day it churned, so those are left out.
     """
+    return [
+        (row[0], row[1], row[2]) for row in conn.execute(_accounts_statement(first, account_ids))
+    ]
+
+
+def _accounts_statement(first: date, account_ids: Sequence[int] | None) -> Select[Any]:
     acc = table("account")
     stmt = (
         select(acc.c.id, acc.c.segment, acc.c.churned_on)
@@ -374,7 +390,19 @@ def scored_accounts(
     )
     if account_ids is not None:
         stmt = stmt.where(acc.c.id.in_(account_ids))
-    return [(row[0], row[1], row[2]) for row in conn.execute(stmt)]
+    return stmt
+
+
+def side_reads(
+    models: HealthModels, first: date, last: date, account_ids: Sequence[int] | None = None
+) -> list[tuple[Select[Any], dict[str, Any]]]:
+    """The statements (with parameters) a recompute runs besides readings_queries: the accounts
+    to score and the survey answers. Shared with the benchmark, whose baseline reads them too."""
+    reads = [(_accounts_statement(first, account_ids), {})]
+    surveys = _surveys_statement(models, first, last, account_ids)
+    if surveys is not None:
+        reads.append(surveys)
+    return reads
 
 
 _JSON_COLUMNS = ("indicator_scores", "drivers")
@@ -667,9 +695,29 @@ def stream_surveys(
 ) -> Iterator[tuple[int, Surveys]]:
     """(account_id, {kind: [(day, score), ...] by day}) for the accounts with answers that feed an
     indicator on some day in [first, last], in account order."""
+    statement = _surveys_statement(models, first, last, account_ids)
+    if statement is None:
+        return
+    current: int | None = None
+    answers: Surveys = {}
+    for account_id, kind, day, score in conn.execute(*statement):
+        if account_id != current:
+            if current is not None:
+                yield current, answers
+            current, answers = account_id, {}
+        answers.setdefault(kind, []).append((day, score))
+    if current is not None:
+        yield current, answers
+
+
+def _surveys_statement(
+    models: HealthModels, first: date, last: date, account_ids: Sequence[int] | None
+) -> tuple[Select[Any], dict[str, Any]] | None:
+    """The survey answers that feed an indicator on some day in [first, last]; None when no
+    indicator is survey-fed."""
     kinds = survey_kinds(models)
     if not kinds:
-        return
+        return None
     srv = table("survey_response")
     stmt = (
         select(srv.c.account_id, srv.c.kind, srv.c.responded_on, srv.c.score)
@@ -682,17 +730,7 @@ def stream_surveys(
     )
     if account_ids is not None:
         stmt = stmt.where(srv.c.account_id.in_(bindparam("ids", expanding=True)))
-    params = {"ids": list(account_ids)} if account_ids is not None else {}
-    current: int | None = None
-    answers: Surveys = {}
-    for account_id, kind, day, score in conn.execute(stmt, params):
-        if account_id != current:
-            if current is not None:
-                yield current, answers
-            current, answers = account_id, {}
-        answers.setdefault(kind, []).append((day, score))
-    if current is not None:
-        yield current, answers
+    return stmt, ({"ids": list(account_ids)} if account_ids is not None else {})
 
 
 @contextmanager
