@@ -46,8 +46,8 @@ FORECAST_WINDOW_DAYS = 28
 FORECAST_HORIZON_DAYS = 60
 # Days scored, fitted and written together: numpy fits all their trends in a few passes, and
 # the upsert is one executemany; a batch of this size stays a few MB.
-FIT_BATCH = 2_000
-_FETCH = 10_000
+FIT_BATCH = 500
+_FETCH = 1_000
 _WINDOW = timedelta(days=FORECAST_WINDOW_DAYS)
 _INF = float("inf")
 _ACCOUNT = itemgetter(0)
@@ -376,9 +376,8 @@ def scored_accounts(
 
     A churned customer has no health from the day it churned, so those are left out.
     """
-    return [
-        (row[0], row[1], row[2]) for row in conn.execute(_accounts_statement(first, account_ids))
-    ]
+    rows = conn.execute(_accounts_statement(first, account_ids)).all()
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def _accounts_statement(first: date, account_ids: Sequence[int] | None) -> Select[Any]:
@@ -643,37 +642,113 @@ def score_day(
     return result, finish_day(model, result, day, fit_windows([windows])[0])
 
 
-def _snapshot_row(
+# The columns recompute writes, in the order _snapshot_values gives them.
+_SNAPSHOT_COLUMNS = (
+    "account_id",
+    "day",
+    "score",
+    "band",
+    "coverage",
+    "model_name",
+    "indicator_scores",
+    "drivers",
+    "forecast_red_in_days",
+    "forecast_red_earliest",
+    "forecast_red_latest",
+    "forecast_status",
+    "computed_at",
+)
+_SCORE = _SNAPSHOT_COLUMNS.index("score")
+
+
+def _snapshot_values(
     account_id: int,
-    day: date,
+    day: Any,
     model: HealthModel,
     result: HealthResult,
     forecast: Forecast,
     computed_at: Any,
     as_text: _JsonText | None = None,
-) -> dict[str, Any]:
-    """One account's snapshot row for one day.
+) -> tuple[Any, ...]:
+    """One account's snapshot for one day, in _SNAPSHOT_COLUMNS order.
 
     With ``as_text`` the JSON columns come as JSON text (for _snapshot_text_table), else as
     the plain data the JSON column type serializes.
     """
-    return {
-        "account_id": account_id,
-        "day": day,
-        "score": result.score,
-        "band": result.band,
-        "coverage": result.coverage,
-        "model_name": model.name,
-        "indicator_scores": (
-            result.indicator_scores_json() if as_text is None else as_text.scores(result)
-        ),
-        "drivers": result.drivers_json() if as_text is None else as_text.drivers(result),
-        "forecast_red_in_days": forecast.red_in_days,
-        "forecast_red_earliest": forecast.red_in_days_earliest,
-        "forecast_red_latest": forecast.red_in_days_latest,
-        "forecast_status": forecast.status,
-        "computed_at": computed_at,
-    }
+    return (
+        account_id,
+        day,
+        result.score,
+        result.band,
+        result.coverage,
+        model.name,
+        result.indicator_scores_json() if as_text is None else as_text.scores(result),
+        result.drivers_json() if as_text is None else as_text.drivers(result),
+        forecast.red_in_days,
+        forecast.red_in_days_earliest,
+        forecast.red_in_days_latest,
+        forecast.status,
+        computed_at,
+    )
+
+
+class _SnapshotWriter:
+    """Upserts snapshot rows given as _snapshot_values tuples.
+
+    On SQLite the upsert is compiled once and the rows go to the driver's executemany with
+    each value already as SQLAlchemy would bind it (the day and computed_at converted once, not
+    per row): SQLAlchemy's per-row parameter processing costs about half of SQLite's insert.
+    Elsewhere each row becomes the dict SQLAlchemy's upsert takes.
+    """
+
+    def __init__(self, conn: Connection, computed_at: datetime) -> None:
+        self._upsert = _upsert_statement(conn)
+        self.as_text = _JsonText() if conn.dialect.name == "sqlite" else None
+        self.computed_at: Any = computed_at
+        self._sql: str | None = None
+        self._day_values: dict[date, Any] = {}
+        if self.as_text is None:
+            return
+        dialect = conn.dialect
+        compiled = self._upsert.compile(dialect=dialect, column_keys=list(_SNAPSHOT_COLUMNS))
+        if compiled.positiontup is None or tuple(compiled.positiontup) != _SNAPSHOT_COLUMNS:
+            return  # not the plain positional statement expected: let SQLAlchemy bind
+        columns = self._upsert.table.c
+        processors = [
+            columns[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in _SNAPSHOT_COLUMNS
+        ]
+        self._sql = str(compiled)
+        self._bind_day = processors[1]
+        at = processors[-1]
+        self.computed_at = computed_at if at is None else at(computed_at)
+        # Per-row processors other than the day's and computed_at's, applied above.
+        self._per_row = [(n, f) for n, f in enumerate(processors[2:-1], 2) if f is not None]
+
+    def day(self, day: date) -> Any:
+        """The day as the rows carry it (already bound on SQLite)."""
+        if self._sql is None or self._bind_day is None:
+            return day
+        value = self._day_values.get(day)
+        if value is None:
+            value = self._day_values[day] = self._bind_day(day)
+        return value
+
+    def write(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if self._sql is None:
+            conn.execute(
+                self._upsert, [dict(zip(_SNAPSHOT_COLUMNS, row, strict=True)) for row in rows]
+            )
+            return
+        if self._per_row:
+            processed = []
+            for row in rows:
+                values = list(row)
+                for n, process in self._per_row:
+                    values[n] = process(values[n])
+                processed.append(tuple(values))
+            rows = processed
+        conn.exec_driver_sql(self._sql, rows)
 
 
 def survey_kinds(models: HealthModels) -> dict[str, int]:
@@ -700,7 +775,8 @@ def stream_surveys(
         return
     current: int | None = None
     answers: Surveys = {}
-    for account_id, kind, day, score in conn.execute(*statement):
+    # .all(): one fetch of a few thousand rows, cheaper than row after row.
+    for account_id, kind, day, score in conn.execute(*statement).all():
         if account_id != current:
             if current is not None:
                 yield current, answers
@@ -767,8 +843,8 @@ def _compute(
     computed_at = datetime.now(UTC)
     accounts = snapshots = insufficient = 0
     with _gc_paused(), engine.begin() as conn:
-        upsert = _upsert_statement(conn)
-        as_text = _JsonText() if conn.dialect.name == "sqlite" else None
+        writer = _SnapshotWriter(conn, computed_at)
+        as_text, at = writer.as_text, writer.computed_at
         targets = scored_accounts(conn, first, ids)
         readings: Iterator[tuple[int, Any]]
         if single:
@@ -788,23 +864,23 @@ def _compute(
             nonlocal snapshots
             if not prepared:
                 return 0
-            fits = fit_windows([windows for *_, windows in prepared])
+            fits = fit_windows([item[4] for item in prepared])
             rows = [
-                _snapshot_row(
+                _snapshot_values(
                     account_id,
-                    day,
+                    writer.day(day),
                     model,
                     result,
                     finish_day(model, result, day, fit),
-                    computed_at,
+                    at,
                     as_text,
                 )
                 for (account_id, day, model, result, _), fit in zip(prepared, fits, strict=True)
             ]
             prepared.clear()
-            conn.execute(upsert, rows)
+            writer.write(conn, rows)
             snapshots += len(rows)
-            return sum(1 for row in rows if row["score"] is None)
+            return sum(1 for row in rows if row[_SCORE] is None)
 
         next_reading = next(readings, None)
         for account_id, segment, churned_on in targets:
