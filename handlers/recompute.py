@@ -452,19 +452,24 @@ class _JsonText:
         pieces = []
         for r in result.indicators:
             value, score, effective, weight = r.value, r.score, r.effective_weight, r.weight
-            key = (
-                r.key,
-                r.label,
-                r.kind,
-                value if value else repr(value),
-                score if score else repr(score),
-                r.day,
-                r.age_days,
-                r.status,
-                weight if weight.__class__ is float else repr(weight),
-                effective if effective else repr(effective),
-                r.responses,
-            )
+            # The result itself is the key when none of its numbers is zero and the weight is
+            # a float, as nearly always (25 == 25.0 and -0.0 == 0.0, but each prints its own).
+            if value and score and effective and weight.__class__ is float:
+                key: Any = r
+            else:
+                key = (
+                    r.key,
+                    r.label,
+                    r.kind,
+                    value if value else repr(value),
+                    score if score else repr(score),
+                    r.day,
+                    r.age_days,
+                    r.status,
+                    weight if weight.__class__ is float else repr(weight),
+                    effective if effective else repr(effective),
+                    r.responses,
+                )
             piece = cache.get(key)
             if piece is None:
                 piece = self._score_entry(r)
@@ -496,15 +501,18 @@ class _JsonText:
         pieces = []
         for d in result.drivers:
             value, score, weight = d.value, d.score, d.weight
-            key = (
-                d.key,
-                d.label,
-                d.kind,
-                value if value else repr(value),
-                score if score else repr(score),
-                weight if weight.__class__ is float else repr(weight),
-                d.impact,  # above zero: a driver pulls the score down
-            )
+            if value and score and weight.__class__ is float:
+                key: Any = d  # as for the scores
+            else:
+                key = (
+                    d.key,
+                    d.label,
+                    d.kind,
+                    value if value else repr(value),
+                    score if score else repr(score),
+                    weight if weight.__class__ is float else repr(weight),
+                    d.impact,  # above zero: a driver pulls the score down
+                )
             piece = cache.get(key)
             if piece is None:
                 piece = (
