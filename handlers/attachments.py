@@ -10,8 +10,6 @@ from datetime import date
 
 from sqlmodel import Session
 
-from charts.cache import render_cached
-from charts.specs import spec_from_dict
 from domain.health_model import HealthModels
 from handlers.context import ChatContext
 from handlers.errors import HandlerError, NotFound
@@ -37,6 +35,10 @@ class OutFile:
 
 def chart_file(attachment: Attachment) -> OutFile:
     """The PNG of a chart attachment (drawn once per content; see charts.cache)."""
+    # Imported here: every reply path imports this module, and most replies have no chart.
+    from charts.cache import render_cached
+    from charts.specs import spec_from_dict
+
     spec = spec_from_dict(attachment.data)
     rendered = render_cached(spec)
     return OutFile(
