@@ -11,12 +11,16 @@ intercept is its method="joint", the median of y - slope * x).
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 from typing import NamedTuple
 
+# numpy's OpenBLAS starts a thread per core as it loads (~0.04 s of CPU on two cores, more on
+# bigger machines); nothing here multiplies matrices. An operator's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 # Two-sided confidence of the slope range and of the trend test.
