@@ -27,9 +27,26 @@ def test_console_import_leaves_platforms_and_migrations_alone() -> None:
     loaded = set(json.loads(out.stdout))
     for heavy in ("slack_bolt", "slack_sdk", "botbuilder", "aiohttp", "alembic", "apscheduler"):
         assert not any(m == heavy or m.startswith(heavy + ".") for m in loaded), heavy
-    # Use cases other than the health card load when first asked for.
+    # Use cases other than the health card load when first asked for; so do charts.
     assert "handlers.portfolio" not in loaded
     assert "handlers.escalations" not in loaded
+    for charting in ("charts.cache", "charts.specs", "charts.render", "matplotlib", "numpy"):
+        assert charting not in loaded, charting
+
+
+def test_what_a_start_up_burst_leaves_is_not_scanned_again() -> None:
+    from bot.cli import _gc_paused
+
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    try:
+        with _gc_paused():
+            made = [[n] for n in range(10_000)]
+        # Kept out of the collector's reach: its first run after the pause would scan them all.
+        assert gc.get_freeze_count() >= frozen + len(made)
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
 
 
 def _index() -> AccountIndex:
