@@ -2,7 +2,9 @@
 
 Run with `.venv/bin/python bench/bench_recompute.py`. The first run builds the portfolio database
 (cached in bench/.cache/); every run then times, on that database:
-  1. the plain SQL read of exactly the reading rows recompute needs, fetched fully by the driver,
+  1. the plain SQL read of exactly what recompute reads: the statements of readings_queries,
+     streamed through recompute's own fetch (streamed_batches: raw driver tuples, fetchmany),
+     and its side reads (side_reads: the accounts to score, the survey answers), rows dropped,
   2. recompute_health for every account, in a fresh subprocess so its peak RSS is its own,
      right after 1.; rounds of 1. + 2. are repeated (--repeat) and the medians checked,
   3. `csm-bot ask "/health acme"` end to end (process start-up included), several times,
@@ -322,7 +324,7 @@ def main() -> int:
     seconds = [r["seconds"] for r in runs]
     ratio = statistics.median(ratios)
     peak = max(r["peak_rss_mb"] for r in runs)
-    print(f"plain read    {_spread(reads)} (the same statements recompute runs)")
+    print(f"plain read    {_spread(reads)} (the statements recompute runs, fetched as it fetches)")
     print(f"recompute     {_spread(seconds)}")
     print(
         f"ratio         median {ratio:.2f}x the plain read "

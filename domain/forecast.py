@@ -45,8 +45,7 @@ class IndicatorTrend(NamedTuple):
         return self.verdict == "trend"
 
 
-@dataclass(frozen=True)
-class MovingInput:
+class MovingInput(NamedTuple):
     """One indicator the projection moves: today's reading and its slopes (units per day)."""
 
     indicator: Indicator
