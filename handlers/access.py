@@ -9,6 +9,7 @@ account data at all and gets one line saying who can add them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -90,6 +91,40 @@ def service_actor(name: str = "data API") -> Actor:
 def system_actor() -> Actor:
     """The scheduler posting for nobody in particular (a team channel): reads, never changes."""
     return Actor(csm_id=None, name="CSM Assistant", role=SYSTEM_ROLE)
+
+
+# -- people, as the data API may change them --------------------------------------------------------
+# The platform ids that say who a chat user is (handlers.identity links them from verified requests).
+IDENTITY_FIELDS = ("slack_user_id", "teams_user_id", "teams_aad_object_id")
+NO_ADMIN_BY_TOKEN = (
+    "the data API cannot grant or remove the admin role; an admin does that on the server "
+    "(csm-bot people set EMAIL --role ...)"
+)
+NO_LINK_BY_TOKEN = (
+    "the data API cannot link a person to a Slack or Teams user; the link is made from their "
+    "own first message, or on the server (csm-bot people set EMAIL --slack-id ...)"
+)
+
+
+def service_person_refusals(
+    stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """What the data API's token may not change about a person: (column, reason) pairs.
+
+    The token manages the team (names, roles below admin, managers, time zones) but not who is
+    an admin nor who is who in chat: otherwise whoever holds an integration's token could make
+    themselves an admin, or point an admin's record at their own Slack user and answer as them.
+    stored: the person as stored (None for a new one); wanted: the columns the request sets.
+    """
+    stored = stored or {}
+    refusals: list[tuple[str, str]] = []
+    role = wanted.get("role")
+    if role is not None and (role == "admin") != (stored.get("role") == "admin"):
+        refusals.append(("role", NO_ADMIN_BY_TOKEN))
+    for name in IDENTITY_FIELDS:
+        if name in wanted and (wanted[name] or None) != (stored.get(name) or None):
+            refusals.append((name, NO_LINK_BY_TOKEN))
+    return refusals
 
 
 class NoAccess(PermissionDenied):

@@ -31,6 +31,7 @@ from storage.models import (
 
 if TYPE_CHECKING:
     from domain.health_model import Indicator
+    from storage.people import PersonCheck
 
 logger = logging.getLogger(__name__)
 
@@ -823,12 +824,18 @@ def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[Row
         errors.append(RowError(row.line, "day", f"{day.isoformat()} is in the future"))
 
 
-def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowError]) -> None:
+def _resolve(
+    conn: Connection,
+    kind: str,
+    rows: list[_Row],
+    errors: list[RowError],
+    person_check: PersonCheck | None = None,
+) -> None:
     """Check references against the database and within the file; store the ids found."""
     if kind == "people":
         from storage.people import resolve_people
 
-        resolve_people(conn, rows, errors)
+        resolve_people(conn, rows, errors, check=person_check)
         return
     if kind != "accounts":
         refs = {r.values.get(_ACCOUNT_REF) for r in rows} - {None}
@@ -1319,11 +1326,13 @@ def import_csv_text(
     actor_label: str = "api",
     source: str = "api",
     name: str = "csv",
+    person_check: PersonCheck | None = None,
 ) -> ImportReport:
     """Like import_csv, for CSV that is already in memory (an HTTP request body).
 
     Bytes must be UTF-8 (a byte-order mark is dropped); row numbers are line numbers, exactly as
     for a file. ``name`` says where the data came from in errors and the audit log.
+    ``person_check``: what the sender may not change about people (see storage.people).
     """
     _check_kind(kind)
     text = (
@@ -1340,6 +1349,7 @@ def import_csv_text(
         source=source,
         name=name,
         origin={"format": "csv"},
+        person_check=person_check,
     )
 
 
@@ -1355,6 +1365,7 @@ def import_records(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    person_check: PersonCheck | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
 
@@ -1364,7 +1375,8 @@ def import_records(
     a mapping leaves out is left alone; None clears it, like an empty CSV cell. ``partial`` and
     ``dry_run``: see _import (a sync writes the good rows and reports the refused ones).
     ``connection``: write inside the caller's transaction (a sync writes every kind of one
-    source in one transaction), which then owns the commit.
+    source in one transaction), which then owns the commit. ``person_check``: what the sender
+    may not change about people (see storage.people).
     """
     _check_kind(kind)
     errors: list[RowError] = []
@@ -1381,6 +1393,7 @@ def import_records(
         partial=partial,
         dry_run=dry_run,
         connection=connection,
+        person_check=person_check,
     )
 
 
@@ -1402,6 +1415,7 @@ def _import(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    person_check: PersonCheck | None = None,
 ) -> ImportReport:
     """Check references, then write every row in one transaction, or raise and write nothing.
 
@@ -1418,6 +1432,7 @@ def _import(
         "origin": origin,
         "partial": partial,
         "dry_run": dry_run,
+        "person_check": person_check,
     }
     if connection is not None:
         report = _import_on(connection, rows, errors, **options)
@@ -1442,10 +1457,11 @@ def _import_on(
     origin: dict[str, str],
     partial: bool,
     dry_run: bool,
+    person_check: PersonCheck | None,
 ) -> ImportReport:
     """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
     # References are checked even when some cells failed, so one run lists every problem.
-    _resolve(conn, kind, rows, errors)
+    _resolve(conn, kind, rows, errors, person_check)
     refused: tuple[RowError, ...] = ()
     if errors:
         errors.sort(key=lambda e: (e.row, e.column or ""))

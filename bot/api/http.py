@@ -108,6 +108,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 actor_label=ACTOR,
                 source=ACTOR,
                 name="api:json",
+                person_check=access.service_person_refusals,
             )
         else:
             job = partial(
@@ -118,6 +119,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 actor_label=ACTOR,
                 source=ACTOR,
                 name="api:csv",
+                person_check=access.service_person_refusals,
             )
         try:
             report = await run_in_threadpool(job)
