@@ -277,6 +277,23 @@ def lists_shown_here(ctx: ChatContext) -> bool:
     return not ctx.external
 
 
+# Scheduled posts about one account: its alert, its renewal reminder, its QBR prep. The only
+# scheduled posts a channel shared with another organisation may get (summaries, digests and
+# lists name many customers), and only about the account mapped to that channel.
+ONE_ACCOUNT_POSTS = frozenset({"risk_alert", "renewal_reminder", "qbr_prep"})
+
+
+def post_shown_here(ctx: ChatContext, template: str, context: Mapping[str, Any]) -> bool:
+    """The shared-channel rule for a scheduled post (a Reply's template and context)."""
+    if not ctx.external:
+        return True
+    if template not in ONE_ACCOUNT_POSTS:
+        return False
+    account = context.get("account")
+    account_id = account.get("id") if isinstance(account, Mapping) else None
+    return isinstance(account_id, int) and shown_here(ctx, account_id)
+
+
 def visible_index(session: Session, ctx: ChatContext) -> AccountIndex:
     """The account names a request may resolve against (and suggest from).
 
