@@ -272,6 +272,12 @@ def shown_here(ctx: ChatContext, account_id: int | None) -> bool:
     return not ctx.external or (account_id is not None and account_id in ctx.allowed_account_ids)
 
 
+def escalations_shown_here(ctx: ChatContext) -> bool:
+    """Escalations are internal (severity, owner, notes, SLA): never opened, shown or changed in a
+    channel shared with another organisation, not even those of the account mapped to it."""
+    return not ctx.external
+
+
 def lists_shown_here(ctx: ChatContext) -> bool:
     """Portfolio lists name many customers: never in a channel shared with another organisation."""
     return not ctx.external
