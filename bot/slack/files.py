@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.render import mrkdwn_escape
 from bot.slack.services import SlackServices
 from handlers.attachments import OutFile, safe_files
 from handlers.context import ChatContext
@@ -51,8 +52,12 @@ def upload(
         if out.is_image:
             item["alt_txt"] = out.description[:ALT_TEXT_LIMIT]
         uploads.append(item)
+    # The comment is posted as a message, parsed as mrkdwn: a name in it must not ping or link.
     response = client.files_upload_v2(
-        file_uploads=uploads, channel=channel, thread_ts=thread_ts, initial_comment=comment
+        file_uploads=uploads,
+        channel=channel,
+        thread_ts=thread_ts,
+        initial_comment=mrkdwn_escape(comment) if comment else None,
     )
     return [str(f.get("id")) for f in response.get("files") or []]
 
@@ -105,7 +110,6 @@ def deliver(
 
 
 def _tell(client: WebClient, channel: str, thread_ts: str | None, problems: list[str]) -> None:
-    from bot.render import mrkdwn_escape
 
     text = "Not attached: " + "; ".join(mrkdwn_escape(p) for p in problems)
     try:

@@ -320,7 +320,10 @@ class CsmTeamsBot(TeamsActivityHandler):
                     context = {"kind": "qbr_pack", **item.data}
                     await turn_context.send_activity(consent_message(out, context))
         if problems:
-            await turn_context.send_activity("Not attached: " + "; ".join(problems))
+            # The problems name accounts: plain text, never markdown.
+            await turn_context.send_activity(
+                message_for(_notice("Not attached: " + "; ".join(problems)))
+            )
 
     async def on_teams_file_consent_accept(
         self, turn_context: TurnContext, file_consent_card_response: FileConsentCardResponse
@@ -353,7 +356,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                 turn_context, lambda s, ctx: pack_file(s, item, ctx=ctx, models=models)
             )
         except HandlerError as error:
-            await turn_context.send_activity(f"Not sent: {error.message}")
+            await turn_context.send_activity(message_for(_notice(f"Not sent: {error.message}")))
             return
         try:
             await upload(info.upload_url, out.content)

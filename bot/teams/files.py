@@ -22,7 +22,14 @@ from typing import Any
 import httpx
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.teams.cards import ADAPTIVE_CARD, CARD_VERSION, MAX_MESSAGE_BYTES, card_size, truncate_text
+from bot.teams.cards import (
+    ADAPTIVE_CARD,
+    CARD_VERSION,
+    MAX_MESSAGE_BYTES,
+    card_size,
+    plain_block,
+    truncate_text,
+)
 from handlers.attachments import OutFile
 
 logger = logging.getLogger(__name__)
@@ -48,20 +55,16 @@ def chart_card(out: OutFile) -> dict[str, Any]:
         "version": CARD_VERSION,
         "msteams": {"width": "Full"},
         "fallbackText": truncate_text(out.description, 2000),
+        # Title and summary name the account: TextRuns, never parsed as markdown.
         "body": [
-            {
-                "type": "TextBlock",
-                "text": out.title,
-                "weight": "bolder",
-                "wrap": True,
-            },
+            plain_block(out.title, weight="bolder"),
             {
                 "type": "Image",
                 "url": data_uri(out),
                 "altText": truncate_text(out.description, 1000),
                 "size": "stretch",
             },
-            {"type": "TextBlock", "text": out.description, "isSubtle": True, "wrap": True},
+            plain_block(out.description, isSubtle=True),
         ],
     }
 
@@ -86,7 +89,11 @@ def chart_message(out: OutFile) -> Activity:
     )
     if not fits:
         logger.warning("chart %s is too large for a Teams card; sending its summary", out.filename)
-        return Activity(type=ActivityTypes.message, text=f"{out.title}: {out.description}")
+        return Activity(
+            type=ActivityTypes.message,
+            text=f"{out.title}: {out.description}",
+            text_format="plain",
+        )
     return Activity(
         type=ActivityTypes.message,
         attachments=[Attachment(content_type=ADAPTIVE_CARD, content=card)],

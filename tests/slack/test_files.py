@@ -186,3 +186,25 @@ def test_no_chart_without_asking(edge: SlackEdge, fake: FakeSlack) -> None:
     answer = ack_json(dispatch(edge, command_body("/health", "acme")))
     assert all(b.get("elements", [{}])[0].get("text") != FILES_FOLLOW for b in answer["blocks"])
     assert [m for m in fake.methods() if m in UPLOAD_STEPS] == []
+
+
+def test_a_decks_comment_cannot_forge_a_link_or_ping_the_channel(
+    edge: SlackEdge, fake: FakeSlack, container: Container
+) -> None:
+    from sqlmodel import Session, select
+
+    from storage.models import Account
+
+    with Session(container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        acme.name = "Acme <!channel> <https://evil.example|Verify your login>"
+        acme.aliases = ["acme"]
+        session.add(acme)
+        session.commit()
+
+    ack_json(dispatch(edge, command_body("/qbr", "acme")))
+
+    (deck,) = fake.uploaded()
+    # initial_comment is posted as a message: Slack parses it as mrkdwn.
+    assert deck.initial_comment and "&lt;!channel&gt;" in deck.initial_comment
+    assert "<!channel>" not in deck.initial_comment and "<https://" not in deck.initial_comment

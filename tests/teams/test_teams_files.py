@@ -55,7 +55,7 @@ def test_a_chart_request_answers_then_sends_each_chart_as_an_image_card(
         assert len(body) < MAX_REQUEST_BYTES
         image["url"] = "data:"
         assert utf16_size(card) < MAX_MESSAGE_BYTES
-        titles.append(card["body"][0]["text"])
+        titles.append(card["body"][0]["inlines"][0]["text"])
     assert titles == [
         "Acme Corp — health, last 44 days",
         "Acme Corp — the indicators behind the score",
@@ -144,4 +144,4 @@ def test_a_deck_is_not_offered_in_a_channel(client: TestClient, connector: FakeC
     assert not any(
         a.get("contentType") == FILE_CONSENT_CARD for call in sent for a in attachments_of(call)
     )
-    assert "1:1 chat" in sent[-1].body["text"]
+    assert "1:1 chat" in json.dumps(sent[-1].body)
