@@ -491,6 +491,14 @@ class CsmTeamsBot(TeamsActivityHandler):
         elif spec.after == "alert":
             await update_alert_cards(self.container, self._outbound(turn_context), reply, clicked)
         elif spec.after == "opened" and target is not None:
+            if reply.context.get("existing"):
+                # The same submit again (same activity id): the first one posted the card.
+                number = reply.context["escalation"]["id"]
+                return await self._card(
+                    reply,
+                    f"Escalation #{number} is already open (this request reached me twice); "
+                    "nothing new was opened.",
+                )
             return await self._opened(turn_context, reply, clicked, target)
         return await self._card(reply, spec.done)
 
