@@ -278,6 +278,19 @@ def escalations_shown_here(ctx: ChatContext) -> bool:
     return not ctx.external
 
 
+# Said when an answer may not be posted for everyone (a Share button where we cannot tell who is in).
+NOT_SHAREABLE = (
+    "I can't see who is in this conversation (I'm not part of it), so I don't post account data "
+    "into it: someone from outside, or a guest, may be in it. The answer stays private to you."
+)
+
+
+def shareable_here(ctx: ChatContext) -> bool:
+    """Whether an answer may be posted for everyone in the conversation (Slack's Share): only
+    where we know who is in it. In a shared channel, shown_here decides what on top."""
+    return ctx.audience_known
+
+
 def lists_shown_here(ctx: ChatContext) -> bool:
     """Portfolio lists name many customers: never in a channel shared with another organisation."""
     return not ctx.external
