@@ -456,7 +456,8 @@ class CsmTeamsBot(TeamsActivityHandler):
             return await self._with_notice(turn_context, spec, data, error.message)
         except BadAction as error:
             metrics.HANDLER_ERRORS.labels("BadAction").inc()
-            logger.info("bad card action data for %s: %r (%s)", verb, data, error)
+            # The fields' names, not their values: notes and reasons are what people typed.
+            logger.info("bad card action data for %s: fields %s (%s)", verb, sorted(data), error)
             return _error(
                 400,
                 "BadRequest",

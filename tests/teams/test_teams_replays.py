@@ -3,6 +3,9 @@ twice): the escalation or note is made once, and its card or thread reply is pos
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
@@ -75,3 +78,23 @@ def test_a_note_submitted_twice_is_replied_once(
     assert len(notes) == 1
     replies = [c for c in team.sent() if c.method == "POST"]
     assert len(replies) == 1, [(c.method, c.conversation_id) for c in team.sent()]
+
+
+def test_a_bad_card_action_is_logged_without_what_the_user_typed(
+    client: TestClient,
+    team: FakeConnector,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = invoke(
+        team,
+        "escalation.note",
+        {"escalation_id": "not-a-number", "note": "Jane Roe's SSN is 078-05-1120"},
+        DANA,
+    )
+
+    answer = post(client, body)
+
+    assert answer["type"] == "application/vnd.microsoft.error"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "escalation.note" in logged and "078-05-1120" not in logged
