@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from fake_connector import FakeConnector
 from pptx import Presentation
 from starlette.testclient import TestClient
@@ -145,3 +146,28 @@ def test_a_deck_is_not_offered_in_a_channel(client: TestClient, connector: FakeC
         a.get("contentType") == FILE_CONSENT_CARD for call in sent for a in attachments_of(call)
     )
     assert "1:1 chat" in json.dumps(sent[-1].body)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"kind": "qbr_pack", "account_id": 1, "variant": "executive", "today": "not a day"},
+        {"kind": "qbr_pack", "account_id": 10**30},
+        {"kind": "qbr_pack", "account_id": "1"},
+        {"kind": "qbr_pack", "account_id": 1, "variant": {"nested": True}},
+        "not an object",
+        None,
+    ],
+    ids=["bad-day", "huge-id", "text-id", "object-variant", "string", "none"],
+)
+def test_a_tampered_consent_context_builds_nothing_and_says_so(
+    client: TestClient, connector: FakeConnector, context: Any
+) -> None:
+    connector.members[DANA_TEAMS_ID] = dana_member()
+    forged = accept(connector, {"name": "x.pptx", "content": {"acceptContext": context}})
+
+    response = client.post("/api/messages", json=forged)
+
+    assert response.status_code == 200, response.text
+    assert connector.uploads == {}
+    assert connector.sent()[-1].body["text"] == "This file card has expired. Ask me again."
