@@ -311,7 +311,9 @@ def _import_file(kind: str, file: Path, encoding: str | None) -> None:
     container = _container()
     upgrade(container.settings.database_url)
     try:
-        report = import_csv(container.engine, kind, file, encoding=encoding)
+        report = import_csv(
+            container.engine, kind, file, encoding=encoding, today=container.today()
+        )
     except ImportFailed as exc:
         rows = len({error.row for error in exc.errors})
         typer.echo(
