@@ -141,3 +141,24 @@ def test_imports_go_by_the_business_date(demo_container, tmp_path: Path) -> None
     readings.write_text(f"account_external_id,indicator_key,day,value\nNEW-2,nps,{ahead},30\n")
     result = runner.invoke(app, ["import", "readings", str(readings)])
     assert result.exit_code == 1 and f"{ahead} is in the future" in result.output
+
+
+def test_recompute_from_backfills_every_day_of_a_range(demo_container) -> None:
+    from sqlalchemy import delete
+
+    from storage.models import HealthSnapshot
+
+    first = DEMO_TODAY - timedelta(days=9)
+    with Session(demo_container.engine) as session:
+        session.exec(delete(HealthSnapshot).where(HealthSnapshot.day >= first))  # type: ignore[call-overload]
+        session.commit()
+    result = runner.invoke(app, ["recompute", "--from", first.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert f"for 10 days, {first} to {DEMO_TODAY}" in result.output
+    with Session(demo_container.engine) as session:
+        days = session.exec(
+            select(HealthSnapshot.day).where(HealthSnapshot.day >= first).distinct()
+        ).all()
+    assert sorted(days) == [first + timedelta(days=n) for n in range(10)]
+    backwards = runner.invoke(app, ["recompute", "--from", "2026-12-25"])
+    assert backwards.exit_code == 2 and "is after --at" in backwards.output
