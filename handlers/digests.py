@@ -663,6 +663,9 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
         },
         "arr_at_risk": arr_at_risk,
         "forecast": {
+            # GRR and NRR divide by the quarter's starting ARR: without any (a team whose
+            # accounts all started this quarter) there is no rate, and the digest says why.
+            "no_base": None if realized.starting_arr > 0 else f"no ARR at the start of {q_label}",
             "grr_pct": None if grr is None else round(grr * 100, 1),
             "nrr_pct": None if nrr is None else round(nrr * 100, 1),
             "open_renewals": open_in_quarter,
@@ -675,11 +678,13 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
         "worse": sum(1 for m in movements if m["direction"] == "worse"),
         "better": sum(1 for m in movements if m["direction"] == "better"),
     }
-    grr_text = "—" if grr is None else f"{grr * 100:.1f}%"
-    nrr_text = "—" if nrr is None else f"{nrr * 100:.1f}%"
+    if grr is None or nrr is None:
+        retention_text = f"{q_label} forecast GRR and NRR: none ({context['forecast']['no_base']})"
+    else:
+        retention_text = f"{q_label} forecast GRR {grr * 100:.1f}%, NRR {nrr * 100:.1f}%"
     text = (
-        f"Weekly team digest for {manager.name}: ${arr_at_risk:,.0f} ARR at risk; {q_label} "
-        f"forecast GRR {grr_text}, NRR {nrr_text}; {_plural(context['worse'], 'account')} worse, "
+        f"Weekly team digest for {manager.name}: ${arr_at_risk:,.0f} ARR at risk; "
+        f"{retention_text}; {_plural(context['worse'], 'account')} worse, "
         f"{context['better']} better this week."
     )
     return Reply(template="manager_digest", context=context, text=text)

@@ -31,7 +31,8 @@ class SyncSummary:
     def lines(self) -> list[str]:
         out = [line for r in self.reports for line in r.lines()]
         if self.recomputed:
-            out.append(f"Health recomputed for {self.recomputed} accounts.")
+            noun = "account" if self.recomputed == 1 else "accounts"
+            out.append(f"Health recomputed for {self.recomputed} {noun}.")
         return out
 
 
@@ -48,7 +49,7 @@ def run_sync(
     from handlers.recompute import recompute_health
 
     config = load_sync_config(config_path)
-    reports = sync_sources(engine, config.named(source), dry_run=dry_run)
+    reports = sync_sources(engine, config.named(source), dry_run=dry_run, today=today)
     touched = {
         account_id
         for report in reports

@@ -40,8 +40,14 @@ KINDS = ("people", "accounts", "readings", "milestones", "renewals", "surveys")
 MAX_ERRORS_SHOWN = 100
 # Whole numbers are stored in 32-bit integer columns on PostgreSQL.
 MAX_INT = 2_147_483_647
+# The largest ARR an account or a renewal may have (a trillion: no customer comes close).
+MAX_MONEY = 1_000_000_000_000
 # Columns that may hold a line break; anywhere else one means a quote was left open.
 MULTILINE_COLUMNS = frozenset({"note", "comment"})
+# Characters no cell may hold: control characters but tab and line breaks (a terminal escape in
+# a name clears the screen of whoever lists it; decks and PostgreSQL refuse NUL), lone UTF-16
+# surrogates (not text: JSON can still spell them) and the two Unicode non-characters XML refuses.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 # Inclusive score ranges per survey kind (NPS 0-10, CSAT 1-5, CES 1-7).
 SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
@@ -169,6 +175,15 @@ def _non_negative(raw: str) -> float | None:
     value = _number(raw)
     if value is not None and value < 0:
         raise _Bad(f"must not be negative: {raw!r}")
+    return value
+
+
+def _money(raw: str) -> float | None:
+    """An amount of ARR: not negative, and at most a trillion dollars. A larger number is a
+    mistake (a unit, a pasted id), and 1e308 would turn every portfolio total into infinity."""
+    value = _non_negative(raw)
+    if value is not None and value > MAX_MONEY:
+        raise _Bad(f"more than ${MAX_MONEY:,.0f}: {raw!r}")
     return value
 
 
@@ -383,7 +398,7 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("owner_email", _email),
         _Col("segment", _segment),
         _Col("tier", _text),
-        _Col("arr", _non_negative),
+        _Col("arr", _money),
         _Col("lifecycle_stage", _one_of(LIFECYCLE_STAGES)),
         _Col("start_date", _iso_date),
         _Col("renewal_date", _iso_date),
@@ -417,10 +432,10 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("external_id", _text, required=True),
         _Col(_ACCOUNT_REF, _text, required=True),
         _Col("renewal_date", _iso_date, required=True),
-        _Col("arr", _non_negative),
+        _Col("arr", _money),
         _Col("likelihood", _probability),
         _Col("status", _one_of(RENEWAL_STATUSES)),
-        _Col("renewed_arr", _non_negative),
+        _Col("renewed_arr", _money),
         _Col("closed_on", _iso_date),
     ),
     "surveys": (
@@ -758,6 +773,10 @@ def _parse_row(
             continue
         raw = cell.strip()
         col = spec[name]
+        unstorable = _UNSTORABLE.search(raw)
+        if unstorable:
+            errors.append(RowError(line, name, _unstorable_reason(unstorable.group())))
+            continue
         if not raw and col.required:
             errors.append(RowError(line, name, "required value is empty"))
             continue
@@ -766,6 +785,13 @@ def _parse_row(
         except _Bad as exc:
             errors.append(RowError(line, name, str(exc)))
     return _Row(line, values, columns)
+
+
+def _unstorable_reason(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"contains half of a UTF-16 pair ({code}), which cannot be stored: fix the text"
+    return f"contains a control character ({code}): remove it"
 
 
 def _check_duplicates(
@@ -797,7 +823,9 @@ def _known_indicators() -> dict[str, Indicator]:
     return found
 
 
-def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[RowError]) -> None:
+def _check_reading(
+    row: _Row, indicators: dict[str, Indicator], errors: list[RowError], *, today: date
+) -> None:
     """Known key, a possible value for it, and not dated in the future."""
     key, value, day = (
         row.values.get("indicator_key"),
@@ -820,7 +848,7 @@ def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[Row
             RowError(row.line, "value", f"{value:g} is not a possible {key} (range {low}..{high})")
         )
     # A day of slack for timezones; anything later is a typo, and would skew the forecast.
-    if day is not None and day > date.today() + timedelta(days=1):
+    if day is not None and day > today + timedelta(days=1):
         errors.append(RowError(row.line, "day", f"{day.isoformat()} is in the future"))
 
 
@@ -829,6 +857,8 @@ def _resolve(
     kind: str,
     rows: list[_Row],
     errors: list[RowError],
+    *,
+    today: date,
     person_check: PersonCheck | None = None,
 ) -> None:
     """Check references against the database and within the file; store the ids found."""
@@ -876,7 +906,7 @@ def _resolve(
     if kind == "readings":
         indicators = _known_indicators()
         for row in rows:
-            _check_reading(row, indicators, errors)
+            _check_reading(row, indicators, errors, today=today)
         _check_duplicates(
             rows,
             lambda r: (
@@ -1288,6 +1318,7 @@ def import_csv(
     *,
     actor_label: str = "csv import",
     encoding: str | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Validate every row of a CSV file, then upsert it in one transaction.
 
@@ -1315,6 +1346,7 @@ def import_csv(
         source="import",
         name=path.name,
         origin={"file": path.name},
+        today=today,
     )
 
 
@@ -1327,6 +1359,7 @@ def import_csv_text(
     source: str = "api",
     name: str = "csv",
     person_check: PersonCheck | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Like import_csv, for CSV that is already in memory (an HTTP request body).
 
@@ -1350,6 +1383,7 @@ def import_csv_text(
         name=name,
         origin={"format": "csv"},
         person_check=person_check,
+        today=today,
     )
 
 
@@ -1366,6 +1400,7 @@ def import_records(
     dry_run: bool = False,
     connection: Connection | None = None,
     person_check: PersonCheck | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
 
@@ -1394,6 +1429,7 @@ def import_records(
         dry_run=dry_run,
         connection=connection,
         person_check=person_check,
+        today=today,
     )
 
 
@@ -1416,6 +1452,7 @@ def _import(
     dry_run: bool = False,
     connection: Connection | None = None,
     person_check: PersonCheck | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Check references, then write every row in one transaction, or raise and write nothing.
 
@@ -1433,6 +1470,9 @@ def _import(
         "partial": partial,
         "dry_run": dry_run,
         "person_check": person_check,
+        # The business date (CSM_TODAY when pinned): ARR changes are dated by it, and readings
+        # after it are in the future.
+        "today": today or date.today(),
     }
     if connection is not None:
         report = _import_on(connection, rows, errors, **options)
@@ -1457,11 +1497,12 @@ def _import_on(
     origin: dict[str, str],
     partial: bool,
     dry_run: bool,
+    today: date,
     person_check: PersonCheck | None,
 ) -> ImportReport:
     """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
     # References are checked even when some cells failed, so one run lists every problem.
-    _resolve(conn, kind, rows, errors, person_check)
+    _resolve(conn, kind, rows, errors, today=today, person_check=person_check)
     refused: tuple[RowError, ...] = ()
     if errors:
         errors.sort(key=lambda e: (e.row, e.column or ""))
@@ -1488,7 +1529,7 @@ def _import_on(
             _write_with_account(kind)(conn, rows, counts)
     follow = _follow_renewals(conn, kind, rows, counts)
     # ARR history: every ARR change an import or a sync implies, with the day it took effect.
-    record_import_arr(conn, kind, counts.account_ids, source=source)
+    record_import_arr(conn, kind, counts.account_ids, source=source, today=today)
     report = ImportReport(
         kind=kind,
         rows=len(rows) + len({e.row for e in refused}),

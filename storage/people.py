@@ -127,6 +127,36 @@ def resolve_people(
                 )
             )
     _check_platform_ids(conn, rows, errors)
+    _check_loops(conn, rows, errors)
+
+
+def _check_loops(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:
+    """Nobody may end up above themselves: the team as it would be after this import (its rows
+    over the database) has no management loop (Lee reports to Sam, who reports to Lee)."""
+    from storage.csv_import import RowError
+
+    setting = [r for r in rows if r.values.get("email") and "manager_email" in r.columns]
+    if not setting:
+        return
+    csm, boss = table("csm"), table("csm").alias("boss")
+    manager_of: dict[str, str | None] = {
+        str(email).lower(): (str(manager).lower() if manager else None)
+        for email, manager in conn.execute(
+            select(csm.c.email, boss.c.email).outerjoin(boss, boss.c.id == csm.c.manager_id)
+        ).all()
+    }
+    for row in setting:
+        manager_of[row.values["email"]] = row.values.get("manager_email")
+    for row in setting:
+        email = row.values["email"]
+        chain = [email]
+        current = manager_of.get(email)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = manager_of.get(current)
+        if current == email and len(chain) > 1:
+            loop = " → ".join([*chain, email])
+            errors.append(RowError(row.line, "manager_email", f"a management loop: {loop}"))
 
 
 def _check_platform_ids(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:

@@ -152,7 +152,7 @@ def test_local_chat_answers_then_writes_the_charts_with_a_sparkline(demo_contain
     assert lines[0].startswith("Acme Corp — ")  # the text answer comes first
     charts = [line for line in lines if line.startswith("Chart: ")]
     assert [c.split(" → ")[0] for c in charts] == [
-        "Chart: Acme Corp — health, last 44 days",
+        "Chart: Acme Corp — health, last 45 days",
         "Chart: Acme Corp — the indicators behind the score",
     ]
     for line in charts:

@@ -244,6 +244,47 @@ def test_the_people_api_has_the_same_rules(fresh: Container) -> None:
         ]
 
 
+def test_counts_of_one_read_as_one(fresh: Container, tmp_path: Path) -> None:
+    assert cli("people", "add", "sam@acme.io", "--name", "Sam Reyes").exit_code == 0
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("external_id,name,owner_email\nA-1,Fabrikam,sam@acme.io\n")
+    imported = cli("import", "accounts", str(accounts))
+    assert "Health recomputed for 1 account." in imported.output, imported.output
+    listing = cli("people", "list").output
+    assert " 1 account " in listing and "1 accounts" not in listing
+
+
+def test_a_management_loop_is_refused(fresh: Container, tmp_path: Path) -> None:
+    team = tmp_path / "team.csv"
+    team.write_text(
+        "email,name,role,manager_email\n"
+        "lee@acme.io,Lee Park,manager,\n"
+        "sam@acme.io,Sam Reyes,csm,lee@acme.io\n"
+    )
+    assert cli("people", "import", str(team)).exit_code == 0
+    before = people_rows(fresh.engine)
+    # Lee reports to Sam, who reports to Lee: nobody's manager would be above them.
+    loop = cli("people", "set", "lee@acme.io", "--manager", "sam@acme.io")
+    assert loop.exit_code != 0
+    assert "management loop: lee@acme.io → sam@acme.io → lee@acme.io" in loop.output
+    both = tmp_path / "both.csv"
+    both.write_text(
+        "email,name,role,manager_email\n"
+        "ann@acme.io,Ann,manager,bob@acme.io\n"
+        "bob@acme.io,Bob,manager,ann@acme.io\n"
+    )
+    in_file = cli("people", "import", str(both))
+    assert in_file.exit_code == 1
+    assert "row 2, column 'manager_email': a management loop" in in_file.output
+    assert people_rows(fresh.engine) == before
+    with TestClient(build_app(fresh)) as client:
+        response = client.patch(
+            "/api/v1/people/lee@acme.io", json={"manager_email": "sam@acme.io"}, headers=AUTH
+        )
+    assert response.status_code == 422 and "management loop" in response.text
+    assert people_rows(fresh.engine) == before
+
+
 def test_people_set_tunes_working_hours_and_what_interrupts(fresh: Container) -> None:
     cli("people", "add", "sam@acme.io", "--name", "Sam Reyes", "--tz", "Europe/Rome")
 

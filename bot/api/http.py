@@ -109,6 +109,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 source=ACTOR,
                 name="api:json",
                 person_check=access.service_person_refusals,
+                today=container.today(),
             )
         else:
             job = partial(
@@ -120,6 +121,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 source=ACTOR,
                 name="api:csv",
                 person_check=access.service_person_refusals,
+                today=container.today(),
             )
         try:
             report = await run_in_threadpool(job)

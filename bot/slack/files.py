@@ -39,7 +39,11 @@ def upload(
     thread_ts: str | None = None,
     comment: str | None = None,
 ) -> list[str]:
-    """One files_upload_v2 call (getUploadURLExternal, POST, completeUploadExternal) for all files."""
+    """One files_upload_v2 call (getUploadURLExternal, POST, completeUploadExternal) for all files.
+
+    ``comment`` is plain text; Slack posts it as a message (mrkdwn), so it is escaped here: an
+    account name in it can neither ping a channel nor forge a link.
+    """
     if not files:
         return []
     uploads = []
@@ -52,7 +56,6 @@ def upload(
         if out.is_image:
             item["alt_txt"] = out.description[:ALT_TEXT_LIMIT]
         uploads.append(item)
-    # The comment is posted as a message, parsed as mrkdwn: a name in it must not ping or link.
     response = client.files_upload_v2(
         file_uploads=uploads,
         channel=channel,
@@ -110,7 +113,6 @@ def deliver(
 
 
 def _tell(client: WebClient, channel: str, thread_ts: str | None, problems: list[str]) -> None:
-
     text = "Not attached: " + "; ".join(mrkdwn_escape(p) for p in problems)
     try:
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)

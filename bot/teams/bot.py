@@ -25,7 +25,14 @@ from sqlmodel import Session, select
 
 from bot.teams import metrics
 from bot.teams.actions import ACTIONS, BadAction, CardAction
-from bot.teams.cards import ADAPTIVE_CARD, Refresh, message_for, notice_card, render_card
+from bot.teams.cards import (
+    ADAPTIVE_CARD,
+    Refresh,
+    message_for,
+    notice_card,
+    plain_message,
+    render_card,
+)
 from bot.teams.escalation_threads import (
     EscalationThreads,
     Target,
@@ -321,10 +328,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                     context = {"kind": "qbr_pack", **item.data}
                     await turn_context.send_activity(consent_message(out, context))
         if problems:
-            # The problems name accounts: plain text, never markdown.
-            await turn_context.send_activity(
-                message_for(_notice("Not attached: " + "; ".join(problems)))
-            )
+            await turn_context.send_activity(plain_message("Not attached: " + "; ".join(problems)))
 
     async def on_teams_file_consent_accept(
         self, turn_context: TurnContext, file_consent_card_response: FileConsentCardResponse
@@ -345,7 +349,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                 turn_context, lambda s, ctx: pack_file(s, item, ctx=ctx, models=models)
             )
         except HandlerError as error:
-            await turn_context.send_activity(message_for(_notice(f"Not sent: {error.message}")))
+            await turn_context.send_activity(plain_message(f"Not sent: {error.message}"))
             return
         try:
             await upload(info.upload_url, out.content)

@@ -16,6 +16,7 @@ from domain.accounts_index import AccountIndex, Resolution, fold
 from domain.nlu.lexicon import (
     ACCOUNT_INTENTS,
     BAND_WORDS,
+    CHART_PHRASES,
     CHART_WORDS,
     CONFUSED_WORDS,
     FOLLOWUP_OPENERS,
@@ -327,7 +328,7 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
             # "health map", "risk map": the portfolio drawn, not one account's health.
             intent, confidence = "my_accounts", max(confidence, 0.7)
             followup = False
-    elif any(w in CHART_WORDS for w in words):
+    elif any(w in CHART_WORDS for w in words) or any(p in " ".join(words) for p in CHART_PHRASES):
         chart = "chart"
     return ParseResult(
         original,

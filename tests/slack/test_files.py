@@ -108,7 +108,7 @@ def test_health_chart_command_answers_first_then_uploads_two_charts_to_the_dm(
         assert "Acme Corp" in call.args["alt_txt"]
     files = fake.uploaded()
     assert [f.title for f in files] == [
-        "Acme Corp — health, last 44 days",
+        "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
     ]
     for f in files:
@@ -188,23 +188,17 @@ def test_no_chart_without_asking(edge: SlackEdge, fake: FakeSlack) -> None:
     assert [m for m in fake.methods() if m in UPLOAD_STEPS] == []
 
 
-def test_a_decks_comment_cannot_forge_a_link_or_ping_the_channel(
-    edge: SlackEdge, fake: FakeSlack, container: Container
+def test_a_deck_comment_escapes_the_account_name(
+    container: Container, edge: SlackEdge, fake: FakeSlack
 ) -> None:
-    from sqlmodel import Session, select
+    from sqlalchemy import text
 
-    from storage.models import Account
-
-    with Session(container.engine) as session:
-        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
-        acme.name = "Acme <!channel> <https://evil.example|Verify your login>"
-        acme.aliases = ["acme"]
-        session.add(acme)
-        session.commit()
-
+    hostile = "<!channel> Acme <https://evil.example/login|Renew here>"
+    with container.engine.begin() as conn:
+        conn.execute(text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"), {"n": hostile})
     ack_json(dispatch(edge, command_body("/qbr", "acme")))
-
     (deck,) = fake.uploaded()
-    # initial_comment is posted as a message: Slack parses it as mrkdwn.
-    assert deck.initial_comment and "&lt;!channel&gt;" in deck.initial_comment
-    assert "<!channel>" not in deck.initial_comment and "<https://" not in deck.initial_comment
+    comment = deck.initial_comment or ""
+    # The comment is a message: mrkdwn. The name must neither ping the DM nor forge a link.
+    assert "<!channel>" not in comment and "<https://" not in comment
+    assert "&lt;!channel&gt; Acme &lt;https://evil.example/login|Renew here&gt;" in comment
