@@ -9,7 +9,7 @@ account data at all and gets one line saying who can add them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -272,6 +272,16 @@ def shown_here(ctx: ChatContext, account_id: int | None) -> bool:
     return not ctx.external or (account_id is not None and account_id in ctx.allowed_account_ids)
 
 
+def shared_channel_accounts(mapped: Iterable[int | None], *, enabled: bool) -> frozenset[int]:
+    """What a channel shared with another organisation may show: the accounts mapped to it, and
+    only when the admins turned that on (CSM_SHARED_CHANNEL_ANSWERS); by default nothing, since
+    the customer reads along (design.md: "only the account mapped to that channel, and only when
+    configured")."""
+    if not enabled:
+        return frozenset()
+    return frozenset(i for i in mapped if i is not None)
+
+
 def escalations_shown_here(ctx: ChatContext) -> bool:
     """Escalations are internal (severity, owner, notes, SLA): never opened, shown or changed in a
     channel shared with another organisation, not even those of the account mapped to it."""
@@ -299,7 +309,8 @@ def lists_shown_here(ctx: ChatContext) -> bool:
 # Scheduled posts about one account: its alert, its renewal reminder, its QBR prep. The only
 # scheduled posts a channel shared with another organisation may get (summaries, digests and
 # lists name many customers), and only about the account mapped to that channel.
-ONE_ACCOUNT_POSTS = frozenset({"risk_alert", "renewal_reminder", "qbr_prep"})
+# QBR prep is the CSM's own preparation (risks, what to leave out of the review): never there.
+ONE_ACCOUNT_POSTS = frozenset({"risk_alert", "renewal_reminder"})
 
 
 def post_shown_here(ctx: ChatContext, template: str, context: Mapping[str, Any]) -> bool:

@@ -173,7 +173,9 @@ class SlackNotifier:
                 actor=access.system_actor(),
                 today=self.container.today(),
                 external=True,
-                allowed_account_ids=frozenset(i for i in mapped.all() if i is not None),
+                allowed_account_ids=access.shared_channel_accounts(
+                    mapped.all(), enabled=self.container.settings.shared_channel_answers
+                ),
             )
         return access.post_shown_here(ctx, reply.template, reply.context)
 

@@ -351,7 +351,9 @@ class SlackServices:
             today=self.container.today(),
             thread_key=thread_key,
             external=info.external,
-            allowed_account_ids=info.account_ids,
+            allowed_account_ids=access.shared_channel_accounts(
+                info.account_ids, enabled=self.container.settings.shared_channel_answers
+            ),
             request_key=request_key,
             audience_known=info.inspected,
         )

@@ -211,7 +211,10 @@ class CsmTeamsBot(TeamsActivityHandler):
             today=self.container.today(),
             thread_key=f"teams:{activity.conversation.id}",
             external=external,
-            allowed_account_ids=mapped_accounts(session, conversation) if external else frozenset(),
+            allowed_account_ids=access.shared_channel_accounts(
+                mapped_accounts(session, conversation) if external else (),
+                enabled=self.container.settings.shared_channel_answers,
+            ),
             request_key=request_key(activity),
         )
 

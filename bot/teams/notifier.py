@@ -309,7 +309,10 @@ class TeamsNotifier:
                     actor=access.system_actor(),
                     today=self.container.today(),
                     external=True,
-                    allowed_account_ids=mapped_accounts(session, mapped_to),
+                    allowed_account_ids=access.shared_channel_accounts(
+                        mapped_accounts(session, mapped_to),
+                        enabled=self.container.settings.shared_channel_answers,
+                    ),
                 )
             return access.post_shown_here(ctx, reply.template, reply.context)
 

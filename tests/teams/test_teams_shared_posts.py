@@ -65,7 +65,11 @@ def test_a_list_never_reaches_a_conversation_with_outsiders(
         assert refused.value.permanent and "another organisation" in refused.value.reason
     assert installed.sent() == []
 
-    # The account mapped to the conversation still gets its own reminder there.
+    # The account mapped to the conversation gets its own reminder there, once the admins allow
+    # answers in shared channels (by default not even that).
+    with pytest.raises(DeliveryError):
+        notifier.send(CHANNEL, reminder_for_the_mapped_account(container))
+    container.settings.shared_channel_answers = True
     notifier.send(CHANNEL, reminder_for_the_mapped_account(container))
     [posted] = installed.sent()
     assert posted.conversation_id == CHANNEL and "Acme Corp" in posted.body["summary"]
