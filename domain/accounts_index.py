@@ -51,6 +51,7 @@ _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often Engl
 _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
 _FUZZY_ACCEPT = 80.0  # per-token similarity (rapidfuzz ratio) a typo must reach
 _TIE_MARGIN = 2.0  # candidates this close to the best are a genuine tie -> ask
+_UNPREFERRED = 1 << 30  # rank of an id nobody prefers
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,26 @@ class Resolution:
     @property
     def resolved(self) -> bool:
         return self.account_id is not None
+
+
+@dataclass(frozen=True)
+class Mention:
+    """An account named in an utterance: what it resolved to, and where it was written.
+
+    ``weak`` marks a mention that starts with a word only found inside names ("coffee" in
+    "Fourth Coffee Outfitters"): it names the account only if the question is about one.
+    """
+
+    resolution: Resolution
+    text: str
+    start: int
+    end: int
+    weak: bool = False
+
+
+# A ranking of preferred account ids (the asker's own, recently discussed): lower ranks first.
+Prefer = dict[int, int]
+_NO_PREFERENCE: Prefer = {}
 
 
 def fold(text: str) -> str:
@@ -216,6 +237,12 @@ class AccountIndex:
         }
 
     @cached_property
+    def _non_first(self) -> frozenset[str]:
+        # Words that never begin a name or alias ("coffee" in "Fourth Coffee Outfitters"): on
+        # their own, in lower case, they are everyday words first and account names second.
+        return frozenset(tok for tok in self._postings if tok not in self._first)
+
+    @cached_property
     def _deletes(self) -> dict[str, set[str]]:
         # Symmetric-deletion map for one-edit typos: O(len(word)) dict lookups per query word,
         # independent of how many accounts there are.
@@ -248,8 +275,12 @@ class AccountIndex:
 
     # ------------------------------------------------------------------ resolve
 
-    def resolve(self, query: str, *, limit: int = 5) -> Resolution:
-        """Resolve a name as typed: exact, alias, unique prefix/token, typo; else ambiguous or none."""
+    def resolve(self, query: str, *, limit: int = 5, prefer: Prefer = _NO_PREFERENCE) -> Resolution:
+        """Resolve a name as typed: exact, alias, unique prefix/token, typo; else ambiguous or none.
+
+        ``prefer`` ranks ids offered first when the name is ambiguous (the asker's own accounts,
+        the ones discussed lately): among 10,000 accounts a nickname fits a hundred of them.
+        """
         key = fold(query)
         if not key:
             return Resolution("none", query, None, None, ())
@@ -258,7 +289,7 @@ class AccountIndex:
             if ids:
                 if len(ids) == 1:
                     return self._one(status, query, ids[0], 100.0)
-                return self._ambiguous(query, [(i, 100.0) for i in ids], limit)
+                return self._ambiguous(query, [(i, 100.0) for i in ids], limit, prefer)
         squashed = self._squashed.get(key.replace(" ", ""))
         if squashed and len(squashed) == 1:
             return self._one("fuzzy", query, squashed[0], 98.0)
@@ -271,10 +302,17 @@ class AccountIndex:
                 ids = bucket.get(core_key)
                 if ids and len(ids) == 1:
                     return self._one("alias" if status == "alias" else "fuzzy", query, ids[0], 98.0)
-        return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX)
+        return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX, prefer=prefer)
 
     def _resolve_words(
-        self, query: str, words: list[str], limit: int, *, min_prefix: int, suggest: bool = True
+        self,
+        query: str,
+        words: list[str],
+        limit: int,
+        *,
+        min_prefix: int,
+        suggest: bool = True,
+        prefer: Prefer = _NO_PREFERENCE,
     ) -> Resolution:
         # 1. Every word is a name word or the start of one, in the name's order: "piper",
         #    "umbrella", "wayne enterprise" (but "health yarrow" is not "Yarrow Health").
@@ -293,13 +331,16 @@ class AccountIndex:
                 max(limit, 2),
                 matched,
                 key=lambda i: (
+                    prefer.get(i, _UNPREFERRED),
                     not self._starts_with(i, words[0]),
                     self._core_len[i],
                     self._name_len[i],
                     self._accounts[i].name,
                 ),
             )
-            return self._ambiguous(query, [(i, self._prefix_score(words, i)) for i in top], limit)
+            return self._ambiguous(
+                query, [(i, self._prefix_score(words, i)) for i in top], limit, prefer
+            )
         # 2. Typos: per-word similarity to name words, averaged over the query's words.
         per_word: list[dict[int, float]] = []
         for word in words:
@@ -331,7 +372,7 @@ class AccountIndex:
                 # Among tied names, the only one whose every word was typed wins ("wilow mtors"
                 # is Willow Motors, not Willow Motors 1258).
                 return self._one("fuzzy", query, covered[0], dict(tied)[covered[0]])
-            return self._ambiguous(query, tied, limit)
+            return self._ambiguous(query, tied, limit, prefer)
         suggestions = self.suggest(query, limit=limit) if suggest else ()
         return Resolution("none", query, None, None, suggestions)
 
@@ -399,7 +440,11 @@ class AccountIndex:
     # ------------------------------------------------------------------ find in text
 
     def find_in_text(
-        self, text: str, *, ignore: Callable[[str], bool] | None = None
+        self,
+        text: str,
+        *,
+        ignore: Callable[[str], bool] | None = None,
+        prefer: Prefer = _NO_PREFERENCE,
     ) -> tuple[Resolution, str] | None:
         """Find an account mention in an utterance; (resolution, the span as written) or None.
 
@@ -410,14 +455,73 @@ class AccountIndex:
         tokens = tokenize(text)
         if not tokens:
             return None
-        found = self._find_phrase(text, tokens, is_chat)
+        found = self._find(text, tokens, is_chat, prefer, strict=False)
+        return None if found is None else (found[0], found[1])
+
+    def find_mentions(
+        self,
+        text: str,
+        *,
+        ignore: Callable[[str], bool] | None = None,
+        prefer: Prefer = _NO_PREFERENCE,
+        limit: int = 6,
+    ) -> list[Mention]:
+        """Every account mention in an utterance, in the order written ("acme vs globex").
+
+        A mention that can only start with a word found inside names ("coffee") is found last
+        and marked ``weak``.
+        """
+        is_chat = ignore or COMMON_WORDS.__contains__
+        masked = text
+        mentions: list[Mention] = []
+        for _ in range(limit):
+            tokens = tokenize(masked)
+            if not tokens:
+                break
+            weak = False
+            found = self._find(masked, tokens, is_chat, prefer, strict=True)
+            if found is None:
+                found = self._find(masked, tokens, is_chat, prefer, strict=False)
+                weak = True
+            if found is None:
+                break
+            resolution, span, start = found
+            end = start + len(span)
+            masked_span = masked[start:end]
+            masked = masked[:start] + " " * (end - start) + masked[end:]
+            if weak and not all(word in self._postings for word in fold(masked_span).split()):
+                # Only a name word typed exactly may stand for an account on its own; a typo of
+                # one ("tracking" for "Trading") is just another word.
+                continue
+            mentions.append(Mention(resolution, text[start:end], start, end, weak))
+        if any(not m.weak for m in mentions):
+            # With an account named outright, a stray name word is an ordinary word.
+            mentions = [m for m in mentions if not m.weak]
+        mentions.sort(key=lambda m: m.start)
+        return mentions
+
+    def _find(
+        self,
+        text: str,
+        tokens: list[_Token],
+        is_chat: Callable[[str], bool],
+        prefer: Prefer,
+        *,
+        strict: bool,
+    ) -> tuple[Resolution, str, int] | None:
+        found = self._find_phrase(text, tokens, is_chat, prefer, strict)
         if found is not None:
             return found
-        return self._find_fuzzy(text, tokens, is_chat)
+        return self._find_fuzzy(text, tokens, is_chat, prefer, strict)
 
     def _find_phrase(
-        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
-    ) -> tuple[Resolution, str] | None:
+        self,
+        text: str,
+        tokens: list[_Token],
+        is_chat: Callable[[str], bool],
+        prefer: Prefer,
+        strict: bool,
+    ) -> tuple[Resolution, str, int] | None:
         """Longest run of words that is exactly a name or alias (the common, cheap case)."""
         n = len(tokens)
         for i in range(n):
@@ -439,18 +543,25 @@ class AccountIndex:
                     word = window[0].text
                     if word in self._weak or is_chat(word):
                         continue
-                span = text[window[0].start : window[-1].end]
+                start = window[0].start
+                span = text[start : window[-1].end]
                 if len(ids) == 1:
-                    return self._one(status, span, ids[0], 100.0), span
-                return self._ambiguous(span, [(a, 100.0) for a in ids], 5), span
+                    return self._one(status, span, ids[0], 100.0), span, start
+                return self._ambiguous(span, [(a, 100.0) for a in ids], 5, prefer), span, start
         return None
 
     def _find_fuzzy(
-        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
-    ) -> tuple[Resolution, str] | None:
+        self,
+        text: str,
+        tokens: list[_Token],
+        is_chat: Callable[[str], bool],
+        prefer: Prefer,
+        strict: bool,
+    ) -> tuple[Resolution, str, int] | None:
         """Runs of name-like words (prefixes, typos) resolved as a whole, trimming chat words."""
         # Classify: strong = could start a mention; ext = name word that may only extend one.
         kinds: list[str] = []
+        non_first = self._non_first if strict else frozenset()
         for tok in tokens:
             word = tok.text
             if is_chat(word) or word in GENERIC_WORDS or word.isdigit():
@@ -460,12 +571,13 @@ class AccountIndex:
                 )
                 kinds.append("ext" if near else "stop")
             elif word in self._postings:
-                kinds.append("ext" if word in self._weak else "strong")
+                weak = word in self._weak or (word in non_first and not tok.capitalised)
+                kinds.append("ext" if weak else "strong")
             elif self._similar_tokens(word, _MIN_PREFIX_IN_TEXT):
                 kinds.append("strong")
             else:
                 kinds.append("stop")
-        best: tuple[tuple[int, int], Resolution, str] | None = None
+        best: tuple[tuple[int, int], Resolution, str, int] | None = None
         i, n = 0, len(tokens)
         while i < n:
             if kinds[i] == "stop":
@@ -476,19 +588,26 @@ class AccountIndex:
                 j += 1
             strong = [k for k in range(i, j + 1) if kinds[k] == "strong"]
             if strong:
-                found = self._best_span(text, tokens, i, j, strong[0], strong[-1])
+                found = self._best_span(text, tokens, i, j, strong[0], strong[-1], prefer)
                 if found is not None and (best is None or found[0] > best[0]):
                     best = found
             i = j + 1
         if best is None:
             return None
-        return best[1], best[2]
+        return best[1], best[2], best[3]
 
     def _best_span(
-        self, text: str, tokens: list[_Token], i: int, j: int, first: int, last: int
-    ) -> tuple[tuple[int, int], Resolution, str] | None:
+        self,
+        text: str,
+        tokens: list[_Token],
+        i: int,
+        j: int,
+        first: int,
+        last: int,
+        prefer: Prefer,
+    ) -> tuple[tuple[int, int], Resolution, str, int] | None:
         rank = {"exact": 4, "alias": 4, "fuzzy": 3, "ambiguous": 2}
-        best: tuple[tuple[int, int], Resolution, str] | None = None
+        best: tuple[tuple[int, int], Resolution, str, int] | None = None
         # Widest span first; the words only allowed to extend a mention are dropped when they
         # make it worse ("acme health" -> "acme").
         for a in range(i, first + 1):
@@ -496,7 +615,8 @@ class AccountIndex:
                 continue  # "health acme": a chat word only leads a mention if names start with it
             for b in range(j, last - 1, -1):
                 words = [t.text for t in tokens[a : b + 1]]
-                span = text[tokens[a].start : tokens[b].end]
+                start = tokens[a].start
+                span = text[start : tokens[b].end]
                 key = " ".join(words)
                 res = None
                 for status, bucket in (("exact", self._exact), ("alias", self._alias)):
@@ -507,13 +627,13 @@ class AccountIndex:
                 if res is None:
                     core = [w for w in words if w not in GENERIC_WORDS] or words
                     res = self._resolve_words(
-                        span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT, suggest=False
+                        span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT, suggest=False, prefer=prefer
                     )
                 if res.status == "none":
                     continue
                 score = (rank[res.status], b - a)
                 if best is None or score > best[0]:
-                    best = (score, res, span)
+                    best = (score, res, span, start)
         return best
 
     # ------------------------------------------------------------------ helpers
@@ -583,9 +703,21 @@ class AccountIndex:
         name = self._accounts[acc_id].name
         return Resolution(status, query, acc_id, name, (Candidate(acc_id, name, score),))
 
-    def _ambiguous(self, query: str, scored: list[tuple[int, float]], limit: int) -> Resolution:
+    def _ambiguous(
+        self,
+        query: str,
+        scored: list[tuple[int, float]],
+        limit: int,
+        prefer: Prefer = _NO_PREFERENCE,
+    ) -> Resolution:
         scored = sorted(
-            scored, key=lambda p: (-p[1], self._name_len[p[0]], self._accounts[p[0]].name)
+            scored,
+            key=lambda p: (
+                prefer.get(p[0], _UNPREFERRED),
+                -p[1],
+                self._name_len[p[0]],
+                self._accounts[p[0]].name,
+            ),
         )
         cands = tuple(Candidate(i, self._accounts[i].name, s) for i, s in scored[: max(limit, 2)])
         return Resolution("ambiguous", query, None, None, cands)
