@@ -9,7 +9,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, Protocol
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
@@ -61,6 +61,7 @@ class AccountName:
     id: int
     name: str
     aliases: tuple[str, ...] = ()
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,28 @@ class Mention:
     weak: bool = False
 
 
-# A ranking of preferred account ids (the asker's own, recently discussed): lower ranks first.
-Prefer = dict[int, int]
-_NO_PREFERENCE: Prefer = {}
+class Prefer(Protocol):
+    """A ranking of preferred account ids (recently discussed, the asker's own): lower first."""
+
+    def get(self, key: int, default: int, /) -> int: ...
+
+
+_NO_PREFERENCE: dict[int, int] = {}
+
+
+class Preference:
+    """Recently discussed accounts first (most recent first), then the asker's own accounts."""
+
+    def __init__(self, recent: list[int], owned: frozenset[int] | set[int]) -> None:
+        self._recent = {account_id: rank for rank, account_id in enumerate(recent)}
+        self._owned = owned
+        self._owned_rank = len(recent) + 1
+
+    def get(self, key: int, default: int, /) -> int:
+        rank = self._recent.get(key)
+        if rank is not None:
+            return rank
+        return self._owned_rank if key in self._owned else default
 
 
 def fold(text: str) -> str:
@@ -268,6 +288,16 @@ class AccountIndex:
 
     def __len__(self) -> int:
         return len(self._accounts)
+
+    def owned_by(self, owner_id: int) -> frozenset[int]:
+        """Ids of the accounts this CSM owns (built once per owner, then cached)."""
+        cache = self.__dict__.setdefault("_owned_cache", {})
+        owned = cache.get(owner_id)
+        if owned is None:
+            owned = cache[owner_id] = frozenset(
+                i for i, a in self._accounts.items() if a.owner_id == owner_id
+            )
+        return owned
 
     def get(self, account_id: int) -> AccountName | None:
         """The account with this id, if indexed."""

@@ -51,8 +51,8 @@ def _fingerprint(session: Session) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def _name_rows(session: Session) -> list[tuple[int, str, list[str] | None]]:
-    """(id, name, aliases) of every account, straight from the driver.
+def _name_rows(session: Session) -> list[tuple[int, str, list[str] | None, int | None]]:
+    """(id, name, aliases, owner id) of every account, straight from the driver.
 
     The index is built from all accounts (10,000 in the benchmark portfolio) on a one-shot
     `csm-bot ask`, so this skips SQLAlchemy's per-row processing; the only conversion needed is
@@ -60,7 +60,7 @@ def _name_rows(session: Session) -> list[tuple[int, str, list[str] | None]]:
     """
     acc = Account.__table__
     result = session.connection().execute(
-        select(acc.c.id, acc.c.name, acc.c.aliases).where(acc.c.id.is_not(None))
+        select(acc.c.id, acc.c.name, acc.c.aliases, acc.c.owner_id).where(acc.c.id.is_not(None))
     )
     try:
         raw = result.cursor.fetchall()
@@ -76,8 +76,9 @@ def _name_rows(session: Session) -> list[tuple[int, str, list[str] | None]]:
             else json.loads(aliases)
             if isinstance(aliases, str | bytes)
             else aliases,
+            owner_id,
         )
-        for acc_id, name, aliases in raw
+        for acc_id, name, aliases, owner_id in raw
     ]
 
 
@@ -90,7 +91,8 @@ def account_index(session: Session) -> AccountIndex:
         if cached is not None:
             return cached
     index = AccountIndex(
-        AccountName(id=r[0], name=r[1], aliases=tuple(r[2] or ())) for r in _name_rows(session)
+        AccountName(id=r[0], name=r[1], aliases=tuple(r[2] or ()), owner_id=r[3])
+        for r in _name_rows(session)
     )
     with _index_lock:
         # Keep only the newest index per database.

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from domain.nlu.timewindow import TimeWindow
 from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
@@ -19,9 +20,24 @@ from handlers.accounts import (
 from handlers.context import ChatContext
 from handlers.plan import STATUS_LABELS
 from handlers.reply import Reply
+from handlers.understanding import (
+    Constraints,
+    plural,
+    understanding,
+    understood,
+    window_phrase,
+    with_notes,
+)
 from storage.models import CSM, Account, Milestone, Renewal
 
 BAND_ORDER = {"red": 0, "amber": 1, "insufficient": 2, "green": 3}
+# The bands a stated band stands for ("at risk" is red and amber).
+BAND_SETS: dict[str, frozenset[str]] = {
+    "red": frozenset({"red"}),
+    "amber": frozenset({"amber"}),
+    "green": frozenset({"green"}),
+    "at_risk": frozenset({"red", "amber"}),
+}
 
 
 @dataclass(frozen=True)
@@ -31,10 +47,19 @@ class Scope:
     owner_ids: frozenset[int] | None  # None = every account
     label: str
 
+    @property
+    def book(self) -> str:
+        """How an answer's first line names it: "your book", "Marco Rossi's book", "all accounts"."""
+        if self.label == "all accounts" or not self.label.endswith("accounts"):
+            return self.label
+        return self.label.removesuffix("accounts") + "book"
+
 
 def scope_for(session: Session, ctx: ChatContext, owner: str | None) -> Scope:
     """ "my" → the asker's accounts; "team" → a manager's team (everyone for others); a name → that CSM's."""
     actor = ctx.actor
+    if owner == "all":
+        return Scope(None, "all accounts")
     if owner and owner not in ("me", "team"):
         needle = owner.strip().lower()
         for csm in session.exec(select(CSM).order_by(col(CSM.id))).all():
@@ -84,6 +109,7 @@ def _row(
         "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
         "days_to_renewal": (account.renewal_date - today).days if account.renewal_date else None,
         "owner": owners.get(account.owner_id) if account.owner_id else None,
+        "segment": account.segment,
     }
 
 
@@ -101,7 +127,7 @@ _STANDALONE_WINDOW_WORDS = frozenset(
 )
 
 
-def window_phrase(label: str) -> str:
+def window_phrase_of_label(label: str) -> str:
     """How a window reads after "renewals": "in the next 60 days", "this month", "in Q1 2027"."""
     first = label.split(" ", 1)[0].lower()
     if first in ("next", "last", "past", "previous", "coming"):
@@ -130,14 +156,75 @@ def _risk_key(row: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _filtered(
+    rows: list[dict[str, Any]], c: Constraints, *, arr_key: str = "arr"
+) -> list[dict[str, Any]]:
+    """Rows that meet the band, amount (on ``arr_key``) and segment the question states."""
+    bands = BAND_SETS.get(c.band) if c.band else None
+    return [
+        r
+        for r in rows
+        if (bands is None or r["band"] in bands)
+        and (c.amount is None or c.amount.accepts(r.get(arr_key)))
+        and (c.segment is None or (r.get("segment") or "").lower() == c.segment)
+    ]
+
+
+def _ordered(
+    rows: list[dict[str, Any]],
+    c: Constraints,
+    default: Any,
+    *,
+    arr_key: str = "arr",
+    date_key: str = "renewal_date",
+    name_key: str = "name",
+) -> list[dict[str, Any]]:
+    """Sorted as asked ("by ARR", "riskiest first") else by ``default``; cut to the limit."""
+    order = c.order
+    key = order.key if order else None
+    if key == "arr":
+        rows = sorted(rows, key=lambda r: r.get(arr_key) or 0, reverse=order.descending)  # type: ignore[union-attr]
+    elif key == "health":
+        rows = sorted(
+            rows,
+            key=lambda r: 999 if r.get("score") is None else r["score"],
+            reverse=order.descending,  # type: ignore[union-attr]
+        )
+    elif key == "renewal":
+        rows = sorted(rows, key=lambda r: r.get(date_key) or "9999", reverse=order.descending)  # type: ignore[union-attr]
+    elif key == "name":
+        rows = sorted(rows, key=lambda r: (r.get(name_key) or "").lower(), reverse=order.descending)  # type: ignore[union-attr]
+    else:
+        rows = sorted(rows, key=default)
+    if order is not None and order.limit:
+        rows = rows[: order.limit]
+    return rows
+
+
+def _filter_parts(c: Constraints, applied: set[str]) -> list[str | None]:
+    """The understood line's filter phrases, for the constraints this answer applied."""
+    phrases = c.phrases()
+    return [phrases.get(kind) for kind in ("band", "amount", "segment", "order") if kind in applied]
+
+
 def at_risk(
-    session: Session, *, ctx: ChatContext, owner: str | None = None, band: str | None = None
+    session: Session,
+    *,
+    ctx: ChatContext,
+    owner: str | None = None,
+    band: str | None = None,
+    constraints: Constraints | None = None,
 ) -> Reply:
-    """Red and amber accounts (or one band), and green ones forecast to turn red, worst first."""
+    """Red and amber accounts (or one band), and green ones forecast to turn red, worst first.
+
+    A window keeps the accounts whose renewal falls in it ("ARR at risk this quarter").
+    """
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
-    scope = scope_for(session, ctx, owner)
+    c = constraints or Constraints(owner=owner, band=band)
+    band = c.band if c.band != "at_risk" else None
+    scope = scope_for(session, ctx, c.owner)
     rows = _rows(session, _accounts(session, scope), ctx.today)
     if band:
         risky = [r for r in rows if r["band"] == band]
@@ -148,26 +235,40 @@ def at_risk(
             if r["band"] in ("red", "amber")
             or (r["forecast_red_in_days"] is not None and r["forecast_red_in_days"] <= 30)
         ]
-    risky.sort(key=_risk_key)
+    before_window = len(risky)
+    if c.window is not None:
+        start, end = c.window.start.isoformat(), c.window.end.isoformat()
+        risky = [r for r in risky if r["renewal_date"] and start <= r["renewal_date"] <= end]
+    risky = _ordered(
+        _filtered(risky, Constraints(amount=c.amount, segment=c.segment)), c, _risk_key
+    )
     arr_at_risk = sum(r["arr"] or 0 for r in risky)
     counts = {b: sum(1 for r in risky if r["band"] == b) for b in ("red", "amber", "green")}
-    if band:
-        found = _plural(len(risky), f"{band} account")
-        text = (
-            f"{found} in {scope.label}, ARR ${arr_at_risk:,.0f}"
-            if risky
-            else f"No {band} accounts in {scope.label}."
+    applied = {"window", "scope", "band", "amount", "segment", "order"}
+    not_applied = c.not_applied(applied, "the at-risk list is about accounts, not this")
+    subject = f"{band.capitalize()} accounts" if band else "Accounts at risk"
+    window = None
+    if c.window is not None:
+        subject += " renewing"
+        window = window_phrase(c.window)
+    parts: list[str | None] = [scope.book, *_filter_parts(c, applied - {"band"})]
+    if risky:
+        result = (
+            plural(len(risky), "account")
+            + (
+                f" ({counts['red']} red, {counts['amber']} amber"
+                + (f", {counts['green']} green heading for red" if counts["green"] else "")
+                + ")"
+                if not band
+                else ""
+            )
+            + f", {_money(arr_at_risk)} ARR"
         )
+    elif c.window is not None and before_window:
+        result = f"none ({plural(before_window, 'account')} at risk, none renewing in this window)"
     else:
-        found = _plural(len(risky), "account") + " at risk"
-        text = (
-            f"{found} in {scope.label} ({counts['red']} red, {counts['amber']} amber"
-            + (f", {counts['green']} green heading for red" if counts["green"] else "")
-            + "), "
-            f"ARR at risk ${arr_at_risk:,.0f}"
-            if risky
-            else f"No accounts at risk in {scope.label}."
-        )
+        result = "none"
+    line = understood(subject, window, parts, result)
     return Reply(
         template="risks",
         context={
@@ -177,33 +278,54 @@ def at_risk(
             "total": len(risky),
             "counts": counts,
             "arr_at_risk": arr_at_risk,
+            **understanding(line, not_applied),
         },
-        text=text,
+        text=with_notes(line, not_applied),
     )
 
 
-def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None) -> Reply:
-    """The asker's (or a named CSM's) accounts with health, worst first."""
+def _money(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def my_accounts(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    owner: str | None = None,
+    constraints: Constraints | None = None,
+) -> Reply:
+    """The asker's (or a named CSM's) accounts with health, worst first (or as asked)."""
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
+    c = constraints or Constraints(owner=owner)
+    owner = c.owner
     if owner is None and ctx.actor.csm_id and ctx.actor.role not in ("manager", "admin"):
         owner = "me"
     # A manager's or an admin's "my accounts" is the book they look after: their team's (or all).
+    if owner == "me" and ctx.actor.role in ("manager", "admin"):
+        owner = None
     scope = scope_for(session, ctx, owner)
     rows = _rows(session, _accounts(session, scope), ctx.today)
-    rows.sort(key=_risk_key)
+    rows = _ordered(_filtered(rows, c), c, _risk_key)
     counts = {
         b: sum(1 for r in rows if r["band"] == b) for b in ("red", "amber", "green", "insufficient")
     }
     total_arr = sum(r["arr"] or 0 for r in rows)
-    text = (
-        f"{_plural(len(rows), 'account')} in {scope.label}: {counts['red']} red, "
-        f"{counts['amber']} amber, {counts['green']} green"
-        + (f", {counts['insufficient']} without enough data" if counts["insufficient"] else "")
-        if rows
-        else f"{scope.label[:1].upper()}{scope.label[1:]}: none."
-    )
+    applied = {"scope", "band", "amount", "segment", "order"}
+    not_applied = c.not_applied(applied, "an account list shows today's book")
+    filters = _filter_parts(c, applied)
+    subject = scope.book[:1].upper() + scope.book[1:]
+    if rows:
+        result = (
+            f"{plural(len(rows), 'account')}, {_money(total_arr)} ARR — {counts['red']} red, "
+            f"{counts['amber']} amber, {counts['green']} green"
+            + (f", {counts['insufficient']} without enough data" if counts["insufficient"] else "")
+        )
+    else:
+        result = "none"
+    line = understood(subject, None, filters, result)
     return Reply(
         template="my_accounts",
         context={
@@ -213,8 +335,9 @@ def my_accounts(session: Session, *, ctx: ChatContext, owner: str | None = None)
             "counts": counts,
             "total": len(rows),
             "total_arr": total_arr,
+            **understanding(line, not_applied),
         },
-        text=text,
+        text=with_notes(line, not_applied),
     )
 
 
@@ -227,19 +350,27 @@ def upcoming_renewals(
     end: date | None = None,
     label: str | None = None,
     owner: str | None = None,
+    constraints: Constraints | None = None,
 ) -> Reply:
     """Renewals in a window (default the next 90 days), soonest first, with health and ARR.
 
     Open renewals always; for the part of the window already past, the closed ones too (renewed
-    or churned, with the outcome), so "what renewed last month?" has an answer.
+    or churned, with the outcome), so "what renewed last month?" has an answer. A band, an amount
+    (on the renewal's ARR: "over $100k" is strictly more), a segment and an order apply too.
     """
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
+    c = constraints or Constraints(owner=owner)
+    default = False
+    if c.window is not None:
+        start, end, label = c.window.start, c.window.end, c.window.label
+    elif start is None and end is None:
+        default = constraints is not None
     start = start or ctx.today
     end = end or ctx.today + timedelta(days=days)
     label = label or f"next {(end - start).days} days"
-    scope = scope_for(session, ctx, owner)
+    scope = scope_for(session, ctx, c.owner)
     query = (
         select(Renewal, Account)
         .join(Account, Account.id == Renewal.account_id)
@@ -249,6 +380,8 @@ def upcoming_renewals(
     )
     if scope.owner_ids is not None:
         query = query.where(col(Account.owner_id).in_(scope.owner_ids or {-1}))
+    if c.accounts:
+        query = query.where(col(Account.id).in_(c.accounts))
     pairs = session.exec(query).all()
     accounts = [a for _, a in pairs]
     snapshots = latest_snapshots(session, [a.id for a in accounts if a.id], ctx.today)
@@ -271,20 +404,36 @@ def upcoming_renewals(
                 "owner": owners.get(account.owner_id) if account.owner_id else None,
                 "status": renewal.status,
                 "renewed_arr": renewal.renewed_arr,
+                "segment": account.segment,
             }
         )
+    renewals = _ordered(
+        _filtered(renewals, c),
+        c,
+        lambda r: (r["renewal_date"], r["account_name"]),
+        name_key="account_name",
+    )
     total_arr = sum(r["arr"] for r in renewals)
     arr_at_risk = sum(
         r["arr"] for r in renewals if r["status"] == "open" and r["band"] in ("red", "amber")
     )
     closed = sum(1 for r in renewals if r["status"] != "open")
-    phrase = window_phrase(label)
-    text = (
-        f"{_plural(len(renewals), 'renewal')} {phrase} ({scope.label}), ${total_arr:,.0f} ARR, "
-        f"${arr_at_risk:,.0f} of it on red or amber accounts"
-        + (f"; {closed} already closed" if closed else "")
-        if renewals
-        else f"No renewals {phrase} ({scope.label})."
+    phrase = window_phrase_of_label(label)
+    applied = {"window", "scope", "band", "amount", "segment", "order", "accounts"}
+    not_applied = c.not_applied(applied, "renewal lists show ARR, dates and health")
+    if renewals:
+        result = (
+            f"{plural(len(renewals), 'renewal')}, {_money(total_arr)} ARR, "
+            f"{_money(arr_at_risk)} of it on red or amber accounts"
+            + (f"; {closed} already closed" if closed else "")
+        )
+    else:
+        result = "none"
+    line = understood(
+        "Renewals",
+        window_phrase(TimeWindow(start, end, label), default=default),
+        [c.phrases().get("accounts"), scope.book, *_filter_parts(c, applied)],
+        result,
     )
     return Reply(
         template="renewals",
@@ -295,30 +444,44 @@ def upcoming_renewals(
                 "end": end.isoformat(),
                 "label": label,
                 "phrase": phrase,
+                "default": default,
             },
             "renewals": renewals,
             "total": len(renewals),
             "total_arr": total_arr,
             "arr_at_risk": arr_at_risk,
             "closed": closed,
+            **understanding(line, not_applied),
         },
-        text=text,
+        text=with_notes(line, not_applied),
     )
 
 
 def _overdue_rows(
     session: Session, ctx: ChatContext, account_ids: list[int] | None
 ) -> list[dict[str, Any]]:
+    return _milestone_rows(session, ctx, account_ids, end=ctx.today - timedelta(days=1))
+
+
+def _milestone_rows(
+    session: Session,
+    ctx: ChatContext,
+    account_ids: list[int] | None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> list[dict[str, Any]]:
+    """Not-done milestones due between ``start`` and ``end`` (both included), soonest first."""
     query = (
         select(Milestone, Account)
         .join(Account, Account.id == Milestone.account_id)
-        .where(
-            Milestone.status != "done",
-            col(Milestone.due_date).is_not(None),
-            Milestone.due_date < ctx.today,
-        )
+        .where(Milestone.status != "done", col(Milestone.due_date).is_not(None))
         .order_by(col(Milestone.due_date), col(Milestone.id))
     )
+    if start is not None:
+        query = query.where(Milestone.due_date >= start)
+    if end is not None:
+        query = query.where(Milestone.due_date <= end)
     if account_ids is not None:
         query = query.where(col(Milestone.account_id).in_(account_ids or [-1]))
     pairs = session.exec(query).all()
@@ -331,12 +494,46 @@ def _overdue_rows(
             "account_name": a.name,
             "owner": owners.get(m.owner_id) if m.owner_id else m.owner_name,
             "due_date": m.due_date.isoformat() if m.due_date else None,
-            "days_overdue": (ctx.today - m.due_date).days if m.due_date else 0,
+            "days_overdue": max(0, (ctx.today - m.due_date).days) if m.due_date else 0,
+            "days_left": (m.due_date - ctx.today).days if m.due_date else None,
             "status": m.status,
             "status_label": STATUS_LABELS.get(m.status, m.status),
+            "arr": a.arr,
+            "segment": a.segment,
         }
         for m, a in pairs
     ]
+
+
+def _with_bands(session: Session, rows: list[dict[str, Any]], today: date) -> list[dict[str, Any]]:
+    """Each milestone row with its account's band and score (for band filters and the list)."""
+    snapshots = latest_snapshots(session, sorted({r["account_id"] for r in rows}), today)
+    for r in rows:
+        snap = snapshots.get(r["account_id"])
+        r["band"] = snap.band if snap is not None else "insufficient"
+        r["score"] = None if snap is None or snap.score is None else round(snap.score)
+    return rows
+
+
+def _milestone_scope(
+    session: Session, ctx: ChatContext, c: Constraints, account_id: int | None, intent: str
+) -> tuple[list[int] | None, str, dict[str, Any] | None] | Reply:
+    """The accounts a milestone question covers: named ones, or the asker's (or a named) book."""
+    ids = list(c.accounts) or ([account_id] if account_id else [])
+    if ids:
+        found = resolve_account(session, ctx=ctx, intent=intent, account_id=ids[0])
+        if isinstance(found, Reply):
+            return found
+        if ctx.external and any(i not in ctx.allowed_account_ids for i in ids):
+            return not_here_reply()
+        names = [found.name or "", *c.account_names[1:]]
+        return ids, ", ".join(names), {"id": found.id, "name": found.name}
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    scope = scope_for(session, ctx, c.owner)
+    ids_or_all = None if scope.owner_ids is None else [a.id or 0 for a in _accounts(session, scope)]
+    return ids_or_all, scope.book, None
 
 
 def overdue_milestones(
@@ -346,43 +543,154 @@ def overdue_milestones(
     query: str | None = None,
     account_id: int | None = None,
     owner: str | None = None,
+    constraints: Constraints | None = None,
 ) -> Reply:
-    """Milestones past their due date and not done: for one account, or across the asker's portfolio."""
-    account_summary: dict[str, Any] | None = None
-    if query or account_id:
+    """Milestones past their due date and not done: for one account, or across the asker's portfolio.
+
+    A window keeps those whose due date fell in it; band, amount and segment filter by account.
+    """
+    c = constraints or Constraints(owner=owner)
+    if query:
         found = resolve_account(
             session, ctx=ctx, intent="milestones_overdue", query=query, account_id=account_id
         )
         if isinstance(found, Reply):
             return found
-        ids: list[int] | None = [found.id or 0]
-        account_summary = {"id": found.id, "name": found.name}
-        where = found.name
-    else:
-        refused = _refuse_in_external(ctx)
-        if refused:
-            return refused
-        scope = scope_for(session, ctx, owner)
-        ids = None if scope.owner_ids is None else [a.id or 0 for a in _accounts(session, scope)]
-        where = scope.label
-    rows = _overdue_rows(session, ctx, ids)
-    text = (
-        f"{len(rows)} overdue milestones for {where}: "
+        account_id = found.id
+    covered = _milestone_scope(session, ctx, c, account_id, "milestones_overdue")
+    if isinstance(covered, Reply):
+        return covered
+    ids, where, account = covered
+    yesterday = ctx.today - timedelta(days=1)
+    start = c.window.start if c.window else None
+    end = min(c.window.end, yesterday) if c.window else yesterday
+    rows = _milestone_rows(session, ctx, ids, start=start, end=end)
+    if c.band:
+        rows = _with_bands(session, rows, ctx.today)
+    rows = _ordered(
+        _filtered(rows, c),
+        c,
+        lambda r: (r["due_date"], r["id"]),
+        date_key="due_date",
+        name_key="title",
+    )
+    applied = {"window", "scope", "band", "amount", "segment", "order", "accounts"}
+    not_applied = c.not_applied(applied, "this lists milestones")
+    if ids is not None and account is not None and c.owner:
+        not_applied.append(f"“{c.phrases()['scope']}” not applied: the account named wins")
+    result = (
+        plural(len(rows), "milestone")
+        + ": "
         + "; ".join(
             f"{r['title']} ({r['account_name']}, {r['days_overdue']}d late)" for r in rows[:5]
         )
         if rows
-        else f"No overdue milestones for {where}."
+        else "none"
+    )
+    line = understood(
+        "Overdue milestones",
+        f"due {window_phrase(c.window)}" if c.window else None,
+        [where if account is None else f"for {where}", *_filter_parts(c, applied)],
+        result,
     )
     return Reply(
         template="milestones_overdue",
         context={
-            "account": account_summary,
+            "account": account,
             "scope": where,
             "milestones": rows,
             "total": len(rows),
+            **understanding(line, not_applied),
         },
-        text=text,
+        text=with_notes(line, not_applied),
+    )
+
+
+# Milestones "due" without a window: the next two weeks (and the answer says so).
+DEFAULT_DUE_DAYS = 14
+
+
+def milestones_due(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    account_id: int | None = None,
+    constraints: Constraints | None = None,
+) -> Reply:
+    """Not-done milestones due in a window across the book, or an account's next milestone(s).
+
+    "Due this week" runs from the business date to Sunday; without a window: the next 14 days
+    for a book, and for one account its next milestone (plus any already overdue).
+    """
+    c = constraints or Constraints()
+    covered = _milestone_scope(session, ctx, c, account_id, "milestones_due")
+    if isinstance(covered, Reply):
+        return covered
+    ids, where, account = covered
+    default = c.window is None
+    if c.window is not None:
+        start, end, label = max(c.window.start, ctx.today), c.window.end, c.window.label
+        if c.window.end < ctx.today:
+            start = c.window.start  # a window in the past: what was due then (and is not done)
+    else:
+        start, end = ctx.today, ctx.today + timedelta(days=DEFAULT_DUE_DAYS)
+        label = f"next {DEFAULT_DUE_DAYS} days"
+    next_only = account is not None and default
+    if next_only:
+        rows = _milestone_rows(session, ctx, ids, start=ctx.today)
+        if rows:
+            first_due = rows[0]["due_date"]
+            rows = [r for r in rows if r["due_date"] == first_due]
+    else:
+        rows = _milestone_rows(session, ctx, ids, start=start, end=end)
+    overdue = len(_overdue_rows(session, ctx, ids)) if account is not None else 0
+    if c.band:
+        rows = _with_bands(session, rows, ctx.today)
+    rows = _ordered(
+        _filtered(rows, c),
+        c,
+        lambda r: (r["due_date"], r["id"]),
+        date_key="due_date",
+        name_key="title",
+    )
+    applied = {"window", "scope", "band", "amount", "segment", "order", "accounts"}
+    not_applied = c.not_applied(applied, "this lists milestones")
+    window = TimeWindow(start, end, label)
+    if next_only:
+        subject = f"Next milestone for {where}"
+        window_text = None
+        result = (
+            "; ".join(f"{r['title']}, due {r['due_date']} ({r['days_left']}d)" for r in rows)
+            if rows
+            else "none scheduled"
+        )
+    else:
+        subject = "Milestones due"
+        window_text = window_phrase(window, default=default)
+        result = (
+            plural(len(rows), "milestone")
+            + ": "
+            + "; ".join(f"{r['title']} ({r['account_name']}, {r['due_date']})" for r in rows[:5])
+            if rows
+            else "none"
+        )
+    parts = [] if next_only else [where if account is None else f"for {where}"]
+    line = understood(subject, window_text, [*parts, *_filter_parts(c, applied)], result)
+    if overdue:
+        line += f" ({plural(overdue, 'milestone')} already overdue)"
+    return Reply(
+        template="milestones_due",
+        context={
+            "account": account,
+            "scope": where,
+            "next_only": next_only,
+            "window": {"start": start.isoformat(), "end": end.isoformat(), "label": label},
+            "milestones": rows,
+            "total": len(rows),
+            "overdue": overdue,
+            **understanding(line, not_applied),
+        },
+        text=with_notes(line, not_applied),
     )
 
 

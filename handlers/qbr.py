@@ -309,3 +309,91 @@ def qbr_prep(
         f"{len(done)} milestones done this quarter, {len(risks)} risks."
     )
     return Reply(template="qbr_prep", context=context, text=text, intent="qbr_prep")
+
+
+# QBRs "coming up" without a window: the next two weeks (and the answer says so).
+UPCOMING_QBR_DAYS = 14
+
+
+def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None) -> Reply:
+    """Scheduled QBRs in a window (default the next 14 days) across the asker's book."""
+    from domain.nlu.timewindow import TimeWindow
+    from handlers.portfolio import _accounts, _refuse_in_external, _rows, scope_for
+    from handlers.understanding import (
+        Constraints,
+        plural,
+        understanding,
+        understood,
+        window_phrase,
+        with_notes,
+    )
+
+    c = constraints or Constraints()
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    scope = scope_for(session, ctx, c.owner)
+    accounts = _accounts(session, scope)
+    rows = {r["id"]: r for r in _rows(session, accounts, ctx.today)}
+    default = c.window is None
+    if c.window is not None:
+        window = c.window
+    else:
+        window = TimeWindow(
+            ctx.today,
+            ctx.today + timedelta(days=UPCOMING_QBR_DAYS),
+            f"next {UPCOMING_QBR_DAYS} days",
+        )
+    since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC)
+    until = datetime.combine(window.end, datetime.max.time(), tzinfo=UTC)
+    qbrs = session.exec(
+        select(QBR)
+        .where(
+            col(QBR.account_id).in_(list(rows) or [-1]),
+            QBR.scheduled_for >= since,
+            QBR.scheduled_for <= until,
+        )
+        .order_by(col(QBR.scheduled_for))
+    ).all()
+    items = []
+    for qbr in qbrs:
+        row = rows[qbr.account_id]
+        if c.band and row["band"] not in {"at_risk": ("red", "amber")}.get(c.band, (c.band,)):
+            continue
+        day = qbr.scheduled_for.date()
+        items.append(
+            {
+                "id": qbr.id,
+                "account_id": row["id"],
+                "account_name": row["name"],
+                "day": day.isoformat(),
+                "days_left": (day - ctx.today).days,
+                "status": qbr.status,
+                "score": row["score"],
+                "band": row["band"],
+                "arr": row["arr"],
+                "renewal_date": row["renewal_date"],
+                "command": f"qbr {row['name'].lower()}",
+            }
+        )
+    not_applied = c.not_applied({"window", "scope", "band"}, "this lists scheduled reviews")
+    result = (
+        plural(len(items), "QBR")
+        + ": "
+        + "; ".join(f"{i['account_name']} {i['day']}" for i in items[:5])
+        if items
+        else "none scheduled"
+    )
+    parts = [scope.book] + ([c.phrases()["band"]] if c.band else [])
+    line = understood("QBRs", window_phrase(window, default=default), parts, result)
+    return Reply(
+        template="qbr_list",
+        context={
+            "scope": scope.book,
+            "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+            "qbrs": items,
+            "total": len(items),
+            **understanding(line, not_applied),
+        },
+        text=with_notes(line, not_applied),
+    )

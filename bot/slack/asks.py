@@ -108,6 +108,22 @@ def _mine(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) ->
     return my_accounts(session, ctx=ctx)
 
 
+def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.qbr import qbr_prep
+
+    return qbr_prep(
+        session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
+    )
+
+
+def _why(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.explain import explain_health
+
+    return explain_health(
+        session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
+    )
+
+
 def _ask(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.ask import answer
 
@@ -122,6 +138,8 @@ KINDS: dict[str, Run] = {
     "renewals": _renewals,
     "risks": _risks,
     "mine": _mine,
+    "qbr": _qbr,
+    "why": _why,
     "ask": _ask,
 }
 
@@ -131,6 +149,8 @@ INTENT_KINDS = {
     "account_changes": "changes",
     "success_plan": "plan",
     "milestones_overdue": "overdue",
+    "qbr_prep": "qbr",
+    "explain_health": "why",
 }
 
 

@@ -47,6 +47,9 @@ ESCALATION_ACK_VERB = "escalation.acknowledge"
 ESCALATION_RESOLVE_VERB = "escalation.resolve"
 ALERT_ACK_VERB = "alert.acknowledge"
 ALERT_SNOOZE_VERB = "alert.snooze"
+ACTION_CONFIRM_VERB = "action.confirm"
+ACTION_CANCEL_VERB = "action.cancel"
+ESCALATION_DRAFT_VERB = "escalation.draft"
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,27 @@ class CsmTeamsBot(TeamsActivityHandler):
             ESCALATION_RESOLVE_VERB: self._resolve_escalation,
             ALERT_ACK_VERB: self._acknowledge_alert,
             ALERT_SNOOZE_VERB: self._snooze_alert,
+            ACTION_CONFIRM_VERB: self._confirm_action,
+            ACTION_CANCEL_VERB: self._cancel_action,
+            ESCALATION_DRAFT_VERB: self._draft_severity,
         }
+
+    def _confirm_action(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
+        from handlers import actions
+
+        return actions.confirm(session, ctx=ctx, key=_str(data, "key"))
+
+    def _cancel_action(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
+        from handlers import actions
+
+        return actions.cancel(session, ctx=ctx, key=_str(data, "key"))
+
+    def _draft_severity(self, session: Session, ctx: ChatContext, data: dict[str, Any]) -> Reply:
+        from handlers import actions
+
+        return actions.set_draft_severity(
+            session, ctx=ctx, key=_str(data, "key"), severity=_str(data, "severity")
+        )
 
     def _set_milestone_status(
         self, session: Session, ctx: ChatContext, data: dict[str, Any]
@@ -383,6 +406,14 @@ def open_account(
         from handlers import portfolio
 
         return portfolio.overdue_milestones(session, ctx=ctx, account_id=account_id)
+    if intent == "qbr_prep":
+        from handlers.qbr import qbr_prep
+
+        return qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
+    if intent == "explain_health":
+        from handlers.explain import explain_health
+
+        return explain_health(session, ctx=ctx, models=models, account_id=account_id)
     from handlers import health
 
     return health.account_health(session, ctx=ctx, models=models, account_id=account_id)

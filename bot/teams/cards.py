@@ -9,7 +9,7 @@ from typing import Any
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 from jinja2 import TemplateNotFound
 
-from bot.render import render_json
+from bot.render import render_json, understood_parts
 from handlers.reply import Reply
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ def render_card(reply: Reply, notice: str | None = None) -> dict[str, Any] | Non
     except TemplateNotFound:
         logger.info("no Teams template for %s; sending text", reply.template)
         return None
+    # What was understood comes first: every answer says what it answers.
+    opening = understood_parts("teams", reply.context)
+    if opening:
+        card["body"] = [*opening, *card.get("body", [])]
     # Mobile clients drop cards without a version; Action.Execute needs 1.5.
     card["version"] = CARD_VERSION
     card.setdefault("type", "AdaptiveCard")

@@ -401,7 +401,8 @@ _ALL_RE = re.compile(
 _BOOK_NOUNS = (
     r"accounts?|book|portfolio|customers?|clients?|renewals?|milestones?|escalations?|qbrs?|"
     r"risks?|reds?|ambers?|greens?|logos?|contracts?|arr|mrr|nrr|grr|nps|csat|ces|ltv|arppu|"
-    r"churn|revenue|retention|deals|pipeline|list of accounts|business|ones|numbers?|metrics?"
+    r"churn|revenue|retention|deals|pipeline|list of accounts|business|ones|numbers?|metrics?|"
+    r"items?|tasks?|deliverables?|deadlines?|overdue|late"
 )
 _ME_RE = re.compile(
     rf"\b(?:my|mine)\b(?:\s+\w+){{0,3}}?\s+(?:{_BOOK_NOUNS})\b|\bmine\b"

@@ -266,7 +266,7 @@ def evaluate_cases(
             else:
                 wrong.append(f"account {got_account or None!r} != {case.account or None!r}")
         window = result.window
-        if window is None and result.intent == "renewals_upcoming" and not result.account:
+        if window is None and result.intent == "renewals_upcoming":
             from domain.nlu.timewindow import default_renewal_window
 
             window = default_renewal_window(today)

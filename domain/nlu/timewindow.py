@@ -293,6 +293,8 @@ def _fmt(day: date) -> str:
 def _range_label(start: date, end: date) -> str:
     if start == end:
         return _fmt(start)
+    if start.year == end.year and start.month == end.month:
+        return f"{start.day} – {end.day} {end:%b} {end.year}"
     if start.year == end.year:
         return f"{start.day} {start:%b} – {end.day} {end:%b} {end.year}"
     return f"{_fmt(start)} – {_fmt(end)}"

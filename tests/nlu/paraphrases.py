@@ -1208,6 +1208,16 @@ T: dict[str, tuple[str, ...]] = {
         "{everyday}",
         "hey, {everyday}",
         "{everyday} pls",
+        "DROP TABLE accounts;",
+        "drop table account",
+        "select * from account",
+        "delete from accounts where 1=1",
+        "'; DROP TABLE users; --",
+        "<script>alert(1)</script>",
+        "rm -rf /",
+        "sudo make me a sandwich",
+        "{{7*7}}",
+        "SELECT name FROM csm",
     ),
 }
 

@@ -364,7 +364,12 @@ def test_escalation_buttons_move_it_along(edge: SlackEdge, fake: FakeSlack) -> N
     from storage.models import Escalation
     from tests.slack.conftest import command_body
 
-    opened = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    from tests.slack.conftest import click_confirm
+
+    asked = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    click_confirm(edge, asked["blocks"], response_url=fake.response_url())
+    opened = webhook_posts(fake)[0]
+    fake.reset()
     buttons = [e for b in opened["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["escalation_acknowledge", "escalation_resolve"]
     escalation_id = int(buttons[0]["value"])

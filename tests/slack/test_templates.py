@@ -8,20 +8,43 @@ import pytest
 
 from bot.slack.app import SlackEdge
 from bot.slack.messages import MESSAGE_BLOCKS, fit_blocks, surface
-from tests.slack.conftest import DANA, ack_json, assert_valid_blocks, command_body, dispatch
+from tests.slack.conftest import (
+    DANA,
+    ack_json,
+    assert_valid_blocks,
+    click_confirm,
+    command_body,
+    dispatch,
+)
+from tests.slack.fake_slack import FakeSlack
 
 
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
         ("what changed at acme this week", "What changed — Acme Corp"),
-        ("overdue milestones", "Overdue milestones — your accounts"),
+        ("overdue milestones", "Overdue milestones — your book"),
         ("overdue milestones for acme", "Overdue milestones — Acme Corp"),
         ("my accounts", "Portfolio — your accounts"),
-        ("escalate acme sev2 login is broken", "Escalation #"),
+        ("escalate acme sev2 login is broken", "Open a SEV2 escalation for Acme Corp"),
+        ("escalate acme", "What happened at Acme Corp, and how bad is it?"),
+        (
+            "renewals > $100k next quarter",
+            "Renewals next quarter (1 Jan – 31 Mar 2027), your book, over $100k: 1 renewal",
+        ),
+        ("acme vs globex", "Side by side"),
+        ("GRR for my book this year", "GRR — your book"),
+        ("why did acme drop", "Why the score moved — Acme Corp"),
+        ("any milestones due this week?", "Milestones due — your book"),
+        ("expansion signals", "Expansion signals — your book"),
+        ("what should I focus on today?", "Your focus for today"),
+        ("upcoming qbrs", "QBRs — your book"),
+        ("ack escalation 1", "Acknowledge escalation #1"),
+        ("mark the acme reporting workshop done", "Mark “Reporting workshop” (Acme Corp) done?"),
         ("initech", "Initech — "),
         ("health of a", "Which account?"),
-        ("blah blah", "I didn't catch that."),
+        ("blah blah", "I can't help with that."),
+        ("order more coffee for the office", "I can't help with that."),
         ("renewals next quarter", "Renewals — "),
         ("anything I should worry about?", "Accounts at risk"),
     ],
@@ -33,10 +56,19 @@ def test_every_answer_is_valid_block_kit(edge: SlackEdge, text: str, expect: str
     assert answer["text"]
 
 
-def test_an_escalation_is_posted_for_the_channel(edge: SlackEdge) -> None:
-    answer = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev1 outage", user=DANA)))
-    assert answer["response_type"] == "in_channel"
-    assert not any(b.get("block_id") == "share" for b in answer["blocks"])
+def test_an_escalation_is_posted_for_the_channel_once_confirmed(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    asked = ack_json(
+        dispatch(
+            edge, command_body("/csm", "escalate acme sev1 SSO outage for all users", user=DANA)
+        )
+    )
+    assert asked["response_type"] == "ephemeral"
+    click_confirm(edge, asked["blocks"], response_url=fake.response_url())
+    shared = fake.calls_to("webhook:r1")[0].args
+    assert shared["response_type"] == "in_channel"
+    assert not any(b.get("block_id") == "share" for b in shared["blocks"])
 
 
 def test_the_backstop_cuts_oversized_block_lists() -> None:

@@ -128,6 +128,13 @@ def _escalate_command(services: SlackServices) -> Callable[..., None]:
         if isinstance(result, HandlerError):
             ack(response_type="ephemeral", **notice(result.message))
             return
+        if result.template == "escalation_open_modal":
+            # "/escalate acme": the form asks what happened and how bad, prefilled.
+            metadata = encode({"r": command.get("response_url"), "c": origin}, PRIVATE_METADATA)
+            ack()
+            view = surface(result.template, {**result.context, "private_metadata": metadata})
+            client.views_open(trigger_id=command["trigger_id"], view=view)
+            return
         if not _is_escalation(result):
             ack(response_type="ephemeral", **notice(result.text))
             return
