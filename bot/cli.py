@@ -87,7 +87,9 @@ def _chat_loop(chat) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def chat(as_email: AsOption = None) -> None:
     """Open the local chat in this terminal."""
-    _chat_loop(_console(as_email))
+    console = _console(as_email)
+    console.container.warm_up()  # while the greeting is read
+    _chat_loop(console)
 
 
 @app.command()

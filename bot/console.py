@@ -64,10 +64,14 @@ class ConsoleChat:
 
     def ask_json(self, text: str) -> dict[str, Any]:
         reply = self.reply(text)
+        entities = dict(reply.entities)
+        question = entities.pop("question", None)
         return {
             "text": text,
             "intent": reply.intent,
-            "entities": reply.entities,
+            # Everything the message was understood to ask: intent and every constraint.
+            "question": question,
+            "entities": entities,
             "reply": {
                 "template": reply.template,
                 "context": reply.context,

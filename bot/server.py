@@ -201,6 +201,7 @@ def serve(
         from bot.slack.app import build_slack
 
         slack_app = build_slack(container).app
+    container.warm_up()
     try:
         if with_scheduler:
             from scheduler.runner import start_background

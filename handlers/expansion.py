@@ -4,38 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session
 
 from domain.health_model import HealthModels
-from handlers.accounts import latest_snapshots, resolve_account
+from handlers.accounts import resolve_account
 from handlers.context import ChatContext
 from handlers.portfolio import (
-    _accounts,
+    LIST_LIMIT,
+    NOW,
+    Scope,
     _filter_parts,
     _filtered,
     _ordered,
     _refuse_in_external,
-    _rows,
+    account_facts,
     scope_for,
+    with_details,
 )
 from handlers.reply import Reply
 from handlers.understanding import Constraints, plural, understanding, understood, with_notes
 
 
-def _signals(
-    models: HealthModels, accounts: list[Any], snapshots: dict[int, Any]
-) -> dict[int, list[dict[str, Any]]]:
-    """Per account: each rule of its model that fires on the latest snapshot, with the value."""
+def _signals(models: HealthModels, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Per account: each rule of its model that fires on its latest indicator values."""
     fired: dict[int, list[dict[str, Any]]] = {}
-    for account in accounts:
-        snap = snapshots.get(account.id or 0)
-        if snap is None:
-            continue
-        model = models.for_segment(account.segment)
+    for row in rows:
+        model = models.for_segment(row.get("segment"))
         for rule in model.expansion:
-            value = (snap.indicator_scores.get(rule.indicator) or {}).get("value")
+            value = row["values"].get(rule.indicator)
             if rule.fires(value):
-                fired.setdefault(account.id or 0, []).append(
+                fired.setdefault(row["id"], []).append(
                     {
                         "key": rule.key,
                         "rule": rule.label,
@@ -44,6 +43,30 @@ def _signals(
                     }
                 )
     return fired
+
+
+def _rule_condition(models: HealthModels) -> Any:
+    """SQL that keeps the accounts where some model's rule may fire (each row is checked after)."""
+    conditions = []
+    for model in (models.default, *models.by_segment.values()):
+        for rule in model.expansion:
+            value = NOW.c.indicator_scores[rule.indicator]["value"].as_float()
+            bounds = []
+            if rule.at_least is not None:
+                bounds.append(value >= rule.at_least)
+            if rule.at_most is not None:
+                bounds.append(value <= rule.at_most)
+            conditions.append(and_(*bounds))
+    return or_(*conditions) if conditions else None
+
+
+def _rule_indicators(models: HealthModels) -> tuple[str, ...]:
+    keys: list[str] = []
+    for model in (models.default, *models.by_segment.values()):
+        for rule in model.expansion:
+            if rule.indicator not in keys:
+                keys.append(rule.indicator)
+    return tuple(keys)
 
 
 def _rules(models: HealthModels) -> list[str]:
@@ -67,40 +90,43 @@ def expansion_signals(
     c = constraints or Constraints()
     if account_id is None and c.accounts:
         account_id = c.accounts[0]
+    indicators = _rule_indicators(models)
     if account_id is not None:
         found = resolve_account(session, ctx=ctx, intent="expansion_signals", account_id=account_id)
         if isinstance(found, Reply):
             return found
-        accounts = [found]
+        rows = account_facts(
+            session,
+            Scope(None, found.name),
+            ctx.today,
+            account_ids=[found.id or 0],
+            indicators=indicators,
+        )
         where = found.name
     else:
         refused = _refuse_in_external(ctx)
         if refused:
             return refused
         scope = scope_for(session, ctx, c.owner)
-        accounts = _accounts(session, scope)
+        rows = account_facts(
+            session, scope, ctx.today, indicators=indicators, where=_rule_condition(models)
+        )
         where = scope.book
-    snapshots = latest_snapshots(session, [a.id or 0 for a in accounts], ctx.today)
-    fired = _signals(models, accounts, snapshots)
-    rows = [r for r in _rows(session, [a for a in accounts if a.id in fired], ctx.today)]
-    seats = {a.id: a.licensed_seats for a in accounts}
+    everyone = rows
+    fired = _signals(models, rows)
+    rows = [r for r in rows if r["id"] in fired]
     for row in rows:
         row["signals"] = fired[row["id"]]
-        row["licensed_seats"] = seats.get(row["id"])
-        row["usage"] = next(
-            (s["value"] for s in row["signals"] if s["indicator"] == "product_usage"), None
-        )
+        row["usage"] = row["values"].get("product_usage")
     rows = _ordered(
         _filtered(rows, c), c, lambda r: (-(r["usage"] or 0), -(r["arr"] or 0), r["name"])
     )
+    with_details(session, rows[:LIST_LIMIT], ctx.today)
     rules = _rules(models)
     applied = {"scope", "band", "amount", "segment", "order", "accounts"}
     not_applied = c.not_applied(applied, "signals are read from today's health")
     if account_id is not None:
-        snap = snapshots.get(account_id)
-        usage = None
-        if snap is not None:
-            usage = (snap.indicator_scores.get("product_usage") or {}).get("value")
+        usage = everyone[0]["values"].get("product_usage") if everyone else None
         if rows:
             result = "yes — " + "; ".join(s["rule"] for s in rows[0]["signals"])
             if usage is not None:
@@ -129,7 +155,7 @@ def expansion_signals(
         context={
             "scope": where,
             "rules": rules,
-            "accounts": rows,
+            "accounts": rows[:LIST_LIMIT],
             "total": len(rows),
             "single": account_id is not None,
             **understanding(line, not_applied),

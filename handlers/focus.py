@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+import heapq
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
 
+from handlers.accounts import pending_flushed
 from handlers.context import ChatContext
-from handlers.portfolio import (
-    _accounts,
-    _milestone_rows,
-    _overdue_rows,
-    _refuse_in_external,
-    _rows,
-    scope_for,
-)
+from handlers.portfolio import NOW, _refuse_in_external, account_facts, scope_for, with_details
 from handlers.reply import Reply
 from handlers.understanding import Constraints, plural, understanding, understood, with_notes
-from storage.models import QBR, Escalation, Renewal, utcnow
+from storage.models import QBR, Account, Escalation, Milestone, Renewal, utcnow
 
 MAX_ITEMS = 10
 RENEWAL_DAYS = 90  # a renewal this close needs a plan leading up to it
@@ -74,151 +70,227 @@ def focus_today(
     if owner is None and ctx.actor.role == "csm":
         owner = "me"
     scope = scope_for(session, ctx, owner)
-    accounts = _accounts(session, scope)
-    rows = {r["id"]: r for r in _rows(session, accounts, ctx.today)}
-    ids = list(rows)
-    items: list[dict[str, Any]] = []
+    if scope.owner_ids is not None and not scope.owner_ids:
+        return _reply(session, c, ctx, scope.book, [])
+    acc, esc, ren, ms, qbr = (
+        Account.__table__,
+        Escalation.__table__,
+        Renewal.__table__,
+        Milestone.__table__,
+        QBR.__table__,
+    )
 
+    def in_scope(query: Any, account_column: Any) -> Any:
+        query = query.select_from(account_column.table.join(acc, acc.c.id == account_column))
+        query = query.where(acc.c.churned_on.is_(None))
+        if scope.owner_ids is not None:
+            query = query.where(acc.c.owner_id.in_(sorted(scope.owner_ids) or [-1]))
+        return query
+
+    pending_flushed(session)
+    conn = session.connection()
     now = utcnow()
-    for esc in session.exec(
-        select(Escalation)
-        .where(col(Escalation.account_id).in_(ids or [-1]), Escalation.status == "open")
-        .order_by(col(Escalation.opened_at))
-    ).all():
-        account = rows[esc.account_id]
-        opened = esc.opened_at if esc.opened_at.tzinfo else esc.opened_at.replace(tzinfo=UTC)
-        due = esc.ack_due_at
+    horizon = ctx.today + timedelta(days=RENEWAL_DAYS)
+    until = datetime.combine(ctx.today + timedelta(days=QBR_DAYS), time.max, tzinfo=UTC)
+    since = datetime.combine(ctx.today, time.min, tzinfo=UTC)
+    escalations = conn.execute(
+        in_scope(
+            select(
+                esc.c.id,
+                esc.c.account_id,
+                esc.c.severity,
+                esc.c.title,
+                esc.c.opened_at,
+                esc.c.ack_due_at,
+            ).where(esc.c.status == "open"),
+            esc.c.account_id,
+        ).order_by(esc.c.opened_at)
+    ).all()
+    planned = dict(
+        conn.execute(
+            in_scope(
+                select(ms.c.account_id, func.min(ms.c.due_date)).where(
+                    ms.c.status != "done", ms.c.due_date >= ctx.today, ms.c.due_date <= horizon
+                ),
+                ms.c.account_id,
+            ).group_by(ms.c.account_id)
+        ).all()
+    )
+    renewals = [
+        r
+        for r in conn.execute(
+            in_scope(
+                select(ren.c.account_id, ren.c.renewal_date, ren.c.arr).where(
+                    ren.c.status == "open",
+                    ren.c.renewal_date >= ctx.today,
+                    ren.c.renewal_date <= horizon,
+                ),
+                ren.c.account_id,
+            ).order_by(ren.c.renewal_date)
+        ).all()
+        # Work scheduled before the renewal is a plan leading up to it.
+        if planned.get(r[0]) is None or planned[r[0]] > r[1]
+    ]
+    overdue = conn.execute(
+        in_scope(
+            select(ms.c.account_id, func.count(ms.c.id), func.min(ms.c.due_date)).where(
+                ms.c.status != "done", ms.c.due_date < ctx.today
+            ),
+            ms.c.account_id,
+        ).group_by(ms.c.account_id)
+    ).all()
+    qbrs = conn.execute(
+        in_scope(
+            select(qbr.c.account_id, qbr.c.scheduled_for).where(
+                qbr.c.status == "scheduled",
+                qbr.c.scheduled_for >= since,
+                qbr.c.scheduled_for <= until,
+            ),
+            qbr.c.account_id,
+        ).order_by(qbr.c.scheduled_for)
+    ).all()
+    # The at-risk accounts (red, amber, or green heading for red within 30 days), and the facts
+    # of the other accounts the items are about.
+    rows: dict[int, dict[str, Any]] = {
+        r["id"]: r
+        for r in account_facts(
+            session,
+            scope,
+            ctx.today,
+            where=or_(NOW.c.band.in_(("red", "amber")), NOW.c.forecast_red_in_days <= 30),
+        )
+    }
+    risky_ids = list(rows)
+    others = (
+        {r[1] for r in escalations}
+        | {r[0] for r in renewals}
+        | {r[0] for r in overdue}
+        | {r[0] for r in qbrs}
+    )
+    missing = sorted(others - set(rows))
+    if missing:
+        rows.update(
+            {r["id"]: r for r in account_facts(session, scope, ctx.today, account_ids=missing)}
+        )
+
+    items: list[dict[str, Any]] = []
+    for esc_id, account_id, severity, title, opened, due in escalations:
+        account = rows.get(account_id)
+        if account is None:
+            continue
+        opened = opened if opened.tzinfo else opened.replace(tzinfo=UTC)
         if due is not None and due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
         breached = due is not None and due < now
         age = (now - opened).days
         why = (
-            f"{esc.severity.upper()} escalation #{esc.id} “{esc.title}” not acknowledged"
+            f"{severity.upper()} escalation #{esc_id} “{title}” not acknowledged"
             + (f", open {age} days" if age >= 1 else "")
             + (" — SLA breached" if breached else "")
         )
         items.append(
             _item(
-                100 + SEVERITY_POINTS.get(esc.severity, 0) + (10 if breached else 0),
+                100 + SEVERITY_POINTS.get(severity, 0) + (10 if breached else 0),
                 "escalation",
                 account,
                 why,
-                f"ack escalation {esc.id}",
-                {"label": "Acknowledge", "type": "acknowledge", "escalation_id": esc.id},
+                f"ack escalation {esc_id}",
+                {"label": "Acknowledge", "type": "acknowledge", "escalation_id": esc_id},
             )
         )
-
-    for row in rows.values():
-        forecast = row["forecast_red_in_days"]
-        risky = row["band"] in ("red", "amber") or (forecast is not None and forecast <= 30)
-        if not risky:
-            continue
+    for account_id in risky_ids:
+        row = rows[account_id]
         base = {"red": 70, "amber": 55}.get(row["band"], 45)
         renews = row["days_to_renewal"]
-        score = (
-            base
-            + min(15.0, (row["arr"] or 0) / 100_000)
-            + (10 if renews is not None and 0 <= renews <= 60 else 0)
-        )
-        bits = [f"{row['band']} {row['score'] if row['score'] is not None else '—'}"]
-        if row["delta_7d"]:
-            bits.append(f"{row['delta_7d']:+d} in 7 days".replace("-", "−"))
-        if forecast is not None and row["band"] != "red":
-            bits.append(f"likely red in ~{forecast} days")
-        bits.append(f"{_money(row['arr'])} ARR at risk")
-        if renews is not None and 0 <= renews <= RENEWAL_DAYS:
-            bits.append(f"renews in {renews} days")
+        soon = renews is not None and 0 <= renews <= 60
         items.append(
             _item(
-                score,
+                base + min(15.0, (row["arr"] or 0) / 100_000) + (10 if soon else 0),
                 "at_risk",
                 row,
-                ", ".join(bits),
+                "",  # written once its 7-day change is known (for the items shown)
                 f"why did {row['name'].lower()} drop",
                 _ask("Why?", "why", row["id"], "explain_health"),
             )
         )
-
-    horizon = ctx.today + timedelta(days=RENEWAL_DAYS)
-    upcoming = session.exec(
-        select(Renewal)
-        .where(
-            col(Renewal.account_id).in_(ids or [-1]),
-            Renewal.status == "open",
-            Renewal.renewal_date >= ctx.today,
-            Renewal.renewal_date <= horizon,
-        )
-        .order_by(col(Renewal.renewal_date))
-    ).all()
-    if upcoming:
-        planned = {
-            m["account_id"]: m["due_date"]
-            for m in reversed(_milestone_rows(session, ctx, ids, start=ctx.today, end=horizon))
-        }
-        for renewal in upcoming:
-            first_due = planned.get(renewal.account_id)
-            if first_due is not None and first_due <= renewal.renewal_date.isoformat():
-                continue  # work is scheduled before the renewal
-            days = (renewal.renewal_date - ctx.today).days
-            row = rows[renewal.account_id]
-            items.append(
-                _item(
-                    60 + (RENEWAL_DAYS - days) / 6 + min(10.0, renewal.arr / 100_000),
-                    "renewal",
-                    row,
-                    f"renews in {days} days ({_money(renewal.arr)}) with no open milestone before "
-                    "then",
-                    f"plan {row['name'].lower()}",
-                    _ask("Open plan", "plan", row["id"], "success_plan"),
-                )
-            )
-
-    overdue: dict[int, list[dict[str, Any]]] = {}
-    for m in _overdue_rows(session, ctx, ids):
-        overdue.setdefault(m["account_id"], []).append(m)
-    for account_id, late in overdue.items():
-        row = rows[account_id]
-        oldest = max(m["days_overdue"] for m in late)
+    for account_id, day, arr in renewals:
+        row = rows.get(account_id)
+        if row is None:
+            continue
+        days = (day - ctx.today).days
         items.append(
             _item(
-                50 + min(15.0, oldest / 3) + len(late),
+                60 + (RENEWAL_DAYS - days) / 6 + min(10.0, arr / 100_000),
+                "renewal",
+                row,
+                f"renews in {days} days ({_money(arr)}) with no open milestone before then",
+                f"plan {row['name'].lower()}",
+                _ask("Open plan", "plan", row["id"], "success_plan"),
+            )
+        )
+    for account_id, count, oldest_due in overdue:
+        row = rows.get(account_id)
+        if row is None:
+            continue
+        oldest = (ctx.today - oldest_due).days
+        items.append(
+            _item(
+                50 + min(15.0, oldest / 3) + count,
                 "overdue",
                 row,
-                f"{plural(len(late), 'milestone')} overdue (oldest {oldest} days: "
-                f"“{max(late, key=lambda m: m['days_overdue'])['title']}”)",
+                f"{plural(count, 'milestone')} overdue (oldest {oldest} days)",
                 f"overdue {row['name'].lower()}",
                 _ask("Overdue", "overdue", account_id, "milestones_overdue"),
             )
         )
-
-    until = datetime.combine(ctx.today + timedelta(days=QBR_DAYS), time.max, tzinfo=UTC)
-    since = datetime.combine(ctx.today, time.min, tzinfo=UTC)
-    for qbr in session.exec(
-        select(QBR)
-        .where(
-            col(QBR.account_id).in_(ids or [-1]),
-            QBR.status == "scheduled",
-            QBR.scheduled_for >= since,
-            QBR.scheduled_for <= until,
-        )
-        .order_by(col(QBR.scheduled_for))
-    ).all():
-        row = rows[qbr.account_id]
-        days = (qbr.scheduled_for.date() - ctx.today).days
+    for account_id, when in qbrs:
+        row = rows.get(account_id)
+        if row is None:
+            continue
+        days = (when.date() - ctx.today).days
         items.append(
             _item(
                 40 + (QBR_DAYS - days) * 2,
                 "qbr",
                 row,
-                f"QBR on {qbr.scheduled_for.date().isoformat()} (in {plural(days, 'day')}) to prepare",
+                f"QBR on {when.date().isoformat()} (in {plural(days, 'day')}) to prepare",
                 f"qbr {row['name'].lower()}",
                 _ask("Prep QBR", "qbr", row["id"], "qbr_prep"),
             )
         )
+    return _reply(session, c, ctx, scope.book, items, rows)
 
-    items.sort(key=lambda i: (-i["score"], i["account"]))
+
+def _risk_why(row: dict[str, Any]) -> str:
+    forecast = row["forecast_red_in_days"]
+    renews = row["days_to_renewal"]
+    bits = [f"{row['band']} {row['score'] if row['score'] is not None else '—'}"]
+    if row["delta_7d"]:
+        bits.append(f"{row['delta_7d']:+d} in 7 days".replace("-", "−"))
+    if forecast is not None and row["band"] != "red":
+        bits.append(f"likely red in ~{forecast} days")
+    bits.append(f"{_money(row['arr'])} ARR at risk")
+    if renews is not None and 0 <= renews <= RENEWAL_DAYS:
+        bits.append(f"renews in {renews} days")
+    return ", ".join(bits)
+
+
+def _reply(
+    session: Session,
+    c: Constraints,
+    ctx: ChatContext,
+    book: str,
+    items: list[dict[str, Any]],
+    rows: dict[int, dict[str, Any]] | None = None,
+) -> Reply:
     total = len(items)
-    shown = items[:MAX_ITEMS]
+    # Only the top of the list is shown: no need to sort thousands of a manager's items.
+    shown = heapq.nsmallest(MAX_ITEMS, items, key=lambda i: (-i["score"], i["account"]))
+    if rows:
+        with_details(session, [rows[i["account_id"]] for i in shown], ctx.today)
+        for item in shown:
+            if item["kind"] == "at_risk":
+                item["why"] = _risk_why(rows[item["account_id"]])
     for rank, item in enumerate(shown, 1):
         item["rank"] = rank
     applied = {"scope"}
@@ -236,11 +308,11 @@ def focus_today(
         else "nothing urgent: no open escalations, at-risk accounts, unplanned renewals, overdue "
         "milestones or QBRs in the next two weeks"
     )
-    line = understood("Your focus for today", None, [scope.book], result)
+    line = understood("Your focus for today", None, [book], result)
     return Reply(
         template="focus_today",
         context={
-            "scope": scope.book,
+            "scope": book,
             "items": shown,
             "total": total,
             "kinds": kinds,

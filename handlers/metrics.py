@@ -9,12 +9,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain import metrics as formulas
 from domain.nlu.entities import METRIC_LABELS
 from domain.nlu.timewindow import TimeWindow
-from handlers.accounts import not_here_reply, resolve_account
+from handlers.accounts import not_here_reply, pending_flushed, resolve_account
 from handlers.context import ChatContext
 from handlers.portfolio import scope_for
 from handlers.reply import Reply
@@ -29,6 +30,9 @@ from handlers.understanding import (
 from storage.models import Account, Renewal, SurveyResponse
 
 logger = logging.getLogger(__name__)
+
+_ACC = Account.__table__
+_REN = Renewal.__table__
 
 RETENTION = ("nrr", "grr", "logo_churn")
 SURVEYS = ("nps", "csat", "ces")
@@ -54,9 +58,13 @@ FORMULAS = {
 
 @dataclass(frozen=True)
 class Book:
-    """The accounts a metric covers, and how the answer names them."""
+    """The accounts a metric covers, and how the answer names them.
 
-    ids: list[int] | None  # None = every account
+    ``ids`` is a list of account ids, a SELECT of them (a scope's owners, a segment), or None
+    for every account.
+    """
+
+    ids: Any
     name: str
     single: bool = False
 
@@ -78,7 +86,7 @@ class RetentionInputs:
 
 
 def retention_inputs(
-    session: Session, *, account_ids: list[int] | None, start: date, end: date
+    session: Session, *, account_ids: Any, start: date, end: date
 ) -> RetentionInputs:
     """ARR at the period's start, expansion, contraction and churn over it; customers at the start, lost.
 
@@ -87,24 +95,23 @@ def retention_inputs(
     (the renewal's ``arr``), else its current ARR; expansion and contraction are the changes of
     the renewals closed in (start, end]; churn is the ARR of the customers whose ``churned_on``
     falls in (start, end]. New customers (started after ``start``) never count (NRR/GRR exclude
-    new logos).
+    new logos). ``account_ids``: a list, a SELECT of ids, or None for every account.
     """
-    query = select(Account.id, Account.name, Account.arr, Account.start_date, Account.churned_on)
+    acc, ren = _ACC, _REN
+    query = select(acc.c.id, acc.c.name, acc.c.arr, acc.c.start_date, acc.c.churned_on)
     if account_ids is not None:
-        query = query.where(col(Account.id).in_(account_ids or [-1]))
-    accounts = session.exec(query).all()
-    ids = [a[0] for a in accounts]
+        query = query.where(acc.c.id.in_(_ids_or_none(account_ids)))
+    pending_flushed(session)
+    conn = session.connection()
+    accounts = conn.execute(query).all()
     renewals: dict[int, list[tuple[date, float, float | None]]] = {}
-    if ids:
-        rows = session.exec(
-            select(
-                Renewal.account_id,
-                Renewal.renewal_date,
-                Renewal.closed_on,
-                Renewal.arr,
-                Renewal.renewed_arr,
-            ).where(Renewal.status == "renewed", col(Renewal.account_id).in_(ids))
-        ).all()
+    if accounts:
+        renewed = select(
+            ren.c.account_id, ren.c.renewal_date, ren.c.closed_on, ren.c.arr, ren.c.renewed_arr
+        ).where(ren.c.status == "renewed", ren.c.renewal_date > start)
+        if account_ids is not None:
+            renewed = renewed.where(ren.c.account_id.in_(_ids_or_none(account_ids)))
+        rows = conn.execute(renewed).all()
         for account_id, renewal_date, closed_on, arr, renewed_arr in rows:
             renewals.setdefault(account_id, []).append(
                 (closed_on or renewal_date, arr, renewed_arr)
@@ -117,8 +124,9 @@ def retention_inputs(
             churned_on is not None and churned_on <= start
         ):
             continue  # not a customer when the period began
-        history = sorted(renewals.get(account_id, []))
-        later = [h for h in history if h[0] > start]
+        later = sorted(
+            (h for h in renewals.get(account_id, ()) if h[0] > start), key=lambda h: h[0]
+        )
         arr_then = later[0][1] if later else (arr or 0.0)
         at_start += 1
         starting += arr_then
@@ -149,6 +157,13 @@ def retention_inputs(
     )
 
 
+def _ids_or_none(account_ids: Any) -> Any:
+    """An IN operand: a SELECT as it is, a list (an empty one matching nothing)."""
+    if isinstance(account_ids, list):
+        return account_ids or [-1]
+    return account_ids
+
+
 def _money(value: float | None) -> str:
     if value is None:
         return "—"
@@ -160,7 +175,11 @@ def _money(value: float | None) -> str:
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{100 * value:.{digits}f}%"
+    if value is None:
+        return "—"
+    if 0 < abs(value) < 0.01:
+        digits = max(digits, 2)  # 1 of 9,802 customers is not "0.0%"
+    return f"{100 * value:.{digits}f}%"
 
 
 def _book(
@@ -175,19 +194,28 @@ def _book(
     if ctx.external:
         return not_here_reply()
     scope = scope_for(session, ctx, c.owner)
-    query = select(Account.id, Account.arr, Account.segment)
-    if scope.owner_ids is not None:
-        query = query.where(col(Account.owner_id).in_(scope.owner_ids or {-1}))
-    rows = session.exec(query).all()
-    filtered = [
-        r[0]
-        for r in rows
-        if (c.segment is None or (r[2] or "").lower() == c.segment)
-        and (c.amount is None or c.amount.accepts(r[1]))
-    ]
     if scope.owner_ids is None and c.segment is None and c.amount is None:
         return Book(None, scope.book)
-    return Book(filtered, scope.book)
+    ids = select(Account.id)
+    if scope.owner_ids is not None:
+        ids = ids.where(col(Account.owner_id).in_(sorted(scope.owner_ids) or [-1]))
+    if c.segment is not None:
+        ids = ids.where(func.lower(Account.segment) == c.segment)
+    if c.amount is not None:
+        ids = ids.where(_amount_clause(c))
+    return Book(ids, scope.book)
+
+
+def _amount_clause(c: Constraints) -> Any:
+    amount = c.amount
+    assert amount is not None
+    column = col(Account.arr)
+    return {
+        ">": column > amount.value,
+        ">=": column >= amount.value,
+        "<": column < amount.value,
+        "<=": column <= amount.value,
+    }[amount.op]
 
 
 def _window(c: Constraints, today: date, metric: str) -> tuple[TimeWindow, bool, bool]:
@@ -201,13 +229,14 @@ def _window(c: Constraints, today: date, metric: str) -> tuple[TimeWindow, bool,
     return TimeWindow(today - relativedelta(years=1), today, "last 12 months"), True, False
 
 
-def _live_arr(session: Session, ids: list[int] | None, day: date) -> tuple[float, int]:
+def _live_arr(session: Session, ids: Any, day: date) -> tuple[float, int]:
     """Total ARR and paying accounts among the customers live on ``day``."""
-    query = select(Account.arr, Account.start_date, Account.churned_on)
+    query = select(_ACC.c.arr, _ACC.c.start_date, _ACC.c.churned_on)
     if ids is not None:
-        query = query.where(col(Account.id).in_(ids or [-1]))
+        query = query.where(_ACC.c.id.in_(_ids_or_none(ids)))
     total, paying = 0.0, 0
-    for arr, started, churned_on in session.exec(query).all():
+    pending_flushed(session)
+    for arr, started, churned_on in session.connection().execute(query).all():
         if (started is not None and started > day) or (
             churned_on is not None and churned_on <= day
         ):
@@ -218,15 +247,17 @@ def _live_arr(session: Session, ids: list[int] | None, day: date) -> tuple[float
     return total, paying
 
 
-def _surveys(session: Session, ids: list[int] | None, kind: str, window: TimeWindow) -> list[int]:
-    query = select(SurveyResponse.score).where(
-        SurveyResponse.kind == kind,
-        SurveyResponse.responded_on >= window.start,
-        SurveyResponse.responded_on <= window.end,
+def _surveys(session: Session, ids: Any, kind: str, window: TimeWindow) -> list[int]:
+    survey = SurveyResponse.__table__
+    query = select(survey.c.score).where(
+        survey.c.kind == kind,
+        survey.c.responded_on >= window.start,
+        survey.c.responded_on <= window.end,
     )
     if ids is not None:
-        query = query.where(col(SurveyResponse.account_id).in_(ids or [-1]))
-    return [int(s) for s in session.exec(query).all()]
+        query = query.where(survey.c.account_id.in_(_ids_or_none(ids)))
+    pending_flushed(session)
+    return [int(r[0]) for r in session.connection().execute(query).all()]
 
 
 def _result(metric: str, **values: Any) -> dict[str, Any]:
@@ -348,6 +379,7 @@ def metrics_answer(
     results: list[dict[str, Any]] = []
     windows: dict[str, tuple[TimeWindow, bool, bool]] = {}
     retention_cache: dict[tuple[date, date], RetentionInputs] = {}
+    live_cache: dict[date, tuple[float, int]] = {}
     for metric in asked:
         window, default, cut = _window(c, ctx.today, metric)
         windows[metric] = (window, default, cut)
@@ -366,7 +398,9 @@ def metrics_answer(
         elif metric in SURVEYS:
             results.append(_survey(metric, _surveys(session, book.ids, metric, window)))
         else:
-            results.append(_book_figure(session, metric, book, window, ctx.today))
+            results.append(
+                _book_figure(session, metric, book, window, ctx.today, retention_cache, live_cache)
+            )
         results[-1]["window"] = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
@@ -395,10 +429,18 @@ def metrics_answer(
 
 
 def _book_figure(
-    session: Session, metric: str, book: Book, window: TimeWindow, today: date
+    session: Session,
+    metric: str,
+    book: Book,
+    window: TimeWindow,
+    today: date,
+    retention_cache: dict[tuple[date, date], RetentionInputs],
+    live_cache: dict[date, tuple[float, int]],
 ) -> dict[str, Any]:
     day = min(window.end, today)
-    total, paying = _live_arr(session, book.ids, day)
+    if day not in live_cache:
+        live_cache[day] = _live_arr(session, book.ids, day)
+    total, paying = live_cache[day]
     sample = plural(paying, "paying account")
     if metric == "arr":
         return _result(metric, value=total, display=_money(total), sample=sample)
@@ -428,7 +470,12 @@ def _book_figure(
     # (one account's own churn is 0 or 1) or of the book over the last 12 months.
     year_ago = today - relativedelta(years=1)
     churn_ids = None if book.single else book.ids
-    churn = retention_inputs(session, account_ids=churn_ids, start=year_ago, end=today)
+    key = (year_ago, today) if not book.single else (year_ago, today + timedelta(days=0))
+    churn = (retention_cache.get(key) if not book.single else None) or retention_inputs(
+        session, account_ids=churn_ids, start=year_ago, end=today
+    )
+    if not book.single:
+        retention_cache[key] = churn
     yearly = formulas.logo_churn_rate(churn.customers_at_start, churn.customers_lost)
     monthly = None if yearly is None else yearly / 12
     arpa = formulas.arppu(mrr, paying)

@@ -318,7 +318,7 @@ UPCOMING_QBR_DAYS = 14
 def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None) -> Reply:
     """Scheduled QBRs in a window (default the next 14 days) across the asker's book."""
     from domain.nlu.timewindow import TimeWindow
-    from handlers.portfolio import _accounts, _refuse_in_external, _rows, scope_for
+    from handlers.portfolio import _refuse_in_external, account_facts, scope_for
     from handlers.understanding import (
         Constraints,
         plural,
@@ -333,8 +333,6 @@ def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None
     if refused:
         return refused
     scope = scope_for(session, ctx, c.owner)
-    accounts = _accounts(session, scope)
-    rows = {r["id"]: r for r in _rows(session, accounts, ctx.today)}
     default = c.window is None
     if c.window is not None:
         window = c.window
@@ -346,18 +344,27 @@ def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None
         )
     since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC)
     until = datetime.combine(window.end, datetime.max.time(), tzinfo=UTC)
-    qbrs = session.exec(
+    query = (
         select(QBR)
-        .where(
-            col(QBR.account_id).in_(list(rows) or [-1]),
-            QBR.scheduled_for >= since,
-            QBR.scheduled_for <= until,
-        )
+        .join(Account, col(Account.id) == col(QBR.account_id))
+        .where(QBR.scheduled_for >= since, QBR.scheduled_for <= until)
+        .where(col(Account.churned_on).is_(None))
         .order_by(col(QBR.scheduled_for))
-    ).all()
+    )
+    if scope.owner_ids is not None:
+        query = query.where(col(Account.owner_id).in_(sorted(scope.owner_ids) or [-1]))
+    qbrs = session.exec(query).all()
+    rows = {
+        r["id"]: r
+        for r in account_facts(
+            session, scope, ctx.today, account_ids=sorted({q.account_id for q in qbrs})
+        )
+    }
     items = []
     for qbr in qbrs:
-        row = rows[qbr.account_id]
+        row = rows.get(qbr.account_id)
+        if row is None:
+            continue
         if c.band and row["band"] not in {"at_risk": ("red", "amber")}.get(c.band, (c.band,)):
             continue
         day = qbr.scheduled_for.date()
@@ -391,7 +398,7 @@ def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None
         context={
             "scope": scope.book,
             "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-            "qbrs": items,
+            "qbrs": items[:200],
             "total": len(items),
             **understanding(line, not_applied),
         },

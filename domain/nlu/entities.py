@@ -421,8 +421,11 @@ def find_scope(folded: str, people: dict[str, str], *, names_account: bool = Fal
     ``names_account``: the message names an account, so "for me" is a courtesy ("check acme for
     me"), not the asker's book.
     """
-    for word in folded.split():
+    words = folded.split()
+    for n, word in enumerate(words):
         if word in people:
+            if n + 1 < len(words) and words[n + 1] in ("team", "teams"):
+                return "team"  # "Alex's team": the team (Alex manages it)
             return people[word]
     if _ALL_RE.search(folded):
         return "all"

@@ -142,13 +142,17 @@ def default_model() -> IntentModel | None:
     return IntentModel.from_bytes(data)
 
 
-def fingerprint(examples: Iterable[tuple[Sequence[str], str]]) -> str:
-    """A hash of the training examples' features and labels (to tell a stale model file)."""
-    digest = hashlib.sha256()
-    for feats, label in examples:
+# Bump when features() or the parser's feature extras change: the shipped model must be retrained.
+FEATURES_VERSION = 1
+
+
+def fingerprint(utterances: Iterable[tuple[str, str]]) -> str:
+    """A hash of the training utterances, their intents and the feature version (stale-model check)."""
+    digest = hashlib.sha256(f"features={FEATURES_VERSION}".encode())
+    for text, label in utterances:
         digest.update(label.encode())
         digest.update(b"\x00")
-        digest.update("\x01".join(feats).encode())
+        digest.update(text.encode())
         digest.update(b"\x02")
     return digest.hexdigest()[:16]
 
@@ -157,6 +161,7 @@ def train(
     examples: Sequence[tuple[Sequence[str], str]],
     classes: Sequence[str],
     *,
+    source: str = "",
     steps: int = 300,
     l2: float = 1e-4,
     learning_rate: float = 0.05,
@@ -228,5 +233,5 @@ def train(
         index={f: i for i, f in enumerate(kept_names)},
         weights=weights,
         bias=tuple(float(x) for x in b),
-        fingerprint=fingerprint(examples),
+        fingerprint=source,
     )

@@ -256,6 +256,8 @@ T: dict[str, tuple[str, ...]] = {
         "score?",
         "how are they doing",
         "how's it looking",
+        "what's going on with {a}'s health",
+        "how's {a} been",
     ),
     "success_plan": (
         "show the success plan for {a}",
@@ -604,6 +606,10 @@ T: dict[str, tuple[str, ...]] = {
         "accounts",
         "accounts?",
         "book",
+        "accounts sorted by renewal date",
+        "my accounts ordered by renewal",
+        "list {scope} accounts by renewal date",
+        "{scope} customers sorted by name",
     ),
     "account_changes": (
         "what changed at {a} {sw}",
@@ -1074,6 +1080,10 @@ T: dict[str, tuple[str, ...]] = {
         "today?",
         "focus?",
         "what's up today",
+        "where should I put my time {w}",
+        "where should I spend my time",
+        "how should I spend my day",
+        "what deserves my time today",
     ),
     "unknown": (
         "order more coffee for the office",

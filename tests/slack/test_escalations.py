@@ -16,7 +16,6 @@ from bot.slack.app import SlackEdge
 from storage.db import engine_for
 from storage.models import CSM, Account, AuditLog, Escalation, EscalationEvent
 from tests.slack.conftest import (
-    click_confirm,
     DANA,
     MARCO,
     SECRET,
@@ -24,6 +23,7 @@ from tests.slack.conftest import (
     ack_json,
     assert_valid_blocks,
     block_actions_body,
+    click_confirm,
     command_body,
     dispatch,
     event_body,

@@ -15,6 +15,7 @@ from tests.slack.conftest import (
     click_confirm,
     command_body,
     dispatch,
+    mrkdwn_texts,
 )
 from tests.slack.fake_slack import FakeSlack
 
@@ -93,3 +94,31 @@ def test_an_account_renewal_answer(edge: SlackEdge) -> None:
     answer = ack_json(dispatch(edge, command_body("/csm", "when does acme renew?", user=DANA)))
     assert_valid_blocks(answer["blocks"])
     assert answer["blocks"][0]["text"]["text"] == "Renewal — Acme Corp"
+
+
+def test_new_answers_escape_names_and_stay_within_block_kit(edge: SlackEdge) -> None:
+    from sqlmodel import Session, select
+
+    from storage.models import Account
+
+    with Session(edge.services.container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        acme.name = "Acme <!channel> & <https://evil.example|click>"
+        acme.aliases = ["Acme"]
+        session.add(acme)
+        session.commit()
+    for text in (
+        "acme vs globex",
+        "why did acme drop",
+        "what should I focus on today?",
+        "upcoming qbrs",
+        "nps for acme",
+        "expansion signals for acme",
+        "escalate acme",
+    ):
+        answer = ack_json(dispatch(edge, command_body("/csm", text, user=DANA)))
+        assert_valid_blocks(answer["blocks"])
+        # Slack parses mrkdwn (and the fallback text); plain_text headers are shown as written.
+        parsed = "\n".join([answer["text"], *mrkdwn_texts(answer["blocks"])])
+        assert "<!channel>" not in parsed and "<https://evil" not in parsed, text
+        assert "&lt;!channel&gt;" in parsed, text
