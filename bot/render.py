@@ -65,7 +65,15 @@ def environment(flavour: Flavour) -> Environment:
     env.filters["money"] = money
     env.filters["signed"] = signed
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
+    # Teams templates cut their lists to cap(n); the card renderer lowers it until a message fits.
+    env.globals["cap"] = _no_cap
+    # Set by the Teams card renderer when someone gets a per-person view of a shared card.
+    env.globals["audience"] = False
     return env
+
+
+def _no_cap(n: int) -> int:
+    return n
 
 
 def render_text(reply: Reply) -> str:

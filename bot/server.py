@@ -133,7 +133,11 @@ def teams_routes(container: Container) -> list[BaseRoute]:
         if exc.name and exc.name.startswith("bot.teams"):
             return []
         raise
-    return list(routes(container))
+    # Counted and timed like /slack/events (csm_http_requests_total, csm_http_request_duration_seconds).
+    return [
+        Route(r.path, measured(r.path, r.endpoint), methods=sorted(r.methods or ()))
+        for r in routes(container)
+    ]
 
 
 def create_app(

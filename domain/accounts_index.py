@@ -48,6 +48,15 @@ COMMON_WORDS: frozenset[str] = _words(
 
 _POSSESSIVE_RE = re.compile(r"(\w)['’`]s\b")
 _TOKEN_RE = re.compile(r"[0-9a-z]+")
+# Scripts written without spaces between words (Chinese, Japanese kana and kanji): each character
+# is a word, so "トヨタ自動車" is found inside "トヨタ自動車の状況は?" as a run of words.
+_UNSPACED = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Any other letters and digits (Latin with accents removed, Cyrillic, Greek, Arabic, Hebrew,
+# Hangul...) form words as in English.
+_UNICODE_TOKEN_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+")
+# Words of an utterance as written (an apostrophe may join them: "acme's"); unspaced characters
+# one by one, so a name's span ends where the name does.
+_WORD_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+(?:['’`][^\\W_{_UNSPACED}]+)*")
 _MIN_PREFIX = 3  # "glo" -> Globex in resolve(); shorter prefixes match too much to mean anything
 _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often English than names
 _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
@@ -144,14 +153,24 @@ def _locked(method: F) -> F:
 
 
 def fold(text: str) -> str:
-    """Lower-case, strip accents and possessive 's, keep letters/digits: "Acme's Corp." -> "acme corp"."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.lower()
-    if "'" in text or "’" in text or "`" in text:  # the only way _POSSESSIVE_RE can match
+    """Lower-case, strip accents and possessive 's, keep letters/digits: "Acme's Corp." -> "acme corp".
+
+    Names in any script fold the same way on both sides of a lookup: "Café Müller" ->
+    "cafe muller", "ＡＣＭＥ" -> "acme", "شركة الاتصالات" keeps its Arabic words (diacritics and
+    tatweel dropped), and unspaced scripts become one word per character ("トヨタ" -> "ト ヨ タ").
+    """
+    if text.isascii():
+        text = text.lower()
+        if "'" in text or "`" in text:  # the only way _POSSESSIVE_RE can match
+            text = _POSSESSIVE_RE.sub(r"\1", text)
+        return " ".join(_TOKEN_RE.findall(text))
+    # NFKC first folds full-width and half-width forms; NFKD then splits accents off letters.
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch) and ch != "\u0640")
+    text = text.casefold()  # ß -> ss, like lower() but for every script
+    if "'" in text or "’" in text or "`" in text:
         text = _POSSESSIVE_RE.sub(r"\1", text)
-    return " ".join(_TOKEN_RE.findall(text))
+    return " ".join(_UNICODE_TOKEN_RE.findall(text))
 
 
 def _deletions(word: str) -> set[str]:
@@ -906,7 +925,7 @@ class AccountIndex:
 def tokenize(text: str) -> list[_Token]:
     """Words of an utterance (folded), each with its span in the original text."""
     out: list[_Token] = []
-    for match in re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*", text):
+    for match in _WORD_RE.finditer(text):
         raw = match.group(0)
         possessive = bool(re.search(r"['’`]s$", raw, re.IGNORECASE))
         folded = fold(raw)

@@ -14,11 +14,11 @@ from domain.signals import forecast_summary
 from handlers.accounts import csms_by_id
 from handlers.audit import record
 from handlers.context import ChatContext
-from handlers.errors import NotFound
-from handlers.permissions import require_change
+from handlers.errors import NotFound, PermissionDenied
+from handlers.permissions import can_change, require_change, who_may_change
 from handlers.reply import Reply
-from scheduler.models import Alert
-from storage.models import Account, Escalation, HealthSnapshot, Milestone, Renewal
+from scheduler.models import Alert, Delivery
+from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
 
 ACK_ACTION_ID = "alert_acknowledge"
 SNOOZE_ACTION_ID = "alert_snooze"
@@ -183,13 +183,24 @@ def _alert_dict(alert: Alert) -> dict[str, Any]:
     }
 
 
-def risk_alert_reply(alert: Alert, brief: dict[str, Any], *, note: str | None = None) -> Reply:
-    """The card posted for a fired alert: what happened, the health behind it, and two buttons."""
+def risk_alert_reply(
+    alert: Alert,
+    brief: dict[str, Any],
+    *,
+    note: str | None = None,
+    viewer: dict[str, Any] | None = None,
+) -> Reply:
+    """The card posted for a fired alert: what happened, the health behind it, and two buttons.
+
+    ``viewer`` (name, can_change, who) makes it one person's view of the card; without it the
+    card is the one everybody in the conversation sees.
+    """
     context = {
         "alert": _alert_dict(alert),
         "account": brief,
         "actions": _actions(alert.id or 0),
         "note": note,
+        "viewer": viewer,
     }
     h = brief["health"]
     score = "no score" if h["score"] is None else f"{h['score']}/100 {h['band']}"
@@ -203,6 +214,53 @@ def risk_alert(session: Session, *, ctx: ChatContext, alert_id: int) -> Reply:
         raise NotFound(f"There is no alert {alert_id}.")
     brief = account_briefs(session, [alert.account_id], ctx.today)[alert.account_id]
     return risk_alert_reply(alert, brief)
+
+
+def _viewer(session: Session, ctx: ChatContext, account: Account) -> dict[str, Any]:
+    return {
+        "name": ctx.actor.name,
+        "can_change": can_change(session, ctx.actor, account),
+        "who": who_may_change(session, account),
+    }
+
+
+def _state_note(session: Session, alert: Alert) -> str | None:
+    """What already happened to the alert, in the words its card uses (None while it is open)."""
+    if alert.status == "acknowledged":
+        by = session.get(CSM, alert.acknowledged_by_id) if alert.acknowledged_by_id else None
+        return f"Acknowledged by {by.name if by else 'someone'}"
+    if alert.status == "snoozed" and alert.snoozed_until is not None:
+        by = session.get(CSM, alert.snoozed_by_id) if alert.snoozed_by_id else None
+        until = _aware(alert.snoozed_until).date().isoformat()  # type: ignore[union-attr]
+        return f"Snoozed by {by.name if by else 'someone'} until {until}"
+    return None
+
+
+def alert_view(session: Session, *, ctx: ChatContext, alert_id: int) -> Reply:
+    """The alert card as it is now, for this viewer: buttons only for those who may use them."""
+    alert, account = _alert_and_account(session, alert_id)
+    if ctx.actor.csm_id is None or (ctx.external and account.id not in ctx.allowed_account_ids):
+        # A refresh can be asked for any id: only people we know, where the account may be shown.
+        raise PermissionDenied("I can't show this alert here.")
+    brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
+    return risk_alert_reply(
+        alert, brief, note=_state_note(session, alert), viewer=_viewer(session, ctx, account)
+    )
+
+
+def posted_cards(session: Session, *, kind: str, subject: str, platform: str) -> list[Delivery]:
+    """Every copy of a scheduled card that went out on a platform (its target and message id)."""
+    return list(
+        session.exec(
+            select(Delivery).where(
+                Delivery.kind == kind,
+                Delivery.subject == subject,
+                Delivery.platform == platform,
+                Delivery.status == "sent",
+                col(Delivery.message_id).is_not(None),
+            )
+        ).all()
+    )
 
 
 def renewal_reminder_reply(
@@ -289,6 +347,11 @@ def acknowledge_alert(
     """The Acknowledge button: owner, manager or admin only; quiets repeats of this kind; audited."""
     alert, account = _alert_and_account(session, alert_id)
     require_change(session, ctx.actor, account, "this alert")
+    brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
+    viewer = _viewer(session, ctx, account)
+    if alert.status == "acknowledged":
+        # A second click (a stale card, two people at once): say who did it; change nothing.
+        return risk_alert_reply(alert, brief, note=_state_note(session, alert), viewer=viewer)
     before = {"status": alert.status}
     if alert.acknowledged_at is None:
         alert.acknowledged_at = now or _now()
@@ -307,8 +370,7 @@ def acknowledge_alert(
     # Stamped here (aware UTC, the injected instant when given) rather than by the column default.
     entry.at = now or _now()
     session.flush()
-    brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
-    return risk_alert_reply(alert, brief, note=f"Acknowledged by {ctx.actor.name}")
+    return risk_alert_reply(alert, brief, note=f"Acknowledged by {ctx.actor.name}", viewer=viewer)
 
 
 def snooze_alert(
@@ -350,4 +412,5 @@ def snooze_alert(
         alert,
         brief,
         note=f"Snoozed for {days} days by {ctx.actor.name} (until {until.date().isoformat()})",
+        viewer=_viewer(session, ctx, account),
     )

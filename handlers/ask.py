@@ -242,6 +242,11 @@ def route(
     # The use cases other than the health card are imported when first asked for: a one-shot
     # `csm-bot ask "/health acme"` then loads only what it runs.
     reply = _dispatch(session, parsed, ctx, models, intent, account_id, c)
+    if parsed.chart and not reply.attachments:
+        from handlers.charts import with_charts
+
+        # "/health acme chart", "show me acme's trend": the answer first, its charts follow.
+        reply = with_charts(session, reply, ctx=ctx, models=models, owner=parsed.owner)
     return reply, account_id, account_name
 
 
@@ -286,7 +291,11 @@ def _dispatch(
 
         if account_id is None:
             return qbr.upcoming_qbrs(session, ctx=ctx, constraints=c)
+        from handlers.qbr_pack import variant_of, with_pack
+
         reply = qbr.qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
+        # The draft pack follows the prep card as a file ("qbr acme operational" for that variant).
+        reply = with_pack(reply, variant=variant_of(parsed.text), today=ctx.today)
         return _with_account_notes(reply, c, "the prep is for one review")
     if intent == "explain_health":
         from handlers.explain import explain_health
@@ -307,6 +316,12 @@ def _dispatch(
             year = TimeWindow(ctx.today, ctx.today + timedelta(days=365), "next 12 months")
             c = replace(c, window=year)
         return portfolio.upcoming_renewals(session, ctx=ctx, constraints=c)
+    if intent in ("my_accounts", "portfolio_at_risk") and parsed.chart == "map":
+        from handlers.charts import health_map
+
+        # "health map", "show my portfolio map", "team map": the book drawn as health vs ARR.
+        owner = parsed.owner if parsed.owner != "me" else None
+        return health_map(session, ctx=ctx, models=models, owner=owner)
     if intent == "portfolio_at_risk":
         return portfolio.at_risk(session, ctx=ctx, constraints=c)
     if intent == "my_accounts":

@@ -13,7 +13,7 @@ from handlers.accounts import account_index, account_summary, resolution_reply, 
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied, ValidationFailed
-from handlers.permissions import require_change
+from handlers.permissions import can_change, require_change, who_may_change
 from handlers.reply import Reply
 from storage.models import CSM, ESCALATION_SEVERITIES, Account, Escalation, EscalationEvent, utcnow
 
@@ -30,6 +30,13 @@ NOTE_MAX = 2000
 EXTERNAL_REFUSAL = (
     "Escalations are internal, and this channel is shared with another organisation, so I "
     "don't open one here. Open it from an internal channel or a direct message with me."
+)
+UNKNOWN_VIEWER = (
+    "I don't know you yet, so I can't show you escalations. Ask an admin to add your email."
+)
+EXTERNAL_VIEW_REFUSAL = (
+    "Escalations are internal, and this channel is shared with another organisation, so I "
+    "don't show them here."
 )
 
 
@@ -56,6 +63,19 @@ def escalation_context(
         # Where its Slack thread lives (None until posted); each platform reads only its own.
         "slack_channel_id": escalation.slack_channel_id,
         "slack_thread_ts": escalation.slack_thread_ts,
+        "teams_conversation_id": escalation.teams_conversation_id,
+        "teams_activity_id": escalation.teams_activity_id,
+    }
+
+
+def viewer_of(session: Session, escalation: Escalation, ctx: ChatContext) -> dict[str, Any]:
+    """The person a card is drawn for: a platform with per-person views (Teams) shows the
+    buttons only to those who may use them, and tells everyone else who may."""
+    account = session.get(Account, escalation.account_id)
+    return {
+        "name": ctx.actor.name,
+        "can_change": account is not None and can_change(session, ctx.actor, account),
+        "who": who_may_change(session, account) if account else "an admin",
     }
 
 
@@ -90,7 +110,13 @@ def _reply(
         "text": update_text(verb, actor=ctx.actor.name, owner=context["owner"], note=note),
     }
     return Reply(
-        template="escalation", context={"escalation": context, "update": update}, text=text
+        template="escalation",
+        context={
+            "escalation": context,
+            "update": update,
+            "viewer": viewer_of(session, escalation, ctx),
+        },
+        text=text,
     )
 
 
@@ -258,6 +284,27 @@ def resolve(
 def assign(session: Session, *, ctx: ChatContext, escalation_id: int, owner_email: str) -> Reply:
     return _transition(
         session, ctx=ctx, escalation_id=escalation_id, to="assigned", owner_email=owner_email
+    )
+
+
+def escalation_view(session: Session, *, ctx: ChatContext, escalation_id: int) -> Reply:
+    """The escalation card as it is now, for this viewer (a refresh, a Cancel, a stale click)."""
+    if ctx.external:
+        raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
+    if ctx.actor.csm_id is None:
+        # A refresh can be asked for any id: only people we know see an escalation's details.
+        raise PermissionDenied(UNKNOWN_VIEWER)
+    escalation, _ = _escalation_and_account(session, escalation_id)
+    context = escalation_context(session, escalation, ctx)
+    name = context["account"]["name"] if context["account"] else "?"
+    return Reply(
+        template="escalation",
+        context={
+            "escalation": context,
+            "update": None,
+            "viewer": viewer_of(session, escalation, ctx),
+        },
+        text=f"Escalation #{escalation.id}: [{escalation.severity}] {name} — {escalation.title} ({escalation.status})",
     )
 
 
@@ -498,4 +545,16 @@ def attach_thread(
         return
     escalation.slack_channel_id = slack_channel_id
     escalation.slack_thread_ts = slack_thread_ts
+    session.add(escalation)
+
+
+def attach_teams_card(
+    session: Session, *, escalation_id: int, conversation_id: str, activity_id: str
+) -> None:
+    """Remember the Teams message that is an escalation's card; the first one wins (it gets every update)."""
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or escalation.teams_activity_id:
+        return
+    escalation.teams_conversation_id = conversation_id
+    escalation.teams_activity_id = activity_id
     session.add(escalation)

@@ -281,6 +281,20 @@ def _refuse_in_external(ctx: ChatContext) -> Reply | None:
     return not_here_reply() if ctx.external else None
 
 
+def portfolio_rows(
+    session: Session, *, ctx: ChatContext, owner: str | None = None
+) -> tuple[str, list[dict[str, Any]]] | Reply:
+    """The scope label and one row per live account in it (score, band, ARR, renewal), or the
+    refusal for an external channel; the health map reads these."""
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    if owner is None and ctx.actor.csm_id and ctx.actor.role not in ("manager", "admin"):
+        owner = "me"
+    scope = scope_for(session, ctx, owner)
+    return scope.label, account_facts(session, scope, ctx.today)
+
+
 def _risk_key(row: dict[str, Any]) -> tuple[Any, ...]:
     forecast = row["forecast_red_in_days"]
     return (

@@ -31,7 +31,7 @@ class Constraints:
     metrics: tuple[str, ...] = ()
     accounts: tuple[int, ...] = ()
     account_names: tuple[str, ...] = ()
-    chart: bool = False
+    chart: str | None = None
 
     @classmethod
     def of(cls, parsed: ParseResult | None) -> Constraints:
@@ -74,8 +74,7 @@ class Constraints:
             out["metric"] = " and ".join(METRIC_LABELS.get(m, m) for m in self.metrics)
         if len(self.accounts) > 1:
             out["accounts"] = ", ".join(self.account_names)
-        if self.chart:
-            out["chart"] = "a chart"
+        # A chart asked for is drawn by handlers.charts.with_charts, which says when there is none.
         return out
 
     def not_applied(self, applied: set[str], why: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -48,20 +49,35 @@ def build_reply(engine: Engine, models: HealthModels, spec: dict[str, Any]) -> R
     kind = spec["kind"]
     today = date.fromisoformat(spec["today"])
     with session_scope(engine) as session:
-        csm = session.get(CSM, spec["csm_id"])
-        if csm is None:
-            raise NotFound(f"CSM {spec['csm_id']} no longer exists")
+        # QBR prep for an account nobody owns is written for the admins (csm_id None).
+        csm = session.get(CSM, spec["csm_id"]) if spec.get("csm_id") is not None else None
+        if csm is None and (spec.get("csm_id") is not None or kind != "qbr_prep"):
+            raise NotFound(f"CSM {spec.get('csm_id')} no longer exists")
         ctx = scheduler_ctx(csm, today)
         if kind == "qbr_prep":
             reply = qbr_prep(session, ctx=ctx, models=models, account_id=spec["account_id"])
             if reply.template != "qbr_prep":
                 raise NotFound(f"account {spec['account_id']} no longer exists")
-        elif kind == "daily_digest":
+            if spec.get("attach") == "qbr_pack":
+                from handlers.qbr_pack import with_pack
+
+                # The draft deck, built by the notifier when it sends (a reference, not bytes).
+                reply = with_pack(reply, variant="executive", today=today)
+        elif kind == "daily_digest" and csm is not None:
             reply = daily_digest(session, ctx=ctx, csm_id=csm.id)
-        elif kind == "manager_digest":
+        elif kind == "manager_digest" and csm is not None:
+            from handlers.charts import health_map
+
             reply = manager_digest(session, ctx=ctx, manager_id=csm.id)
+            # The team's health map follows the weekly digest as a chart.
+            mapped = health_map(session, ctx=ctx, models=models, owner="team")
+            reply = replace(reply, attachments=reply.attachments + mapped.attachments)
         else:
             raise NotFound(f"no recipe for {kind!r}")
     return Reply(
-        template=reply.template, context=reply.context, text=reply.text, visibility="channel"
+        template=reply.template,
+        context=reply.context,
+        text=reply.text,
+        visibility="channel",
+        attachments=reply.attachments,
     )

@@ -43,6 +43,8 @@ class SchedulerConfig:
             (env: CSM_SCHEDULER_ROUTE_<KIND>=none).
         risk_channel / admin_channel: per platform, the team risk channel and the admin channel
             that hears about deliveries that failed for good.
+        unowned_channel: per platform, where posts about accounts without an owner go (reminders,
+            alerts, QBR prep); unset: to every admin's DM.
     """
 
     platforms: tuple[str, ...] = ("console",)
@@ -56,6 +58,7 @@ class SchedulerConfig:
     routes: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     risk_channel: dict[str, str] = field(default_factory=dict)
     admin_channel: dict[str, str] = field(default_factory=dict)
+    unowned_channel: dict[str, str] = field(default_factory=dict)
     thresholds: AlertThresholds = field(default_factory=AlertThresholds)
     pacing: dict[str, Pacing] = field(default_factory=lambda: dict(DEFAULT_PACING))
     tick_seconds: int = 60
@@ -85,6 +88,9 @@ class SchedulerSettings(BaseSettings):
     risk_channel_teams: str | None = None
     admin_channel_slack: str | None = None
     admin_channel_teams: str | None = None
+    # Accounts without an owner: their reminders and alerts go here (else to the admins).
+    unowned_channel_slack: str | None = None
+    unowned_channel_teams: str | None = None
     slack_workspace_rate: float = 10.0
     drop_points: float = 10.0
     drop_window_days: int = 7
@@ -143,6 +149,11 @@ def load_config(
         admin_channel={
             k: v
             for k, v in (("slack", s.admin_channel_slack), ("teams", s.admin_channel_teams))
+            if v
+        },
+        unowned_channel={
+            k: v
+            for k, v in (("slack", s.unowned_channel_slack), ("teams", s.unowned_channel_teams))
             if v
         },
         thresholds=AlertThresholds(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scheduler.config import SchedulerConfig
 from storage.models import Account
 
@@ -29,11 +31,14 @@ def targets(
     account: Account | None = None,
     csm_id: int | None = None,
     manager_id: int | None = None,
+    admin_ids: Sequence[int] = (),
 ) -> list[str]:
     """The targets of one post on one platform, in route order, without duplicates.
 
     A route that has nowhere to go (an account without a channel) falls back to the owner's DM,
-    so a post is never dropped because a channel was not mapped.
+    so a post is never dropped because a channel was not mapped. A post about an account nobody
+    owns also goes to the team's channel for unowned accounts, or else to every admin
+    (``admin_ids``): someone has to pick it up.
     """
     routes = config.routes.get(kind, ("csm_dm",))
     if not routes:
@@ -57,4 +62,9 @@ def targets(
             out.append(target)
     if (fallback or not out) and csm_id is not None and csm_target(csm_id) not in out:
         out.append(csm_target(csm_id))
+    if account is not None and csm_id is None:
+        channel = config.unowned_channel.get(platform)
+        for target in [channel] if channel else [csm_target(a) for a in admin_ids]:
+            if target not in out:
+                out.append(target)
     return out

@@ -282,6 +282,14 @@ def start_background(
         misfire_grace_time=6 * 3600,
         **common,
     )
+    if container.settings.sync_config:
+        scheduler.add_job(
+            "scheduler.jobs:sync_sources",
+            trigger="interval",
+            minutes=container.settings.sync_interval_minutes,
+            id="csm-sync",
+            **common,
+        )
     scheduler.start()
     handle = SchedulerHandle(key=key, scheduler=scheduler, runtime=rt)
     _RUNNING[id(container)] = handle

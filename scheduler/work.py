@@ -107,6 +107,7 @@ def _items(
     account: Account | None = None,
     csm_id: int | None = None,
     manager_id: int | None = None,
+    admin_ids: tuple[int, ...] = (),
 ) -> list[OutboxItem]:
     out = []
     for platform in config.platforms:
@@ -117,9 +118,24 @@ def _items(
             account=account,
             csm_id=csm_id,
             manager_id=manager_id,
+            admin_ids=admin_ids,
         ):
             out.append(OutboxItem(kind, subject, target, period, platform, reply))
+    if not out and account is not None and csm_id is None:
+        logger.warning(
+            "%s about %s (no owner) has nowhere to go: add an admin (csm-bot people add EMAIL "
+            "--name NAME --role admin) or set CSM_SCHEDULER_UNOWNED_CHANNEL_SLACK/_TEAMS",
+            kind,
+            account.name,
+        )
     return out
+
+
+def _admin_ids(session: Session) -> tuple[int, ...]:
+    """The admins, who hear about accounts nobody owns when no team channel is set for them."""
+    return tuple(
+        session.exec(select(CSM.id).where(CSM.role == "admin").order_by(col(CSM.id))).all()
+    )
 
 
 def _insert_stmt(session: Session, model: Any) -> Any:
@@ -381,6 +397,7 @@ def evaluate_alerts(
             select(Account).where(col(Account.id).in_({a.account_id for a in fired}))
         ).all()
     }
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     for alert in fired:
         account = accounts[alert.account_id]
@@ -393,6 +410,7 @@ def evaluate_alerts(
             config=config,
             account=account,
             csm_id=account.owner_id,
+            admin_ids=admins if account.owner_id is None else (),
         )
     report.enqueued["risk_alert"] += enqueue(session, items, now=at)
 
@@ -502,6 +520,7 @@ def renewal_reminders(
         ).all()
     }
     briefs = account_briefs(session, {a.id or 0 for _, a in loaded.values()}, at.date())
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     for (rid, offset), today in due.items():
         renewal, account = loaded[rid]
@@ -514,6 +533,7 @@ def renewal_reminders(
             config=config,
             account=account,
             csm_id=account.owner_id,
+            admin_ids=admins if account.owner_id is None else (),
         )
     report.enqueued["renewal_reminder"] += enqueue(session, items, now=at)
 
@@ -568,13 +588,15 @@ def qbr_preps(
         a.id: a
         for a in session.exec(select(Account).where(col(Account.id).in_({d[1] for d in due})))
     }
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
+    # The first notice (14 days out by default) carries the draft deck; later ones remind.
+    first_notice = max(config.qbr_offsets)
     for qid, aid, owner, name, offset, today in due:
-        reply = deferred(
-            "qbr_prep",
-            {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()},
-            f"QBR prep for {name} ({offset} days before the QBR)",
-        )
+        spec = {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()}
+        if offset == first_notice:
+            spec["attach"] = "qbr_pack"
+        reply = deferred("qbr_prep", spec, f"QBR prep for {name} ({offset} days before the QBR)")
         items += _items(
             "qbr_prep",
             f"qbr:{qid}",
@@ -583,6 +605,7 @@ def qbr_preps(
             config=config,
             account=accounts.get(aid),
             csm_id=owner,
+            admin_ids=admins if owner is None else (),
         )
     if items:
         report.enqueued["qbr_prep"] += enqueue(session, items, now=at)

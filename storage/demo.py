@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes, so cached benchmark databases get rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 ACME, GLOBEX, INITECH = "Acme Corp", "Globex", "Initech"
 
@@ -791,7 +791,11 @@ def _write_portfolio(
                     len(milestones) + 1,
                 )
             )
+    _set_hurdles(milestones, objective_rows, obj_ids)
     insert_dicts(conn, table("milestone"), milestones)
+    insert_dicts(
+        conn, table("kpi_reading"), _kpi_history(milestones, objective_rows, obj_ids, today)
+    )
 
     renewals = _renewal_rows(plans, today)
     insert_dicts(conn, table("renewal"), renewals)
@@ -813,6 +817,77 @@ def _write_portfolio(
         "surveys": surveys,
         "escalations": escalations,
     }
+
+
+def _objective_id(row: dict[str, Any], obj_ids: dict[tuple[int, int], int]) -> int:
+    return obj_ids[(row["plan_id"], row["position"])]
+
+
+def _set_hurdles(
+    milestones: list[dict[str, Any]],
+    objective_rows: list[dict[str, Any]],
+    obj_ids: dict[tuple[int, int], int],
+) -> None:
+    """The hurdler plan: each milestone carries the KPI value it should reach, in even steps from
+    the objective's baseline to its target, the last milestone reaching the target."""
+    objectives = {_objective_id(o, obj_ids): o for o in objective_rows}
+    by_objective: dict[int, list[dict[str, Any]]] = {}
+    for row in milestones:
+        by_objective.setdefault(row["objective_id"], []).append(row)
+    for objective_id, rows in by_objective.items():
+        objective = objectives[objective_id]
+        baseline, target = objective["kpi_baseline"], objective["kpi_target"]
+        rows.sort(key=lambda r: (r["due_date"], r["position"]))
+        for step, row in enumerate(rows, start=1):
+            row["kpi_target"] = round(baseline + (target - baseline) * step / len(rows), 1)
+        rows.sort(key=lambda r: r["position"])
+    for row in milestones:
+        row.setdefault("kpi_target", None)
+
+
+# KPI measurements: every two weeks from the plan's start until today.
+KPI_EVERY_DAYS = 14
+
+
+def _kpi_history(
+    milestones: list[dict[str, Any]],
+    objective_rows: list[dict[str, Any]],
+    obj_ids: dict[tuple[int, int], int],
+    today: date,
+) -> list[dict[str, Any]]:
+    """Fortnightly KPI readings from baseline (45 days before the first milestone) to today's
+    value, which is the objective's kpi_current, so the plan chart and the card agree."""
+    first_due: dict[int, date] = {}
+    for row in milestones:
+        current = first_due.get(row["objective_id"])
+        first_due[row["objective_id"]] = (
+            min(current, row["due_date"]) if current else row["due_date"]
+        )
+    out: list[dict[str, Any]] = []
+    for objective in objective_rows:
+        objective_id = _objective_id(objective, obj_ids)
+        start = min(first_due.get(objective_id, today), today) - timedelta(days=45)
+        baseline, current = objective["kpi_baseline"], objective["kpi_current"]
+        span = max((today - start).days, 1)
+        rng = random.Random(f"kpi:{objective_id}")
+        noise = abs(objective["kpi_target"] - baseline) * 0.04
+        day = start
+        while day < today:
+            share = (day - start).days / span
+            value = baseline if day == start else baseline + (current - baseline) * share
+            if day != start:
+                value += rng.uniform(-noise, noise)
+            out.append(
+                {
+                    "objective_id": objective_id,
+                    "day": day,
+                    "value": round(value, 1),
+                    "source": "demo",
+                }
+            )
+            day += timedelta(days=KPI_EVERY_DAYS)
+        out.append({"objective_id": objective_id, "day": today, "value": current, "source": "demo"})
+    return out
 
 
 def _renewal_rows(plans: list[_Acct], today: date) -> list[dict[str, Any]]:

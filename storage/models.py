@@ -23,7 +23,8 @@ class Table(SQLModel):
     model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
-ROLES = ("csm", "manager", "admin")
+# A viewer is internal staff who may read (design.md, "Who may see what").
+ROLES = ("csm", "manager", "admin", "viewer")
 LIFECYCLE_STAGES = ("onboarding", "adoption", "expansion", "renewal")
 MILESTONE_STATUSES = ("not_started", "in_progress", "done", "at_risk", "blocked")
 ESCALATION_SEVERITIES = ("sev1", "sev2", "sev3")
@@ -169,7 +170,22 @@ class Milestone(Table, table=True):
     completed_on: date | None = None
     note: str | None = None
     position: int = 0
+    # The objective's KPI value this milestone should reach by its due date (a "hurdle").
+    kpi_target: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class KpiReading(Table, table=True):
+    """One measurement of an objective's KPI on a day: the actuals a success plan is judged by."""
+
+    __tablename__ = "kpi_reading"
+    __table_args__ = (UniqueConstraint("objective_id", "day", name="uq_kpi_reading_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    objective_id: int = Field(foreign_key="objective.id", index=True)
+    day: date
+    value: float
+    source: str = Field(default="import")
 
 
 class MilestoneEvent(Table, table=True):
@@ -235,7 +251,10 @@ class Escalation(Table, table=True):
     resolve_due_at: datetime | None = None
     slack_channel_id: str | None = None
     slack_thread_ts: str | None = None
+    # Teams: the conversation the card was posted in (a channel thread "<channel>;messageid=<root>"
+    # or a chat) and the card's own activity id, so every update edits that card for everyone.
     teams_conversation_id: str | None = None
+    teams_activity_id: str | None = None
 
 
 class EscalationEvent(Table, table=True):

@@ -1,4 +1,4 @@
-"""Data API routes: POST /api/v1/import/{kind} (CSV or JSON rows) and GET /api/v1/accounts/{id}/health."""
+"""Data API routes: POST /api/v1/import/{kind} (CSV or JSON rows), GET /api/v1/accounts/{id}/health, /api/v1/people."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.api.auth import Endpoint, api_error, configured_token, require_token
+from bot.api.people import people_routes
 from storage.csv_import import (
     KINDS,
+    MAX_ERRORS_SHOWN,
     ImportFailed,
     ImportReport,
     import_csv_text,
@@ -53,6 +55,7 @@ def routes(container: Container, *, max_body_bytes: int = MAX_BODY_BYTES) -> lis
             require_token(container, health_endpoint(container)),
             methods=["GET"],
         ),
+        *people_routes(container),
     ]
 
 
@@ -114,13 +117,17 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
             report = await run_in_threadpool(job)
         except ImportFailed as exc:
             noun = "error" if len(exc.errors) == 1 else "errors"
+            shown = exc.errors[:MAX_ERRORS_SHOWN]
+            more = f" The first {len(shown)} are listed." if len(exc.errors) > len(shown) else ""
             return JSONResponse(
                 {
                     "error": "invalid_rows",
-                    "message": f"{len(exc.errors)} {noun}, nothing imported.",
+                    "message": f"{len(exc.errors):,} {noun}, nothing imported.{more}",
                     "kind": kind,
+                    "error_count": len(exc.errors),
+                    "errors_truncated": len(exc.errors) > len(shown),
                     "errors": [
-                        {"row": e.row, "column": e.column, "reason": e.reason} for e in exc.errors
+                        {"row": e.row, "column": e.column, "reason": e.reason} for e in shown
                     ],
                     "imported": 0,
                 },
@@ -146,6 +153,10 @@ async def _answer(container: Container, report: ImportReport) -> dict[str, Any]:
         "accounts_changed": len(report.account_ids),
         "health_recomputed": 0,
     }
+    if report.kind == "accounts":
+        # Renewal dates and ARR of the accounts keep their open renewals (docs/import.md).
+        body["renewals_created"] = report.renewals_created
+        body["renewals_updated"] = report.renewals_updated
     if report.account_ids and report.kind in RECOMPUTE_KINDS:
         from handlers.recompute import recompute_health
 

@@ -57,8 +57,12 @@ def _days(text: str, default: int = 90) -> int:
 
 
 def _health(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.charts import asks_for_chart
     from handlers.health import account_health
 
+    if asks_for_chart(ask.text):
+        # "/health acme chart": the conversational parser reads the account and the chart flag.
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"health {ask.text}"))
     return account_health(
         session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
     )
@@ -73,8 +77,11 @@ def _changes(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask)
 
 
 def _plan(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.charts import asks_for_chart
     from handlers.plan import success_plan
 
+    if asks_for_chart(ask.text):
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"plan {ask.text}"))
     return success_plan(session, ctx=ctx, query=ask.text or None, account_id=ask.account_id)
 
 
@@ -102,18 +109,22 @@ def _risks(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -
     return at_risk(session, ctx=ctx)
 
 
+def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    # "/qbr acme [operational]": the prep card, with the draft pack following as a file.
+    if ask.account_id is None:
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"qbr {ask.text}"))
+    from handlers.qbr import qbr_prep
+    from handlers.qbr_pack import with_pack
+
+    # A "Prep" button names the account by id.
+    reply = qbr_prep(session, ctx=ctx, models=models, account_id=ask.account_id)
+    return with_pack(reply, variant="executive", today=ctx.today)
+
+
 def _mine(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import my_accounts
 
     return my_accounts(session, ctx=ctx)
-
-
-def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
-    from handlers.qbr import qbr_prep
-
-    return qbr_prep(
-        session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
-    )
 
 
 def _why(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:

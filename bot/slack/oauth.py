@@ -23,6 +23,7 @@ BOT_SCOPES = (
     "mpim:read",
     "chat:write",
     "commands",
+    "files:write",
     "im:history",
     "im:write",
     "users:read",

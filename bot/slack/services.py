@@ -25,10 +25,10 @@ from sqlmodel import Session, col, delete, select
 
 from bot.config import Settings
 from bot.container import Container
-from bot.slack.models import SlackEventReceipt
 from handlers.context import Actor, ChatContext
 from handlers.identity import actor_for
 from storage.models import Account
+from storage.platform_models import SlackEventReceipt
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from botframework.connector.auth import (
     PasswordServiceClientCredentialFactory,
 )
 
+from bot.teams import metrics
 from bot.teams.bot import CsmTeamsBot
 from bot.teams.identity import RosterCache
 
@@ -89,10 +90,12 @@ class TeamsApp:
     async def process(self, body: Any, auth_header: str | None) -> tuple[int, Any]:
         """Authenticate and run one incoming activity; returns (HTTP status, JSON body or None)."""
         if not isinstance(body, dict) or not body.get("type"):
+            metrics.REFUSED.labels("malformed").inc()
             return 400, {"error": "expected a Bot Framework activity"}
         try:
             activity = Activity().deserialize(body)
         except Exception:  # msrest raises several types for malformed input; all mean the same
+            metrics.REFUSED.labels("malformed").inc()
             return 400, {"error": "malformed activity"}
         try:
             # With auth off a stray header is ignored rather than validated against Microsoft's keys.
@@ -102,7 +105,9 @@ class TeamsApp:
         except Exception as exc:
             # PermissionError, jwt errors, unknown key id: all are "not authorised".
             logger.warning("Teams request refused (%s): %s", type(exc).__name__, exc)
+            metrics.REFUSED.labels("unauthorized").inc()
             return 401, None
+        metrics.ACTIVITIES.labels(_kind(activity)).inc()
         invoke = await self.adapter.process_activity(result, activity, self.bot.on_turn)
         if invoke is not None:
             return invoke.status, invoke.body
@@ -118,3 +123,16 @@ class TeamsApp:
             except Exception:
                 # The connector itself may be what failed; the log above has the cause.
                 logger.warning("could not tell the user about the failure", exc_info=True)
+
+
+# Label values stay a short known list, whatever a (possibly unauthenticated) sender writes.
+_KINDS = frozenset(t.value for t in ActivityTypes)
+_INVOKES = frozenset({"adaptiveCard/action", "task/fetch", "task/submit", "composeExtension/query"})
+
+
+def _kind(activity: Activity) -> str:
+    """The activity type, and the name of an invoke: message, invoke:adaptiveCard/action..."""
+    kind = str(activity.type or "")
+    if kind == ActivityTypes.invoke:
+        return f"invoke:{activity.name if activity.name in _INVOKES else 'other'}"
+    return kind if kind in _KINDS else "other"

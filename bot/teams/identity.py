@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsInfo
-from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
 
 from handlers.context import Actor
 from storage.models import CSM
@@ -132,3 +133,43 @@ def actor_for_teams_user(
             session.add(csm)
             session.flush()
     return actor
+
+
+def teams_ids_of(session: Session, csm_ids: list[int]) -> list[str]:
+    """The Teams user ids (MRIs) of these CSMs, in the order given; people never seen on Teams are left out."""
+    if not csm_ids:
+        return []
+    rows = session.exec(
+        select(CSM.id, CSM.teams_user_id).where(
+            col(CSM.id).in_(csm_ids), col(CSM.teams_user_id).is_not(None)
+        )
+    ).all()
+    found = {csm_id: teams_id for csm_id, teams_id in rows if teams_id}
+    return [found[i] for i in csm_ids if i in found]
+
+
+def link_roster(session: Session, *, members: list[Any], tenant_id: str | None) -> int:
+    """Give CSMs found in a team's roster (by email) their Teams ids; returns how many were linked.
+
+    Guests and members of other tenants are never linked, and an id already stored is kept.
+    """
+    linked = 0
+    for member in members:
+        email = (
+            getattr(member, "email", None) or getattr(member, "user_principal_name", None) or ""
+        ).strip()
+        role = (getattr(member, "user_role", None) or "").lower()
+        member_tenant = getattr(member, "tenant_id", None)
+        if not email or not member.id or role in GUEST_ROLES:
+            continue
+        if tenant_id and member_tenant and member_tenant.lower() != tenant_id.lower():
+            continue
+        csm = session.exec(select(CSM).where(func.lower(CSM.email) == email.lower())).first()
+        if csm is None or csm.teams_user_id:
+            continue
+        csm.teams_user_id = member.id
+        csm.teams_aad_object_id = csm.teams_aad_object_id or getattr(member, "aad_object_id", None)
+        session.add(csm)
+        linked += 1
+    session.flush()
+    return linked

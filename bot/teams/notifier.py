@@ -8,16 +8,29 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botbuilder.core import TurnContext
-from botbuilder.schema import ConversationReference
+from botbuilder.schema import ChannelAccount, ConversationReference
 from msrest.exceptions import ClientRequestError, HttpOperationError
+from sqlmodel import Session
 
-from bot.teams.cards import message_for
+from bot.teams import metrics
+from bot.teams.cards import Refresh, message_for
+from bot.teams.outbound import Outbound
 from bot.teams.ratelimit import ThreadRateLimiter
-from bot.teams.references import find_conversation, mark_inactive, reference_for
+from bot.teams.references import (
+    CSM_TARGET_PREFIX,
+    find_conversation,
+    mark_inactive,
+    reference_for,
+    save_created_chat,
+    tenant_anchor,
+)
+from bot.teams.shared_cards import refresh_for
 from handlers.reply import Reply
+from storage.models import CSM
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -42,6 +55,17 @@ def _delivery_error(
     return DeliveryError(reason, retry_after=retry_after, permanent=permanent)
 
 
+@dataclass(frozen=True)
+class NewChat:
+    """What it takes to open a 1:1 chat with a CSM the bot has never talked to."""
+
+    csm_id: int
+    member: ChannelAccount
+    tenant_id: str
+    service_url: str
+    bot_id: str
+
+
 def _retry_after(exc: HttpOperationError) -> float | None:
     headers = getattr(exc.response, "headers", None) or {}
     value = headers.get("Retry-After")
@@ -57,8 +81,9 @@ class TeamsNotifier:
     """Implements scheduler.notifier.Notifier for Teams.
 
     Targets are a conversation id (a chat, a channel, or ``<channel>;messageid=<root>`` for a thread)
-    or ``csm:<id>`` for the personal chat with that CSM. The conversation must have been seen before
-    (install or message); otherwise the send fails permanently with ``conversation_not_found``.
+    or ``csm:<id>`` for the personal chat with that CSM. A channel or group chat must have been seen
+    before (install or message). A CSM's personal chat is opened on demand (``create_conversation``
+    with the tenant and their Teams or Entra id) when they never wrote to the bot, then stored.
     """
 
     platform = "teams"
@@ -93,15 +118,21 @@ class TeamsNotifier:
 
     def send(self, target: str, reply: Reply) -> str:
         """Post ``reply`` to ``target``; returns the Teams activity id or raises DeliveryError."""
+        new_chat: NewChat | None = None
+        reference: ConversationReference | None = None
         with self.container.session() as session:
             row = find_conversation(session, target)
             if row is None:
-                raise _delivery_error("conversation_not_found", permanent=True)
-            if not row.active:
-                raise _delivery_error("bot_removed", permanent=True)
-            reference = reference_for(row, target)
-            stored_id = row.conversation_id
-        key = reference.conversation.id
+                new_chat = self._new_chat(session, target)
+                key = stored_id = target
+            else:
+                if not row.active:
+                    raise _delivery_error("bot_removed", permanent=True)
+                reference = reference_for(row, target)
+                stored_id = row.conversation_id
+                key = reference.conversation.id
+            # Shared cards (alerts, escalations) carry per-person views for those who may act.
+            refresh = refresh_for(session, reply)
         attempt = 0
         while True:
             wait = self.limiter.delay(key)
@@ -111,10 +142,18 @@ class TeamsNotifier:
             if wait > 0:
                 self.sleep(wait)
             try:
-                return _run(self._send_once(reference, reply))
+                if new_chat is not None:
+                    return _run(self._open_chat(new_chat, reply, refresh))
+                assert reference is not None
+                return _run(self._send_once(reference, reply, refresh))
             except HttpOperationError as exc:
                 status = getattr(exc.response, "status_code", None)
                 reason = f"http_{status}"
+                if new_chat is not None and status in GONE_STATUSES:
+                    # Teams opens a chat only with someone who has the app (installed for them,
+                    # or in a team they are in): an admin has to install it for them.
+                    metrics.CHATS_CREATED.labels("not_installed").inc()
+                    raise _delivery_error("app_not_installed_for_user", permanent=True) from exc
                 if status in GONE_STATUSES:
                     with self.container.session() as session:
                         mark_inactive(session, conversation_id=stored_id)
@@ -142,7 +181,63 @@ class TeamsNotifier:
         delay = step * (0.5 + 0.5 * self.jitter())
         return max(delay, retry_after or 0.0)
 
-    async def _send_once(self, reference: ConversationReference, reply: Reply) -> str:
+    def _new_chat(self, session: Session, target: str) -> NewChat:
+        """How to open the chat with a CSM who never wrote to the bot; DeliveryError if we can't."""
+        if not target.startswith(CSM_TARGET_PREFIX):
+            raise _delivery_error("conversation_not_found", permanent=True)
+        try:
+            csm = session.get(CSM, int(target[len(CSM_TARGET_PREFIX) :]))
+        except ValueError:
+            csm = None
+        if csm is None:
+            raise _delivery_error("conversation_not_found", permanent=True)
+        member_id = csm.teams_user_id or csm.teams_aad_object_id
+        if not member_id:
+            # Nobody told us who they are on Teams: they must write to the bot, or be in a team
+            # the bot was added to (its roster links them by email).
+            raise _delivery_error("teams_user_unknown", permanent=True)
+        configured = self.container.settings.microsoft_app_tenant_id
+        anchor = tenant_anchor(session, configured)
+        tenant = configured or (anchor.tenant_id if anchor else None)
+        if anchor is None or not tenant:
+            raise _delivery_error("conversation_not_found", permanent=True)
+        bot_id = anchor.bot_id or (f"28:{self.app.app_id}" if self.app.app_id else None)
+        if not bot_id:
+            raise _delivery_error("conversation_not_found", permanent=True)
+        return NewChat(
+            csm_id=csm.id or 0,
+            member=ChannelAccount(id=member_id, aad_object_id=csm.teams_aad_object_id),
+            tenant_id=tenant,
+            service_url=anchor.service_url,
+            bot_id=bot_id,
+        )
+
+    async def _open_chat(self, chat: NewChat, reply: Reply, refresh: Refresh | None) -> str:
+        outbound = Outbound(self.app.adapter, self.app.app_id, retries=False)
+        created = await outbound.create_personal(
+            service_url=chat.service_url,
+            tenant_id=chat.tenant_id,
+            bot_id=chat.bot_id,
+            member=chat.member,
+            activity=message_for(reply, refresh=refresh),
+        )
+        metrics.CHATS_CREATED.labels("created").inc()
+
+        def store() -> None:
+            with self.container.session() as session:
+                save_created_chat(
+                    session,
+                    reference=created.reference,
+                    csm_id=chat.csm_id,
+                    tenant_id=chat.tenant_id,
+                )
+
+        await asyncio.to_thread(store)
+        return created.activity_id
+
+    async def _send_once(
+        self, reference: ConversationReference, reply: Reply, refresh: Refresh | None = None
+    ) -> str:
         adapter = self.app.adapter
         outcome: dict[str, Any] = {}
 
@@ -154,17 +249,52 @@ class TeamsNotifier:
             # The continuation event has a made-up id; without this the post would "reply" to it.
             turn_context.activity.id = None
             try:
-                response = await turn_context.send_activity(message_for(reply))
+                response = await turn_context.send_activity(message_for(reply, refresh=refresh))
             except Exception as exc:
                 # Handed back to send(); the adapter's error hook would swallow it.
                 outcome["error"] = exc
                 return
             outcome["id"] = response.id if response is not None else ""
+            if reply.attachments:
+                await self._send_files(turn_context, reference, reply)
 
         await adapter.continue_conversation(reference, callback, self.app.app_id or None)
         if "error" in outcome:
             raise outcome["error"]
         return str(outcome.get("id") or "")
+
+    async def _send_files(
+        self, turn_context: TurnContext, reference: ConversationReference, reply: Reply
+    ) -> None:
+        """Charts as Image cards after the post; the draft deck by file consent, in a personal
+        chat only. The post is delivered: a failure here is logged, not retried (no double post)."""
+        from bot.teams.files import chart_message, consent_message
+        from handlers.attachments import delivery_context, safe_files
+
+        personal = getattr(reference.conversation, "conversation_type", None) == "personal"
+        for item in reply.attachments:
+            if item.kind == "qbr_pack" and not personal:
+                logger.warning("not offering a deck outside a personal chat")
+                continue
+            files, problems = await asyncio.to_thread(
+                safe_files,
+                self.container.session,
+                (item,),
+                ctx=delivery_context(self.container.today()),
+                models=self.container.health_models,
+            )
+            for problem in problems:
+                logger.error("attachment not made: %s", problem)
+            for out in files:
+                activity = (
+                    chart_message(out)
+                    if out.is_image
+                    else consent_message(out, {"kind": "qbr_pack", **item.data})
+                )
+                try:
+                    await turn_context.send_activity(activity)
+                except (HttpOperationError, ClientRequestError) as exc:
+                    logger.error("Teams attachment send failed: %s", exc)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

@@ -143,7 +143,7 @@ def default_model() -> IntentModel | None:
 
 
 # Bump when features() or the parser's feature extras change: the shipped model must be retrained.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 
 def fingerprint(utterances: Iterable[tuple[str, str]]) -> str:

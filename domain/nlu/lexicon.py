@@ -196,6 +196,13 @@ _phrases(
     "what needs my attention",
 )
 
+# A request to see it drawn: "/health acme chart", "show me acme's trend", "health map".
+CHART_WORDS: frozenset[str] = _words(
+    "chart charts graph graphs plot plots trend trendline sparkline visual visualise visualize "
+    "picture timeline"
+)
+MAP_WORDS: frozenset[str] = _words("map maps heatmap quadrant quadrants")
+
 # Greetings alone get the help card; next to a real question they mean nothing.
 GREETING_WORDS: frozenset[str] = _words("hi hello hey hiya howdy yo morning afternoon evening sup")
 
@@ -301,6 +308,8 @@ KNOWN_WORDS: frozenset[str] = (
     | FILLER_WORDS
     | ME_WORDS
     | TEAM_WORDS
+    | CHART_WORDS
+    | MAP_WORDS
     | frozenset(BAND_WORDS)
     | frozenset(SEVERITY_WORDS)
     | frozenset(w for phrase in PHRASE_CUES for w in phrase.split())

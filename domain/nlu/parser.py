@@ -30,10 +30,12 @@ from domain.nlu.entities import (
 from domain.nlu.intent_model import IntentModel, default_model, features
 from domain.nlu.lexicon import (
     ACCOUNT_INTENTS,
+    CHART_WORDS,
     CONFUSED_WORDS,
     FOLLOWUP_OPENERS,
     GREETING_WORDS,
     KNOWN_WORDS,
+    MAP_WORDS,
     PAST_INTENTS,
     PHRASE_CUES,
     REFERENCE_PHRASES,
@@ -141,9 +143,6 @@ _BARE_DAYS_RE = re.compile(
     r"\b(?:renewals?|renewing|renew|in|next|within)\s+(?:the\s+next\s+)?(\d{1,4})\s*(?:d|days?)?\b"
 )
 _MONEY_TOKEN_RE = re.compile(r"^\d+(?:\.\d+)?(?:k|m|mm)$")
-_CHART_RE = re.compile(
-    r"\b(?:chart|charts|graph|graphs|plot|visual|visualise|visualize|health map|heat ?map)\b"
-)
 _HOLIDAYS = {
     "christmas eve": "dec 24",
     "christmas": "dec 25",
@@ -193,8 +192,8 @@ class ParseResult:
     metrics: tuple[str, ...] = ()
     action: Action | None = None
     escalation_id: int | None = None
-    # Room for the charts work: the message asks for a chart or a trend picture.
-    chart: bool = False
+    # "chart": draw this answer ("/health acme chart", "acme's trend"); "map": the health map.
+    chart: Literal["chart", "map"] | None = None
     scores: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -368,7 +367,7 @@ class _Reading:
     order: Order | None
     action: Action | None
     escalation_id: int | None
-    chart: bool
+    chart: Literal["chart", "map"] | None
     features: list[str]
     cue_scores: dict[str, float]
 
@@ -433,7 +432,11 @@ def _read(
     order = find_order(joined)
     action = find_action(" ".join(lowered.replace("acct", " ").split()))
     escalation_id = find_escalation_id(lowered)
-    chart = _CHART_RE.search(joined) is not None
+    chart: Literal["chart", "map"] | None = None
+    if any(w in MAP_WORDS for w in words):
+        chart = "map"
+    elif any(w in CHART_WORDS for w in words):
+        chart = "chart"
 
     tokens = _model_tokens(words, names)
     # The sentence's shape, with words the lexicon does not know as UNK: "how's UNK doing" is an
@@ -548,6 +551,20 @@ def _parse(
     ):
         intent, confidence = "help", 0.6  # "hi", "good morning", "huh?": show what it can do
 
+    if (
+        chart == "map"
+        and not mentions
+        and intent
+        in (
+            None,
+            "unknown",
+            "account_health",
+            "portfolio_at_risk",
+            "my_accounts",
+        )
+    ):
+        # "health map", "risk map": the portfolio drawn, not one account's health.
+        intent, confidence = "my_accounts", max(confidence, 0.7)
     # A question that merely contains a name word ("order more coffee") is not about that
     # account; one that names an account outright keeps it, even when we cannot help.
     if intent == "unknown":
@@ -555,7 +572,7 @@ def _parse(
         # Nothing we answer: the words it contains are not constraints of a question of ours.
         band = severity = owner = None
         future_window = past_window = None
-        amount, metrics, segment, order, chart = None, (), None, None, False
+        amount, metrics, segment, order, chart = None, (), None, None, None
     if intent == "focus_today" and owner == "me":
         owner = None  # the worklist is always the asker's own: "my" adds nothing to it
     window = past_window if intent in PAST_INTENTS else future_window
@@ -820,6 +837,10 @@ def _decide(
         best = "account_health"  # "how does acme compare?" with one account: its card
     if escalation_id is not None and best in ("unknown", "help"):
         return "escalate", 0.6, False
+    others = [w for w in words if w != "ACCT"]
+    if strong_resolved(mentions) and not any(w in KNOWN_WORDS or w in WORD_CUES for w in others):
+        # An account and nothing else we know ("acme?", "トヨタ自動車の状況"): its health.
+        return "account_health", 0.5, True
     if best == "unknown" or prob < UNKNOWN_BELOW:
         strong = [m for m in mentions if not m.weak and m.resolution.status != "none"]
         if strong and len(words) <= 3 and best != "unknown":
@@ -828,6 +849,11 @@ def _decide(
         return "unknown", round(prob, 2) if best == "unknown" else round(1 - prob, 2), False
     inferred = bool(mentions) and best == "account_health" and len(words) <= 3
     return best, prob, inferred and not any(w in WORD_CUES for w in words if w != "ACCT")
+
+
+def strong_resolved(mentions: list[Mention]) -> bool:
+    """Some mention names one account outright (not a stray name word)."""
+    return any(not m.weak and m.resolution.account_id is not None for m in mentions)
 
 
 def band_of(feats: list[str]) -> str | None:

@@ -1,4 +1,12 @@
-"""A local fake of the Slack Web API and response_url webhooks: records every call, fails on demand."""
+"""A local fake of the Slack Web API and response_url webhooks: records every call, fails on demand.
+
+File uploads follow Slack's documented three steps (what slack_sdk's files_upload_v2 does):
+files.getUploadURLExternal (filename, length) → {upload_url, file_id}; a POST of the raw bytes to
+upload_url (answered "OK - <bytes>"); files.completeUploadExternal (files=[{id, title}],
+channel_id, thread_ts, initial_comment) → {files: [{id, title, ...}]}. The fake keeps each
+file's bytes and refuses to complete a file that was never uploaded or whose size differs from
+the declared length.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +36,22 @@ class Call:
 
 
 @dataclass
+class UploadedFile:
+    """A file as the upload flow left it: declared name and length, the bytes, where it was shared."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    content: bytes | None = None
+    title: str | None = None
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    completed: bool = False
+
+
+@dataclass
 class Failure:
     """A canned failure for the next call(s) of a method: an HTTP status or a Slack error code."""
 
@@ -49,6 +73,9 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Failure]] = {}
+        # Slack sends the token's scopes in X-OAuth-Scopes on every Web API answer.
+        self.scopes: tuple[str, ...] | None = None
+        self.files: dict[str, UploadedFile] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ts = itertools.count(1)
@@ -66,11 +93,11 @@ class FakeSlack:
                 pass
 
             def do_GET(self) -> None:
-                fake._handle(self, "")
+                fake._handle(self, b"")
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                fake._handle(self, self.rfile.read(length).decode("utf-8"))
+                fake._handle(self, self.rfile.read(length))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -143,6 +170,7 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
             self.failures.clear()
+            self.files.clear()
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Block until `count` calls of `method` arrived (for work bolt runs after the ack)."""
@@ -161,9 +189,13 @@ class FakeSlack:
                 self._changed.wait(remaining)
 
     # -- the wire ------------------------------------------------------------------------------
-    def _handle(self, request: BaseHTTPRequestHandler, raw: str) -> None:
+    def _handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         parts = urlsplit(request.path)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if parts.path.startswith("/upload/v1/"):
+            self._receive_upload(request, parts.path.rsplit("/", 1)[-1], body, headers)
+            return
+        raw = body.decode("utf-8")
         args: dict[str, Any] = dict(parse_qsl(parts.query))
         if raw:
             if headers.get("content-type", "").startswith("application/json"):
@@ -189,7 +221,70 @@ class FakeSlack:
         if method.startswith("webhook:"):
             self._send_text(request, 200, "ok")
             return
-        self._send(request, 200, self._answer(method, args))
+        scopes = {"X-OAuth-Scopes": ",".join(self.scopes)} if self.scopes is not None else None
+        self._send(request, 200, self._answer(method, args), scopes)
+
+    def _receive_upload(
+        self, request: BaseHTTPRequestHandler, file_id: str, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """Step 2: the raw bytes POSTed to the upload_url (recorded as method 'upload')."""
+        with self._changed:
+            self.calls.append(
+                Call(
+                    method="upload", args={"file_id": file_id, "bytes": len(body)}, headers=headers
+                )
+            )
+            pending = self.files.get(file_id)
+            failure = self._take_failure("upload")
+            if pending is not None and failure is None:
+                pending.content = body
+            self._changed.notify_all()
+        if failure is not None:
+            self._send_text(request, failure.status if failure.status != 200 else 500, "error")
+        elif pending is None:
+            self._send_text(request, 404, "unknown upload")
+        else:
+            self._send_text(request, 200, f"OK - {len(body)}")
+
+    def uploaded(self) -> list[UploadedFile]:
+        """Files whose upload was completed, in the order they were completed."""
+        with self._lock:
+            return [f for f in self.files.values() if f.completed]
+
+    def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = args.get("filename"), args.get("length")
+        if not filename or length is None or not str(length).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        self.files[file_id] = UploadedFile(
+            file_id=file_id, filename=str(filename), length=int(length), alt_txt=args.get("alt_txt")
+        )
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args.get("files")
+        listed = json.loads(raw) if isinstance(raw, str) else (raw or [])
+        if not listed:
+            return {"ok": False, "error": "invalid_arguments"}
+        done = []
+        for entry in listed:
+            upload = self.files.get(str(entry.get("id")))
+            if upload is None or upload.content is None or len(upload.content) != upload.length:
+                return {"ok": False, "error": "file_not_found"}
+            done.append(upload)
+        for upload, entry in zip(done, listed, strict=True):
+            upload.title = entry.get("title")
+            upload.channel_id = args.get("channel_id")
+            upload.thread_ts = args.get("thread_ts")
+            upload.initial_comment = args.get("initial_comment")
+            upload.completed = True
+        return {
+            "ok": True,
+            "files": [
+                {"id": u.file_id, "title": u.title, "name": u.filename, "size": u.length}
+                for u in done
+            ],
+        }
 
     def _take_failure(self, method: str) -> Failure | None:
         queue = self.failures.get(method)
@@ -230,7 +325,10 @@ class FakeSlack:
             }
         if method in ("chat.postMessage", "chat.update"):
             ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
-            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+            channel = str(args.get("channel") or "")
+            # Posting to a user id lands in the app's DM with them; Slack answers with that DM.
+            channel = "D" + channel if channel.startswith("U") else channel
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         if method in ("views.open", "views.update", "views.publish", "views.push"):
@@ -254,6 +352,10 @@ class FakeSlack:
                 "is_ext_shared": False,
             }
             return {"ok": True, "channel": channel}
+        if method == "files.getUploadURLExternal":
+            return self._get_upload_url(args)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))}}
         return {"ok": True}

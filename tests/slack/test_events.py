@@ -8,8 +8,8 @@ from typing import Any
 from sqlmodel import Session, func, select
 
 from bot.slack.app import SlackEdge
-from bot.slack.models import SlackEventReceipt
 from storage.models import CSM, ConversationState
+from storage.platform_models import SlackEventReceipt
 from tests.slack.conftest import (
     DANA,
     assert_valid_blocks,

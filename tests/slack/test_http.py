@@ -13,8 +13,8 @@ from sqlmodel import Session, col, func, select
 from bot.container import Container
 from bot.server import create_app
 from bot.slack.app import build_slack
-from bot.slack.models import SlackEventReceipt
 from storage.models import AuditLog, Milestone
+from storage.platform_models import SlackEventReceipt
 from tests.conftest import fixture_path
 from tests.http_server import ServerThread
 from tests.slack.conftest import (

@@ -48,6 +48,8 @@ from tests.slack.fake_slack import FakeSlack
         ("order more coffee for the office", "I can't help with that."),
         ("renewals next quarter", "Renewals — "),
         ("anything I should worry about?", "Accounts at risk"),
+        ("health map", "Health map"),
+        ("team map", "*Protect* ("),
     ],
 )
 def test_every_answer_is_valid_block_kit(edge: SlackEdge, text: str, expect: str) -> None:

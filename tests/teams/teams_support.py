@@ -88,3 +88,119 @@ def personal_message(
     )
     data["from"] = {"id": user_id, "name": "Dana Whitfield", "aadObjectId": aad}
     return data
+
+
+CHANNEL = "19:0b7f32667e064dd9b25d7969801541f4@thread.tacv2"  # the team capture's channel
+TEAM = "19:zFLSDFWsesfzcmKArqKJ-65aOXJz@sgf462H2wz41@thread.tacv2"
+CARD = "application/vnd.microsoft.card.adaptive"
+
+
+def link(container: Container, email: str, teams_id: str) -> int:
+    """Give a CSM a Teams id, as a first message (or a team roster) would have."""
+    from sqlmodel import Session, select
+
+    from storage.models import CSM
+
+    with Session(container.engine) as session:
+        csm = session.exec(select(CSM).where(CSM.email == email)).one()
+        csm.teams_user_id = teams_id
+        session.add(csm)
+        session.commit()
+        return csm.id or 0
+
+
+def install_in_team(client: TestClient, connector: FakeConnector) -> None:
+    """The bot is added to a team in our tenant (Microsoft's capture, moved into TENANT)."""
+    team = activity("conversation_update_members_added_team.json", connector)
+    team["conversation"]["tenantId"] = TENANT
+    team["channelData"]["tenant"]["id"] = TENANT
+    assert client.post("/api/messages", json=team).status_code == 200
+
+
+def channel_message(
+    connector: FakeConnector, text: str, *, user_id: str, thread: str = "1759944781430"
+) -> dict[str, Any]:
+    """Someone @mentions the bot in a thread of CHANNEL (Microsoft's capture, moved there)."""
+    data = activity("message_channel_mention.json", connector)
+    mention = next(e for e in data["entities"] if e["type"] == "mention")
+    data["text"] = f"{mention['text']} {text}"
+    data["from"] = {"id": user_id, "name": "Someone"}
+    data["conversation"]["id"] = f"{CHANNEL};messageid={thread}"
+    data["conversation"]["tenantId"] = TENANT
+    data["channelData"].update(
+        tenant={"id": TENANT},
+        channel={"id": CHANNEL},
+        teamsChannelId=CHANNEL,
+        team={"id": TEAM},
+        teamsTeamId=TEAM,
+    )
+    return data
+
+
+def invoke(
+    connector: FakeConnector,
+    verb: str,
+    data: dict[str, Any],
+    user_id: str,
+    *,
+    conversation: dict[str, Any] | None = None,
+    reply_to: str | None = None,
+) -> dict[str, Any]:
+    """The captured adaptiveCard/action invoke with our verb and data, from a user in our tenant,
+    on the card message ``reply_to`` in ``conversation`` (default: a personal chat)."""
+    body = activity("invoke_adaptive_card_action.json", connector)
+    body["value"]["action"] = {"type": "Action.Execute", "title": "x", "verb": verb, "data": data}
+    body["from"]["id"] = user_id
+    body["channelData"]["tenant"]["id"] = TENANT
+    body["conversation"]["tenantId"] = TENANT
+    if conversation is not None:
+        body["conversation"] = {**conversation, "tenantId": TENANT}
+    if reply_to is not None:
+        body["replyToId"] = reply_to
+    return body
+
+
+def in_channel_thread(activity_id: str) -> dict[str, Any]:
+    """The conversation of a card posted as a new post in CHANNEL (its own thread)."""
+    return {
+        "id": f"{CHANNEL};messageid={activity_id}",
+        "conversationType": "channel",
+        "isGroup": True,
+    }
+
+
+def nodes(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from nodes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from nodes(item)
+
+
+def verbs(card: dict[str, Any]) -> set[str]:
+    return {n["verb"] for n in nodes(card) if n.get("type") == "Action.Execute" and "verb" in n}
+
+
+def inputs(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["id"]: n for n in nodes(card) if str(n.get("type", "")).startswith("Input.")}
+
+
+def shown(card: dict[str, Any]) -> str:
+    """Every text the card shows, in one string."""
+    return " ".join(
+        str(n.get("text") or n.get("value") or "") for n in nodes(card) if isinstance(n, dict)
+    )
+
+
+def card_of(call: Any) -> dict[str, Any]:
+    """The Adaptive Card a recorded POST/PUT carried."""
+    [attachment] = call.body["attachments"]
+    assert attachment["contentType"] == CARD
+    return attachment["content"]
+
+
+def buttons(card: dict[str, Any]) -> set[str]:
+    """The verbs of the buttons a card shows (not of its refresh action)."""
+    return verbs({k: v for k, v in card.items() if k != "refresh"})

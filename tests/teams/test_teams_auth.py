@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 from teams_support import activity, client_for, make_container
 
-from bot.teams.models import TeamsConversation
+from storage.platform_models import TeamsConversation
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
 KID = "bf-key-1"

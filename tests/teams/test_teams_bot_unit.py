@@ -15,8 +15,8 @@ from teams_support import TENANT
 from bot.container import Container
 from bot.teams.bot import CsmTeamsBot
 from bot.teams.identity import RosterCache
-from bot.teams.models import TeamsConversation
 from storage.models import CSM, Account, Milestone
+from storage.platform_models import TeamsConversation
 
 BOT = ChannelAccount(id="28:bot", name="CSM Assistant")
 

@@ -11,12 +11,12 @@ from starlette.testclient import TestClient
 from teams_support import TENANT, activity
 
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from bot.teams.notifier import TeamsNotifier
 from bot.teams.ratelimit import ThreadRateLimiter
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, Notifier
 from storage.models import CSM
+from storage.platform_models import TeamsConversation
 
 BOT_ID = "28:f5d48856-5b42-41a0-8c3a-c5f944b679b0"
 USER_ID = "29:<USERID>"
@@ -245,3 +245,34 @@ def test_send_works_from_inside_a_running_event_loop(
         return notifier.send(CHANNEL, alert())
 
     assert asyncio.run(scheduler_job()).startswith("1:activity-")
+
+
+def test_a_scheduled_prep_with_the_deck_offers_it_in_the_personal_chat_only(
+    installed: FakeConnector, notifier: TeamsNotifier, container: Container
+) -> None:
+    from scheduler.builders import build_reply
+    from storage.models import Account
+
+    with Session(container.engine) as session:
+        dana = session.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        spec = {
+            "kind": "qbr_prep",
+            "account_id": acme.id,
+            "csm_id": dana.id,
+            "today": "2026-11-23",
+            "attach": "qbr_pack",
+        }
+    reply = build_reply(container.engine, container.health_models, spec)
+
+    notifier.send(f"csm:{dana.id}", reply)
+    prep, offer = installed.sent()
+    assert prep.conversation_id == offer.conversation_id == PERSONAL
+    (consent,) = offer.body["attachments"]
+    assert consent["contentType"] == "application/vnd.microsoft.teams.card.file.consent"
+    assert consent["content"]["acceptContext"]["account_id"] == acme.id
+
+    # To a team channel the prep goes alone: a draft deck is not for a shared conversation.
+    installed.calls.clear()
+    notifier.send(CHANNEL, reply)
+    assert len(installed.sent()) == 1

@@ -10,6 +10,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.slack.asks import Ask
+from bot.slack.files import FILES_KEY, deliver, pending
 from bot.slack.listeners.common import (
     ask_reply,
     chat_of,
@@ -26,7 +27,13 @@ from handlers.reply import Reply
 logger = logging.getLogger(__name__)
 
 # Command → the kind of question it asks (bot.slack.asks.KINDS).
-ASK_COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
+ASK_COMMANDS = {
+    "/health": "health",
+    "/plan": "plan",
+    "/renewals": "renewals",
+    "/risks": "risks",
+    "/qbr": "qbr",
+}
 # Every command besides /csm (manifest.yml must declare each); /escalate has its own listener.
 COMMANDS = {**ASK_COMMANDS, "/escalate": "escalate"}
 
@@ -55,12 +62,51 @@ def _visible(services: SlackServices, command: dict[str, Any], context: BoltCont
     return services.channel(channel, client=context.client, team_id=context.team_id).visible
 
 
+# Said under an answer whose charts or deck follow (a slash-command answer is private, and Slack
+# has no private file in a channel: the files go to the asker's DM).
+FILES_FOLLOW = "Charts and files follow in a direct message from me."
+
+
+def with_files(
+    payload: dict[str, Any], result: Reply | HandlerError, context: BoltContext, visible: bool
+) -> dict[str, Any]:
+    """Leave the reply's attachments for the lazy sender and say where they will arrive."""
+    if not visible or not isinstance(result, Reply) or not result.attachments:
+        return payload
+    context[FILES_KEY] = pending(result.attachments)
+    blocks = list(payload.get("blocks") or [])
+    if len(blocks) < 50:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": FILES_FOLLOW}]})
+    return {**payload, "blocks": blocks}
+
+
+def send_files(services: SlackServices) -> Callable[..., None]:
+    def send_command_files(
+        context: BoltContext, command: dict[str, Any], client: WebClient
+    ) -> None:
+        # Runs after the ack (a lazy listener): drawing never delays the answer.
+        attachments = context.get(FILES_KEY)
+        if attachments:
+            deliver(
+                services,
+                client,
+                attachments,
+                ctx=chat_of(context),
+                user_id=command.get("user_id"),
+                channel=None,
+                charts_to_dm=True,
+            )
+
+    return send_command_files
+
+
 def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
     def command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         ask = Ask(kind=kind, text=(command.get("text") or "").strip())
         # The answer rides in the ack itself: one HTTP round trip, no Web API call.
         result = ask_reply(services, chat_of(context), ask)
-        ack(**answer(result, ask, visible=_visible(services, command, context)))
+        visible = _visible(services, command, context)
+        ack(**with_files(answer(result, ask, visible=visible), result, context, visible))
 
     command.__name__ = f"command_{kind}"
     return command
@@ -87,7 +133,8 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
             )
             ack(response_type="ephemeral", **confirmation(result, posted))
             return
-        ack(**answer(result, ask, visible=_visible(services, command, context)))
+        visible = _visible(services, command, context)
+        ack(**with_files(answer(result, ask, visible=visible), result, context, visible))
 
     return csm
 
@@ -168,7 +215,8 @@ def _open_settings(
 
 
 def register(app: App, services: SlackServices) -> None:
+    files = send_files(services)
     for name, kind in ASK_COMMANDS.items():
-        app.command(name)(_ask_command(services, kind))
-    app.command("/csm")(_csm_command(services))
+        app.command(name)(ack=_ask_command(services, kind), lazy=[files])
+    app.command("/csm")(ack=_csm_command(services), lazy=[files])
     app.command("/escalate")(_escalate_command(services))

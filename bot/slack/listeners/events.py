@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import handled, public_payload
 from bot.slack.messages import surface
 from bot.slack.metrics import DUPLICATE_EVENTS
@@ -69,6 +70,17 @@ def register(app: App, services: SlackServices) -> None:
             )
             return
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, **public_payload(result))
+        if not isinstance(result, HandlerError) and result.attachments:
+            # The answer is out; its charts follow into the same thread, a deck to the DM.
+            deliver(
+                services,
+                client,
+                pending(result.attachments),
+                ctx=ctx,
+                user_id=event.get("user"),
+                channel=channel,
+                thread_ts=thread_ts,
+            )
 
     def publish_home(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
