@@ -114,3 +114,14 @@ def test_unknown_as_email_reads_but_cannot_write(demo_container) -> None:
     assert '"can_edit": false' in plan.output
     mine = runner.invoke(app, ["ask", "my accounts", "--as", "nobody@example.com"])
     assert "All accounts" in mine.output and "Your accounts" not in mine.output
+
+
+def test_eval_nlu_reads_the_question_format(demo_container) -> None:
+    report = runner.invoke(app, ["eval-nlu", "tests/nlu/tuning.tsv"])
+    assert report.exit_code == 0, report.output
+    for line in ("intent accuracy:", "account accuracy:"):
+        value = float(re.search(rf"{line}\s+([\d.]+)%", report.output).group(1))
+        assert value >= 95.0, report.output
+    assert "per entity:" in report.output and "per intent (expected):" in report.output
+    for entity in ("window", "scope", "band", "amount", "metric"):
+        assert re.search(rf"^\s+{entity}\s+[\d.]+%", report.output, re.MULTILINE), entity

@@ -544,6 +544,10 @@ T: dict[str, tuple[str, ...]] = {
         "at risk?",
         "risk",
         "risky ones",
+        "anything on fire today",
+        "what's on fire today",
+        "what's burning {w}",
+        "which accounts are in trouble today",
     ),
     "my_accounts": (
         "my accounts",
@@ -1020,6 +1024,10 @@ T: dict[str, tuple[str, ...]] = {
         "who's close to their license cap",
         "upsell?",
         "expansion?",
+        "is {a} expanding",
+        "is {a} growing",
+        "is {a} outgrowing its licence",
+        "room to grow at {a}",
     ),
     "focus_today": (
         "what should I focus on today",
