@@ -1,4 +1,4 @@
-"""The `csm-bot` command line: demo, chat, ask, serve, people, import, sync, doctor, recompute, scheduler, outbox, db, eval-nlu."""
+"""The `csm-bot` command line: demo, chat, ask, serve, people, import, sync, doctor, recompute, backtest, scheduler, outbox, db, eval-nlu."""
 
 from __future__ import annotations
 
@@ -106,6 +106,13 @@ app.add_typer(people_app, name="people")
 app.add_typer(sync_app, name="sync")
 
 AsOption = Annotated[str | None, typer.Option("--as", help="Answer as this CSM (email).")]
+ScenarioOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Shape the demo histories: 'trajectories' gives accounts known falls, recoveries, "
+        "plateaus, dips and steps (for backtesting the forecast)."
+    ),
+]
 
 
 def _container(today: str | None = None):  # type: ignore[no-untyped-def]
@@ -208,6 +215,7 @@ def demo(
         bool,
         typer.Option("--force", help="Replace the database even if it holds more than demo data."),
     ] = False,
+    scenario: ScenarioOption = None,
 ) -> None:
     """Seed a realistic demo portfolio (replacing what is there) and open the local chat."""
     from storage.db import upgrade
@@ -226,17 +234,22 @@ def demo(
                 err=True,
             )
             raise typer.Exit(1)
-    summary = seed_demo(
-        container.engine,
-        today=container.today(),
-        accounts=accounts,
-        days=days,
-        seed=seed,
-        models=container.health_models,
-        # 45 days of daily snapshots give 7- and 30-day trends; for very large portfolios a week
-        # keeps the seed short (the nightly job fills in the rest).
-        snapshot_days=45 if accounts <= 2_000 else 7,
-    )
+    try:
+        summary = seed_demo(
+            container.engine,
+            today=container.today(),
+            accounts=accounts,
+            days=days,
+            seed=seed,
+            models=container.health_models,
+            # 45 days of daily snapshots give 7- and 30-day trends; for very large portfolios a
+            # week keeps the seed short (the nightly job fills in the rest).
+            snapshot_days=45 if accounts <= 2_000 else 7,
+            scenario=scenario,
+        )
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     typer.echo(
         f"Demo portfolio ready in {container.settings.database_url}: {summary.accounts} accounts, "
         f"{summary.csms} people, {summary.readings:,} readings, {summary.milestones} milestones, "
@@ -583,6 +596,70 @@ def recompute(
         f"{summary.snapshots} snapshots for {day} ({summary.insufficient} with insufficient data) "
         f"in {summary.seconds:.2f}s."
     )
+
+
+@app.command()
+def backtest(
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Backtest a freshly seeded demo in a temporary database instead of yours: "
+            "'demo' (the usual portfolio) or 'trajectories' (known falls, recoveries, plateaus)."
+        ),
+    ] = None,
+    accounts: Annotated[int, typer.Option(min=5, max=5_000, help="Scenario accounts.")] = 120,
+    days: Annotated[int, typer.Option(min=150, max=730, help="Scenario days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Scenario random seed.")] = 7,
+    first: Annotated[str | None, typer.Option(help="First day to replay (YYYY-MM-DD).")] = None,
+    last: Annotated[str | None, typer.Option(help="Last day to replay (YYYY-MM-DD).")] = None,
+) -> None:
+    """Replay every day of the health history and score the red forecast: precision and recall
+    of "red within 14 / 30 days", next to two naive baselines computed in the same run."""
+    import tempfile
+
+    from domain.backtest import format_table
+    from handlers.backtest import run_backtest
+    from storage.db import make_engine, upgrade
+
+    container = _container()
+    try:
+        start = date.fromisoformat(first) if first else None
+        end = date.fromisoformat(last) if last else None
+    except ValueError as exc:
+        typer.echo(f"--first and --last take a day as YYYY-MM-DD: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    models = container.health_models
+    with tempfile.TemporaryDirectory(prefix="csm-backtest-") as folder:
+        engine = container.engine
+        if scenario is not None:
+            from storage.demo import seed_demo
+
+            if scenario not in ("demo", "trajectories"):
+                typer.echo(f"Unknown scenario “{scenario}”; use demo or trajectories.", err=True)
+                raise typer.Exit(2)
+            url = f"sqlite:///{Path(folder) / 'backtest.db'}"
+            upgrade(url)
+            engine = make_engine(url)
+            seed_demo(
+                engine,
+                today=container.today(),
+                accounts=accounts,
+                days=days,
+                seed=seed,
+                models=models,
+                snapshot_days=0,
+                scenario=None if scenario == "demo" else scenario,
+            )
+        try:
+            run = run_backtest(engine, models=models, first=start, last=end)
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            if scenario is not None:
+                engine.dispose()
+    label = f"scenario {scenario} (seed {seed})" if scenario else container.settings.database_url
+    typer.echo(f"{label}\n{format_table(run.table)}")
 
 
 @app.command()

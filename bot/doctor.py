@@ -178,7 +178,9 @@ def _scheduler(engine: Engine) -> Finding:
                 text(
                     "SELECT a.pid, a.client_addr, a.application_name FROM pg_locks l "
                     "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                    "AND l.objid = :k AND l.granted"
+                    "AND l.objid = :k AND l.granted "
+                    # Advisory locks belong to one database; others on the server are not ours.
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"k": LOCK_KEY},
             ).first()

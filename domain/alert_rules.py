@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from domain.forecast import describe
+from domain.numbers import format_score, round_half_away
+
 BAND_RANK = {"green": 0, "insufficient": 0, "amber": 1, "red": 2}
 
 # Kinds, in the words the alert cards use.
@@ -60,6 +63,9 @@ class Snapshot:
     score: float | None
     band: str
     forecast_red_in_days: int | None = None
+    forecast_red_earliest: int | None = None
+    forecast_red_latest: int | None = None
+    forecast_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,8 +199,9 @@ def evaluate(
                     SCORE_DROP,
                     f"{SCORE_DROP}:{aid}:{day.isoformat()}",
                     severity=2,
-                    title=f"Health fell {abs(drop_now):.0f} points in {t.drop_window_days} days",
-                    details={"change": round(drop_now, 1), "days": t.drop_window_days},
+                    title=f"Health fell {format_score(abs(drop_now))} points in "
+                    f"{t.drop_window_days} days",
+                    details={"change": round_half_away(drop_now), "days": t.drop_window_days},
                 )
             )
 
@@ -205,8 +212,19 @@ def evaluate(
                     FORECAST_RED,
                     f"{FORECAST_RED}:{aid}:{day.isoformat()}",
                     severity=2,
-                    title=f"Likely to turn red in ~{latest.forecast_red_in_days} days",
-                    details={"days": latest.forecast_red_in_days, "band": latest.band},
+                    # The same phrase as the card: a range when the trend is uncertain.
+                    title=describe(
+                        latest.forecast_status,
+                        latest.forecast_red_in_days,
+                        latest.forecast_red_earliest,
+                        latest.forecast_red_latest,
+                    ).capitalize(),
+                    details={
+                        "days": latest.forecast_red_in_days,
+                        "earliest": latest.forecast_red_earliest,
+                        "latest": latest.forecast_red_latest,
+                        "band": latest.band,
+                    },
                 )
             )
 

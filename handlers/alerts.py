@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from domain.numbers import format_score, round_half_away, shown_score
 from domain.signals import forecast_summary
 from handlers.accounts import csms_by_id
 from handlers.audit import record
@@ -51,6 +52,9 @@ class _Snap:
     band: str
     forecast_red_in_days: int | None
     drivers: list[dict[str, Any]]
+    forecast_red_earliest: int | None = None
+    forecast_red_latest: int | None = None
+    forecast_status: str | None = None
 
 
 def account_briefs(
@@ -65,7 +69,7 @@ def account_briefs(
     window = [today - timedelta(days=n) for n in range(0, 10)]
     # Columns, not rows: the per-indicator JSON is large and no brief shows it.
     snaps: dict[int, dict[date, _Snap]] = defaultdict(dict)
-    for aid, day, score, band, forecast, drivers in session.execute(
+    for aid, day, score, band, forecast, drivers, earliest, latest, status in session.execute(
         select(
             HealthSnapshot.account_id,
             HealthSnapshot.day,
@@ -73,9 +77,12 @@ def account_briefs(
             HealthSnapshot.band,
             HealthSnapshot.forecast_red_in_days,
             HealthSnapshot.drivers,
+            HealthSnapshot.forecast_red_earliest,
+            HealthSnapshot.forecast_red_latest,
+            HealthSnapshot.forecast_status,
         ).where(col(HealthSnapshot.account_id).in_(ids), col(HealthSnapshot.day).in_(window))
     ).all():
-        snaps[aid][day] = _Snap(day, score, band, forecast, drivers or [])
+        snaps[aid][day] = _Snap(day, score, band, forecast, drivers or [], earliest, latest, status)
     milestones: dict[int, list[Milestone]] = defaultdict(list)
     for m in session.exec(select(Milestone).where(col(Milestone.account_id).in_(ids))).all():
         milestones[m.account_id].append(m)
@@ -122,17 +129,27 @@ def account_briefs(
             "owner": {"id": owner.id, "name": owner.name} if owner else None,
             "health": {
                 "day": snap.day.isoformat() if snap else None,
-                "score": None if not snap or snap.score is None else round(snap.score),
+                "score": None if not snap else shown_score(snap.score),
                 "band": snap.band if snap else "insufficient",
                 "delta_7d": (
-                    round(snap.score - week_ago.score, 1)
+                    round_half_away(snap.score - week_ago.score)
                     if snap and week_ago and snap.score is not None and week_ago.score is not None
                     else None
                 ),
                 "forecast_red_in_days": snap.forecast_red_in_days if snap else None,
-                "forecast": forecast_summary(snap.forecast_red_in_days) if snap else None,
+                "forecast": (
+                    forecast_summary(
+                        snap.forecast_red_in_days,
+                        snap.forecast_red_earliest,
+                        snap.forecast_red_latest,
+                        snap.forecast_status,
+                    )
+                    if snap
+                    else None
+                ),
                 "drivers": [
-                    {"label": d.get("label"), "score": round(d.get("score") or 0)} for d in drivers
+                    {"label": d.get("label"), "score": shown_score(d.get("score") or 0.0)}
+                    for d in drivers
                 ],
             },
             "milestones": {
@@ -203,7 +220,7 @@ def risk_alert_reply(
         "viewer": viewer,
     }
     h = brief["health"]
-    score = "no score" if h["score"] is None else f"{h['score']}/100 {h['band']}"
+    score = "no score" if h["score"] is None else f"{format_score(h['score'])}/100 {h['band']}"
     text = f"⚠ {brief['name']}: {alert.title} ({score})"
     return Reply(template="risk_alert", context=context, text=text, visibility="channel")
 
@@ -281,7 +298,7 @@ def renewal_reminder_reply(
         },
     }
     h = brief["health"]
-    score = "no score" if h["score"] is None else f"health {h['score']} {h['band']}"
+    score = "no score" if h["score"] is None else f"health {format_score(h['score'])} {h['band']}"
     text = (
         f"Renewal in {days_left} days: {brief['name']} on {renewal.renewal_date.isoformat()}, "
         f"ARR ${renewal.arr:,.0f}, {score}"

@@ -7,7 +7,7 @@ names its source (tables, ids, days), so a deck's speaker notes can say where a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from charts.specs import (
     RenewalsSpec,
     spec_from_dict,
 )
+from domain.forecast import HORIZON_DAYS, describe
 from domain.health import SCORE_AT_GREEN, SCORE_AT_RED
 from domain.health_map import QUADRANTS, arr_split, quadrant
 from domain.health_model import HealthModel, HealthModels
@@ -64,20 +65,47 @@ def _midnight(day: date) -> datetime:
 
 
 def forecast_path(
-    model: HealthModel, *, day: date, score: float | None, band: str | None, red_in_days: int | None
+    model: HealthModel,
+    *,
+    day: date,
+    score: float | None,
+    band: str | None,
+    red_in_days: int | None,
+    earliest: int | None = None,
+    latest: int | None = None,
+    status: str | None = None,
 ) -> ForecastPath | None:
     """The stored forecast as a path: from today's score to the red line on the day it says.
 
     The forecast names a day, not a curve, so the path is the straight line to that day; when the
-    forecast also gives a range (low/high), ``ForecastPath.low``/``high`` carry it and the chart
-    shades it. No red within the horizon, already red or no score: no path is drawn.
+    forecast also gives a range (earliest and latest red day), ``ForecastPath.low``/``high`` are
+    the lines to those days (to the horizon when the latest is beyond it) and the chart shades
+    between them. No red within the horizon, already red or no score: no path is drawn.
     """
     if score is None or band == "red" or red_in_days is None or red_in_days <= 0:
         return None
-    unit = "day" if red_in_days == 1 else "days"
+    red = model.bands.red_max
+    # "Forecast: red in ~14 days", "Forecast: red in 12–20 days": the card's phrase.
+    label = "Forecast: " + describe(status, red_in_days, earliest, latest).removeprefix(
+        "likely to turn "
+    )
+    low: tuple[tuple[date, float], ...] = ()
+    high: tuple[tuple[date, float], ...] = ()
+    if earliest is not None and earliest > 0 and earliest != latest:
+        end = latest if latest is not None else max(HORIZON_DAYS, red_in_days)
+
+        def line(reach: int) -> Callable[[int], float]:
+            return lambda k: max(0.0, float(score) + (red - float(score)) * k / reach)
+
+        to_low, to_high = line(earliest), line(end)
+        marks = sorted({0, earliest, red_in_days, end})
+        low = tuple((day + timedelta(days=k), to_low(k)) for k in marks)
+        high = tuple((day + timedelta(days=k), to_high(k)) for k in marks)
     return ForecastPath(
-        points=((day, float(score)), (day + timedelta(days=red_in_days), model.bands.red_max)),
-        label=f"Forecast: red in ~{red_in_days} {unit}",
+        points=((day, float(score)), (day + timedelta(days=red_in_days), red)),
+        label=label,
+        low=low,
+        high=high,
     )
 
 
@@ -100,16 +128,28 @@ def health_trend_spec(
             HealthSnapshot.score,
             HealthSnapshot.band,
             HealthSnapshot.forecast_red_in_days,
+            HealthSnapshot.forecast_red_earliest,
+            HealthSnapshot.forecast_red_latest,
+            HealthSnapshot.forecast_status,
         )
         .where(HealthSnapshot.account_id == aid, HealthSnapshot.day >= start)
         .where(HealthSnapshot.day <= today)
         .order_by(col(HealthSnapshot.day))
     ).all()
-    history = tuple((day, float(score)) for day, score, _, _ in rows if score is not None)
+    history = tuple((row[0], float(row[1])) for row in rows if row[1] is not None)
     forecast = None
     if rows:
-        day, score, band, red_in = rows[-1]
-        forecast = forecast_path(model, day=day, score=score, band=band, red_in_days=red_in)
+        day, score, band, red_in, earliest, latest, status = rows[-1]
+        forecast = forecast_path(
+            model,
+            day=day,
+            score=score,
+            band=band,
+            red_in_days=red_in,
+            earliest=earliest,
+            latest=latest,
+            status=status,
+        )
     horizon = today + timedelta(days=max(30, forecast_days(forecast)))
     events: list[ChartEvent] = []
     for title, done in session.exec(

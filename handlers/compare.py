@@ -9,6 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain.accounts_index import Resolution
+from domain.metrics import nps
+from domain.numbers import round_half_away
 from handlers.accounts import account_row, not_here_reply, resolution_reply, scores_on
 from handlers.context import ChatContext
 from handlers.portfolio import _overdue_rows, _rows
@@ -45,6 +47,7 @@ def compare_accounts(
     accounts = [session.get(Account, i) for i in shown]
     live = [a for a in accounts if a is not None]
     rows = {r["id"]: r for r in _rows(session, live, ctx.today)}
+    today_scores = scores_on(session, shown, ctx.today)
     month_ago = scores_on(session, shown, ctx.today - timedelta(days=30))
     overdue: dict[int, int] = {}
     for m in _overdue_rows(session, ctx, shown):
@@ -66,12 +69,11 @@ def compare_accounts(
         )
     ).all():
         nps_scores.setdefault(account_id, []).append(score)
-    from domain.metrics import nps
-
     table: list[dict[str, Any]] = []
     for account in live:
         row = rows[account.id or 0]
         past = month_ago.get(account.id or 0)
+        current = today_scores.get(account.id or 0)
         scores = nps_scores.get(account.id or 0, [])
         value = nps(scores)
         owner_row = account_row(session, account.id or 0)
@@ -79,8 +81,8 @@ def compare_accounts(
             {
                 **row,
                 "delta_30d": None
-                if row["score"] is None or past is None
-                else round(row["score"] - past),
+                if current is None or past is None
+                else round_half_away(current - past),
                 "overdue_milestones": overdue.get(account.id or 0, 0),
                 "open_escalations": int(escalations.get(account.id or 0, 0)),
                 "nps": None if value is None else round(value),

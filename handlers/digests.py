@@ -10,9 +10,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from domain import metrics
+from domain.numbers import round_half_away, shown_score
 from handlers.context import ChatContext
 from handlers.errors import NotFound
 from handlers.reply import Reply
+from handlers.retention import arr_metric_inputs
 from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
 
 # A score move this big since yesterday is worth a line even without a band change.
@@ -68,8 +70,8 @@ def _latest_and_before(
     return latest, days[earlier[-1]] if earlier else None
 
 
-def _score(s: Point | None) -> int | None:
-    return None if s is None or s.score is None else round(s.score)
+def _score(s: Point | None) -> float | None:
+    return None if s is None else shown_score(s.score)
 
 
 def daily_digest(session: Session, *, ctx: ChatContext, csm_id: int | None = None) -> Reply:
@@ -103,7 +105,7 @@ def daily_digest(session: Session, *, ctx: ChatContext, csm_id: int | None = Non
         delta = (
             None
             if latest.score is None or before.score is None
-            else round(latest.score - before.score, 1)
+            else round_half_away(latest.score - before.score)
         )
         if latest.band != before.band or (delta is not None and abs(delta) >= CHANGE_POINTS):
             changes.append(
@@ -293,39 +295,38 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
             )
     movements.sort(key=lambda m: (m["direction"] != "worse", -m["arr"]))
 
-    # Forecast retention for the quarter: what closed already counts as it closed; open renewals
-    # count their expected loss (ARR x (1 - likelihood), the band standing in when unknown).
-    start_arr = sum(a.arr for a in live)
-    churned = contraction = expansion = 0.0
+    # Forecast retention for the quarter, from ARR history: the base is each account's ARR when
+    # the quarter began; what changed since (renewals up or down, churn) counts as it happened;
+    # open renewals still due this quarter count their expected loss, ARR now x (1 - likelihood),
+    # the band standing in for an unknown likelihood.
+    realized = arr_metric_inputs(session, ids, q_start, today)
+    in_base = {m.account_id for m in realized.accounts if m.movement != "new"}
+    arr_now = {m.account_id: m.arr_end for m in realized.accounts}
     renewals = (
         session.exec(
             select(Renewal).where(
                 col(Renewal.account_id).in_(ids),
-                col(Renewal.renewal_date) >= q_start,
+                Renewal.status == "open",
+                col(Renewal.renewal_date) >= today,
                 col(Renewal.renewal_date) <= q_end,
             )
         ).all()
         if ids
         else []
     )
+    expected = 0.0
     open_in_quarter = 0
     for r in renewals:
-        if r.status == "churned":
-            churned += r.arr
-        elif r.status == "renewed":
-            delta = (r.renewed_arr if r.renewed_arr is not None else r.arr) - r.arr
-            if delta >= 0:
-                expansion += delta
-            else:
-                contraction += -delta
-        elif r.renewal_date >= today:
-            open_in_quarter += 1
-            p = r.likelihood
-            if p is None:
-                p = LIKELIHOOD_BY_BAND.get(band_now.get(r.account_id, "insufficient"), 0.8)
-            churned += r.arr * (1 - p)
-    grr = metrics.grr(start_arr, contraction, churned)
-    nrr = metrics.nrr(start_arr, expansion, contraction, churned)
+        if r.account_id not in in_base or arr_now.get(r.account_id, 0.0) <= 0:
+            continue  # new business, or already churned: nothing of the base left to lose
+        open_in_quarter += 1
+        p = r.likelihood
+        if p is None:
+            p = LIKELIHOOD_BY_BAND.get(band_now.get(r.account_id, "insufficient"), 0.8)
+        expected += arr_now[r.account_id] * (1 - p)
+    churned = realized.churned + expected
+    grr = metrics.grr(realized.starting_arr, realized.contraction, churned)
+    nrr = metrics.nrr(realized.starting_arr, realized.expansion, realized.contraction, churned)
     context = {
         "manager": {"id": manager.id, "name": manager.name},
         "week": f"{today.isocalendar().year}-W{today.isocalendar().week:02d}",
@@ -334,7 +335,7 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
             "label": q_label,
             "start": q_start.isoformat(),
             "end": q_end.isoformat(),
-            "start_arr": start_arr,
+            "start_arr": realized.starting_arr,
         },
         "team_size": len(team),
         # Today's book (what "By CSM" adds up to); the quarter's starting ARR, which still holds
@@ -342,12 +343,21 @@ def manager_digest(session: Session, *, ctx: ChatContext, manager_id: int | None
         "accounts": len(current),
         "arr_total": sum(a.arr for a in current),
         "churned_this_quarter": len(live) - len(current),
+        # So far this quarter, from ARR history (the forecast adds the open renewals' risk).
+        "retention": {
+            "customers_at_start": realized.customers_at_start,
+            "customers_lost": realized.customers_lost,
+            "expansion": realized.expansion,
+            "contraction": realized.contraction,
+            "churned": realized.churned,
+        },
         "arr_at_risk": arr_at_risk,
         "forecast": {
             "grr_pct": None if grr is None else round(grr * 100, 1),
             "nrr_pct": None if nrr is None else round(nrr * 100, 1),
             "open_renewals": open_in_quarter,
             "expected_churn": round(churned),
+            "expected_open_renewal_loss": round(expected),
         },
         "csms": sorted(per_csm.values(), key=lambda r: -r["arr_at_risk"])[:LIST_LIMIT],
         "movements": movements[:LIST_LIMIT],

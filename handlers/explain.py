@@ -5,22 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from domain.health_model import HealthModels
 from domain.nlu.timewindow import TimeWindow
+from domain.numbers import format_score, format_signed, round_half_away, shown_score
 from handlers.accounts import account_summary, resolve_account, snapshot_on_or_before
 from handlers.context import ChatContext
 from handlers.reply import Reply
 from handlers.understanding import Constraints, understanding, understood, window_phrase, with_notes
+from storage.models import HealthSnapshot
 
 # The trend window the health card uses for its longer delta: "why did it drop" looks this far back.
 DEFAULT_DAYS = 30
-
-
-def _signed(value: float, digits: int = 0) -> str:
-    text = f"{value:+.{digits}f}"
-    return "±0" if float(text) == 0 else text.replace("-", "−")
 
 
 def _value(value: Any, unit: str) -> str:
@@ -93,10 +90,6 @@ def explain_health(
     history_from = None
     if now is not None and then is None:
         # The window starts before the first snapshot: compare with the oldest (and say so).
-        from sqlmodel import col, select
-
-        from storage.models import HealthSnapshot
-
         then = session.exec(
             select(HealthSnapshot)
             .where(HealthSnapshot.account_id == found.id, HealthSnapshot.day < now.day)
@@ -121,9 +114,11 @@ def explain_health(
             row["value_then_text"] = _value(row["value_then"], unit)
             row["value_now_text"] = _value(row["value_now"], unit)
             row["contribution_text"] = (
-                "—" if row["contribution"] is None else _signed(row["contribution"], 1)
+                "—" if row["contribution"] is None else format_signed(row["contribution"])
             )
             row["share_pct"] = round(100 * row["share"])
+            row["score_then"] = shown_score(row["score_then"])
+            row["score_now"] = shown_score(row["score_now"])
         if now.score is not None and then.score is not None:
             delta = now.score - then.score
     subject = f"Why {found.name}'s score moved"
@@ -134,7 +129,9 @@ def explain_health(
     else:
         falls = [r for r in rows if (r["contribution"] or 0) < -0.05][:3]
         rises = [r for r in rows if (r["contribution"] or 0) > 0.05]
-        movement = f"{then.score:.0f} → {now.score:.0f} ({_signed(delta)})"
+        movement = (
+            f"{format_score(then.score)} → {format_score(now.score)} ({format_signed(delta)})"
+        )
         if falls:
             detail = "biggest falls: " + ", ".join(
                 f"{r['label']} ({r['contribution_text']})" for r in falls
@@ -159,11 +156,11 @@ def explain_health(
             "window": {"start": start.isoformat(), "end": end.isoformat(), "label": label},
             "then": None
             if then is None
-            else {"day": then.day.isoformat(), "score": then.score, "band": then.band},
+            else {"day": then.day.isoformat(), "score": shown_score(then.score), "band": then.band},
             "now": None
             if now is None
-            else {"day": now.day.isoformat(), "score": now.score, "band": now.band},
-            "delta": None if delta is None else round(delta, 1),
+            else {"day": now.day.isoformat(), "score": shown_score(now.score), "band": now.band},
+            "delta": None if delta is None else round_half_away(delta),
             "indicators": rows,
             "history_from": history_from,
             **understanding(line, not_applied),

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
+from domain.numbers import format_score, format_signed
 from handlers.accounts import pending_flushed
 from handlers.context import ChatContext
 from handlers.portfolio import NOW, _refuse_in_external, account_facts, scope_for, with_details
@@ -264,11 +265,11 @@ def focus_today(
 def _risk_why(row: dict[str, Any]) -> str:
     forecast = row["forecast_red_in_days"]
     renews = row["days_to_renewal"]
-    bits = [f"{row['band']} {row['score'] if row['score'] is not None else '—'}"]
+    bits = [f"{row['band']} {format_score(row['score'])}"]
     if row["delta_7d"]:
-        bits.append(f"{row['delta_7d']:+d} in 7 days".replace("-", "−"))
+        bits.append(f"{format_signed(row['delta_7d'])} in 7 days")
     if forecast is not None and row["band"] != "red":
-        bits.append(f"likely red in ~{forecast} days")
+        bits.append(f"likely {row.get('forecast') or f'red in ~{forecast}d'}")
     bits.append(f"{_money(row['arr'])} ARR at risk")
     if renews is not None and 0 <= renews <= RENEWAL_DAYS:
         bits.append(f"renews in {renews} days")

@@ -19,6 +19,7 @@ from handlers.accounts import not_here_reply, pending_flushed, resolve_account
 from handlers.context import ChatContext
 from handlers.portfolio import scope_for
 from handlers.reply import Reply
+from handlers.retention import arr_metric_inputs
 from handlers.understanding import (
     Constraints,
     plural,
@@ -27,12 +28,11 @@ from handlers.understanding import (
     window_phrase,
     with_notes,
 )
-from storage.models import Account, Renewal, SurveyResponse
+from storage.models import Account, SurveyResponse
 
 logger = logging.getLogger(__name__)
 
 _ACC = Account.__table__
-_REN = Renewal.__table__
 
 RETENTION = ("nrr", "grr", "logo_churn")
 SURVEYS = ("nps", "csat", "ces")
@@ -71,7 +71,7 @@ class Book:
 
 @dataclass(frozen=True)
 class RetentionInputs:
-    """What NRR, GRR and logo churn need for a period, per the standard formulas."""
+    """What NRR, GRR, logo churn, ARR, MRR and ARPPU need for a period, per the standard formulas."""
 
     start: date
     end: date
@@ -81,80 +81,61 @@ class RetentionInputs:
     churned_arr: float
     customers_at_start: int
     customers_lost: int
+    ending_arr: float = 0.0  # the ARR in effect when ``end`` ends, new business included
+    paying_at_end: int = 0  # accounts with ARR when ``end`` ends
     lost: list[str] = field(default_factory=list)
-    source: str = "renewals"
 
 
 def retention_inputs(
     session: Session, *, account_ids: Any, start: date, end: date
 ) -> RetentionInputs:
-    """ARR at the period's start, expansion, contraction and churn over it; customers at the start, lost.
+    """ARR at the period's start, expansion, contraction and churn over it; customers at the start,
+    lost; ARR and paying accounts at its end.
 
-    The one place the metrics read revenue history. Until ARR history is recorded, the ARR an
-    account had at ``start`` is the ARR its first renewal closed after ``start`` renewed from
-    (the renewal's ``arr``), else its current ARR; expansion and contraction are the changes of
-    the renewals closed in (start, end]; churn is the ARR of the customers whose ``churned_on``
-    falls in (start, end]. New customers (started after ``start``) never count (NRR/GRR exclude
-    new logos). ``account_ids``: a list, a SELECT of ids, or None for every account.
+    The one place the metrics read revenue: ARR history (handlers.retention), where the ARR an
+    account had when ``start`` began is the change in effect then, and every change dated in
+    [start, end] is movement. New customers (no ARR when the period began) count in the ending
+    ARR but never in NRR/GRR. ``account_ids``: a list, a SELECT of ids, or None for every account.
     """
-    acc, ren = _ACC, _REN
-    query = select(acc.c.id, acc.c.name, acc.c.arr, acc.c.start_date, acc.c.churned_on)
-    if account_ids is not None:
-        query = query.where(acc.c.id.in_(_ids_or_none(account_ids)))
-    pending_flushed(session)
-    conn = session.connection()
-    accounts = conn.execute(query).all()
-    renewals: dict[int, list[tuple[date, float, float | None]]] = {}
-    if accounts:
-        renewed = select(
-            ren.c.account_id, ren.c.renewal_date, ren.c.closed_on, ren.c.arr, ren.c.renewed_arr
-        ).where(ren.c.status == "renewed", ren.c.renewal_date > start)
-        if account_ids is not None:
-            renewed = renewed.where(ren.c.account_id.in_(_ids_or_none(account_ids)))
-        rows = conn.execute(renewed).all()
-        for account_id, renewal_date, closed_on, arr, renewed_arr in rows:
-            renewals.setdefault(account_id, []).append(
-                (closed_on or renewal_date, arr, renewed_arr)
-            )
-    starting = expansion = contraction = churned = 0.0
-    at_start = lost = 0
-    lost_names: list[str] = []
-    for account_id, name, arr, started, churned_on in accounts:
-        if (started is not None and started > start) or (
-            churned_on is not None and churned_on <= start
-        ):
-            continue  # not a customer when the period began
-        later = sorted(
-            (h for h in renewals.get(account_id, ()) if h[0] > start), key=lambda h: h[0]
+    ids: list[int] | None
+    if account_ids is None or isinstance(account_ids, list):
+        ids = account_ids
+    else:
+        pending_flushed(session)
+        ids = [r[0] for r in session.connection().execute(account_ids)]
+    found = arr_metric_inputs(session, ids, start, end)
+    churned = [m.account_id for m in found.accounts if m.movement == "churn"]
+    names: list[str] = []
+    if churned:
+        names = sorted(
+            session.exec(select(Account.name).where(col(Account.id).in_(churned[:200]))).all()
         )
-        arr_then = later[0][1] if later else (arr or 0.0)
-        at_start += 1
-        starting += arr_then
-        running = arr_then
-        for day, before, after in later:
-            if day > end:
-                break
-            change = (after if after is not None else before) - before
-            if change >= 0:
-                expansion += change
-            else:
-                contraction -= change
-            running += change
-        if churned_on is not None and start < churned_on <= end:
-            lost += 1
-            churned += max(0.0, running)
-            lost_names.append(name)
     return RetentionInputs(
         start=start,
         end=end,
-        starting_arr=starting,
-        expansion=expansion,
-        contraction=contraction,
-        churned_arr=churned,
-        customers_at_start=at_start,
-        customers_lost=lost,
-        lost=sorted(lost_names),
+        starting_arr=found.starting_arr,
+        expansion=found.expansion,
+        contraction=found.contraction,
+        churned_arr=found.churned,
+        customers_at_start=found.customers_at_start,
+        customers_lost=found.customers_lost,
+        ending_arr=found.ending_arr,
+        paying_at_end=sum(1 for m in found.accounts if m.arr_end > 0),
+        lost=names,
     )
+
+
+def _cached(
+    session: Session,
+    ids: Any,
+    start: date,
+    end: date,
+    cache: dict[tuple[date, date], RetentionInputs],
+) -> RetentionInputs:
+    """The period's inputs for the answer's accounts, read once per answer and period."""
+    if (start, end) not in cache:
+        cache[(start, end)] = retention_inputs(session, account_ids=ids, start=start, end=end)
+    return cache[(start, end)]
 
 
 def _ids_or_none(account_ids: Any) -> Any:
@@ -227,24 +208,6 @@ def _window(c: Constraints, today: date, metric: str) -> tuple[TimeWindow, bool,
         start = today - timedelta(days=SURVEY_DEFAULT_DAYS)
         return TimeWindow(start, today, f"last {SURVEY_DEFAULT_DAYS} days"), True, False
     return TimeWindow(today - relativedelta(years=1), today, "last 12 months"), True, False
-
-
-def _live_arr(session: Session, ids: Any, day: date) -> tuple[float, int]:
-    """Total ARR and paying accounts among the customers live on ``day``."""
-    query = select(_ACC.c.arr, _ACC.c.start_date, _ACC.c.churned_on)
-    if ids is not None:
-        query = query.where(_ACC.c.id.in_(_ids_or_none(ids)))
-    total, paying = 0.0, 0
-    pending_flushed(session)
-    for arr, started, churned_on in session.connection().execute(query).all():
-        if (started is not None and started > day) or (
-            churned_on is not None and churned_on <= day
-        ):
-            continue
-        if arr and arr > 0:
-            total += arr
-            paying += 1
-    return total, paying
 
 
 def _surveys(session: Session, ids: Any, kind: str, window: TimeWindow) -> list[int]:
@@ -379,7 +342,6 @@ def metrics_answer(
     results: list[dict[str, Any]] = []
     windows: dict[str, tuple[TimeWindow, bool, bool]] = {}
     retention_cache: dict[tuple[date, date], RetentionInputs] = {}
-    live_cache: dict[date, tuple[float, int]] = {}
     for metric in asked:
         window, default, cut = _window(c, ctx.today, metric)
         windows[metric] = (window, default, cut)
@@ -389,18 +351,12 @@ def metrics_answer(
             )
             continue
         if metric in RETENTION:
-            key = (window.start, window.end)
-            if key not in retention_cache:
-                retention_cache[key] = retention_inputs(
-                    session, account_ids=book.ids, start=window.start, end=window.end
-                )
-            results.append(_retention(metric, retention_cache[key], book.single))
+            inputs = _cached(session, book.ids, window.start, window.end, retention_cache)
+            results.append(_retention(metric, inputs, book.single))
         elif metric in SURVEYS:
             results.append(_survey(metric, _surveys(session, book.ids, metric, window)))
         else:
-            results.append(
-                _book_figure(session, metric, book, window, ctx.today, retention_cache, live_cache)
-            )
+            results.append(_book_figure(session, metric, book, window, ctx.today, retention_cache))
         results[-1]["window"] = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
@@ -435,12 +391,10 @@ def _book_figure(
     window: TimeWindow,
     today: date,
     retention_cache: dict[tuple[date, date], RetentionInputs],
-    live_cache: dict[date, tuple[float, int]],
 ) -> dict[str, Any]:
     day = min(window.end, today)
-    if day not in live_cache:
-        live_cache[day] = _live_arr(session, book.ids, day)
-    total, paying = live_cache[day]
+    at_end = _cached(session, book.ids, window.start, day, retention_cache)
+    total, paying = at_end.ending_arr, at_end.paying_at_end
     sample = plural(paying, "paying account")
     if metric == "arr":
         return _result(metric, value=total, display=_money(total), sample=sample)
@@ -469,13 +423,10 @@ def _book_figure(
     # LTV: a book's average account, or the account itself, against the churn of the company
     # (one account's own churn is 0 or 1) or of the book over the last 12 months.
     year_ago = today - relativedelta(years=1)
-    churn_ids = None if book.single else book.ids
-    key = (year_ago, today) if not book.single else (year_ago, today + timedelta(days=0))
-    churn = (retention_cache.get(key) if not book.single else None) or retention_inputs(
-        session, account_ids=churn_ids, start=year_ago, end=today
-    )
-    if not book.single:
-        retention_cache[key] = churn
+    if book.single:
+        churn = retention_inputs(session, account_ids=None, start=year_ago, end=today)
+    else:
+        churn = _cached(session, book.ids, year_ago, today, retention_cache)
     yearly = formulas.logo_churn_rate(churn.customers_at_start, churn.customers_lost)
     monthly = None if yearly is None else yearly / 12
     arpa = formulas.arppu(mrr, paying)

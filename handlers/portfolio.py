@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_
 from sqlmodel import Session, col, select
 
+from domain.forecast import describe_short
 from domain.nlu.timewindow import TimeWindow
+from domain.numbers import format_score, round_half_away, shown_score
 from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
@@ -97,10 +99,10 @@ def _owner_names(session: Session, accounts: list[Account]) -> dict[int, str]:
 def _row(
     account: Account, snapshot: Any, past: float | None, owners: dict[int, str], today: date
 ) -> dict[str, Any]:
-    score = None if snapshot is None or snapshot.score is None else round(snapshot.score)
+    score = None if snapshot is None else shown_score(snapshot.score)
     delta = None
     if snapshot is not None and snapshot.score is not None and past is not None:
-        delta = round(snapshot.score - past)
+        delta = round_half_away(snapshot.score - past)
     drivers = (snapshot.drivers or []) if snapshot is not None else []
     return {
         "id": account.id,
@@ -110,6 +112,7 @@ def _row(
         "delta_7d": delta,
         "top_driver": drivers[0]["label"] if drivers else None,
         "forecast_red_in_days": snapshot.forecast_red_in_days if snapshot is not None else None,
+        "forecast": _forecast_phrase(snapshot),
         "arr": account.arr,
         "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
         "days_to_renewal": (account.renewal_date - today).days if account.renewal_date else None,
@@ -149,6 +152,9 @@ def _facts_query(indicators: tuple[str, ...] = ()) -> Any:
         NOW.c.score,
         NOW.c.band,
         NOW.c.forecast_red_in_days,
+        NOW.c.forecast_status,
+        NOW.c.forecast_red_earliest,
+        NOW.c.forecast_red_latest,
     ]
     for key in indicators:
         columns.append(NOW.c.indicator_scores[key]["value"].as_float())
@@ -208,11 +214,12 @@ def account_facts(
         row = {
             "id": r[0],
             "name": r[1],
-            "score": None if r[7] is None else round(r[7]),
+            "score": shown_score(r[7]),
             "band": r[8] or "insufficient",
             "delta_7d": None,
             "top_driver": None,
             "forecast_red_in_days": r[9],
+            "forecast": describe_short(r[10], r[9], r[11], r[12]),
             "arr": r[2],
             "renewal_date": renewal.isoformat() if renewal else None,
             "days_to_renewal": (renewal - today).days if renewal else None,
@@ -221,7 +228,7 @@ def account_facts(
             "licensed_seats": r[6],
         }
         if indicators:
-            row["values"] = dict(zip(indicators, r[10:], strict=True))
+            row["values"] = dict(zip(indicators, r[13:], strict=True))
         rows.append(row)
     return rows
 
@@ -244,8 +251,20 @@ def with_details(session: Session, rows: list[dict[str, Any]], today: date) -> l
             continue
         _, driver, now, week = detail
         row["top_driver"] = driver
-        row["delta_7d"] = None if now is None or week is None else round(now - week)
+        row["delta_7d"] = None if now is None or week is None else round_half_away(now - week)
     return rows
+
+
+def _forecast_phrase(snapshot: Any) -> str | None:
+    """The red forecast as a list row says it ("red in 12–20d"); None when no red is coming."""
+    if snapshot is None:
+        return None
+    return describe_short(
+        snapshot.forecast_status,
+        snapshot.forecast_red_in_days,
+        snapshot.forecast_red_earliest,
+        snapshot.forecast_red_latest,
+    )
 
 
 def _rows(session: Session, accounts: list[Account], today: date) -> list[dict[str, Any]]:
@@ -970,7 +989,7 @@ def account_renewal(
     else:
         text = f"{found.name} has no open renewal on record."
     if snapshot is not None and snapshot.score is not None:
-        text += f"; health {snapshot.score:.0f} {snapshot.band}"
+        text += f"; health {format_score(snapshot.score)} {snapshot.band}"
     return Reply(
         template="account_renewal",
         context={
@@ -982,6 +1001,7 @@ def account_renewal(
                 "delta_7d": row["delta_7d"],
                 "top_driver": row["top_driver"],
                 "forecast_red_in_days": row["forecast_red_in_days"],
+                "forecast": row["forecast"],
             },
             "overdue_milestones": len(overdue),
         },

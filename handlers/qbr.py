@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain.health_model import HealthModels
+from domain.numbers import shown_score
 from handlers.accounts import account_summary, resolve_account
 from handlers.alerts import account_briefs
 from handlers.context import ChatContext
@@ -112,7 +113,7 @@ def _trend_series(session: Session, account_id: int, today: date) -> list[dict[s
     return [
         {
             "day": d.isoformat(),
-            "score": None if d not in snaps or snaps[d].score is None else round(snaps[d].score),
+            "score": None if d not in snaps else shown_score(snaps[d].score),
             "band": snaps[d].band if d in snaps else None,
         }
         for d in days
@@ -225,12 +226,15 @@ def qbr_prep(
                 "source": snapshot_source,
             }
         )
-    if health["forecast"]["summary"] and health["band"] != "red":
+    red_in = health["forecast"]["red_in_days"]
+    if red_in is not None and red_in > 0 and health["band"] != "red":
+        # Only a coming red is a risk; "no clear trend" or "no red in sight" are not.
         risk_items.append(
             {
                 "risk": f"Forecast: {health['forecast']['summary']}",
                 "action": "Act on the leading indicators now, before the lagging ones move",
-                "source": f"{snapshot_source} (forecast from the 28-day trend of leading indicators)",
+                "source": f"{snapshot_source} (forecast from the 28-day robust trend of the "
+                "continuous leading indicators)",
             }
         )
     risk_items += [

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from decks.outline import Outline, Slide, bullets
 from domain.health_model import HealthModels
+from domain.numbers import format_signed
 from handlers.accounts import resolve_account
 from handlers.charts import health_trend_spec, indicators_spec, milestone_plan_specs
 from handlers.context import ChatContext
@@ -154,7 +155,7 @@ def _health_slide(prep: dict[str, Any], spec: Any, as_of: str) -> Slide:
     else:
         lines.append(f"Health {health['score']}/100 ({health['band']}) on {health['day']}")
     if trend["delta_30d"] is not None:
-        lines.append(f"{trend['delta_30d']:+g} points in 30 days")
+        lines.append(f"{format_signed(trend['delta_30d'])} points in 30 days")
     if health["forecast"]["summary"]:
         lines.append(f"Forecast: {health['forecast']['summary']}")
     events = [e for e in spec.events if e.day <= spec.today]

@@ -248,10 +248,15 @@ def _health_facts(
             HealthSnapshot.score,
             HealthSnapshot.band,
             HealthSnapshot.forecast_red_in_days,
+            HealthSnapshot.forecast_red_earliest,
+            HealthSnapshot.forecast_red_latest,
+            HealthSnapshot.forecast_status,
         ).where(col(HealthSnapshot.day).in_(days))
     ).all()
-    for aid, d, score, band, forecast in rows:
-        facts[aid]["snapshots"][d] = rules.Snapshot(d, score, band, forecast)
+    for aid, d, score, band, forecast, earliest, latest, status in rows:
+        facts[aid]["snapshots"][d] = rules.Snapshot(
+            d, score, band, forecast, earliest, latest, status
+        )
     return day
 
 

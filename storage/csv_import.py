@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from storage.arr_history import record_import_arr
 from storage.bulk import chunks, insert_dicts, table
 from storage.models import (
     LIFECYCLE_STAGES,
@@ -908,15 +909,6 @@ def _check_milestone_accounts(conn: Connection, rows: list[_Row], errors: list[R
 # writing
 
 
-@dataclass(frozen=True)
-class ArrChange:
-    """An account's ARR as it was and as an import or sync made it (None before it existed)."""
-
-    account_id: int
-    before: float | None
-    after: float
-
-
 @dataclass
 class _Counts:
     inserted: int = 0
@@ -926,7 +918,6 @@ class _Counts:
     new_ids: set[int] = field(default_factory=set)
     # Accounts whose renewal date or ARR is new or changed: their open renewal follows.
     renewal_terms: set[int] = field(default_factory=set)
-    arr_changes: list[ArrChange] = field(default_factory=list)
 
 
 def _diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
@@ -1032,8 +1023,6 @@ def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None
         return out
 
     def record(current: dict[str, Any], changes: dict[str, Any]) -> None:
-        if "arr" in changes:
-            counts.arr_changes.append(ArrChange(current["id"], current["arr"], changes["arr"]))
         if "arr" in changes or "renewal_date" in changes:
             counts.renewal_terms.add(current["id"])
 
@@ -1048,14 +1037,7 @@ def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None
         touch="updated_at",
         on_change=record,
     )
-    if counts.new_ids:
-        acc = table("account")
-        for batch in chunks(sorted(counts.new_ids), 500):
-            for account_id, arr in conn.execute(
-                select(acc.c.id, acc.c.arr).where(acc.c.id.in_(batch))
-            ):
-                counts.arr_changes.append(ArrChange(account_id, None, arr))
-        counts.renewal_terms |= counts.new_ids
+    counts.renewal_terms |= counts.new_ids
 
 
 def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], _Counts], None]:
@@ -1468,8 +1450,8 @@ def _import_on(
         else:
             _write_with_account(kind)(conn, rows, counts)
     follow = _follow_renewals(conn, kind, rows, counts)
-    if counts.arr_changes:
-        _arr_changed(conn, counts.arr_changes, source=source)
+    # ARR history: every ARR change an import or a sync implies, with the day it took effect.
+    record_import_arr(conn, kind, counts.account_ids, source=source)
     report = ImportReport(
         kind=kind,
         rows=len(rows) + len({e.row for e in refused}),
@@ -1530,20 +1512,3 @@ def _follow_renewals(
     if kind == "renewals" and counts.account_ids:
         return 0, 0, renewals.follow_renewals(conn, counts.account_ids)
     return 0, 0, 0
-
-
-def _arr_changed(conn: Connection, changes: list[ArrChange], *, source: str) -> None:
-    """The one place imports and syncs report changed account ARR.
-
-    ARR history (metrics over a period start from the ARR of that day) records these through
-    the storage-level function it provides; until it does, they are logged.
-    """
-    del conn  # the ARR-history writer takes the transaction's connection
-    for change in changes:
-        logger.info(
-            "ARR of account %d: %s -> %s (%s)",
-            change.account_id,
-            change.before,
-            change.after,
-            source,
-        )

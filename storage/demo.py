@@ -6,7 +6,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCORE_AT_RED
+from storage.arr_history import record_account_arr
 from storage.bulk import insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes, so cached benchmark databases get rebuilt.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 ACME, GLOBEX, INITECH = "Acme Corp", "Globex", "Initech"
 
@@ -219,9 +220,14 @@ class _Acct:
     missing: frozenset[str] = frozenset()  # indicators this account never reports
     churned_on: date | None = None
     id: int = 0
+    # A scenario's known path of the latent health (day offset -> level), instead of the linear
+    # change above (storage/demo_scenarios.py).
+    trajectory: Callable[[int], float] | None = None
 
     def latent(self, t: int, key: str) -> float:
         """Latent health of one indicator on day offset ``t`` (<= 0)."""
+        if self.trajectory is not None:
+            return self.trajectory(t) + self.offsets.get(key, 0.0)
         if t <= -self.change_days or self.change_days == 0:
             level = self.base_then
         else:
@@ -607,11 +613,14 @@ def seed_demo(
     seed: int = 7,
     models: HealthModels | None = None,
     snapshot_days: int = 45,
+    scenario: str | None = None,
 ) -> DemoSummary:
     """Wipe the database and write a deterministic demo portfolio, then backfill health snapshots.
 
     The same ``seed`` and ``today`` always give the same rows (ids included), so demos, tests and
     benchmarks can rely on them. Large portfolios go through bulk Core inserts in one transaction.
+    ``scenario`` names a storage.demo_scenarios shaping of the accounts' histories (known
+    falls, recoveries and plateaus, for backtesting the forecast).
     """
     if accounts < 1 or days < 1:
         raise ValueError("accounts and days must be at least 1")
@@ -621,6 +630,10 @@ def seed_demo(
         models = load_health_models(None)
     stamp = datetime.combine(today, time(6), tzinfo=UTC)
     plans = _plan_accounts(accounts, today, seed, models.default.keys)
+    if scenario is not None:
+        from storage.demo_scenarios import apply_scenario
+
+        apply_scenario(scenario, plans, today=today, days=days, seed=seed)
 
     with engine.begin() as conn:
         wipe_all(conn)
@@ -641,6 +654,8 @@ def seed_demo(
                 rows,
             )
         counts = _write_portfolio(conn, plans, csm_ids, today, days, stamp)
+        # ARR history from the accounts and their renewals, through the one ARR-history writer.
+        record_account_arr(conn, [a.id for a in plans], source="demo", today=today, at=stamp)
 
     snapshots = 0
     if snapshot_days > 0:

@@ -32,6 +32,9 @@ ESCALATION_STATUSES = ("open", "acknowledged", "resolved")
 SURVEY_KINDS = ("nps", "csat", "ces")
 STAKEHOLDER_ROLES = ("champion", "decision_maker", "sponsor", "user", "admin")
 RENEWAL_STATUSES = ("open", "renewed", "churned")
+# What one ARR change was (from the ARR before to the ARR after) and what caused it.
+ARR_CHANGE_KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
+ARR_CHANGE_CAUSES = ("start", "renewal", "churn", "update")
 
 
 class CSM(Table, table=True):
@@ -107,6 +110,30 @@ class IndicatorReading(Table, table=True):
     note: str | None = None
 
 
+class ArrChange(Table, table=True):
+    """One change of an account's ARR: from ``day`` on, the account's ARR is ``arr``.
+
+    Written only through storage.arr_history.record_arr_changes, which keeps one row per account
+    and day, every row a real change (``previous_arr`` is the ARR the day before) and
+    Account.arr equal to the newest ARR above zero.
+    """
+
+    __tablename__ = "arr_change"
+    __table_args__ = (UniqueConstraint("account_id", "day", name="uq_arr_change_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    day: date
+    arr: float
+    previous_arr: float = 0.0
+    kind: str  # ARR_CHANGE_KINDS, from previous_arr and arr
+    cause: str = "update"  # ARR_CHANGE_CAUSES
+    source: str = "import"  # the channel: import, api, demo, backfill, a sync adapter...
+    renewal_id: int | None = Field(default=None, foreign_key="renewal.id")
+    note: str | None = None
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
 class HealthSnapshot(Table, table=True):
     """The health of an account as computed for one day (score None means insufficient data)."""
 
@@ -127,6 +154,10 @@ class HealthSnapshot(Table, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     forecast_red_in_days: int | None = None
+    # The forecast's range (earliest/latest red day) and its status (red, no_red, no_trend...).
+    forecast_red_earliest: int | None = None
+    forecast_red_latest: int | None = None
+    forecast_status: str | None = None
     computed_at: datetime = Field(default_factory=utcnow)
 
 

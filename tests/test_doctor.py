@@ -134,3 +134,26 @@ def test_the_scheduler_leader_on_postgresql(migrated_url: str) -> None:
     finally:
         leader.release()
         container.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_leader_on_another_database_of_the_server_does_not_count(migrated_url: str) -> None:
+    """Advisory locks are per database: a replica leading another CSM database on the same
+    server must not make this one look led."""
+    if not migrated_url.startswith("postgresql"):
+        pytest.skip("the leader lock is PostgreSQL's")
+    from scheduler.leader import Leadership
+    from storage.db import make_engine
+    from tests.conftest import PG_ADMIN_URL
+
+    other = make_engine(PG_ADMIN_URL)  # the server's `test` database, not this test's
+    elsewhere = Leadership(other)
+    container = Container(settings=Settings(database_url=migrated_url))
+    try:
+        assert elsewhere.check()
+        status, message, _ = findings(container)["scheduler"]
+        assert status == "problem" and "no replica leads the scheduler" in message
+    finally:
+        elsewhere.release()
+        other.dispose()
+        container.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pptx import Presentation
@@ -90,7 +91,9 @@ def test_executive_pack_has_every_section_charts_as_pictures_and_acmes_figures(
     for who in ("Acme Corp (the organisation)", "Decision Maker", "Our company", "(CSM)"):
         assert who in wiifm
     health = by_title["Health over time"]
-    assert f"Health {round(facts['snapshot'].score)}/100 (amber) on {AS_OF}" in health["text"]
+    # One decimal, as every surface shows it; the change with a real minus sign.
+    assert f"Health {facts['snapshot'].score}/100 (amber) on {AS_OF}" in health["text"]
+    assert re.search(r"\n• [+−]\d+\.\d points in 30 days\n", health["text"]), health["text"]
     outcomes = by_title["Outcomes against the targets we agreed"]["text"]
     for objective in facts["objectives"]:
         assert f"{objective.kpi_current:g}" in outcomes and f"{objective.kpi_target:g}" in outcomes

@@ -18,6 +18,7 @@ from charts.specs import (
 )
 from domain.health_map import quadrant
 from domain.nlu import parse
+from domain.numbers import shown_score
 from handlers.accounts import account_index
 from storage.models import (
     CSM,
@@ -94,7 +95,15 @@ def test_health_trend_is_the_snapshots_the_forecast_and_the_events(demo_containe
         (last.day, last.score),
         (last.day + timedelta(days=last.forecast_red_in_days), 50),
     )
-    assert trend.forecast.low == trend.forecast.high == ()
+    # The stored range is shaded: edges reaching red on its earliest and latest days.
+    earliest, latest = last.forecast_red_earliest, last.forecast_red_latest
+    assert earliest is not None and earliest <= last.forecast_red_in_days
+    if earliest == latest:
+        assert trend.forecast.low == trend.forecast.high == ()
+    else:
+        assert dict(trend.forecast.low)[last.day + timedelta(days=earliest)] == 50
+        if latest is not None:
+            assert dict(trend.forecast.high)[last.day + timedelta(days=latest)] == 50
     events = {(e.kind, e.day, e.label) for e in trend.events}
     assert ("escalation", escalation.opened_at.date(), escalation.title) in events
     assert ("qbr", qbr.scheduled_for.date(), qbr.title) in events
@@ -130,7 +139,7 @@ def test_indicators_are_the_snapshot_values_against_the_model_thresholds(demo_co
             indicator.direction,
         )
         assert bar.value == stored["value"]
-        assert bar.score == round(stored["score"])
+        assert bar.score == shown_score(stored["score"])  # one decimal, as the card shows
     assert (indicators.red_score, indicators.green_score) == (50, 76)
 
 

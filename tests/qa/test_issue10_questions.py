@@ -19,6 +19,7 @@ from bot.console import ConsoleChat
 from bot.render import render_json, render_text
 from bot.slack.messages import message
 from bot.teams.cards import render_card
+from domain.numbers import round_half_away
 from handlers.reply import Reply
 
 TODAY = date(2026, 11, 23)
@@ -155,51 +156,47 @@ def test_two_accounts_side_by_side(demo_container, db, question: str) -> None:
     assert out["intent"] == "compare_accounts"
     rows = out["reply"]["context"]["accounts"]
     assert [r["name"] for r in rows] == ["Acme Corp", "Globex"]
-    assert [r["score"] for r in rows] == [round(scores["Acme Corp"]), round(scores["Globex"])]
+    # Scores are shown with one decimal, halves away from zero, on every surface.
+    assert [r["score"] for r in rows] == [
+        round_half_away(scores["Acme Corp"]),
+        round_half_away(scores["Globex"]),
+    ]
     assert [a["name"] for a in out["question"]["accounts"]] == ["Acme Corp", "Globex"]
     for line in first_lines(out).values():
         assert line.startswith("Comparing Acme Corp, Globex:")
 
 
-def _arr_at(db: Connection, account_id: int, arr_now: float, day: date) -> float:
-    later = db.execute(
-        text(
-            "SELECT arr FROM renewal WHERE account_id = :a AND status = 'renewed' "
-            "AND coalesce(closed_on, renewal_date) > :d ORDER BY coalesce(closed_on, renewal_date)"
-        ),
-        {"a": account_id, "d": day},
-    ).first()
-    return later[0] if later else arr_now
+def arr_then_and_now(
+    db: Connection, owners: list[int], start: date, end: date
+) -> list[tuple[float, float]]:
+    """Each owned account's ARR when ``start`` began and when ``end`` ended, from ARR history."""
+    return [
+        (float(a0), float(a1))
+        for a0, a1 in db.execute(
+            text(
+                "SELECT coalesce((SELECT c.arr FROM arr_change c WHERE c.account_id = a.id "
+                "AND c.day < :s ORDER BY c.day DESC LIMIT 1), 0), "
+                "coalesce((SELECT c.arr FROM arr_change c WHERE c.account_id = a.id "
+                "AND c.day <= :e ORDER BY c.day DESC LIMIT 1), 0) FROM account a "
+                "WHERE a.owner_id IN (" + ",".join(str(o) for o in owners) + ")"
+            ),
+            {"s": start, "e": end},
+        ).all()
+    ]
 
 
 def test_grr_for_my_book_this_year(demo_container, db) -> None:
     start = date(2026, 1, 1)
-    accounts = db.execute(
-        text(
-            "SELECT id, arr, start_date, churned_on FROM account WHERE owner_id = :o "
-            "AND (start_date IS NULL OR start_date <= :s) AND (churned_on IS NULL OR churned_on > :s)"
-        ),
-        {"o": dana_id(db), "s": start},
-    ).all()
-    starting = contraction = churned = 0.0
-    for acc_id, arr, _, churned_on in accounts:
-        starting += _arr_at(db, acc_id, arr, start)
-        for before, after in db.execute(
-            text(
-                "SELECT arr, renewed_arr FROM renewal WHERE account_id = :a AND status = 'renewed' "
-                "AND coalesce(closed_on, renewal_date) > :s AND coalesce(closed_on, renewal_date) <= :t"
-            ),
-            {"a": acc_id, "s": start, "t": TODAY},
-        ).all():
-            contraction += max(0.0, before - (after if after is not None else before))
-        if churned_on is not None and start < date.fromisoformat(str(churned_on)) <= TODAY:
-            churned += _arr_at(db, acc_id, arr, start)
+    book = [(a0, a1) for a0, a1 in arr_then_and_now(db, [dana_id(db)], start, TODAY) if a0 > 0]
+    starting = sum(a0 for a0, _ in book)
+    churned = sum(a0 for a0, a1 in book if a1 <= 0)
+    contraction = sum(a0 - a1 for a0, a1 in book if 0 < a1 < a0)
     expected = (starting - contraction - churned) / starting
     out = ask(demo_container, "GRR for my book this year")
     assert out["intent"] == "metrics" and out["question"]["metric"] == "grr"
     [result] = out["reply"]["context"]["results"]
     assert result["value"] == pytest.approx(expected)
-    assert result["sample"] == f"{len(accounts)} customers at the start"
+    assert result["sample"] == f"{len(book)} customers at the start"
     line = first_lines(out)["text"]
     assert line.startswith("GRR for your book this year (1 Jan – 23 Nov 2026) so far:")
     assert f"{100 * expected:.1f}%" in line
@@ -213,21 +210,13 @@ def test_churn_rate_last_quarter(demo_container, db, who: str, scope: str) -> No
         if who == DANA
         else [r[0] for r in db.execute(text("SELECT id FROM csm WHERE role = 'csm'")).all()]
     )
-    rows = db.execute(
-        text(
-            "SELECT churned_on FROM account WHERE (start_date IS NULL OR start_date <= :s) "
-            "AND (churned_on IS NULL OR churned_on > :s) AND owner_id IN ("
-            + ",".join(str(o) for o in owners)
-            + ")"
-        ),
-        {"s": start},
-    ).all()
-    lost = sum(1 for (c,) in rows if c is not None and date.fromisoformat(str(c)) <= end)
+    book = [(a0, a1) for a0, a1 in arr_then_and_now(db, owners, start, end) if a0 > 0]
+    lost = sum(1 for _, a1 in book if a1 <= 0)
     out = ask(demo_container, "churn rate last quarter", who)
     [result] = out["reply"]["context"]["results"]
     assert result["metric"] == "logo_churn"
-    assert result["value"] == pytest.approx(lost / len(rows))
-    assert f"{lost} of {len(rows)} customers lost" in result["detail"]
+    assert result["value"] == pytest.approx(lost / len(book))
+    assert f"{lost} of {len(book)} customers lost" in result["detail"]
     assert first_lines(out)["text"].startswith(
         f"Logo churn for {scope} last quarter (1 Jul – 30 Sep 2026):"
     )

@@ -7,13 +7,13 @@ from bot.render import render_json
 
 
 def test_qa_single_red_account_is_singular_on_every_platform(demo_container) -> None:
-    out = ConsoleChat(demo_container).ask_json("red accounts")
+    out = ConsoleChat(demo_container, "alex@example.com").ask_json("Sam's red accounts")
     ctx = out["reply"]["context"]
-    assert ctx["band"] == "red" and ctx["total"] == 1  # Dana has exactly one red account
+    assert ctx["band"] == "red" and ctx["total"] == 1  # Sam has exactly one red account
     # The first line says what was understood, then the count in the singular.
-    assert out["rendered"].startswith("Red accounts, your book: 1 account, $6,700 ARR")
+    assert out["rendered"].startswith("Red accounts, Sam Okafor's book: 1 account, $")
     assert "1 accounts" not in out["rendered"]
-    assert out["reply"]["text"].startswith("Red accounts, your book: 1 account")
+    assert out["reply"]["text"].startswith("Red accounts, Sam Okafor's book: 1 account")
     slack = render_json("slack", "risks", ctx)
     assert "*1* account ·" in slack["blocks"][1]["text"]["text"]
     teams = render_json("teams", "risks", ctx)
@@ -116,8 +116,8 @@ def test_qa_green_account_forecast_red_is_counted_in_the_summary(demo_container)
         session.add(snap)
     out = ConsoleChat(demo_container).ask_json("which of my accounts are at risk?")
     ctx = out["reply"]["context"]
-    assert ctx["total"] == 5 and ctx["counts"] == {"red": 1, "amber": 3, "green": 1}
-    assert "(1 red, 3 amber, 1 green heading for red)" in out["rendered"].splitlines()[0]
-    assert "(1 red, 3 amber, 1 green heading for red)" in out["reply"]["text"]
+    assert ctx["total"] == 5 and ctx["counts"] == {"red": 2, "amber": 2, "green": 1}
+    assert "(2 red, 2 amber, 1 green heading for red)" in out["rendered"].splitlines()[0]
+    assert "(2 red, 2 amber, 1 green heading for red)" in out["reply"]["text"]
     assert "1 green heading for red" in str(render_json("slack", "risks", ctx)["blocks"][1])
     assert "1 green heading for red" in str(render_json("teams", "risks", ctx)["body"][1])

@@ -78,6 +78,20 @@ def test_forecast_red_within_fourteen_days_fires_on_the_day_it_appears() -> None
     ) == [r.FORECAST_RED]
 
 
+def test_alert_titles_print_numbers_as_the_card_does() -> None:
+    # A 16.5-point fall read "fell 16 points"; a forecast range read as one day.
+    snaps = {
+        DAY: r.Snapshot(DAY, 54.2, "amber", 12, 9, 17, "red"),
+        DAY - timedelta(days=1): r.Snapshot(DAY - timedelta(days=1), 60.0, "amber", None),
+        DAY - timedelta(days=7): r.Snapshot(DAY - timedelta(days=7), 70.7, "amber", None),
+        DAY - timedelta(days=8): r.Snapshot(DAY - timedelta(days=8), 60.0, "amber", None),
+    }
+    events = r.evaluate(r.AccountFacts(7, snaps), day=DAY, now=NOW, thresholds=T)
+    titles = {e.kind: e.title for e in events}
+    assert titles[r.SCORE_DROP] == "Health fell 16.5 points in 7 days"
+    assert titles[r.FORECAST_RED] == "Likely to turn red in 9–17 days"
+
+
 def test_item_rules_fire_for_recent_items_only() -> None:
     f = facts(
         {},

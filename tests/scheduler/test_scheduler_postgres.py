@@ -32,7 +32,9 @@ def test_leadership_moves_to_the_next_replica_when_the_leader_dies(postgres_url:
             conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() "
+                    # Only this test's database: the server may be shared with other runs.
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
             )
             conn.commit()

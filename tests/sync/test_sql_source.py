@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -113,11 +114,20 @@ def test_a_warehouse_feeds_accounts_readings_and_surveys(team, warehouse) -> Non
     ]
     # The accounts' contract ends are their open renewals: "renewals next 120 days" finds them.
     assert rows(team, "SELECT count(*) FROM renewal WHERE status = 'open'") == [(2,)]
+    # ARR history: the sync recorded each new account's ARR through the one writer (from today:
+    # the warehouse gives no start date); the dry run recorded nothing, and neither does a re-run.
+    arr_history = "SELECT a.external_id, c.day, c.arr, c.kind, c.cause, c.source FROM arr_change c JOIN account a ON a.id = c.account_id ORDER BY a.external_id"
+    today = date.today().isoformat()
+    assert rows(team, arr_history) == [
+        ("CRM-1", today, 420000.0, "new", "start", "sync"),
+        ("CRM-2", today, 96000.5, "new", "start", "sync"),
+    ]  # fmt: skip
     before = audit_count(team)
     again = sync("--config", str(warehouse), "--source", "warehouse")
     assert "accounts: 3 rows, 0 new, 0 updated, 2 unchanged; 1 refused" in again.output
     assert "readings: 10 rows, 0 new, 0 updated, 6 unchanged" in again.output
     assert audit_count(team) == before
+    assert len(rows(team, arr_history)) == 2
 
 
 def test_a_broken_query_or_file_is_one_line(team, warehouse, tmp_path) -> None:  # type: ignore[no-untyped-def]
