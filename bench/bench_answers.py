@@ -31,6 +31,11 @@ _LATEST = (
     "(SELECT max(day) FROM health_snapshot WHERE account_id = a.id AND day <= :today) "
     "WHERE " + _SCOPE
 )
+_ARR_HISTORY = (
+    "SELECT id, arr, start_date, churned_on FROM account WHERE owner_id IN ({owners});"
+    "SELECT c.account_id, c.day, c.arr FROM arr_change c WHERE c.account_id IN "
+    "(SELECT id FROM account WHERE owner_id IN ({owners})) ORDER BY c.account_id, c.day"
+)
 # question -> the SELECT that reads the rows its answer is made of.
 QUESTIONS: dict[str, str] = {
     "renewals next quarter": (
@@ -53,29 +58,16 @@ QUESTIONS: dict[str, str] = {
         "SELECT m.*, a.name FROM milestone m JOIN account a ON a.id = m.account_id WHERE "
         "m.status != 'done' AND m.due_date BETWEEN :today AND '2026-11-29' AND " + _SCOPE
     ),
-    "GRR for my book this year": (
-        "SELECT id, name, arr, start_date, churned_on FROM account WHERE owner_id IN ({owners});"
-        "SELECT account_id, renewal_date, closed_on, arr, renewed_arr FROM renewal WHERE "
-        "status = 'renewed' AND renewal_date > '2026-01-01' AND account_id IN "
-        "(SELECT id FROM account WHERE owner_id IN ({owners}))"
-    ),
-    "churn rate last quarter": (
-        "SELECT a.id, a.start_date, a.churned_on FROM account a WHERE a.owner_id IN ({owners})"
-    ),
+    "GRR for my book this year": _ARR_HISTORY,
+    "churn rate last quarter": _ARR_HISTORY,
     "nps for my book": (
         "SELECT s.score FROM survey_response s JOIN account a ON a.id = s.account_id WHERE "
         "s.kind = 'nps' AND s.responded_on BETWEEN '2026-08-25' AND :today AND "
         "a.owner_id IN ({owners})"
     ),
-    "what's the LTV of my book": (
-        "SELECT a.id, a.arr, a.start_date, a.churned_on FROM account a "
-        "WHERE a.owner_id IN ({owners})"
-    ),
+    "what's the LTV of my book": _ARR_HISTORY,
     "metrics": (
-        "SELECT id, name, arr, start_date, churned_on FROM account WHERE owner_id IN ({owners});"
-        "SELECT account_id, renewal_date, closed_on, arr, renewed_arr FROM renewal WHERE "
-        "status = 'renewed' AND renewal_date > '2025-11-23' AND account_id IN "
-        "(SELECT id FROM account WHERE owner_id IN ({owners}));"
+        _ARR_HISTORY + ";"
         "SELECT s.score FROM survey_response s JOIN account a ON a.id = s.account_id WHERE "
         "s.kind IN ('nps', 'csat') AND s.responded_on BETWEEN '2026-08-25' AND :today AND "
         "a.owner_id IN ({owners})"
