@@ -212,7 +212,8 @@ class AccountIndex:
             self._index(acc, cow=False)
 
     def _index(self, acc: AccountName, *, cow: bool) -> None:
-        """Add one account to the eager structures (``cow``: copy a shared list/set before changing it)."""
+        """Add one account to the eager structures (``cow``: copy a list before changing it, since
+        lookups hand lists on; the sets never leave the index, whose lock ``apply`` holds)."""
         acc_id = acc.id
         self._accounts[acc_id] = acc
         forms: list[list[str]] = []
@@ -227,14 +228,14 @@ class AccountIndex:
                 # "acmecorp", "piedpiper": names typed without their spaces.
                 _add_list(self._squashed, "".join(toks), acc_id, cow)
             forms.append(toks)
-            _add_set(self._first, toks[0], acc_id, cow)
+            self._first.setdefault(toks[0], set()).add(acc_id)
             for tok in toks:
-                _add_set(self._postings, tok, acc_id, cow)
+                self._postings.setdefault(tok, set()).add(acc_id)
         self._forms[acc_id] = forms
         self._name_len[acc_id] = len(acc.name)
 
     def _unindex(self, acc_id: int) -> None:
-        """Take one account out of the eager structures (copy-on-write: the old index is untouched)."""
+        """Take one account out of the eager structures (lists copied, sets changed in place)."""
         acc = self._accounts.pop(acc_id, None)
         if acc is None:
             return
@@ -286,12 +287,15 @@ class AccountIndex:
         touched = old_tokens | new_tokens
         d = self.__dict__
         if "_by_words" in built:
+            # Sets change in place (no method hands one out; apply holds the lock): some hold
+            # thousands of ids, and copying one per change would cost more than the patch.
+            by_words = d["_by_words"]
             for acc_id, forms in old_forms.items():
                 for toks in forms:
-                    _drop_set(d["_by_words"], len(toks), acc_id)
+                    _drop_set(by_words, len(toks), acc_id)
             for acc_id in added:
                 for toks in self._forms[acc_id]:
-                    _add_set(d["_by_words"], len(toks), acc_id, True)
+                    by_words.setdefault(len(toks), set()).add(acc_id)
         if "_shape" in built or "_core_len" in built:
             for acc_id in old_forms:
                 d.get("_shape", {}).pop(acc_id, None)
@@ -342,7 +346,7 @@ class AccountIndex:
             for tok in fresh:
                 if len(tok) >= _MIN_TYPO and not tok.isdigit() and tok in self._postings:
                     for variant in (tok, *_deletions(tok)):
-                        _add_set(d["_deletes"], variant, tok, True)
+                        d["_deletes"].setdefault(variant, set()).add(tok)
         if "_trigrams" in built:
             for acc_id, forms in old_forms.items():
                 for toks in forms:
@@ -351,7 +355,7 @@ class AccountIndex:
             for acc_id in added:
                 for toks in self._forms[acc_id]:
                     for gram in _trigrams(" ".join(toks)):
-                        _add_set(d["_trigrams"], gram, acc_id, True)
+                        d["_trigrams"].setdefault(gram, set()).add(acc_id)
 
     @_locked
     def warm(self) -> AccountIndex:
@@ -996,22 +1000,10 @@ def _drop_list(bucket: dict[str, list[int]], key: str, acc_id: int) -> None:
             del bucket[key]
 
 
-def _add_set(bucket: dict, key: object, value: object, cow: bool) -> None:  # type: ignore[type-arg]
-    values = bucket.get(key)
-    if values is None:
-        bucket[key] = {value}
-    elif value not in values:
-        if cow:
-            bucket[key] = {*values, value}
-        else:
-            values.add(value)
-
-
 def _drop_set(bucket: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    """Take ``value`` out of a set in place; a key left with nothing goes (lookups test keys)."""
     values = bucket.get(key)
     if values is not None and value in values:
-        rest = values - {value}
-        if rest:
-            bucket[key] = rest
-        else:
+        values.discard(value)
+        if not values:
             del bucket[key]
