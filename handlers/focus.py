@@ -37,7 +37,7 @@ def _item(
     button: dict[str, Any],
 ) -> dict[str, Any]:
     return {
-        "score": round(score, 1),
+        "score": score,
         "kind": kind,
         "account_id": account["id"],
         "account": account["name"],
@@ -103,6 +103,7 @@ def focus_today(
                 esc.c.title,
                 esc.c.opened_at,
                 esc.c.ack_due_at,
+                acc.c.name,
             ).where(esc.c.status == "open"),
             esc.c.account_id,
         ).order_by(esc.c.opened_at)
@@ -121,7 +122,7 @@ def focus_today(
         r
         for r in conn.execute(
             in_scope(
-                select(ren.c.account_id, ren.c.renewal_date, ren.c.arr).where(
+                select(ren.c.account_id, ren.c.renewal_date, ren.c.arr, acc.c.name).where(
                     ren.c.status == "open",
                     ren.c.renewal_date >= ctx.today,
                     ren.c.renewal_date <= horizon,
@@ -134,15 +135,15 @@ def focus_today(
     ]
     overdue = conn.execute(
         in_scope(
-            select(ms.c.account_id, func.count(ms.c.id), func.min(ms.c.due_date)).where(
+            select(ms.c.account_id, func.count(ms.c.id), func.min(ms.c.due_date), acc.c.name).where(
                 ms.c.status != "done", ms.c.due_date < ctx.today
             ),
             ms.c.account_id,
-        ).group_by(ms.c.account_id)
+        ).group_by(ms.c.account_id, acc.c.name)
     ).all()
     qbrs = conn.execute(
         in_scope(
-            select(qbr.c.account_id, qbr.c.scheduled_for).where(
+            select(qbr.c.account_id, qbr.c.scheduled_for, acc.c.name).where(
                 qbr.c.status == "scheduled",
                 qbr.c.scheduled_for >= since,
                 qbr.c.scheduled_for <= until,
@@ -150,8 +151,8 @@ def focus_today(
             qbr.c.account_id,
         ).order_by(qbr.c.scheduled_for)
     ).all()
-    # The at-risk accounts (red, amber, or green heading for red within 30 days), and the facts
-    # of the other accounts the items are about.
+    # The at-risk accounts (red, amber, or green heading for red within 30 days). The other
+    # items need only the account's name, read with them.
     rows: dict[int, dict[str, Any]] = {
         r["id"]: r
         for r in account_facts(
@@ -161,24 +162,9 @@ def focus_today(
             where=or_(NOW.c.band.in_(("red", "amber")), NOW.c.forecast_red_in_days <= 30),
         )
     }
-    risky_ids = list(rows)
-    others = (
-        {r[1] for r in escalations}
-        | {r[0] for r in renewals}
-        | {r[0] for r in overdue}
-        | {r[0] for r in qbrs}
-    )
-    missing = sorted(others - set(rows))
-    if missing:
-        rows.update(
-            {r["id"]: r for r in account_facts(session, scope, ctx.today, account_ids=missing)}
-        )
-
     items: list[dict[str, Any]] = []
-    for esc_id, account_id, severity, title, opened, due in escalations:
-        account = rows.get(account_id)
-        if account is None:
-            continue
+    for esc_id, account_id, severity, title, opened, due, name in escalations:
+        account = {"id": account_id, "name": name}
         opened = opened if opened.tzinfo else opened.replace(tzinfo=UTC)
         if due is not None and due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
@@ -199,8 +185,7 @@ def focus_today(
                 {"label": "Acknowledge", "type": "acknowledge", "escalation_id": esc_id},
             )
         )
-    for account_id in risky_ids:
-        row = rows[account_id]
+    for row in rows.values():
         base = {"red": 70, "amber": 55}.get(row["band"], 45)
         renews = row["days_to_renewal"]
         soon = renews is not None and 0 <= renews <= 60
@@ -214,10 +199,8 @@ def focus_today(
                 _ask("Why?", "why", row["id"], "explain_health"),
             )
         )
-    for account_id, day, arr in renewals:
-        row = rows.get(account_id)
-        if row is None:
-            continue
+    for account_id, day, arr, name in renewals:
+        row = {"id": account_id, "name": name}
         days = (day - ctx.today).days
         items.append(
             _item(
@@ -229,10 +212,8 @@ def focus_today(
                 _ask("Open plan", "plan", row["id"], "success_plan"),
             )
         )
-    for account_id, count, oldest_due in overdue:
-        row = rows.get(account_id)
-        if row is None:
-            continue
+    for account_id, count, oldest_due, name in overdue:
+        row = {"id": account_id, "name": name}
         oldest = (ctx.today - oldest_due).days
         items.append(
             _item(
@@ -244,10 +225,8 @@ def focus_today(
                 _ask("Overdue", "overdue", account_id, "milestones_overdue"),
             )
         )
-    for account_id, when in qbrs:
-        row = rows.get(account_id)
-        if row is None:
-            continue
+    for account_id, when, name in qbrs:
+        row = {"id": account_id, "name": name}
         days = (when.date() - ctx.today).days
         items.append(
             _item(
@@ -287,13 +266,14 @@ def _reply(
     total = len(items)
     # Only the top of the list is shown: no need to sort thousands of a manager's items.
     shown = heapq.nsmallest(MAX_ITEMS, items, key=lambda i: (-i["score"], i["account"]))
-    if rows:
-        with_details(session, [rows[i["account_id"]] for i in shown], ctx.today)
-        for item in shown:
-            if item["kind"] == "at_risk":
-                item["why"] = _risk_why(rows[item["account_id"]])
+    at_risk = [i for i in shown if i["kind"] == "at_risk"]
+    if rows and at_risk:
+        with_details(session, [rows[i["account_id"]] for i in at_risk], ctx.today)
+        for item in at_risk:
+            item["why"] = _risk_why(rows[item["account_id"]])
     for rank, item in enumerate(shown, 1):
         item["rank"] = rank
+        item["score"] = round(item["score"], 1)
     applied = {"scope"}
     if c.window is not None and c.window.start <= ctx.today <= c.window.end:
         applied.add("window")  # "today", "this week": the worklist is for now

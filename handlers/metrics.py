@@ -97,13 +97,7 @@ def retention_inputs(
     [start, end] is movement. New customers (no ARR when the period began) count in the ending
     ARR but never in NRR/GRR. ``account_ids``: a list, a SELECT of ids, or None for every account.
     """
-    ids: list[int] | None
-    if account_ids is None or isinstance(account_ids, list):
-        ids = account_ids
-    else:
-        pending_flushed(session)
-        ids = [r[0] for r in session.connection().execute(account_ids)]
-    found = arr_metric_inputs(session, ids, start, end)
+    found = arr_metric_inputs(session, account_ids, start, end)
     churned = [m.account_id for m in found.accounts if m.movement == "churn"]
     names: list[str] = []
     if churned:
@@ -211,16 +205,25 @@ def _window(c: Constraints, today: date, metric: str) -> tuple[TimeWindow, bool,
 
 
 def _surveys(session: Session, ids: Any, kind: str, window: TimeWindow) -> list[int]:
+    """Every answer of the window, as scores (counted per score in SQL: a company has tens of
+    thousands of answers a quarter, and at most 11 distinct scores)."""
     survey = SurveyResponse.__table__
-    query = select(survey.c.score).where(
-        survey.c.kind == kind,
-        survey.c.responded_on >= window.start,
-        survey.c.responded_on <= window.end,
+    query = (
+        select(survey.c.score, func.count())
+        .where(
+            survey.c.kind == kind,
+            survey.c.responded_on >= window.start,
+            survey.c.responded_on <= window.end,
+        )
+        .group_by(survey.c.score)
     )
     if ids is not None:
         query = query.where(survey.c.account_id.in_(_ids_or_none(ids)))
     pending_flushed(session)
-    return [int(r[0]) for r in session.connection().execute(query).all()]
+    scores: list[int] = []
+    for score, count in session.connection().execute(query).all():
+        scores.extend([int(score)] * count)
+    return scores
 
 
 def _result(metric: str, **values: Any) -> dict[str, Any]:
