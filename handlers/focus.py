@@ -6,13 +6,20 @@ import heapq
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from domain.numbers import format_score, format_signed
 from handlers.accounts import pending_flushed
 from handlers.context import ChatContext
-from handlers.portfolio import NOW, _refuse_in_external, account_facts, scope_for, with_details
+from handlers.portfolio import (
+    Scope,
+    _refuse_in_external,
+    account_facts,
+    at_risk_keys,
+    scope_for,
+    with_details,
+)
 from handlers.reply import Reply
 from handlers.understanding import Constraints, plural, understanding, understood, with_notes
 from storage.models import QBR, Account, Escalation, Milestone, Renewal, utcnow
@@ -21,6 +28,7 @@ MAX_ITEMS = 10
 RENEWAL_DAYS = 90  # a renewal this close needs a plan leading up to it
 QBR_DAYS = 14  # a QBR this close needs preparing
 SEVERITY_POINTS = {"sev1": 30, "sev2": 20, "sev3": 10}
+KINDS = ("escalation", "at_risk", "renewal", "overdue", "qbr")
 
 
 def _ask(label: str, kind: str, account_id: int, intent: str) -> dict[str, Any]:
@@ -45,6 +53,41 @@ def _item(
         "command": command,
         "button": button,
     }
+
+
+def _make(
+    kind: str, score: float, name: str, account_id: int, data: tuple[Any, ...]
+) -> dict[str, Any]:
+    """The item of one candidate: why it is there, the command and the button that act on it."""
+    account = {"id": account_id, "name": name}
+    lower = name.lower()
+    if kind == "escalation":
+        esc_id, severity, title, age, breached = data
+        why = (
+            f"{severity.upper()} escalation #{esc_id} “{title}” not acknowledged"
+            + (f", open {age} days" if age >= 1 else "")
+            + (" — SLA breached" if breached else "")
+        )
+        button = {"label": "Acknowledge", "type": "acknowledge", "escalation_id": esc_id}
+        return _item(score, kind, account, why, f"ack escalation {esc_id}", button)
+    if kind == "at_risk":
+        # The line is written once the account's facts and 7-day change are read (if shown).
+        button = _ask("Why?", "why", account_id, "explain_health")
+        return _item(score, kind, account, "", f"why did {lower} drop", button)
+    if kind == "renewal":
+        days, arr = data
+        why = f"renews in {days} days ({_money(arr)}) with no open milestone before then"
+        button = _ask("Open plan", "plan", account_id, "success_plan")
+        return _item(score, kind, account, why, f"plan {lower}", button)
+    if kind == "overdue":
+        count, oldest = data
+        why = f"{plural(count, 'milestone')} overdue (oldest {oldest} days)"
+        button = _ask("Overdue", "overdue", account_id, "milestones_overdue")
+        return _item(score, kind, account, why, f"overdue {lower}", button)
+    day, days = data
+    why = f"QBR on {day.isoformat()} (in {plural(days, 'day')}) to prepare"
+    button = _ask("Prep QBR", "qbr", account_id, "qbr_prep")
+    return _item(score, kind, account, why, f"qbr {lower}", button)
 
 
 def _money(value: float | None) -> str:
@@ -151,94 +194,49 @@ def focus_today(
             qbr.c.account_id,
         ).order_by(qbr.c.scheduled_for)
     ).all()
-    # The at-risk accounts (red, amber, or green heading for red within 30 days). The other
-    # items need only the account's name, read with them.
-    rows: dict[int, dict[str, Any]] = {
-        r["id"]: r
-        for r in account_facts(
-            session,
-            scope,
-            ctx.today,
-            where=or_(NOW.c.band.in_(("red", "amber")), NOW.c.forecast_red_in_days <= 30),
-        )
-    }
-    items: list[dict[str, Any]] = []
+    # The at-risk accounts (red, amber, or green heading for red within 30 days), ranked from
+    # what the driver gives; the full facts are read for the few shown. The other items need
+    # only the account's name, read with them.
+    risky = at_risk_keys(session, scope, ctx.today, red_within_days=30)
+
+    # Each kind's candidates as (score, account name, account id, what its line needs); a
+    # manager's book has thousands, so only each kind's top few become full items (the overall
+    # top is among them) and the rest are counted.
+    found: dict[str, list[tuple[float, str, int, tuple[Any, ...]]]] = {kind: [] for kind in KINDS}
     for esc_id, account_id, severity, title, opened, due, name in escalations:
-        account = {"id": account_id, "name": name}
         opened = opened if opened.tzinfo else opened.replace(tzinfo=UTC)
         if due is not None and due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
         breached = due is not None and due < now
-        age = (now - opened).days
-        why = (
-            f"{severity.upper()} escalation #{esc_id} “{title}” not acknowledged"
-            + (f", open {age} days" if age >= 1 else "")
-            + (" — SLA breached" if breached else "")
+        score = 100 + SEVERITY_POINTS.get(severity, 0) + (10 if breached else 0)
+        found["escalation"].append(
+            (score, name, account_id, (esc_id, severity, title, (now - opened).days, breached))
         )
-        items.append(
-            _item(
-                100 + SEVERITY_POINTS.get(severity, 0) + (10 if breached else 0),
-                "escalation",
-                account,
-                why,
-                f"ack escalation {esc_id}",
-                {"label": "Acknowledge", "type": "acknowledge", "escalation_id": esc_id},
-            )
-        )
-    for row in rows.values():
-        base = {"red": 70, "amber": 55}.get(row["band"], 45)
-        renews = row["days_to_renewal"]
+    for account_id, name, band, arr, renewal_date in risky:
+        base = {"red": 70, "amber": 55}.get(band, 45)
+        renews = None if renewal_date is None else (renewal_date - ctx.today).days
         soon = renews is not None and 0 <= renews <= 60
-        items.append(
-            _item(
-                base + min(15.0, (row["arr"] or 0) / 100_000) + (10 if soon else 0),
-                "at_risk",
-                row,
-                "",  # written once its 7-day change is known (for the items shown)
-                f"why did {row['name'].lower()} drop",
-                _ask("Why?", "why", row["id"], "explain_health"),
-            )
-        )
+        score = base + min(15.0, (arr or 0) / 100_000) + (10 if soon else 0)
+        found["at_risk"].append((score, name, account_id, ()))
     for account_id, day, arr, name in renewals:
-        row = {"id": account_id, "name": name}
         days = (day - ctx.today).days
-        items.append(
-            _item(
-                60 + (RENEWAL_DAYS - days) / 6 + min(10.0, arr / 100_000),
-                "renewal",
-                row,
-                f"renews in {days} days ({_money(arr)}) with no open milestone before then",
-                f"plan {row['name'].lower()}",
-                _ask("Open plan", "plan", row["id"], "success_plan"),
-            )
-        )
+        score = 60 + (RENEWAL_DAYS - days) / 6 + min(10.0, arr / 100_000)
+        found["renewal"].append((score, name, account_id, (days, arr)))
     for account_id, count, oldest_due, name in overdue:
-        row = {"id": account_id, "name": name}
         oldest = (ctx.today - oldest_due).days
-        items.append(
-            _item(
-                50 + min(15.0, oldest / 3) + count,
-                "overdue",
-                row,
-                f"{plural(count, 'milestone')} overdue (oldest {oldest} days)",
-                f"overdue {row['name'].lower()}",
-                _ask("Overdue", "overdue", account_id, "milestones_overdue"),
-            )
+        found["overdue"].append(
+            (50 + min(15.0, oldest / 3) + count, name, account_id, (count, oldest))
         )
     for account_id, when, name in qbrs:
-        row = {"id": account_id, "name": name}
         days = (when.date() - ctx.today).days
-        items.append(
-            _item(
-                40 + (QBR_DAYS - days) * 2,
-                "qbr",
-                row,
-                f"QBR on {when.date().isoformat()} (in {plural(days, 'day')}) to prepare",
-                f"qbr {row['name'].lower()}",
-                _ask("Prep QBR", "qbr", row["id"], "qbr_prep"),
-            )
-        )
-    return _reply(session, c, ctx, scope.book, items, rows)
+        found["qbr"].append((40 + (QBR_DAYS - days) * 2, name, account_id, (when.date(), days)))
+    counts = {kind: len(rows) for kind, rows in found.items()}
+    items = [
+        _make(kind, *candidate)
+        for kind, rows in found.items()
+        for candidate in heapq.nsmallest(MAX_ITEMS, rows, key=lambda r: (-r[0], r[1]))
+    ]
+    return _reply(session, c, ctx, scope.book, items, scope, counts)
 
 
 def _risk_why(row: dict[str, Any]) -> str:
@@ -261,14 +259,19 @@ def _reply(
     ctx: ChatContext,
     book: str,
     items: list[dict[str, Any]],
-    rows: dict[int, dict[str, Any]] | None = None,
+    scope: Scope | None = None,
+    counts: dict[str, int] | None = None,
 ) -> Reply:
-    total = len(items)
+    kinds = counts or {k: sum(1 for i in items if i["kind"] == k) for k in KINDS}
+    total = sum(kinds.values())
     # Only the top of the list is shown: no need to sort thousands of a manager's items.
     shown = heapq.nsmallest(MAX_ITEMS, items, key=lambda i: (-i["score"], i["account"]))
     at_risk = [i for i in shown if i["kind"] == "at_risk"]
-    if rows and at_risk:
-        with_details(session, [rows[i["account_id"]] for i in at_risk], ctx.today)
+    if scope is not None and at_risk:
+        facts = account_facts(
+            session, scope, ctx.today, account_ids=[i["account_id"] for i in at_risk]
+        )
+        rows = {r["id"]: r for r in with_details(session, facts, ctx.today)}
         for item in at_risk:
             item["why"] = _risk_why(rows[item["account_id"]])
     for rank, item in enumerate(shown, 1):
@@ -278,10 +281,6 @@ def _reply(
     if c.window is not None and c.window.start <= ctx.today <= c.window.end:
         applied.add("window")  # "today", "this week": the worklist is for now
     not_applied = c.not_applied(applied, "the worklist ranks everything due now")
-    kinds = {
-        k: sum(1 for i in items if i["kind"] == k)
-        for k in ("escalation", "at_risk", "renewal", "overdue", "qbr")
-    }
     result = (
         f"{plural(total, 'thing')} to act on"
         + (f", top: {shown[0]['account']} — {shown[0]['why']}" if shown else "")

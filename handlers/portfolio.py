@@ -233,6 +233,41 @@ def account_facts(
     return rows
 
 
+_AT_RISK_KEYS = (
+    select(_ACC.c.id, _ACC.c.name, NOW.c.band, _ACC.c.arr, _ACC.c.renewal_date)
+    .select_from(
+        _ACC.join(NOW, (NOW.c.account_id == _ACC.c.id) & (NOW.c.day == _latest_day("today")))
+    )
+    .where(
+        _ACC.c.churned_on.is_(None),
+        or_(NOW.c.band.in_(("red", "amber")), NOW.c.forecast_red_in_days <= bindparam("red_in")),
+    )
+)
+
+
+def at_risk_keys(
+    session: Session, scope: Scope, today: date, *, red_within_days: int = 30
+) -> list[tuple[int, str, str, float | None, date | None]]:
+    """(id, name, band, ARR, renewal date) of the scope's live accounts that are red, amber or
+    forecast red within ``red_within_days``: what ranks them, read straight from the driver (a
+    manager's book holds thousands; the full facts are read for the few an answer shows)."""
+    query = _AT_RISK_KEYS
+    if scope.owner_ids is not None:
+        if not scope.owner_ids:
+            return []
+        query = query.where(_ACC.c.owner_id.in_(sorted(scope.owner_ids)))
+    pending_flushed(session)
+    result = session.connection().execute(query, {"today": today, "red_in": red_within_days})
+    try:
+        raw = result.cursor.fetchall()
+    finally:
+        result.close()
+    return [
+        (i, name, band, arr, date.fromisoformat(day[:10]) if isinstance(day, str) else day)
+        for i, name, band, arr, day in raw
+    ]
+
+
 def with_details(session: Session, rows: list[dict[str, Any]], today: date) -> list[dict[str, Any]]:
     """Fill the 7-day change and the main driver of the rows an answer shows (one statement)."""
     if not rows:
