@@ -73,7 +73,21 @@ QUESTIONS: dict[str, str] = {
         "a.owner_id IN ({owners})"
     ),
     "expansion signals": _LATEST.replace("s.drivers", "s.indicator_scores"),
-    "what should I focus on today?": _LATEST,
+    "what should I focus on today?": (
+        _LATEST + ";"
+        "SELECT e.*, a.name FROM escalation e JOIN account a ON a.id = e.account_id WHERE "
+        "e.status = 'open' AND " + _SCOPE + ";"
+        "SELECT m.account_id, m.due_date, a.name FROM milestone m JOIN account a ON "
+        "a.id = m.account_id WHERE m.status != 'done' AND m.due_date <= '2027-02-21' AND "
+        + _SCOPE
+        + ";"
+        "SELECT r.account_id, r.renewal_date, r.arr, a.name FROM renewal r JOIN account a ON "
+        "a.id = r.account_id WHERE r.status = 'open' AND r.renewal_date BETWEEN :today AND "
+        "'2027-02-21' AND " + _SCOPE + ";"
+        "SELECT q.account_id, q.scheduled_for, a.name FROM qbr q JOIN account a ON "
+        "a.id = q.account_id WHERE q.status = 'scheduled' AND q.scheduled_for BETWEEN "
+        "'2026-11-23' AND '2026-12-08' AND " + _SCOPE
+    ),
     "upcoming qbrs": (
         "SELECT q.*, a.name FROM qbr q JOIN account a ON a.id = q.account_id WHERE "
         "q.scheduled_for BETWEEN '2026-11-23' AND '2026-12-08' AND " + _SCOPE

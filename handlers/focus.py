@@ -6,7 +6,7 @@ import heapq
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from domain.numbers import format_score, format_signed
@@ -151,16 +151,24 @@ def focus_today(
             esc.c.account_id,
         ).order_by(esc.c.opened_at)
     ).all()
-    planned = dict(
-        conn.execute(
-            in_scope(
-                select(ms.c.account_id, func.min(ms.c.due_date)).where(
-                    ms.c.status != "done", ms.c.due_date >= ctx.today, ms.c.due_date <= horizon
-                ),
+    # The open milestones of every account in one pass: how many are overdue and since when, and
+    # the first one due before the renewal horizon (a plan leading up to a renewal).
+    late = ms.c.due_date < ctx.today
+    upcoming = (ms.c.due_date >= ctx.today) & (ms.c.due_date <= horizon)
+    milestones = conn.execute(
+        in_scope(
+            select(
                 ms.c.account_id,
-            ).group_by(ms.c.account_id)
-        ).all()
-    )
+                func.count(case((late, ms.c.id))),
+                func.min(case((late, ms.c.due_date))),
+                func.min(case((upcoming, ms.c.due_date))),
+                func.min(acc.c.name),
+            ).where(ms.c.status != "done", ms.c.due_date <= horizon),
+            ms.c.account_id,
+        ).group_by(ms.c.account_id)
+    ).all()
+    planned = {r[0]: r[3] for r in milestones if r[3] is not None}
+    overdue = [(r[0], r[1], r[2], r[4]) for r in milestones if r[1]]
     renewals = [
         r
         for r in conn.execute(
@@ -176,14 +184,6 @@ def focus_today(
         # Work scheduled before the renewal is a plan leading up to it.
         if planned.get(r[0]) is None or planned[r[0]] > r[1]
     ]
-    overdue = conn.execute(
-        in_scope(
-            select(ms.c.account_id, func.count(ms.c.id), func.min(ms.c.due_date), acc.c.name).where(
-                ms.c.status != "done", ms.c.due_date < ctx.today
-            ),
-            ms.c.account_id,
-        ).group_by(ms.c.account_id, acc.c.name)
-    ).all()
     qbrs = conn.execute(
         in_scope(
             select(qbr.c.account_id, qbr.c.scheduled_for, acc.c.name).where(
