@@ -757,6 +757,13 @@ def eval_nlu(
     container = _container()
     with container.session() as session:
         index = account_index(session)
+    if not len(index):
+        typer.echo(
+            "No accounts in the database to match names against: run `csm-bot demo` first (the "
+            "labelled files name the demo portfolio's accounts).",
+            err=True,
+        )
+        raise typer.Exit(2)
     report = evaluate_file(file, index=index, today=date.fromisoformat(today))
     typer.echo(report.format())
 

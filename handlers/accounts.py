@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from domain.accounts_index import AccountIndex, AccountName, Resolution
@@ -47,13 +48,7 @@ def pending_flushed(session: Session) -> None:
 
 def _fingerprint(session: Session) -> tuple[Any, ...]:
     pending_flushed(session)
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(_FINGERPRINT_SQL)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return tuple(row)
+    return tuple(_driver_query(session, _FINGERPRINT_SQL, ())[0])
 
 
 def _name_rows(session: Session) -> list[tuple[int, str, list[str] | None, int | None]]:
@@ -98,9 +93,14 @@ def _driver_query(session: Session, sql: str, params: tuple[Any, ...]) -> list[t
     if style not in ("qmark", "numeric"):
         sql = sql.replace("?", "%s")
     cursor = connection.connection.cursor()
+    dbapi = connection.dialect.loaded_dbapi
     try:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
+    except dbapi.Error as exc:
+        # As SQLAlchemy would raise it (sqlalchemy.exc.OperationalError...), so that callers
+        # and the CLI's one-line explanations ("no tables yet: run csm-bot db upgrade") see it.
+        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
     finally:
         cursor.close()
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sqlite3
 import zipfile
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
@@ -114,6 +117,23 @@ def test_unknown_as_email_reads_but_cannot_write(demo_container) -> None:
     assert '"can_edit": false' in plan.output
     mine = runner.invoke(app, ["ask", "my accounts", "--as", "nobody@example.com"])
     assert "All accounts" in mine.output and "Your accounts" not in mine.output
+
+
+def test_eval_nlu_without_accounts_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite_template: Path
+) -> None:
+    """No schema, or a schema without accounts: one line with the fix, not a traceback."""
+    bare = tmp_path / "bare.db"
+    monkeypatch.setenv("CSM_DATABASE_URL", f"sqlite:///{bare}")
+    sqlite3.connect(bare).close()
+    missing = runner.invoke(app, ["eval-nlu", "tests/nlu/tuning.tsv"])
+    assert missing.exit_code == 2 and "csm-bot db upgrade" in missing.output, missing.output
+    migrated = tmp_path / "migrated.db"
+    shutil.copyfile(migrated_sqlite_template, migrated)
+    monkeypatch.setenv("CSM_DATABASE_URL", f"sqlite:///{migrated}")
+    empty = runner.invoke(app, ["eval-nlu", "tests/nlu/tuning.tsv"])
+    assert empty.exit_code == 2 and "csm-bot demo" in empty.output, empty.output
+    assert "Traceback" not in missing.output + empty.output
 
 
 def test_eval_nlu_reads_the_question_format(demo_container) -> None:
