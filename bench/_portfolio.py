@@ -22,10 +22,8 @@ SEED = 7
 def portfolio_db(
     accounts: int = 10_000, days: int = 90, *, snapshot_days: int = 0, rebuild: bool = False
 ) -> Path:
-    """Path of a SQLite portfolio of ``accounts`` x 7 indicators x ``days`` daily readings.
-
-    ``snapshot_days`` > 0 also backfills that many days of health snapshots (answers that show
-    bands and trends need them); such a portfolio is cached under its own name.
+    """Path of a SQLite portfolio of ``accounts`` x 7 indicators x ``days`` daily readings, with
+    ``snapshot_days`` days of health snapshots up to TODAY.
 
     Rebuilt when the generator version or the parameters change; a version file next to the
     database records what it holds. Several benchmarks share it and may start at once, so the
@@ -35,7 +33,7 @@ def portfolio_db(
     CACHE.mkdir(parents=True, exist_ok=True)
     name = f"portfolio-{accounts // 1000}k" if accounts % 1000 == 0 else f"portfolio-{accounts}"
     if snapshot_days:
-        name += f"-{days}d-{snapshot_days}s"
+        name += f"-s{snapshot_days}"
     path = CACHE / f"{name}.db"
     stamp = CACHE / f"{name}.version"
     key = f"generator={GENERATOR_VERSION} accounts={accounts} days={days} seed={SEED} today={TODAY}"
@@ -62,12 +60,7 @@ def _build(
     upgrade(url)
     engine = make_engine(url)
     summary = seed_demo(
-        engine,
-        today=TODAY,
-        accounts=accounts,
-        days=days,
-        seed=SEED,
-        snapshot_days=snapshot_days,
+        engine, today=TODAY, accounts=accounts, days=days, seed=SEED, snapshot_days=snapshot_days
     )
     with engine.begin() as conn:
         # Fold the WAL back in, so the cached file is self-contained and can be renamed.

@@ -61,6 +61,11 @@ class _Commands(TyperGroup):
             raise typer.Exit(2) from exc
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 account", "3 accounts"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _database_url() -> str | None:
     try:
         return Settings().database_url
@@ -329,7 +334,7 @@ def _import_file(kind: str, file: Path, encoding: str | None) -> None:
             models=container.health_models,
             account_ids=report.account_ids,
         )
-        typer.echo(f"Health recomputed for {summary.accounts} accounts.")
+        typer.echo(f"Health recomputed for {_count(summary.accounts, 'account')}.")
 
 
 # -- people -------------------------------------------------------------------------------------
@@ -365,9 +370,13 @@ def _person_record(
     slack_id: str | None = None,
     teams_id: str | None = None,
     teams_aad_id: str | None = None,
+    work_start: str | None = None,
+    work_end: str | None = None,
 ) -> dict[str, object]:
     """The columns given on the command line ('none' clears an optional one)."""
     given = {
+        "work_start": work_start,
+        "work_end": work_end,
         "name": name,
         "role": role,
         "manager_email": manager,
@@ -384,6 +393,17 @@ def _person_record(
             continue
         out[key] = None if isinstance(value, str) and value.strip().lower() == "none" else value
     return out
+
+
+def _work_hours(value: str | None) -> dict[str, str]:
+    """--work-hours 09:00-18:00 as the two columns (each checked by the people import)."""
+    if value is None:
+        return {}
+    start, sep, end = value.partition("-")
+    if not sep or not start.strip() or not end.strip():
+        typer.echo(f"--work-hours: use HH:MM-HH:MM, e.g. 09:00-18:00 (got {value!r})", err=True)
+        raise typer.Exit(2)
+    return {"work_start": start.strip(), "work_end": end.strip()}
 
 
 def _people_write(action, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -450,8 +470,26 @@ def people_set(
     slack_id: SlackIdOption = None,
     teams_id: TeamsIdOption = None,
     teams_aad_id: TeamsAadOption = None,
+    work_hours: Annotated[
+        str | None,
+        typer.Option(
+            "--work-hours",
+            help="Working hours, local HH:MM-HH:MM; urgent alerts only inside them "
+            "(docs/notifications.md).",
+        ),
+    ] = None,
+    interrupts: Annotated[
+        str | None,
+        typer.Option(
+            "--interrupts",
+            help="Alert kinds that interrupt at once, comma-separated (red,sev1,renewal_detractor,"
+            "escalation_sla,amber,score_drop,forecast_red,detractor,milestone_overdue); "
+            "'none' or 'default'.",
+        ),
+    ] = None,
 ) -> None:
-    """Change someone's name, role, manager, time zone, digest time or chat ids."""
+    """Change someone's name, role, manager, time zone, digest time, working hours, what
+    interrupts them, or chat ids."""
     from storage.db import upgrade
     from storage.people import set_person
 
@@ -465,7 +503,11 @@ def people_set(
         slack_id=slack_id,
         teams_id=teams_id,
         teams_aad_id=teams_aad_id,
+        **_work_hours(work_hours),
     )
+    if interrupts is not None:
+        # Not through the 'none' rule above: here "none" means nothing interrupts (not unset).
+        changes["interrupts"] = interrupts.strip() or "default"
     if not changes:
         typer.echo("Nothing to change: give at least one option (see --help).", err=True)
         raise typer.Exit(2)
@@ -512,7 +554,7 @@ def people_list(
         )
         typer.echo(
             f"{p.email:<32} {p.name:<24} {p.role:<8} manager {p.manager_email or '-':<24} "
-            f"{p.timezone:<20} digest {p.digest_time}  {p.accounts} accounts"
+            f"{p.timezone:<20} digest {p.digest_time}  {_count(p.accounts, 'account')}"
             + (f"  ({chat})" if chat else "  (no chat id yet)")
         )
 
@@ -674,11 +716,20 @@ def serve(
     ] = False,
 ) -> None:
     """Serve Slack (/slack/events), Teams (/api/messages), /healthz and /metrics."""
+    from bot.config import ConfigurationError
     from bot.server import serve as run_server
 
-    run_server(
-        _container(), host=host, port=port, with_scheduler=not no_scheduler, socket_mode=socket_mode
-    )
+    try:
+        run_server(
+            _container(),
+            host=host,
+            port=port,
+            with_scheduler=not no_scheduler,
+            socket_mode=socket_mode,
+        )
+    except ConfigurationError as exc:
+        typer.echo(f"Configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @scheduler_app.command("run-once")
@@ -715,7 +766,9 @@ def outbox(
 @app.command()
 def qbr(
     account: Annotated[str, typer.Argument(help="The account, as you would name it in chat.")],
-    out: Annotated[Path, typer.Option("--out", help="File to write (.pptx or .md).")],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="File to write (.pptx or .md).")
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="pptx | md (default: from --out's suffix).")
     ] = None,
@@ -740,6 +793,9 @@ def qbr(
         typer.echo(write_pack(chat, account, out, fmt=chosen, variant=variant))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        typer.echo(f"Cannot write {out}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
 
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Teams channel (conversation id, 19:…@thread.tacv2) where escalations are posted as threads;
     # unset: the conversation they were opened in.
     teams_escalation_channel: str | None = None
+    # Local development only: answer Teams without an app id (no JWT check). The server then
+    # listens on 127.0.0.1 whatever --host says, and says so at start-up.
+    teams_dev_no_auth: bool = False
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")
@@ -64,6 +67,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MICROSOFT_APP_TENANT_ID", "CSM_MICROSOFT_APP_TENANT_ID"),
     )
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or contradicts another; the message is one line saying how to fix it."""
 
 
 def get_settings() -> Settings:

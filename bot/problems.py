@@ -32,6 +32,7 @@ def explain(exc: BaseException, database_url: str | None = None) -> str | None:
     The line names what is wrong and the fix; `csm-bot doctor` checks everything at once.
     """
     from domain.health_model import HealthModelError
+    from storage.db import DriverMissing
 
     where = safe_url(database_url) if database_url else "the database"
     if isinstance(exc, OperatorProblem):
@@ -41,6 +42,11 @@ def explain(exc: BaseException, database_url: str | None = None) -> str | None:
         return (
             f"CSM_DATABASE_URL names a database kind this assistant cannot use ({kind}); "
             f"use {URL_FORMS}."
+        )
+    if isinstance(exc, DriverMissing):
+        return (
+            f"CSM_DATABASE_URL names {exc.backend}, but its Python driver {exc.driver!r} is not "
+            f"installed here; use {URL_FORMS}."
         )
     if isinstance(exc, ArgumentError) and "URL" in str(exc):
         return f"CSM_DATABASE_URL is not a database URL; use {URL_FORMS}."

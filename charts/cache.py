@@ -14,7 +14,7 @@ from charts.specs import ChartSpec
 logger = logging.getLogger(__name__)
 
 # Bump when the drawing changes, so cached PNGs of the old look are not served.
-RENDER_VERSION = 1
+RENDER_VERSION = 3
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 

@@ -49,10 +49,10 @@ EVENT_STYLE = {
     "qbr": ("D", BLUE, "QBR"),
 }
 QUADRANT_TEXT = {
-    "protect": "PROTECT\nhealthy, high ARR",
-    "grow": "GROW\nhealthy, room to expand",
-    "fix": "FIX\nat risk, high ARR",
-    "watch": "WATCH\nat risk, lower ARR",
+    "protect": "PROTECT · healthy, high ARR",
+    "grow": "GROW · healthy, room to expand",
+    "fix": "FIX · at risk, high ARR",
+    "watch": "WATCH · at risk, lower ARR",
 }
 
 # matplotlib shares font and text caches between figures; one drawing at a time keeps them sane
@@ -72,6 +72,8 @@ def money(value: float) -> str:
 # Fixed margins, not constrained layout: the layout engine measures every tick label twice and
 # would take half of the drawing time.
 MARGINS = {"left": 0.08, "right": 0.97, "top": 0.9, "bottom": 0.12}
+# Charts whose y ticks are wide ("$500k", "11.4 h") need more room on the left for their label.
+WIDE_TICKS_LEFT, WIDE_TICKS_LABEL_AT = 0.12, -0.115
 
 
 def _figure(dpi: int, **margins: float) -> tuple[Figure, FigureCanvasAgg]:
@@ -114,6 +116,65 @@ def _labels(
 
 def _short(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Health-map names and the room kept above 100 and below 0 for the quadrant labels.
+MAP_NAME_SIZE = 6.5
+MAP_MAX_NAMES = 20
+MAP_LABEL_BAND = 12.0
+# Where a name may go next to its point, in points: right of it first, then left, above, below.
+LABEL_SPOTS: tuple[tuple[tuple[float, float], str], ...] = (
+    ((5, 4), "left"),
+    ((-5, 4), "right"),
+    ((5, -11), "left"),
+    ((-5, -11), "right"),
+    ((5, 13), "left"),
+    ((-5, 13), "right"),
+    ((5, -20), "left"),
+    ((-5, -20), "right"),
+)
+
+Box = tuple[float, float, float, float]
+Place = tuple[tuple[float, float], str]
+
+
+def place_labels(
+    ax: Axes, anchors: Sequence[tuple[float, float]], labels: Sequence[str], fontsize: float
+) -> list[Place | None]:
+    """A spot for each label next to its point (data coordinates) where it overlaps no label
+    placed before it and stays inside the axes; None where there is none.
+
+    Text is measured from its length (DejaVu Sans averages under 0.62 em a character), not by the
+    renderer: measuring every label would cost more than the whole drawing.
+    """
+    px = ax.figure.dpi / 72  # type: ignore[union-attr]
+    frame = ax.get_window_extent()
+    placed: list[Box] = []
+    out: list[Place | None] = []
+    for (x, y), label in zip(anchors, labels, strict=True):
+        ax_x, ax_y = ax.transData.transform((x, y))
+        width, height = len(label) * fontsize * 0.62 * px, fontsize * 1.25 * px
+        spot: Place | None = None
+        for (dx, dy), ha in LABEL_SPOTS:
+            left = ax_x + dx * px - (width if ha == "right" else 0)
+            bottom = ax_y + dy * px - 0.25 * fontsize * px
+            box = (left - 1, bottom - 1, left + width + 1, bottom + height + 1)
+            inside = (
+                box[0] >= frame.x0
+                and box[2] <= frame.x1
+                and box[1] >= frame.y0
+                and box[3] <= frame.y1
+            )
+            if inside and not any(_overlap(box, other) for other in placed):
+                placed.append(box)
+                spot = ((dx, dy), ha)
+                break
+        out.append(spot)
+    return out
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _value_at(series: Sequence[tuple[date, float]], day: date) -> float | None:
@@ -191,6 +252,8 @@ def render_health_trend(spec: HealthTrendSpec, *, dpi: int = CHAT_DPI) -> bytes:
         if label:
             handles.append(point)  # type: ignore[arg-type]
     start = spec.history[0][0] if spec.history else spec.today - timedelta(days=30)
+    # A young account: a week before today keeps "today" (written left of its line) in the plot.
+    start = min(start, spec.today - timedelta(days=7))
     end = max([spec.today, *(d for d, _ in series), *(e.day for e in spec.events)])
     ax.set_xlim(start, end + timedelta(days=2))
     ax.set_ylim(0, 100)
@@ -208,7 +271,7 @@ def _threshold_text(bar: IndicatorBar) -> str:
     if bar.value is None:
         value = "no reading"
     else:
-        value = f"{bar.value:g}{unit}"
+        value = f"{round(bar.value, 1):g}{unit}"
         if bar.status == "stale":
             value += " (stale)"
     better = "≥" if bar.direction == "higher" else "≤"
@@ -281,14 +344,15 @@ def render_health_map(spec: HealthMapSpec, *, dpi: int = CHAT_DPI) -> bytes:
     arrs = [*(max(p.arr, 1.0) for p in spec.points), max(spec.arr_split, 1.0)]
     lo, hi = min(arrs) / 1.8, max(arrs) * 1.8
     ax.set_xlim(lo, hi)
-    ax.set_ylim(0, 100)
     ax.axhline(spec.health_split, color=MUTED, lw=1, ls="--")
     ax.axvline(max(spec.arr_split, 1.0), color=MUTED, lw=1, ls="--")
+    # Quadrant labels in bands no bubble can reach (above 100, below 0), so they never cover one.
+    ax.set_ylim(-MAP_LABEL_BAND, 100 + MAP_LABEL_BAND)
     corners = {
-        "grow": (0.01, 0.99, "left", "top"),
-        "protect": (0.99, 0.99, "right", "top"),
-        "watch": (0.01, 0.01, "left", "bottom"),
-        "fix": (0.99, 0.01, "right", "bottom"),
+        "grow": (0.01, 0.995, "left", "top"),
+        "protect": (0.99, 0.995, "right", "top"),
+        "watch": (0.01, 0.005, "left", "bottom"),
+        "fix": (0.99, 0.005, "right", "bottom"),
     }
     counts = spec.counts()
     for quadrant, (x, y, ha, va) in corners.items():
@@ -322,13 +386,24 @@ def render_health_map(spec: HealthMapSpec, *, dpi: int = CHAT_DPI) -> bytes:
     named = (
         spec.points if len(spec.points) <= 20 else [p for p in spec.points if p.quadrant == "fix"]
     )
-    for point in named:
+    # The accounts that need action first, then the largest: they get a place before the rest.
+    # A big book names its largest fix accounts only: more names would not be readable anyway.
+    order = sorted(named, key=lambda p: (p.quadrant != "fix", -p.arr))[:MAP_MAX_NAMES]
+    labels = [_short(p.name, 18) for p in order]
+    anchors = [(max(p.arr, 1.0), p.health) for p in order]
+    for label, anchor, place in zip(
+        labels, anchors, place_labels(ax, anchors, labels, MAP_NAME_SIZE), strict=True
+    ):
+        if place is None:
+            continue  # no free spot: the text answer names every account of the quadrant
+        (dx, dy), ha = place
         ax.annotate(
-            _short(point.name, 18),
-            (max(point.arr, 1.0), point.health),
+            label,
+            anchor,
             textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=6.5,
+            xytext=(dx, dy),
+            ha=ha,
+            fontsize=MAP_NAME_SIZE,
             color=INK,
         )
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
@@ -347,7 +422,7 @@ def render_health_map(spec: HealthMapSpec, *, dpi: int = CHAT_DPI) -> bytes:
 
 def render_milestone_plan(spec: MilestonePlanSpec, *, dpi: int = CHAT_DPI) -> bytes:
     """The hurdler chart: planned KPI points (one per milestone) against the measured actuals."""
-    fig, canvas = _figure(dpi)
+    fig, canvas = _figure(dpi, left=WIDE_TICKS_LEFT)
     ax = fig.add_subplot()
     _style(ax)
     unit = "" if spec.unit in ("", "%") else f" {spec.unit}"
@@ -365,25 +440,40 @@ def render_milestone_plan(spec: MilestonePlanSpec, *, dpi: int = CHAT_DPI) -> by
         label="Plan (milestone hurdles)",
     )
     status_colour = {"done": GREEN, "at_risk": RED, "blocked": RED}
+    days = [d for d, _ in plan] + [d for d, _ in spec.actual] + [spec.today]
+    values = [v for _, v in plan] + [v for _, v in spec.actual] + [spec.target]
+    first, last = min(days), max(days)
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or 1.0
+    # Room above the highest hurdle for its name, and the x range fixed before names are placed.
+    ax.set_ylim(low - pad, high + 2 * pad)
+    ax.set_xlim(first - timedelta(days=5), last + timedelta(days=5))
+    span = (last - first).days or 1
     for point in spec.planned:
         colour = status_colour.get(point.status, BLUE)
         ax.scatter([point.day], [point.value], s=55, color=colour, zorder=4)
+        # A name near either end is aligned inwards, so it is not cut off at the edge.
+        at = (point.day - first).days / span
+        ha = "right" if at > 0.8 else "left" if at < 0.2 else "center"
         ax.annotate(
             _short(point.label, 22),
             (point.day, point.value),
             textcoords="offset points",
-            xytext=(0, 8),
-            ha="center",
+            xytext={"right": (4, 8), "left": (-4, 8), "center": (0, 8)}[ha],
+            ha=ha,
             fontsize=6.5,
             color=MUTED,
         )
     ax.axhline(spec.target, color=GREEN, lw=1, ls=":")
+    # Under the line at the right: the last hurdle (usually the target itself) has its name above.
     ax.annotate(
         f"target {spec.target:g}{suffix}",
         (1.0, spec.target),
         xycoords=("axes fraction", "data"),
+        xytext=(0, -3),
+        textcoords="offset points",
         ha="right",
-        va="bottom",
+        va="top",
         fontsize=7.5,
         color=GREEN,
     )
@@ -399,15 +489,17 @@ def render_milestone_plan(spec: MilestonePlanSpec, *, dpi: int = CHAT_DPI) -> by
     ax.axvline(spec.today, color=MUTED, lw=0.8, ls=":")
     _dates(ax)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
-    _labels(ax, y=spec.kpi, y_at=-0.08)
-    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    _labels(ax, y=spec.kpi, y_at=WIDE_TICKS_LABEL_AT)
+    # A rising KPI leaves the top left free; a falling one (tickets) the bottom left.
+    falling = spec.target < spec.baseline
+    ax.legend(loc="lower left" if falling else "upper left", fontsize=7, frameon=False)
     ax.set_title(spec.title, loc="left", fontsize=11, color=INK, weight="bold", y=1.01)
     return _png(fig, canvas)
 
 
 def render_renewals(spec: RenewalsSpec, *, dpi: int = CHAT_DPI) -> bytes:
     """Renewals ahead as a lollipop timeline: when (x), how much ARR (y), health band (colour)."""
-    fig, canvas = _figure(dpi)
+    fig, canvas = _figure(dpi, left=WIDE_TICKS_LEFT)
     ax = fig.add_subplot()
     _style(ax)
     marks = sorted(spec.renewals, key=lambda r: (r.day, -r.arr))
@@ -434,7 +526,7 @@ def render_renewals(spec: RenewalsSpec, *, dpi: int = CHAT_DPI) -> bytes:
     ax.axvline(spec.today, color=MUTED, lw=0.8, ls=":")
     _dates(ax)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
-    _labels(ax, y="ARR up for renewal", y_at=-0.08)
+    _labels(ax, y="ARR up for renewal", y_at=WIDE_TICKS_LABEL_AT)
     legend = [
         Line2D([0], [0], marker="o", color="w", markerfacecolor=c, markersize=7, label=b)
         for b, c in BAND_COLOURS.items()

@@ -123,8 +123,11 @@ class HealthTrendSpec(ChartSpec):
         if not self.history:
             return f"{self.account}: no health history to chart yet"
         values = [v for _, v in self.history]
-        days = (self.history[-1][0] - self.history[0][0]).days
-        line = f"{self.account} health, {days} days: {sparkline(values, lo=0, hi=100)} {values[-1]:.0f}/100"
+        days = (self.history[-1][0] - self.history[0][0]).days + 1
+        period = " today" if days == 1 else f", {days} days"
+        line = (
+            f"{self.account} health{period}: {sparkline(values, lo=0, hi=100)} {values[-1]:.0f}/100"
+        )
         if self.forecast is not None:
             line += f"; {self.forecast.label}"
         return line
@@ -321,17 +324,18 @@ class MilestonePlanSpec(ChartSpec):
         unit = self.unit if self.unit in ("%", "") else f" {self.unit}"
         if not self.actual:
             return (
-                f"{self.objective}: {self.kpi} {self.baseline:g}{unit} → {self.target:g}{unit}, "
+                f"{self.objective}: {self.kpi} {round(self.baseline, 1):g}{unit} → "
+                f"{round(self.target, 1):g}{unit}, "
                 "no measurements recorded yet"
             )
         day, value = self.actual[-1]
         plan = self.planned_on(day)
         line = (
             f"{self.objective}: {self.kpi} {sparkline([v for _, v in self.actual])} "
-            f"{value:g}{unit} on {day.isoformat()} (target {self.target:g}{unit}"
+            f"{round(value, 1):g}{unit} on {day.isoformat()} (target {round(self.target, 1):g}{unit}"
         )
         if plan is not None:
-            line += f", plan {plan:.3g}{unit} by then"
+            line += f", plan {round(plan, 1):g}{unit} by then"
         return line + ")"
 
 

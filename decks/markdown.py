@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from charts.specs import ChartSpec
 from decks.outline import Outline
@@ -66,4 +67,5 @@ def _chart_line(
     render_chart = render_chart or chart_png
     path = f"{image_dir}/{number:02d}-{_slug(spec.kind)}.png"
     images[path] = render_chart(spec)
-    return f"![{alt}]({path})"
+    # A link target ends at a space or ")": "Acme QBR (draft)_files/..." is written %-encoded.
+    return f"![{alt}]({quote(path)})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 
 from pptx import Presentation
@@ -24,6 +25,23 @@ TITLE_LAYOUT, TITLE_ONLY_LAYOUT = 0, 5
 DECK_DPI = 150
 
 ChartRenderer = Callable[[ChartSpec], bytes]
+# The document properties (title, subject) hold at most 255 characters.
+MAX_PROPERTY_CHARS = 255
+# What XML (and so python-pptx) refuses: control characters but tab and line breaks, lone
+# surrogates, U+FFFE/U+FFFF. Text typed in chat (an escalation title) can carry them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]+")
+
+
+def _xml_text(text: str) -> str:
+    """The text with what XML cannot hold turned into a space (one space where two would meet)."""
+    if not _NOT_XML.search(text):
+        return text
+    return re.sub(r"(?<=\S) {2,}(?=\S)", " ", _NOT_XML.sub(" ", text))
+
+
+def _property(text: str) -> str:
+    text = _xml_text(text)
+    return text if len(text) <= MAX_PROPERTY_CHARS else text[: MAX_PROPERTY_CHARS - 1] + "…"
 
 
 def chart_png(spec: ChartSpec) -> bytes:
@@ -38,8 +56,8 @@ def render_pptx(outline: Outline, *, render_chart: ChartRenderer | None = None) 
     render_chart = render_chart or chart_png
     deck = Presentation()
     deck.slide_width, deck.slide_height = WIDTH, HEIGHT
-    deck.core_properties.title = outline.title
-    deck.core_properties.subject = outline.subtitle
+    deck.core_properties.title = _property(outline.title)
+    deck.core_properties.subject = _property(outline.subtitle)
     _title_slide(deck, outline)
     for slide in outline.slides:
         _content_slide(deck, slide, render_chart)
@@ -50,7 +68,7 @@ def render_pptx(outline: Outline, *, render_chart: ChartRenderer | None = None) 
 
 def _notes(page: PptxSlide, text: str) -> None:
     if text:
-        page.notes_slide.notes_text_frame.text = text
+        page.notes_slide.notes_text_frame.text = _xml_text(text)
 
 
 def _title_slide(deck: Presentation, outline: Outline) -> None:  # type: ignore[valid-type]
@@ -58,8 +76,8 @@ def _title_slide(deck: Presentation, outline: Outline) -> None:  # type: ignore[
     title, subtitle = page.shapes.title, page.placeholders[1]
     for shape in (title, subtitle):
         shape.left, shape.width = MARGIN, WIDTH - 2 * MARGIN
-    title.text = outline.title
-    subtitle.text = outline.subtitle
+    title.text = _xml_text(outline.title)
+    subtitle.text = _xml_text(outline.subtitle)
     _notes(page, outline.notes)
 
 
@@ -68,7 +86,7 @@ def _content_slide(deck: Presentation, slide: Slide, render_chart: ChartRenderer
     title = page.shapes.title
     title.left, title.top = MARGIN, Inches(0.3)
     title.width, title.height = WIDTH - 2 * MARGIN, TITLE_HEIGHT
-    title.text = slide.title
+    title.text = _xml_text(slide.title)
     paragraph = title.text_frame.paragraphs[0]
     paragraph.font.size, paragraph.font.bold, paragraph.font.color.rgb = Pt(30), True, INK
     top = Inches(0.3) + TITLE_HEIGHT + Inches(0.1)
@@ -94,7 +112,7 @@ def _text_box(page: PptxSlide, slide: Slide, left: Emu, top: Emu, width: Emu, he
     lines: list[Bullet] = list(slide.bullets)
     first = True
     if slide.subtitle:
-        frame.text = slide.subtitle
+        frame.text = _xml_text(slide.subtitle)
         frame.paragraphs[0].font.size = Pt(16)
         frame.paragraphs[0].font.color.rgb = MUTED
         first = False
@@ -102,7 +120,7 @@ def _text_box(page: PptxSlide, slide: Slide, left: Emu, top: Emu, width: Emu, he
     for line in lines:
         paragraph = frame.paragraphs[0] if first else frame.add_paragraph()
         first = False
-        paragraph.text = ("• " if line.level == 0 else "– ") + line.text
+        paragraph.text = ("• " if line.level == 0 else "– ") + _xml_text(line.text)
         paragraph.level = line.level
         paragraph.font.size = size if line.level == 0 else Pt(size.pt - 2)
         paragraph.font.color.rgb = INK if line.level == 0 else MUTED

@@ -63,6 +63,17 @@ _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
 _FUZZY_ACCEPT = 80.0  # per-token similarity (rapidfuzz ratio) a typo must reach
 _TIE_MARGIN = 2.0  # candidates this close to the best are a genuine tie -> ask
 _UNPREFERRED = 1 << 30  # rank of an id nobody prefers
+# A name query is cut to this before matching: fuzzy scoring costs grow with word length (a
+# 40,000-character word took seconds), and no real account name comes near either bound.
+MAX_NAME_QUERY = 200
+MAX_NAME_WORD = 40
+
+
+def bounded_name(query: str) -> str:
+    """A name query cut to MAX_NAME_QUERY characters and MAX_NAME_WORD per word."""
+    if len(query) <= MAX_NAME_WORD:
+        return query
+    return " ".join(word[:MAX_NAME_WORD] for word in query[:MAX_NAME_QUERY].split())
 
 
 @dataclass(frozen=True)
@@ -480,6 +491,7 @@ class AccountIndex:
         ``prefer`` ranks ids offered first when the name is ambiguous (the asker's own accounts,
         the ones discussed lately): among 10,000 accounts a nickname fits a hundred of them.
         """
+        query = bounded_name(query)
         key = fold(query)
         if not key:
             return Resolution("none", query, None, None, ())
@@ -617,7 +629,7 @@ class AccountIndex:
     @_locked
     def suggest(self, query: str, *, limit: int = 5, cutoff: float = 55.0) -> tuple[Candidate, ...]:
         """Closest names for a "did you mean" (character-trigram lookup, then rapidfuzz scoring)."""
-        words = fold(query).split()
+        words = fold(bounded_name(query)).split()
         # "zzqxv corp" should not suggest every "... Corp": legal-form words carry no signal.
         key = " ".join(w for w in words if w not in GENERIC_WORDS) or " ".join(words)
         grams = _trigrams(key)

@@ -19,7 +19,18 @@ FORECAST_RED = "forecast_red"
 NPS_DETRACTOR = "nps_detractor"
 MILESTONE_OVERDUE = "milestone_overdue"
 ESCALATION_SLA = "escalation_sla"
-KINDS = (BAND_CHANGE, SCORE_DROP, FORECAST_RED, NPS_DETRACTOR, MILESTONE_OVERDUE, ESCALATION_SLA)
+ESCALATION_OPENED = "escalation_opened"
+KINDS = (
+    BAND_CHANGE,
+    SCORE_DROP,
+    FORECAST_RED,
+    NPS_DETRACTOR,
+    MILESTONE_OVERDUE,
+    ESCALATION_SLA,
+    ESCALATION_OPENED,
+)
+# Escalations of this severity are news the moment they are opened, not only when an SLA lapses.
+OPENED_ALERT_SEVERITIES = frozenset({"sev1"})
 # Kinds about the account as a whole: an acknowledgement covers the next ones too. Item kinds
 # (one survey answer, one milestone, one escalation) are separate news each time.
 ACCOUNT_KINDS = frozenset({BAND_CHANGE, SCORE_DROP, FORECAST_RED})
@@ -52,6 +63,7 @@ class AlertThresholds:
             NPS_DETRACTOR: 0,
             MILESTONE_OVERDUE: 0,
             ESCALATION_SLA: 0,
+            ESCALATION_OPENED: 0,
         }
     )
     ack_quiet_days: float = 14
@@ -94,6 +106,7 @@ class EscalationFact:
     status: str
     ack_due_at: datetime | None
     resolve_due_at: datetime | None
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +284,26 @@ def evaluate(
 
     since = now - timedelta(days=t.lookback_days)
     for e in facts.escalations:
+        if (
+            e.severity in OPENED_ALERT_SEVERITIES
+            and e.opened_at is not None
+            and since <= e.opened_at <= now
+        ):
+            events.append(
+                AlertEvent(
+                    aid,
+                    ESCALATION_OPENED,
+                    f"{ESCALATION_OPENED}:{e.id}",
+                    severity=3,
+                    title=f"{e.severity.capitalize()} escalation opened: {e.title}",
+                    details={
+                        "escalation_id": e.id,
+                        "escalation": e.title,
+                        "severity": e.severity,
+                        "opened_at": e.opened_at.isoformat(),
+                    },
+                )
+            )
         breaches = []
         if e.status == "open" and e.ack_due_at is not None:
             breaches.append(("ack", e.ack_due_at))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 HORIZON_DAYS = 60
 WINDOW_DAYS = 28
 MIN_POINTS = 7
+_FIT_ROWS = 256
 # A forecast needs the same share of the model's weight as the score itself.
 _MIN_COVERAGE = 0.5
 
@@ -136,6 +137,8 @@ def describe(
     if red_in_days is not None and status in ("red", None):
         low = red_in_days if earliest is None else earliest
         if latest is None and earliest is not None:
+            if low >= horizon_days:  # not "60–60+ days"
+                return f"likely to turn red in {horizon_days}+ days"
             return f"likely to turn red in {low}–{horizon_days}+ days"
         high = red_in_days if latest is None else latest
         # A narrow range reads better as one number: within 2 days, or a quarter of the time left.
@@ -147,6 +150,12 @@ def describe(
         return "no clear trend"
     if status == "insufficient":
         return "not enough data to forecast"
+    if earliest is not None:
+        # The likely path stays out of red, but the worse end of the trends' range does not:
+        # "no red in sight" would claim more than the data says.
+        return (
+            f"not red within {horizon_days} days on the likely path (possible in {earliest}+ days)"
+        )
     return f"no red in sight for {horizon_days} days"
 
 
@@ -187,14 +196,14 @@ def _score_at(f: Forecast, k: int, which: str) -> float:
 # Day sequences already seen, with the x values they give (None: not the simple case). A
 # recompute hands every account the same few sequences of shared date objects (the last 28
 # days), so the lookup replaces a per-reading loop; the cache is bounded.
-_XS_CACHE: dict[tuple[tuple[date, ...], date, int], list[int] | None] = {}
+_XS_CACHE: dict[tuple[tuple[date, ...], date, int], tuple[int, ...] | None] = {}
 _XS_CACHE_MAX = 1024
 
 
-def _simple_xs(days: tuple[date, ...], as_of: date, window_days: int) -> list[int] | None:
+def _simple_xs(days: tuple[date, ...], as_of: date, window_days: int) -> tuple[int, ...] | None:
     """Day offsets when the days are strictly ascending and all inside the window, else None."""
     today = as_of.toordinal()
-    xs = [day.toordinal() - today for day in days]
+    xs = tuple(day.toordinal() - today for day in days)
     if xs[-1] > 0 or xs[0] <= -window_days:
         return None
     if any(a >= b for a, b in itertools.pairwise(xs)):
@@ -202,9 +211,13 @@ def _simple_xs(days: tuple[date, ...], as_of: date, window_days: int) -> list[in
     return xs
 
 
+# A trend window: the day offsets (<= 0, ascending) and the readings on those days.
+Window = tuple[tuple[int, ...], list[float]]
+
+
 def _window_points(
     readings: Sequence[tuple[date, float]], as_of: date, window_days: int
-) -> tuple[list[int], list[float]]:
+) -> tuple[Sequence[int], list[float]]:
     """Day offsets (<= 0, ascending) and values of the readings in (as_of - window, as_of]."""
     if readings:
         days, values = zip(*readings, strict=True)
@@ -227,7 +240,7 @@ def _window_points(
         if lo < ordinal <= today and value == value:  # value == value: not NaN
             points.append((ordinal - today, float(value)))
     points.sort()
-    return [x for x, _ in points], [y for _, y in points]
+    return tuple(x for x, _ in points), [y for _, y in points]
 
 
 def _latest(readings: Sequence[tuple[date, float]], as_of: date) -> tuple[date, float] | None:
@@ -258,15 +271,70 @@ def fit_trend(
     return _trend_of(ind, fit), fit
 
 
-def forecast_red(
+def trend_windows(
     model: HealthModel,
     series: Mapping[str, Sequence[tuple[date, float]]],
+    as_of: date,
+    *,
+    window_days: int = WINDOW_DAYS,
+    min_points: int = MIN_POINTS,
+) -> dict[str, Window]:
+    """The windows the forecast fits a trend to: each continuous leading indicator's readings
+    of the last ``window_days`` days, when there are at least ``min_points`` of them."""
+    windows: dict[str, Window] = {}
+    for ind in model.indicators:
+        if not fits_trend(ind):
+            continue
+        readings = series.get(ind.key)
+        if not readings or len(readings) < min_points:
+            continue
+        xs, ys = _window_points(readings, as_of, window_days)
+        if len(xs) >= min_points:
+            windows[ind.key] = (tuple(xs), ys)
+    return windows
+
+
+def fit_windows(batch: Sequence[Mapping[str, Window]]) -> list[dict[str, TrendFit]]:
+    """The trend fits of many accounts' windows (one mapping per account, key -> fit).
+
+    Every series measured on the same days is fitted in one numpy pass, whichever account it
+    belongs to: a recompute hands over a thousand accounts at a time, nearly all on the same 28
+    days, and numpy's per-call cost would otherwise be most of the fitting.
+    """
+    out: list[dict[str, TrendFit]] = [{} for _ in batch]
+    groups: dict[tuple[int, ...], list[tuple[int, str, list[float]]]] = {}
+    for n, windows in enumerate(batch):
+        for key, (xs, ys) in windows.items():
+            groups.setdefault(xs, []).append((n, key, ys))
+    if not groups:
+        return out
+    # numpy loads only when something is fitted: a chat answer that reads a stored forecast
+    # (most of them) never pays for it.
+    from domain.trendfit import theil_sen_many
+
+    for xs, members in groups.items():
+        # Slices of _FIT_ROWS series keep numpy's arrays (series x pairs) small enough to be
+        # reused from the heap: larger ones are mapped and unmapped on each call, and the page
+        # faults cost more than the fitting saves.
+        for start in range(0, len(members), _FIT_ROWS):
+            chunk = members[start : start + _FIT_ROWS]
+            fits = theil_sen_many(xs, [ys for _, _, ys in chunk])
+            for (n, key, _), fit in zip(chunk, fits, strict=True):
+                if fit is not None:
+                    out[n][key] = fit
+    return out
+
+
+def forecast_red(
+    model: HealthModel,
+    series: Mapping[str, Sequence[tuple[date, float]]] | None,
     as_of: date,
     *,
     horizon_days: int = HORIZON_DAYS,
     window_days: int = WINDOW_DAYS,
     min_points: int = MIN_POINTS,
     current: HealthResult | None = None,
+    fits: Mapping[str, TrendFit] | None = None,
 ) -> Forecast:
     """Project today's score forward along the clear trends of the continuous leading indicators.
 
@@ -279,8 +347,11 @@ def forecast_red(
     the earliest and latest day. Readings after ``as_of`` are ignored.
 
     ``current`` is today's score_health result for the newest of these readings when the caller
-    has it (recompute does): the projection starts from exactly that score.
+    has it (recompute does): the projection starts from exactly that score. ``fits`` are the
+    trends of this account's trend_windows when the caller fitted them already (recompute fits
+    many accounts at once with fit_windows); ``series`` is then not read.
     """
+    series = series or {}
     if current is None:
         latest = {}
         for key, readings in series.items():
@@ -292,30 +363,12 @@ def forecast_red(
     if current.band == "red":
         return Forecast("already_red", 0, 0, 0, horizon_days, current.score, red_max=red_max)
 
-    # The windows of the continuous leading indicators, fitted together when they share their
-    # days (they usually do: daily readings), which is one numpy pass per account.
-    windows: dict[tuple[int, ...], list[tuple[Indicator, list[float]]]] = {}
-    for ind in model.indicators:
-        if not fits_trend(ind):
-            continue
-        readings = series.get(ind.key)
-        if not readings or len(readings) < min_points:
-            continue
-        xs, ys = _window_points(readings, as_of, window_days)
-        if len(xs) >= min_points:
-            windows.setdefault(tuple(xs), []).append((ind, ys))
-    fitted: dict[str, tuple[IndicatorTrend, TrendFit]] = {}
-    if windows:
-        # numpy loads only when something is fitted: a chat answer that reads a stored
-        # forecast (most of them) never pays for it.
-        from domain.trendfit import theil_sen_many
-    for xs_key, members in windows.items():
-        results = theil_sen_many(xs_key, [ys for _, ys in members])
-        for (ind, _), fit in zip(members, results, strict=True):
-            if fit is not None:
-                fitted[ind.key] = (_trend_of(ind, fit), fit)
-    trends = [fitted[i.key][0] for i in model.indicators if i.key in fitted]
-    fits = {key: fit for key, (_, fit) in fitted.items()}
+    if fits is None:
+        windows = trend_windows(
+            model, series, as_of, window_days=window_days, min_points=min_points
+        )
+        fits = fit_windows([windows])[0]
+    trends = [_trend_of(i, fits[i.key]) for i in model.indicators if i.key in fits]
 
     constant = 0.0
     used_weight = 0.0

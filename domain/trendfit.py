@@ -10,8 +10,8 @@ intercept is its method="joint", the median of y - slope * x).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +26,10 @@ CONFIDENCE = 0.90
 # then no trend to extrapolate.
 BREAK_SIGMAS = 3.0
 RECENT_POINTS = 3
+# The last week of a long enough series must not contradict the trend: when the slope range of
+# its last RECENT_WEEK readings excludes the whole series' slope and reaches flat (or the other
+# way), the movement has stopped (a plateau after a slide) and there is nothing to project.
+RECENT_WEEK = 7
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class TrendFit:
     intercept: float
     z: float  # Mann–Kendall statistic; |z| >= z_critical means a trend at CONFIDENCE
     significant: bool
-    broken: bool  # the newest readings left the line in the other direction
+    broken: bool  # the newest readings left the line in the other direction, or stopped moving
 
     @property
     def clear(self) -> bool:
@@ -104,6 +108,18 @@ def _tie_term(values: np.ndarray) -> float:
     return _ties(np.sort(values).tolist())
 
 
+def _row_tie_terms(ordered: np.ndarray) -> np.ndarray:
+    """_ties of every row of a row-sorted array, vectorized: each value's group size t comes
+    from comparing the row with itself, and a group of t values adds t(t-1)(2t+5) in all."""
+    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+    terms = np.zeros(ordered.shape[0])
+    if tied.any():
+        some = ordered[tied]
+        t = (some[:, :, None] == some[:, None, :]).sum(axis=2)
+        terms[tied] = ((t - 1) * (2 * t + 5)).sum(axis=1)
+    return terms
+
+
 def _row_medians(values: np.ndarray) -> np.ndarray:
     """The median of each row (np.median's generality costs more than these small rows)."""
     ordered = np.sort(values, axis=1)
@@ -149,41 +165,75 @@ def theil_sen_many(
     if design.sign_dx is not None:
         full_sign_dx = design.sign_dx if design.keep is None else design.sign_dx[design.keep]
         signs = signs * full_sign_dx
-    s_all = signs.sum(axis=1).tolist()
+    s_all = signs.sum(axis=1)
     ordered = np.sort(y, axis=1)
-    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1).tolist()
     base_var = n * (n - 1) * (2 * n + 5) - design.x_ties
+    var = (base_var - _row_tie_terms(ordered)) / 18.0
+    has_var = var > 0
+    root = np.sqrt(np.where(has_var, var, 1.0))
     z_crit = _z_critical(confidence)
+    z = np.where(has_var & (s_all != 0), (s_all - np.sign(s_all)) / root, 0.0)
+    # Sen's confidence interval: ranks (N -/+ z sqrt(var)) / 2 of the sorted pair slopes
+    # (np.rint rounds half to even, as scipy's round does).
+    spread = z_crit * root
+    lo_rank = np.maximum(np.rint((pairs - spread) / 2).astype(np.intp) - 1, 0)
+    hi_rank = np.minimum(np.rint((pairs + spread) / 2).astype(np.intp), pairs - 1)
+    low = np.take_along_axis(slopes, lo_rank[:, None], axis=1)[:, 0]
+    high = np.take_along_axis(slopes, hi_rank[:, None], axis=1)[:, 0]
+    # Every y equal: no trend, and the slope (exactly 0) is its own range.
+    low = np.where(has_var, low, medians)
+    high = np.where(has_var, high, medians)
+    significant = (np.abs(z) >= z_crit) & (medians != 0)
     # The line's level (median of y - slope * x) and the recent-break check, for every row at once.
     intercepts = _row_medians(y - medians[:, None] * x)
     residuals = y - (intercepts[:, None] + medians[:, None] * x)
     centre = _row_medians(residuals)
     sigma = 1.4826 * _row_medians(np.abs(residuals - centre[:, None]))
     recent = _row_medians(residuals[:, -RECENT_POINTS:])
-    out: list[TrendFit | None] = []
-    rows_data = zip(
-        medians.tolist(), intercepts.tolist(), sigma.tolist(), recent.tolist(), strict=True
+    if n > RECENT_POINTS + 3:
+        # A recovery after a slide sits above a falling line; a relapse below a rising one. The
+        # floor on sigma keeps a noiseless line (sigma 0) from breaking on float noise.
+        against = -recent * np.sign(medians)
+        floor = np.maximum(sigma, 1e-9 + 1e-6 * np.abs(intercepts))
+        broken = significant & (against > BREAK_SIGMAS * floor)
+    else:
+        broken = np.zeros(len(rows), dtype=bool)
+    columns = zip(
+        medians.tolist(),
+        np.minimum(low, high).tolist(),
+        np.maximum(low, high).tolist(),
+        intercepts.tolist(),
+        z.tolist(),
+        significant.tolist(),
+        broken.tolist(),
+        strict=True,
     )
-    for r, (slope, intercept, spread_sigma, recent_r) in enumerate(rows_data):
-        s = s_all[r]
-        var = (base_var - (_ties(ordered[r].tolist()) if tied[r] else 0.0)) / 18.0
-        if var > 0:
-            z = (s - math.copysign(1.0, s)) / math.sqrt(var) if s else 0.0
-            # Sen's confidence interval: ranks (N -/+ z sqrt(var)) / 2 of the sorted pair slopes.
-            spread = z_crit * math.sqrt(var)
-            lo_rank = max(round((pairs - spread) / 2) - 1, 0)  # half to even, as scipy
-            hi_rank = min(round((pairs + spread) / 2), pairs - 1)
-            low, high = float(slopes[r, lo_rank]), float(slopes[r, hi_rank])
-        else:  # every y equal: no trend, and the slope is exactly 0
-            z, low, high = 0.0, slope, slope
-        significant = abs(z) >= z_crit and slope != 0
-        broken = False
-        if significant and n > RECENT_POINTS + 3:
-            # A recovery after a slide sits above a falling line; a relapse below a rising one.
-            against = -recent_r * math.copysign(1.0, slope)
-            # The floor on sigma keeps a noiseless line (sigma 0) from breaking on float noise.
-            broken = against > BREAK_SIGMAS * max(spread_sigma, 1e-9 + 1e-6 * abs(intercept))
-        out.append(
-            TrendFit(n, slope, min(low, high), max(low, high), intercept, z, significant, broken)
-        )
+    out: list[TrendFit | None] = [TrendFit(n, *column) for column in columns]
+    if n >= 2 * RECENT_WEEK:
+        _mark_stalled(xs, y, out, confidence)
     return out
+
+
+def _mark_stalled(
+    xs: Sequence[float], y: np.ndarray, fits: list[TrendFit | None], confidence: float
+) -> None:
+    """Mark as broken the clear trends whose last RECENT_WEEK readings stopped following them.
+
+    The recent slope range (Sen's interval over the last week) must still hold the trend's slope,
+    or at least stay on its side of flat: a slide that slows keeps going, a plateau does not.
+    Only the clear trends are checked, all in one numpy pass (they share their days).
+    """
+    rows = [r for r, fit in enumerate(fits) if fit is not None and fit.clear]
+    if not rows:
+        return
+    recent = theil_sen_many(
+        xs[-RECENT_WEEK:], y[rows, -RECENT_WEEK:].tolist(), confidence=confidence
+    )
+    for r, week in zip(rows, recent, strict=True):
+        fit = fits[r]
+        if fit is None or week is None:
+            continue
+        holds = week.slope_low <= fit.slope <= week.slope_high
+        still_moving = week.slope_high < 0 if fit.slope < 0 else week.slope_low > 0
+        if not holds and not still_moving:
+            fits[r] = dataclasses.replace(fit, broken=True)

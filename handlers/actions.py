@@ -19,11 +19,12 @@ from rapidfuzz import fuzz
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from handlers import access
 from handlers.accounts import account_summary, resolve_account
 from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied, ValidationFailed
 from handlers.escalations import EXTERNAL_REFUSAL, SLA, TITLE_MAX
-from handlers.permissions import can_change, require_change
+from handlers.permissions import require_change
 from handlers.plan import STATUS_LABELS
 from handlers.reply import Reply
 from storage.models import (
@@ -171,11 +172,12 @@ def _notice(text: str) -> Reply:
 # ------------------------------------------------------------------------------------ escalations
 
 
-def _refuse_escalation(ctx: ChatContext) -> None:
+def _refuse_escalation(session: Session, ctx: ChatContext) -> None:
+    """The rules of the escalation form (handlers.access): nobody barred, no viewer, no shared
+    channel."""
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
-    if ctx.actor.csm_id is None:
-        raise PermissionDenied("I don't know you yet, so I can't open an escalation for you.")
 
 
 def draft_escalation(
@@ -188,7 +190,7 @@ def draft_escalation(
     key: str | None = None,
 ) -> Reply:
     """The next step of an escalation asked for in words: ask what happened / how bad, or confirm."""
-    _refuse_escalation(ctx)
+    _refuse_escalation(session, ctx)
     found = resolve_account(session, ctx=ctx, intent="escalate", account_id=account_id)
     if isinstance(found, Reply):
         return found
@@ -348,6 +350,8 @@ def milestone_change(
     found = resolve_account(session, ctx=ctx, intent="success_plan", account_id=account_id)
     if isinstance(found, Reply):
         return found
+    # Who may change it first: someone who may not is told so, not asked which milestone.
+    require_change(session, ctx.actor, found, "milestones")
     milestones = list(
         session.exec(
             select(Milestone)
@@ -370,8 +374,6 @@ def milestone_change(
             else f"Every milestone of {found.name} is already {label}."
         )
     milestone = picked[0]
-    if not can_change(session, ctx.actor, found):
-        require_change(session, ctx.actor, found, f"milestone “{milestone.title}”")
     if milestone.status == status:
         return _notice(f"“{milestone.title}” ({found.name}) is already {label}; nothing to change.")
     return _confirm_reply(

@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from domain import notify_policy as policy
 from domain.numbers import format_score, round_half_away, shown_score
 from domain.signals import forecast_summary
+from handlers import access
 from handlers.accounts import csms_by_id
 from handlers.audit import record
 from handlers.context import ChatContext
@@ -23,6 +25,12 @@ from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, 
 
 ACK_ACTION_ID = "alert_acknowledge"
 SNOOZE_ACTION_ID = "alert_snooze"
+# The per-line menu of alerts listed in a digest, an urgent batch or the risk summary: its answer
+# is a private note, so the list the click came from stays as it was.
+LINE_MENU_ACTION_ID = "alert_menu"
+# Lines shown in one urgent-alerts message / one risk-channel summary before "and N more".
+URGENT_LIMIT = 10
+SUMMARY_LIMIT = 30
 SNOOZE_DAYS = 7
 SEVERITY_LABELS = {1: "notice", 2: "warning", 3: "critical"}
 KIND_LABELS = {
@@ -32,6 +40,7 @@ KIND_LABELS = {
     "nps_detractor": "NPS detractor",
     "milestone_overdue": "Milestone overdue",
     "escalation_sla": "Escalation SLA",
+    "escalation_opened": "Escalation",
 }
 
 
@@ -226,6 +235,7 @@ def risk_alert_reply(
 
 
 def risk_alert(session: Session, *, ctx: ChatContext, alert_id: int) -> Reply:
+    access.require(session, ctx, access.Action.READ_ACCOUNT)
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise NotFound(f"There is no alert {alert_id}.")
@@ -431,3 +441,153 @@ def snooze_alert(
         note=f"Snoozed for {days} days by {ctx.actor.name} (until {until.date().isoformat()})",
         viewer=_viewer(session, ctx, account),
     )
+
+
+# -- alerts as lines (digest, urgent batch, risk summary) --------------------------------------
+
+
+def alert_lines(session: Session, alerts: Iterable[Alert], today: date) -> list[dict[str, Any]]:
+    """Alerts as list lines, worst first: class order (domain.notify_policy), severity, ARR.
+
+    Each line carries what acts on it: the alert id for the Acknowledge / Snooze menu and the
+    chat command that opens the account.
+    """
+    alerts = list(alerts)
+    if not alerts:
+        return []
+    ids = sorted({a.account_id for a in alerts})
+    accounts = {a.id: a for a in session.exec(select(Account).where(col(Account.id).in_(ids)))}
+    owners = csms_by_id(session, (a.owner_id for a in accounts.values()))
+    health: dict[int, tuple[date, float | None, str]] = {}
+    for aid, day, score, band in session.execute(
+        select(
+            HealthSnapshot.account_id, HealthSnapshot.day, HealthSnapshot.score, HealthSnapshot.band
+        ).where(
+            col(HealthSnapshot.account_id).in_(ids),
+            col(HealthSnapshot.day) <= today,
+            col(HealthSnapshot.day) >= today - timedelta(days=9),
+        )
+    ).all():
+        if aid not in health or day > health[aid][0]:
+            health[aid] = (day, score, band)
+    lines = []
+    for a in alerts:
+        account = accounts.get(a.account_id)
+        if account is None:
+            continue
+        owner = owners.get(account.owner_id) if account.owner_id else None
+        _, score, band = health.get(a.account_id, (today, None, "insufficient"))
+        category = a.category or policy.classify(a.kind, a.details or {})
+        lines.append(
+            {
+                "alert_id": a.id,
+                "category": category,
+                "category_label": policy.CLASS_LABELS.get(
+                    category, KIND_LABELS.get(a.kind, a.kind)
+                ),
+                "urgent": a.delivery == "urgent",
+                "severity": a.severity,
+                "severity_label": SEVERITY_LABELS.get(a.severity, "notice"),
+                "title": a.title,
+                "status": a.status,
+                "account": {"id": account.id, "name": account.name, "arr": account.arr},
+                "owner": owner.name if owner else None,
+                "score": shown_score(score),
+                "band": band,
+                "command": f"/health {account.name}",
+                "ask": f"health {account.name}",
+            }
+        )
+    lines.sort(
+        key=lambda x: (
+            policy.CLASS_RANK.get(x["category"], len(policy.CLASS_RANK)),
+            -x["severity"],
+            -(x["account"]["arr"] or 0),
+            x["alert_id"] or 0,
+        )
+    )
+    return lines
+
+
+def _line_menu(line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "action_id": LINE_MENU_ACTION_ID,
+        "acknowledge": f"ack:{line['alert_id']}",
+        "snooze": f"snooze:{line['alert_id']}",
+        "snooze_label": f"Snooze {SNOOZE_DAYS} days",
+    }
+
+
+def _with_menus(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**line, "menu": _line_menu(line)} for line in lines]
+
+
+def _count_by_class(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    counts: dict[str, int] = defaultdict(int)
+    for line in lines:
+        counts[line["category_label"]] += 1
+    return [{"label": label, "count": n} for label, n in counts.items()]
+
+
+def urgent_alerts_reply(lines: list[dict[str, Any]]) -> Reply:
+    """The one message of an hour that interrupts a CSM: every urgent alert since the last one."""
+    shown = _with_menus(lines[:URGENT_LIMIT])
+    context = {
+        "alerts": shown,
+        "total": len(lines),
+        "more": max(0, len(lines) - len(shown)),
+        "counts": _count_by_class(lines),
+    }
+    if len(lines) == 1:
+        a = lines[0]
+        text = f"Urgent: {a['account']['name']}: {a['title']}"
+    else:
+        names = ", ".join(x["account"]["name"] for x in lines[:3])
+        rest = f" and {len(lines) - 3} more" if len(lines) > 3 else ""
+        text = f"{len(lines)} urgent alerts: {names}{rest}"
+    return Reply(template="urgent_alerts", context=context, text=text, visibility="channel")
+
+
+def risk_summary_reply(
+    lines: list[dict[str, Any]], *, at: datetime, unowned: bool = False
+) -> Reply:
+    """The risk channel's one post for a scheduler run: what it raised, worst first (``unowned``:
+    the same for whoever picks up accounts nobody owns, about just those)."""
+    shown = _with_menus(lines[:SUMMARY_LIMIT])
+    counts = _count_by_class(lines)
+    context = {
+        "at": at.isoformat(),
+        "alerts": shown,
+        "total": len(lines),
+        "more": max(0, len(lines) - len(shown)),
+        "counts": counts,
+        "unowned": unowned,
+    }
+    breakdown = ", ".join(f"{c['count']} {c['label'].lower()}" for c in counts)
+    noun = "alert" if len(lines) == 1 else "alerts"
+    title = "Accounts without an owner" if unowned else "Risk summary"
+    text = f"{title}: {len(lines)} new {noun} ({breakdown})"
+    return Reply(template="risk_summary", context=context, text=text, visibility="channel")
+
+
+def alert_line_action(
+    session: Session, *, ctx: ChatContext, value: str, now: datetime | None = None
+) -> Reply:
+    """A choice in an alert line's menu ("ack:12", "snooze:12"): the change, told privately.
+
+    The same permissions, audit and quieting as the alert card's buttons.
+    """
+    verb, _, raw = value.partition(":")
+    if verb not in ("ack", "snooze") or not raw.isdigit():
+        from handlers.errors import ValidationFailed
+
+        raise ValidationFailed({"alert": "That alert menu choice is not one I know."})
+    alert_id = int(raw)
+    if verb == "ack":
+        card = acknowledge_alert(session, ctx=ctx, alert_id=alert_id, now=now)
+    else:
+        card = snooze_alert(session, ctx=ctx, alert_id=alert_id, now=now)
+    account = card.context["account"]["name"]
+    title = card.context["alert"]["title"]
+    text = f"{card.context['note']}: {account}: {title}."
+    return Reply(template="notice", context={"text": text}, text=text)

@@ -15,8 +15,8 @@ from domain.health_model import HealthModels
 from domain.nlu import ParseResult, parse
 from domain.nlu.followup import apply_followup
 from domain.nlu.timewindow import TimeWindow
-from handlers import health
-from handlers.accounts import account_index, resolution_reply
+from handlers import access, health
+from handlers.accounts import unresolved_reply
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.help import help_reply, unknown_reply
@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 # A thread's memory lasts this long after its last turn: long enough for a follow-up, short
 # enough that tomorrow's "and its renewal?" is not about today's account.
 STATE_TTL = timedelta(hours=2)
+# A chat message is cut to this before it is parsed: Slack allows 40,000 characters, and nothing a
+# question needs (an account, a window, an escalation title) comes near it.
+MAX_MESSAGE_CHARS = 2000
+_HELP = re.compile(r"^\W*(help|\?)\W*$", re.IGNORECASE)
 # Accounts a person discussed lately rank first when a name fits several (a week, ten at most).
 RECENT_TTL = timedelta(days=7)
 RECENT_MAX = 10
@@ -44,7 +48,9 @@ _SMALL_TALK = re.compile(
     r"^\W*(thanks?( you)?|thx|ty|cheers|great|cool|ok(ay)?|nice|bye|goodbye|see you)\W*$",
     re.IGNORECASE,
 )
-_SETTINGS = re.compile(r"\b(settings?|preferences|digest time|time ?zone)\b", re.IGNORECASE)
+_SETTINGS = re.compile(
+    r"\b(settings?|preferences|digest time|time ?zone|quiet hours|working hours)\b", re.IGNORECASE
+)
 _CHOICE = re.compile(r"^\s*#?(\d{1,2})\W*$")
 # Asking about escalations is not opening one: "open escalations?", "any escalations", "list escalations".
 _ESCALATION_QUESTION = re.compile(
@@ -193,7 +199,7 @@ def route(
         and intent in (*ACCOUNT_INTENTS, *_NAMED_OR_BOOK)
         and (intent != "escalate" or parsed.account_text is not None)
     ):
-        return resolution_reply(unresolved, intent or "account_health"), None, None
+        return unresolved_reply(ctx, unresolved, intent or "account_health"), None, None
     if intent in (None, "help", "unknown") and _SETTINGS.search(parsed.text):
         from handlers.settings import user_settings
 
@@ -402,7 +408,9 @@ def _pending_turn(
         return None
     if actions.YES.match(text):
         return None
-    parsed = parse(text, index=account_index(session), today=ctx.today, people=_people(session))
+    parsed = parse(
+        text, index=access.visible_index(session, ctx), today=ctx.today, people=_people(session)
+    )
     if parsed.intent not in ("unknown", "escalate", None, "help") and parsed.confidence >= 0.8:
         return None  # a new question: the draft waits
     reply = actions.draft_answer(session, ctx=ctx, state=state, text=text, severity=parsed.severity)
@@ -411,9 +419,19 @@ def _pending_turn(
 
 def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModels) -> Reply:
     """Answer one chat message. Never raises for bad input: the user gets help or a clear message."""
-    text = (text or "").strip()
+    text = (text or "").strip()[:MAX_MESSAGE_CHARS]
     if not text:
         return replace(help_reply(""), intent="help")
+    if _SMALL_TALK.match(text):
+        return replace(
+            _notice("Any time. Ask me about an account, renewals or risks whenever you need."),
+            intent="unknown",
+        )
+    if access.barred_reason(ctx.actor) is not None:
+        # Before any parsing: nothing about accounts, not even "which one did you mean".
+        if _HELP.match(text):
+            return replace(help_reply(""), intent="help")
+        return replace(_notice(access.no_access_line(session, ctx.actor)), intent=None)
     previous = load_state(session, ctx.thread_key)
     try:
         pending = _pending_turn(session, text, ctx, previous)
@@ -421,12 +439,7 @@ def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModel
         return Reply(template="error", context={"message": exc.message}, text=exc.message)
     if pending is not None:
         return replace(pending[0], intent=pending[1])
-    if _SMALL_TALK.match(text):
-        return replace(
-            _notice("Any time. Ask me about an account, renewals or risks whenever you need."),
-            intent="unknown",
-        )
-    index = account_index(session)
+    index = access.visible_index(session, ctx)
     prefer = Preference(
         recent_accounts(session, ctx),
         index.owned_by(ctx.actor.csm_id) if ctx.actor.csm_id else frozenset(),

@@ -92,13 +92,9 @@ def materialise(
 def delivery_context(today: date) -> ChatContext:
     """Who a scheduled delivery's files are made for: the assistant itself, reading (the routing
     already decided who receives the post)."""
-    from handlers.context import Actor
+    from handlers.access import system_actor
 
-    return ChatContext(
-        platform="scheduler",
-        actor=Actor(csm_id=None, name="CSM Assistant", role="admin"),
-        today=today,
-    )
+    return ChatContext(platform="scheduler", actor=system_actor(), today=today)
 
 
 def safe_files(

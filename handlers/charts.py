@@ -121,7 +121,7 @@ def health_trend_spec(
     escalations opened, QBRs held or coming)."""
     model = models.for_segment(account.segment)
     aid = account.id or 0
-    start = today - timedelta(days=days)
+    start = today - timedelta(days=days - 1)  # "last 90 days" is 90 days, today included
     rows = session.exec(
         select(
             HealthSnapshot.day,
@@ -174,10 +174,11 @@ def health_trend_spec(
         events.append(ChartEvent(when.date(), "qbr", title))
     events.sort(key=lambda e: (e.day, e.kind))
     first = history[0][0].isoformat() if history else start.isoformat()
-    # Say the span the data covers: a young account has fewer days than the window.
-    span = (today - history[0][0]).days if history else days
+    # Say the days the data covers, both ends counted: a young account has fewer than the window.
+    shown = (today - history[0][0]).days + 1 if history else days
+    period = " today (no history yet)" if shown == 1 else f", last {min(shown, days)} days"
     return HealthTrendSpec(
-        title=f"{account.name} — health, last {min(span, days)} days",
+        title=f"{account.name} — health{period}",
         account=account.name,
         today=today,
         red_max=model.bands.red_max,

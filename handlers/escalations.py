@@ -9,7 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain.nlu import parse
-from handlers.accounts import account_index, account_summary, resolution_reply, resolve_account
+from handlers import access
+from handlers.accounts import account_summary, resolve_account, unresolved_reply
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied, ValidationFailed
@@ -120,6 +121,13 @@ def _reply(
     )
 
 
+def _opened_by(session: Session, request_key: str | None) -> Escalation | None:
+    """The escalation a request with this platform id already opened, if any."""
+    if not request_key:
+        return None
+    return session.exec(select(Escalation).where(Escalation.origin_key == request_key)).first()
+
+
 def update_reply(reply: Reply) -> Reply:
     """The thread reply for a change a handler here made (acknowledged, assigned, note, resolved)."""
     escalation = reply.context["escalation"]
@@ -146,13 +154,20 @@ def open_escalation(
 
     Never from a channel shared with another organisation, whichever account it names.
     """
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
     found = resolve_account(session, ctx=ctx, intent="escalate", query=query, account_id=account_id)
     if isinstance(found, Reply):
         return found
-    if ctx.actor.csm_id is None:
-        raise PermissionDenied("I don't know you yet, so I can't open an escalation for you.")
+    existing = _opened_by(session, ctx.request_key)
+    if existing is not None:
+        # The same request again (a retry, a second submit of the same modal): nothing new.
+        reply = _reply(session, existing, ctx, "opened")
+        context = {**reply.context, "existing": True}
+        return Reply(
+            template=reply.template, context=context, text=reply.text, visibility="channel"
+        )
     severity = (severity or "sev2").lower()
     errors: dict[str, str] = {}
     if severity not in ESCALATION_SEVERITIES:
@@ -178,6 +193,7 @@ def open_escalation(
         opened_at=now,
         ack_due_at=now + ack,
         resolve_due_at=now + resolve,
+        origin_key=ctx.request_key,
     )
     session.add(escalation)
     session.flush()
@@ -323,6 +339,8 @@ def list_open(session: Session, *, ctx: ChatContext, account_id: int | None = No
     """Open and acknowledged escalations (of one account, or of the asker's scope), oldest first."""
     from handlers.portfolio import scope_for
 
+    if account_id is not None:
+        access.require(session, ctx, access.Action.READ_ACCOUNT)
     if ctx.external and (account_id is None or account_id not in ctx.allowed_account_ids):
         from handlers.accounts import not_here_reply
 
@@ -378,6 +396,17 @@ def add_note(session: Session, *, ctx: ChatContext, escalation_id: int, note: st
         raise ValidationFailed({"note": "Write the note first"})
     if len(note) > NOTE_MAX:
         raise ValidationFailed({"note": f"Keep the note under {NOTE_MAX} characters"})
+    if (
+        ctx.request_key
+        and session.exec(
+            select(EscalationEvent.id).where(EscalationEvent.origin_key == ctx.request_key)
+        ).first()
+    ):
+        # The same modal submitted again: the note is on the timeline already.
+        reply = _reply(session, escalation, ctx, "note", note=note)
+        return Reply(
+            template=reply.template, context={**reply.context, "existing": True}, text=reply.text
+        )
     session.add(
         EscalationEvent(
             escalation_id=escalation_id,
@@ -385,6 +414,7 @@ def add_note(session: Session, *, ctx: ChatContext, escalation_id: int, note: st
             actor_label=ctx.actor.email or ctx.actor.name,
             kind="note",
             note=note,
+            origin_key=ctx.request_key,
         )
     )
     record(
@@ -444,10 +474,9 @@ def new_escalation_form(
 
     ``severity`` None leaves the choice to the person (it was not said); ``title`` prefills.
     """
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
-    if ctx.actor.csm_id is None:
-        raise PermissionDenied("I don't know you yet, so I can't open an escalation for you.")
     return Reply(
         template="escalation_open_modal",
         context={
@@ -472,6 +501,7 @@ def submit_escalation(
     description: str | None = None,
 ) -> Reply:
     """The modal's submit: every field is checked first, so all errors come back at once."""
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
     errors: dict[str, str] = {}
@@ -504,10 +534,13 @@ def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
     With all three it opens at once (a deliberate command); with the account alone, or no
     severity, it returns the form, prefilled, to ask what happened and how bad.
     """
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
     # The chat parser already reads "acme sev1 SSO is down" after an escalate cue.
-    parsed = parse(f"escalate {text}", index=account_index(session), today=ctx.today)
+    parsed = parse(
+        f"escalate {text[:2000]}", index=access.visible_index(session, ctx), today=ctx.today
+    )
     resolution = parsed.account
     if resolution is None:
         return Reply(
@@ -516,7 +549,7 @@ def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
             text="Which account? Try “/escalate acme sev1 SSO is down”, or /escalate alone for a form.",
         )
     if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
-        return resolution_reply(resolution, "escalate")
+        return unresolved_reply(ctx, resolution, "escalate")
     if parsed.severity is None or parsed.title is None:
         # "/escalate acme": what happened and how bad are not said; the form asks for them, and
         # its submit is the confirmation.

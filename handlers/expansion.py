@@ -19,6 +19,7 @@ from handlers.portfolio import (
     _ordered,
     _refuse_in_external,
     account_facts,
+    book_name,
     scope_for,
     with_details,
 )
@@ -111,7 +112,7 @@ def expansion_signals(
         rows = account_facts(
             session, scope, ctx.today, indicators=indicators, where=_rule_condition(models)
         )
-        where = scope.book
+        where = book_name(scope)
     everyone = rows
     fired = _signals(models, rows)
     rows = [r for r in rows if r["id"] in fired]

@@ -17,6 +17,7 @@ from handlers.portfolio import (
     _refuse_in_external,
     account_facts,
     at_risk_keys,
+    book_name,
     scope_for,
     with_details,
 )
@@ -104,18 +105,15 @@ def focus_today(
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
-    if ctx.actor.csm_id is None:
-        text = (
-            "I can only build a worklist for someone I know. Ask an admin to add your email to "
-            "CSM Assistant."
-        )
-        return Reply(template="notice", context={"text": text, "message": text}, text=text)
     owner = c.owner if c.owner not in (None, "me") else None
     if owner is None and ctx.actor.role == "csm":
         owner = "me"
-    scope = scope_for(session, ctx, owner)
+    scope = scope_for(session, ctx, owner)  # refuses whoever may not read the portfolio
+    if ctx.actor.csm_id is None:
+        text = "A worklist is for a person: ask for risks, renewals or overdue milestones instead."
+        return Reply(template="notice", context={"text": text, "message": text}, text=text)
     if scope.owner_ids is not None and not scope.owner_ids:
-        return _reply(session, c, ctx, scope.book, [])
+        return _reply(session, c, ctx, book_name(scope), [])
     acc, esc, ren, ms, qbr = (
         Account.__table__,
         Escalation.__table__,
@@ -236,7 +234,7 @@ def focus_today(
         for kind, rows in found.items()
         for candidate in heapq.nsmallest(MAX_ITEMS, rows, key=lambda r: (-r[0], r[1]))
     ]
-    return _reply(session, c, ctx, scope.book, items, scope, counts)
+    return _reply(session, c, ctx, book_name(scope), items, scope, counts)
 
 
 def _risk_why(row: dict[str, Any]) -> str:

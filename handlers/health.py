@@ -161,17 +161,23 @@ def health_context(
 ) -> dict[str, Any]:
     """Everything the health card shows, as plain data."""
     model = models.for_segment(account.segment)
+    # A churned customer has no health from its churn day on (recompute stops there): its card
+    # shows the last day it was a customer, never a score made up from what came after.
+    last_day = today
+    churned_on = getattr(account, "churned_on", None)
+    if churned_on is not None and churned_on <= today:
+        last_day = churned_on - timedelta(days=1)
     # One light query for the recent score history, then the full snapshot of the newest day only.
     pending_flushed(session)
     conn = session.connection()
-    history = conn.execute(_HISTORY, {"account_id": account.id, "today": today}).all()
+    history = conn.execute(_HISTORY, {"account_id": account.id, "today": last_day}).all()
     snapshot: Any = None
     if history:
         snapshot = conn.execute(
             _SNAPSHOT_ON, {"account_id": account.id, "day": history[0][0]}
         ).first()
     if snapshot is None:
-        snapshot = live_snapshot(session, account, model, today)
+        snapshot = live_snapshot(session, account, model, last_day)
     moved = trend(
         snapshot.score,
         _score_on_or_before(history, snapshot.day - timedelta(days=7)),

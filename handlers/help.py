@@ -18,7 +18,7 @@ COMMANDS = (
     ("changes <account>", "What changed for an account this week"),
     ("qbr <account> [operational]", "QBR prep, then a draft deck (executive or operational)"),
     ("escalate <account> sev1|sev2|sev3 <title>", "Open an escalation thread"),
-    ("settings", "Your digest time and timezone"),
+    ("settings", "Your digest time, working hours and what interrupts you"),
 )
 
 

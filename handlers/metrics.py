@@ -17,7 +17,7 @@ from domain.nlu.entities import METRIC_LABELS
 from domain.nlu.timewindow import TimeWindow
 from handlers.accounts import not_here_reply, pending_flushed, resolve_account
 from handlers.context import ChatContext
-from handlers.portfolio import scope_for
+from handlers.portfolio import book_name, scope_for
 from handlers.reply import Reply
 from handlers.retention import arr_metric_inputs
 from handlers.understanding import (
@@ -170,7 +170,7 @@ def _book(
         return not_here_reply()
     scope = scope_for(session, ctx, c.owner)
     if scope.owner_ids is None and c.segment is None and c.amount is None:
-        return Book(None, scope.book)
+        return Book(None, book_name(scope))
     ids = select(Account.id)
     if scope.owner_ids is not None:
         ids = ids.where(col(Account.owner_id).in_(sorted(scope.owner_ids) or [-1]))
@@ -178,7 +178,7 @@ def _book(
         ids = ids.where(func.lower(Account.segment) == c.segment)
     if c.amount is not None:
         ids = ids.where(_amount_clause(c))
-    return Book(ids, scope.book)
+    return Book(ids, book_name(scope))
 
 
 def _amount_clause(c: Constraints) -> Any:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_
+from sqlalchemy import and_, bindparam, case, func, or_
 from sqlmodel import Session, col, select
 
 from domain.forecast import describe_short
 from domain.nlu.timewindow import TimeWindow
 from domain.numbers import format_score, round_half_away, shown_score
+from handlers import access
+from handlers.access import Scope
 from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
@@ -45,25 +49,22 @@ BAND_SETS: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which accounts a portfolio question covers, and how to say so."""
-
-    owner_ids: frozenset[int] | None  # None = every account
-    label: str
-
-    @property
-    def book(self) -> str:
-        """How an answer's first line names it: "your book", "Marco Rossi's book", "all accounts"."""
-        if self.label == "all accounts" or not self.label.endswith("accounts"):
-            return self.label
-        return self.label.removesuffix("accounts") + "book"
+def book_name(scope: Scope) -> str:
+    """How an answer's first line names a scope: "your book", "Marco Rossi's book", "all accounts"."""
+    if scope.label == "all accounts" or not scope.label.endswith("accounts"):
+        return scope.label
+    return scope.label.removesuffix("accounts") + "book"
 
 
 def scope_for(session: Session, ctx: ChatContext, owner: str | None) -> Scope:
-    """ "my" → the asker's accounts (a manager's: the team's); "team" → a manager's team (everyone for
-    others); "all" → every account; a name → that CSM's."""
-    actor = ctx.actor
+    """ "my" → the asker's book (a CSM's accounts; a manager's team; an admin's everything; a
+    viewer's team or everything); "team" → a manager's team (everyone for others); "all" → every
+    account; a name → that CSM's.
+
+    Raises access.NoAccess for someone who may not read the portfolio; the default book of
+    each role is access.book_of's rule.
+    """
+    access.require(session, ctx, access.Action.READ_PORTFOLIO)
     if owner == "all":
         return Scope(None, "all accounts")
     if owner and owner not in ("me", "team"):
@@ -72,15 +73,10 @@ def scope_for(session: Session, ctx: ChatContext, owner: str | None) -> Scope:
             if csm.name.lower() == needle or csm.name.lower().split()[0] == needle:
                 return Scope(frozenset({csm.id or 0}), f"{csm.name}'s accounts")
         return Scope(frozenset(), f"accounts of “{owner}” (nobody by that name)")
-    # A manager's "my book" is the team's; an admin's is everyone's.
-    if owner == "team" or (owner in (None, "me") and actor.role in ("manager", "admin", "unknown")):
-        if actor.role == "manager" and actor.csm_id is not None:
-            team = session.exec(select(CSM.id).where(CSM.manager_id == actor.csm_id)).all()
-            return Scope(frozenset({actor.csm_id, *[t for t in team if t]}), "your team's accounts")
-        return Scope(None, "all accounts")
-    if actor.csm_id is None:
-        return Scope(None, "all accounts")
-    return Scope(frozenset({actor.csm_id}), "your accounts")
+    # Only a CSM's "my accounts" are the ones they own; everyone else's are their book.
+    if owner == "me" and ctx.actor.role != "csm":
+        owner = None
+    return access.book_of(session, ctx.actor, owner)
 
 
 def _accounts(session: Session, scope: Scope) -> list[Account]:
@@ -317,6 +313,150 @@ def _rows(session: Session, accounts: list[Account], today: date) -> list[dict[s
     return [_row(a, snapshots.get(a.id or 0), past.get(a.id or 0), owners, today) for a in accounts]
 
 
+# A list reply carries the rows it shows (templates show 20 to 30, then "…and N more") and the
+# totals of all of them: a manager's 10,000 accounts are counted, not all turned into rows.
+SHOWN = 50
+
+_RENEWAL = Renewal.__table__
+
+
+def _latest_snapshot_join(today: date) -> Any:
+    """account LEFT JOIN its newest health snapshot on or before ``today`` (one index probe each)."""
+    newest = _SNAP.alias("newest")
+    day = (
+        select(func.max(newest.c.day))
+        .where(newest.c.account_id == _ACC.c.id, newest.c.day <= today)
+        .scalar_subquery()
+    )
+    return _ACC.outerjoin(_SNAP, and_(_SNAP.c.account_id == _ACC.c.id, _SNAP.c.day == day))
+
+
+def _in_scope(query: Any, scope: Scope) -> Any:
+    if scope.owner_ids is None:
+        return query
+    return query.where(_ACC.c.owner_id.in_(scope.owner_ids or {-1}))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The worst accounts of a list (at most SHOWN, worst first) and the totals of all of it."""
+
+    rows: list[Any]
+    total: int
+    counts: dict[str, int]
+    arr: float
+
+
+def _ranked(
+    session: Session, scope: Scope, today: date, where: Callable[[Any], Any] | None = None
+) -> Ranked:
+    """Live accounts in scope with their newest score, ranked worst first: the shown ones, and
+    counts per band and ARR over every one (``where`` narrows them), all in one statement."""
+    pending_flushed(session)
+    scored = (
+        _in_scope(
+            select(
+                _ACC.c.id,
+                _ACC.c.name,
+                _ACC.c.arr,
+                _ACC.c.renewal_date,
+                _ACC.c.owner_id,
+                _SNAP.c.id.label("snapshot_id"),
+                _SNAP.c.score,
+                func.coalesce(_SNAP.c.band, "insufficient").label("band"),
+                _SNAP.c.forecast_red_in_days,
+                _SNAP.c.forecast_status,
+                _SNAP.c.forecast_red_earliest,
+                _SNAP.c.forecast_red_latest,
+            )
+            .select_from(_latest_snapshot_join(today))
+            .where(_ACC.c.churned_on.is_(None)),
+            scope,
+        )
+    ).subquery("scored")
+    c = scored.c
+    band_rank = case({b: n for b, n in BAND_ORDER.items()}, value=c.band, else_=9)
+    per_band = [
+        func.sum(case((c.band == b, 1), else_=0)).over().label(f"n_{b}") for b in BAND_ORDER
+    ]
+    query = (
+        select(
+            scored,
+            func.count().over().label("n_total"),
+            func.coalesce(func.sum(c.arr).over(), 0).label("arr_total"),
+            *per_band,
+        )
+        .order_by(
+            band_rank,
+            func.coalesce(c.score, 999),  # raw: ties of the rounded score shown keep their order
+            func.coalesce(c.forecast_red_in_days, 999),
+            -func.coalesce(c.arr, 0),
+            c.name,
+        )
+        .limit(SHOWN)
+    )
+    if where is not None:
+        query = query.where(where(c))
+    rows = list(session.connection().execute(query).all())
+    if not rows:
+        return Ranked(rows=[], total=0, counts=dict.fromkeys(BAND_ORDER, 0), arr=0.0)
+    first = rows[0]
+    counts = {b: int(getattr(first, f"n_{b}") or 0) for b in BAND_ORDER}
+    return Ranked(rows=rows, total=first.n_total, counts=counts, arr=float(first.arr_total))
+
+
+def _ids(session: Session, scope: Scope) -> list[int]:
+    """The ids of the live accounts in scope."""
+    query = _in_scope(select(_ACC.c.id).where(_ACC.c.churned_on.is_(None)), scope)
+    return [i for (i,) in session.connection().execute(query)]
+
+
+def _shown(session: Session, rows: list[Any], today: date) -> list[dict[str, Any]]:
+    """The detail rows a reply shows (top driver, 7-day change, owner) for the first SHOWN rows."""
+    rows = rows[:SHOWN]
+    ids = [r.id for r in rows]
+    snapshot_ids = [r.snapshot_id for r in rows if r.snapshot_id is not None]
+    drivers: dict[int, Any] = {}
+    if snapshot_ids:
+        found = session.connection().execute(
+            select(_SNAP.c.id, _SNAP.c.drivers).where(_SNAP.c.id.in_(snapshot_ids))
+        )
+        drivers = {i: d for i, d in found}
+    past = scores_on(session, ids, today - timedelta(days=7))
+    owners = {i: c.name for i, c in csms_by_id(session, (r.owner_id for r in rows)).items()}
+    shown = []
+    for r in rows:
+        score = shown_score(r.score)
+        top = drivers.get(r.snapshot_id) or []
+        if isinstance(top, str):  # SQLite hands JSON back as text on a Core select
+            top = json.loads(top)
+        before = past.get(r.id)
+        shown.append(
+            {
+                "id": r.id,
+                "name": r.name,
+                "score": score,
+                "band": r.band,
+                "delta_7d": round_half_away(r.score - before)
+                if r.score is not None and before is not None
+                else None,
+                "top_driver": top[0]["label"] if top else None,
+                "forecast_red_in_days": r.forecast_red_in_days,
+                "forecast": describe_short(
+                    r.forecast_status,
+                    r.forecast_red_in_days,
+                    r.forecast_red_earliest,
+                    r.forecast_red_latest,
+                ),
+                "arr": r.arr,
+                "renewal_date": r.renewal_date.isoformat() if r.renewal_date else None,
+                "days_to_renewal": (r.renewal_date - today).days if r.renewal_date else None,
+                "owner": owners.get(r.owner_id) if r.owner_id else None,
+            }
+        )
+    return shown
+
+
 # Window labels that read on their own after "renewals": "this month", "until end of March".
 _STANDALONE_WINDOW_WORDS = frozenset(
     ("this", "until", "by", "before", "since", "through", "till", "up", "prior", "ahead")
@@ -339,7 +479,7 @@ def _plural(n: int, noun: str) -> str:
 
 def _refuse_in_external(ctx: ChatContext) -> Reply | None:
     # Portfolio lists would show other customers' names to an outside organisation.
-    return not_here_reply() if ctx.external else None
+    return None if access.lists_shown_here(ctx) else not_here_reply()
 
 
 def portfolio_rows(
@@ -350,7 +490,7 @@ def portfolio_rows(
     refused = _refuse_in_external(ctx)
     if refused:
         return refused
-    if owner is None and ctx.actor.csm_id and ctx.actor.role not in ("manager", "admin"):
+    if owner is None and ctx.actor.csm_id and ctx.actor.role == "csm":
         owner = "me"
     scope = scope_for(session, ctx, owner)
     return scope.label, account_facts(session, scope, ctx.today)
@@ -461,7 +601,7 @@ def at_risk(
     if c.window is not None:
         subject += " renewing"
         window = window_phrase(c.window)
-    parts: list[str | None] = [scope.book, *_filter_parts(c, applied - {"band"})]
+    parts: list[str | None] = [book_name(scope), *_filter_parts(c, applied - {"band"})]
     if risky:
         result = (
             plural(len(risky), "account")
@@ -511,11 +651,9 @@ def my_accounts(
         return refused
     c = constraints or Constraints(owner=owner)
     owner = c.owner
-    if owner is None and ctx.actor.csm_id and ctx.actor.role not in ("manager", "admin"):
+    if owner is None and ctx.actor.csm_id and ctx.actor.role == "csm":
         owner = "me"
-    # A manager's or an admin's "my accounts" is the book they look after: their team's (or all).
-    if owner == "me" and ctx.actor.role in ("manager", "admin"):
-        owner = None
+    # A manager's or an admin's "my accounts" is the book they look after (scope_for's rule).
     scope = scope_for(session, ctx, owner)
     rows = _ordered(_filtered(account_facts(session, scope, ctx.today), c), c, _risk_key)
     with_details(session, rows[:LIST_LIMIT], ctx.today)
@@ -526,7 +664,7 @@ def my_accounts(
     applied = {"scope", "band", "amount", "segment", "order"}
     not_applied = c.not_applied(applied, "an account list shows today's book")
     filters = _filter_parts(c, applied)
-    subject = scope.book[:1].upper() + scope.book[1:]
+    subject = book_name(scope)[:1].upper() + book_name(scope)[1:]
     if rows:
         result = (
             f"{plural(len(rows), 'account')}, {_money(total_arr)} ARR — {counts['red']} red, "
@@ -659,7 +797,7 @@ def upcoming_renewals(
     line = understood(
         "Renewals",
         window_phrase(TimeWindow(start, end, label), default=default),
-        [c.phrases().get("accounts"), scope.book, *_filter_parts(c, applied)],
+        [c.phrases().get("accounts"), book_name(scope), *_filter_parts(c, applied)],
         result,
     )
     return Reply(
@@ -799,7 +937,7 @@ def _milestone_scope(
     if refused:
         return refused
     scope = scope_for(session, ctx, c.owner)
-    return _Covered(None, scope.owner_ids, scope.book, None)
+    return _Covered(None, scope.owner_ids, book_name(scope), None)
 
 
 def overdue_milestones(
@@ -962,17 +1100,19 @@ def milestones_due(
 
 def home(session: Session, *, ctx: ChatContext) -> Reply:
     """The App Home / start page: red and amber accounts, renewals in 30 days, overdue milestones."""
-    scope = scope_for(session, ctx, "me" if ctx.actor.csm_id else None)
-    accounts = _accounts(session, scope)
-    rows = _rows(session, accounts, ctx.today)
-    red_amber = sorted([r for r in rows if r["band"] in ("red", "amber")], key=_risk_key)
-    counts = {
-        b: sum(1 for r in rows if r["band"] == b) for b in ("red", "amber", "green", "insufficient")
-    }
-    renewals = upcoming_renewals(
-        session, ctx=ctx, days=30, owner="me" if ctx.actor.csm_id else None
-    )
-    overdue = _overdue_rows(session, ctx, [a.id or 0 for a in accounts])
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    # A CSM's start page is their own accounts; everyone else's is their book (design.md:
+    # a manager's team, an admin's everything, a viewer's team or everything).
+    mine = "me" if ctx.actor.role == "csm" else None
+    scope = scope_for(session, ctx, mine)
+    ranked = _ranked(session, scope, ctx.today)
+    counts = ranked.counts
+    # Worst first: the red and amber accounts lead the ranking.
+    red_amber = [r for r in ranked.rows if r.band in ("red", "amber")]
+    renewals = upcoming_renewals(session, ctx=ctx, days=30, owner=mine)
+    overdue = _overdue_rows(session, ctx, _ids(session, scope))
     csm = {"name": ctx.actor.name, "email": ctx.actor.email} if ctx.actor.csm_id else None
     text = (
         f"{scope.label.capitalize()}: {counts['red']} red, {counts['amber']} amber; "
@@ -984,9 +1124,12 @@ def home(session: Session, *, ctx: ChatContext) -> Reply:
             "csm": csm,
             "scope": scope.label,
             "counts": counts,
-            "red_amber": red_amber,
+            "red_amber": _shown(session, red_amber, ctx.today),
+            "red_amber_total": counts["red"] + counts["amber"],
             "renewals": renewals.context["renewals"],
-            "overdue": overdue,
+            "renewals_total": renewals.context["total"],
+            "overdue": overdue[:SHOWN],
+            "overdue_total": len(overdue),
         },
         text=text,
     )

@@ -36,6 +36,9 @@ LEAVE_OUT = (
     "Financial or contract negotiation",
     "Tables of raw data for executives (show the chart, keep the detail for the appendix)",
 )
+# Milestones done in this many days count as the value delivered since the last review. Not
+# "this quarter": a calendar quarter (design.md) would drop September's wins from a November QBR.
+DONE_WINDOW_DAYS = 90
 # Weekly points of the health trend chart.
 TREND_WEEKS = 12
 # What we do about a weak indicator: the action a QBR proposes next to the risk.
@@ -178,7 +181,7 @@ def qbr_prep(
     leading = [i for i in health["indicators"] if i["kind"] == "leading"]
     lagging = [i for i in health["indicators"] if i["kind"] == "lagging"]
     kpis = _kpis(session, aid)
-    quarter_ago = today - timedelta(days=90)
+    quarter_ago = today - timedelta(days=DONE_WINDOW_DAYS)
     done = session.exec(
         select(Milestone)
         .where(
@@ -263,6 +266,20 @@ def qbr_prep(
         }
         for e in escalations
     ]
+    lapsed = renewal is not None and renewal.renewal_date < today
+    if renewal is not None and lapsed:
+        # The contract end passed and nobody closed the renewal: the deck must not count on it.
+        # First in the list: the list is cut at eight, and this is the one that cannot wait.
+        risk_items.insert(
+            0,
+            {
+                "risk": f"Renewal date passed {(today - renewal.renewal_date).days} days ago and "
+                "the renewal is still open on record",
+                "action": "Confirm with the account team whether it renewed, then update the "
+                "record (renewed or churned) before the review",
+                "source": f"renewal record #{renewal.id}",
+            },
+        )
     risks = [item["risk"] for item in risk_items]
 
     audiences = _audiences(session, qbr, aid)
@@ -272,10 +289,12 @@ def qbr_prep(
         {
             "item": "Goals we agreed and where we stand",
             "minutes": 10,
-            "detail": "Objectives and KPIs against target, as a chart",
+            "detail": "Objectives and KPIs against target, as a chart"
+            if kpis
+            else "Agree the goals and the KPIs that show them (no success plan yet)",
         },
         {
-            "item": "Value delivered this quarter",
+            "item": f"Value delivered in the last {DONE_WINDOW_DAYS} days",
             "minutes": 15,
             "detail": ", ".join(wins) if wins else "Milestones completed and their outcomes",
         },
@@ -298,13 +317,19 @@ def qbr_prep(
                 "detail": "Usage near the licence limit: agree who to talk to, no pitch in the room",
             }
         )
-    if renewal is not None and (renewal.renewal_date - today).days <= 180:
+    if renewal is not None:
+        # The deck always has its renewal slide (a separate point from growth): so does the agenda.
         agenda.append(
             {
                 "item": "Renewal timeline and success criteria",
                 "minutes": 5,
-                "detail": f"Renews {renewal.renewal_date.isoformat()}: agree the criteria, "
-                "not the price",
+                "detail": (
+                    f"Was due {renewal.renewal_date.isoformat()} and is still open on record: "
+                    "confirm where it stands"
+                    if lapsed
+                    else f"Renews {renewal.renewal_date.isoformat()}: agree the criteria, "
+                    "not the price"
+                ),
             }
         )
     context = {
@@ -379,7 +404,7 @@ def qbr_prep(
     score = "no score" if health["score"] is None else f"{health['score']}/100 {health['band']}"
     text = (
         f"QBR prep for {account.name}{when}: health {score}, {len(kpis)} KPIs, "
-        f"{len(done)} milestones done this quarter, {len(risks)} risks."
+        f"{len(done)} milestones done in the last {DONE_WINDOW_DAYS} days, {len(risks)} risks."
     )
     return Reply(template="qbr_prep", context=context, text=text, intent="qbr_prep")
 
@@ -391,7 +416,7 @@ UPCOMING_QBR_DAYS = 14
 def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None) -> Reply:
     """Scheduled QBRs in a window (default the next 14 days) across the asker's book."""
     from domain.nlu.timewindow import TimeWindow
-    from handlers.portfolio import _refuse_in_external, account_facts, scope_for
+    from handlers.portfolio import _refuse_in_external, account_facts, book_name, scope_for
     from handlers.understanding import (
         Constraints,
         plural,
@@ -464,12 +489,12 @@ def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None
         if items
         else "none scheduled"
     )
-    parts = [scope.book] + ([c.phrases()["band"]] if c.band else [])
+    parts = [book_name(scope)] + ([c.phrases()["band"]] if c.band else [])
     line = understood("QBRs", window_phrase(window, default=default), parts, result)
     return Reply(
         template="qbr_list",
         context={
-            "scope": scope.book,
+            "scope": book_name(scope),
             "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
             "qbrs": items[:200],
             "total": len(items),

@@ -25,7 +25,7 @@ from handlers.charts import health_trend_spec, indicators_spec, milestone_plan_s
 from handlers.context import ChatContext
 from handlers.errors import ValidationFailed
 from handlers.health import health_context
-from handlers.qbr import qbr_prep
+from handlers.qbr import DONE_WINDOW_DAYS, qbr_prep
 from handlers.reply import Attachment, Reply
 from storage.models import Account
 
@@ -74,12 +74,24 @@ def _unit(kpi: dict[str, Any]) -> str:
     return str(kpi.get("unit") or "")
 
 
+def _figure(value: float) -> str:
+    """A number as a slide shows it: at most one decimal (NPS from surveys is 33.3, not 33.3333)."""
+    return f"{round(value, 1):g}"
+
+
+def _amount(value: float, unit: str) -> str:
+    """ "3 tickets" but "1 ticket": a word unit is plural except for exactly one."""
+    if value == 1 and unit.startswith(" ") and unit.endswith("s") and len(unit) > 2:
+        unit = unit[:-1]
+    return f"{_figure(value)}{unit}"
+
+
 def _kpi_line(kpi: dict[str, Any]) -> str:
     unit = _unit(kpi)
-    current = "not measured" if kpi["current"] is None else f"{kpi['current']:g}{unit}"
+    current = "not measured" if kpi["current"] is None else _amount(kpi["current"], unit)
     line = (
-        f"{kpi['objective']}: {kpi['kpi']} {kpi['baseline']:g}{unit} → {current} "
-        f"(target {kpi['target']:g}{unit})"
+        f"{kpi['objective']}: {kpi['kpi']} {_amount(kpi['baseline'], unit)} → {current} "
+        f"(target {_amount(kpi['target'], unit)})"
     )
     if kpi["progress_pct"] is not None:
         line += f", {kpi['progress_pct']}% of the way"
@@ -95,8 +107,8 @@ def _wiifm_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     kpis = prep["kpis"]
     renewal = prep["renewal"]
     outcome = (
-        "; ".join(f"{k['kpi']} to {k['target']:g}{_unit(k)}" for k in kpis[:3])
-        or "the outcomes in the success plan"
+        "; ".join(f"{k['kpi']} to {_amount(k['target'], _unit(k))}" for k in kpis[:3])
+        or "outcomes to agree: no success plan yet"
     )
     lines: list[str | tuple[str, int]] = [
         f"{account['name']} (the organisation): {outcome}",
@@ -105,15 +117,17 @@ def _wiifm_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     for audience in prep["audiences"]:
         who = ", ".join(audience["people"]) or "no one named yet"
         lines.append((f"{audience['label']} ({who}): {audience['wiifm']}", 1))
-    renewal_text = (
-        f"a renewal on {renewal['date']} decided on outcomes, not on price"
-        if renewal
-        else "a relationship that grows with the outcomes"
-    )
+    if renewal and renewal["days_left"] >= 0:
+        renewal_text = f"a renewal on {renewal['date']} decided on outcomes, not on price"
+    elif renewal:
+        renewal_text = "a renewal decided on outcomes, not on price"
+    else:
+        renewal_text = "a relationship that grows with the outcomes"
     lines.append(f"Our company: {renewal_text}, and a customer who refers others")
-    owner = (account.get("owner") or {}).get("name") or "the CSM"
+    owner = (account.get("owner") or {}).get("name")
     focus = "sponsor support on blockers" if variant == "executive" else "owners and dates"
-    lines.append(f"{owner} (CSM): agreement on next quarter's milestones, {focus}")
+    who = f"{owner} (CSM)" if owner else "The CSM"
+    lines.append(f"{who}: agreement on next quarter's milestones, {focus}")
     notes = (
         f"Begin with the end in mind: what each audience gets from this hour. Outcomes and targets "
         f"from the success plan's objectives; attendees from the QBR invitation (or the account's "
@@ -195,8 +209,9 @@ def _outcomes_slide(prep: dict[str, Any], plan_spec: Any, as_of: str) -> Slide:
 def _indicators_slide(prep: dict[str, Any], spec: Any, variant: Variant, as_of: str) -> Slide:
     def line(i: dict[str, Any]) -> str:
         unit = i["unit"] if i["unit"] in ("%", "") else f" {i['unit']}"
-        value = "no fresh reading" if i["value"] is None else f"{i['value']:g}{unit}"
-        return f"{i['label']}: {value} ({i['band']})"
+        if i["value"] is None:
+            return f"{i['label']}: no fresh reading"
+        return f"{i['label']}: {_amount(i['value'], unit)} ({i['band']})"
 
     lines: list[str | tuple[str, int]] = ["Leading (what comes next):"]
     lines += [(line(i), 1) for i in prep["leading"]]
@@ -217,14 +232,15 @@ def _indicators_slide(prep: dict[str, Any], spec: Any, variant: Variant, as_of: 
 
 
 def _plan_slide(spec: Any, as_of: str) -> Slide:
-    lines = [f"Baseline {spec.baseline:g}, target {spec.target:g} ({spec.kpi})"]
+    lines = [f"Baseline {_figure(spec.baseline)}, target {_figure(spec.target)} ({spec.kpi})"]
     for point in spec.planned:
         lines.append(
-            f"{point.label}: {point.value:g} by {point.day.isoformat()} ({point.status.replace('_', ' ')})"
+            f"{point.label}: {_figure(point.value)} by {point.day.isoformat()} "
+            f"({point.status.replace('_', ' ')})"
         )
     if spec.actual:
         day, value = spec.actual[-1]
-        lines.append(f"Measured {value:g} on {day.isoformat()}")
+        lines.append(f"Measured {_figure(value)} on {day.isoformat()}")
     return Slide(
         title=f"Plan vs actual: {spec.objective}",
         section="value",
@@ -236,7 +252,7 @@ def _plan_slide(spec: Any, as_of: str) -> Slide:
 
 def _milestones_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Slide:
     limit = 3 if variant == "executive" else 8
-    lines: list[str | tuple[str, int]] = ["Done this quarter:"]
+    lines: list[str | tuple[str, int]] = [f"Done in the last {DONE_WINDOW_DAYS} days:"]
     done = prep["milestones_done"][:limit]
     lines += [(f"{m['title']} ({m['completed_on']})", 1) for m in done] or [("None yet", 1)]
     lines.append("Next:")
@@ -254,7 +270,7 @@ def _milestones_slide(prep: dict[str, Any], variant: Variant, as_of: str) -> Sli
         section="milestones",
         bullets=bullets(*lines),
         notes=(
-            "Source: the success plan's milestones (completion dates of the last 90 days; due "
+            f"Source: the success plan's milestones (completion dates of the last {DONE_WINDOW_DAYS} days; due "
             f"dates and statuses of the open ones). As of {as_of}."
         ),
     )
@@ -283,8 +299,14 @@ def _renewal_slide(prep: dict[str, Any], as_of: str) -> Slide:
         lines = ["No open renewal on record"]
         notes = f"No open renewal record for the account. As of {as_of}."
     else:
+        days = renewal["days_left"]
+        when = (
+            f"Renews {renewal['date']} ({days} days)"
+            if days >= 0
+            else f"Renewal date {renewal['date']} passed {-days} days ago; still open on record"
+        )
         lines = [
-            f"Renews {renewal['date']} ({renewal['days_left']} days), {_money(renewal['arr'])} ARR",
+            f"{when}, {_money(renewal['arr'])} ARR",
             "Agree the success criteria the renewal decision rests on",
             "Agree the timeline and who decides",
             "Price and contract terms are not discussed here",

@@ -20,7 +20,7 @@ from sqlalchemy import Column, Date, MetaData, Table, Text, bindparam, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from domain.forecast import Forecast, fits_trend, forecast_red
+from domain.forecast import Forecast, Window, fit_windows, fits_trend, forecast_red, trend_windows
 from domain.health import OLDEST_READING_DAYS, HealthResult, score_health
 from domain.numbers import round_half_away
 from domain.surveys import survey_reading
@@ -28,13 +28,16 @@ from storage.bulk import table
 
 if TYPE_CHECKING:
     from domain.health_model import HealthModel, HealthModels
+    from domain.trendfit import TrendFit
 
 logger = logging.getLogger(__name__)
 
 # The forecast fits a trend over this many days of each continuous leading indicator.
 FORECAST_WINDOW_DAYS = 28
 FORECAST_HORIZON_DAYS = 60
-WRITE_BATCH = 2_000
+# Days scored, fitted and written together: numpy fits all their trends in a few passes, and
+# the upsert is one executemany; a batch of this size stays a few MB.
+FIT_BATCH = 2_000
 _FETCH = 10_000
 _WINDOW = timedelta(days=FORECAST_WINDOW_DAYS)
 _INF = float("inf")
@@ -409,16 +412,16 @@ def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
 Surveys = dict[str, list[tuple[date, int]]]
 
 
-def score_day(
+def prepare_day(
     model: HealthModel,
     series: Series,
     surveys: Surveys,
     day: date,
     fitted: frozenset[str],
     in_range: bool = False,
-) -> tuple[HealthResult, Forecast]:
-    """Score one account on one day from its (day-sorted) readings and survey answers, and
-    forecast from there: what recompute stores and the backtest replays.
+) -> tuple[HealthResult, dict[str, Window]]:
+    """Score one account on one day from its (day-sorted) readings and survey answers, and the
+    trend windows its forecast needs (none when it is red already: nothing to forecast).
 
     ``in_range`` says every reading is on or before ``day`` (saves the search). Survey answers in
     a survey-fed indicator's window are its value (the newest imported reading otherwise).
@@ -449,27 +452,48 @@ def score_day(
                     responses = {}
                 responses[ind.key] = reading.responses
     result = score_health(model, latest, day, responses=responses)
-    forecast = forecast_red(
+    if result.band == "red" or not window:
+        return result, {}
+    return result, trend_windows(model, window, day, window_days=FORECAST_WINDOW_DAYS)
+
+
+def finish_day(
+    model: HealthModel, result: HealthResult, day: date, fits: dict[str, TrendFit]
+) -> Forecast:
+    """The forecast from a prepared day and the fits of its trend windows."""
+    return forecast_red(
         model,
-        window,
+        None,
         day,
         horizon_days=FORECAST_HORIZON_DAYS,
         window_days=FORECAST_WINDOW_DAYS,
         # The projection starts from exactly this score (never a second scoring of the same day).
         current=result,
+        fits=fits,
     )
-    return result, forecast
+
+
+def score_day(
+    model: HealthModel,
+    series: Series,
+    surveys: Surveys,
+    day: date,
+    fitted: frozenset[str],
+    in_range: bool = False,
+) -> tuple[HealthResult, Forecast]:
+    """Score one account on one day and forecast from there: what recompute stores and the
+    backtest replays (recompute does the same in batches: prepare_day, fit_windows, finish_day)."""
+    result, windows = prepare_day(model, series, surveys, day, fitted, in_range)
+    return result, finish_day(model, result, day, fit_windows([windows])[0])
 
 
 def _snapshot_row(
     account_id: int,
     day: date,
     model: HealthModel,
-    series: Series,
-    surveys: Surveys,
-    fitted: frozenset[str],
+    result: HealthResult,
+    forecast: Forecast,
     computed_at: Any,
-    in_range: bool,
     as_text: _JsonText | None = None,
 ) -> dict[str, Any]:
     """One account's snapshot row for one day.
@@ -477,7 +501,6 @@ def _snapshot_row(
     With ``as_text`` the JSON columns come as JSON text (for _snapshot_text_table), else as
     the plain data the JSON column type serializes.
     """
-    result, forecast = score_day(model, series, surveys, day, fitted, in_range)
     return {
         "account_id": account_id,
         "day": day,
@@ -585,7 +608,31 @@ def _compute(
         # Survey answers are few (a handful per account and quarter): read them all up front.
         answers = dict(stream_surveys(conn, models, first, last, ids))
         model_for = {}
-        pending: list[dict[str, Any]] = []
+        prepared: list[tuple[int, date, HealthModel, HealthResult, dict[str, Window]]] = []
+
+        def flush() -> int:
+            """Fit the prepared days' trends in one go, forecast, and write their snapshots."""
+            nonlocal snapshots
+            if not prepared:
+                return 0
+            fits = fit_windows([windows for *_, windows in prepared])
+            rows = [
+                _snapshot_row(
+                    account_id,
+                    day,
+                    model,
+                    result,
+                    finish_day(model, result, day, fit),
+                    computed_at,
+                    as_text,
+                )
+                for (account_id, day, model, result, _), fit in zip(prepared, fits, strict=True)
+            ]
+            prepared.clear()
+            conn.execute(upsert, rows)
+            snapshots += len(rows)
+            return sum(1 for row in rows if row["score"] is None)
+
         next_reading = next(readings, None)
         for account_id, segment, churned_on in targets:
             # Merge the account list with the reading stream: accounts without any reading in
@@ -601,30 +648,15 @@ def _compute(
             if model is None:
                 model = model_for[segment] = models.for_segment(segment)
             accounts += 1
+            surveys = answers.get(account_id, {})
             for day in days:
                 if churned_on is not None and day >= churned_on:
                     break
-                row = _snapshot_row(
-                    account_id,
-                    day,
-                    model,
-                    series,
-                    answers.get(account_id, {}),
-                    fitted,
-                    computed_at,
-                    single,
-                    as_text,
-                )
-                if row["score"] is None:
-                    insufficient += 1
-                pending.append(row)
-            if len(pending) >= WRITE_BATCH:
-                conn.execute(upsert, pending)
-                snapshots += len(pending)
-                pending = []
-        if pending:
-            conn.execute(upsert, pending)
-            snapshots += len(pending)
+                result, windows = prepare_day(model, series, surveys, day, fitted, single)
+                prepared.append((account_id, day, model, result, windows))
+            if len(prepared) >= FIT_BATCH:
+                insufficient += flush()
+        insufficient += flush()
     return accounts, snapshots, insufficient
 
 

@@ -31,7 +31,8 @@ class SyncSummary:
     def lines(self) -> list[str]:
         out = [line for r in self.reports for line in r.lines()]
         if self.recomputed:
-            out.append(f"Health recomputed for {self.recomputed} accounts.")
+            noun = "account" if self.recomputed == 1 else "accounts"
+            out.append(f"Health recomputed for {self.recomputed} {noun}.")
         return out
 
 

@@ -8,15 +8,23 @@ from datetime import time
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.alert_rules import AlertThresholds
+from domain.notify_policy import URGENT_BATCH_MINUTES
 from scheduler.dispatcher import DEFAULT_PACING, Pacing
 
 # Where each kind goes by default. Routes: account_channel, csm_dm, risk_channel, manager_dm.
+# A digest, not a firehose (docs/notifications.md): alerts reach their owner once, urgent ones in
+# an hourly batch ("urgent_alerts") and the rest in the daily digest, which also carries renewal
+# reminders, QBR prep and overdue milestones; the risk channel gets one summary per run. The kinds
+# routed nowhere ("risk_alert", "renewal_reminder", "qbr_prep") can be posted on their own as
+# well, e.g. CSM_SCHEDULER_ROUTE_RENEWAL_REMINDER=account_channel for the account team.
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    "risk_alert": ("account_channel", "csm_dm", "risk_channel"),
-    "renewal_reminder": ("account_channel", "csm_dm"),
-    "qbr_prep": ("csm_dm",),
+    "urgent_alerts": ("csm_dm",),
+    "risk_summary": ("risk_channel",),
     "daily_digest": ("csm_dm",),
     "manager_digest": ("manager_dm",),
+    "risk_alert": (),
+    "renewal_reminder": (),
+    "qbr_prep": (),
 }
 ROUTE_NAMES = ("account_channel", "csm_dm", "risk_channel", "manager_dm")
 
@@ -40,7 +48,13 @@ class SchedulerConfig:
         recompute_time: UTC time of the nightly health recompute.
         manager_digest_weekday: 0 = Monday.
         routes: per kind, the routes it is posted to; an empty tuple switches the kind off
-            (env: CSM_SCHEDULER_ROUTE_<KIND>=none).
+            (env: CSM_SCHEDULER_ROUTE_<KIND>=none). Renewal reminders, QBR prep and alerts are
+            in the daily digest whatever their own routes say.
+        urgent_batch_minutes: at most one urgent-alerts message per person this often.
+        digest_lookback_days: a digest covers the days since the person's previous one, at
+            most this many (after a long outage or holiday it does not list a month).
+        digest_qbr_packs: the draft decks of QBRs reaching their first notice that follow one
+            digest, nearest first (none when QBR prep is posted on its own: those carry them).
         risk_channel / admin_channel: per platform, the team risk channel and the admin channel
             that hears about deliveries that failed for good.
         unowned_channel: per platform, where posts about accounts without an owner go (reminders,
@@ -63,6 +77,9 @@ class SchedulerConfig:
     pacing: dict[str, Pacing] = field(default_factory=lambda: dict(DEFAULT_PACING))
     tick_seconds: int = 60
     dispatch_seconds: int = 5
+    urgent_batch_minutes: int = URGENT_BATCH_MINUTES
+    digest_lookback_days: int = 7
+    digest_qbr_packs: int = 3
 
 
 class SchedulerSettings(BaseSettings):
@@ -84,6 +101,10 @@ class SchedulerSettings(BaseSettings):
     route_qbr_prep: str | None = None
     route_daily_digest: str | None = None
     route_manager_digest: str | None = None
+    route_urgent_alerts: str | None = None
+    route_risk_summary: str | None = None
+    urgent_batch_minutes: int = URGENT_BATCH_MINUTES
+    digest_qbr_packs: int = 3
     risk_channel_slack: str | None = None
     risk_channel_teams: str | None = None
     admin_channel_slack: str | None = None
@@ -163,4 +184,6 @@ def load_config(
             lookback_days=s.lookback_days,
         ),
         pacing=pacing,
+        urgent_batch_minutes=max(1, s.urgent_batch_minutes),
+        digest_qbr_packs=max(0, s.digest_qbr_packs),
     )

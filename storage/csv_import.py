@@ -39,8 +39,14 @@ KINDS = ("people", "accounts", "readings", "milestones", "renewals", "surveys")
 MAX_ERRORS_SHOWN = 100
 # Whole numbers are stored in 32-bit integer columns on PostgreSQL.
 MAX_INT = 2_147_483_647
+# The largest ARR an account or a renewal may have (a trillion: no customer comes close).
+MAX_MONEY = 1_000_000_000_000
 # Columns that may hold a line break; anywhere else one means a quote was left open.
 MULTILINE_COLUMNS = frozenset({"note", "comment"})
+# Characters no cell may hold: control characters but tab and line breaks (a terminal escape in
+# a name clears the screen of whoever lists it; decks and PostgreSQL refuse NUL), lone UTF-16
+# surrogates (not text: JSON can still spell them) and the two Unicode non-characters XML refuses.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 # Inclusive score ranges per survey kind (NPS 0-10, CSAT 1-5, CES 1-7).
 SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
@@ -171,6 +177,15 @@ def _non_negative(raw: str) -> float | None:
     return value
 
 
+def _money(raw: str) -> float | None:
+    """An amount of ARR: not negative, and at most a trillion dollars. A larger number is a
+    mistake (a unit, a pasted id), and 1e308 would turn every portfolio total into infinity."""
+    value = _non_negative(raw)
+    if value is not None and value > MAX_MONEY:
+        raise _Bad(f"more than ${MAX_MONEY:,.0f}: {raw!r}")
+    return value
+
+
 def _integer(raw: str) -> int | None:
     if not raw:
         return None
@@ -283,6 +298,22 @@ def _clock_time(raw: str) -> str | None:
     return f"{int(match[1]):02d}:{match[2]}"
 
 
+def _interrupts(raw: str) -> list[str] | None:
+    """Alert classes that interrupt a person (domain.notify_policy), separated by | or commas;
+    "none": nothing interrupts; empty or "default": the defaults (stored as NULL)."""
+    from domain.notify_policy import CLASS_KEYS
+
+    if not raw or raw.strip().lower() == "default":
+        return None
+    if raw.strip().lower() == "none":
+        return []
+    chosen = [p.strip().lower() for p in re.split(r"[|,]", raw) if p.strip()]
+    unknown = [p for p in chosen if p not in CLASS_KEYS]
+    if unknown:
+        raise _Bad(f"unknown alert kind {', '.join(unknown)}; use {', '.join(CLASS_KEYS)}")
+    return [k for k in CLASS_KEYS if k in chosen]
+
+
 def _yes_no(raw: str) -> bool | None:
     if not raw:
         return None
@@ -353,6 +384,9 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("timezone", _timezone),
         _Col("digest_time", _clock_time),
         _Col("digest_weekends", _yes_no),
+        _Col("work_start", _clock_time),
+        _Col("work_end", _clock_time),
+        _Col("interrupts", _interrupts),
         _Col("slack_user_id", _slack_user),
         _Col("teams_user_id", _one_token),
         _Col("teams_aad_object_id", _guid),
@@ -363,7 +397,7 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("owner_email", _email),
         _Col("segment", _segment),
         _Col("tier", _text),
-        _Col("arr", _non_negative),
+        _Col("arr", _money),
         _Col("lifecycle_stage", _one_of(LIFECYCLE_STAGES)),
         _Col("start_date", _iso_date),
         _Col("renewal_date", _iso_date),
@@ -397,10 +431,10 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("external_id", _text, required=True),
         _Col(_ACCOUNT_REF, _text, required=True),
         _Col("renewal_date", _iso_date, required=True),
-        _Col("arr", _non_negative),
+        _Col("arr", _money),
         _Col("likelihood", _probability),
         _Col("status", _one_of(RENEWAL_STATUSES)),
-        _Col("renewed_arr", _non_negative),
+        _Col("renewed_arr", _money),
         _Col("closed_on", _iso_date),
     ),
     "surveys": (
@@ -421,6 +455,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "timezone": "UTC",
         "digest_time": "08:30",
         "digest_weekends": False,
+        "work_start": "09:00",
+        "work_end": "18:00",
     },
     "accounts": {"segment": "mid-market", "arr": 0.0, "lifecycle_stage": "adoption", "aliases": []},
     "readings": {"source": "import"},
@@ -736,6 +772,10 @@ def _parse_row(
             continue
         raw = cell.strip()
         col = spec[name]
+        unstorable = _UNSTORABLE.search(raw)
+        if unstorable:
+            errors.append(RowError(line, name, _unstorable_reason(unstorable.group())))
+            continue
         if not raw and col.required:
             errors.append(RowError(line, name, "required value is empty"))
             continue
@@ -744,6 +784,13 @@ def _parse_row(
         except _Bad as exc:
             errors.append(RowError(line, name, str(exc)))
     return _Row(line, values, columns)
+
+
+def _unstorable_reason(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"contains half of a UTF-16 pair ({code}), which cannot be stored: fix the text"
+    return f"contains a control character ({code}): remove it"
 
 
 def _check_duplicates(

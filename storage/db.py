@@ -18,6 +18,21 @@ from sqlmodel import Session, create_engine
 logger = logging.getLogger(__name__)
 
 
+class DriverMissing(RuntimeError):
+    """The URL names a database SQLAlchemy knows, but its Python driver is not installed."""
+
+    def __init__(self, backend: str, driver: str | None) -> None:
+        self.backend, self.driver = backend, driver
+        super().__init__(f"{backend}: the Python driver {driver!r} is not installed")
+
+
+def _create(url: str, **options: object) -> Engine:
+    try:
+        return create_engine(url, **options)
+    except ModuleNotFoundError as exc:
+        raise DriverMissing(make_url(url).get_backend_name(), exc.name) from exc
+
+
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for plain postgresql:// URLs (SQLAlchemy would otherwise look for psycopg2)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -48,10 +63,10 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         ensure_sqlite_folder(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = _create(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return _create(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 @lru_cache(maxsize=8)
@@ -100,9 +115,11 @@ def upgrade(url: str, revision: str = "heads") -> None:
     ensure_sqlite_folder(url)
     cfg = alembic_config(url)
     if make_url(normalise_url(url)).get_backend_name() != "postgresql":
+        # Alembic makes its own engine: make one first so a missing driver says so plainly.
+        _create(normalise_url(url), poolclass=NullPool).dispose()
         command.upgrade(cfg, revision)
         return
-    engine = create_engine(normalise_url(url), poolclass=NullPool)
+    engine = _create(normalise_url(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})

@@ -50,6 +50,12 @@ class CSM(Table, table=True):
     timezone: str = Field(default="UTC")
     digest_time: str = Field(default="08:30")
     digest_weekends: bool = Field(default=False)
+    # Urgent alerts reach a person only within their working hours (local time, HH:MM); the
+    # classes that interrupt them at all are ``interrupts`` (None = the defaults of
+    # domain.notify_policy.ALERT_CLASSES).
+    work_start: str = Field(default="09:00")
+    work_end: str = Field(default="18:00")
+    interrupts: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     slack_user_id: str | None = Field(default=None, unique=True, index=True)
     teams_user_id: str | None = Field(default=None, index=True)
     teams_aad_object_id: str | None = Field(default=None, index=True)
@@ -286,6 +292,9 @@ class Escalation(Table, table=True):
     # or a chat) and the card's own activity id, so every update edits that card for everyone.
     teams_conversation_id: str | None = None
     teams_activity_id: str | None = None
+    # The platform's own id of the request that opened it (Slack view/trigger/event id, Teams
+    # activity): a retried or resubmitted request finds this row instead of opening a second one.
+    origin_key: str | None = Field(default=None, unique=True, max_length=200)
 
 
 class EscalationEvent(Table, table=True):
@@ -302,6 +311,8 @@ class EscalationEvent(Table, table=True):
     from_value: str | None = None
     to_value: str | None = None
     note: str | None = None
+    # As Escalation.origin_key: a resubmitted note modal adds its note once.
+    origin_key: str | None = Field(default=None, unique=True, max_length=200)
 
 
 class SurveyResponse(Table, table=True):

@@ -27,12 +27,23 @@ PERSON_FIELDS = (
     "timezone",
     "digest_time",
     "digest_weekends",
+    "work_start",
+    "work_end",
+    "interrupts",
     "slack_user_id",
     "teams_user_id",
     "teams_aad_object_id",
 )
 # A None for these means "keep what is there" (the column cannot be empty).
-_KEEP_WHEN_EMPTY = ("name", "role", "timezone", "digest_time", "digest_weekends")
+_KEEP_WHEN_EMPTY = (
+    "name",
+    "role",
+    "timezone",
+    "digest_time",
+    "digest_weekends",
+    "work_start",
+    "work_end",
+)
 # Platform ids that identify one person: two people cannot share one.
 _UNIQUE_IDS = ("slack_user_id", "teams_user_id", "teams_aad_object_id")
 
@@ -76,6 +87,15 @@ def resolve_people(conn: Connection, rows: list[_Row], errors: list[RowError]) -
         first[email] = row.line
         if email not in known and not row.values.get("name"):
             errors.append(RowError(row.line, "name", "a new person needs a name"))
+        stored = known.get(email) or {}
+        start = row.values.get("work_start") or stored.get("work_start") or "09:00"
+        end = row.values.get("work_end") or stored.get("work_end") or "18:00"
+        if ("work_start" in row.columns or "work_end" in row.columns) and start == end:
+            errors.append(
+                RowError(
+                    row.line, "work_end", "working hours need an end different from their start"
+                )
+            )
         manager = row.values.get("manager_email")
         if manager == email:
             errors.append(RowError(row.line, "manager_email", "a person cannot manage themselves"))
@@ -89,6 +109,36 @@ def resolve_people(conn: Connection, rows: list[_Row], errors: list[RowError]) -
                 )
             )
     _check_platform_ids(conn, rows, errors)
+    _check_loops(conn, rows, errors)
+
+
+def _check_loops(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:
+    """Nobody may end up above themselves: the team as it would be after this import (its rows
+    over the database) has no management loop (Lee reports to Sam, who reports to Lee)."""
+    from storage.csv_import import RowError
+
+    setting = [r for r in rows if r.values.get("email") and "manager_email" in r.columns]
+    if not setting:
+        return
+    csm, boss = table("csm"), table("csm").alias("boss")
+    manager_of: dict[str, str | None] = {
+        str(email).lower(): (str(manager).lower() if manager else None)
+        for email, manager in conn.execute(
+            select(csm.c.email, boss.c.email).outerjoin(boss, boss.c.id == csm.c.manager_id)
+        ).all()
+    }
+    for row in setting:
+        manager_of[row.values["email"]] = row.values.get("manager_email")
+    for row in setting:
+        email = row.values["email"]
+        chain = [email]
+        current = manager_of.get(email)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = manager_of.get(current)
+        if current == email and len(chain) > 1:
+            loop = " → ".join([*chain, email])
+            errors.append(RowError(row.line, "manager_email", f"a management loop: {loop}"))
 
 
 def _check_platform_ids(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:
@@ -142,6 +192,8 @@ def write_people(
                     "timezone": "UTC",
                     "digest_time": "08:30",
                     "digest_weekends": False,
+                    "work_start": "09:00",
+                    "work_end": "18:00",
                     **values,
                     "email": row.values["email"],
                     "manager_id": None,

@@ -45,3 +45,16 @@ class TeamsConversation(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TeamsActivityReceipt(SQLModel, table=True):
+    """One Teams activity we accepted; the primary key makes a redelivery's insert fail.
+
+    ``activity_key`` is a digest of the conversation id and the activity id (activity ids are
+    unique within a conversation).
+    """
+
+    __tablename__ = "teams_activity_receipt"
+
+    activity_key: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, index=True)

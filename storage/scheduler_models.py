@@ -59,6 +59,7 @@ class Alert(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("event_key", name="uq_alert_event"),
         Index("ix_alert_account_kind", "account_id", "kind", "fired_at"),
+        Index("ix_alert_pending", "delivered_in", "delivery"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -75,6 +76,13 @@ class Alert(SQLModel, table=True):
     acknowledged_at: datetime | None = None
     snoozed_by_id: int | None = Field(default=None, foreign_key="csm.id")
     snoozed_until: datetime | None = None
+    # How a fired alert reaches its owner (domain.notify_policy): its class, "urgent" (at once,
+    # batched per hour, in working hours), "digest" (the next daily digest) or "team" (no owner:
+    # the risk-channel summary and the unowned-accounts route); and the delivery that carried it
+    # ("<kind>:<period>"), so it reaches the owner exactly once.
+    category: str | None = None
+    delivery: str | None = None
+    delivered_in: str | None = None
 
 
 class JobRun(SQLModel, table=True):

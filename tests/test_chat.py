@@ -108,10 +108,11 @@ def test_cli_ask_json(demo_container) -> None:
     assert data["reply"]["template"] == "health_card"
 
 
-def test_cli_ask_as_unknown_email_still_answers(demo_container) -> None:
+def test_cli_ask_as_unknown_email_answers_with_who_can_add_them(demo_container) -> None:
     result = runner.invoke(app, ["ask", "risks", "--as", "nobody@elsewhere.org"])
     assert result.exit_code == 0, result.output
-    assert "at risk" in result.output
+    assert "at risk" not in result.output and "$" not in result.output
+    assert "Ask Robin Admin (an admin) to add you" in result.output
 
 
 def test_cli_ask_stdin_one_json_per_line(demo_container) -> None:
@@ -151,7 +152,7 @@ def test_local_chat_answers_then_writes_the_charts_with_a_sparkline(demo_contain
     assert lines[0].startswith("Acme Corp — ")  # the text answer comes first
     charts = [line for line in lines if line.startswith("Chart: ")]
     assert [c.split(" → ")[0] for c in charts] == [
-        "Chart: Acme Corp — health, last 44 days",
+        "Chart: Acme Corp — health, last 45 days",
         "Chart: Acme Corp — the indicators behind the score",
     ]
     for line in charts:

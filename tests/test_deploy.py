@@ -95,7 +95,7 @@ def test_the_compose_file_runs_migrations_once_then_the_app_on_postgresql() -> N
         url = services[name]["environment"]["CSM_DATABASE_URL"]
         assert url.startswith("postgresql://csm:") and "@db:5432/csm" in url
         assert services[name]["env_file"] == ".env"
-    assert app["ports"] == ["3000:3000"]
+    assert app["ports"] == ["3000-3009:3000"]
     # Every variable the compose file and .env.example name is one the assistant reads.
     example = (ROOT / ".env.example").read_text()
     names = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.MULTILINE)) - {
@@ -121,3 +121,35 @@ def test_the_image_commands_run_in_a_plain_environment(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Schema is up to date" in result.stdout
+
+
+def test_the_documented_scaling_works_with_the_compose_ports() -> None:
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert "--scale app=3" in deploy
+    # One fixed host port cannot be bound by three containers ("port is already allocated"):
+    # each replica needs a port of its own, from a range, for the load balancer to reach.
+    (mapping,) = compose["services"]["app"]["ports"]
+    host = str(mapping).rsplit(":", 1)[0]
+    assert re.fullmatch(r"(127\.0\.0\.1:)?\d+-\d+", host), mapping
+    first, last = (int(p) for p in host.rsplit(":", 1)[-1].split("-"))
+    assert last - first + 1 >= 3
+
+
+def test_the_database_password_is_made_url_safe() -> None:
+    # The password goes into postgresql://csm:PASSWORD@db/csm: a "/" or "@" from base64 breaks it.
+    example = (ROOT / ".env.example").read_text()
+    assert "openssl rand -hex" in example
+    assert "openssl rand -hex" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def test_the_systemd_steps_create_every_folder_the_unit_needs() -> None:
+    section = (
+        (ROOT / "docs" / "deploy.md").read_text().split("## systemd", 1)[1].split("\n## ", 1)[0]
+    )
+    # A system user gets no home unless asked, and the venv goes there.
+    assert "--create-home" in section or "-m " in section
+    # systemd refuses to start a unit whose ReadWritePaths does not exist.
+    (paths,) = re.findall(r"^ReadWritePaths=(.+)$", section, re.MULTILINE)
+    for path in paths.split():
+        assert re.search(rf"install -d [^\n]*{re.escape(path)}", section), path

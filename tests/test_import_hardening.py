@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,96 @@ def test_names_in_any_script_are_found_in_chat(
     name = NAMES[external_id][0]
     assert reply.template == "health_card", (question, reply.text)
     assert reply.context["account"]["name"] == name
+
+
+@pytest.fixture
+def team_on_each_backend(migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
+    """The sample team on SQLite and on PostgreSQL (which refuses NUL bytes in text columns)."""
+    monkeypatch.setenv("CSM_DATABASE_URL", migrated_url)
+    monkeypatch.setenv("CSM_TODAY", "2026-11-23")
+    container = Container(
+        settings=Settings(database_url=migrated_url, api_token=TOKEN, today="2026-11-23")
+    )
+    add_people(container.engine)
+    yield container
+    container.engine.dispose()
+
+
+def test_control_characters_are_row_errors_in_files(team: Container, tmp_path: Path) -> None:
+    # A terminal escape in a name would clear the screen of whoever lists the accounts, and a
+    # decks cannot hold control characters at all.
+    path = write(
+        tmp_path,
+        "external_id,name,owner_email\n"
+        "A-1,\x1b[2J\x1b[31mAlpha,dana@example.com\n"
+        "A-2,Beta\x01Corp,dana@example.com\n"
+        "A-3,Gamma,dana@example.com\n",
+    )
+    result = runner.invoke(app, ["import", "accounts", str(path)])
+    assert result.exit_code == 1
+    assert "row 2, column 'name': contains a control character (U+001B)" in result.output
+    assert "row 3, column 'name': contains a control character (U+0001)" in result.output
+    assert "row 4" not in result.output
+    assert account_names(team) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["Nul\x00Corp", "Lone \ud800 surrogate"], ids=["nul", "lone-surrogate"]
+)
+def test_unstorable_text_over_the_api_is_a_422_not_a_500(
+    team_on_each_backend: Container, value: str
+) -> None:
+    with TestClient(build_app(team_on_each_backend), raise_server_exceptions=False) as client:
+        # json.dumps writes both as \u escapes, as a JSON client would send them.
+        headers = {**AUTH, "Content-Type": "application/json"}
+        accounts = client.post(
+            "/api/v1/import/accounts",
+            content=json.dumps({"rows": [{"external_id": "A-1", "name": value}]}),
+            headers=headers,
+        )
+        assert accounts.status_code == 422, accounts.text
+        assert accounts.json()["errors"][0]["column"] == "name"
+        person = client.post(
+            "/api/v1/people",
+            content=json.dumps({"email": "new@example.com", "name": value, "role": "csm"}),
+            headers=headers,
+        )
+        assert person.status_code == 422, person.text
+        assert "control character" in person.text or "cannot be stored" in person.text
+    assert account_names(team_on_each_backend) == []
+
+
+def test_an_absurd_arr_is_a_row_error_not_an_infinite_portfolio(
+    team: Container, tmp_path: Path
+) -> None:
+    # 1e308 is a finite float: summed with anything it becomes "$infM ARR" in every answer.
+    path = write(
+        tmp_path,
+        "external_id,name,owner_email,arr\n"
+        "A-1,Alpha,dana@example.com,1e308\n"
+        "A-2,Beta,dana@example.com,2000000000000\n"
+        "A-3,Gamma,dana@example.com,1000000000000\n",
+    )
+    result = runner.invoke(app, ["import", "accounts", str(path)])
+    assert result.exit_code == 1
+    assert "row 2, column 'arr': more than $1,000,000,000,000" in result.output
+    assert "row 3, column 'arr': more than $1,000,000,000,000" in result.output
+    assert "row 4" not in result.output
+    with TestClient(build_app(team)) as client:
+        response = client.post(
+            "/api/v1/import/renewals",
+            json={
+                "rows": [
+                    {
+                        "external_id": "R-1",
+                        "account_external_id": "A-1",
+                        "renewal_date": "2027-01-01",
+                        "renewed_arr": 1e300,
+                    }
+                ]
+            },
+            headers=AUTH,
+        )
+    assert response.status_code == 422
+    assert any(e["column"] == "renewed_arr" for e in response.json()["errors"])
+    assert account_names(team) == []

@@ -40,6 +40,11 @@ def one_line_error(result, *expected: str) -> None:  # type: ignore[no-untyped-d
             ("CSM_DATABASE_URL is not a database URL", "postgresql://USER:PASSWORD@HOST"),
         ),
         ("mysqlx://db/csm", ("names a database kind this assistant cannot use (mysqlx)",)),
+        # A dialect SQLAlchemy knows whose driver is not installed.
+        (
+            "mysql://csm:secret@db/csm",
+            ("Python driver 'MySQLdb' is not installed", "postgresql://"),
+        ),
     ],
 )
 def test_database_problems_are_one_line_with_the_fix(monkeypatch, url: str, expected) -> None:  # type: ignore[no-untyped-def]

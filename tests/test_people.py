@@ -240,3 +240,77 @@ def test_the_people_api_has_the_same_rules(fresh: Container) -> None:
         assert [(p["email"], p["manager_email"]) for p in listing] == [
             ("bo@acme.io", "ada@acme.io")
         ]
+
+
+def test_counts_of_one_read_as_one(fresh: Container, tmp_path: Path) -> None:
+    assert cli("people", "add", "sam@acme.io", "--name", "Sam Reyes").exit_code == 0
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("external_id,name,owner_email\nA-1,Fabrikam,sam@acme.io\n")
+    imported = cli("import", "accounts", str(accounts))
+    assert "Health recomputed for 1 account." in imported.output, imported.output
+    listing = cli("people", "list").output
+    assert " 1 account " in listing and "1 accounts" not in listing
+
+
+def test_a_management_loop_is_refused(fresh: Container, tmp_path: Path) -> None:
+    team = tmp_path / "team.csv"
+    team.write_text(
+        "email,name,role,manager_email\n"
+        "lee@acme.io,Lee Park,manager,\n"
+        "sam@acme.io,Sam Reyes,csm,lee@acme.io\n"
+    )
+    assert cli("people", "import", str(team)).exit_code == 0
+    before = people_rows(fresh.engine)
+    # Lee reports to Sam, who reports to Lee: nobody's manager would be above them.
+    loop = cli("people", "set", "lee@acme.io", "--manager", "sam@acme.io")
+    assert loop.exit_code != 0
+    assert "management loop: lee@acme.io → sam@acme.io → lee@acme.io" in loop.output
+    both = tmp_path / "both.csv"
+    both.write_text(
+        "email,name,role,manager_email\n"
+        "ann@acme.io,Ann,manager,bob@acme.io\n"
+        "bob@acme.io,Bob,manager,ann@acme.io\n"
+    )
+    in_file = cli("people", "import", str(both))
+    assert in_file.exit_code == 1
+    assert "row 2, column 'manager_email': a management loop" in in_file.output
+    assert people_rows(fresh.engine) == before
+    with TestClient(build_app(fresh)) as client:
+        response = client.patch(
+            "/api/v1/people/lee@acme.io", json={"manager_email": "sam@acme.io"}, headers=AUTH
+        )
+    assert response.status_code == 422 and "management loop" in response.text
+    assert people_rows(fresh.engine) == before
+
+
+def test_people_set_tunes_working_hours_and_what_interrupts(fresh: Container) -> None:
+    cli("people", "add", "sam@acme.io", "--name", "Sam Reyes", "--tz", "Europe/Rome")
+
+    def stored() -> tuple:
+        with fresh.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT work_start, work_end, interrupts FROM csm WHERE email = 'sam@acme.io'")
+            ).one()
+        return row[0], row[1], None if row[2] is None else json.loads(row[2])
+
+    assert stored() == ("09:00", "18:00", None)  # the defaults: red, sev1, renewal_detractor
+    done = cli(
+        "people", "set", "sam@acme.io", "--work-hours", "7:30-16:00", "--interrupts", "amber,red"
+    )
+    assert done.exit_code == 0, done.output
+    assert stored() == ("07:30", "16:00", ["red", "amber"])
+    assert cli("people", "set", "sam@acme.io", "--interrupts", "none").exit_code == 0
+    assert stored()[2] == []
+    assert cli("people", "set", "sam@acme.io", "--interrupts", "default").exit_code == 0
+    assert stored()[2] is None
+    # Bad input: one line that names the problem, nothing changed.
+    for args, expected in {
+        ("--work-hours", "9-5"): "not a time of day",
+        ("--work-hours", "09:00"): "use HH:MM-HH:MM",
+        ("--work-hours", "10:00-10:00"): "end different from their start",
+        ("--interrupts", "red,everything"): "unknown alert kind everything",
+    }.items():
+        result = cli("people", "set", "sam@acme.io", *args)
+        assert result.exit_code != 0 and expected in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert stored() == ("07:30", "16:00", None)

@@ -157,3 +157,186 @@ def test_bad_input_gets_one_line_and_writes_nothing(demo_container, tmp_path: Pa
     fmt = runner.invoke(app, ["qbr", "acme", "--out", str(out), "--format", "pdf"])
     assert fmt.exit_code == 2 and "pptx or md" in fmt.output
     assert not out.exists()
+
+
+def test_a_long_name_and_a_control_character_from_chat_still_make_a_deck(
+    demo_container, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    long_name = "Acme " + "Consolidated Holdings " * 15  # 335 characters: PowerPoint's title is 255
+    with demo_container.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"), {"n": long_name}
+        )
+        # Escalation titles are typed in chat, not imported: a pasted control character gets in.
+        conn.execute(
+            text(
+                "UPDATE escalation SET title = :t WHERE "
+                "account_id = (SELECT id FROM account WHERE name = :n)"
+            ),
+            {"n": long_name, "t": "Exports\x0bfailing\x01 since upgrade"},
+        )
+    out = tmp_path / "acme.pptx"
+    result = runner.invoke(app, ["qbr", "acme", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    slides = slides_of(out)
+    assert slides[0]["title"] == f"{long_name}: Executive business review"
+    risks = next(s for s in slides if s["title"] == "Risks and what we do about them")
+    assert "Exports failing since upgrade" in risks["text"]
+    deck = Presentation(str(out))
+    assert deck.core_properties.title.startswith("Acme Consolidated")
+    assert len(deck.core_properties.title) <= 255
+
+
+def test_milestones_done_say_the_period_they_cover(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date, timedelta
+
+    from storage.models import Milestone
+
+    today = date.fromisoformat(AS_OF)
+    quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    with Session(demo_container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        done = session.exec(
+            select(Milestone).where(Milestone.account_id == acme.id, Milestone.status == "done")
+        ).all()
+    listed = [m for m in done if m.completed_on and m.completed_on >= today - timedelta(days=90)]
+    # The deck lists one done before this calendar quarter began: "this quarter" would be false.
+    assert any(m.completed_on < quarter_start for m in listed)
+    out = tmp_path / "acme.pptx"
+    assert runner.invoke(app, ["qbr", "acme", "--out", str(out)]).exit_code == 0
+    milestones = next(s for s in slides_of(out) if s["title"] == "Milestones: done and next")
+    assert "Done in the last 90 days:" in milestones["text"]
+    assert "this quarter" not in milestones["text"]
+    agenda = next(s for s in slides_of(out) if s["title"] == "Suggested agenda")
+    assert "Value delivered in the last 90 days" in agenda["text"]
+
+
+def test_one_of_a_unit_is_singular(demo_container) -> None:  # type: ignore[no-untyped-def]
+    from handlers.context import Actor, ChatContext
+    from handlers.qbr import qbr_prep
+    from handlers.qbr_pack import _indicators_slide, _kpi_line
+
+    with Session(demo_container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        ctx = ChatContext(
+            platform="console",
+            actor=Actor(csm_id=acme.owner_id, name="Dana", role="csm"),
+            today=__import__("datetime").date.fromisoformat(AS_OF),
+        )
+        prep = qbr_prep(
+            session, ctx=ctx, models=demo_container.health_models, account_id=acme.id
+        ).context
+    for indicator in prep["leading"] + prep["lagging"]:
+        if indicator["unit"] in ("tickets", "days"):
+            indicator["value"] = 1.0
+    from types import SimpleNamespace
+
+    slide = _indicators_slide(prep, SimpleNamespace(source="snapshot"), "executive", AS_OF)
+    lines = [b.text for b in slide.bullets]
+    assert "Open support tickets: 1 ticket (amber)" in lines
+    assert "Days since executive touchpoint: 1 day (amber)" in lines
+    assert not [line for line in lines if " 1 tickets" in line or " 1 days" in line]
+    kpi = {**prep["kpis"][0], "baseline": 0.0, "current": 1.0, "target": 3.0, "unit": " reviews"}
+    assert "0 reviews → 1 review (target 3 reviews)" in _kpi_line(kpi)
+
+
+def test_the_agenda_has_every_discussion_point_the_deck_has(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Globex renews more than six months out; the deck still has its renewal slide.
+    out = tmp_path / "globex.pptx"
+    assert runner.invoke(app, ["qbr", "globex", "--out", str(out)]).exit_code == 0
+    slides = slides_of(out)
+    agenda = next(s for s in slides if s["title"] == "Suggested agenda")["text"]
+    assert any(s["title"].startswith("Renewal:") for s in slides)
+    assert "Renewal timeline and success criteria" in agenda
+    assert "Growth: where the team is outgrowing the plan" in agenda
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = runner.invoke(app, ["qbr", "acme", "--out", str(tmp_path)])
+    assert folder.exit_code == 2 and "directory" in folder.output and "--out" in folder.output
+    assert "Traceback" not in folder.output
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be")
+    inside = runner.invoke(app, ["qbr", "acme", "--out", str(blocked / "acme.pptx")])
+    assert inside.exit_code == 1, inside.output
+    assert inside.output.strip().startswith("Cannot write") and "Traceback" not in inside.output
+    assert len(inside.output.strip().splitlines()) == 1
+
+
+def test_a_renewal_date_that_has_passed_is_said_as_such(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    # The CRM never closed last month's renewal: the record is open with a date in the past.
+    with demo_container.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE renewal SET renewal_date = '2026-10-25' WHERE status = 'open' AND "
+                "account_id = (SELECT id FROM account WHERE name = 'Acme Corp')"
+            )
+        )
+    out = tmp_path / "acme.pptx"
+    assert runner.invoke(app, ["qbr", "acme", "--out", str(out)]).exit_code == 0
+    slides = slides_of(out)
+    everything = "\n".join(s["text"] for s in slides)
+    assert "(-29 days)" not in everything and "-29" not in everything
+    renewal = next(s for s in slides if s["title"].startswith("Renewal:"))
+    assert "Renewal date 2026-10-25 passed 29 days ago" in renewal["text"]
+    risks = next(s for s in slides if s["title"] == "Risks and what we do about them")
+    assert (
+        "Renewal date passed 29 days ago and the renewal is still open on record" in risks["text"]
+    )
+    wiifm = slides[1]["text"]
+    assert "a renewal on 2026-10-25" not in wiifm
+
+
+def test_a_new_account_with_nothing_yet_gets_true_sentences(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from storage.csv_import import import_records
+
+    # Imported this morning: no owner, no success plan, no stakeholders, no readings.
+    import_records(
+        demo_container.engine,
+        "accounts",
+        ["external_id", "name", "arr", "renewal_date"],
+        [["NEW-1", "Zephyr Freight", "40000", "2027-03-01"]],
+    )
+    out = tmp_path / "zephyr.pptx"
+    result = runner.invoke(app, ["qbr", "zephyr", "--out", str(out), "--variant", "operational"])
+    assert result.exit_code == 0, result.output
+    slides = slides_of(out)
+    everything = "\n".join(s["text"] for s in slides)
+    assert "the CSM (CSM)" not in everything
+    assert "(insufficient)" not in everything
+    assert not re.search(r"\bNone\b(?! yet)|\bnan\b", everything)
+    wiifm = slides[1]["text"]
+    assert "the outcomes in the success plan" not in wiifm
+    assert "no success plan yet" in wiifm
+    agenda = next(s for s in slides if s["title"] == "Suggested agenda")["text"]
+    assert "as a chart" not in agenda
+    assert "Agree the goals and the KPIs that show them" in agenda
+
+
+def test_markdown_images_resolve_when_the_file_name_has_spaces(
+    demo_container, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "Acme QBR (draft).md"
+    assert runner.invoke(app, ["qbr", "acme", "--out", str(out)]).exit_code == 0
+    text = out.read_text()
+    # A Markdown link target ends at the first space or unbalanced parenthesis.
+    targets = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert len(targets) == 3, text
+    for target in targets:
+        from urllib.parse import unquote
+
+        assert (tmp_path / unquote(target)).read_bytes().startswith(b"\x89PNG")
+
+
+def test_numbers_on_slides_have_at_most_one_decimal(demo_container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # NPS computed from survey responses is a fraction (33.3333...): a slide shows 33.3.
+    for variant in ("executive", "operational"):
+        out = tmp_path / f"acme-{variant}.pptx"
+        result = runner.invoke(app, ["qbr", "acme", "--out", str(out), "--variant", variant])
+        assert result.exit_code == 0, result.output
+        text = "\n".join(s["text"] for s in slides_of(out))
+        assert re.findall(r"\d+\.\d{2,}", text) == [], variant

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.api.auth import Endpoint, api_error, require_token
+from bot.http_body import read_capped
 from storage.csv_import import MAX_ERRORS_SHOWN, ImportFailed, ImportReport
 from storage.models import ROLES
 from storage.people import PersonExists, PersonUnknown, add_person, list_people, set_person
@@ -110,8 +111,8 @@ async def _json_object(request: Request) -> dict[str, Any] | Response:
         return api_error(
             415, "unsupported_media_type", 'Send the person as application/json: {"email": ...}.'
         )
-    body = await request.body()
-    if len(body) > MAX_PERSON_BYTES:
+    body = await read_capped(request, MAX_PERSON_BYTES)
+    if body is None:  # refused as soon as it is known to be too big, never buffered whole
         return api_error(413, "body_too_large", f"A person is at most {MAX_PERSON_BYTES} bytes.")
     try:
         data = json.loads(body)

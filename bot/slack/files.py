@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.render import mrkdwn_escape
 from bot.slack.services import SlackServices
 from handlers.attachments import OutFile, safe_files
 from handlers.context import ChatContext
@@ -38,7 +39,11 @@ def upload(
     thread_ts: str | None = None,
     comment: str | None = None,
 ) -> list[str]:
-    """One files_upload_v2 call (getUploadURLExternal, POST, completeUploadExternal) for all files."""
+    """One files_upload_v2 call (getUploadURLExternal, POST, completeUploadExternal) for all files.
+
+    ``comment`` is plain text; Slack posts it as a message (mrkdwn), so it is escaped here: an
+    account name in it can neither ping a channel nor forge a link.
+    """
     if not files:
         return []
     uploads = []
@@ -52,7 +57,10 @@ def upload(
             item["alt_txt"] = out.description[:ALT_TEXT_LIMIT]
         uploads.append(item)
     response = client.files_upload_v2(
-        file_uploads=uploads, channel=channel, thread_ts=thread_ts, initial_comment=comment
+        file_uploads=uploads,
+        channel=channel,
+        thread_ts=thread_ts,
+        initial_comment=mrkdwn_escape(comment) if comment else None,
     )
     return [str(f.get("id")) for f in response.get("files") or []]
 
@@ -105,8 +113,6 @@ def deliver(
 
 
 def _tell(client: WebClient, channel: str, thread_ts: str | None, problems: list[str]) -> None:
-    from bot.render import mrkdwn_escape
-
     text = "Not attached: " + "; ".join(mrkdwn_escape(p) for p in problems)
     try:
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)

@@ -23,7 +23,9 @@ Redraw = Callable[[Session, ChatContext, dict[str, Any], "Container"], Reply | N
 After = Literal["escalation", "opened", "alert", "auto"]
 
 ESCALATION_FIELDS = frozenset({"account", "severity", "title", "description"})
-SETTINGS_FIELDS = frozenset({"digest_time", "timezone", "digest_weekends"})
+SETTINGS_FIELDS = frozenset(
+    {"digest_time", "timezone", "digest_weekends", "work_start", "work_end", "interrupts"}
+)
 
 
 class BadAction(ValueError):
@@ -302,6 +304,15 @@ def _save_settings(s: Session, ctx: ChatContext, d: dict[str, Any], c: Container
         digest_time=_text(d, "digest_time") or "",
         timezone=_text(d, "timezone") or "",
         digest_weekends=_flag(d, "digest_weekends"),
+        work_start=_text(d, "work_start"),
+        work_end=_text(d, "work_end"),
+        # A multi-select sends "red,sev1" ("" when nothing is ticked); a card drawn before the
+        # field existed sends nothing, and the choice stays as it was.
+        interrupts=(
+            [k.strip() for k in str(d.get("interrupts") or "").split(",") if k.strip()]
+            if "interrupts" in d
+            else None
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -19,11 +20,18 @@ from botbuilder.schema import (
     ChannelAccount,
 )
 from botbuilder.schema.teams import FileConsentCardResponse
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.teams import metrics
 from bot.teams.actions import ACTIONS, BadAction, CardAction
-from bot.teams.cards import ADAPTIVE_CARD, Refresh, message_for, notice_card, render_card
+from bot.teams.cards import (
+    ADAPTIVE_CARD,
+    Refresh,
+    message_for,
+    notice_card,
+    plain_message,
+    render_card,
+)
 from bot.teams.escalation_threads import (
     EscalationThreads,
     Target,
@@ -31,6 +39,7 @@ from bot.teams.escalation_threads import (
     escalation_target,
 )
 from bot.teams.identity import (
+    ConversationCache,
     RosterCache,
     RosterEntry,
     actor_for_teams_user,
@@ -39,7 +48,15 @@ from bot.teams.identity import (
 )
 from bot.teams.installs import remember_team
 from bot.teams.outbound import Outbound
-from bot.teams.references import mark_inactive, save_channels, save_reference, tenant_of
+from bot.teams.references import (
+    channel_root,
+    mark_inactive,
+    save_channels,
+    save_reference,
+    shared_channel,
+    team_of,
+    tenant_of,
+)
 from bot.teams.shared_cards import (
     Clicked,
     is_shared,
@@ -51,6 +68,7 @@ from bot.teams.shared_cards import (
 from handlers.context import ChatContext
 from handlers.errors import HandlerError, ValidationFailed
 from handlers.reply import Attachment, Reply
+from storage.models import Account
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -74,15 +92,28 @@ class Speaker:
     aad_object_id: str | None
     tenant_id: str | None
     csm_id: int | None
-    external: bool
+    foreign: bool  # from another tenant than the configured one
 
 
 class CsmTeamsBot(TeamsActivityHandler):
-    """One bot for personal chats, group chats and channels; listeners stay thin, handlers do the work."""
+    """One bot for personal chats, group chats and channels; listeners stay thin, handlers do the work.
 
-    def __init__(self, container: Container, roster: RosterCache | None = None) -> None:
+    verified: the activities it is given were authenticated (JWT); only then may they link a
+    person to a Teams identity (Teams' local development mode answers but remembers no link).
+    """
+
+    def __init__(
+        self,
+        container: Container,
+        roster: RosterCache | None = None,
+        *,
+        verified: bool = True,
+        conversations: ConversationCache | None = None,
+    ) -> None:
         self.container = container
         self.roster = roster or RosterCache()
+        self.conversations = conversations or ConversationCache()
+        self.verified = verified
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -102,14 +133,14 @@ class CsmTeamsBot(TeamsActivityHandler):
         return EscalationThreads(self.container, self._outbound(turn_context))
 
     async def _speaker(self, turn_context: TurnContext) -> Speaker:
-        """Store the conversation reference, and find out who is talking and whether they are external."""
+        """Store the conversation reference, and find out who is talking."""
         activity = turn_context.activity
         user = activity.from_property or ChannelAccount(id="")
         tenant = tenant_of(activity)
-        external = foreign_tenant(tenant, self.container.settings.microsoft_app_tenant_id)
+        foreign = foreign_tenant(tenant, self.container.settings.microsoft_app_tenant_id)
 
         def remember(session: Session) -> int | None:
-            csm = None if external else csm_by_teams_ids(session, user.id, user.aad_object_id)
+            csm = None if foreign else csm_by_teams_ids(session, user.id, user.aad_object_id)
             save_reference(session, activity=activity, csm_id=csm.id if csm else None)
             return csm.id if csm else None
 
@@ -120,17 +151,30 @@ class CsmTeamsBot(TeamsActivityHandler):
             aad_object_id=user.aad_object_id,
             tenant_id=tenant,
             csm_id=csm_id,
-            external=external,
+            foreign=foreign,
         )
 
     async def _context(
         self, turn_context: TurnContext, speaker: Speaker
     ) -> tuple[RosterEntry | None, bool]:
-        """The roster entry (only needed for people we have not matched yet) and the external flag."""
-        if speaker.external or speaker.csm_id is not None:
-            return None, speaker.external
-        entry = await self.roster.member(turn_context, speaker.user_id, speaker.tenant_id)
-        return entry, bool(entry and entry.guest)
+        """The roster entry (for people not matched yet, and to spot guests) and whether the
+        conversation is shared with another organisation."""
+        entry = None
+        if not speaker.foreign and speaker.csm_id is None:
+            entry = await self.roster.member(turn_context, speaker.user_id, speaker.tenant_id)
+        return entry, await self._shared(turn_context)
+
+    async def _shared(self, turn_context: TurnContext) -> bool:
+        """A shared channel, or a chat or team with guests or people of another tenant."""
+        activity = turn_context.activity
+        kind = activity.conversation.conversation_type or "personal"
+        if kind == "personal":
+            return False
+        if shared_channel(activity):
+            return True
+        key = team_of(activity) or channel_root(activity.conversation.id)
+        tenant = self.container.settings.microsoft_app_tenant_id
+        return (await self.conversations.sharing(turn_context, key, tenant)).external
 
     def _chat_context(
         self,
@@ -140,12 +184,13 @@ class CsmTeamsBot(TeamsActivityHandler):
         entry: RosterEntry | None,
         external: bool,
     ) -> ChatContext:
+        from handlers import access
         from handlers.identity import unknown_actor
 
         activity = turn_context.activity
-        if external:
-            # Guests never become a CSM, whatever email they have: they see no account data.
-            actor = unknown_actor(speaker.user_id, speaker.name)
+        if speaker.foreign:
+            # Another tenant's user never becomes a person here, whatever email they have.
+            actor = unknown_actor(speaker.user_id, speaker.name, barred=access.OTHER_TENANT)
         else:
             actor = actor_for_teams_user(
                 session,
@@ -153,16 +198,20 @@ class CsmTeamsBot(TeamsActivityHandler):
                 name=speaker.name,
                 aad_object_id=speaker.aad_object_id,
                 roster=entry,
+                tenant_id=self.container.settings.microsoft_app_tenant_id,
+                link=self.verified,
             )
             if actor.csm_id is not None and activity.conversation.conversation_type == "personal":
                 save_reference(session, activity=activity, csm_id=actor.csm_id)
+        conversation = channel_root(activity.conversation.id)
         return ChatContext(
             platform="teams",
             actor=actor,
             today=self.container.today(),
             thread_key=f"teams:{activity.conversation.id}",
             external=external,
-            allowed_account_ids=frozenset(),
+            allowed_account_ids=mapped_accounts(session, conversation) if external else frozenset(),
+            request_key=request_key(activity),
         )
 
     async def _handle(
@@ -278,7 +327,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                     context = {"kind": "qbr_pack", **item.data}
                     await turn_context.send_activity(consent_message(out, context))
         if problems:
-            await turn_context.send_activity("Not attached: " + "; ".join(problems))
+            await turn_context.send_activity(plain_message("Not attached: " + "; ".join(problems)))
 
     async def on_teams_file_consent_accept(
         self, turn_context: TurnContext, file_consent_card_response: FileConsentCardResponse
@@ -311,7 +360,7 @@ class CsmTeamsBot(TeamsActivityHandler):
                 turn_context, lambda s, ctx: pack_file(s, item, ctx=ctx, models=models)
             )
         except HandlerError as error:
-            await turn_context.send_activity(f"Not sent: {error.message}")
+            await turn_context.send_activity(plain_message(f"Not sent: {error.message}"))
             return
         try:
             await upload(info.upload_url, out.content)
@@ -354,7 +403,7 @@ class CsmTeamsBot(TeamsActivityHandler):
         if activity.conversation.conversation_type == "personal":
             await self._welcome(turn_context)
         elif activity.conversation.conversation_type == "channel":
-            await remember_team(turn_context, self.container)
+            await remember_team(turn_context, self.container, link=self.verified)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         await self._speaker(turn_context)
@@ -409,6 +458,8 @@ class CsmTeamsBot(TeamsActivityHandler):
             return await self._with_notice(turn_context, spec, data, error.message)
         except HandlerError as error:
             metrics.HANDLER_ERRORS.labels(type(error).__name__).inc()
+            if data.get("keep_card"):
+                return _message_response(error.message)
             # Nothing changed (the unit of work rolled back): show why above the card as it is now.
             return await self._with_notice(turn_context, spec, data, error.message)
         except BadAction as error:
@@ -423,6 +474,15 @@ class CsmTeamsBot(TeamsActivityHandler):
             metrics.HANDLER_ERRORS.labels("InternalError").inc()
             logger.exception("card action %s failed", verb)
             return _error(500, "InternalError", "Something went wrong on my side. Try again.")
+        if data.get("keep_card"):
+            # A line of a list (digest, urgent alerts): the list stays as it was and the outcome
+            # is told in a message of its own; the alert's own cards, where any were posted, are
+            # updated as always (not the list that was clicked).
+            if spec.after == "alert":
+                await update_alert_cards(
+                    self.container, self._outbound(turn_context), reply, Clicked()
+                )
+            return _message_response(_line_outcome(reply))
         return await self._after(turn_context, spec, reply, clicked, target)
 
     async def _after(
@@ -513,6 +573,22 @@ class CsmTeamsBot(TeamsActivityHandler):
         return await self._card(reply, message)
 
 
+def mapped_accounts(session: Session, conversation_id: str) -> frozenset[int]:
+    """The accounts mapped to a Teams channel or chat: all a shared one may show."""
+    ids = session.exec(
+        select(Account.id).where(Account.teams_conversation_id == conversation_id)
+    ).all()
+    return frozenset(i for i in ids if i is not None)
+
+
+def request_key(activity: Activity) -> str | None:
+    """The platform's own id of an activity (ChatContext.request_key): conversation + activity id."""
+    if not activity.id:
+        return None
+    digest = hashlib.sha256(f"{activity.conversation.id}|{activity.id}".encode()).hexdigest()
+    return f"teams:{digest[:40]}"
+
+
 def _answer(session: Session, ctx: ChatContext, text: str, bot: CsmTeamsBot) -> Reply:
     """A message: the few Teams commands (the open form, home), else the conversational handler."""
     if _OPEN_FORM.match(text):
@@ -553,6 +629,31 @@ def _mentions_bot(activity: Activity) -> bool:
 
 def _card(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=ADAPTIVE_CARD, value=card)
+
+
+def _line_outcome(reply: Reply) -> str:
+    """ "Acknowledged by Dana: Acme Corp: Health turned red." from an alert's card reply."""
+    context = reply.context if isinstance(reply.context, dict) else {}
+    note, alert, account = context.get("note"), context.get("alert"), context.get("account")
+    if note and isinstance(alert, dict) and isinstance(account, dict):
+        return f"{note}: {account.get('name')}: {alert.get('title')}."
+    return reply.text
+
+
+class _MessageInvokeResponse(AdaptiveCardInvokeResponse):
+    """botbuilder types an invoke response's value as an object; a message response's is text."""
+
+    _attribute_map = {
+        **AdaptiveCardInvokeResponse._attribute_map,
+        "value": {"key": "value", "type": "str"},
+    }
+
+
+def _message_response(text: str) -> AdaptiveCardInvokeResponse:
+    """Universal Actions' "message" response: Teams shows the text and leaves the card as it is."""
+    return _MessageInvokeResponse(
+        status_code=200, type="application/vnd.microsoft.activity.message", value=text
+    )
 
 
 def _error(status: int, code: str, message: str) -> AdaptiveCardInvokeResponse:

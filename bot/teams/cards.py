@@ -81,6 +81,37 @@ class Refresh:
         }
 
 
+# Teams reads TextBlock.text, Fact.title and Fact.value as markdown, where "[text](url)" is a
+# link. Data (an account name from a CRM) must not forge one: a zero-width space between "]" and
+# "(" keeps the text as written and leaves no link to click.
+_LINK_JOIN = "]("
+_LINK_BROKEN = "]\u200b("
+
+
+def defuse_links(card: dict[str, Any]) -> dict[str, Any]:
+    """The card with no markdown link syntax in the fields Teams renders as markdown (in place).
+
+    Our templates write no links of their own, so every "](" there came from data.
+    """
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock" and isinstance(node.get("text"), str):
+                node["text"] = node["text"].replace(_LINK_JOIN, _LINK_BROKEN)
+            for fact in node.get("facts") or []:
+                for key in ("title", "value"):
+                    if isinstance(fact, dict) and isinstance(fact.get(key), str):
+                        fact[key] = fact[key].replace(_LINK_JOIN, _LINK_BROKEN)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return card
+
+
 def _capper(scale: float) -> Callable[[int], int]:
     def cap(n: int) -> int:
         return n if scale >= 1.0 else max(1, int(n * scale))
@@ -115,7 +146,7 @@ def _render(
         card.setdefault("body", []).insert(0, notice_block(notice))
     if refresh is not None:
         card["refresh"] = refresh.as_json()
-    return card
+    return defuse_links(card)
 
 
 def render_card(
@@ -171,6 +202,12 @@ def notice_card(message: str) -> dict[str, Any]:
 
 def truncate_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain_message(text: str) -> Activity:
+    """A text message Teams shows as written: a text activity is otherwise markdown, and the text
+    may carry data (an account name) that must not become a link."""
+    return Activity(type=ActivityTypes.message, text=truncate_text(text), text_format="plain")
 
 
 def card_attachment(card: dict[str, Any]) -> Attachment:

@@ -22,7 +22,14 @@ from typing import Any
 import httpx
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 
-from bot.teams.cards import ADAPTIVE_CARD, CARD_VERSION, MAX_MESSAGE_BYTES, card_size, truncate_text
+from bot.teams.cards import (
+    ADAPTIVE_CARD,
+    CARD_VERSION,
+    MAX_MESSAGE_BYTES,
+    card_size,
+    defuse_links,
+    truncate_text,
+)
 from handlers.attachments import OutFile
 
 logger = logging.getLogger(__name__)
@@ -42,28 +49,30 @@ def data_uri(out: OutFile) -> str:
 
 def chart_card(out: OutFile) -> dict[str, Any]:
     """An Adaptive Card 1.5 with the chart as an Image (a data URI) and its text summary."""
-    return {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": CARD_VERSION,
-        "msteams": {"width": "Full"},
-        "fallbackText": truncate_text(out.description, 2000),
-        "body": [
-            {
-                "type": "TextBlock",
-                "text": out.title,
-                "weight": "bolder",
-                "wrap": True,
-            },
-            {
-                "type": "Image",
-                "url": data_uri(out),
-                "altText": truncate_text(out.description, 1000),
-                "size": "stretch",
-            },
-            {"type": "TextBlock", "text": out.description, "isSubtle": True, "wrap": True},
-        ],
-    }
+    return defuse_links(
+        {
+            "type": "AdaptiveCard",
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": CARD_VERSION,
+            "msteams": {"width": "Full"},
+            "fallbackText": truncate_text(out.description, 2000),
+            "body": [
+                {
+                    "type": "TextBlock",
+                    "text": out.title,
+                    "weight": "bolder",
+                    "wrap": True,
+                },
+                {
+                    "type": "Image",
+                    "url": data_uri(out),
+                    "altText": truncate_text(out.description, 1000),
+                    "size": "stretch",
+                },
+                {"type": "TextBlock", "text": out.description, "isSubtle": True, "wrap": True},
+            ],
+        }
+    )
 
 
 def card_size_without_images(card: dict[str, Any]) -> int:
@@ -86,7 +95,11 @@ def chart_message(out: OutFile) -> Activity:
     )
     if not fits:
         logger.warning("chart %s is too large for a Teams card; sending its summary", out.filename)
-        return Activity(type=ActivityTypes.message, text=f"{out.title}: {out.description}")
+        return Activity(
+            type=ActivityTypes.message,
+            text=f"{out.title}: {out.description}",
+            text_format="plain",
+        )
     return Activity(
         type=ActivityTypes.message,
         attachments=[Attachment(content_type=ADAPTIVE_CARD, content=card)],

@@ -26,8 +26,14 @@ MAX_PAGES = 50
 LOOKUP_ERRORS = (HttpOperationError, ClientRequestError, TypeError)
 
 
-async def remember_team(turn_context: TurnContext, container: Container) -> None:
-    """Store the team's channels and link its members to CSMs by email; failures only log."""
+async def remember_team(
+    turn_context: TurnContext, container: Container, *, link: bool = True
+) -> None:
+    """Store the team's channels and link its members to CSMs by email; failures only log.
+
+    link: False when the activity was not verified (Teams' local development mode): nothing
+    unverified links a person to a Teams identity (docs/access.md).
+    """
     activity = turn_context.activity
     tenant = tenant_of(activity)
     try:
@@ -47,8 +53,8 @@ async def remember_team(turn_context: TurnContext, container: Container) -> None
     except LOOKUP_ERRORS as exc:
         logger.warning("could not read the team's roster: %s", exc)
 
-    if foreign_tenant(tenant, container.settings.microsoft_app_tenant_id):
-        members = []  # another organisation's team: its people are never our CSMs
+    if not link or foreign_tenant(tenant, container.settings.microsoft_app_tenant_id):
+        members = []  # another organisation's team (or an unverified one): nobody is linked
 
     def store(session: Session) -> None:
         save_channels(session, activity=activity, channels=[(c.id, c.name) for c in channels])

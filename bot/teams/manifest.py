@@ -26,7 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("my accounts", "Your portfolio with health"),
     ("escalate", "Open an escalation: a form, then a thread where every update lands"),
     ("qbr acme", "QBR prep: value delivered, risks, agenda"),
-    ("settings", "Your digest time, time zone and weekend digests"),
+    ("settings", "Your digest time, working hours and what interrupts you"),
     ("help", "Everything the assistant can do (overdue, changes acme...)"),
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ConversationReference
@@ -22,18 +23,35 @@ def channel_root(conversation_id: str) -> str:
     return conversation_id.split(THREAD_MARKER, 1)[0]
 
 
+def _part(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def tenant_of(activity: Activity) -> str | None:
     """The tenant an activity came from (channelData.tenant.id, else conversation.tenantId)."""
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    tenant = (data.get("tenant") or {}).get("id")
+    tenant = _text(_part(data, "tenant").get("id"))
     if not tenant and activity.conversation is not None:
-        tenant = activity.conversation.tenant_id
-    return tenant or None
+        tenant = _text(activity.conversation.tenant_id)
+    return tenant
 
 
 def team_of(activity: Activity) -> str | None:
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    return (data.get("team") or {}).get("id") or data.get("teamsTeamId") or None
+    return _text(_part(data, "team").get("id")) or _text(data.get("teamsTeamId"))
+
+
+def shared_channel(activity: Activity) -> bool:
+    """A Teams shared channel (channelData.channel.membershipType "shared"): other organisations'
+    people may be in it."""
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    kind = _part(data, "channel").get("membershipType")
+    return isinstance(kind, str) and kind.lower() == "shared"
 
 
 def save_reference(

@@ -198,9 +198,11 @@ _phrases(
 
 # A request to see it drawn: "/health acme chart", "show me acme's trend", "health map".
 CHART_WORDS: frozenset[str] = _words(
-    "chart charts graph graphs plot plots trend trendline sparkline visual visualise visualize "
-    "picture timeline"
+    "chart charts graph graphs plot plots trend trends trending trendline sparkline visual "
+    "visualise visualize picture timeline history curve draw diagram"
 )
+# Phrases that ask for a drawing without a chart word: "how has acme's health changed over time".
+CHART_PHRASES: tuple[str, ...] = ("over time",)
 MAP_WORDS: frozenset[str] = _words("map maps heatmap quadrant quadrants")
 
 # Greetings alone get the help card; next to a real question they mean nothing.

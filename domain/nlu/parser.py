@@ -30,6 +30,7 @@ from domain.nlu.entities import (
 from domain.nlu.intent_model import IntentModel, default_model, features
 from domain.nlu.lexicon import (
     ACCOUNT_INTENTS,
+    CHART_PHRASES,
     CHART_WORDS,
     CONFUSED_WORDS,
     FOLLOWUP_OPENERS,
@@ -435,8 +436,8 @@ def _read(
     chart: Literal["chart", "map"] | None = None
     if any(w in MAP_WORDS for w in words):
         chart = "map"
-    elif any(w in CHART_WORDS for w in words):
-        chart = "chart"
+    elif any(w in CHART_WORDS for w in words) or any(p in " ".join(words) for p in CHART_PHRASES):
+        chart = "chart"  # "how has acme's health changed over time"
 
     tokens = _model_tokens(words, names)
     # The sentence's shape, with words the lexicon does not know as UNK: "how's UNK doing" is an

@@ -46,7 +46,7 @@ def load_sync_config(path: str | Path, env: Mapping[str, str] | None = None) -> 
             f"{label}: cannot read the sync configuration: {exc.strerror}"
         ) from exc
     except yaml.YAMLError as exc:
-        raise SyncConfigError(f"{label}: not valid YAML: {exc}") from exc
+        raise SyncConfigError(f"{label}: not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
         raise SyncConfigError(f"{label}: expected `sources:` with a list of sources (docs/sync.md)")
     values = os.environ if env is None else env
@@ -67,6 +67,14 @@ def load_sync_config(path: str | Path, env: Mapping[str, str] | None = None) -> 
             raise SyncConfigError(f"{where}: `type` must be one of {', '.join(TYPES)}")
         sources.append(_BUILDERS[kind](name, entry, where))
     return SyncConfig(tuple(sources))
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """Where the YAML breaks, in one line, never quoting it: the broken line may hold a secret."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}" if problem else where
 
 
 def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
@@ -147,7 +155,7 @@ def _sql(name: str, entry: dict[str, Any], where: str) -> Source:
         name=name,
         url=_required(entry, "url", where),
         queries={k: str(v) for k, v in queries.items()},
-        timeout=float(entry.get("timeout_seconds", 30.0)),
+        timeout=_policy(entry, where).timeout,
     )
 
 

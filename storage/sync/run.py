@@ -54,9 +54,10 @@ class SourceReport:
         out += [f"  {r.summary().replace('; dry run: nothing written', '')}" for r in self.imports]
         if self.refused:
             rows = self.refused_rows
+            rest = "the rest would be written" if self.dry_run else "the rest was written"
             out.append(
                 f"  refused {rows:,} row{'s' if rows != 1 else ''} (fix them in {self.name}; "
-                "the rest was written):"
+                f"{rest}):"
             )
             out += [f"    {line}" for line in self.refused[:MAX_REFUSED_SHOWN]]
             if len(self.refused) > MAX_REFUSED_SHOWN:

@@ -220,6 +220,17 @@ def test_a_recovery_ends_the_trend() -> None:
     assert result.status == "no_trend"
 
 
+def test_a_plateau_after_a_slide_ends_the_trend() -> None:
+    # 16 days of slide, then 12 flat days: the score has not moved for almost two weeks, yet the
+    # line through the whole window still pointed down and the card said "likely to turn red in
+    # 29–45 days". The last week's slope range is flat and excludes the window's slope.
+    usage = [(AS_OF - timedelta(days=age), 52.0 + 1.5 * max(age - 11, 0)) for age in range(28)]
+    result = forecast_red(TWO, {"usage": usage, **NPS_AT_GREEN}, AS_OF)
+    assert result.trends[0].verdict == "trend broke recently"
+    assert (result.status, result.red_in_days) == ("no_trend", None)
+    assert result.summary() == "no clear trend"
+
+
 def test_noise_is_not_a_trend() -> None:
     # Flat truth plus noise, two points above red: least squares always finds some slope, and
     # the old forecast called red in 33 of these 200 series. The trend test rarely finds one.
@@ -260,6 +271,15 @@ def test_noisy_slide_gives_a_range() -> None:
         (("red", 40, 25, None), "likely to turn red in 25–60+ days", "red in 25–60+d"),
         (("already_red", 0, 0, 0), "already red", None),
         (("no_red", None, None, None), "no red in sight for 60 days", None),
+        # The worse end of the range turns red on day 47, the likely path never: not "no red in
+        # sight" (the verification's noise-near-red account).
+        (
+            ("no_red", None, 47, None),
+            "not red within 60 days on the likely path (possible in 47+ days)",
+            None,
+        ),
+        # Red on the horizon's last day with the better end beyond it: not "60–60+ days".
+        (("red", 60, 60, None), "likely to turn red in 60+ days", "red in 60+d"),
         (("no_trend", None, None, None), "no clear trend", None),
         (("insufficient", None, None, None), "not enough data to forecast", None),
         ((None, 12, None, None), "likely to turn red in ~12 days", "red in ~12d"),  # old rows
@@ -302,6 +322,14 @@ def _naive_fit(points: list[tuple[int, float]]) -> tuple[float, float, float, bo
         sigma = 1.4826 * statistics.median(abs(r - centre) for r in residuals)
         recent = statistics.median(residuals[-3:])
         broken = -recent * math.copysign(1, slope) > 3 * max(sigma, 1e-9 + 1e-6 * abs(intercept))
+    if significant and not broken and n >= 14:
+        # The last week must not have stopped: its slope range holds the slope or stays on its
+        # side of flat.
+        week = _naive_fit(points[-7:])
+        assert week is not None
+        holds = week[1] <= slope <= week[2]
+        moving = week[2] < 0 if slope < 0 else week[1] > 0
+        broken = not holds and not moving
     return slope, lo, hi, significant, broken
 
 

@@ -66,6 +66,32 @@ def test_the_parser_flags_chart_and_map_requests(demo_container) -> None:  # typ
     assert parse("/health acme", index=index, today=TODAY).chart is None
 
 
+def test_a_csm_asks_for_the_trend_in_their_own_words(demo_container) -> None:  # type: ignore[no-untyped-def]
+    with Session(demo_container.engine) as session:
+        index = account_index(session)
+    for text in (
+        "how has acme been trending?",
+        "acme's health history",
+        "how has acme's health changed over time",
+        "draw acme's health",
+        "show me acme's health curve",
+        "plot acme's health over time",
+        "can you show acme's health trend?",
+        "graph of acme health",
+        "visualise acme health",
+        "show me a chart of acme",
+    ):
+        parsed = parse(text, index=index, today=TODAY)
+        assert (parsed.intent, parsed.chart, parsed.account.name) == (
+            "account_health",
+            "chart",
+            "Acme Corp",
+        ), text
+    for text in ("how is acme doing?", "when does acme renew?", "what's the history with acme?"):
+        assert parse(text, index=index, today=TODAY).intent != "unknown", text
+    assert parse("how is acme doing?", index=index, today=TODAY).chart is None
+
+
 def test_health_trend_is_the_snapshots_the_forecast_and_the_events(demo_container) -> None:  # type: ignore[no-untyped-def]
     trend, indicators = specs(demo_container, "/health acme chart")
     assert isinstance(trend, HealthTrendSpec) and isinstance(indicators, IndicatorsSpec)
@@ -74,7 +100,7 @@ def test_health_trend_is_the_snapshots_the_forecast_and_the_events(demo_containe
         snaps = session.exec(
             select(HealthSnapshot)
             .where(HealthSnapshot.account_id == account.id)
-            .where(HealthSnapshot.day >= TODAY - timedelta(days=90))
+            .where(HealthSnapshot.day > TODAY - timedelta(days=90))
             .order_by(col(HealthSnapshot.day))
         ).all()
         escalation = session.exec(
@@ -247,3 +273,31 @@ def test_no_chart_is_promised_where_there_is_none(demo_container) -> None:  # ty
     reply = ConsoleChat(demo_container).reply("overdue milestones for initech chart")
     assert reply.attachments == ()
     assert "no chart for this answer" in reply.text
+
+
+def test_the_trend_title_counts_the_days_it_shows(demo_container) -> None:  # type: ignore[no-untyped-def]
+    from handlers.charts import health_trend_spec
+
+    with Session(demo_container.engine) as session:
+        account = acme(session)
+        first = session.exec(
+            select(HealthSnapshot.day)
+            .where(HealthSnapshot.account_id == account.id)
+            .order_by(col(HealthSnapshot.day))
+        ).first()
+        assert first is not None
+        models = demo_container.health_models
+        trend = health_trend_spec(session, account, models=models, today=TODAY)
+        shown = (TODAY - first).days + 1  # both ends: every day from the first snapshot to today
+        assert trend.title == f"Acme Corp — health, last {shown} days"
+        assert trend.summary().startswith(f"Acme Corp health, {shown} days: ")
+        # A new team's first import: one snapshot, today's. Not "last 0 days".
+        session.exec(  # type: ignore[call-overload]
+            HealthSnapshot.__table__.delete().where(  # type: ignore[attr-defined]
+                HealthSnapshot.account_id == account.id, HealthSnapshot.day < TODAY
+            )
+        )
+        today_only = health_trend_spec(session, account, models=models, today=TODAY)
+        session.rollback()
+    assert today_only.title == "Acme Corp — health today (no history yet)"
+    assert today_only.summary().startswith("Acme Corp health today: ")

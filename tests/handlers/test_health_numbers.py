@@ -361,3 +361,29 @@ def test_the_health_chart_draws_the_forecast_range() -> None:
     assert dict(path.high)[DEMO_TODAY + timedelta(days=42)] == 50.0
     narrow = forecast_path(model, day=DEMO_TODAY, score=65.8, band="amber", red_in_days=34)
     assert narrow is not None and (narrow.low, narrow.label) == ((), "Forecast: red in ~34 days")
+
+
+def test_a_churned_customer_without_snapshots_shows_its_last_day(demo_container: Container) -> None:
+    # A customer that churned before the snapshot history began: the card said "Churned on
+    # 2026-09-21 — this is the last health score, from 2026-11-23", a score made up from stale
+    # readings and later survey answers. The last score is the day before the churn.
+    with demo_container.session() as session:
+        gone = session.exec(
+            select(Account).where(col(Account.churned_on) < DEMO_TODAY - timedelta(days=60))
+        ).first()
+        assert gone is not None and gone.churned_on is not None
+        name, churned_on = gone.name, gone.churned_on
+        assert not session.exec(
+            select(HealthSnapshot).where(HealthSnapshot.account_id == gone.id)
+        ).all()
+    out = ConsoleChat(demo_container).ask_json(f"health {name.lower()}")
+    health = out["reply"]["context"]["health"]
+    last = churned_on - timedelta(days=1)
+    assert health["day"] == health["as_of"] == last.isoformat()
+    assert health["score"] is not None
+    assert all(i["status"] == "fresh" for i in health["indicators"])
+    assert f"this is the last health score, from {last.isoformat()}" in out["rendered"]
+    assert (
+        f"churned on {churned_on.isoformat()}; last scored {last.isoformat()}"
+        in (out["reply"]["text"])
+    )

@@ -175,3 +175,38 @@ def test_accounts_without_recorded_history_count_their_arr_from_their_start(engi
     with Session(engine) as session:
         q1 = arr_metric_inputs(session, None, date(2026, 1, 1), END_OF_Q1)
     assert (q1.starting_arr, q1.churned, q1.customers_lost) == (40_000, 40_000, 1)
+
+
+def test_an_empty_base_says_there_is_no_rate(engine: Engine) -> None:
+    """A team whose only account started inside the quarter: no ARR when it began, so GRR and
+    NRR have no base. No division by zero, and every surface says why instead of a bare "—"."""
+    from bot.render import render_json, render_text
+
+    manager_id = _team(engine)
+    import_records(
+        engine,
+        "accounts",
+        None,
+        [
+            {
+                "external_id": "N",
+                "name": "New This Quarter",
+                "owner_email": "casey@example.com",
+                "arr": 50_000,
+                "start_date": "2026-02-10",
+            }
+        ],
+    )
+    with Session(engine) as session:
+        actor = Actor(manager_id, "Morgan Lead", "morgan@example.com", role="manager")
+        reply = manager_digest(
+            session, ctx=ChatContext("scheduler", actor, END_OF_Q1), manager_id=manager_id
+        )
+    forecast = reply.context["forecast"]
+    assert (forecast["grr_pct"], forecast["nrr_pct"]) == (None, None)
+    reason = forecast["no_base"]
+    assert reason == f"no ARR at the start of {reply.context['quarter']['label']}"
+    assert f"GRR and NRR: none ({reason})" in reply.text
+    assert reason in render_text(reply)
+    assert reason in str(render_json("slack", "manager_digest", reply.context))
+    assert reason in str(render_json("teams", "manager_digest", reply.context))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlmodel import Session, col, select
 
 from bot.console import ConsoleChat
 from bot.render import render_json, render_text
@@ -398,3 +399,45 @@ def test_every_new_answer_renders_on_every_surface(demo_container) -> None:
         assert render_json("slack", reply.template, reply.context) is not None
         assert message(reply)["blocks"], question
         assert render_card(reply) is not None, question
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "metrics",
+        "NPS for acme",
+        "why did acme drop",
+        "acme vs globex",
+        "what should I focus on today?",
+        "expansion signals",
+        "milestones due this month",
+        "escalate acme",
+        "mark the acme kickoff done",
+    ],
+)
+def test_someone_unknown_gets_no_account_data_from_the_new_answers(
+    demo_container, db, question: str
+) -> None:
+    """The access model (docs/access.md) holds for every answer issue 10 added."""
+    names = [r[0] for r in db.execute(text("SELECT name FROM account")).all()]
+    out = ask(demo_container, question, "nobody@example.com")
+    rendered = out["rendered"]
+    assert "I don't know you yet" in rendered, rendered
+    assert not [n for n in names if n in rendered], rendered
+
+
+def test_a_viewer_reads_but_text_actions_are_refused(demo_container, db) -> None:
+    from storage.models import CSM, ConversationState
+
+    with Session(demo_container.engine) as session:
+        session.add(CSM(name="Vic Viewer", email="vic@example.com", role="viewer"))
+        session.commit()
+    assert "GRR" in ask(demo_container, "GRR this year", "vic@example.com")["rendered"]
+    for question in ("escalate acme sev2 SSO down", "mark the acme kickoff done"):
+        out = ask(demo_container, question, "vic@example.com")
+        assert "Viewers can read accounts but not" in out["rendered"], out["rendered"]
+    with Session(demo_container.engine) as session:
+        drafts = session.exec(
+            select(ConversationState).where(col(ConversationState.key).startswith("action:"))
+        ).all()
+    assert drafts == []

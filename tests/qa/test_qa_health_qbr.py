@@ -92,8 +92,15 @@ def test_qa_health_text_uses_the_same_signs_as_the_card(demo_container) -> None:
 
 
 def test_qa_qbr_without_a_score_lists_missing_data_as_a_risk(demo_container) -> None:
-    out = ConsoleChat(demo_container).ask_json("qbr prairie biotech")
+    from tests.handlers.test_health_numbers import ON_GREEN, add_account, today_only
+
+    # Only active seats and feature adoption are measured: 40 % of the weight, no score. (This
+    # used a customer that churned in September, whose card then scored today's stale readings;
+    # a churned customer's card now shows its last day as a customer.)
+    usage = {k: ON_GREEN[k] for k in ("product_usage", "feature_adoption")}
+    add_account(demo_container, "Half Measured Ltd", today_only(usage))
+    out = ConsoleChat(demo_container).ask_json("qbr half measured ltd")
     ctx = out["reply"]["context"]
-    assert ctx["health"]["score"] is None  # churned in September: its readings went stale
+    assert ctx["health"]["score"] is None
     assert any(r.startswith("Not enough health data for a score") for r in ctx["risks"])
-    assert "Not enough health data for a score (15% of the indicator weight" in out["rendered"]
+    assert "Not enough health data for a score (40% of the indicator weight" in out["rendered"]

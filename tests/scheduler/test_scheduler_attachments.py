@@ -1,4 +1,5 @@
-"""Scheduled posts with files: the 14-day QBR prep carries the draft deck, the weekly digest the map."""
+"""Scheduled posts with files: the 14-day QBR notice carries the draft deck (in the daily digest, or
+on the QBR prep's own post where that route is on), the weekly digest the map."""
 
 from __future__ import annotations
 
@@ -12,12 +13,44 @@ from test_scheduler_slack import _fake_slack_module
 
 from charts.specs import HealthMapSpec
 from scheduler.builders import build_reply
-from scheduler.config import SchedulerConfig
+from scheduler.config import DEFAULT_ROUTES, SchedulerConfig
 from scheduler.notifier import RecordingNotifier
 from scheduler.runner import run_once
 from storage.models import CSM, Account
 
 CONFIG = SchedulerConfig(platforms=("console",), admin_channel={"console": "admin"})
+# QBR prep posted on its own too (opt-in): each prep post carries its deck.
+PREP_POSTS = SchedulerConfig(
+    platforms=("console",),
+    admin_channel={"console": "admin"},
+    routes={**DEFAULT_ROUTES, "qbr_prep": ("csm_dm",)},
+)
+
+
+def test_the_first_qbr_notice_in_the_digest_brings_the_deck(demo_container) -> None:  # type: ignore[no-untyped-def]
+    rec = RecordingNotifier()
+    for hour in range(0, 24, 2):
+        run_once(
+            demo_container,
+            datetime(2026, 11, 23, hour, 0, tzinfo=UTC),
+            config=CONFIG,
+            notifiers={"console": rec},
+            sleep=lambda _s: None,
+        )
+    assert "qbr_prep" not in {s.reply.template for s in rec.sent}
+    with demo_container.session() as session:
+        dana = session.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
+    (digest,) = [s.reply for s in rec.sent if s.target == f"csm:{dana.id}"]
+    (qbrs,) = [g for g in digest.context["groups"] if g["key"] == "qbrs"]
+    lines = {x["account"]: x for x in qbrs["lines"]}
+    # Globex's QBR is 14 days out (the first notice: the deck), Acme's 3 days out (a reminder).
+    assert lines["Globex"]["pack"] is True and lines["Acme Corp"]["pack"] is False
+    (pack,) = [
+        a for a in digest.attachments if a.data["account_id"] == lines["Globex"]["account_id"]
+    ]
+    assert pack.kind == "qbr_pack"
+    assert pack.data["variant"] == "executive" and pack.data["today"] == "2026-11-23"
+    assert len(digest.attachments) <= 3
 
 
 def test_the_first_qbr_notice_attaches_the_deck_and_the_manager_digest_the_team_map(
@@ -28,7 +61,7 @@ def test_the_first_qbr_notice_attaches_the_deck_and_the_manager_digest_the_team_
         run_once(
             demo_container,
             datetime(2026, 11, 23, hour, 0, tzinfo=UTC),
-            config=CONFIG,
+            config=PREP_POSTS,
             notifiers={"console": rec},
             sleep=lambda _s: None,
         )
@@ -56,7 +89,7 @@ def test_the_first_qbr_notice_attaches_the_deck_and_the_manager_digest_the_team_
     assert spec.scope == "your team's accounts"
     assert {p.name for p in spec.points} <= set(team_accounts)
     assert len(spec.points) + spec.unscored == len(team_accounts)
-    # Other posts carry no files.
+    # Other posts carry no files: the digests leave the decks to the prep posts.
     assert all(not s.reply.attachments for s in rec.sent if s.reply.template == "daily_digest")
 
 

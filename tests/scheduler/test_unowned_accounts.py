@@ -69,5 +69,31 @@ def test_a_team_channel_for_unowned_accounts_takes_them(small_container, monkeyp
         renewal(s, orphan, TODAY + timedelta(days=30))
         renewal(s, owned, TODAY + timedelta(days=30))
         owner_target = f"csm:{owner.id}"
-    run(small_container, config)
-    assert targets(small_container, "renewal_reminder") == sorted([owner_target, "unowned-team"])
+    sent = run(small_container, config)
+    # The owner reads theirs in the daily digest; nobody's digest carries the unowned one.
+    assert targets(small_container, "renewal_reminder") == ["unowned-team"]
+    (digest,) = sent.to(owner_target)
+    (renewals,) = [g for g in digest.context["groups"] if g["key"] == "renewals"]
+    assert [x["account"] for x in renewals["lines"]] == ["Owned Co"]
+
+
+def test_alerts_on_an_account_nobody_owns_reach_the_admins_in_one_summary(
+    small_container, config
+) -> None:  # type: ignore[no-untyped-def]
+    from sched_factories import snapshot
+
+    with small_container.session() as s:
+        admin = csm(s, role="admin")
+        for n in range(3):
+            orphan = account(s, None, name=f"Nobody's {n}")
+            snapshot(s, orphan, TODAY - timedelta(days=1), 80, "green")
+            snapshot(s, orphan, TODAY, 40, "red")
+        admin_target = f"csm:{admin.id}"
+    sent = run(small_container, config)
+    # The team's risk channel and the admin: one summary each, nobody's DM per alert.
+    (team,) = sent.to("risk")
+    (unowned,) = sent.to(admin_target)
+    assert team.template == unowned.template == "risk_summary"
+    assert unowned.context["unowned"] is True and unowned.context["total"] == 3
+    assert unowned.text.startswith("Accounts without an owner: 3 new alerts")
+    assert {x["owner"] for x in unowned.context["alerts"]} == {None}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -76,6 +77,10 @@ class FakeSlack:
         # Slack sends the token's scopes in X-OAuth-Scopes on every Web API answer.
         self.scopes: tuple[str, ...] | None = None
         self.files: dict[str, UploadedFile] = {}
+        # Seconds each call of a method waits before it is answered (a slow Slack).
+        self.delays: dict[str, float] = {}
+        # Methods whose next calls get the connection closed without an answer.
+        self.drops: dict[str, int] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ts = itertools.count(1)
@@ -99,7 +104,7 @@ class FakeSlack:
                 length = int(self.headers.get("Content-Length") or 0)
                 fake._handle(self, self.rfile.read(length))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # A short poll interval keeps stop() (called once per test) quick.
         self._thread = threading.Thread(
@@ -158,6 +163,15 @@ class FakeSlack:
                 Failure(status=status, error=error, retry_after=retry_after, times=times)
             )
 
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer every call of ``method`` (or of every method: "*") after ``seconds``."""
+        self.delays[method] = seconds
+
+    def drop(self, method: str, times: int = 1) -> None:
+        """Close the connection of the next ``times`` calls of ``method`` without answering."""
+        with self._lock:
+            self.drops[method] = self.drops.get(method, 0) + times
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -212,7 +226,18 @@ class FakeSlack:
         with self._changed:
             self.calls.append(Call(method=method, args=args, headers=headers))
             failure = self._take_failure(method)
+            dropped = self.drops.get(method, 0) > 0
+            if dropped:
+                self.drops[method] -= 1
             self._changed.notify_all()
+        wait = self.delays.get(method, self.delays.get("*", 0.0))
+        if wait:
+            time.sleep(wait)
+        if dropped:
+            # As a dropped connection looks to the client: no status line, the socket closes.
+            request.close_connection = True
+            request.connection.shutdown(socket.SHUT_RDWR)
+            return
         if failure is not None:
             extra = {"Retry-After": str(int(failure.retry_after))} if failure.retry_after else {}
             body = {"ok": False, "error": failure.error or f"http_{failure.status}"}
@@ -384,6 +409,17 @@ class FakeSlack:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up on a slow (delayed) answer is not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def running_fake() -> Iterator[FakeSlack]:

@@ -13,9 +13,11 @@ from pptx import Presentation
 from bot.container import Container
 from bot.slack.app import SlackEdge, build_slack
 from bot.slack.listeners.commands import FILES_FOLLOW
+from bot.slack.worker import SlackWorker
 from tests.slack.conftest import (
     DANA,
     SINGLE_WORKSPACE,
+    InlineExecutor,
     ack_json,
     assert_valid_blocks,
     command_body,
@@ -50,9 +52,26 @@ def deferred() -> DeferredExecutor:
     return DeferredExecutor()
 
 
+class DeferredLater(SlackWorker):
+    """Answers within the ack at once, and holds what is left for after it (the files)."""
+
+    def __init__(self, deferred: DeferredExecutor) -> None:
+        super().__init__(executor=InlineExecutor())
+        self.deferred = deferred
+
+    def later(self, job: Callable[[], Any]) -> bool:
+        self.deferred.submit(job)
+        return True
+
+
 @pytest.fixture
 def later_edge(container: Container, deferred: DeferredExecutor) -> SlackEdge:
-    return build_slack(container, listener_executor=deferred, oauth=SINGLE_WORKSPACE)
+    return build_slack(
+        container,
+        listener_executor=deferred,
+        oauth=SINGLE_WORKSPACE,
+        worker=DeferredLater(deferred),
+    )
 
 
 def upload_methods(fake: FakeSlack) -> list[str]:
@@ -89,7 +108,7 @@ def test_health_chart_command_answers_first_then_uploads_two_charts_to_the_dm(
         assert "Acme Corp" in call.args["alt_txt"]
     files = fake.uploaded()
     assert [f.title for f in files] == [
-        "Acme Corp — health, last 44 days",
+        "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
     ]
     for f in files:
@@ -167,3 +186,19 @@ def test_no_chart_without_asking(edge: SlackEdge, fake: FakeSlack) -> None:
     answer = ack_json(dispatch(edge, command_body("/health", "acme")))
     assert all(b.get("elements", [{}])[0].get("text") != FILES_FOLLOW for b in answer["blocks"])
     assert [m for m in fake.methods() if m in UPLOAD_STEPS] == []
+
+
+def test_a_deck_comment_escapes_the_account_name(
+    container: Container, edge: SlackEdge, fake: FakeSlack
+) -> None:
+    from sqlalchemy import text
+
+    hostile = "<!channel> Acme <https://evil.example/login|Renew here>"
+    with container.engine.begin() as conn:
+        conn.execute(text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"), {"n": hostile})
+    ack_json(dispatch(edge, command_body("/qbr", "acme")))
+    (deck,) = fake.uploaded()
+    comment = deck.initial_comment or ""
+    # The comment is a message: mrkdwn. The name must neither ping the DM nor forge a link.
+    assert "<!channel>" not in comment and "<https://" not in comment
+    assert "&lt;!channel&gt; Acme &lt;https://evil.example/login|Renew here&gt;" in comment

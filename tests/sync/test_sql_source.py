@@ -151,3 +151,57 @@ def test_a_broken_query_or_file_is_one_line(team, warehouse, tmp_path) -> None: 
     )
     missing = sync()
     assert missing.exit_code == 2 and "CSM_SYNC_CONFIG" in missing.output
+
+
+def one_source(tmp_path: Path, url: str, extra: str = "") -> Path:
+    path = tmp_path / "sync.yml"
+    path.write_text(
+        "sources:\n  - name: warehouse\n    type: sql\n"
+        f'    url: "{url}"\n{extra}    queries:\n      accounts: SELECT 1\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("snowflake://reader:s3cret@acct/db", "snowflake"),
+        ("mysql://reader:s3cret@warehouse/db", "MySQLdb"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_a_source_url_this_install_cannot_use_fails_that_source(
+    team, tmp_path, url: str, said: str
+) -> None:  # type: ignore[no-untyped-def]
+    result = sync("--config", str(one_source(tmp_path, url)))
+    assert result.exit_code == 1, result.output
+    assert "warehouse:\n  FAILED: " in result.output and said in result.output
+    # The source's URL, not the assistant's own database, and never its password.
+    assert "CSM_DATABASE_URL" not in result.output and "s3cret" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_yaml_mistake_says_where_without_echoing_the_file(team, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "sync.yml"
+    path.write_text("sources:\n  - name: crm\n    client_secret: hunter2: oops\n")
+    result = sync("--config", str(path))
+    assert result.exit_code == 2
+    assert "not valid YAML at line 3, column" in result.output
+    # A secret on the broken line must not land in a terminal or a log.
+    assert "hunter2" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_non_numeric_setting_is_one_line(team, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = one_source(tmp_path, "postgresql://reader@127.0.0.1/wh", "    timeout_seconds: soon\n")
+    result = sync("--config", str(path))
+    assert result.exit_code == 2, result.output
+    assert "timeout_seconds" in result.output and "Traceback" not in result.output
+
+
+def test_a_dry_run_with_refused_rows_does_not_claim_it_wrote_anything(team, warehouse) -> None:  # type: ignore[no-untyped-def]
+    dry = sync("--config", str(warehouse), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "refused 6 rows" in dry.output
+    assert "the rest was written" not in dry.output
+    assert "the rest would be written" in dry.output

@@ -66,6 +66,8 @@ class FakeConnector:
 
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Conversation (or team) id -> its members, for the paged roster; default: ``members``.
+    rosters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     channels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     not_installed: set[str] = field(default_factory=set)
     jwks: dict[str, Any] | None = None
@@ -135,8 +137,12 @@ class FakeConnector:
                     else:
                         self._send(200, {"conversations": found_channels})
                     return
-                if _PAGED_MEMBERS.match(path):
-                    self._send(200, {"members": list(fake.members.values())})
+                paged = _PAGED_MEMBERS.match(path)
+                if paged:
+                    # The conversation's (or team's) roster: everyone the test registered, unless
+                    # a test set its own roster for this conversation or team.
+                    found = fake.rosters.get(unquote(paged.group(1)), list(fake.members.values()))
+                    self._send(200, {"members": found})
                     return
                 member = _MEMBER.match(path)
                 if member:

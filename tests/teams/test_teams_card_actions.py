@@ -449,3 +449,29 @@ def test_an_escalation_asked_for_in_words_is_confirmed_once_from_the_card(
     with Session(container.engine) as session:
         assert len(session.exec(select(Escalation)).all()) == before + 1
     assert "Already done" in texts(response.json()["value"])
+
+
+def test_a_listed_alert_is_acknowledged_and_the_list_stays_as_it_was(
+    client: TestClient, connector: FakeConnector, container: Container
+) -> None:
+    """A digest or urgent-batch line (keep_card): the answer is a message, not a new card."""
+    from scheduler.models import Alert
+
+    link(container, "dana@example.com", "29:dana")
+    link(container, "marco@example.com", "29:marco")
+    alert_id = _open_alert(container)
+    data = {"alert_id": alert_id, "keep_card": True}
+    refused = client.post(
+        "/api/messages", json=invoke(connector, "alert.snooze", {**data, "days": 7}, "29:marco")
+    )
+    assert refused.json()["type"] == "application/vnd.microsoft.activity.message"
+    assert "Only" in refused.json()["value"]
+    done = client.post(
+        "/api/messages", json=invoke(connector, "alert.acknowledge", data, "29:dana")
+    )
+    answer = done.json()
+    assert answer["statusCode"] == 200
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert answer["value"] == "Acknowledged by Dana Whitfield: Acme Corp: Acme Corp turned amber."
+    with Session(container.engine) as session:
+        assert session.get(Alert, alert_id).status == "acknowledged"

@@ -169,7 +169,9 @@ def new_answers(
     from handlers.understanding import Constraints
 
     models = container.health_models
-    globex = session.exec(select(Account).where(Account.name == "Globex")).one()
+    # Any second account (a test may have renamed Globex).
+    globex = session.exec(select(Account).where(Account.id != acme.id).order_by(Account.id)).first()
+    assert globex is not None
     resolutions = [
         Resolution("exact", a.name, a.id, a.name, (Candidate(a.id or 0, a.name, 100.0),))
         for a in (acme, globex)
@@ -339,6 +341,50 @@ def test_data_cannot_inject_markdown_links_or_break_the_json(
     assert not [
         n for n in nodes(card) if n.get("type") == "TextBlock" and "[click]" in n.get("text", "")
     ]
+
+
+def markdown_fields(card: dict[str, Any]) -> list[str]:
+    """Every text Teams reads as markdown: TextBlock.text, Fact.title and Fact.value."""
+    out = [str(n.get("text", "")) for n in nodes(card) if n.get("type") == "TextBlock"]
+    for n in nodes(card):
+        for fact in n.get("facts") or []:
+            out += [str(fact.get("title", "")), str(fact.get("value", ""))]
+    return out
+
+
+def test_no_card_lets_an_account_name_forge_a_markdown_link(
+    session: Session, container: Container
+) -> None:
+    from bot.teams.files import chart_message
+    from handlers import charts
+    from handlers.attachments import chart_file
+
+    evil = "Globex [Renew now](https://evil.example/login)"
+    with Session(container.engine) as writer:
+        globex = writer.exec(select(Account).where(Account.name == "Globex")).one()
+        globex.name = evil
+        writer.add(globex)
+        writer.commit()
+        globex_id = globex.id
+    cards = {name: check(render_card(reply)) for name, reply in replies(session, container).items()}
+    ctx = ctx_for(session)
+    models = container.health_models
+    from handlers.health import account_health
+
+    health = account_health(session, ctx=ctx, models=models, account_id=globex_id)
+    trend = charts.with_charts(session, health, ctx=ctx, models=models)
+    for attachment in trend.attachments:
+        activity = chart_message(chart_file(attachment))
+        cards[f"chart {attachment.title}"] = activity.attachments[0].content
+    forged = {
+        name: field
+        for name, card in cards.items()
+        for field in markdown_fields(card)
+        if "](https://evil.example" in field
+    }
+    assert forged == {}
+    # The name is still there, as it is written (a zero-width space keeps ] and ( apart).
+    assert any("Renew now" in f for f in markdown_fields(cards["health_map"]))
 
 
 def test_message_falls_back_to_text_without_a_template() -> None:

@@ -299,7 +299,7 @@ def test_without_an_escalation_channel_the_card_starts_the_thread_where_it_was_a
     db_url: str, connector: FakeConnector
 ) -> None:
     container = make_container(db_url)
-    client = client_for(container)
+    client = client_for(container, connector)
     link(container, "dana@example.com", DANA)
     chat = {"id": "a:personal-dana", "conversationType": "personal"}
     post(client, personal_message(connector, "escalate"))

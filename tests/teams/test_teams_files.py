@@ -57,7 +57,7 @@ def test_a_chart_request_answers_then_sends_each_chart_as_an_image_card(
         assert utf16_size(card) < MAX_MESSAGE_BYTES
         titles.append(card["body"][0]["text"])
     assert titles == [
-        "Acme Corp — health, last 44 days",
+        "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
     ]
 
@@ -145,3 +145,24 @@ def test_a_deck_is_not_offered_in_a_channel(client: TestClient, connector: FakeC
         a.get("contentType") == FILE_CONSENT_CARD for call in sent for a in attachments_of(call)
     )
     assert "1:1 chat" in sent[-1].body["text"]
+
+
+def test_a_refused_deck_names_the_account_as_plain_text(
+    container: Any, client: TestClient, connector: FakeConnector
+) -> None:
+    from sqlalchemy import text
+
+    with container.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE account SET name = :n WHERE name = 'Acme Corp'"),
+            {"n": "Acme [Renew now](https://evil.example/login)"},
+        )
+    connector.members[DANA_TEAMS_ID] = dana_member()
+    message = activity("message_channel_mention.json", connector)
+    message["text"] = message["text"].split("</at>")[0] + "</at> qbr acme"
+    message["from"] = {"id": DANA_TEAMS_ID, "name": "Dana Whitfield"}
+    assert client.post("/api/messages", json=message).status_code == 200
+    refusal = connector.sent()[-1].body
+    assert "[Renew now](https://evil.example/login)" in refusal["text"]
+    # A text message is markdown in Teams unless it says otherwise: the name must not be a link.
+    assert refusal["textFormat"] == "plain"

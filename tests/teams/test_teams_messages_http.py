@@ -8,7 +8,16 @@ import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
-from teams_support import DANA_AAD, DANA_TEAMS_ID, TENANT, activity, dana_member, personal_message
+from teams_support import (
+    DANA_AAD,
+    DANA_TEAMS_ID,
+    TENANT,
+    SignedClient,
+    activity,
+    dana_member,
+    personal_message,
+    teams_app,
+)
 
 from bot.container import Container
 from storage.models import CSM
@@ -45,13 +54,14 @@ def test_personal_message_answers_with_a_health_card_and_remembers_the_user(
 ) -> None:
     connector.members[DANA_TEAMS_ID] = dana_member()
 
-    response = client.post("/api/messages", json=personal_message(connector, "health acme"))
+    data = personal_message(connector, "health acme")
+    response = client.post("/api/messages", json=data)
 
     assert response.status_code == 200
     [reply] = connector.sent()
     assert reply.method == "POST"
     assert reply.conversation_id == "a:personal-dana"
-    assert reply.activity_id == "1759944781999"  # a reply to the user's message
+    assert reply.activity_id == data["id"]  # a reply to the user's message
     card = card_of(reply)
     assert "Acme Corp" in texts(card)
     assert "Dana Whitfield" in texts(card)
@@ -155,12 +165,10 @@ def test_a_guest_from_another_tenant_gets_no_account_data(
         connector, "health acme", user_id="29:guest", aad=None, tenant="other-tenant"
     )
 
-    assert client.post("/api/messages", json=data).status_code == 200
+    # A single-tenant bot refuses another tenant's activity outright: nothing runs or is sent.
+    assert client.post("/api/messages", json=data).status_code == 403
 
-    [reply] = connector.sent()
-    shown = " ".join(texts(card_of(reply)))
-    assert "Acme" not in shown and "$480k" not in shown
-    assert "shared with another organisation" in shown
+    assert connector.sent() == []
     assert not [c for c in connector.calls if "/members/" in c.path]
     with Session(container.engine) as session:
         assert session.exec(select(CSM).where(CSM.teams_user_id == "29:guest")).first() is None
@@ -180,7 +188,8 @@ def test_an_entra_guest_in_our_tenant_gets_no_account_data(
     assert client.post("/api/messages", json=data).status_code == 200
 
     shown = " ".join(texts(card_of(connector.sent()[0])))
-    assert "shared with another organisation" in shown
+    assert "Guest accounts can't see customer data" in shown
+    assert "at risk" not in shown and "$" not in shown
 
 
 def test_bad_requests_are_rejected_before_anything_runs(
@@ -249,7 +258,8 @@ def test_a_long_success_plan_fits_the_teams_size_rule_measured_in_utf16(
 def test_api_messages_is_counted_in_metrics(connector: FakeConnector, container: Container) -> None:
     from bot.server import create_app
 
-    app = TestClient(create_app(container, with_slack=False))
+    teams = teams_app(container, connector)
+    app = SignedClient(create_app(container, with_slack=False, teams_app=teams))
     before = _metric(
         app.get("/metrics").text, 'csm_http_requests_total{route="/api/messages",status="200"}'
     )

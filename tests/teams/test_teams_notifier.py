@@ -8,7 +8,7 @@ import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
-from teams_support import TENANT, activity
+from teams_support import TENANT, activity, teams_app
 
 from bot.container import Container
 from bot.teams.notifier import TeamsNotifier
@@ -44,8 +44,9 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def notifier(container: Container, sleeps: Sleeps) -> TeamsNotifier:
-    return TeamsNotifier(container, sleep=sleeps, jitter=lambda: 1.0)
+def notifier(container: Container, connector: FakeConnector, sleeps: Sleeps) -> TeamsNotifier:
+    app = teams_app(container, connector)
+    return TeamsNotifier(container, app=app, sleep=sleeps, jitter=lambda: 1.0)
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_installs_store_references(installed: FakeConnector, container: Containe
     assert set(rows) == {PERSONAL, CHANNEL}
     assert rows[PERSONAL].csm_id is not None and rows[PERSONAL].user_id == USER_ID
     assert rows[CHANNEL].team_id == "19:zFLSDFWsesfzcmKArqKJ-65aOXJz@sgf462H2wz41@thread.tacv2"
-    assert rows[CHANNEL].tenant_id == "b28fdbfd-2b78-4f93-b0f8-8881793f0f8f"
+    assert rows[CHANNEL].tenant_id == TENANT
 
 
 def test_send_to_a_csm_posts_a_new_message_in_their_personal_chat(
@@ -136,7 +137,13 @@ def test_transient_errors_are_retried_with_growing_backoff(
 def test_retries_are_bounded_then_the_outbox_is_told_to_retry_later(
     installed: FakeConnector, container: Container, sleeps: Sleeps
 ) -> None:
-    notifier = TeamsNotifier(container, sleep=sleeps, jitter=lambda: 0.0, max_attempts=3)
+    notifier = TeamsNotifier(
+        container,
+        app=teams_app(container, installed),
+        sleep=sleeps,
+        jitter=lambda: 0.0,
+        max_attempts=3,
+    )
     installed.failures = [(502, {})] * 5
 
     with pytest.raises(DeliveryError) as caught:
@@ -210,6 +217,8 @@ def test_uninstall_and_removal_stop_sends(
     removed = activity("conversation_update_members_added_team.json", installed)
     removed["membersRemoved"] = removed.pop("membersAdded")
     removed["channelData"]["eventType"] = "teamMemberRemoved"
+    # New activities, not redeliveries of the installs (those are skipped by activity id).
+    uninstall["id"], removed["id"] = "f:uninstall-1", "f:removed-1"
 
     assert client.post("/api/messages", json=uninstall).status_code == 200
     assert client.post("/api/messages", json=removed).status_code == 200
@@ -226,7 +235,10 @@ def test_the_thread_rate_limit_makes_the_eighth_send_wait(
 ) -> None:
     clock = [1000.0]
     notifier = TeamsNotifier(
-        container, sleep=sleeps, limiter=ThreadRateLimiter(clock=lambda: clock[0])
+        container,
+        app=teams_app(container, installed),
+        sleep=sleeps,
+        limiter=ThreadRateLimiter(clock=lambda: clock[0]),
     )
 
     for _ in range(8):

@@ -11,7 +11,7 @@ from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
-from teams_support import CHANNEL, TEAM, TENANT, install_in_team, link
+from teams_support import CHANNEL, TEAM, TENANT, install_in_team, link, teams_app
 
 from bot.api import routes as api_routes
 from bot.container import Container
@@ -33,8 +33,9 @@ def note(text: str = "Acme Corp turned red") -> Reply:
 
 
 @pytest.fixture
-def notifier(container: Container) -> TeamsNotifier:
-    return TeamsNotifier(container, sleep=lambda _: None, jitter=lambda: 1.0)
+def notifier(container: Container, connector: FakeConnector) -> TeamsNotifier:
+    app = teams_app(container, connector)
+    return TeamsNotifier(container, app=app, sleep=lambda _: None, jitter=lambda: 1.0)
 
 
 def csm_id(container: Container, email: str) -> int:
@@ -239,6 +240,7 @@ def test_channels_created_later_are_remembered_and_deleted_ones_stop(
     install_in_team(client, connector)
     created = activity("conversation_update_members_added_team.json", connector)
     created.pop("membersAdded")
+    created["id"] = "f:channel-created"  # a new activity, not the install delivered again
     created["conversation"]["tenantId"] = TENANT
     created["channelData"].update(
         eventType="channelCreated",
@@ -249,7 +251,11 @@ def test_channels_created_later_are_remembered_and_deleted_ones_stop(
     connector.calls.clear()
 
     notifier.send(ACME_CHANNEL, note())
-    deleted = {**created, "channelData": {**created["channelData"], "eventType": "channelDeleted"}}
+    deleted = {
+        **created,
+        "id": "f:channel-deleted",
+        "channelData": {**created["channelData"], "eventType": "channelDeleted"},
+    }
     assert client.post("/api/messages", json=deleted).status_code == 200
 
     assert [c.conversation_id for c in connector.sent()] == [ACME_CHANNEL]

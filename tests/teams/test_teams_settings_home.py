@@ -122,3 +122,28 @@ def test_home_is_a_card_by_message_and_by_button(
         assert text.startswith("Dana Whitfield — ") or "Dana Whitfield — " in text
         assert "Renewals in 30 days" in text and "Overdue milestones" in text
         assert {"settings.open", "escalation.new_form"} <= buttons(card)
+
+
+def test_the_form_tunes_working_hours_and_what_interrupts(
+    client: TestClient, connector: FakeConnector, container: Container
+) -> None:
+    link(container, "dana@example.com", DANA_TEAMS_ID)
+    same = {"digest_time": "08:30", "timezone": "America/New_York", "digest_weekends": "false"}
+
+    refused = save(
+        client, connector, **same, work_start="10:00", work_end="10:00", interrupts="red"
+    )
+    assert "end different from their start" in shown(refused)
+    assert dana(container).work_end == "18:00"
+
+    card = save(
+        client, connector, **same, work_start="07:30", work_end="16:00", interrupts="amber,red"
+    )
+    assert "Saved." in shown(card)
+    fields = inputs(card)
+    assert (fields["work_start"]["value"], fields["interrupts"]["value"]) == ("07:30", "red,amber")
+    me = dana(container)
+    assert (me.work_start, me.work_end, me.interrupts) == ("07:30", "16:00", ["red", "amber"])
+    # Nothing ticked: nothing interrupts, everything waits for the digest.
+    save(client, connector, **same, work_start="07:30", work_end="16:00", interrupts="")
+    assert dana(container).interrupts == []

@@ -20,12 +20,13 @@ from teams_support import (
     invoke,
     link,
     shown,
+    teams_app,
 )
 
 from bot.container import Container
 from bot.teams.notifier import TeamsNotifier
 from handlers.alerts import account_briefs, risk_alert_reply
-from scheduler.config import SchedulerConfig
+from scheduler.config import DEFAULT_ROUTES, SchedulerConfig
 from scheduler.dispatcher import Dispatcher
 from scheduler.models import Alert, Delivery
 from scheduler.outbox import OutboxItem, enqueue
@@ -57,7 +58,11 @@ def posted(client: TestClient, connector: FakeConnector, container: Container) -
         reply = risk_alert_reply(
             alert, account_briefs(session, [acme.id or 0], container.today())[acme.id or 0]
         )
-        config = SchedulerConfig(platforms=("teams",))
+        # Alert cards posted on their own (opt-in; by default alerts ride digests and batches).
+        config = SchedulerConfig(
+            platforms=("teams",),
+            routes={**DEFAULT_ROUTES, "risk_alert": ("account_channel", "csm_dm", "risk_channel")},
+        )
         where = targets("risk_alert", platform="teams", config=config, account=acme, csm_id=dana_id)
         items = [
             OutboxItem("risk_alert", f"alert:{alert.id}", t, "2026-11-23", "teams", reply)
@@ -68,7 +73,7 @@ def posted(client: TestClient, connector: FakeConnector, container: Container) -
         alert_id = alert.id
     assert where == [CHANNEL, f"csm:{dana_id}"]
     connector.calls.clear()
-    notifier = TeamsNotifier(container, sleep=lambda _: None)
+    notifier = TeamsNotifier(container, app=teams_app(container, connector), sleep=lambda _: None)
     report = Dispatcher(container.engine, {"teams": notifier}, sleep=lambda _: None).dispatch_due()
     assert report.sent == 2, report
     with Session(container.engine) as session:
