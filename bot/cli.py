@@ -313,7 +313,9 @@ def _import_file(kind: str, file: Path, encoding: str | None) -> None:
     container = _container()
     upgrade(container.settings.database_url)
     try:
-        report = import_csv(container.engine, kind, file, encoding=encoding)
+        report = import_csv(
+            container.engine, kind, file, encoding=encoding, today=container.today()
+        )
     except ImportFailed as exc:
         rows = len({error.row for error in exc.errors})
         typer.echo(
@@ -623,21 +625,47 @@ def recompute(
     at: Annotated[
         str | None, typer.Option(help="Day to compute (YYYY-MM-DD); default today.")
     ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Backfill every day from this one (YYYY-MM-DD) to --at: the history that trends, "
+            "charts and forecasts read, e.g. after importing past readings.",
+        ),
+    ] = None,
 ) -> None:
-    """Recompute every account's health snapshot for a day."""
-    from handlers.recompute import recompute_health
+    """Recompute every account's health snapshot for a day, or for every day of a range."""
+    from handlers.recompute import backfill_snapshots, recompute_health
 
     container = _container()
-    try:
-        day = date.fromisoformat(at) if at else container.today()
-    except ValueError as exc:
-        typer.echo(f"--at takes a day as YYYY-MM-DD, not {at!r}", err=True)
-        raise typer.Exit(2) from exc
+    day = _day_option("--at", at, container.today())
+    if from_ is not None:
+        first = _day_option("--from", from_, day)
+        if first > day:
+            typer.echo(f"--from {first} is after --at {day}: nothing to backfill", err=True)
+            raise typer.Exit(2)
+        written = backfill_snapshots(
+            container.engine, start=first, end=day, models=container.health_models
+        )
+        days = (day - first).days + 1
+        typer.echo(f"{written:,} snapshots for {_count(days, 'day')}, {first} to {day}.")
+        return
     summary = recompute_health(container.engine, as_of=day, models=container.health_models)
     typer.echo(
         f"{summary.snapshots} snapshots for {day} ({summary.insufficient} with insufficient data) "
         f"in {summary.seconds:.2f}s."
     )
+
+
+def _day_option(flag: str, raw: str | None, default: date) -> date:
+    """A YYYY-MM-DD option, or a one-line error."""
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        typer.echo(f"{flag} takes a day as YYYY-MM-DD, not {raw!r}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()

@@ -822,7 +822,9 @@ def _known_indicators() -> dict[str, Indicator]:
     return found
 
 
-def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[RowError]) -> None:
+def _check_reading(
+    row: _Row, indicators: dict[str, Indicator], errors: list[RowError], *, today: date
+) -> None:
     """Known key, a possible value for it, and not dated in the future."""
     key, value, day = (
         row.values.get("indicator_key"),
@@ -845,11 +847,13 @@ def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[Row
             RowError(row.line, "value", f"{value:g} is not a possible {key} (range {low}..{high})")
         )
     # A day of slack for timezones; anything later is a typo, and would skew the forecast.
-    if day is not None and day > date.today() + timedelta(days=1):
+    if day is not None and day > today + timedelta(days=1):
         errors.append(RowError(row.line, "day", f"{day.isoformat()} is in the future"))
 
 
-def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowError]) -> None:
+def _resolve(
+    conn: Connection, kind: str, rows: list[_Row], errors: list[RowError], *, today: date
+) -> None:
     """Check references against the database and within the file; store the ids found."""
     if kind == "people":
         from storage.people import resolve_people
@@ -895,7 +899,7 @@ def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowErro
     if kind == "readings":
         indicators = _known_indicators()
         for row in rows:
-            _check_reading(row, indicators, errors)
+            _check_reading(row, indicators, errors, today=today)
         _check_duplicates(
             rows,
             lambda r: (
@@ -1307,6 +1311,7 @@ def import_csv(
     *,
     actor_label: str = "csv import",
     encoding: str | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Validate every row of a CSV file, then upsert it in one transaction.
 
@@ -1334,6 +1339,7 @@ def import_csv(
         source="import",
         name=path.name,
         origin={"file": path.name},
+        today=today,
     )
 
 
@@ -1345,6 +1351,7 @@ def import_csv_text(
     actor_label: str = "api",
     source: str = "api",
     name: str = "csv",
+    today: date | None = None,
 ) -> ImportReport:
     """Like import_csv, for CSV that is already in memory (an HTTP request body).
 
@@ -1366,6 +1373,7 @@ def import_csv_text(
         source=source,
         name=name,
         origin={"format": "csv"},
+        today=today,
     )
 
 
@@ -1381,6 +1389,7 @@ def import_records(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
 
@@ -1407,6 +1416,7 @@ def import_records(
         partial=partial,
         dry_run=dry_run,
         connection=connection,
+        today=today,
     )
 
 
@@ -1428,6 +1438,7 @@ def _import(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Check references, then write every row in one transaction, or raise and write nothing.
 
@@ -1444,6 +1455,9 @@ def _import(
         "origin": origin,
         "partial": partial,
         "dry_run": dry_run,
+        # The business date (CSM_TODAY when pinned): ARR changes are dated by it, and readings
+        # after it are in the future.
+        "today": today or date.today(),
     }
     if connection is not None:
         report = _import_on(connection, rows, errors, **options)
@@ -1468,10 +1482,11 @@ def _import_on(
     origin: dict[str, str],
     partial: bool,
     dry_run: bool,
+    today: date,
 ) -> ImportReport:
     """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
     # References are checked even when some cells failed, so one run lists every problem.
-    _resolve(conn, kind, rows, errors)
+    _resolve(conn, kind, rows, errors, today=today)
     refused: tuple[RowError, ...] = ()
     if errors:
         errors.sort(key=lambda e: (e.row, e.column or ""))
@@ -1498,7 +1513,7 @@ def _import_on(
             _write_with_account(kind)(conn, rows, counts)
     follow = _follow_renewals(conn, kind, rows, counts)
     # ARR history: every ARR change an import or a sync implies, with the day it took effect.
-    record_import_arr(conn, kind, counts.account_ids, source=source)
+    record_import_arr(conn, kind, counts.account_ids, source=source, today=today)
     report = ImportReport(
         kind=kind,
         rows=len(rows) + len({e.row for e in refused}),

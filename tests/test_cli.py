@@ -6,6 +6,7 @@ import re
 import shutil
 import sqlite3
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from storage.models import Account
+from tests.conftest import DEMO_TODAY
 
 runner = CliRunner()
 
@@ -145,3 +147,49 @@ def test_eval_nlu_reads_the_question_format(demo_container) -> None:
     assert "per entity:" in report.output and "per intent (expected):" in report.output
     for entity in ("window", "scope", "band", "amount", "metric"):
         assert re.search(rf"^\s+{entity}\s+[\d.]+%", report.output, re.MULTILINE), entity
+
+
+def test_imports_go_by_the_business_date(demo_container, tmp_path: Path) -> None:
+    """With CSM_TODAY pinned (a demo, a backfill), an ARR change is dated by that day, not by the
+    machine's calendar, and a reading after it is in the future."""
+    from storage.models import ArrChange
+
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("external_id,name,owner_email,arr\nNEW-2,Dated Co,dana@example.com,50000\n")
+    assert runner.invoke(app, ["import", "accounts", str(accounts)]).exit_code == 0
+    accounts.write_text("external_id,name,owner_email,arr\nNEW-2,Dated Co,dana@example.com,65000\n")
+    assert runner.invoke(app, ["import", "accounts", str(accounts)]).exit_code == 0
+    with Session(demo_container.engine) as session:
+        account = session.exec(select(Account).where(Account.external_id == "NEW-2")).one()
+        days = session.exec(
+            select(ArrChange.day, ArrChange.arr).where(ArrChange.account_id == account.id)
+        ).all()
+    assert sorted(days)[-1] == (DEMO_TODAY, 65000.0)
+    assert all(day <= DEMO_TODAY for day, _ in days)
+
+    readings = tmp_path / "readings.csv"
+    ahead = (DEMO_TODAY + timedelta(days=3)).isoformat()
+    readings.write_text(f"account_external_id,indicator_key,day,value\nNEW-2,nps,{ahead},30\n")
+    result = runner.invoke(app, ["import", "readings", str(readings)])
+    assert result.exit_code == 1 and f"{ahead} is in the future" in result.output
+
+
+def test_recompute_from_backfills_every_day_of_a_range(demo_container) -> None:
+    from sqlalchemy import delete
+
+    from storage.models import HealthSnapshot
+
+    first = DEMO_TODAY - timedelta(days=9)
+    with Session(demo_container.engine) as session:
+        session.exec(delete(HealthSnapshot).where(HealthSnapshot.day >= first))  # type: ignore[call-overload]
+        session.commit()
+    result = runner.invoke(app, ["recompute", "--from", first.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert f"for 10 days, {first} to {DEMO_TODAY}" in result.output
+    with Session(demo_container.engine) as session:
+        days = session.exec(
+            select(HealthSnapshot.day).where(HealthSnapshot.day >= first).distinct()
+        ).all()
+    assert sorted(days) == [first + timedelta(days=n) for n in range(10)]
+    backwards = runner.invoke(app, ["recompute", "--from", "2026-12-25"])
+    assert backwards.exit_code == 2 and "is after --at" in backwards.output

@@ -107,6 +107,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 actor_label=ACTOR,
                 source=ACTOR,
                 name="api:json",
+                today=container.today(),
             )
         else:
             job = partial(
@@ -117,6 +118,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 actor_label=ACTOR,
                 source=ACTOR,
                 name="api:csv",
+                today=container.today(),
             )
         try:
             report = await run_in_threadpool(job)
