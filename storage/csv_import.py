@@ -31,6 +31,7 @@ from storage.models import (
 
 if TYPE_CHECKING:
     from domain.health_model import Indicator
+    from storage.people import PersonCheck
 
 logger = logging.getLogger(__name__)
 
@@ -852,13 +853,19 @@ def _check_reading(
 
 
 def _resolve(
-    conn: Connection, kind: str, rows: list[_Row], errors: list[RowError], *, today: date
+    conn: Connection,
+    kind: str,
+    rows: list[_Row],
+    errors: list[RowError],
+    *,
+    today: date,
+    person_check: PersonCheck | None = None,
 ) -> None:
     """Check references against the database and within the file; store the ids found."""
     if kind == "people":
         from storage.people import resolve_people
 
-        resolve_people(conn, rows, errors)
+        resolve_people(conn, rows, errors, check=person_check)
         return
     if kind != "accounts":
         refs = {r.values.get(_ACCOUNT_REF) for r in rows} - {None}
@@ -1351,12 +1358,14 @@ def import_csv_text(
     actor_label: str = "api",
     source: str = "api",
     name: str = "csv",
+    person_check: PersonCheck | None = None,
     today: date | None = None,
 ) -> ImportReport:
     """Like import_csv, for CSV that is already in memory (an HTTP request body).
 
     Bytes must be UTF-8 (a byte-order mark is dropped); row numbers are line numbers, exactly as
     for a file. ``name`` says where the data came from in errors and the audit log.
+    ``person_check``: what the sender may not change about people (see storage.people).
     """
     _check_kind(kind)
     text = (
@@ -1373,6 +1382,7 @@ def import_csv_text(
         source=source,
         name=name,
         origin={"format": "csv"},
+        person_check=person_check,
         today=today,
     )
 
@@ -1389,6 +1399,7 @@ def import_records(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    person_check: PersonCheck | None = None,
     today: date | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
@@ -1399,7 +1410,8 @@ def import_records(
     a mapping leaves out is left alone; None clears it, like an empty CSV cell. ``partial`` and
     ``dry_run``: see _import (a sync writes the good rows and reports the refused ones).
     ``connection``: write inside the caller's transaction (a sync writes every kind of one
-    source in one transaction), which then owns the commit.
+    source in one transaction), which then owns the commit. ``person_check``: what the sender
+    may not change about people (see storage.people).
     """
     _check_kind(kind)
     errors: list[RowError] = []
@@ -1416,6 +1428,7 @@ def import_records(
         partial=partial,
         dry_run=dry_run,
         connection=connection,
+        person_check=person_check,
         today=today,
     )
 
@@ -1438,6 +1451,7 @@ def _import(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    person_check: PersonCheck | None = None,
     today: date | None = None,
 ) -> ImportReport:
     """Check references, then write every row in one transaction, or raise and write nothing.
@@ -1455,6 +1469,7 @@ def _import(
         "origin": origin,
         "partial": partial,
         "dry_run": dry_run,
+        "person_check": person_check,
         # The business date (CSM_TODAY when pinned): ARR changes are dated by it, and readings
         # after it are in the future.
         "today": today or date.today(),
@@ -1483,10 +1498,11 @@ def _import_on(
     partial: bool,
     dry_run: bool,
     today: date,
+    person_check: PersonCheck | None,
 ) -> ImportReport:
     """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
     # References are checked even when some cells failed, so one run lists every problem.
-    _resolve(conn, kind, rows, errors, today=today)
+    _resolve(conn, kind, rows, errors, today=today, person_check=person_check)
     refused: tuple[RowError, ...] = ()
     if errors:
         errors.sort(key=lambda e: (e.row, e.column or ""))

@@ -8,15 +8,17 @@ from typing import Any
 from jinja2 import TemplateNotFound
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.container import Container
 from bot.render import mrkdwn_escape
 from bot.slack.messages import fallback_text, message
-from bot.slack.services import web_client
+from bot.slack.services import CHANNEL_TTL, TTLCache, web_client
+from handlers import access
+from handlers.context import ChatContext
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError
-from storage.models import CSM
+from storage.models import CSM, Account
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,11 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 DEFAULT_RETRY_AFTER = 1.0
+# Why a post was not made in a channel shared with another organisation (recorded, reported).
+SHARED_CHANNEL = (
+    "shared_channel: the channel is shared with another organisation (or its sharing cannot be "
+    "checked), and only posts about the account mapped to it go there"
+)
 
 
 class SlackNotifier:
@@ -63,6 +70,8 @@ class SlackNotifier:
     def __init__(self, container: Container, *, client: WebClient | None = None) -> None:
         self.container = container
         self._client = client
+        # Whether a channel is shared with another organisation, by channel id (it rarely changes).
+        self._shared: TTLCache[str, bool] = TTLCache(CHANNEL_TTL, maxsize=1000)
 
     @property
     def client(self) -> WebClient:
@@ -88,6 +97,8 @@ class SlackNotifier:
     def send(self, target: str, reply: Reply) -> str:
         client = self.client
         channel = self._channel_for(target, client)
+        if channel == target and not self._may_post(client, channel, reply):
+            raise DeliveryError(SHARED_CHANNEL, permanent=True)
         payload = self._payload(reply)
         try:
             response = client.chat_postMessage(channel=channel, **payload)
@@ -133,6 +144,38 @@ class SlackNotifier:
                 )
         except (SlackClientError, OSError) as exc:
             logger.error("file upload to %s failed: %s", target, exc)
+
+    def _may_post(self, client: WebClient, channel: str, reply: Reply) -> bool:
+        """The shared-channel rule (handlers.access) for a post to a channel, not a person's DM.
+
+        A channel whose sharing cannot be checked counts as shared (docs/access.md).
+        """
+        if channel[:1] in ("U", "W"):
+            return True  # a user id: the post lands in the app's DM with them
+        shared = self._shared.get(channel)
+        if shared is None:
+            try:
+                data = client.conversations_info(channel=channel).get("channel") or {}
+            except SlackApiError as exc:
+                logger.warning("conversations.info for %s failed: %s", channel, exc)
+                shared = True
+            except (SlackClientError, OSError) as exc:
+                raise DeliveryError("connection_error") from exc
+            else:
+                shared = bool(data.get("is_ext_shared") or data.get("is_pending_ext_shared"))
+                self._shared.put(channel, shared)
+        if not shared:
+            return True
+        with Session(self.container.engine) as session:
+            mapped = session.exec(select(Account.id).where(Account.slack_channel_id == channel))
+            ctx = ChatContext(
+                platform="scheduler",
+                actor=access.system_actor(),
+                today=self.container.today(),
+                external=True,
+                allowed_account_ids=frozenset(i for i in mapped.all() if i is not None),
+            )
+        return access.post_shown_here(ctx, reply.template, reply.context)
 
     def _payload(self, reply: Reply) -> dict[str, Any]:
         try:

@@ -182,14 +182,15 @@ def render_card(
     return None
 
 
+def plain_block(text: str, **style: Any) -> dict[str, Any]:
+    """Text from users or data, shown as is: a TextRun, which Teams never parses as markdown (a
+    TextBlock would turn "[click](https://…)" in an account name into a link)."""
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text, **style}]}
+
+
 def notice_block(message: str) -> dict[str, Any]:
-    return {
-        "type": "TextBlock",
-        "text": message,
-        "wrap": True,
-        "color": "attention",
-        "weight": "bolder",
-    }
+    """A refusal or error above a card: it may name an account, so it is plain text."""
+    return plain_block(message, color="attention", weight="bolder")
 
 
 def notice_card(message: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from bot.teams.outbound import Outbound
 from bot.teams.ratelimit import ThreadRateLimiter
 from bot.teams.references import (
     CSM_TARGET_PREFIX,
+    channel_root,
     find_conversation,
     mark_inactive,
     reference_for,
@@ -29,6 +30,8 @@ from bot.teams.references import (
     tenant_anchor,
 )
 from bot.teams.shared_cards import refresh_for
+from handlers import access
+from handlers.context import ChatContext
 from handlers.reply import Reply
 from storage.models import CSM
 
@@ -44,6 +47,11 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({412, 429, 502, 504})
 # The conversation is gone or the bot is no longer in it / blocked: retrying cannot help.
 GONE_STATUSES = frozenset({403, 404})
+# Why a post was not made in a conversation with guests or people of another tenant (recorded).
+SHARED_CHANNEL = (
+    "shared_channel: the conversation includes people of another organisation (or its roster "
+    "cannot be read), and only posts about the account mapped to it go there"
+)
 
 
 def _delivery_error(
@@ -120,6 +128,7 @@ class TeamsNotifier:
         """Post ``reply`` to ``target``; returns the Teams activity id or raises DeliveryError."""
         new_chat: NewChat | None = None
         reference: ConversationReference | None = None
+        team_id: str | None = None
         with self.container.session() as session:
             row = find_conversation(session, target)
             if row is None:
@@ -130,6 +139,7 @@ class TeamsNotifier:
                     raise _delivery_error("bot_removed", permanent=True)
                 reference = reference_for(row, target)
                 stored_id = row.conversation_id
+                team_id = row.team_id
                 key = reference.conversation.id
             # Shared cards (alerts, escalations) carry per-person views for those who may act.
             refresh = refresh_for(session, reply)
@@ -145,7 +155,7 @@ class TeamsNotifier:
                 if new_chat is not None:
                     return _run(self._open_chat(new_chat, reply, refresh))
                 assert reference is not None
-                return _run(self._send_once(reference, reply, refresh))
+                return _run(self._send_once(reference, reply, refresh, team_id=team_id))
             except HttpOperationError as exc:
                 status = getattr(exc.response, "status_code", None)
                 reason = f"http_{status}"
@@ -236,7 +246,12 @@ class TeamsNotifier:
         return created.activity_id
 
     async def _send_once(
-        self, reference: ConversationReference, reply: Reply, refresh: Refresh | None = None
+        self,
+        reference: ConversationReference,
+        reply: Reply,
+        refresh: Refresh | None = None,
+        *,
+        team_id: str | None = None,
     ) -> str:
         adapter = self.app.adapter
         outcome: dict[str, Any] = {}
@@ -248,6 +263,9 @@ class TeamsNotifier:
                 client.config.retry_policy.retries = 0
             # The continuation event has a made-up id; without this the post would "reply" to it.
             turn_context.activity.id = None
+            if not await self._may_post(turn_context, reply, team_id):
+                outcome["refused"] = True
+                return
             try:
                 response = await turn_context.send_activity(message_for(reply, refresh=refresh))
             except Exception as exc:
@@ -261,7 +279,41 @@ class TeamsNotifier:
         await adapter.continue_conversation(reference, callback, self.app.app_id or None)
         if "error" in outcome:
             raise outcome["error"]
+        if outcome.get("refused"):
+            raise _delivery_error(SHARED_CHANNEL, permanent=True)
         return str(outcome.get("id") or "")
+
+    async def _may_post(self, turn_context: TurnContext, reply: Reply, team_id: str | None) -> bool:
+        """The shared-channel rule (handlers.access) for a post to a channel or group chat.
+
+        Who is in it comes from the roster, as for a message there (bot.teams.identity): the
+        team's when the conversation is a team's channel, else the chat's.
+        """
+        conversation = turn_context.activity.conversation
+        if conversation is None or (conversation.conversation_type or "personal") == "personal":
+            return True
+        # A continuation turn carries no channelData; the roster lookup reads the team from it.
+        turn_context.activity.channel_data = {"team": {"id": team_id}} if team_id else {}
+        mapped_to = channel_root(conversation.id or "")
+        key = team_id or mapped_to
+        tenant = self.container.settings.microsoft_app_tenant_id
+        sharing = await self.app.bot.conversations.sharing(turn_context, key, tenant)
+        if not sharing.external:
+            return True
+        from bot.teams.bot import mapped_accounts
+
+        def allowed() -> bool:
+            with self.container.session() as session:
+                ctx = ChatContext(
+                    platform="scheduler",
+                    actor=access.system_actor(),
+                    today=self.container.today(),
+                    external=True,
+                    allowed_account_ids=mapped_accounts(session, mapped_to),
+                )
+            return access.post_shown_here(ctx, reply.template, reply.context)
+
+        return await asyncio.to_thread(allowed)
 
     async def _send_files(
         self, turn_context: TurnContext, reference: ConversationReference, reply: Reply

@@ -334,18 +334,20 @@ class FakeSlack:
                 "is_enterprise_install": False,
             }
         if method == "oauth.v2.access":
-            if args.get("code") != "c0de":
+            # "c0de" installs our workspace; "c0de-stranger" someone else's, anywhere on Slack.
+            if args.get("code") not in ("c0de", "c0de-stranger"):
                 return {"ok": False, "error": "invalid_code"}
+            stranger = args.get("code") == "c0de-stranger"
             return {
                 "ok": True,
                 "app_id": "A111",
-                "authed_user": {"id": "UDANA"},
+                "authed_user": {"id": "UMALLORY" if stranger else "UDANA"},
                 "scope": "commands,chat:write",
                 "token_type": "bot",
-                "access_token": "xoxb-installed",
+                "access_token": "xoxb-stranger" if stranger else "xoxb-installed",
                 "bot_user_id": BOT_USER_ID,
-                "team": {"id": TEAM_ID, "name": "Example"},
-                "enterprise": {"id": "E111", "name": "Sandbox Org"},
+                "team": {"id": "T999" if stranger else TEAM_ID, "name": "Example"},
+                "enterprise": None if stranger else {"id": "E111", "name": "Sandbox Org"},
                 "is_enterprise_install": False,
             }
         if method in ("chat.postMessage", "chat.update"):

@@ -406,7 +406,7 @@ def test_a_notice_goes_on_top_of_the_card() -> None:
     card = render_card(
         Reply(template="not_here", context={"reason": "r"}, text="r"), notice="Nothing was changed."
     )
-    assert card is not None and card["body"][0]["text"] == "Nothing was changed."
+    assert card is not None and card["body"][0]["inlines"][0]["text"] == "Nothing was changed."
 
 
 def inputs(card: dict[str, Any]) -> set[str]:

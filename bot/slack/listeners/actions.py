@@ -28,6 +28,8 @@ from bot.slack.listeners.common import (
 from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
 from bot.slack.services import SlackServices
 from bot.slack.threads import Clicked, confirmation, post_parent, publish_update
+from handlers import access
+from handlers.access import NOT_SHAREABLE
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
@@ -79,7 +81,11 @@ def register(app: App, services: SlackServices) -> None:
 
         def work() -> None:
             # Re-asked as the clicker, in this channel: an external channel's limits apply again.
-            result = ask_reply(services, chat_of(context), ask)
+            ctx = chat_of(context)
+            if not access.shareable_here(ctx):
+                respond(response_type="ephemeral", replace_original=False, **notice(NOT_SHAREABLE))
+                return
+            result = ask_reply(services, ctx, ask)
             if isinstance(result, HandlerError) or result.template in (
                 "not_here",
                 "error",
