@@ -168,7 +168,9 @@ def _chat_loop(chat) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def chat(as_email: AsOption = None) -> None:
     """Open the local chat in this terminal."""
-    _chat_loop(_console(as_email))
+    console = _console(as_email)
+    console.container.warm_up()  # while the greeting is read
+    _chat_loop(console)
 
 
 @app.command()
@@ -839,6 +841,13 @@ def eval_nlu(
     container = _container()
     with container.session() as session:
         index = account_index(session)
+    if not len(index):
+        typer.echo(
+            "No accounts in the database to match names against: run `csm-bot demo` first (the "
+            "labelled files name the demo portfolio's accounts).",
+            err=True,
+        )
+        raise typer.Exit(2)
     report = evaluate_file(file, index=index, today=date.fromisoformat(today))
     typer.echo(report.format())
 

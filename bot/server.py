@@ -256,6 +256,7 @@ def serve(
         slack_app = build_slack(container).app
     # Built first: a configuration error (a Teams app id without its tenant) stops here.
     app = create_app(container, slack_app=slack_app, with_slack=not socket_mode)
+    container.warm_up()  # the name index, in the background: the first message finds it built
     try:
         if with_scheduler:
             from scheduler.runner import start_background

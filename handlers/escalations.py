@@ -466,8 +466,18 @@ def escalation_form(session: Session, *, ctx: ChatContext, escalation_id: int, f
     )
 
 
-def new_escalation_form(session: Session, *, ctx: ChatContext, account: str = "") -> Reply:
-    """The data for the "open an escalation" modal; refused where it could not be opened anyway."""
+def new_escalation_form(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    account: str = "",
+    severity: str | None = "sev2",
+    title: str | None = None,
+) -> Reply:
+    """The data for the "open an escalation" modal; refused where it could not be opened anyway.
+
+    ``severity`` None leaves the choice to the person (it was not said); ``title`` prefills.
+    """
     access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_REFUSAL)
@@ -476,7 +486,8 @@ def new_escalation_form(session: Session, *, ctx: ChatContext, account: str = ""
         context={
             "account": account,
             "severities": list(ESCALATION_SEVERITIES),
-            "severity": "sev2",
+            "severity": severity,
+            "title": title or "",
             "title_max": TITLE_MAX,
             "description_max": DESCRIPTION_MAX,
         },
@@ -522,7 +533,11 @@ def submit_escalation(
 
 
 def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
-    """`/escalate acme sev1 SSO is down`: the account, an optional severity, then the title."""
+    """`/escalate acme sev1 SSO is down`: the account, the severity, then the title.
+
+    With all three it opens at once (a deliberate command); with the account alone, or no
+    severity, it returns the form, prefilled, to ask what happened and how bad.
+    """
     access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_REFUSAL)
@@ -539,6 +554,16 @@ def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
         )
     if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
         return unresolved_reply(ctx, resolution, "escalate")
+    if parsed.severity is None or parsed.title is None:
+        # "/escalate acme": what happened and how bad are not said; the form asks for them, and
+        # its submit is the confirmation.
+        return new_escalation_form(
+            session,
+            ctx=ctx,
+            account=resolution.name or "",
+            severity=parsed.severity,
+            title=parsed.title,
+        )
     return open_escalation(
         session,
         ctx=ctx,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sqlite3
 import zipfile
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
@@ -116,6 +119,34 @@ def test_unknown_as_email_sees_no_account_data(demo_container) -> None:
     assert "Acme" not in plan.output and '"template": "notice"' in plan.output
     mine = runner.invoke(app, ["ask", "my accounts", "--as", "nobody@example.com"])
     assert "All accounts" not in mine.output and "I don't know you yet" in mine.output
+
+
+def test_eval_nlu_without_accounts_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite_template: Path
+) -> None:
+    """No schema, or a schema without accounts: one line with the fix, not a traceback."""
+    bare = tmp_path / "bare.db"
+    monkeypatch.setenv("CSM_DATABASE_URL", f"sqlite:///{bare}")
+    sqlite3.connect(bare).close()
+    missing = runner.invoke(app, ["eval-nlu", "tests/nlu/tuning.tsv"])
+    assert missing.exit_code == 2 and "csm-bot db upgrade" in missing.output, missing.output
+    migrated = tmp_path / "migrated.db"
+    shutil.copyfile(migrated_sqlite_template, migrated)
+    monkeypatch.setenv("CSM_DATABASE_URL", f"sqlite:///{migrated}")
+    empty = runner.invoke(app, ["eval-nlu", "tests/nlu/tuning.tsv"])
+    assert empty.exit_code == 2 and "csm-bot demo" in empty.output, empty.output
+    assert "Traceback" not in missing.output + empty.output
+
+
+def test_eval_nlu_reads_the_question_format(demo_container) -> None:
+    report = runner.invoke(app, ["eval-nlu", "tests/nlu/tuning.tsv"])
+    assert report.exit_code == 0, report.output
+    for line in ("intent accuracy:", "account accuracy:"):
+        value = float(re.search(rf"{line}\s+([\d.]+)%", report.output).group(1))
+        assert value >= 95.0, report.output
+    assert "per entity:" in report.output and "per intent (expected):" in report.output
+    for entity in ("window", "scope", "band", "amount", "metric"):
+        assert re.search(rf"^\s+{entity}\s+[\d.]+%", report.output, re.MULTILINE), entity
 
 
 def test_imports_go_by_the_business_date(demo_container, tmp_path: Path) -> None:

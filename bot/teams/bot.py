@@ -434,6 +434,10 @@ class CsmTeamsBot(TeamsActivityHandler):
             if isinstance(found, HandlerError):
                 return await self._form_again(turn_context, spec, data, {}, found.message)
             target = found
+        elif spec.after == "auto":
+            # A confirm: what follows depends on what it did (opened or moved an escalation).
+            found = await self._target(turn_context)
+            target = None if isinstance(found, HandlerError) else found
         container = self.container
         try:
             reply = await self._handle(
@@ -483,11 +487,20 @@ class CsmTeamsBot(TeamsActivityHandler):
         target: Target | None,
     ) -> AdaptiveCardInvokeResponse:
         """What a change needs besides the clicker's answer: shared cards edited for everyone."""
-        if spec.after == "escalation":
+        after = spec.after
+        if after == "auto":
+            after = (
+                "opened"
+                if _opened(reply)
+                else "escalation"
+                if reply.template == "escalation"
+                else None
+            )
+        if after == "escalation":
             await self._threads(turn_context).publish_update(reply, clicked)
-        elif spec.after == "alert":
+        elif after == "alert":
             await update_alert_cards(self.container, self._outbound(turn_context), reply, clicked)
-        elif spec.after == "opened" and target is not None:
+        elif after == "opened" and target is not None:
             if reply.context.get("existing"):
                 # The same submit again (same activity id): the first one posted the card.
                 number = reply.context["escalation"]["id"]

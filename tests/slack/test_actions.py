@@ -363,9 +363,12 @@ def test_alert_buttons_acknowledge_for_the_owner_and_refuse_others(
 
 def test_escalation_buttons_move_it_along(edge: SlackEdge, fake: FakeSlack) -> None:
     from storage.models import Escalation
-    from tests.slack.conftest import command_body
+    from tests.slack.conftest import click_confirm, command_body
 
-    opened = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    asked = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    click_confirm(edge, asked["blocks"], response_url=fake.response_url())
+    opened = webhook_posts(fake)[0]
+    fake.reset()
     buttons = [e for b in opened["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["escalation_acknowledge", "escalation_resolve"]
     escalation_id = int(buttons[0]["value"])

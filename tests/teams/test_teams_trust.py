@@ -201,15 +201,22 @@ def test_a_team_with_a_member_of_another_tenant_counts_as_shared(
 def test_the_same_activity_delivered_twice_opens_one_escalation(
     client: TestClient, connector: FakeConnector, container: Container
 ) -> None:
+    """Asked for in words an escalation is confirmed first (issue 10); the question and the "yes"
+    delivered twice each are answered once, and one escalation opens."""
     connector.members[DANA_TEAMS_ID] = dana_member()
     data = personal_message(connector, "escalate acme sev2 SSO is down")
     before = escalations(container)
 
     for _ in range(2):
         assert client.post("/api/messages", json=data).status_code == 200
+    assert escalations(container) == before and len(connector.sent()) == 1
+
+    yes = personal_message(connector, "yes")
+    for _ in range(2):
+        assert client.post("/api/messages", json=yes).status_code == 200
 
     assert escalations(container) == before + 1
-    assert len(connector.sent()) == 1
+    assert len(connector.sent()) == 2
 
 
 # -- malformed card actions ------------------------------------------------------------------------

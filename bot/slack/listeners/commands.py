@@ -219,6 +219,12 @@ def _escalate(
     # Refusals, "which account?" and "did you mean": private, and nothing was opened.
     if isinstance(result, HandlerError):
         return {"response_type": "ephemeral", **notice(result.message)}
+    if result.template == "escalation_open_modal":
+        # "/escalate acme": the form asks what happened and how bad, prefilled; its submit is
+        # the confirmation.
+        metadata = encode({"r": text_field(command, "response_url"), "c": origin}, PRIVATE_METADATA)
+        view = surface(result.template, {**result.context, "private_metadata": metadata})
+        return open_modal(client, text_field(command, "trigger_id"), view)
     if not _is_escalation(result):
         return {"response_type": "ephemeral", **notice(result.text)}
     return {"response_type": "ephemeral", **_posted(services, client, result, command)}
