@@ -125,7 +125,7 @@ def ask(
 @app.command()
 def demo(
     accounts: Annotated[int, typer.Option(min=5, max=20_000, help="How many accounts.")] = 60,
-    days: Annotated[int, typer.Option(min=30, max=730, help="Days of daily readings.")] = 365,
+    days: Annotated[int, typer.Option(min=7, max=730, help="Days of daily readings (at least a week).")] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same portfolio).")] = 7,
     no_chat: Annotated[
         bool, typer.Option("--no-chat", help="Seed only; don't open the chat.")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCORE_AT_RED
-from storage.bulk import insert_dicts, insert_tuples, table, wipe_all
+from storage.bulk import indexes_built_after, insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
 
 if TYPE_CHECKING:
@@ -371,6 +371,8 @@ def _series(acct: _Acct, model: HealthModel, today: date, days: int) -> Iterator
     if acct.churned_on is not None:
         last = -(today - acct.churned_on).days
     offsets = range(first, last + 1)
+    if not offsets:
+        return  # churned before the window of readings began: nothing to read
     day_of = [today + timedelta(days=t) for t in offsets]
     aid = acct.id
     for ind in model.indicators:
@@ -626,17 +628,17 @@ def seed_demo(
         wipe_all(conn)
         csm_ids = _write_people(conn, stamp)
         _write_accounts(conn, plans, csm_ids, stamp)
-        readings = 0
-        for batch_start in range(0, len(plans), 500):
-            # Generated lazily per slice of accounts, so 6M readings never sit in memory at once.
+        readings_table = table("indicator_reading")
+        with indexes_built_after(conn, readings_table):
+            # Generated lazily, so 6M readings never sit in memory at once.
             rows = (
                 row
-                for acct in plans[batch_start : batch_start + 500]
+                for acct in plans
                 for row in _series(acct, models.for_segment(acct.segment), today, days)
             )
-            readings += insert_tuples(
+            readings = insert_tuples(
                 conn,
-                table("indicator_reading"),
+                readings_table,
                 ("account_id", "indicator_key", "day", "value", "source"),
                 rows,
             )
