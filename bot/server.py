@@ -203,9 +203,9 @@ def serve(
         slack_app = build_slack(container).app
     try:
         if with_scheduler:
-            from scheduler.runner import start_background
+            from bot.scheduling import start_scheduler
 
-            scheduler = start_background(container)
+            scheduler = start_scheduler(container)
         if socket_handler is not None:
             socket_handler.connect()
             logger.info("connected to Slack over Socket Mode")

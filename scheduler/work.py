@@ -394,7 +394,7 @@ def evaluate_alerts(
             account=account,
             csm_id=account.owner_id,
         )
-    report.enqueued["risk_alert"] += enqueue(session, items, now=at)
+    report.enqueued["risk_alert"] += enqueue(session, items)
 
 
 # -- renewal reminders and QBR prep ---------------------------------------------------------
@@ -515,7 +515,7 @@ def renewal_reminders(
             account=account,
             csm_id=account.owner_id,
         )
-    report.enqueued["renewal_reminder"] += enqueue(session, items, now=at)
+    report.enqueued["renewal_reminder"] += enqueue(session, items)
 
 
 def qbr_preps(
@@ -585,7 +585,7 @@ def qbr_preps(
             csm_id=owner,
         )
     if items:
-        report.enqueued["qbr_prep"] += enqueue(session, items, now=at)
+        report.enqueued["qbr_prep"] += enqueue(session, items)
 
 
 # -- digests ---------------------------------------------------------------------------------
@@ -649,7 +649,7 @@ def daily_digests(
             "daily_digest", f"csm:{csm_id}", day.isoformat(), reply, config=config, csm_id=csm_id
         )
     if items:
-        report.enqueued["daily_digest"] += enqueue(session, items, now=at)
+        report.enqueued["daily_digest"] += enqueue(session, items)
 
 
 def manager_digests(
@@ -697,7 +697,7 @@ def manager_digests(
             manager_id=manager_id,
         )
     if items:
-        report.enqueued["manager_digest"] += enqueue(session, items, now=at)
+        report.enqueued["manager_digest"] += enqueue(session, items)
 
 
 # -- one run ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from handlers.reply import Reply
 from scheduler.config import SchedulerConfig
 from scheduler.models import Alert, Delivery
 from scheduler.notifier import DeliveryError, RecordingNotifier
+from scheduler.clock import SimulatedClock, system_clock
 from scheduler.runner import run_once
 from storage.models import CSM, Account
 
@@ -32,9 +33,8 @@ class Crash(BaseException):
 
 
 def go(container, when: datetime, rec: RecordingNotifier, **kw):  # type: ignore[no-untyped-def]
-    return run_once(
-        container, when, config=CONFIG, notifiers={"console": rec}, sleep=lambda _s: None, **kw
-    )
+    kw.setdefault("sleep", lambda _s: None)
+    return run_once(container, when, config=CONFIG, notifiers={"console": rec}, **kw)
 
 
 def all_rows(container) -> list[Delivery]:  # type: ignore[no-untyped-def]
@@ -80,9 +80,10 @@ def test_a_run_interrupted_mid_dispatch_resumes_without_posting_twice(demo_conta
         dana = s.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
     rec.failures[f"csm:{dana.id}"] = [Crash()]
 
-    # Leases in simulated time too, so "ten minutes later" lets the dead process's claims lapse.
+    # The outbox runs on the wall clock; "ten minutes later" lets the dead process's leases lapse.
     def at(when: datetime) -> dict[str, object]:
-        return {"dispatcher_options": {"lease_clock": lambda: when}}
+        later = SimulatedClock(system_clock() + (when - MORNING))
+        return {"clock": later.now, "sleep": later.sleep}
 
     with pytest.raises(Crash):
         go(demo_container, MORNING, rec, **at(MORNING))
