@@ -159,7 +159,9 @@ def test_a_report_that_cannot_be_delivered_does_not_loop(engine: Engine) -> None
     assert sorted(r.status for r in rows(engine)) == ["failed", "failed"]
 
 
-def test_an_outage_longer_than_the_backoff_loses_nothing_before_the_deadline(engine: Engine) -> None:
+def test_an_outage_longer_than_the_backoff_loses_nothing_before_the_deadline(
+    engine: Engine,
+) -> None:
     """Slack answers 5xx for two hours: the reminder is retried (backoff capped) and delivered."""
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
@@ -193,9 +195,9 @@ def test_a_post_is_given_up_at_its_kinds_deadline_and_reported_once(engine: Engi
     slack = Down(clock)
     with session_scope(engine) as s:
         enqueue(s, [item(n, "C1", kind="daily_digest") for n in range(3)], now=START)
-    report = dispatcher(
-        engine, slack, clock, admin_targets={"slack": "CA"}, backoff_cap=600
-    ).drain(max_wait=3600)
+    report = dispatcher(engine, slack, clock, admin_targets={"slack": "CA"}, backoff_cap=600).drain(
+        max_wait=3600
+    )
     assert report.failed == 3
     failed = [r for r in rows(engine) if r.target == "C1"]
     assert {r.status for r in failed} == {"failed"}

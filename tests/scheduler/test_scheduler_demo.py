@@ -16,10 +16,10 @@ from bot.teams.cards import message_for as teams_message
 from handlers.context import Actor, ChatContext
 from handlers.qbr import qbr_prep
 from handlers.reply import Reply
+from scheduler.clock import SimulatedClock, system_clock
 from scheduler.config import SchedulerConfig
 from scheduler.models import Alert, Delivery
 from scheduler.notifier import DeliveryError, RecordingNotifier
-from scheduler.clock import SimulatedClock, system_clock
 from scheduler.runner import run_once
 from storage.models import CSM, Account
 

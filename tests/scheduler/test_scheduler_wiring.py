@@ -9,8 +9,8 @@ import pytest
 from sched_factories import account, csm
 from sqlmodel import select
 
-from scheduler import jobs
 from bot.scheduling import run_once_command
+from scheduler import jobs
 from scheduler.cli_support import outbox_listing, parse_instant
 from scheduler.config import SchedulerConfig, load_config
 from scheduler.notifier import RecordingNotifier
@@ -102,8 +102,8 @@ def test_instants_and_settings_parse() -> None:
 def test_a_pinned_business_date_shifts_the_scheduler_clock(sqlite_url) -> None:  # type: ignore[no-untyped-def]
     from bot.config import Settings
     from bot.container import Container
-    from scheduler.clock import system_clock
     from bot.scheduling import business_clock
+    from scheduler.clock import system_clock
 
     pinned = Container(settings=Settings(database_url=sqlite_url, today="2030-01-05"))
     now = business_clock(pinned)()
