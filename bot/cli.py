@@ -137,8 +137,8 @@ def demo(
     as_email: AsOption = None,
 ) -> None:
     """Seed a realistic demo portfolio (replacing what is there) and open the local chat."""
+    from handlers.demo import seed_demo
     from storage.db import upgrade
-    from storage.demo import seed_demo
 
     container = _container()
     upgrade(container.settings.database_url)

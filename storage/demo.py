@@ -180,7 +180,7 @@ _ESCALATIONS = (
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """What seed_demo wrote."""
+    """What the demo seed wrote."""
 
     accounts: int
     csms: int
@@ -600,7 +600,7 @@ def _surveys(acct: _Acct, today: date, days: int, seq: int) -> list[dict[str, An
 # entry point
 
 
-def seed_demo(
+def write_demo(
     engine: Engine,
     *,
     today: date,
@@ -608,12 +608,13 @@ def seed_demo(
     days: int = 365,
     seed: int = 7,
     models: HealthModels | None = None,
-    snapshot_days: int = 45,
 ) -> DemoSummary:
-    """Wipe the database and write a deterministic demo portfolio, then backfill health snapshots.
+    """Wipe the database and write a deterministic demo portfolio (no health snapshots: the
+    use case handlers.demo.seed_demo computes those after this returns).
 
     The same ``seed`` and ``today`` always give the same rows (ids included), so demos, tests and
-    benchmarks can rely on them. Large portfolios go through bulk Core inserts in one transaction.
+    benchmarks can rely on them. Large portfolios go through bulk Core inserts in one transaction
+    (readings through COPY on PostgreSQL).
     """
     if accounts < 1 or days < 1:
         raise ValueError("accounts and days must be at least 1")
@@ -644,21 +645,11 @@ def seed_demo(
             )
         counts = _write_portfolio(conn, plans, csm_ids, today, days, stamp)
 
-    snapshots = 0
-    if snapshot_days > 0:
-        from handlers.recompute import backfill_snapshots
-
-        snapshots = backfill_snapshots(
-            engine,
-            start=today - timedelta(days=snapshot_days - 1),
-            end=today,
-            models=models,
-        )
     summary = DemoSummary(
         accounts=len(plans),
         csms=len(csm_ids),
         readings=readings,
-        snapshots=snapshots,
+        snapshots=0,
         today=today,
         **counts,
     )

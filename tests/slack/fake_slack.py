@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,14 +39,49 @@ class Failure:
     times: int = 1
 
 
+DEFAULT_SCOPES = (
+    "chat:write,commands,users:read,users:read.email,channels:history,groups:history,"
+    "im:history,im:write"
+)
+
+
 class FakeSlack:
     """Plays slack.com/api/* and hooks.slack.com on 127.0.0.1; start() it, point base_url at .api_url.
 
     Users and channels are what users.info and conversations.info answer with; fail() queues 429s,
     5xx or Slack error codes for a method; calls lists everything received, in order.
+
+    Like Slack, it keeps the messages posted (with their metadata) and answers
+    conversations.history from them. Optional behaviour, all off by default:
+    ``latency`` (seconds before each answer), ``drop_rate`` (share of posts accepted and kept
+    whose answer is never sent: the connection is closed instead), ``channel_interval`` and
+    ``workspace_rate`` (chat.postMessage's documented 1 per second per channel and a
+    workspace-wide cap per second: over them, HTTP 429 with Retry-After and nothing kept),
+    ``refuse`` (every method answers that Slack error, e.g. "token_revoked") and ``scopes``
+    (what auth.test reports in X-OAuth-Scopes).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        drop_rate: float = 0.0,
+        channel_interval: float | None = None,
+        workspace_rate: int | None = None,
+        seed: int = 7,
+    ) -> None:
+        self.latency = latency
+        self.drop_rate = drop_rate
+        self.channel_interval = channel_interval
+        self.workspace_rate = workspace_rate
+        self.refuse: str | None = None
+        self.scopes = DEFAULT_SCOPES
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.rejected = 0
+        self.dropped = 0
+        self._rng = random.Random(seed)
+        self._last_post: dict[str, float] = {}
+        self._window: deque[float] = deque()
         self.calls: list[Call] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
@@ -131,6 +168,11 @@ class FakeSlack:
                 Failure(status=status, error=error, retry_after=retry_after, times=times)
             )
 
+    def posts(self) -> list[dict[str, Any]]:
+        """Every message kept (accepted), over all channels."""
+        with self._lock:
+            return [m for msgs in self.messages.values() for m in msgs]
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -180,16 +222,55 @@ class FakeSlack:
         with self._changed:
             self.calls.append(Call(method=method, args=args, headers=headers))
             failure = self._take_failure(method)
+            limited = self._over_limit(args) if method == "chat.postMessage" else None
             self._changed.notify_all()
+        if self.latency:
+            time.sleep(self.latency)
         if failure is not None:
             extra = {"Retry-After": str(int(failure.retry_after))} if failure.retry_after else {}
             body = {"ok": False, "error": failure.error or f"http_{failure.status}"}
             self._send(request, failure.status, body, extra)
             return
+        if self.refuse and not method.startswith("webhook:"):
+            self._send(request, 200, {"ok": False, "error": self.refuse})
+            return
+        if limited is not None:
+            self._send(request, 429, {"ok": False, "error": "ratelimited"}, limited)
+            return
         if method.startswith("webhook:"):
             self._send_text(request, 200, "ok")
             return
-        self._send(request, 200, self._answer(method, args))
+        if method == "auth.test":
+            self._send(request, 200, self._answer(method, args), {"X-OAuth-Scopes": self.scopes})
+            return
+        answer = self._answer(method, args)
+        if method == "chat.postMessage" and self.drop_rate and self._rng.random() < self.drop_rate:
+            # Accepted and kept, but the answer is lost on the way back.
+            with self._lock:
+                self.dropped += 1
+            request.close_connection = True
+            return
+        self._send(request, 200, answer)
+
+    def _over_limit(self, args: dict[str, Any]) -> dict[str, str] | None:
+        """Retry-After headers when a post breaks the per-channel or workspace limit (under lock)."""
+        now = time.monotonic()
+        channel = str(args.get("channel"))
+        if self.channel_interval is not None:
+            last = self._last_post.get(channel)
+            if last is not None and now - last < self.channel_interval:
+                self.rejected += 1
+                return {"Retry-After": "1"}
+        if self.workspace_rate is not None:
+            while self._window and now - self._window[0] >= 1.0:
+                self._window.popleft()
+            if len(self._window) >= self.workspace_rate:
+                self.rejected += 1
+                return {"Retry-After": "1"}
+            self._window.append(now)
+        if self.channel_interval is not None:
+            self._last_post[channel] = now
+        return None
 
     def _take_failure(self, method: str) -> Failure | None:
         queue = self.failures.get(method)
@@ -228,9 +309,30 @@ class FakeSlack:
                 "enterprise": {"id": "E111", "name": "Sandbox Org"},
                 "is_enterprise_install": False,
             }
-        if method in ("chat.postMessage", "chat.update"):
+        if method == "chat.postMessage":
+            channel = str(args.get("channel"))
+            if channel.startswith("U"):
+                channel = "D" + channel  # a post to a user lands in the app's DM with them
+            metadata = args.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            with self._lock:
+                ts = f"1700000000.{next(self._ts):06d}"
+                # "_at" stands for the time Slack's real ts encodes; history filters on it.
+                kept = {
+                    "ts": ts,
+                    "text": args.get("text"),
+                    "metadata": metadata,
+                    "bot_id": BOT_ID,
+                    "_at": time.time(),
+                }
+                self.messages.setdefault(channel, []).append(kept)
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
+        if method == "chat.update":
             ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+        if method == "conversations.history":
+            return self._history(args)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         if method in ("views.open", "views.update", "views.publish", "views.push"):
@@ -257,6 +359,27 @@ class FakeSlack:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))}}
         return {"ok": True}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, from ``oldest``, ``limit`` per page; metadata only when asked for."""
+        channel = str(args.get("channel"))
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        start = int(args.get("cursor") or 0)
+        with self._lock:
+            found = [m for m in self.messages.get(channel, []) if m["_at"] >= oldest]
+        found.sort(key=lambda m: m["_at"], reverse=True)
+        page = found[start : start + limit]
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        hidden = {"_at"} if with_metadata else {"_at", "metadata"}
+        messages = [{k: v for k, v in m.items() if k not in hidden} for m in page]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     @staticmethod
     def _send(
