@@ -1,25 +1,26 @@
-"""Proactive Teams sends for the scheduler: stored reference → continue_conversation, rate-limited, retried."""
+"""Proactive Teams sends for the scheduler: stored reference → one POST on a long-lived connector client."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import random
-import time
-from collections.abc import Callable, Coroutine
+import threading
+from collections.abc import Coroutine
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from botbuilder.core import TurnContext
-from botbuilder.schema import ConversationReference
+from botbuilder.schema import Activity, ConversationReference
+from botframework.connector.auth import AuthenticationConstants
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.teams.cards import message_for
-from bot.teams.ratelimit import ThreadRateLimiter
-from bot.teams.references import find_conversation, mark_inactive, reference_for
+from bot.teams.references import channel_root, find_conversation, mark_inactive, reference_for
 from handlers.reply import Reply
+from scheduler.notifier import DeliveryError, LookupUnavailable
 
 if TYPE_CHECKING:
+    from botframework.connector.aio import ConnectorClient
+
     from bot.container import Container
     from bot.teams.app import TeamsApp
 
@@ -27,19 +28,15 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# What Microsoft documents as worth retrying for Teams sends; other 5xx go back to the outbox.
-RETRY_STATUSES = frozenset({412, 429, 502, 504})
+# The channelData key carrying the outbox's delivery id on every proactive message.
+DELIVERY_ID_KEY = "csmDeliveryId"
+# The connector may have posted the message before answering these: the outcome is unknown.
+UNKNOWN_STATUSES = frozenset({500, 502, 503, 504})
+# What Microsoft documents as worth retrying without doubt (nothing was posted).
+RETRY_STATUSES = frozenset({412, 429})
 # The conversation is gone or the bot is no longer in it / blocked: retrying cannot help.
 GONE_STATUSES = frozenset({403, 404})
-
-
-def _delivery_error(
-    reason: str, retry_after: float | None = None, permanent: bool = False
-) -> Exception:
-    # Imported late: the scheduler package may be mid-build in a fresh checkout, and only it needs this.
-    from scheduler.notifier import DeliveryError
-
-    return DeliveryError(reason, retry_after=retry_after, permanent=permanent)
+TIMEOUT = 30.0
 
 
 def _retry_after(exc: HttpOperationError) -> float | None:
@@ -53,125 +50,144 @@ def _retry_after(exc: HttpOperationError) -> float | None:
         return None  # an HTTP date; rare for Teams, and the backoff covers it
 
 
+class _EventLoop:
+    """One asyncio loop on its own thread for the life of the notifier: the connector clients
+    (and their aiohttp sessions) made on it are reused by every send instead of made per send."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = TIMEOUT) -> T:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name="teams-notifier-loop", daemon=True
+                ).start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
 class TeamsNotifier:
-    """Implements scheduler.notifier.Notifier for Teams.
+    """Implements scheduler.notifier.TrackingNotifier for Teams.
 
     Targets are a conversation id (a chat, a channel, or ``<channel>;messageid=<root>`` for a thread)
     or ``csm:<id>`` for the personal chat with that CSM. The conversation must have been seen before
     (install or message); otherwise the send fails permanently with ``conversation_not_found``.
+
+    Each send is one POST (no retry inside: the outbox paces, waits out Retry-After and retries,
+    shared by every replica). The delivery id rides in the activity's channelData; the Bot
+    Connector has no way for a bot to read a conversation back, so ``find_tagged`` cannot look a
+    post up (see README: on Teams a lost answer is sent again).
     """
 
     platform = "teams"
 
-    def __init__(
-        self,
-        container: Container,
-        *,
-        app: TeamsApp | None = None,
-        limiter: ThreadRateLimiter | None = None,
-        max_attempts: int = 4,
-        base_delay: float = 1.0,
-        max_delay: float = 30.0,
-        max_wait: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, container: Container, *, app: TeamsApp | None = None) -> None:
         if app is None:
             from bot.teams.app import TeamsApp
 
             app = TeamsApp(container)
         self.container = container
         self.app = app
-        self.limiter = limiter or ThreadRateLimiter()
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        # Longer waits than this go back to the outbox instead of holding a worker.
-        self.max_wait = max_wait
-        self.sleep = sleep
-        self.jitter = jitter
+        self.workspace = container.settings.microsoft_app_tenant_id or "default"
+        self._loop = _EventLoop()
+        self._clients: dict[str, ConnectorClient] = {}
 
     def send(self, target: str, reply: Reply) -> str:
-        """Post ``reply`` to ``target``; returns the Teams activity id or raises DeliveryError."""
+        return self._send(target, reply, None)
+
+    def send_tagged(self, target: str, reply: Reply, delivery_id: str) -> str:
+        return self._send(target, reply, delivery_id)
+
+    def find_tagged(self, target: str, delivery_id: str, since: datetime) -> str | None:
+        raise LookupUnavailable("the Bot Connector cannot read a conversation back")
+
+    def probe(self, reason: str) -> None:
+        """Get a token for the connector with the configured credentials (no app id: local use)."""
+        if not self.app.app_id:
+            return
+        try:
+            self._loop.run(self._token())
+        except (ClientRequestError, OSError) as exc:
+            raise DeliveryError("connection_error") from exc
+        except Exception as exc:  # MSAL reports refused credentials with several types
+            raise DeliveryError(f"auth: {exc}", workspace=True) from exc
+
+    def pacing_key(self, target: str) -> str:
+        """A channel and its threads are one "thread" for Teams' limits."""
+        return channel_root(target)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send(self, target: str, reply: Reply, delivery_id: str | None) -> str:
         with self.container.session() as session:
             row = find_conversation(session, target)
             if row is None:
-                raise _delivery_error("conversation_not_found", permanent=True)
+                raise DeliveryError("conversation_not_found", permanent=True)
             if not row.active:
-                raise _delivery_error("bot_removed", permanent=True)
+                raise DeliveryError("bot_removed", permanent=True)
             reference = reference_for(row, target)
             stored_id = row.conversation_id
-        key = reference.conversation.id
-        attempt = 0
-        while True:
-            wait = self.limiter.delay(key)
-            if wait > self.max_wait:
-                raise _delivery_error("ratelimited", retry_after=wait)
-            wait = self.limiter.reserve(key)
-            if wait > 0:
-                self.sleep(wait)
-            try:
-                return _run(self._send_once(reference, reply))
-            except HttpOperationError as exc:
-                status = getattr(exc.response, "status_code", None)
-                reason = f"http_{status}"
-                if status in GONE_STATUSES:
-                    with self.container.session() as session:
-                        mark_inactive(session, conversation_id=stored_id)
-                    raise _delivery_error(reason, permanent=True) from exc
-                if status not in RETRY_STATUSES:
-                    # 413 (too big) and other 4xx will fail the same way again; 5xx may not.
-                    permanent = status is not None and 400 <= status < 500 and status != 401
-                    raise _delivery_error(reason, permanent=permanent) from exc
-                retry_after = _retry_after(exc)
-            except ClientRequestError as exc:
-                reason, retry_after = "connection_error", None
-                logger.info("Teams send to %s: %s", key, exc)
-            attempt += 1
-            delay = self._backoff(attempt, retry_after)
-            if attempt >= self.max_attempts or delay > self.max_wait:
-                raise _delivery_error(reason, retry_after=delay)
-            logger.info(
-                "Teams send to %s failed (%s); retry %d in %.1fs", key, reason, attempt, delay
-            )
-            self.sleep(delay)
+        try:
+            return self._loop.run(self._post(reference, reply, delivery_id))
+        except HttpOperationError as exc:
+            status = getattr(exc.response, "status_code", None)
+            reason = f"http_{status}"
+            if status in GONE_STATUSES:
+                with self.container.session() as session:
+                    mark_inactive(session, conversation_id=stored_id)
+                raise DeliveryError(reason, permanent=True) from exc
+            if status == 429:
+                raise DeliveryError("ratelimited", retry_after=_retry_after(exc) or 1.0) from exc
+            if status == 401:
+                # Our credentials are refused: every post would fail alike. Pause and probe.
+                raise DeliveryError(reason, workspace=True) from exc
+            if status in UNKNOWN_STATUSES:
+                raise DeliveryError(reason, retry_after=_retry_after(exc), unknown=True) from exc
+            if status in RETRY_STATUSES:
+                raise DeliveryError(reason, retry_after=_retry_after(exc)) from exc
+            # 413 (too big) and other 4xx will fail the same way again.
+            permanent = status is not None and 400 <= status < 500
+            raise DeliveryError(reason, permanent=permanent) from exc
+        except (ClientRequestError, OSError, TimeoutError) as exc:
+            logger.info("Teams send to %s: %s", target, exc)
+            raise DeliveryError("connection_error", unknown=True) from exc
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter (50-100 % of the step), never shorter than Retry-After."""
-        step = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        delay = step * (0.5 + 0.5 * self.jitter())
-        return max(delay, retry_after or 0.0)
+    async def _client(self, service_url: str) -> ConnectorClient:
+        client = self._clients.get(service_url)
+        if client is None:
+            identity = self.app.adapter.create_claims_identity(self.app.app_id or "")
+            identity.claims[AuthenticationConstants.SERVICE_URL_CLAIM] = service_url
+            factory = self.app.authentication.create_connector_factory(identity)
+            client = await factory.create(service_url, None)
+            # The outbox does the retrying (shared pacing, Retry-After); msrest must not re-post.
+            client.config.retry_policy.retries = 0
+            self._clients[service_url] = client
+        return client
 
-    async def _send_once(self, reference: ConversationReference, reply: Reply) -> str:
-        adapter = self.app.adapter
-        outcome: dict[str, Any] = {}
+    async def _post(
+        self, reference: ConversationReference, reply: Reply, delivery_id: str | None
+    ) -> str:
+        client = await self._client(reference.service_url)
+        activity: Activity = message_for(reply)
+        if delivery_id:
+            data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+            activity.channel_data = {**data, DELIVERY_ID_KEY: delivery_id}
+        # What TurnContext.apply_conversation_reference would fill in; a new message, no reply-to.
+        activity.channel_id = reference.channel_id
+        activity.service_url = reference.service_url
+        activity.conversation = reference.conversation
+        activity.from_property = reference.bot
+        activity.recipient = reference.user
+        response = await client.conversations.send_to_conversation(
+            reference.conversation.id, activity
+        )
+        return str(getattr(response, "id", "") or "")
 
-        async def callback(turn_context: TurnContext) -> None:
-            client = turn_context.turn_state.get(adapter.BOT_CONNECTOR_CLIENT_KEY)
-            if client is not None:
-                # Our loop does the retrying (with Retry-After and jitter); msrest must not add its own.
-                client.config.retry_policy.retries = 0
-            # The continuation event has a made-up id; without this the post would "reply" to it.
-            turn_context.activity.id = None
-            try:
-                response = await turn_context.send_activity(message_for(reply))
-            except Exception as exc:
-                # Handed back to send(); the adapter's error hook would swallow it.
-                outcome["error"] = exc
-                return
-            outcome["id"] = response.id if response is not None else ""
-
-        await adapter.continue_conversation(reference, callback, self.app.app_id or None)
-        if "error" in outcome:
-            raise outcome["error"]
-        return str(outcome.get("id") or "")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when this thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+    async def _token(self) -> None:
+        identity = self.app.adapter.create_claims_identity(self.app.app_id)
+        factory = self.app.authentication.create_connector_factory(identity)
+        client = await factory.create("https://smba.trafficmanager.net/teams/", None)
+        client.config.credentials.get_access_token(force_refresh=True)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+# Teams' documented limits per bot per thread (a channel and its reply chains are one thread),
+# and about 50 requests per second per app per tenant.
+THREAD_LIMITS: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+TENANT_LIMITS: tuple[tuple[int, float], ...] = ((50, 1.0),)
 _ACTIVITIES = re.compile(r"^/v3/conversations/([^/]+)/activities(?:/([^/]+))?$")
 _MEMBER = re.compile(r"^/v3/conversations/([^/]+)/members/([^/]+)$")
 
@@ -33,12 +39,24 @@ class FakeConnector:
 
     ``failures`` is consumed one per activity POST/PUT: ``(status, headers)``; ``members`` answers
     roster lookups by user id; ``jwks`` (when set) is served as the OpenID signing keys.
+
+    Like Teams, it throttles: a send (POST or PUT of an activity) beyond the per-thread windows
+    (7/1 s, 8/2 s, 60/30 s, 1800/3600 s, a channel and its threads counted together) or the
+    tenant's 50/s is answered 429 with Retry-After and not kept (``enforce_limits=False`` turns
+    that off). ``accepted`` lists the activities it kept; ``throttled`` counts the 429s.
+    ``latency`` delays every answer.
     """
 
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     jwks: dict[str, Any] | None = None
     calls: list[Call] = field(default_factory=list)
+    enforce_limits: bool = True
+    latency: float = 0.0
+    accepted: list[Call] = field(default_factory=list)
+    throttled: int = 0
+    _sends: dict[str, deque[float]] = field(default_factory=dict)
+    _tenant: deque[float] = field(default_factory=deque)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 0
@@ -115,14 +133,21 @@ class FakeConnector:
                 path = urlsplit(self.path).path
                 body = self._body()
                 match = _ACTIVITIES.match(path)
-                fake._record(self, method, path, body, match)
+                call = fake._record(self, method, path, body, match)
                 if match is None:
                     self._send(404, {"error": {"code": "NotFound", "message": path}})
                     return
+                conversation = unquote(match.group(1))
                 with fake._lock:
                     failure = fake.failures.pop(0) if fake.failures else None
+                    if failure is None and fake.enforce_limits:
+                        failure = fake._throttle(conversation)
                     fake._next_id += 1
                     new_id = f"1:activity-{fake._next_id}"
+                    if failure is None:
+                        fake.accepted.append(call)
+                if fake.latency:
+                    time.sleep(fake.latency)
                 if failure is not None:
                     status, headers = failure
                     self._send(
@@ -153,6 +178,24 @@ class FakeConnector:
         ).start()
         return self
 
+    def _throttle(self, conversation: str) -> tuple[int, dict[str, str]] | None:
+        """A 429 when this send breaks a documented window; else the send is counted (under lock)."""
+        now = time.monotonic()
+        thread = conversation.split(";messageid=", 1)[0]
+        sent = self._sends.setdefault(thread, deque())
+        for log, limits in ((sent, THREAD_LIMITS), (self._tenant, TENANT_LIMITS)):
+            horizon = max(seconds for _, seconds in limits)
+            while log and log[0] <= now - horizon:
+                log.popleft()
+            for count, seconds in limits:
+                if len(log) >= count and log[-count] > now - seconds:
+                    self.throttled += 1
+                    wait = log[-count] + seconds - now
+                    return 429, {"Retry-After": str(max(1, round(wait + 0.5)))}
+        sent.append(now)
+        self._tenant.append(now)
+        return None
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -160,13 +203,14 @@ class FakeConnector:
 
     def _record(
         self, handler: BaseHTTPRequestHandler, method: str, path: str, body: Any, match: Any = None
-    ) -> None:
+    ) -> Call:
         call = Call(method=method, path=path, headers=dict(handler.headers.items()), body=body)
         if match is not None:
             call.conversation_id = unquote(match.group(1))
             call.activity_id = unquote(match.group(2)) if match.group(2) else None
         with self._lock:
             self.calls.append(call)
+        return call
 
     def sent(self) -> list[Call]:
         """Activities the bot posted or updated (not roster or key lookups)."""
