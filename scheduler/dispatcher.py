@@ -317,24 +317,36 @@ class Dispatcher:
             .order_by(Delivery.id)
             .limit(limit)
         )
-        if self.engine.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        stmt = (
-            update(Delivery)
-            .where(Delivery.id.in_(candidates.scalar_subquery()), due)  # type: ignore[union-attr]
-            .values(
-                status="sending",
-                claimed_by=self.worker_id,
-                lease_until=now + timedelta(seconds=self.lease_seconds),
-                updated_at=now,
-            )
-            .returning(*_CLAIMED_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
+        claim_values = {
+            "status": "sending",
+            "claimed_by": self.worker_id,
+            "lease_until": now + timedelta(seconds=self.lease_seconds),
+            "updated_at": now,
+        }
+        postgres = self.engine.dialect.name == "postgresql"
 
         def claim() -> list[_Claimed]:
             with session_scope(self.engine) as session:
-                rows = session.execute(stmt).all()
+                if postgres:
+                    # Lock the ids first, then update exactly those: PostgreSQL may run an
+                    # "IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" subquery more than once,
+                    # each time skipping the rows it just locked, and claim far more than n.
+                    ids = list(
+                        session.execute(candidates.with_for_update(skip_locked=True)).scalars()
+                    )
+                    if not ids:
+                        return []
+                    target = Delivery.id.in_(ids)  # type: ignore[union-attr]
+                else:
+                    # One statement under SQLite's write lock: atomic by itself.
+                    target = Delivery.id.in_(candidates.scalar_subquery())  # type: ignore[union-attr]
+                rows = session.execute(
+                    update(Delivery)
+                    .where(target, due)
+                    .values(**claim_values)
+                    .returning(*_CLAIMED_COLUMNS)
+                    .execution_options(synchronize_session=False)
+                ).all()
             return sorted((_Claimed(*r) for r in rows), key=lambda c: c.id)
 
         return self._db("claiming deliveries", claim, default=[])
@@ -510,6 +522,20 @@ class Dispatcher:
         reply, built = self._compose(item, report)
         if reply is None:
             return
+        try:
+            # Rendering and resolving the channel happen before the slot is booked, so the
+            # post leaves at its slot (a slow first render once let one through 70 ms early).
+            post = self._prepare(notifier, item, reply)
+        except DeliveryError as exc:
+            self._on_error(item, exc, [], report)
+            return
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            self._on_error(item, DeliveryError(f"connection: {exc}"), [], report)
+            return
+        except Exception as exc:
+            logger.exception("notifier %s could not prepare delivery %s", item.platform, item.id)
+            self._on_error(item, DeliveryError(f"{type(exc).__name__}: {exc}"), [], report)
+            return
         workspace = getattr(notifier, "workspace", "default")
         keys = [
             (f"{item.platform}:{key[1]}", pacing.target_limits()),
@@ -534,7 +560,7 @@ class Dispatcher:
             logger.warning("delivery %s: no longer ours before the post; skipped", item.id)
             return
         try:
-            message_id = self._post(notifier, item, reply)
+            message_id = str(post())
         except DeliveryError as exc:
             self._on_error(item, exc, [k for k, _ in keys], report)
             return
@@ -565,11 +591,16 @@ class Dispatcher:
         else:
             self.sleep(wait)
 
-    def _post(self, notifier: Notifier, item: _Claimed, reply: Reply) -> str:
+    def _prepare(self, notifier: Notifier, item: _Claimed, reply: Reply) -> Callable[[], str]:
+        """What posts this row when called: rendered and addressed already when the notifier
+        can split the work (``prepare_tagged``), else a call of ``send_tagged`` or ``send``."""
+        prepare = getattr(notifier, "prepare_tagged", None)
+        if prepare is not None:
+            return prepare(item.target, reply, item.ref)  # type: ignore[no-any-return]
         tagged = getattr(notifier, "send_tagged", None)
         if tagged is not None:
-            return str(tagged(item.target, reply, item.ref))
-        return str(notifier.send(item.target, reply))
+            return lambda: tagged(item.target, reply, item.ref)
+        return lambda: notifier.send(item.target, reply)
 
     def _compose(self, item: _Claimed, report: DispatchReport) -> tuple[Reply | None, Reply | None]:
         reply = Reply(

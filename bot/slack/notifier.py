@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +114,12 @@ class SlackNotifier:
         return self._post(target, reply, delivery_id)
 
     def _post(self, target: str, reply: Reply, delivery_id: str | None) -> str:
+        return self.prepare_tagged(target, reply, delivery_id)()
+
+    def prepare_tagged(
+        self, target: str, reply: Reply, delivery_id: str | None
+    ) -> Callable[[], str]:
+        """Render and address the post now; the returned call makes the one HTTP request."""
         client = self.client
         channel = self._channel_for(target, client)
         payload = self._payload(reply)
@@ -121,14 +128,18 @@ class SlackNotifier:
                 "event_type": METADATA_EVENT,
                 "event_payload": {"delivery_id": delivery_id},
             }
-        try:
-            response = client.chat_postMessage(channel=channel, **payload)
-        except SlackApiError as exc:
-            raise delivery_error(exc) from exc
-        except (SlackClientError, OSError) as exc:
-            # The request may have reached Slack: the outbox looks it up before a re-send.
-            raise DeliveryError("connection_error", unknown=True) from exc
-        return str(response.get("ts") or "")
+
+        def post() -> str:
+            try:
+                response = client.chat_postMessage(channel=channel, **payload)
+            except SlackApiError as exc:
+                raise delivery_error(exc) from exc
+            except (SlackClientError, OSError) as exc:
+                # The request may have reached Slack: the outbox looks it up before a re-send.
+                raise DeliveryError("connection_error", unknown=True) from exc
+            return str(response.get("ts") or "")
+
+        return post
 
     def find_tagged(self, target: str, delivery_id: str, since: datetime) -> str | None:
         """The ts of the post carrying ``delivery_id`` in its metadata, made since ``since``."""

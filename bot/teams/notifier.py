@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -122,6 +122,12 @@ class TeamsNotifier:
     # -- sending --------------------------------------------------------------------------
 
     def _send(self, target: str, reply: Reply, delivery_id: str | None) -> str:
+        return self.prepare_tagged(target, reply, delivery_id)()
+
+    def prepare_tagged(
+        self, target: str, reply: Reply, delivery_id: str | None
+    ) -> Callable[[], str]:
+        """Find the conversation and render the card now; the returned call makes the one POST."""
         with self.container.session() as session:
             row = find_conversation(session, target)
             if row is None:
@@ -130,30 +136,47 @@ class TeamsNotifier:
                 raise DeliveryError("bot_removed", permanent=True)
             reference = reference_for(row, target)
             stored_id = row.conversation_id
-        try:
-            return self._loop.run(self._post(reference, reply, delivery_id))
-        except HttpOperationError as exc:
-            status = getattr(exc.response, "status_code", None)
-            reason = f"http_{status}"
-            if status in GONE_STATUSES:
-                with self.container.session() as session:
-                    mark_inactive(session, conversation_id=stored_id)
-                raise DeliveryError(reason, permanent=True) from exc
-            if status == 429:
-                raise DeliveryError("ratelimited", retry_after=_retry_after(exc) or 1.0) from exc
-            if status == 401:
-                # Our credentials are refused: every post would fail alike. Pause and probe.
-                raise DeliveryError(reason, workspace=True) from exc
-            if status in UNKNOWN_STATUSES:
-                raise DeliveryError(reason, retry_after=_retry_after(exc), unknown=True) from exc
-            if status in RETRY_STATUSES:
-                raise DeliveryError(reason, retry_after=_retry_after(exc)) from exc
-            # 413 (too big) and other 4xx will fail the same way again.
-            permanent = status is not None and 400 <= status < 500
-            raise DeliveryError(reason, permanent=permanent) from exc
-        except (ClientRequestError, OSError, TimeoutError) as exc:
-            logger.info("Teams send to %s: %s", target, exc)
-            raise DeliveryError("connection_error", unknown=True) from exc
+        activity: Activity = message_for(reply)
+        if delivery_id:
+            data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+            activity.channel_data = {**data, DELIVERY_ID_KEY: delivery_id}
+        # What TurnContext.apply_conversation_reference would fill in; a new message, no reply-to.
+        activity.channel_id = reference.channel_id
+        activity.service_url = reference.service_url
+        activity.conversation = reference.conversation
+        activity.from_property = reference.bot
+        activity.recipient = reference.user
+
+        def post() -> str:
+            try:
+                return self._loop.run(self._post(reference, activity))
+            except HttpOperationError as exc:
+                raise self._classify(exc, stored_id) from exc
+            except (ClientRequestError, OSError, TimeoutError) as exc:
+                logger.info("Teams send to %s: %s", target, exc)
+                raise DeliveryError("connection_error", unknown=True) from exc
+
+        return post
+
+    def _classify(self, exc: HttpOperationError, stored_id: str) -> DeliveryError:
+        status = getattr(exc.response, "status_code", None)
+        reason = f"http_{status}"
+        if status in GONE_STATUSES:
+            with self.container.session() as session:
+                mark_inactive(session, conversation_id=stored_id)
+            return DeliveryError(reason, permanent=True)
+        if status == 429:
+            return DeliveryError("ratelimited", retry_after=_retry_after(exc) or 1.0)
+        if status == 401:
+            # Our credentials are refused: every post would fail alike. Pause and probe.
+            return DeliveryError(reason, workspace=True)
+        if status in UNKNOWN_STATUSES:
+            return DeliveryError(reason, retry_after=_retry_after(exc), unknown=True)
+        if status in RETRY_STATUSES:
+            return DeliveryError(reason, retry_after=_retry_after(exc))
+        # 413 (too big) and other 4xx will fail the same way again.
+        permanent = status is not None and 400 <= status < 500
+        return DeliveryError(reason, permanent=permanent)
 
     async def _client(self, service_url: str) -> ConnectorClient:
         client = self._clients.get(service_url)
@@ -167,20 +190,8 @@ class TeamsNotifier:
             self._clients[service_url] = client
         return client
 
-    async def _post(
-        self, reference: ConversationReference, reply: Reply, delivery_id: str | None
-    ) -> str:
+    async def _post(self, reference: ConversationReference, activity: Activity) -> str:
         client = await self._client(reference.service_url)
-        activity: Activity = message_for(reply)
-        if delivery_id:
-            data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-            activity.channel_data = {**data, DELIVERY_ID_KEY: delivery_id}
-        # What TurnContext.apply_conversation_reference would fill in; a new message, no reply-to.
-        activity.channel_id = reference.channel_id
-        activity.service_url = reference.service_url
-        activity.conversation = reference.conversation
-        activity.from_property = reference.bot
-        activity.recipient = reference.user
         response = await client.conversations.send_to_conversation(
             reference.conversation.id, activity
         )
