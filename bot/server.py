@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -142,8 +143,13 @@ def create_app(
     slack_app: App | None = None,
     with_slack: bool = True,
     with_teams: bool = True,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
-    """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given)."""
+    """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given).
+
+    ``on_shutdown`` runs during the server's graceful shutdown (SIGTERM, Ctrl-C): uvicorn
+    re-raises the signal once it has stopped, so code after ``uvicorn.run`` never runs then.
+    """
     routes: list[BaseRoute] = [
         Route("/healthz", measured("/healthz", health_endpoint(container)), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -168,7 +174,14 @@ def create_app(
     from bot.api import routes as api_routes
 
     routes.extend(api_routes(container))
-    return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            await run_in_threadpool(on_shutdown)
+
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def serve(
@@ -209,7 +222,13 @@ def serve(
         if socket_handler is not None:
             socket_handler.connect()
             logger.info("connected to Slack over Socket Mode")
-        app = create_app(container, slack_app=slack_app, with_slack=not socket_mode)
+        app = create_app(
+            container,
+            slack_app=slack_app,
+            with_slack=not socket_mode,
+            # Claims go back to the queue, posts in flight finish: before uvicorn exits.
+            on_shutdown=scheduler.shutdown if scheduler is not None else None,
+        )
         uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_level="info")
     finally:
         if socket_handler is not None:

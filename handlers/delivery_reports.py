@@ -46,7 +46,12 @@ def delivery_report_reply(
             "advice": ADVICE.get(cause, ""),
             "retry": f"csm-bot outbox retry --since {since:%Y-%m-%dT%H:%M}",
         },
-        "window": {"since": since.isoformat(), "until": until.isoformat()},
+        # What this report covered, so the next one of the same cause starts after it.
+        "window": {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "ids": [f["id"] for f in failures],
+        },
     }
     by_kind = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     text = (

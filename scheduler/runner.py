@@ -190,10 +190,15 @@ class SchedulerHandle:
     key: str
     scheduler: BackgroundScheduler
     runtime: Runtime
+    _stopped: bool = False
 
     def shutdown(self, wait: bool = True) -> None:
         """Graceful stop (SIGTERM, Ctrl-C): posts in flight finish, nothing new starts, and every
-        claim this replica holds goes back to the queue at once (not after its lease)."""
+        claim this replica holds goes back to the queue at once (not after its lease).
+        Safe to call twice (the server's shutdown hook and its ``finally``)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.runtime.dispatcher.stop()
         self.scheduler.shutdown(wait=wait)
         self.runtime.dispatcher.release_claims()
