@@ -14,41 +14,37 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 
-from handlers.delivery_reports import delivery_paused_reply
 from handlers.errors import HandlerError
 from handlers.reply import Reply
 from scheduler.builders import BUILD_KEY, is_deferred
 from scheduler.clock import Clock, Sleep, as_utc, system_clock, system_sleep
 from scheduler.models import ATTEMPT_IN_FLIGHT, ATTEMPT_UNKNOWN, Delivery, DeliveryPause
 from scheduler.notifier import DeliveryError, LookupUnavailable, Notifier
-from scheduler.outbox import OutboxItem, enqueue
+from scheduler.outages import (
+    DEFAULT_DEADLINE,
+    DEFAULT_DEADLINES,
+    FAILED_REPORT_KIND,
+    REPORT_KINDS,
+    Outages,
+)
 from scheduler.pacing import DEFAULT_PACING, DatabasePacer, Pacer, Pacing, retry_db
 from scheduler.reports import FAILURES_RECIPE, cause_of, failures_report
 from storage.db import session_scope
 
-__all__ = ["DEFAULT_DEADLINES", "DEFAULT_PACING", "DispatchReport", "Dispatcher", "Pacing"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_DEADLINES",
+    "DEFAULT_PACING",
+    "FAILED_REPORT_KIND",
+    "DispatchReport",
+    "Dispatcher",
+    "Pacing",
+]
 
 logger = logging.getLogger(__name__)
-
-FAILED_REPORT_KIND = "delivery_failed"
-PAUSED_REPORT_KIND = "delivery_paused"
-REPORT_KINDS = frozenset({FAILED_REPORT_KIND, PAUSED_REPORT_KIND})
-
-# How long a post is still worth making after it was queued. A digest is useless tomorrow; a
-# renewal reminder is not. Past its deadline a row fails as "expired" (and is reported).
-DEFAULT_DEADLINES: dict[str, timedelta] = {
-    "daily_digest": timedelta(hours=12),
-    "manager_digest": timedelta(days=1),
-    "risk_alert": timedelta(days=3),
-    "renewal_reminder": timedelta(days=5),
-    "qbr_prep": timedelta(days=2),
-    FAILED_REPORT_KIND: timedelta(days=3),
-    PAUSED_REPORT_KIND: timedelta(days=3),
-}
-DEFAULT_DEADLINE = timedelta(days=1)
 
 
 @dataclass
@@ -114,6 +110,10 @@ _CLAIMED_COLUMNS = (
 )
 
 
+# A send slot is booked at most this long before it is due (see Dispatcher._book).
+BOOKING_SLACK = 0.25
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -170,8 +170,15 @@ class Dispatcher:
         self.sleep = sleep
         self.pacing = {**DEFAULT_PACING, **(pacing or {})}
         self.pacer: Pacer = pacer or DatabasePacer(engine)
-        self.admin_targets = dict(admin_targets or {})
-        self.deadlines = {**DEFAULT_DEADLINES, **(deadlines or {})}
+        self.outages = Outages(
+            engine,
+            clock=clock,
+            db=self._db,
+            admin_targets=admin_targets or {},
+            deadlines=deadlines or {},
+            probe_seconds=probe_seconds,
+            report_delay=report_delay,
+        )
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
@@ -179,8 +186,6 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.probe_seconds = probe_seconds
-        self.report_delay = report_delay
         self.db_patience = db_patience
         self.rng = rng or random.Random()
         # Composes deferred replies (scheduler.builders) right before they are sent.
@@ -204,8 +209,10 @@ class Dispatcher:
         report = DispatchReport()
         if self._stopping.is_set():
             return report
-        self._expire(report)
-        active = self._active_platforms(report)
+        expired = self.outages.expire(list(self.notifiers))
+        report.expired += expired
+        report.failed += expired
+        active = self.outages.active(self.notifiers)
         if not active:
             return report
         self._paused_now.clear()
@@ -286,11 +293,6 @@ class Dispatcher:
 
     def _now(self) -> datetime:
         return as_utc(self.clock())
-
-    def deadline_of(self, kind: str, created_at: datetime, deadline: datetime | None) -> datetime:
-        if deadline is not None:
-            return as_utc(deadline)
-        return as_utc(created_at) + self.deadlines.get(kind, DEFAULT_DEADLINE)
 
     def _db(self, what: str, action: Callable[[], Any], default: Any = None) -> Any:
         """A bookkeeping write, retried through transient errors; if it still fails, the row is
@@ -509,12 +511,12 @@ class Dispatcher:
                 report.released += self._release_key(key, item, slot)
                 return
             self._wait_until(slot)
-            found = self._look_up(item, notifier, report)
+            found = self._look_up(item, notifier, [k for k, _ in lookup_keys], report)
             if found is None:
                 return  # the lookup itself failed; the row was put back
             if found:
                 return
-        deadline = self.deadline_of(item.kind, item.created_at, item.deadline)
+        deadline = self.outages.deadline_of(item.kind, item.created_at, item.deadline)
         if self._now() >= deadline:
             self._fail(item, f"expired: not delivered by {deadline:%Y-%m-%d %H:%M} UTC", report)
             report.expired += 1
@@ -542,33 +544,48 @@ class Dispatcher:
             (f"{item.platform}:workspace:{workspace}", pacing.workspace_limits()),
         ]
         keys = [(k, limits) for k, limits in keys if limits]
-        now = self._now()
-        slot, booked = self.pacer.reserve(
-            keys, now=now, latest=now + timedelta(seconds=self.horizon)
-        )
-        if not booked:
+        # Where a 429 from this post holds every replica back.
+        workspace_key = f"{item.platform}:workspace:{workspace}"
+        blocked = [k for k, _ in keys if pacing.workspace_retry_after or k != workspace_key]
+        slot = self._book(keys)
+        if slot is None:
+            return  # stopping: the row was not touched yet and goes back with the hand
+        if slot > self._now() + timedelta(seconds=self.horizon):
             # Beyond the horizon (a busy Teams thread, a long Retry-After): back to the queue,
             # due when the channel is free, so this replica keeps working on other channels.
             report.released += self._release_key(key, item, slot)
             return
-        self._wait_until(slot)
-        if self._stopping.is_set():
-            self._release_rows([item], self._now())
-            report.released += 1
-            return
+        # Marked while waiting for the slot, so nothing but the HTTP call lies between the slot
+        # and the post (a late post makes the next one on its channel look early).
         if not self._mark_attempt(item):
             logger.warning("delivery %s: no longer ours before the post; skipped", item.id)
+            return
+        self._wait_until(slot)
+        if self._stopping.is_set():
+            # Not posted after all: back in line, with nothing to look up.
+            self._update_owned(
+                item,
+                {
+                    "status": "pending",
+                    "attempt_state": None,
+                    "attempts": item.attempts,
+                    "lease_until": None,
+                    "next_attempt_at": self._now(),
+                },
+                "as not sent (stopping)",
+            )
+            report.released += 1
             return
         try:
             message_id = str(post())
         except DeliveryError as exc:
-            self._on_error(item, exc, [k for k, _ in keys], report)
+            self._on_error(item, exc, blocked, report)
             return
         except (ConnectionError, TimeoutError, OSError) as exc:
             self._on_error(
                 item,
                 DeliveryError(f"connection: {exc}", unknown=True),
-                [k for k, _ in keys],
+                blocked,
                 report,
             )
             return
@@ -577,10 +594,28 @@ class Dispatcher:
             # platform got the post is unknown: the next attempt looks it up first.
             logger.exception("notifier %s crashed on delivery %s", item.platform, item.id)
             error = DeliveryError(f"{type(exc).__name__}: {exc}", unknown=True)
-            self._on_error(item, error, [k for k, _ in keys], report)
+            self._on_error(item, error, blocked, report)
             return
         self._finish_sent(item, message_id, built)
         report.sent += 1
+
+    def _book(self, keys: list[tuple[str, Any]]) -> datetime | None:
+        """Book a send slot on every key, only once it is (nearly) due.
+
+        Booking far ahead on the workspace key would hold every other channel behind one busy
+        channel (bookings on a key only move forward), so this waits for the instant the keys
+        allow and books then. Returns the booked slot, a slot beyond the horizon (not booked),
+        or None when the replica is stopping.
+        """
+        while not self._stopping.is_set():
+            now = self._now()
+            slot, booked = self.pacer.reserve(
+                keys, now=now, latest=now + timedelta(seconds=BOOKING_SLACK)
+            )
+            if booked or slot > now + timedelta(seconds=self.horizon):
+                return slot
+            self._wait_until(slot)
+        return None
 
     def _wait_until(self, slot: datetime) -> None:
         wait = (slot - self._now()).total_seconds()
@@ -626,7 +661,9 @@ class Dispatcher:
             return None, None
         return built, built
 
-    def _look_up(self, item: _Claimed, notifier: Notifier, report: DispatchReport) -> bool | None:
+    def _look_up(
+        self, item: _Claimed, notifier: Notifier, keys: list[str], report: DispatchReport
+    ) -> bool | None:
         """True: found and recorded as sent. False: not there, send it. None: try again later."""
         find = getattr(notifier, "find_tagged", None)
         since = as_utc(item.first_attempt_at or item.created_at) - timedelta(minutes=2)
@@ -643,10 +680,10 @@ class Dispatcher:
             )
             return False
         except DeliveryError as exc:
-            self._on_error(item, exc, [], report, keep_unknown=True)
+            self._on_error(item, exc, keys, report, keep_unknown=True)
             return None
         except (ConnectionError, TimeoutError, OSError) as exc:
-            self._on_error(item, DeliveryError(f"lookup: {exc}"), [], report, keep_unknown=True)
+            self._on_error(item, DeliveryError(f"lookup: {exc}"), keys, report, keep_unknown=True)
             return None
         if message_id is None:
             return False
@@ -733,7 +770,7 @@ class Dispatcher:
             report.failed += 1
             logger.warning("delivery %s to %s failed: %s", item.id, item.target, reason)
             if item.kind not in REPORT_KINDS:
-                self._report_failures(item.platform, cause_of(reason))
+                self.outages.report_failures(item.platform, cause_of(reason))
 
     def _on_error(
         self,
@@ -750,7 +787,8 @@ class Dispatcher:
             return
         if exc.workspace:
             notifier = self.notifiers[item.platform]
-            self._pause(item.platform, getattr(notifier, "workspace", "default"), exc.reason)
+            workspace = getattr(notifier, "workspace", "default")
+            self.outages.pause(item.platform, workspace, exc.reason, list(self.notifiers))
             # Not accepted: back in line as it was, held by the pause (no backoff, no deadline
             # consumed beyond the wait itself).
             self._update_owned(
@@ -807,244 +845,6 @@ class Dispatcher:
             "for a retry",
         )
         report.retried += 1
-
-    # -- deadlines, pauses, admin reports ---------------------------------------------------
-
-    def _expire(self, report: DispatchReport) -> None:
-        """Fail what is past its deadline; rows whose last answer was lost are looked up first."""
-        now = self._now()
-        known = list(self.deadlines)
-        overdue = or_(
-            and_(Delivery.deadline.is_not(None), Delivery.deadline < now),  # type: ignore[union-attr,operator]
-            *(
-                and_(
-                    Delivery.deadline.is_(None),  # type: ignore[union-attr]
-                    Delivery.kind == kind,
-                    Delivery.created_at < now - ttl,  # type: ignore[operator]
-                )
-                for kind, ttl in self.deadlines.items()
-            ),
-            and_(
-                Delivery.deadline.is_(None),  # type: ignore[union-attr]
-                Delivery.kind.notin_(known),  # type: ignore[attr-defined]
-                Delivery.created_at < now - DEFAULT_DEADLINE,  # type: ignore[operator]
-            ),
-        )
-        stmt = (
-            update(Delivery)
-            .where(
-                Delivery.status == "pending",
-                Delivery.attempt_state.is_(None),  # type: ignore[union-attr]
-                Delivery.platform.in_(list(self.notifiers)),  # type: ignore[attr-defined]
-                overdue,
-            )
-            .values(
-                status="failed",
-                error=literal("expired: ") + func.coalesce(Delivery.error, "never sent"),
-                updated_at=now,
-            )
-            .returning(Delivery.platform, Delivery.kind)
-            .execution_options(synchronize_session=False)
-        )
-
-        def write() -> list[tuple[str, str]]:
-            with session_scope(self.engine) as session:
-                return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[misc]
-
-        expired = self._db("expiring overdue deliveries", write, default=[])
-        for platform in sorted({p for p, kind in expired if kind not in REPORT_KINDS}):
-            self._report_failures(platform, "expired")
-        if expired:
-            logger.warning("%d deliveries passed their deadline", len(expired))
-            report.expired += len(expired)
-            report.failed += len(expired)
-
-    def _active_platforms(self, report: DispatchReport) -> list[str]:
-        """Platforms whose workspace is not paused; probes a paused one when its turn comes."""
-
-        def read() -> list[DeliveryPause]:
-            with session_scope(self.engine) as session:
-                return list(session.execute(select(DeliveryPause)).scalars())
-
-        pauses = self._db("reading pauses", read)
-        if pauses is None:
-            return []  # the database is unwell: nothing is sent this round, nothing is lost
-        active = []
-        for platform, notifier in self.notifiers.items():
-            workspace = getattr(notifier, "workspace", "default")
-            pause = next(
-                (p for p in pauses if p.platform == platform and p.workspace == workspace), None
-            )
-            if pause is None or self._probe(pause, notifier):
-                active.append(platform)
-        return active
-
-    def _probe(self, pause: DeliveryPause, notifier: Notifier) -> bool:
-        """One replica at a time checks a paused workspace; True when it works again."""
-        now = self._now()
-        if as_utc(pause.next_probe_at) > now:
-            return False
-
-        def take_turn() -> bool:
-            with session_scope(self.engine) as session:
-                return bool(
-                    session.execute(
-                        update(DeliveryPause)
-                        .where(
-                            DeliveryPause.platform == pause.platform,
-                            DeliveryPause.workspace == pause.workspace,
-                            DeliveryPause.next_probe_at <= now,  # type: ignore[operator]
-                        )
-                        .values(
-                            next_probe_at=now + timedelta(seconds=self.probe_seconds),
-                            probes=DeliveryPause.probes + 1,
-                        )
-                        .execution_options(synchronize_session=False)
-                    ).rowcount
-                )
-
-        if not self._db("taking the probe turn", take_turn, default=False):
-            return False
-        probe = getattr(notifier, "probe", None)
-        try:
-            if probe is not None:
-                probe(pause.reason)
-        except (DeliveryError, ConnectionError, TimeoutError, OSError) as exc:
-            logger.warning("%s deliveries stay paused (%s): %s", pause.platform, pause.reason, exc)
-            return False
-
-        def resume() -> None:
-            with session_scope(self.engine) as session:
-                session.execute(
-                    delete(DeliveryPause).where(
-                        DeliveryPause.platform == pause.platform,
-                        DeliveryPause.workspace == pause.workspace,
-                    )
-                )
-
-        self._db("resuming deliveries", resume)
-        paused_for = now - as_utc(pause.since)
-        logger.warning(
-            "%s deliveries resume: the workspace answers again after %s (%s)",
-            pause.platform,
-            str(paused_for).split(".")[0],
-            pause.reason,
-        )
-        return True
-
-    def _pause(self, platform: str, workspace: str, reason: str) -> None:
-        now = self._now()
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-
-        def write() -> bool:
-            with session_scope(self.engine) as session:
-                new = session.execute(
-                    insert(DeliveryPause)
-                    .values(
-                        platform=platform,
-                        workspace=workspace,
-                        reason=reason,
-                        since=now,
-                        next_probe_at=now + timedelta(seconds=self.probe_seconds),
-                        probes=0,
-                    )
-                    .on_conflict_do_nothing(index_elements=["platform", "workspace"])
-                    .returning(DeliveryPause.platform)
-                ).scalar()
-            return new is not None
-
-        if not self._db("pausing deliveries", write, default=False):
-            return
-        logger.error(
-            "%s deliveries paused: the workspace refuses us (%s); they resume by themselves "
-            "when a probe succeeds (every %.0fs)",
-            platform,
-            reason,
-            self.probe_seconds,
-        )
-        reply = delivery_paused_reply(
-            platform=platform,
-            workspace=workspace,
-            reason=reason,
-            since=now,
-            probe_seconds=self.probe_seconds,
-        )
-        hour = now.replace(minute=0, second=0, microsecond=0).isoformat()
-        items = [
-            OutboxItem(
-                kind=PAUSED_REPORT_KIND,
-                subject=f"pause:{platform}:{workspace}:{cause_of(reason)}",
-                target=target,
-                period=hour,
-                platform=admin_platform,
-                reply=reply,
-            )
-            for admin_platform, target in self.admin_targets.items()
-            if admin_platform in self.notifiers
-        ]
-        if not items:
-            return
-
-        def queue() -> None:
-            with session_scope(self.engine) as session:
-                enqueue(session, items, now=now)
-
-        self._db("queueing the pause alert", queue)
-
-    def _report_failures(self, platform: str, cause: str) -> None:
-        """At most one admin report per cause per hour; it lists every failure of that cause."""
-        target = self.admin_targets.get(platform)
-        if not target:
-            logger.error(
-                "deliveries on %s failed (%s) and no admin channel is configured for it",
-                platform,
-                cause,
-            )
-            return
-        now = self._now()
-        subject = f"failures:{platform}:{cause}"
-        hour = now.replace(minute=0, second=0, microsecond=0)
-
-        def write() -> None:
-            with session_scope(self.engine) as session:
-                rows = session.execute(
-                    select(Delivery.period, Delivery.status).where(
-                        Delivery.kind == FAILED_REPORT_KIND,
-                        Delivery.subject == subject,
-                        Delivery.period.in_(  # type: ignore[attr-defined]
-                            [hour.isoformat(), (hour + timedelta(hours=1)).isoformat()]
-                        ),
-                    )
-                ).all()
-                if any(status == "pending" for _, status in rows):
-                    return  # a report still to be composed will include this failure
-                this_hour = {p for p, _ in rows}
-                when = hour if hour.isoformat() not in this_hour else hour + timedelta(hours=1)
-                if when.isoformat() in this_hour:
-                    return
-                spec = {"kind": FAILURES_RECIPE, "platform": platform, "cause": cause}
-                reply = Reply(
-                    template="delivery_report",
-                    context={BUILD_KEY: spec},
-                    text=f"Deliveries failed on {platform}: {cause}",
-                    visibility="channel",
-                )
-                enqueue(
-                    session,
-                    [
-                        OutboxItem(
-                            FAILED_REPORT_KIND, subject, target, when.isoformat(), platform, reply
-                        )
-                    ],
-                    now=now,
-                    # A short wait gathers a burst of failures into one report.
-                    due=max(now + timedelta(seconds=self.report_delay), when),
-                )
-
-        self._db("queueing a failure report", write)
 
 
 class _Heartbeat:

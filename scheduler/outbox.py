@@ -153,7 +153,7 @@ def requeue_failed(
     Admin reports are left alone unless ``kind`` names them. A row whose last answer was lost
     keeps that state, so it is still looked up before it is posted again.
     """
-    from scheduler.dispatcher import DEFAULT_DEADLINE, DEFAULT_DEADLINES
+    from scheduler.outages import DEFAULT_DEADLINE, DEFAULT_DEADLINES
 
     now = now or utcnow()
     ttl = {**DEFAULT_DEADLINES, **(deadlines or {})}

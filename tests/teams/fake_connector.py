@@ -31,6 +31,7 @@ class Call:
     conversation_id: str | None = None
     # The {activityId} path segment: the message replied to (POST) or updated (PUT).
     activity_id: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
