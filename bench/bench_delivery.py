@@ -1,6 +1,7 @@
 """Delivery: a day's outbox of 10,000 accounts through two replicas on PostgreSQL, against fake Slack and Teams.
 
-# Slack: the fake answers after 300 ms, enforces chat.postMessage's 1 per second per channel and a
+# Slack: the fake answers after 300 ms, enforces chat.postMessage's 1 per second per channel (a
+# burst of 2 tolerated: "short bursts >1 allowed") and a
 # 10 per second workspace cap (429 + Retry-After), conversations.history's 50 per minute, and drops
 # 3 % of the answers (the post is kept, the connection closed). One replica is killed with
 # SIGKILL in the middle. Teams: the fake Bot Connector enforces 7/1 s, 8/2 s, 60/30 s, 1800/h per
@@ -8,8 +9,8 @@
 # limits allow and beside a baseline measured in the same run (one replica, no faults).
 # The demo seed is timed on SQLite and PostgreSQL in the same run.
 #
-#     .venv/bin/python bench/bench_delivery.py            # --quick: 900 messages of the day
-#     .venv/bin/python bench/bench_delivery.py --full     # the whole day (about 10 minutes)
+#     .venv/bin/python bench/bench_delivery.py            # --quick: every 4th message of the day
+#     .venv/bin/python bench/bench_delivery.py --full     # the whole day (about 25 minutes)
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ def day_outbox() -> list[dict[str, Any]]:
     return rows
 
 
-def sample(rows: list[dict[str, Any]], count: int | None) -> list[dict[str, Any]]:
-    """The first ``count`` deliveries of the day in queue order (all of them with --full)."""
-    return rows if count is None else rows[:count]
+def sample(rows: list[dict[str, Any]], every: int) -> list[dict[str, Any]]:
+    """Every ``every``-th delivery of the day in queue order: the day's mix of kinds and channels
+    (its busiest channel, the risk channel, included) at a fraction of the length."""
+    return rows[::every]
 
 
 # -- databases ----------------------------------------------------------------------------------
@@ -306,6 +308,7 @@ def slack_figure(rows: list[dict[str, Any]], *, replicas: int, faults: bool) -> 
         latency=SLACK_LATENCY,
         drop_rate=DROP_RATE if faults else 0.0,
         channel_interval=1.0,
+        channel_burst=2,  # "1 per second; short bursts >1 allowed"
         workspace_rate=WORKSPACE_CAP,
         history_per_minute=50,
     ).start()
@@ -395,6 +398,10 @@ def seed_figure(accounts: int, days: int) -> dict[str, float]:
 
     out = {}
     folder = Path(tempfile.mkdtemp(prefix="bench-seed-"))
+    warm = f"sqlite:///{folder / 'warm.db'}"
+    upgrade(warm)
+    # Imports and first-use costs are paid here, not by whichever backend goes first.
+    seed_demo(make_engine(warm), today=date(2026, 11, 23), accounts=5, days=7, snapshot_days=7)
     for backend in ("sqlite", "postgresql"):
         url = f"sqlite:///{folder / 'seed.db'}" if backend == "sqlite" else new_database()
         if backend == "sqlite":
@@ -415,11 +422,11 @@ def seed_figure(accounts: int, days: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="900 messages of the day (default)")
+    size.add_argument("--quick", action="store_true", help="every 4th message of the day (default)")
     size.add_argument("--full", action="store_true", help="the whole day of 10,000 accounts")
     parser.add_argument("--only", choices=("slack", "teams", "seed"), help="one figure only")
     args = parser.parse_args()
-    count = None if args.full else 900
+    every = 1 if args.full else 4
     ok = True
     if args.only in (None, "seed"):
         accounts = 2000 if args.full else 300
@@ -435,7 +442,7 @@ def main() -> int:
         ok &= ratio <= 2.0
     if args.only in (None, "slack", "teams"):
         day = day_outbox()
-        rows = sample(day, count)
+        rows = sample(day, every)
         print(f"the day's outbox: {len(day):,} deliveries; this run: {len(rows):,}", flush=True)
     if args.only in (None, "slack"):
         base = slack_figure(rows, replicas=1, faults=False)

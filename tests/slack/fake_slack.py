@@ -55,7 +55,8 @@ class FakeSlack:
     conversations.history from them. Optional behaviour, all off by default:
     ``latency`` (seconds before each answer), ``drop_rate`` (share of posts accepted and kept
     whose answer is never sent: the connection is closed instead), ``channel_interval`` and
-    ``workspace_rate`` (chat.postMessage's documented 1 per second per channel and a
+    ``workspace_rate`` (chat.postMessage's documented 1 per second per channel — with
+    ``channel_burst`` posts allowed back to back, "short bursts >1 allowed" — and a
     workspace-wide cap per second: over them, HTTP 429 with Retry-After and nothing kept),
     ``refuse`` (every method answers that Slack error, e.g. "token_revoked") and ``scopes``
     (what auth.test reports in X-OAuth-Scopes).
@@ -67,6 +68,7 @@ class FakeSlack:
         latency: float = 0.0,
         drop_rate: float = 0.0,
         channel_interval: float | None = None,
+        channel_burst: int = 1,
         workspace_rate: int | None = None,
         history_per_minute: int | None = None,
         seed: int = 7,
@@ -74,6 +76,7 @@ class FakeSlack:
         self.latency = latency
         self.drop_rate = drop_rate
         self.channel_interval = channel_interval
+        self.channel_burst = channel_burst
         self.workspace_rate = workspace_rate
         self.history_per_minute = history_per_minute
         self._history_window: deque[float] = deque()
@@ -275,8 +278,11 @@ class FakeSlack:
         now = time.monotonic()
         channel = str(args.get("channel"))
         if self.channel_interval is not None:
-            last = self._last_post.get(channel)
-            if last is not None and now - last < self.channel_interval:
+            # GCRA: one post per interval on average, with room for a short burst (Slack:
+            # "1 per second; short bursts >1 allowed"). _last_post holds the theoretical
+            # arrival time of the next post.
+            due = self._last_post.get(channel, now)
+            if now < due - self.channel_interval * (self.channel_burst - 1):
                 self.rejected += 1
                 return {"Retry-After": "1"}
         if self.workspace_rate is not None:
@@ -287,7 +293,9 @@ class FakeSlack:
                 return {"Retry-After": "1"}
             self._window.append(now)
         if self.channel_interval is not None:
-            self._last_post[channel] = now
+            self._last_post[channel] = max(self._last_post.get(channel, now), now) + (
+                self.channel_interval
+            )
         return None
 
     def _take_failure(self, method: str) -> Failure | None:
