@@ -33,7 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-PG_ADMIN = os.environ.get("CSM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get(
+    "CSM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 CACHE = ROOT / "bench" / ".cache"
 DAY_FILE = CACHE / "delivery-day-10k.json"
 SLACK_LATENCY = 0.3
@@ -157,7 +159,11 @@ def slack_target(target: str) -> str:
 
 
 def teams_target(target: str) -> str:
-    return f"a:personal-{target.split(':')[1]}" if target.startswith("csm:") else f"19:{target}@thread.tacv2"
+    return (
+        f"a:personal-{target.split(':')[1]}"
+        if target.startswith("csm:")
+        else f"19:{target}@thread.tacv2"
+    )
 
 
 def add_teams_conversations(url: str, targets: set[str], service_url: str) -> None:
@@ -224,7 +230,7 @@ def replica(url: str, platform: str, endpoint: str, name: str) -> None:
         {platform: notifier},
         worker_id=name,
         concurrency=6,
-        batch_size=24,
+        batch_size=100,
         pacing={platform: DEFAULT_PACING[platform]},
     )
     idle_since = None
@@ -335,6 +341,7 @@ def slack_figure(rows: list[dict[str, Any]], *, replicas: int, faults: bool) -> 
             "duplicated": sum(n - 1 for n in by_id.values()),
             "posted": len(posts),
             "rejected_429": fake.rejected,
+            "rejections": dict(fake.rejections),
             "dropped": fake.dropped,
             "lookups": len(fake.calls_to("conversations.history")),
             "killed": run["killed"],
@@ -447,7 +454,10 @@ def main() -> int:
     if args.only in (None, "slack"):
         base = slack_figure(rows, replicas=1, faults=False)
         fig = slack_figure(rows, replicas=2, faults=True)
-        for label, f in (("baseline, 1 replica, no faults", base), ("2 replicas, 3% dropped answers, kill -9 of one", fig)):
+        for label, f in (
+            ("baseline, 1 replica, no faults", base),
+            ("2 replicas, 3% dropped answers, kill -9 of one", fig),
+        ):
             print(
                 f"slack [{label}]: {f['messages']:,} messages to {f['channels']:,} channels "
                 f"(busiest {f['busiest']}): {f['achieved']:.2f} msg/s of {f['allowed']:.2f} allowed "

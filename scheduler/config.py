@@ -51,6 +51,7 @@ class SchedulerConfig:
         lease_seconds: how long a claim lasts without renewal (a replica renews while it works;
             a dead one's claims pass on after this; keep it well above the HTTP timeout).
         probe_seconds: how often a paused workspace is tried again (Slack: auth.test).
+        redis_url: keep the shared pacing in this Redis instead of the database.
     """
 
     platforms: tuple[str, ...] = ("console",)
@@ -70,6 +71,7 @@ class SchedulerConfig:
     dispatch_concurrency: int = 4
     lease_seconds: float = 30.0
     probe_seconds: float = 60.0
+    redis_url: str | None = None
     tick_seconds: int = 60
     dispatch_seconds: int = 5
 
@@ -103,6 +105,7 @@ class SchedulerSettings(BaseSettings):
     dispatch_concurrency: int = 4
     lease_seconds: float = 30.0
     probe_seconds: float = 60.0
+    redis_url: str | None = None
     drop_points: float = 10.0
     drop_window_days: int = 7
     forecast_days: int = 14
@@ -199,4 +202,5 @@ def load_config(
         dispatch_concurrency=max(1, s.dispatch_concurrency),
         lease_seconds=max(15.0, s.lease_seconds),
         probe_seconds=max(5.0, s.probe_seconds),
+        redis_url=s.redis_url or None,
     )

@@ -112,6 +112,8 @@ _CLAIMED_COLUMNS = (
 
 # A send slot is booked at most this long before it is due (see Dispatcher._book).
 BOOKING_SLACK = 0.25
+# A send that leaves this much after its slot has its booking moved to when it really left.
+LATE_SEND = 0.01
 
 
 def default_worker_id() -> str:
@@ -201,6 +203,8 @@ class Dispatcher:
         self._renew_lock = threading.Lock()
         # Platforms paused during this round: no more claims for them.
         self._paused_now: set[str] = set()
+        # After a claim came back short, the queue is (nearly) empty: no top-up before this.
+        self._dry_until: datetime | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class Dispatcher:
             return report
         self._paused_now.clear()
         self._aborting.clear()
+        self._dry_until = None
         heartbeat = _Heartbeat(self)
         heartbeat.start()
         try:
@@ -311,14 +316,24 @@ class Dispatcher:
             and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
             and_(Delivery.status == "sending", Delivery.lease_until < now),  # type: ignore[operator]
         )
-        candidates = (
-            select(Delivery.id)
+        # Least slack first: a channel's j-th waiting row ranks j - (rows waiting for that
+        # channel). The busiest channel's rows come first, every other channel's are spread
+        # through the run instead of piling up at its end (each channel takes only ~1 post a
+        # second), and among equals the oldest goes first — by id, not by due time, so a row
+        # put back for pacing or a retry keeps its place in the line.
+        per_channel = (Delivery.platform, Delivery.target)
+        backlog = (
+            select(
+                Delivery.id.label("id"),  # type: ignore[union-attr]
+                (
+                    func.row_number().over(partition_by=per_channel, order_by=Delivery.id)
+                    - func.count().over(partition_by=per_channel)
+                ).label("slack"),
+            )
             .where(due, Delivery.platform.in_(platforms))  # type: ignore[attr-defined]
-            # Oldest first by id, not by due time: a row put back for pacing or a retry keeps
-            # its place in the line instead of queueing behind everything created since.
-            .order_by(Delivery.id)
-            .limit(limit)
+            .subquery()
         )
+        candidates = select(backlog.c.id).order_by(backlog.c.slack, backlog.c.id).limit(limit)
         claim_values = {
             "status": "sending",
             "claimed_by": self.worker_id,
@@ -333,9 +348,16 @@ class Dispatcher:
                     # Lock the ids first, then update exactly those: PostgreSQL may run an
                     # "IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" subquery more than once,
                     # each time skipping the rows it just locked, and claim far more than n.
-                    ids = list(
-                        session.execute(candidates.with_for_update(skip_locked=True)).scalars()
+                    # (Window functions and FOR UPDATE do not mix: rank, then lock what is free.)
+                    ranked = list(session.execute(candidates.limit(limit * 2)).scalars())
+                    free = set(
+                        session.execute(
+                            select(Delivery.id)
+                            .where(Delivery.id.in_(ranked), due)  # type: ignore[union-attr]
+                            .with_for_update(skip_locked=True)
+                        ).scalars()
                     )
+                    ids = [i for i in ranked if i in free][:limit]
                     if not ids:
                         return []
                     target = Delivery.id.in_(ids)  # type: ignore[union-attr]
@@ -410,6 +432,7 @@ class Dispatcher:
         """The next row for a worker: one at a time per channel, oldest first, refilled by claims."""
         with self._lock:
             while not self._stopping.is_set() and not self._aborting.is_set():
+                self._top_up(active)
                 free = [k for k, q in self._hand.items() if q and k not in self._busy]
                 if free:
                     # The channel with the longest queue first (the risk channel on a bad day
@@ -424,18 +447,35 @@ class Dispatcher:
                 room = self.batch_size - self._held
                 platforms = [p for p in active if p not in self._paused_now]
                 claimed = self._claim(platforms, room) if room > 0 and platforms else []
-                for item in claimed:
-                    if item.platform not in active:
-                        continue
-                    self._hand.setdefault(self._key(item), deque()).append(item)
-                    self._held += 1
                 if claimed:
+                    self._add_to_hand(claimed, active)
                     continue
                 if not self._busy:
                     return None
                 # Everything left waits on channels other workers are posting to right now.
                 self._lock.wait(0.05)
         return None
+
+    def _top_up(self, active: list[str]) -> None:
+        """Keep the hand at least half full while there is work, so the busiest channel (the one
+        the whole run waits on) always has a row ready, not only when everything else is done.
+        Called under the lock; after a claim that came back short it rests for a second."""
+        now = self._now()
+        if self._held >= self.batch_size // 2 or (self._dry_until and now < self._dry_until):
+            return
+        platforms = [p for p in active if p not in self._paused_now]
+        room = self.batch_size - self._held
+        claimed = self._claim(platforms, room) if platforms else []
+        if len(claimed) < room:
+            self._dry_until = now + timedelta(seconds=1)
+        self._add_to_hand(claimed, active)
+
+    def _add_to_hand(self, claimed: list[_Claimed], active: list[str]) -> None:
+        for item in claimed:
+            if item.platform not in active:
+                continue
+            self._hand.setdefault(self._key(item), deque()).append(item)
+            self._held += 1
 
     def _done(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -539,14 +579,18 @@ class Dispatcher:
             self._on_error(item, DeliveryError(f"{type(exc).__name__}: {exc}"), [], report)
             return
         workspace = getattr(notifier, "workspace", "default")
-        keys = [
-            (f"{item.platform}:{key[1]}", pacing.target_limits()),
-            (f"{item.platform}:workspace:{workspace}", pacing.workspace_limits()),
-        ]
-        keys = [(k, limits) for k, limits in keys if limits]
-        # Where a 429 from this post holds every replica back.
+        target_key = f"{item.platform}:thread:{key[1]}"
         workspace_key = f"{item.platform}:workspace:{workspace}"
-        blocked = [k for k, _ in keys if pacing.workspace_retry_after or k != workspace_key]
+        # Rows still waiting for this channel in hand: it is the one the run waits on.
+        with self._lock:
+            busiest = len(self._hand.get(key, ())) > 0
+        keys = [
+            (target_key, pacing.target_limits()),
+            (workspace_key, pacing.workspace_limits(priority=busiest)),
+        ]
+        keys = [(k, limits) for k, limits in keys if limits]  # console: no pacing at all
+        # A 429 holds back this post's channel; the workspace only if the platform may mean it.
+        blocked = [target_key, workspace_key] if pacing.workspace_retry_after else [target_key]
         slot = self._book(keys)
         if slot is None:
             return  # stopping: the row was not touched yet and goes back with the hand
@@ -576,6 +620,11 @@ class Dispatcher:
             )
             report.released += 1
             return
+        left = self._now()
+        if left - slot > timedelta(seconds=LATE_SEND) and pacing.workspace_limits():
+            # Only the workspace's windows: a channel's are "about one per second", bursts
+            # allowed, while the workspace's many-per-window ones suffer most from a late post.
+            self.pacer.late([workspace_key], slot, left)
         try:
             message_id = str(post())
         except DeliveryError as exc:
@@ -741,6 +790,19 @@ class Dispatcher:
             logger.error("delivery %s: could not record it %s (claim lost)", item.id, what)
         return done
 
+    def _hold_back(self, item: _Claimed, keys: list[str], until: datetime) -> None:
+        """Every replica waits as long as the platform asked: on the channel it came from, and on
+        the workspace once a second channel is refused while another still waits (the refusals
+        are then about the workspace's limit, not a channel's)."""
+        threads = [k for k in keys if ":thread:" in k]
+        workspace = [k for k in keys if ":thread:" not in k]
+        if not workspace or not threads:
+            self.pacer.block(keys, until)
+            return
+        self.pacer.block(threads, until)
+        if self.pacer.held_back(f"{item.platform}:thread:", self._now()) >= 2:
+            self.pacer.block(workspace, until)
+
     def _finish_sent(self, item: _Claimed, message_id: str, built: Reply | None) -> None:
         now = self._now()
         values: dict[str, Any] = {
@@ -817,8 +879,7 @@ class Dispatcher:
         rate_limited = exc.retry_after is not None and not exc.unknown
         if rate_limited:
             delay = max(exc.retry_after or 0.0, 0.0)
-            # Every replica waits as long as the platform asked, on this channel and workspace.
-            self.pacer.block(pacing_keys, now + timedelta(seconds=delay))
+            self._hold_back(item, pacing_keys, now + timedelta(seconds=delay))
             report.rate_limited += 1
             attempts = item.attempts  # a 429 is pacing, not a failed attempt
         else:

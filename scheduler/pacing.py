@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -55,9 +55,10 @@ class Pacing:
             two simple rates above where a platform documents several (Teams: 7/1 s, 8/2 s,
             60/30 s, 1800/3600 s per thread).
         lookup_windows: the pace of delivery-id lookups (Slack's conversations.history).
-        workspace_retry_after: whether a 429 holds the whole workspace back too (Slack does not
-            say which limit was hit) or only the channel / thread it came from (Teams' limits
-            are per thread).
+        workspace_retry_after: whether a 429 can hold the whole workspace back. Slack does not
+            say which limit a 429 is about: the channel it came from is held back, and when a
+            second channel is refused while the first still waits, the workspace too. Teams'
+            limits are per thread: only the thread is held back.
     """
 
     per_target_interval: float = 0.0
@@ -74,13 +75,31 @@ class Pacing:
             return (Window(1, self.per_target_interval),)
         return ()
 
-    def workspace_limits(self) -> tuple[Window, ...]:
+    def workspace_limits(self, *, priority: bool = True) -> tuple[Window, ...]:
+        """The workspace's windows; without ``priority`` a tenth of each is left free, so a post
+        to the channel the whole run waits on (the busiest) always finds room at its slot."""
+        limits = self._workspace_limits()
+        if priority:
+            return limits
+        return tuple(
+            Window(w.count - max(1, w.count // 10), w.seconds) if w.count > 2 else w for w in limits
+        )
+
+    def _workspace_limits(self) -> tuple[Window, ...]:
         if self.workspace_windows:
             return tuple(Window(c, s) for c, s in self.workspace_windows)
         if self.global_rate:
-            # r per second as "n in n/r seconds": a 10/s cap lets 10 go in any one second.
+            # r per second as "n in n/r seconds": a 10/s cap lets 10 go in any one second,
+            # but never two at the very same instant (at most 2r/s in the short run): posts
+            # that leave together arrive spread by the client's own scheduling, and one
+            # arriving late makes a later one look early to the platform.
             count = max(1, int(self.global_rate))
-            return (Window(count, count / self.global_rate),)
+            spacing = Window(1, 0.5 / self.global_rate)
+            return (
+                (Window(count, count / self.global_rate), spacing)
+                if count > 1
+                else (Window(count, count / self.global_rate),)
+            )
         return ()
 
     def lookup_limits(self) -> tuple[Window, ...]:
@@ -120,6 +139,15 @@ class Pacer(Protocol):
         """No sends on these keys before ``until`` (a Retry-After), for every replica."""
         ...
 
+    def held_back(self, prefix: str, now: datetime) -> int:
+        """How many keys starting with ``prefix`` are held back by a Retry-After right now."""
+        ...
+
+    def late(self, keys: Sequence[str], booked: datetime, actual: datetime) -> None:
+        """A booked send left later than its slot: count it when it really left, so the next
+        bookings keep their distance from the real send (a late one makes the next look early)."""
+        ...
+
 
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
@@ -153,10 +181,12 @@ class DatabasePacer:
     reads the n-th most recent slot of each window from ``delivery_slot``, and books the earliest
     instant every window, every Retry-After and the previous booking allow. Bookings of a key only
     move forward in time, which is what makes "the n-th most recent" the right one to look at.
-    A margin (50 ms plus 1 % of the window) absorbs clock and network jitter between replicas.
+    A margin (20 ms — a tenth of the window for short ones — plus 1 % of the window) absorbs
+    clock and network jitter between replicas; a send that leaves late is counted when it left
+    (``late``), so lateness does not eat into the next one's distance.
     """
 
-    def __init__(self, engine: Engine, *, margin: float = 0.05, margin_share: float = 0.01) -> None:
+    def __init__(self, engine: Engine, *, margin: float = 0.02, margin_share: float = 0.01) -> None:
         self.engine = engine
         self.margin = margin
         self.margin_share = margin_share
@@ -205,7 +235,7 @@ class DatabasePacer:
                             .limit(1)
                         ).scalar()
                         if nth is not None:
-                            pad = self.margin + self.margin_share * w.seconds
+                            pad = min(self.margin, w.seconds / 10) + self.margin_share * w.seconds
                             slot = max(slot, as_utc(nth) + timedelta(seconds=w.seconds + pad))
                 if slot > latest:
                     return slot, False
@@ -251,3 +281,41 @@ class DatabasePacer:
                 )
 
         retry_db("recording a Retry-After", write, give_up=lambda: False)
+
+    def late(self, keys: Sequence[str], booked: datetime, actual: datetime) -> None:
+        names = sorted(set(keys))
+        if not names:
+            return
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(DeliverySlot)
+                    .where(DeliverySlot.key.in_(names), DeliverySlot.at == booked)  # type: ignore[attr-defined]
+                    .values(at=actual)
+                )
+                conn.execute(
+                    update(DeliveryGate)
+                    .where(
+                        DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
+                        or_(
+                            DeliveryGate.last_at.is_(None),  # type: ignore[union-attr]
+                            DeliveryGate.last_at < actual,  # type: ignore[operator]
+                        ),
+                    )
+                    .values(last_at=actual)
+                )
+
+        retry_db("recording a late send", write, give_up=lambda: False)
+
+    def held_back(self, prefix: str, now: datetime) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        DeliveryGate.key.like(f"{prefix}%"),  # type: ignore[attr-defined]
+                        DeliveryGate.blocked_until > now,  # type: ignore[operator]
+                    )
+                ).scalar()
+                or 0
+            )

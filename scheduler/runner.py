@@ -65,6 +65,10 @@ def make_dispatcher(
         "lease_seconds": config.lease_seconds,
         "probe_seconds": config.probe_seconds,
     }
+    if config.redis_url:
+        from scheduler.redis_pacing import RedisPacer
+
+        settings["pacer"] = RedisPacer(config.redis_url)
     settings.update(options)
     return Dispatcher(engine, notifiers, clock=clock, sleep=sleep, builder=builder, **settings)
 

@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,6 +84,7 @@ class FakeSlack:
         self.scopes = DEFAULT_SCOPES
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.rejected = 0
+        self.rejections: Counter[str] = Counter()
         self.dropped = 0
         self._rng = random.Random(seed)
         self._last_post: dict[str, float] = {}
@@ -269,6 +270,7 @@ class FakeSlack:
             self._history_window.popleft()
         if len(self._history_window) >= self.history_per_minute:
             self.rejected += 1
+            self.rejections["history"] += 1
             return {"Retry-After": str(int(61 - (now - self._history_window[0])))}
         self._history_window.append(now)
         return None
@@ -284,12 +286,14 @@ class FakeSlack:
             due = self._last_post.get(channel, now)
             if now < due - self.channel_interval * (self.channel_burst - 1):
                 self.rejected += 1
+                self.rejections["channel"] += 1
                 return {"Retry-After": "1"}
         if self.workspace_rate is not None:
             while self._window and now - self._window[0] >= 1.0:
                 self._window.popleft()
             if len(self._window) >= self.workspace_rate:
                 self.rejected += 1
+                self.rejections["workspace"] += 1
                 return {"Retry-After": "1"}
             self._window.append(now)
         if self.channel_interval is not None:
