@@ -113,11 +113,13 @@ BODY = urlencode(
 )
 
 
-def one(client: Any, url: str) -> float:
+def one(client: Any, url: str, *, warming: bool = False) -> float:
     started = time.perf_counter()
     response = client.post(url, content=BODY.encode(), headers=signed(BODY))
     elapsed = time.perf_counter() - started
-    if response.status_code != 200 or BARE_TEXT.split(" — ")[0] not in response.text:
+    # Warming up, the first answers may come after the ack (Slack and the name index are cold).
+    late = warming and response.status_code == 200 and not response.text
+    if not late and (response.status_code != 200 or BARE_TEXT.split(" — ")[0] not in response.text):
         raise RuntimeError(f"bad answer {response.status_code}: {response.text[:300]}")
     return elapsed
 
@@ -127,7 +129,7 @@ def measure(url: str, requests: int, threads: int) -> dict[str, float]:
 
     with httpx.Client(timeout=10) as client:
         for _ in range(50):  # warm-up: caches, connections, the first auth.test
-            one(client, url)
+            one(client, url, warming=True)
         sequential = [one(client, url) for _ in range(requests // 2)]
 
     latencies: list[float] = []

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path.home() / ".local" / "share" / "csm-assistant" / "csm.db"
+DEFAULT_FILES_DIR = Path.home() / ".local" / "share" / "csm-assistant" / "files"
 
 
 class Settings(BaseSettings):
@@ -28,6 +29,18 @@ class Settings(BaseSettings):
     today: str | None = None
     # Slack channel id where escalations are posted as threads; unset: the channel they were opened in.
     escalation_channel: str | None = None
+    # Sync from Salesforce, HubSpot or a SQL source (docs/sync.md); unset: no sync.
+    sync_config: Path | None = None
+    # How often the scheduler runs the sync (the leader only).
+    sync_interval_minutes: int = Field(default=60, ge=5)
+    # Where the local chat writes the charts and QBR packs it makes (one file per content).
+    files_dir: Path = DEFAULT_FILES_DIR
+    # Teams channel (conversation id, 19:…@thread.tacv2) where escalations are posted as threads;
+    # unset: the conversation they were opened in.
+    teams_escalation_channel: str | None = None
+    # Local development only: answer Teams without an app id (no JWT check). The server then
+    # listens on 127.0.0.1 whatever --host says, and says so at start-up.
+    teams_dev_no_auth: bool = False
 
     slack_bot_token: str | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "CSM_SLACK_BOT_TOKEN")
@@ -54,6 +67,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MICROSOFT_APP_TENANT_ID", "CSM_MICROSOFT_APP_TENANT_ID"),
     )
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or contradicts another; the message is one line saying how to fix it."""
 
 
 def get_settings() -> Settings:

@@ -6,11 +6,13 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from bot.container import Container
 from bot.render import render_text
 from handlers.ask import answer
+from handlers.attachments import OutFile, safe_files
 from handlers.context import Actor, ChatContext
 from handlers.identity import default_console_actor
 from handlers.reply import Reply
@@ -60,9 +62,47 @@ class ConsoleChat:
             return answer(session, text, self.context(), models=self.container.health_models)
 
     def ask(self, text: str) -> str:
-        return render_text(self.reply(text))
+        return "\n".join(self.answer_lines(text))
+
+    def answer_lines(self, text: str) -> Iterator[str]:
+        """The text answer first; then, once it is out, each chart or pack it has, as a file."""
+        reply = self.reply(text)
+        yield render_text(reply)
+        yield from self.follow_ups(reply)
+
+    def follow_ups(self, reply: Reply) -> Iterator[str]:
+        """A line per file written for the reply's attachments (and for a chart, its sparkline)."""
+        written, problems = self.files_of(reply)
+        for out, path in written:
+            label = "Chart" if out.is_image else "File"
+            yield f"{label}: {out.title} → {path}"
+            yield f"  {out.description}"
+        for problem in problems:
+            yield f"Not attached: {problem}"
+
+    def files_of(self, reply: Reply) -> tuple[list[tuple[OutFile, Path]], list[str]]:
+        """The reply's attachments made and written under files_dir; what could not be made."""
+        if not reply.attachments:
+            return [], []
+        files, problems = safe_files(
+            self.container.session,
+            reply.attachments,
+            ctx=self.context(),
+            models=self.container.health_models,
+        )
+        return [(out, self.write(out)) for out in files], problems
+
+    def write(self, out: OutFile) -> Path:
+        """The file under files_dir (charts are named by content, so asking twice writes once)."""
+        folder = Path(self.container.settings.files_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / out.filename
+        path.write_bytes(out.content)
+        return path
 
     def ask_json(self, text: str) -> dict[str, Any]:
+        """The answer as data; its attachments are listed (kind, title), not made: a script asking
+        many questions should not wait for drawings (the text chat and `ask` make them)."""
         reply = self.reply(text)
         return {
             "text": text,
@@ -75,6 +115,7 @@ class ConsoleChat:
                 "visibility": reply.visibility,
             },
             "rendered": render_text(reply),
+            "attachments": [{"kind": a.kind, "title": a.title} for a in reply.attachments],
         }
 
     def ask_lines(self, lines: Iterable[str]) -> Iterator[str]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
 
+from domain.numbers import SCORE_DIGITS, format_signed
 from handlers.reply import Reply
 
 Flavour = Literal["text", "slack", "teams"]
@@ -39,13 +40,10 @@ def money(value: float | int | None) -> str:
     return f"${v:.0f}"
 
 
-def signed(value: float | int | None, digits: int = 0) -> str:
-    """A change with its sign: +3, −8, ±0."""
-    if value is None:
-        return "—"
-    if round(value, digits) == 0:
-        return "±0"
-    return f"{value:+.{digits}f}".replace("-", "−")
+def signed(value: float | int | None, digits: int = SCORE_DIGITS) -> str:
+    """A score change with its sign and one decimal, rounded half away from zero: +3.0, −16.5,
+    ±0 (domain.numbers, the one rule every surface prints health numbers by)."""
+    return format_signed(None if value is None else float(value), digits)
 
 
 @lru_cache(maxsize=3)
@@ -65,7 +63,15 @@ def environment(flavour: Flavour) -> Environment:
     env.filters["money"] = money
     env.filters["signed"] = signed
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
+    # Teams templates cut their lists to cap(n); the card renderer lowers it until a message fits.
+    env.globals["cap"] = _no_cap
+    # Set by the Teams card renderer when someone gets a per-person view of a shared card.
+    env.globals["audience"] = False
     return env
+
+
+def _no_cap(n: int) -> int:
+    return n
 
 
 def render_text(reply: Reply) -> str:

@@ -13,7 +13,7 @@ from scheduler.cli_support import backfill_refusal, parse_instant, preview
 from scheduler.clock import Clock, system_clock
 from scheduler.config import SchedulerConfig, load_config
 from scheduler.notifier import Notifier
-from scheduler.runner import SchedulerHandle, run_once, start_background
+from scheduler.runner import SchedulerHandle, SyncSchedule, run_once, start_background
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +80,14 @@ def start_scheduler(
     """The scheduler of `csm-bot serve`, with this process's notifiers and business clock."""
     config = config or config_for(container)
     chosen = notifiers if notifiers is not None else build_notifiers(container, config)
+    settings = container.settings
+    sync = (
+        SyncSchedule(settings.sync_config, settings.sync_interval_minutes)
+        if settings.sync_config
+        else None
+    )
     return start_background(
-        container, config=config, notifiers=chosen, clock=business_clock(container)
+        container, config=config, notifiers=chosen, clock=business_clock(container), sync=sync
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,10 +15,14 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.config import ConfigurationError, Settings
 from bot.container import Container
+from bot.http_body import SLACK_MAX_BODY, read_capped
+from bot.slack.payloads import malformed_payload
+from bot.slack.signing import signed_by_slack
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +52,33 @@ def measured(route: str, endpoint: Endpoint) -> Endpoint:
     return wrapper
 
 
-def slack_endpoint(app: App) -> Endpoint:
-    """Hands the raw request to bolt (which verifies the signature) and returns its response.
+def slack_endpoint(app: App, signing_secret: str) -> Endpoint:
+    """Checks a request's size and signature, then hands it to bolt and returns bolt's response.
 
-    bolt's dispatch is synchronous and may call Slack (response_url, views.open): it runs in the
-    thread pool so one slow call never stalls the event loop for every other request.
+    The body is read with a cap (bot.http_body.SLACK_MAX_BODY) and its signature checked on the
+    raw bytes before anything parses it: an unsigned body, however malformed, is a 401 and costs
+    nothing. A signed body that is not a Slack payload is a 400. bolt's dispatch is synchronous
+    and runs in the thread pool; listeners acknowledge within the worker's budget.
     """
 
     async def slack_events(request: Request) -> Response:
-        body = (await request.body()).decode("utf-8")
-        bolt_request = BoltRequest(
-            body=body,
-            query=request.url.query,
-            headers={k: v for k, v in request.headers.items()},
-        )
+        raw = await read_capped(request, SLACK_MAX_BODY)
+        if raw is None:
+            return PlainTextResponse("request too large", 413)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if not signed_by_slack(raw, headers, signing_secret):
+            return PlainTextResponse("invalid signature", 401)
+        try:
+            bolt_request = BoltRequest(
+                body=raw.decode("utf-8"), query=request.url.query, headers=headers
+            )
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            # Not UTF-8, not JSON or a form, or a payload whose envelope bolt cannot read.
+            return PlainTextResponse("malformed request", 400)
+        problem = malformed_payload(bolt_request.body)
+        if problem:
+            logger.info("signed Slack request refused: %s", problem)
+            return PlainTextResponse(f"malformed request: {problem}", 400)
         bolt_response: BoltResponse = await run_in_threadpool(app.dispatch, bolt_request)
         return Response(
             status_code=bolt_response.status,
@@ -126,15 +144,22 @@ async def metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def teams_routes(container: Container) -> list[BaseRoute]:
-    """Teams' POST /api/messages when bot/teams is present (it is optional for Slack-only teams)."""
+def teams_routes(container: Container, teams_app: Any = None) -> list[BaseRoute]:
+    """Teams' POST /api/messages when bot/teams is present (it is optional for Slack-only teams).
+
+    teams_app: an already built bot.teams.app.TeamsApp (tests give one with their own keys).
+    """
     try:
         from bot.teams.http import routes
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("bot.teams"):
             return []
         raise
-    return list(routes(container))
+    # Counted and timed like /slack/events (csm_http_requests_total, csm_http_request_duration_seconds).
+    return [
+        Route(r.path, measured(r.path, r.endpoint), methods=sorted(r.methods or ()))
+        for r in routes(container, teams_app=teams_app)
+    ]
 
 
 def create_app(
@@ -143,6 +168,7 @@ def create_app(
     slack_app: App | None = None,
     with_slack: bool = True,
     with_teams: bool = True,
+    teams_app: Any = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
     """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given).
@@ -160,7 +186,12 @@ def create_app(
 
             slack_app = build_slack(container).app
         if slack_app is not None:
-            endpoint = measured("/slack/events", slack_endpoint(slack_app))
+            secret = container.settings.slack_signing_secret
+            if not secret:
+                raise ConfigurationError(
+                    "SLACK_SIGNING_SECRET is not set: Slack cannot be verified"
+                )
+            endpoint = measured("/slack/events", slack_endpoint(slack_app, secret))
             routes.append(Route("/slack/events", endpoint, methods=["POST"]))
             if slack_app.oauth_flow is not None:
                 flow = slack_app.oauth_flow
@@ -170,7 +201,7 @@ def create_app(
         else:
             logger.warning("SLACK_SIGNING_SECRET is not set: POST /slack/events is off")
     if with_teams:
-        routes.extend(teams_routes(container))
+        routes.extend(teams_routes(container, teams_app))
     from bot.api import routes as api_routes
 
     routes.extend(api_routes(container))
@@ -182,6 +213,27 @@ def create_app(
             await run_in_threadpool(on_shutdown)
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def bind_host(settings: Settings, host: str) -> str:
+    """Where the server may listen: anywhere, except in Teams' local development mode.
+
+    CSM_TEAMS_DEV_NO_AUTH answers Teams without checking who sent the request, so the server
+    then listens on loopback only, whatever --host says, and says so loudly.
+    """
+    if not settings.teams_dev_no_auth or settings.microsoft_app_id:
+        return host
+    banner = (
+        "CSM_TEAMS_DEV_NO_AUTH is on: /api/messages answers Teams requests WITHOUT checking who "
+        f"sent them. Local development only: listening on {LOOPBACK}"
+        + (f" instead of {host}." if host != LOOPBACK else ".")
+    )
+    logger.warning(banner)
+    sys.stderr.write(f"WARNING: {banner}\n")
+    return LOOPBACK
 
 
 def serve(
@@ -198,6 +250,7 @@ def serve(
     """
     import uvicorn
 
+    host = bind_host(container.settings, host)
     socket_handler: Any = None
     scheduler: Any = None
     slack_app: App | None = None
@@ -214,6 +267,17 @@ def serve(
         from bot.slack.app import build_slack
 
         slack_app = build_slack(container).app
+
+    def stop_scheduler() -> None:
+        # Inside uvicorn's graceful shutdown: claims go back to the queue, posts in flight
+        # finish. (uvicorn re-raises SIGTERM once it has stopped: the finally below never runs.)
+        if scheduler is not None:
+            scheduler.shutdown()
+
+    # Built first: a configuration error (a Teams app id without its tenant) stops here.
+    app = create_app(
+        container, slack_app=slack_app, with_slack=not socket_mode, on_shutdown=stop_scheduler
+    )
     try:
         if with_scheduler:
             from bot.scheduling import start_scheduler
@@ -222,13 +286,6 @@ def serve(
         if socket_handler is not None:
             socket_handler.connect()
             logger.info("connected to Slack over Socket Mode")
-        app = create_app(
-            container,
-            slack_app=slack_app,
-            with_slack=not socket_mode,
-            # Claims go back to the queue, posts in flight finish: before uvicorn exits.
-            on_shutdown=scheduler.shutdown if scheduler is not None else None,
-        )
         uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_level="info")
     finally:
         if socket_handler is not None:

@@ -46,11 +46,31 @@ COMMON_WORDS: frozenset[str] = _words(
 
 _POSSESSIVE_RE = re.compile(r"(\w)['’`]s\b")
 _TOKEN_RE = re.compile(r"[0-9a-z]+")
+# Scripts written without spaces between words (Chinese, Japanese kana and kanji): each character
+# is a word, so "トヨタ自動車" is found inside "トヨタ自動車の状況は?" as a run of words.
+_UNSPACED = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Any other letters and digits (Latin with accents removed, Cyrillic, Greek, Arabic, Hebrew,
+# Hangul...) form words as in English.
+_UNICODE_TOKEN_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+")
+# Words of an utterance as written (an apostrophe may join them: "acme's"); unspaced characters
+# one by one, so a name's span ends where the name does.
+_WORD_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+(?:['’`][^\\W_{_UNSPACED}]+)*")
 _MIN_PREFIX = 3  # "glo" -> Globex in resolve(); shorter prefixes match too much to mean anything
 _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often English than names
 _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
 _FUZZY_ACCEPT = 80.0  # per-token similarity (rapidfuzz ratio) a typo must reach
 _TIE_MARGIN = 2.0  # candidates this close to the best are a genuine tie -> ask
+# A name query is cut to this before matching: fuzzy scoring costs grow with word length (a
+# 40,000-character word took seconds), and no real account name comes near either bound.
+MAX_NAME_QUERY = 200
+MAX_NAME_WORD = 40
+
+
+def bounded_name(query: str) -> str:
+    """A name query cut to MAX_NAME_QUERY characters and MAX_NAME_WORD per word."""
+    if len(query) <= MAX_NAME_WORD:
+        return query
+    return " ".join(word[:MAX_NAME_WORD] for word in query[:MAX_NAME_QUERY].split())
 
 
 @dataclass(frozen=True)
@@ -87,14 +107,24 @@ class Resolution:
 
 
 def fold(text: str) -> str:
-    """Lower-case, strip accents and possessive 's, keep letters/digits: "Acme's Corp." -> "acme corp"."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.lower()
-    if "'" in text or "’" in text or "`" in text:  # the only way _POSSESSIVE_RE can match
+    """Lower-case, strip accents and possessive 's, keep letters/digits: "Acme's Corp." -> "acme corp".
+
+    Names in any script fold the same way on both sides of a lookup: "Café Müller" ->
+    "cafe muller", "ＡＣＭＥ" -> "acme", "شركة الاتصالات" keeps its Arabic words (diacritics and
+    tatweel dropped), and unspaced scripts become one word per character ("トヨタ" -> "ト ヨ タ").
+    """
+    if text.isascii():
+        text = text.lower()
+        if "'" in text or "`" in text:  # the only way _POSSESSIVE_RE can match
+            text = _POSSESSIVE_RE.sub(r"\1", text)
+        return " ".join(_TOKEN_RE.findall(text))
+    # NFKC first folds full-width and half-width forms; NFKD then splits accents off letters.
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch) and ch != "\u0640")
+    text = text.casefold()  # ß -> ss, like lower() but for every script
+    if "'" in text or "’" in text or "`" in text:
         text = _POSSESSIVE_RE.sub(r"\1", text)
-    return " ".join(_TOKEN_RE.findall(text))
+    return " ".join(_UNICODE_TOKEN_RE.findall(text))
 
 
 def _deletions(word: str) -> set[str]:
@@ -250,6 +280,7 @@ class AccountIndex:
 
     def resolve(self, query: str, *, limit: int = 5) -> Resolution:
         """Resolve a name as typed: exact, alias, unique prefix/token, typo; else ambiguous or none."""
+        query = bounded_name(query)
         key = fold(query)
         if not key:
             return Resolution("none", query, None, None, ())
@@ -376,7 +407,7 @@ class AccountIndex:
 
     def suggest(self, query: str, *, limit: int = 5, cutoff: float = 55.0) -> tuple[Candidate, ...]:
         """Closest names for a "did you mean" (character-trigram lookup, then rapidfuzz scoring)."""
-        words = fold(query).split()
+        words = fold(bounded_name(query)).split()
         # "zzqxv corp" should not suggest every "... Corp": legal-form words carry no signal.
         key = " ".join(w for w in words if w not in GENERIC_WORDS) or " ".join(words)
         grams = _trigrams(key)
@@ -594,7 +625,7 @@ class AccountIndex:
 def tokenize(text: str) -> list[_Token]:
     """Words of an utterance (folded), each with its span in the original text."""
     out: list[_Token] = []
-    for match in re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*", text):
+    for match in _WORD_RE.finditer(text):
         raw = match.group(0)
         possessive = bool(re.search(r"['’`]s$", raw, re.IGNORECASE))
         folded = fold(raw)

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from domain.forecast import describe
+from domain.numbers import format_score, round_half_away
+
 BAND_RANK = {"green": 0, "insufficient": 0, "amber": 1, "red": 2}
 
 # Kinds, in the words the alert cards use.
@@ -16,7 +19,18 @@ FORECAST_RED = "forecast_red"
 NPS_DETRACTOR = "nps_detractor"
 MILESTONE_OVERDUE = "milestone_overdue"
 ESCALATION_SLA = "escalation_sla"
-KINDS = (BAND_CHANGE, SCORE_DROP, FORECAST_RED, NPS_DETRACTOR, MILESTONE_OVERDUE, ESCALATION_SLA)
+ESCALATION_OPENED = "escalation_opened"
+KINDS = (
+    BAND_CHANGE,
+    SCORE_DROP,
+    FORECAST_RED,
+    NPS_DETRACTOR,
+    MILESTONE_OVERDUE,
+    ESCALATION_SLA,
+    ESCALATION_OPENED,
+)
+# Escalations of this severity are news the moment they are opened, not only when an SLA lapses.
+OPENED_ALERT_SEVERITIES = frozenset({"sev1"})
 # Kinds about the account as a whole: an acknowledgement covers the next ones too. Item kinds
 # (one survey answer, one milestone, one escalation) are separate news each time.
 ACCOUNT_KINDS = frozenset({BAND_CHANGE, SCORE_DROP, FORECAST_RED})
@@ -49,6 +63,7 @@ class AlertThresholds:
             NPS_DETRACTOR: 0,
             MILESTONE_OVERDUE: 0,
             ESCALATION_SLA: 0,
+            ESCALATION_OPENED: 0,
         }
     )
     ack_quiet_days: float = 14
@@ -60,6 +75,9 @@ class Snapshot:
     score: float | None
     band: str
     forecast_red_in_days: int | None = None
+    forecast_red_earliest: int | None = None
+    forecast_red_latest: int | None = None
+    forecast_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,7 @@ class EscalationFact:
     status: str
     ack_due_at: datetime | None
     resolve_due_at: datetime | None
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -193,8 +212,9 @@ def evaluate(
                     SCORE_DROP,
                     f"{SCORE_DROP}:{aid}:{day.isoformat()}",
                     severity=2,
-                    title=f"Health fell {abs(drop_now):.0f} points in {t.drop_window_days} days",
-                    details={"change": round(drop_now, 1), "days": t.drop_window_days},
+                    title=f"Health fell {format_score(abs(drop_now))} points in "
+                    f"{t.drop_window_days} days",
+                    details={"change": round_half_away(drop_now), "days": t.drop_window_days},
                 )
             )
 
@@ -205,8 +225,19 @@ def evaluate(
                     FORECAST_RED,
                     f"{FORECAST_RED}:{aid}:{day.isoformat()}",
                     severity=2,
-                    title=f"Likely to turn red in ~{latest.forecast_red_in_days} days",
-                    details={"days": latest.forecast_red_in_days, "band": latest.band},
+                    # The same phrase as the card: a range when the trend is uncertain.
+                    title=describe(
+                        latest.forecast_status,
+                        latest.forecast_red_in_days,
+                        latest.forecast_red_earliest,
+                        latest.forecast_red_latest,
+                    ).capitalize(),
+                    details={
+                        "days": latest.forecast_red_in_days,
+                        "earliest": latest.forecast_red_earliest,
+                        "latest": latest.forecast_red_latest,
+                        "band": latest.band,
+                    },
                 )
             )
 
@@ -253,6 +284,26 @@ def evaluate(
 
     since = now - timedelta(days=t.lookback_days)
     for e in facts.escalations:
+        if (
+            e.severity in OPENED_ALERT_SEVERITIES
+            and e.opened_at is not None
+            and since <= e.opened_at <= now
+        ):
+            events.append(
+                AlertEvent(
+                    aid,
+                    ESCALATION_OPENED,
+                    f"{ESCALATION_OPENED}:{e.id}",
+                    severity=3,
+                    title=f"{e.severity.capitalize()} escalation opened: {e.title}",
+                    details={
+                        "escalation_id": e.id,
+                        "escalation": e.title,
+                        "severity": e.severity,
+                        "opened_at": e.opened_at.isoformat(),
+                    },
+                )
+            )
         breaches = []
         if e.status == "open" and e.ack_due_at is not None:
             breaches.append(("ack", e.ack_due_at))

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any, Literal
 
 from domain.health_model import HealthModel, Indicator
+from domain.numbers import round_half_away
 
 Band = Literal["red", "amber", "green", "insufficient"]
 Status = Literal["fresh", "stale", "missing"]
@@ -24,6 +25,9 @@ SCORE_AT_CEILING = 100.0
 MIN_COVERAGE = 0.5
 # Weights are floats summed from YAML; a coverage of exactly 50% must not fail on rounding noise.
 _EPS = 1e-9
+# A reading older than its max age is stale: shown with its age, but it does not count. Older than
+# this it is not worth showing at all and counts as missing.
+OLDEST_READING_DAYS = 400
 
 
 def indicator_score(indicator: Indicator, value: float) -> float:
@@ -66,6 +70,7 @@ class IndicatorResult:
     age_days: int | None
     status: Status
     effective_weight: float  # weight after redistributing missing/stale weight; 0 if not counted
+    responses: int | None = None  # survey-fed indicators: the answers behind the value
 
 
 @dataclass(frozen=True)
@@ -93,20 +98,23 @@ class HealthResult:
 
     def indicator_scores_json(self) -> dict[str, dict[str, Any]]:
         """Plain JSON-able per-indicator breakdown, keyed by indicator key (for snapshots)."""
-        return {
-            r.key: {
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.indicators:
+            entry = {
                 "label": r.label,
                 "kind": r.kind,
                 "value": r.value,
-                "score": None if r.score is None else round(r.score, 1),
+                "score": None if r.score is None else round_half_away(r.score),
                 "day": None if r.day is None else r.day.isoformat(),
                 "age_days": r.age_days,
                 "status": r.status,
                 "weight": r.weight,
                 "effective_weight": round(r.effective_weight, 4),
             }
-            for r in self.indicators
-        }
+            if r.responses is not None:
+                entry["responses"] = r.responses
+            out[r.key] = entry
+        return out
 
     def drivers_json(self) -> list[dict[str, Any]]:
         """Plain JSON-able drivers, biggest impact first."""
@@ -116,23 +124,30 @@ class HealthResult:
                 "label": d.label,
                 "kind": d.kind,
                 "value": d.value,
-                "score": round(d.score, 1),
+                "score": round_half_away(d.score),
                 "weight": d.weight,
-                "impact": round(d.impact, 1),
+                "impact": round_half_away(d.impact),
             }
             for d in self.drivers
         ]
 
 
 def score_health(
-    model: HealthModel, latest: Mapping[str, tuple[date, float]], as_of: date
+    model: HealthModel,
+    latest: Mapping[str, tuple[date, float]],
+    as_of: date,
+    *,
+    responses: Mapping[str, int] | None = None,
 ) -> HealthResult:
     """Score an account from its most recent reading per indicator, as seen on `as_of`.
 
     Stale (older than max_age_days) and missing readings get no weight; their weight is spread
     over the fresh indicators in proportion to their own weights. With less than half of the total
-    weight fresh the score is None and the band "insufficient". Readings dated after `as_of`
-    count as missing, so re-scoring a past day never peeks into the future.
+    weight fresh the score is None and the band "insufficient". Readings dated after `as_of`, or
+    more than OLDEST_READING_DAYS before it, count as missing, so re-scoring a past day never
+    peeks into the future. ``responses`` gives the number of survey answers behind the values of
+    survey-fed indicators (shown on the card). The score is rounded to one decimal, half away from
+    zero, and the band is the band of that rounded number: the number shown and its colour agree.
     """
     total = model.total_weight
     rows: list[tuple[Indicator, date | None, float | None, int | None, Status, float | None]] = []
@@ -146,6 +161,9 @@ def score_health(
         day, value = reading
         value = float(value)
         age = (as_of - day).days
+        if age > OLDEST_READING_DAYS:
+            rows.append((ind, None, None, None, "missing", None))
+            continue
         if age > ind.max_age_days:
             # Keep the stale value visible (the "why"), but it does not count.
             rows.append((ind, day, value, age, "stale", None))
@@ -176,6 +194,7 @@ def score_health(
                 age,
                 status,
                 ind.weight * scale if counted else 0.0,
+                None if responses is None else responses.get(ind.key),
             )
         )
         if score is None:
@@ -191,7 +210,7 @@ def score_health(
     overall: float | None = None
     band: Band = "insufficient"
     if sufficient:
-        overall = round(weighted / fresh_weight, 1)
+        overall = round_half_away(weighted / fresh_weight)
         # Band the rounded number, so the score shown and its colour always agree.
         band = model.bands.band(overall)
     return HealthResult(
@@ -203,22 +222,32 @@ def score_health(
     )
 
 
+# The trend rule (docs/health.md): a change of more than 2 points in 7 days sets the direction;
+# when the last week is within that noise, a change of more than 5 points in 30 days does (a slow
+# slide of 0.2 points a day is a slide); otherwise the score is flat.
+FLAT_WITHIN_7D = 2.0
+FLAT_WITHIN_30D = 5.0
+
+Direction = Literal["up", "down", "flat", "unknown"]
+
+
 @dataclass(frozen=True)
 class Trend:
-    """Score change against the snapshots 7 and 30 days earlier."""
+    """Score change against the snapshots 7 and 30 days earlier, and the direction they give."""
 
     current: float | None
     score_7d_ago: float | None
     score_30d_ago: float | None
     delta_7d: float | None
     delta_30d: float | None
-    direction: Literal["up", "down", "flat", "unknown"]
+    direction: Direction
+    basis: Literal["7d", "30d", "none"] = "none"  # which change set the direction
 
 
 def _delta(current: float | None, past: float | None) -> float | None:
     if current is None or past is None:
         return None
-    return round(current - past, 1)
+    return round_half_away(current - past)
 
 
 def trend(
@@ -226,22 +255,24 @@ def trend(
     score_7d_ago: float | None,
     score_30d_ago: float | None,
     *,
-    flat_within: float = 2.0,
+    flat_within_7d: float = FLAT_WITHIN_7D,
+    flat_within_30d: float = FLAT_WITHIN_30D,
 ) -> Trend:
-    """Deltas and a direction from the 7-day change (the 30-day one when 7 days ago is unknown).
+    """Deltas (one decimal) and a direction that reads both the 7- and the 30-day change.
 
-    Changes within `flat_within` points count as flat: day-to-day noise is not a trend.
+    The week decides when it moved more than ``flat_within_7d`` points (recent movement is what
+    a CSM acts on); otherwise the month decides when it moved more than ``flat_within_30d``, so a
+    slow slide reads "down" even though no single week shows it; otherwise "flat". "unknown"
+    without any earlier score.
     """
     d7 = _delta(current, score_7d_ago)
     d30 = _delta(current, score_30d_ago)
-    basis = d7 if d7 is not None else d30
-    direction: Literal["up", "down", "flat", "unknown"]
-    if basis is None:
-        direction = "unknown"
-    elif abs(basis) <= flat_within + _EPS:
+    direction: Direction = "unknown"
+    basis: Literal["7d", "30d", "none"] = "none"
+    if d7 is not None and abs(d7) > flat_within_7d + _EPS:
+        direction, basis = ("up" if d7 > 0 else "down"), "7d"
+    elif d30 is not None and abs(d30) > flat_within_30d + _EPS:
+        direction, basis = ("up" if d30 > 0 else "down"), "30d"
+    elif d7 is not None or d30 is not None:
         direction = "flat"
-    elif basis > 0:
-        direction = "up"
-    else:
-        direction = "down"
-    return Trend(current, score_7d_ago, score_30d_ago, d7, d30, direction)
+    return Trend(current, score_7d_ago, score_30d_ago, d7, d30, direction, basis)

@@ -16,6 +16,7 @@ Kind = Literal["leading", "lagging"]
 Objectivity = Literal["objective", "subjective"]
 Measure = Literal["quantitative", "qualitative"]
 BandName = Literal["red", "amber", "green"]
+SurveyKind = Literal["nps", "csat", "ces"]
 
 _PACKAGED_DIR = "health_models"
 _PACKAGED_DEFAULT = "default.yaml"
@@ -43,6 +44,18 @@ class Indicator:
     # Imports reject readings outside it instead of scoring a typo.
     min_value: float | None = None
     max_value: float | None = None
+    # False for step-like or judgement values (a 1/2/3 rating, a "days since" sawtooth): the
+    # forecast holds them at today's value instead of drawing a line through their steps.
+    continuous: bool = True
+    # Survey responses of this kind feed the indicator when the window has any: its value is then
+    # the NPS (or CSAT %, or mean CES) of the answers in the last survey_window_days days.
+    survey: SurveyKind | None = None
+    survey_window_days: int | None = None
+
+    @property
+    def survey_window(self) -> int:
+        """Days of survey answers behind a survey-fed value (default: the max age of a reading)."""
+        return self.survey_window_days or self.max_age_days
 
     def accepts(self, value: float) -> bool:
         """Whether a reading is possible for this indicator (within min/max when set)."""
@@ -60,6 +73,10 @@ class Indicator:
             raise ValueError(f"indicator {self.key!r}: weight must be > 0")
         if self.max_age_days <= 0:
             raise ValueError(f"indicator {self.key!r}: max_age_days must be > 0")
+        if self.survey is not None and self.survey not in get_args(SurveyKind):
+            raise ValueError(f"indicator {self.key!r}: unknown survey kind {self.survey!r}")
+        if self.survey_window_days is not None and self.survey_window_days <= 0:
+            raise ValueError(f"indicator {self.key!r}: survey_window_days must be > 0")
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,11 @@ class HealthModel:
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(i.key for i in self.indicators)
+
+    @property
+    def survey_fed(self) -> tuple[Indicator, ...]:
+        """The indicators whose value comes from survey answers when there are any."""
+        return tuple(i for i in self.indicators if i.survey is not None)
 
 
 @dataclass(frozen=True)
@@ -173,6 +195,7 @@ _REQUIRED_FIELDS = (
 )
 _OPTIONAL_FIELDS = ("unit", "description")
 _OPTIONAL_NUMBER_FIELDS = ("min", "max")
+_OPTIONAL_OTHER_FIELDS = ("continuous", "survey", "survey_window_days")
 _ENUMS: dict[str, tuple[str, ...]] = {
     "direction": get_args(Direction),
     "kind": get_args(Kind),
@@ -222,7 +245,7 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
             indicator=name,
             fld="key",
         )
-    known = _REQUIRED_FIELDS + _OPTIONAL_FIELDS + _OPTIONAL_NUMBER_FIELDS
+    known = _REQUIRED_FIELDS + _OPTIONAL_FIELDS + _OPTIONAL_NUMBER_FIELDS + _OPTIONAL_OTHER_FIELDS
     for fld in sorted(set(raw) - set(known), key=str):
         ctx.error(
             f"unknown field (allowed: {', '.join(known)})",
@@ -259,6 +282,26 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
         )
     if age <= 0:
         ctx.error(f"must be > 0, got {age!r}", indicator=name, fld="max_age_days")
+    if "continuous" in raw and not isinstance(raw["continuous"], bool):
+        ctx.error(
+            f"must be true or false, got {raw['continuous']!r}", indicator=name, fld="continuous"
+        )
+    survey = raw.get("survey")
+    if survey is not None and survey not in get_args(SurveyKind):
+        allowed = ", ".join(get_args(SurveyKind))
+        ctx.error(f"must be one of {allowed}, got {survey!r}", indicator=name, fld="survey")
+    window = raw.get("survey_window_days")
+    if window is not None:
+        if survey is None:
+            ctx.error(
+                "needs 'survey' (which answers to read)", indicator=name, fld="survey_window_days"
+            )
+        if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+            ctx.error(
+                f"must be a whole number of days > 0, got {window!r}",
+                indicator=name,
+                fld="survey_window_days",
+            )
     problem = _threshold_problem(
         raw["direction"], raw["floor"], raw["red"], raw["green"], raw["ceiling"]
     )
@@ -282,6 +325,9 @@ def _parse_indicator(raw: Any, index: int, ctx: _Ctx) -> Indicator:
         description=raw.get("description", ""),
         min_value=float(raw["min"]) if "min" in raw else None,
         max_value=float(raw["max"]) if "max" in raw else None,
+        continuous=raw.get("continuous", True),
+        survey=survey,
+        survey_window_days=window,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.forecast import describe
+
 # Active seats at or above this share of the licence mean the customer is about to outgrow it.
 EXPANSION_USAGE_PCT = 90.0
 
@@ -16,10 +18,14 @@ def expansion_signal(usage_pct: float | None, licensed_seats: int | None) -> str
     )
 
 
-def forecast_summary(red_in_days: int | None) -> str | None:
-    """How the forecast reads in a card ("likely to turn red in ~12 days"); None when nothing to say."""
-    if red_in_days is None:
+def forecast_summary(
+    red_in_days: int | None,
+    earliest: int | None = None,
+    latest: int | None = None,
+    status: str | None = None,
+) -> str | None:
+    """How a stored forecast reads in a card ("likely to turn red in 12–20 days", "no clear
+    trend"); None when a snapshot from before forecasts had a status has nothing to say."""
+    if status is None and red_in_days is None:
         return None
-    if red_in_days <= 0:
-        return "already red"
-    return f"likely to turn red in ~{red_in_days} days"
+    return describe(status, red_in_days, earliest, latest)

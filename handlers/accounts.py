@@ -130,6 +130,17 @@ def resolution_reply(resolution: Resolution, intent: str) -> Reply:
     )
 
 
+def unresolved_reply(ctx: ChatContext, resolution: Resolution, intent: str) -> Reply:
+    """What to say when a name did not resolve to one account the context may show.
+
+    In a shared channel nothing but the mapped accounts resolves, and the answer names no
+    other account and does not say whether one exists: it says why it shows nothing.
+    """
+    if ctx.external:
+        return not_here_reply()
+    return resolution_reply(resolution, intent)
+
+
 def resolve_account(
     session: Session,
     *,
@@ -158,12 +169,20 @@ def resolve_loaded(
     query: str | None = None,
     account_id: int | None = None,
 ) -> T | Reply:
-    """resolve_account with the loading left to the caller (an ORM Account, or a read-only row)."""
+    """resolve_account with the loading left to the caller (an ORM Account, or a read-only row).
+
+    Raises access.NoAccess for someone who may not read accounts (before any name is looked at);
+    in a shared channel only the accounts mapped to it resolve, so no other name comes back.
+    """
+    from handlers import access
+
+    access.require(session, ctx, access.Action.READ_ACCOUNT)
     account: T | None = None
     if account_id is not None:
         account = load(account_id)
         if account is None:
-            return resolution_reply(
+            return unresolved_reply(
+                ctx,
                 Resolution(
                     status="none",
                     query=str(account_id),
@@ -182,14 +201,14 @@ def resolve_loaded(
                 context={"query": "", "suggestions": []},
                 text="Which account? Try “health acme”.",
             )
-        resolution = account_index(session).resolve(text)
+        resolution = access.visible_index(session, ctx).resolve(text)
         if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
-            return resolution_reply(resolution, intent)
+            return unresolved_reply(ctx, resolution, intent)
         found = resolution.account_id
         account = load(found)
         if account is None:  # deleted between index build and now
-            return resolution_reply(resolution, intent)
-    if ctx.external and found not in ctx.allowed_account_ids:
+            return unresolved_reply(ctx, resolution, intent)
+    if not access.shown_here(ctx, found):
         return not_here_reply()
     return account
 

@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 from domain.health_model import HealthModels
 from domain.nlu import ParseResult, parse
 from domain.nlu.followup import apply_followup
-from handlers import health
-from handlers.accounts import account_index, resolution_reply
+from handlers import access, health
+from handlers.accounts import unresolved_reply
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.help import help_reply
@@ -26,12 +26,18 @@ logger = logging.getLogger(__name__)
 # A thread's memory lasts this long after its last turn: long enough for a follow-up, short
 # enough that tomorrow's "and its renewal?" is not about today's account.
 STATE_TTL = timedelta(hours=2)
+# A chat message is cut to this before it is parsed: Slack allows 40,000 characters, and nothing a
+# question needs (an account, a window, an escalation title) comes near it.
+MAX_MESSAGE_CHARS = 2000
+_HELP = re.compile(r"^\W*(help|\?)\W*$", re.IGNORECASE)
 ACCOUNT_INTENTS = ("account_health", "success_plan", "account_changes", "qbr_prep", "escalate")
 _SMALL_TALK = re.compile(
     r"^\W*(thanks?( you)?|thx|ty|cheers|great|cool|ok(ay)?|nice|bye|goodbye|see you)\W*$",
     re.IGNORECASE,
 )
-_SETTINGS = re.compile(r"\b(settings?|preferences|digest time|time ?zone)\b", re.IGNORECASE)
+_SETTINGS = re.compile(
+    r"\b(settings?|preferences|digest time|time ?zone|quiet hours|working hours)\b", re.IGNORECASE
+)
 _CHOICE = re.compile(r"^\s*#?(\d{1,2})\W*$")
 # Asking about escalations is not opening one: "open escalations?", "any escalations", "list escalations".
 _ESCALATION_QUESTION = re.compile(
@@ -121,7 +127,7 @@ def route(
         if resolution.account_id is not None and resolution.status in ("exact", "alias", "fuzzy"):
             account_id, account_name = resolution.account_id, resolution.name
         elif intent in ACCOUNT_INTENTS or intent == "milestones_overdue":
-            return resolution_reply(resolution, intent or "account_health"), None, None
+            return unresolved_reply(ctx, resolution, intent or "account_health"), None, None
     if intent in (None, "help") and _SETTINGS.search(parsed.text):
         from handlers.settings import user_settings
 
@@ -169,8 +175,11 @@ def route(
         )
     elif intent == "qbr_prep":
         from handlers.qbr import qbr_prep
+        from handlers.qbr_pack import variant_of, with_pack
 
         reply = qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
+        # The draft pack follows the prep card as a file ("qbr acme operational" for that variant).
+        reply = with_pack(reply, variant=variant_of(parsed.text), today=ctx.today)
     elif intent == "escalate":
         from handlers import escalations
 
@@ -207,6 +216,13 @@ def route(
         from handlers import portfolio
 
         reply = portfolio.at_risk(session, ctx=ctx, owner=parsed.owner, band=parsed.band)
+    elif intent in ("my_accounts", "portfolio_at_risk") and parsed.chart == "map":
+        from handlers.charts import health_map
+
+        # "health map", "show my portfolio map", "team map": the book drawn as health vs ARR.
+        reply = health_map(
+            session, ctx=ctx, models=models, owner=parsed.owner if parsed.owner != "me" else None
+        )
     elif intent == "my_accounts" and parsed.band:
         from handlers import portfolio
 
@@ -220,18 +236,28 @@ def route(
         )
     else:  # an intent the parser knows and we do not route yet
         reply = help_reply(parsed.text, unknown=True)
+    if parsed.chart and not reply.attachments:
+        from handlers.charts import with_charts
+
+        # "/health acme chart", "show me acme's trend": the answer first, its charts follow.
+        reply = with_charts(session, reply, ctx=ctx, models=models, owner=parsed.owner)
     return reply, account_id, account_name
 
 
 def answer(session: Session, text: str, ctx: ChatContext, *, models: HealthModels) -> Reply:
     """Answer one chat message. Never raises for bad input: the user gets help or a clear message."""
-    text = (text or "").strip()
+    text = (text or "").strip()[:MAX_MESSAGE_CHARS]
     if not text:
         return replace(help_reply(""), intent="help")
     if _SMALL_TALK.match(text):
         return _notice("Any time. Ask me about an account, renewals or risks whenever you need.")
+    if access.barred_reason(ctx.actor) is not None:
+        # Before any parsing: nothing about accounts, not even "which one did you mean".
+        if _HELP.match(text):
+            return replace(help_reply(""), intent="help")
+        return replace(_notice(access.no_access_line(session, ctx.actor)), intent=None)
     previous = load_state(session, ctx.thread_key)
-    index = account_index(session)
+    index = access.visible_index(session, ctx)
     picked = _picked_choice(text, previous)
     if picked is not None and previous is not None:
         # "2" answers the question that offered the choices, about the account picked.

@@ -11,13 +11,26 @@ Platform = Literal["console", "slack", "teams", "api", "scheduler"]
 
 @dataclass(frozen=True)
 class Actor:
-    """The person behind a request, matched to a CSM when we know them (csm_id None = unknown)."""
+    """The person behind a request, matched to a person record when we know them (csm_id None = unknown).
+
+    What an actor may see and change is decided by handlers.access from ``role`` and ``barred``.
+
+    Attributes:
+        role: admin | manager | csm | viewer for people with a record; "unknown" otherwise;
+            "service" for the data API's token and "system" for the scheduler's own posts.
+        barred: why this person sees no account data whatever their record says
+            (handlers.access.BARRED_REASONS: a Slack guest or external user, a Teams guest or a user
+            of another tenant); None when nothing bars them.
+        manager_id: the manager a person is attached to (a viewer's team).
+    """
 
     csm_id: int | None
     name: str
     email: str | None = None
-    role: str = "csm"  # csm | manager | admin | unknown
+    role: str = "csm"
     platform_user_id: str | None = None
+    barred: str | None = None
+    manager_id: int | None = None
 
     @property
     def known(self) -> bool:
@@ -35,6 +48,9 @@ class ChatContext:
         thread_key: identifies the conversation for follow-ups ("slack:C1:1700.1"); None = no memory.
         external: the channel is shared with another organisation (Slack Connect, Teams guests).
         allowed_account_ids: in an external channel, the only accounts that may be shown.
+        request_key: the platform's own id of this request (Slack view, trigger or event id,
+            Teams activity id): whatever the request creates is created once for it, so a retry
+            or a resubmission finds what the first attempt made.
     """
 
     platform: Platform
@@ -43,3 +59,4 @@ class ChatContext:
     thread_key: str | None = None
     external: bool = False
     allowed_account_ids: frozenset[int] = field(default_factory=frozenset)
+    request_key: str | None = None

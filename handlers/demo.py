@@ -21,13 +21,20 @@ def seed_demo(
     seed: int = 7,
     models: HealthModels | None = None,
     snapshot_days: int = 45,
+    scenario: str | None = None,
 ) -> DemoSummary:
     """Wipe the database, write a deterministic demo portfolio, then backfill health snapshots
     for the last ``snapshot_days`` days (at most as many as there are days of readings), so a
     fresh demo has trends."""
     models = models or load_health_models(None)
     summary = write_demo(
-        engine, today=today, accounts=accounts, days=days, seed=seed, models=models
+        engine,
+        today=today,
+        accounts=accounts,
+        days=days,
+        seed=seed,
+        models=models,
+        scenario=scenario,
     )
     span = min(snapshot_days, days)
     if span <= 0:

@@ -9,11 +9,12 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain.nlu import parse
-from handlers.accounts import account_index, account_summary, resolution_reply, resolve_account
+from handlers import access
+from handlers.accounts import account_summary, resolve_account, unresolved_reply
 from handlers.audit import record
 from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied, ValidationFailed
-from handlers.permissions import require_change
+from handlers.permissions import can_change, require_change, who_may_change
 from handlers.reply import Reply
 from storage.models import CSM, ESCALATION_SEVERITIES, Account, Escalation, EscalationEvent, utcnow
 
@@ -30,6 +31,13 @@ NOTE_MAX = 2000
 EXTERNAL_REFUSAL = (
     "Escalations are internal, and this channel is shared with another organisation, so I "
     "don't open one here. Open it from an internal channel or a direct message with me."
+)
+UNKNOWN_VIEWER = (
+    "I don't know you yet, so I can't show you escalations. Ask an admin to add your email."
+)
+EXTERNAL_VIEW_REFUSAL = (
+    "Escalations are internal, and this channel is shared with another organisation, so I "
+    "don't show them here."
 )
 
 
@@ -56,6 +64,19 @@ def escalation_context(
         # Where its Slack thread lives (None until posted); each platform reads only its own.
         "slack_channel_id": escalation.slack_channel_id,
         "slack_thread_ts": escalation.slack_thread_ts,
+        "teams_conversation_id": escalation.teams_conversation_id,
+        "teams_activity_id": escalation.teams_activity_id,
+    }
+
+
+def viewer_of(session: Session, escalation: Escalation, ctx: ChatContext) -> dict[str, Any]:
+    """The person a card is drawn for: a platform with per-person views (Teams) shows the
+    buttons only to those who may use them, and tells everyone else who may."""
+    account = session.get(Account, escalation.account_id)
+    return {
+        "name": ctx.actor.name,
+        "can_change": account is not None and can_change(session, ctx.actor, account),
+        "who": who_may_change(session, account) if account else "an admin",
     }
 
 
@@ -90,8 +111,21 @@ def _reply(
         "text": update_text(verb, actor=ctx.actor.name, owner=context["owner"], note=note),
     }
     return Reply(
-        template="escalation", context={"escalation": context, "update": update}, text=text
+        template="escalation",
+        context={
+            "escalation": context,
+            "update": update,
+            "viewer": viewer_of(session, escalation, ctx),
+        },
+        text=text,
     )
+
+
+def _opened_by(session: Session, request_key: str | None) -> Escalation | None:
+    """The escalation a request with this platform id already opened, if any."""
+    if not request_key:
+        return None
+    return session.exec(select(Escalation).where(Escalation.origin_key == request_key)).first()
 
 
 def update_reply(reply: Reply) -> Reply:
@@ -120,13 +154,20 @@ def open_escalation(
 
     Never from a channel shared with another organisation, whichever account it names.
     """
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
     found = resolve_account(session, ctx=ctx, intent="escalate", query=query, account_id=account_id)
     if isinstance(found, Reply):
         return found
-    if ctx.actor.csm_id is None:
-        raise PermissionDenied("I don't know you yet, so I can't open an escalation for you.")
+    existing = _opened_by(session, ctx.request_key)
+    if existing is not None:
+        # The same request again (a retry, a second submit of the same modal): nothing new.
+        reply = _reply(session, existing, ctx, "opened")
+        context = {**reply.context, "existing": True}
+        return Reply(
+            template=reply.template, context=context, text=reply.text, visibility="channel"
+        )
     severity = (severity or "sev2").lower()
     errors: dict[str, str] = {}
     if severity not in ESCALATION_SEVERITIES:
@@ -152,6 +193,7 @@ def open_escalation(
         opened_at=now,
         ack_due_at=now + ack,
         resolve_due_at=now + resolve,
+        origin_key=ctx.request_key,
     )
     session.add(escalation)
     session.flush()
@@ -261,6 +303,27 @@ def assign(session: Session, *, ctx: ChatContext, escalation_id: int, owner_emai
     )
 
 
+def escalation_view(session: Session, *, ctx: ChatContext, escalation_id: int) -> Reply:
+    """The escalation card as it is now, for this viewer (a refresh, a Cancel, a stale click)."""
+    if ctx.external:
+        raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
+    if ctx.actor.csm_id is None:
+        # A refresh can be asked for any id: only people we know see an escalation's details.
+        raise PermissionDenied(UNKNOWN_VIEWER)
+    escalation, _ = _escalation_and_account(session, escalation_id)
+    context = escalation_context(session, escalation, ctx)
+    name = context["account"]["name"] if context["account"] else "?"
+    return Reply(
+        template="escalation",
+        context={
+            "escalation": context,
+            "update": None,
+            "viewer": viewer_of(session, escalation, ctx),
+        },
+        text=f"Escalation #{escalation.id}: [{escalation.severity}] {name} — {escalation.title} ({escalation.status})",
+    )
+
+
 def open_escalations(session: Session, *, account_id: int | None = None) -> list[Escalation]:
     query = (
         select(Escalation)
@@ -276,6 +339,8 @@ def list_open(session: Session, *, ctx: ChatContext, account_id: int | None = No
     """Open and acknowledged escalations (of one account, or of the asker's scope), oldest first."""
     from handlers.portfolio import scope_for
 
+    if account_id is not None:
+        access.require(session, ctx, access.Action.READ_ACCOUNT)
     if ctx.external and (account_id is None or account_id not in ctx.allowed_account_ids):
         from handlers.accounts import not_here_reply
 
@@ -331,6 +396,17 @@ def add_note(session: Session, *, ctx: ChatContext, escalation_id: int, note: st
         raise ValidationFailed({"note": "Write the note first"})
     if len(note) > NOTE_MAX:
         raise ValidationFailed({"note": f"Keep the note under {NOTE_MAX} characters"})
+    if (
+        ctx.request_key
+        and session.exec(
+            select(EscalationEvent.id).where(EscalationEvent.origin_key == ctx.request_key)
+        ).first()
+    ):
+        # The same modal submitted again: the note is on the timeline already.
+        reply = _reply(session, escalation, ctx, "note", note=note)
+        return Reply(
+            template=reply.template, context={**reply.context, "existing": True}, text=reply.text
+        )
     session.add(
         EscalationEvent(
             escalation_id=escalation_id,
@@ -338,6 +414,7 @@ def add_note(session: Session, *, ctx: ChatContext, escalation_id: int, note: st
             actor_label=ctx.actor.email or ctx.actor.name,
             kind="note",
             note=note,
+            origin_key=ctx.request_key,
         )
     )
     record(
@@ -387,10 +464,9 @@ def escalation_form(session: Session, *, ctx: ChatContext, escalation_id: int, f
 
 def new_escalation_form(session: Session, *, ctx: ChatContext, account: str = "") -> Reply:
     """The data for the "open an escalation" modal; refused where it could not be opened anyway."""
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
-    if ctx.actor.csm_id is None:
-        raise PermissionDenied("I don't know you yet, so I can't open an escalation for you.")
     return Reply(
         template="escalation_open_modal",
         context={
@@ -414,6 +490,7 @@ def submit_escalation(
     description: str | None = None,
 ) -> Reply:
     """The modal's submit: every field is checked first, so all errors come back at once."""
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
     errors: dict[str, str] = {}
@@ -442,10 +519,13 @@ def submit_escalation(
 
 def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
     """`/escalate acme sev1 SSO is down`: the account, an optional severity, then the title."""
+    access.require(session, ctx, access.Action.OPEN_ESCALATION)
     if ctx.external:
         raise PermissionDenied(EXTERNAL_REFUSAL)
     # The chat parser already reads "acme sev1 SSO is down" after an escalate cue.
-    parsed = parse(f"escalate {text}", index=account_index(session), today=ctx.today)
+    parsed = parse(
+        f"escalate {text[:2000]}", index=access.visible_index(session, ctx), today=ctx.today
+    )
     resolution = parsed.account
     if resolution is None:
         return Reply(
@@ -454,7 +534,7 @@ def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
             text="Which account? Try “/escalate acme sev1 SSO is down”, or /escalate alone for a form.",
         )
     if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
-        return resolution_reply(resolution, "escalate")
+        return unresolved_reply(ctx, resolution, "escalate")
     return open_escalation(
         session,
         ctx=ctx,
@@ -473,4 +553,16 @@ def attach_thread(
         return
     escalation.slack_channel_id = slack_channel_id
     escalation.slack_thread_ts = slack_thread_ts
+    session.add(escalation)
+
+
+def attach_teams_card(
+    session: Session, *, escalation_id: int, conversation_id: str, activity_id: str
+) -> None:
+    """Remember the Teams message that is an escalation's card; the first one wins (it gets every update)."""
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or escalation.teams_activity_id:
+        return
+    escalation.teams_conversation_id = conversation_id
+    escalation.teams_activity_id = activity_id
     session.add(escalation)

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from domain.health import score_health, trend
+from domain.forecast import fits_trend
+from domain.health import OLDEST_READING_DAYS, trend
 from domain.health_model import HealthModel, HealthModels
+from domain.numbers import format_score, format_signed, shown_score
 from domain.signals import expansion_signal, forecast_summary
 from handlers.accounts import (
     OwnerFacts,
@@ -32,6 +34,7 @@ from storage.models import (
     IndicatorReading,
     Milestone,
     MilestoneEvent,
+    SurveyResponse,
 )
 
 SENTIMENT_KEY = "csm_sentiment"
@@ -67,28 +70,45 @@ _SENTIMENT = (
 
 
 def band_of_score(model: HealthModel, score: float | None) -> str:
-    return "insufficient" if score is None else model.bands.band(score)
+    """The band of a score as shown (one decimal), so a number and its colour always agree."""
+    shown = shown_score(score)
+    return "insufficient" if shown is None else model.bands.band(shown)
 
 
-def _latest_readings(session: Session, account_id: int, today: date) -> dict[str, IndicatorReading]:
+def _account_inputs(
+    session: Session, account_id: int, today: date
+) -> tuple[dict[str, list[tuple[date, float]]], dict[str, list[tuple[date, int]]]]:
+    """One account's readings (newest OLDEST_READING_DAYS days) and survey answers, by day."""
     rows = session.exec(
-        select(IndicatorReading)
+        select(IndicatorReading.indicator_key, IndicatorReading.day, IndicatorReading.value)
         .where(IndicatorReading.account_id == account_id, IndicatorReading.day <= today)
-        .where(IndicatorReading.day > today - timedelta(days=400))
+        .where(IndicatorReading.day > today - timedelta(days=OLDEST_READING_DAYS))
         .order_by(col(IndicatorReading.day))
     ).all()
-    latest: dict[str, IndicatorReading] = {}
-    for row in rows:
-        latest[row.indicator_key] = row
-    return latest
+    series: dict[str, list[tuple[date, float]]] = {}
+    for key, day, value in rows:
+        series.setdefault(key, []).append((day, value))
+    answers: dict[str, list[tuple[date, int]]] = {}
+    for kind, day, score in session.exec(
+        select(SurveyResponse.kind, SurveyResponse.responded_on, SurveyResponse.score)
+        .where(SurveyResponse.account_id == account_id, SurveyResponse.responded_on <= today)
+        .order_by(col(SurveyResponse.responded_on))
+    ).all():
+        answers.setdefault(kind, []).append((day, score))
+    return series, answers
 
 
 def live_snapshot(
     session: Session, account: Account, model: HealthModel, today: date
 ) -> HealthSnapshot:
-    """Score from the readings when no snapshot exists yet (fresh import); not stored."""
-    latest = _latest_readings(session, account.id or 0, today)
-    result = score_health(model, {k: (r.day, r.value) for k, r in latest.items()}, today)
+    """Score and forecast from the readings when no snapshot exists yet (fresh import); not
+    stored. The same computation as the nightly recompute."""
+    # Imported here: the card usually reads a stored snapshot and never needs the recompute.
+    from handlers.recompute import score_day
+
+    series, answers = _account_inputs(session, account.id or 0, today)
+    fitted = frozenset(i.key for i in model.indicators if fits_trend(i))
+    result, forecast = score_day(model, series, answers, today, fitted)
     return HealthSnapshot(
         account_id=account.id or 0,
         day=today,
@@ -98,11 +118,15 @@ def live_snapshot(
         model_name=model.name,
         indicator_scores=result.indicator_scores_json(),
         drivers=result.drivers_json(),
+        forecast_red_in_days=forecast.red_in_days,
+        forecast_red_earliest=forecast.red_in_days_earliest,
+        forecast_red_latest=forecast.red_in_days_latest,
+        forecast_status=forecast.status,
     )
 
 
 def rescore_today(session: Session, account: Account, *, models: HealthModels, today: date) -> None:
-    """Replace today's snapshot score after a chat change, keeping the stored forecast."""
+    """Replace today's snapshot (score and forecast) after a chat change."""
     model = models.for_segment(account.segment)
     fresh = live_snapshot(session, account, model, today)
     stored = session.exec(
@@ -115,6 +139,11 @@ def rescore_today(session: Session, account: Account, *, models: HealthModels, t
     else:
         stored.score, stored.band, stored.coverage = fresh.score, fresh.band, fresh.coverage
         stored.indicator_scores, stored.drivers = fresh.indicator_scores, fresh.drivers
+        # The forecast starts from today's readings, so a changed reading changes it too.
+        stored.forecast_red_in_days = fresh.forecast_red_in_days
+        stored.forecast_red_earliest = fresh.forecast_red_earliest
+        stored.forecast_red_latest = fresh.forecast_red_latest
+        stored.forecast_status = fresh.forecast_status
         session.add(stored)
     session.flush()
 
@@ -148,54 +177,83 @@ def health_context(
         _score_on_or_before(history, snapshot.day - timedelta(days=7)),
         _score_on_or_before(history, snapshot.day - timedelta(days=30)),
     )
-    delta_7 = None if moved.delta_7d is None else round(moved.delta_7d, 1)
-    delta_30 = None if moved.delta_30d is None else round(moved.delta_30d, 1)
     direction = moved.direction
-    indicators = []
-    for indicator in model.indicators:
-        stored = snapshot.indicator_scores.get(indicator.key, {})
-        score = stored.get("score")
-        indicators.append(
-            {
-                "key": indicator.key,
-                "label": indicator.label,
-                "kind": indicator.kind,
-                "unit": indicator.unit,
-                "value": stored.get("value"),
-                "score": None if score is None else round(score),
-                "status": stored.get("status", "missing"),
-                "band": band_of_score(model, score),
-            }
-        )
+    indicators = [_indicator_row(model, indicator, snapshot) for indicator in model.indicators]
     drivers = [
         {
             "key": d["key"],
             "label": d["label"],
-            "score": round(d["score"]),
-            "impact": round(d["impact"]),
+            "score": shown_score(d["score"]),
+            "impact": shown_score(d["impact"]),
         }
         for d in (snapshot.drivers or [])[:3]
     ]
     usage = snapshot.indicator_scores.get("product_usage", {}).get("value")
+    status = getattr(snapshot, "forecast_status", None)
+    earliest = getattr(snapshot, "forecast_red_earliest", None)
+    latest = getattr(snapshot, "forecast_red_latest", None)
     return {
         "day": snapshot.day.isoformat(),
-        "score": None if snapshot.score is None else round(snapshot.score),
+        # A card from an older snapshot (the nightly recompute has not run) says so.
+        "as_of": snapshot.day.isoformat() if snapshot.day < today else None,
+        "score": shown_score(snapshot.score),
         "band": snapshot.band,
         "coverage": round(snapshot.coverage, 2),
         "trend": {
-            "delta_7d": delta_7,
-            "delta_30d": delta_30,
+            "delta_7d": moved.delta_7d,
+            "delta_30d": moved.delta_30d,
             "direction": direction,
+            "basis": moved.basis,
             "arrow": TREND_ARROWS[direction],
         },
         "forecast": {
             "red_in_days": snapshot.forecast_red_in_days,
-            "summary": forecast_summary(snapshot.forecast_red_in_days),
+            "red_in_days_earliest": earliest,
+            "red_in_days_latest": latest,
+            "status": status,
+            "summary": forecast_summary(snapshot.forecast_red_in_days, earliest, latest, status),
         },
         "indicators": indicators,
         "drivers": drivers,
         "expansion_signal": expansion_signal(usage, account.licensed_seats),
     }
+
+
+def _indicator_row(model: HealthModel, indicator: Any, snapshot: Any) -> dict[str, Any]:
+    """One indicator line of the card: value, score and band as shown, and how fresh it is."""
+    stored = snapshot.indicator_scores.get(indicator.key, {})
+    score = shown_score(stored.get("score"))
+    status = stored.get("status", "missing")
+    age = stored.get("age_days")
+    responses = stored.get("responses")
+    survey = None
+    if responses is not None and indicator.survey:
+        survey = {
+            "kind": indicator.survey,
+            "responses": responses,
+            "window_days": indicator.survey_window,
+        }
+    return {
+        "key": indicator.key,
+        "label": indicator.label,
+        "kind": indicator.kind,
+        "unit": indicator.unit,
+        "value": stored.get("value"),
+        "score": score,
+        "status": status,
+        "band": band_of_score(model, score),
+        "day": stored.get("day"),
+        "age_days": age,
+        # "stale, 31 days old": a reading too old to count, shown with its age, never as missing.
+        "freshness": _freshness(status, age),
+        "survey": survey,
+    }
+
+
+def _freshness(status: str, age: int | None) -> str:
+    if status == "stale" and age is not None:
+        return f"stale, {age} {'day' if age == 1 else 'days'} old"
+    return "no reading" if status == "missing" else status
 
 
 def sentiment_context(session: Session, account_id: int, today: date) -> dict[str, Any] | None:
@@ -241,12 +299,17 @@ def health_text(account: dict[str, Any], health: dict[str, Any]) -> str:
     if health["score"] is None:
         head = f"{account['name']}: insufficient data for a health score"
     else:
-        head = f"{account['name']}: {health['score']}/100 {health['band']}"
+        head = f"{account['name']}: {format_score(health['score'])}/100 {health['band']}"
     if account.get("churned_on"):
         return f"{head} (churned on {account['churned_on']}; last scored {health['day']})"
+    if health.get("as_of"):
+        head += f" (as of {health['as_of']})"
     delta = health["trend"]["delta_7d"]
     if delta is not None:
-        head += f", {_signed(delta)} in 7 days"
+        head += f", {format_signed(delta)} in 7 days"
+    delta_30 = health["trend"]["delta_30d"]
+    if delta_30 is not None:
+        head += f", {format_signed(delta_30)} in 30 days"
     if health["forecast"]["summary"] and health["band"] != "red":
         head += f", {health['forecast']['summary']}"
     if health["drivers"]:
@@ -315,8 +378,8 @@ def account_changes(
             changes.append(
                 {
                     "kind": "score",
-                    "text": f"Score {then.score:.0f} → {now.score:.0f} "
-                    f"({_signed(now.score - then.score)})",
+                    "text": f"Score {format_score(then.score)} → {format_score(now.score)} "
+                    f"({format_signed(now.score - then.score)})",
                 }
             )
         for key, current in now.indicator_scores.items():
@@ -327,7 +390,8 @@ def account_changes(
                     {
                         "kind": "indicator",
                         "text": f"{current.get('label', key)}: {_fmt(before.get('value'))} → "
-                        f"{_fmt(current.get('value'))} (score {s_then:.0f} → {s_now:.0f})",
+                        f"{_fmt(current.get('value'))} "
+                        f"(score {format_score(s_then)} → {format_score(s_now)})",
                     }
                 )
     events = session.exec(
@@ -373,12 +437,6 @@ def account_changes(
         },
         text=text,
     )
-
-
-def _signed(value: float) -> str:
-    """A score change as the cards print it: +3, −8 (a real minus sign), ±0."""
-    rounded = round(value)
-    return "±0" if rounded == 0 else f"{rounded:+d}".replace("-", "−")
 
 
 def _fmt(value: Any) -> str:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from domain.nlu.suggest import help_examples
+from handlers.context import ChatContext
 from handlers.reply import Reply
 
 COMMANDS = (
     ("health <account>", "Health card: score, band, trend, drivers, forecast, renewal, owner"),
+    ("health <account> chart", "The card, then charts: health over time and its indicators"),
+    ("health map", "Your book (or team) as health against ARR: fix, watch, protect, grow"),
     ("plan <account>", "Success plan with milestones you can move"),
     ("overdue [account]", "Milestones past their due date"),
     ("renewals [days]", "Renewals coming up (default: next 90 days)"),
     ("risks", "Accounts at risk, worst first"),
     ("my accounts", "Your portfolio with health"),
     ("changes <account>", "What changed for an account this week"),
-    ("qbr <account>", "QBR prep: value delivered, risks, agenda"),
+    ("qbr <account> [operational]", "QBR prep, then a draft deck (executive or operational)"),
     ("escalate <account> sev1|sev2|sev3 <title>", "Open an escalation thread"),
-    ("settings", "Your digest time and timezone"),
+    ("settings", "Your digest time, working hours and what interrupts you"),
 )
 
 
@@ -33,4 +36,31 @@ def help_reply(text: str = "", *, unknown: bool = False) -> Reply:
             "commands": [{"usage": u, "description": d} for u, d in COMMANDS],
         },
         text=fallback,
+    )
+
+
+def welcome_reply(ctx: ChatContext) -> Reply:
+    """The first message after an install: who I am, what to try, and whether I know the reader yet."""
+    first = ctx.actor.name.split()[0] if ctx.actor.name else None
+    known = ctx.actor.csm_id is not None
+    lead = f"Hi {first}! " if first else "Hi! "
+    if known:
+        text = (
+            lead + "I'm CSM Assistant: ask me about an account's health, its success plan, "
+            "renewals or risks, and open escalations. Try “health acme”."
+        )
+    else:
+        text = (
+            lead + "I'm CSM Assistant. I don't know you yet, so I can't show account data: "
+            "ask an admin to add your email (csm-bot people add)."
+        )
+    return Reply(
+        template="welcome",
+        context={
+            "name": first,
+            "known": known,
+            "examples": help_examples("", limit=3),
+            "commands": [{"usage": u, "description": d} for u, d in COMMANDS],
+        },
+        text=text,
     )

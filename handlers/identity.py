@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from handlers.context import Actor, Platform
 from storage.models import CSM
+
+logger = logging.getLogger(__name__)
 
 _ID_COLUMN = {"slack": "slack_user_id", "teams": "teams_user_id"}
 
@@ -18,12 +22,17 @@ def actor_of(csm: CSM, platform_user_id: str | None = None) -> Actor:
         email=csm.email,
         role=csm.role,
         platform_user_id=platform_user_id,
+        manager_id=csm.manager_id,
     )
 
 
-def unknown_actor(user_id: str | None, name: str | None = None) -> Actor:
-    """Someone we cannot match: they may read, never write."""
-    return Actor(csm_id=None, name=name or "someone", role="unknown", platform_user_id=user_id)
+def unknown_actor(
+    user_id: str | None, name: str | None = None, *, barred: str | None = None
+) -> Actor:
+    """Someone we cannot match (or may not trust): they see no account data (handlers.access)."""
+    return Actor(
+        csm_id=None, name=name or "someone", role="unknown", platform_user_id=user_id, barred=barred
+    )
 
 
 def actor_for(
@@ -33,8 +42,17 @@ def actor_for(
     user_id: str,
     email: str | None = None,
     name: str | None = None,
+    link: bool = True,
 ) -> Actor:
-    """The Actor for a platform user; remembers the platform id on the first email match."""
+    """The Actor for a platform user; links the platform id to the person on the first email match.
+
+    Linking happens once: a person already linked to another user id of this platform is never
+    matched by email alone (someone else with their email address does not become them).
+
+    Args:
+        link: store the platform id on an email match; False when the request could not be
+            verified (Teams' local development mode), so nothing unverified is remembered.
+    """
     column_name = _ID_COLUMN.get(platform)
     if column_name:
         column = getattr(CSM, column_name)
@@ -46,7 +64,18 @@ def actor_for(
             select(CSM).where(func.lower(CSM.email) == email.strip().lower())
         ).first()
         if csm is not None:
-            if column_name and getattr(csm, column_name) in (None, ""):
+            linked = getattr(csm, column_name) if column_name else None
+            if linked and linked != user_id:
+                logger.warning(
+                    "%s user %s has the email of person %s, who is linked to another %s user: "
+                    "not matched",
+                    platform,
+                    user_id,
+                    csm.id,
+                    platform,
+                )
+                return unknown_actor(user_id, name)
+            if column_name and link and not linked:
                 setattr(csm, column_name, user_id)
                 session.add(csm)
                 session.flush()

@@ -1,42 +1,7 @@
-"""Who may change what: the owner CSM, the owner's manager, or an admin. Everyone else reads."""
+"""Who may change what: kept for its importers; the rules themselves live in handlers.access."""
 
 from __future__ import annotations
 
-from typing import Any
+from handlers.access import can_change, deciders, require_change, who_may_change
 
-from sqlmodel import Session
-
-from handlers.context import Actor
-from handlers.errors import PermissionDenied
-from storage.models import CSM, Account
-
-
-def can_change(session: Session, actor: Actor, account: Account, *, owner: Any = None) -> bool:
-    """owner: the account's owner CSM (or its OwnerFacts) when the caller has it; else looked up."""
-    if actor.csm_id is None:
-        return False
-    if actor.role == "admin" or account.owner_id == actor.csm_id:
-        return True
-    if actor.role == "manager" and account.owner_id is not None:
-        if owner is None or owner.id != account.owner_id:
-            owner = session.get(CSM, account.owner_id)
-        return owner is not None and owner.manager_id == actor.csm_id
-    return False
-
-
-def require_change(session: Session, actor: Actor, account: Account, what: str) -> None:
-    """Raise PermissionDenied, with a message that says who can, unless the actor may change it."""
-    if can_change(session, actor, account):
-        return
-    if actor.csm_id is None:
-        raise PermissionDenied(
-            f"I don't know you yet, so I can't let you change {what} for {account.name}. "
-            "Ask an admin to add your email to CSM Assistant."
-        )
-    owner = session.get(CSM, account.owner_id) if account.owner_id else None
-    who = (
-        f"{owner.name} (the owner), their manager" if owner else "the account owner, their manager"
-    )
-    raise PermissionDenied(
-        f"Only {who} or an admin can change {what} for {account.name}. Nothing was changed."
-    )
+__all__ = ["can_change", "deciders", "require_change", "who_may_change"]

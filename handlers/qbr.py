@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain.health_model import HealthModels
+from domain.numbers import shown_score
 from handlers.accounts import account_summary, resolve_account
 from handlers.alerts import account_briefs
 from handlers.context import ChatContext
@@ -18,6 +20,7 @@ from storage.models import (
     Account,
     Escalation,
     HealthSnapshot,
+    KpiReading,
     Milestone,
     Objective,
     Renewal,
@@ -35,6 +38,20 @@ LEAVE_OUT = (
 )
 # Weekly points of the health trend chart.
 TREND_WEEKS = 12
+# What we do about a weak indicator: the action a QBR proposes next to the risk.
+INDICATOR_ACTIONS = {
+    "product_usage": "Adoption push with the champion: a team-by-team usage review, then enable "
+    "the unused seats",
+    "feature_adoption": "Enablement on the key features of the success plan, run as separate "
+    "sessions after the review",
+    "support_tickets": "Ticket review with Support before the QBR; each open ticket gets an "
+    "owner and a date",
+    "exec_engagement": "Re-engage the executive sponsor: this review, then a monthly check-in",
+    "nps": "Close the loop with detractors and show what changed since their feedback",
+    "payment_days_overdue": "Finance follows up on the overdue invoice directly (kept out of "
+    "the review)",
+    "csm_sentiment": "Name the concern openly and agree what the sponsor will do about it",
+}
 
 
 def _kpis(session: Session, account_id: int) -> list[dict[str, Any]]:
@@ -44,6 +61,13 @@ def _kpis(session: Session, account_id: int) -> list[dict[str, Any]]:
         .where(SuccessPlan.account_id == account_id, col(Objective.kpi).is_not(None))
         .order_by(col(Objective.position))
     ).all()
+    measured = dict(
+        session.exec(
+            select(KpiReading.objective_id, func.max(KpiReading.day))
+            .where(col(KpiReading.objective_id).in_([o.id for o in rows]))
+            .group_by(col(KpiReading.objective_id))
+        ).all()
+    )
     kpis = []
     for o in rows:
         progress = None
@@ -69,6 +93,8 @@ def _kpis(session: Session, account_id: int) -> list[dict[str, Any]]:
                 else (o.kpi_unit if o.kpi_unit == "%" else f" {o.kpi_unit}"),
                 "progress_pct": progress,
                 "on_track": progress is not None and progress >= 70,
+                # The day of the latest KPI reading: where "current" comes from.
+                "measured_on": measured[o.id].isoformat() if o.id in measured else None,
             }
         )
     return kpis
@@ -87,7 +113,7 @@ def _trend_series(session: Session, account_id: int, today: date) -> list[dict[s
     return [
         {
             "day": d.isoformat(),
-            "score": None if d not in snaps or snaps[d].score is None else round(snaps[d].score),
+            "score": None if d not in snaps else shown_score(snaps[d].score),
             "band": snaps[d].band if d in snaps else None,
         }
         for d in days
@@ -178,22 +204,66 @@ def qbr_prep(
         .limit(1)
     ).first()
 
-    risks: list[str] = []
+    # Each risk with what we do about it and where it comes from (the pack's notes cite it).
+    snapshot_source = f"health snapshot of {health['day']}"
+    risk_items: list[dict[str, str]] = []
     if health["band"] in ("red", "amber"):
-        risks.append(f"Health is {health['band']} ({health['score']}/100)")
+        risk_items.append(
+            {
+                "risk": f"Health is {health['band']} ({health['score']}/100)",
+                "action": "Agree a recovery plan with the sponsor around the weakest indicators, "
+                "reviewed every two weeks until the account is green",
+                "source": snapshot_source,
+            }
+        )
     elif health["score"] is None:
         # No score is itself a risk: the review would have no evidence of value to show.
-        risks.append(
-            "Not enough health data for a score "
-            f"({round(health['coverage'] * 100)}% of the indicator weight has fresh readings)"
+        risk_items.append(
+            {
+                "risk": "Not enough health data for a score "
+                f"({round(health['coverage'] * 100)}% of the indicator weight has fresh readings)",
+                "action": "Collect the missing readings before the review so value can be shown",
+                "source": snapshot_source,
+            }
         )
-    if health["forecast"]["summary"] and health["band"] != "red":
-        risks.append(f"Forecast: {health['forecast']['summary']}")
-    risks += [
-        f"Weak: {d['label']} (score {d['score']})" for d in health["drivers"] if d["score"] < 60
+    red_in = health["forecast"]["red_in_days"]
+    if red_in is not None and red_in > 0 and health["band"] != "red":
+        # Only a coming red is a risk; "no clear trend" or "no red in sight" are not.
+        risk_items.append(
+            {
+                "risk": f"Forecast: {health['forecast']['summary']}",
+                "action": "Act on the leading indicators now, before the lagging ones move",
+                "source": f"{snapshot_source} (forecast from the 28-day robust trend of the "
+                "continuous leading indicators)",
+            }
+        )
+    risk_items += [
+        {
+            "risk": f"Weak: {d['label']} (score {d['score']})",
+            "action": INDICATOR_ACTIONS.get(d["key"], "Agree an owner and a date for a fix"),
+            "source": snapshot_source,
+        }
+        for d in health["drivers"]
+        if d["score"] < 60
     ]
-    risks += [f"Overdue milestone: {t}" for t in brief["milestones"]["overdue_titles"]]
-    risks += [f"Open {e.severity} escalation: {e.title}" for e in escalations]
+    risk_items += [
+        {
+            "risk": f"Overdue milestone: {t}",
+            "action": "Re-plan it with its owner and agree the new date in the room",
+            "source": "success plan milestones",
+        }
+        for t in brief["milestones"]["overdue_titles"]
+    ]
+    risk_items += [
+        {
+            "risk": f"Open {e.severity} escalation: {e.title}",
+            "action": "The escalation owner reports status and the resolution date; the detail "
+            "stays out of the review",
+            "source": f"escalation #{e.id} opened {e.opened_at.date().isoformat()}",
+        }
+        for e in escalations
+    ]
+    risks = [item["risk"] for item in risk_items]
 
     audiences = _audiences(session, qbr, aid)
     roles = sorted({p["role"] for p in audiences} | {"decision_maker", "champion"})
@@ -251,6 +321,7 @@ def qbr_prep(
             else None
         ),
         "health": {
+            "day": health["day"],
             "score": health["score"],
             "band": health["band"],
             "trend": health["trend"],
@@ -277,8 +348,10 @@ def qbr_prep(
             for m in nxt
         ],
         "risks": risks[:8],
+        "risk_items": risk_items[:8],
         "renewal": (
             {
+                "id": renewal.id,
                 "date": renewal.renewal_date.isoformat(),
                 "days_left": (renewal.renewal_date - today).days,
                 "arr": renewal.arr,

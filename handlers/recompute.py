@@ -20,17 +20,18 @@ from sqlalchemy import Column, Date, MetaData, Table, Text, bindparam, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from domain.forecast import forecast_red
-from domain.health import score_health
+from domain.forecast import Forecast, fits_trend, forecast_red
+from domain.health import OLDEST_READING_DAYS, HealthResult, score_health
+from domain.numbers import round_half_away
+from domain.surveys import survey_reading
 from storage.bulk import table
 
 if TYPE_CHECKING:
-    from domain.health import HealthResult
     from domain.health_model import HealthModel, HealthModels
 
 logger = logging.getLogger(__name__)
 
-# The forecast fits a slope over this many days of each leading indicator.
+# The forecast fits a trend over this many days of each continuous leading indicator.
 FORECAST_WINDOW_DAYS = 28
 FORECAST_HORIZON_DAYS = 60
 WRITE_BATCH = 2_000
@@ -52,19 +53,27 @@ class RecomputeSummary:
 
 
 def lookback_days(models: HealthModels) -> dict[str, int]:
-    """Per indicator key, how many days of readings scoring and forecasting can use.
+    """Per indicator key, how many days of readings a range of days reads in full.
 
     A reading older than its max age no longer counts, and the forecast only looks at the last
-    FORECAST_WINDOW_DAYS of leading indicators; nothing older is ever read.
+    FORECAST_WINDOW_DAYS of continuous leading indicators. Older readings are only read one per
+    account and key (the newest), to show as stale.
     """
     need: dict[str, int] = {}
     for model in _all_models(models):
         for ind in model.indicators:
             days = ind.max_age_days
-            if ind.kind == "leading":
+            if fits_trend(ind):
                 days = max(days, FORECAST_WINDOW_DAYS)
             need[ind.key] = max(need.get(ind.key, 0), days)
     return need
+
+
+def fitted_keys(models: HealthModels) -> frozenset[str]:
+    """Keys of the indicators the forecast fits a trend to, in any of the models."""
+    return frozenset(
+        ind.key for m in _all_models(models) for ind in m.indicators if fits_trend(ind)
+    )
 
 
 def _all_models(models: HealthModels) -> list[HealthModel]:
@@ -87,14 +96,6 @@ def _keys_table(cutoffs: dict[str, date], params: dict[str, Any], dialect: str, 
     return " UNION ALL ".join(rows)
 
 
-def _max_age(models: HealthModels) -> dict[str, int]:
-    ages: dict[str, int] = {}
-    for model in _all_models(models):
-        for ind in model.indicators:
-            ages[ind.key] = max(ages.get(ind.key, 0), ind.max_age_days)
-    return ages
-
-
 def readings_queries(
     models: HealthModels,
     first: date,
@@ -108,11 +109,13 @@ def readings_queries(
     Each comes back ordered by account, so callers stream them account by account. For a single
     day (the scheduler's daily run) they are:
 
-    * the forecast window: the last FORECAST_WINDOW_DAYS of each leading indicator;
-    * the latest reading of every indicator within its max age (a 120-day NPS look-back would
-      otherwise drag 120 daily rows per account into Python only to keep the newest).
+    * the forecast window: the last FORECAST_WINDOW_DAYS of each continuous leading indicator;
+    * the newest reading of every indicator (up to OLDEST_READING_DAYS old: an old one is shown
+      as stale, with its age), one index seek per account and key (a 120-day NPS look-back
+      would otherwise drag 120 daily rows per account into Python only to keep the newest).
 
-    For a range of days (backfills) every reading inside each indicator's look-back is read.
+    For a range of days (backfills) every reading inside each indicator's look-back is read,
+    plus the newest one before it (what the first days of the range see as stale).
     Shared with the benchmark, which times exactly these reads as its baseline.
     """
     ids_sql = " WHERE a.id IN :ids" if account_ids is not None else ""
@@ -120,6 +123,21 @@ def readings_queries(
     if account_ids is not None:
         base["ids"] = list(account_ids)
     select_cols = "SELECT r.account_id, r.indicator_key, r.day, r.value FROM account a CROSS JOIN"
+    keys_all = {i.key for m in _all_models(models) for i in m.indicators}
+
+    def newest(cutoffs: dict[str, date], oldest: date, prefix: str, *, before: bool) -> tuple:
+        params = {k: v for k, v in base.items() if k != "last"} | {"oldest": oldest}
+        keys = _keys_table(cutoffs, params, dialect, prefix)
+        # The newest day per account and key is one index seek; only that row is then read.
+        upper = "x.day < k.cutoff" if before else "x.day <= k.cutoff"
+        sql = (
+            f"{select_cols} ({keys}) k JOIN indicator_reading r ON r.account_id = a.id "
+            "AND r.indicator_key = k.ikey AND r.day = (SELECT MAX(x.day) FROM indicator_reading x "
+            f"WHERE x.account_id = a.id AND x.indicator_key = k.ikey AND {upper} "
+            f"AND x.day >= :oldest){ids_sql} ORDER BY a.id"
+        )
+        return sql, params
+
     if first != last:
         params = dict(base)
         cutoffs = {key: first - timedelta(days=days) for key, days in lookback_days(models).items()}
@@ -129,31 +147,23 @@ def readings_queries(
             "AND r.indicator_key = k.ikey AND r.day >= k.cutoff AND r.day <= :last"
             f"{ids_sql} ORDER BY a.id"
         )
-        return [(sql, params)]
+        oldest = first - timedelta(days=OLDEST_READING_DAYS)
+        return [(sql, params), newest(cutoffs, oldest, "b", before=True)]
 
-    leading = {i.key for m in _all_models(models) for i in m.indicators if i.kind == "leading"}
+    fitted = fitted_keys(models)
     window_params = dict(base)
     start = last - timedelta(days=FORECAST_WINDOW_DAYS - 1)
-    keys = _keys_table(dict.fromkeys(leading, start), window_params, dialect, "w")
+    keys = _keys_table(dict.fromkeys(fitted, start), window_params, dialect, "w")
     window = (
         f"{select_cols} ({keys}) k JOIN indicator_reading r ON r.account_id = a.id "
         "AND r.indicator_key = k.ikey AND r.day >= k.cutoff AND r.day <= :last"
         f"{ids_sql} ORDER BY a.id"
     )
-    latest_params = dict(base)
-    ages = {key: last - timedelta(days=days) for key, days in _max_age(models).items()}
-    keys = _keys_table(ages, latest_params, dialect, "l")
-    # The newest day per account and key is one index seek; only that row is then read.
-    latest = (
-        f"{select_cols} ({keys}) k JOIN indicator_reading r ON r.account_id = a.id "
-        "AND r.indicator_key = k.ikey AND r.day = (SELECT MAX(x.day) FROM indicator_reading x "
-        "WHERE x.account_id = a.id AND x.indicator_key = k.ikey AND x.day <= :last "
-        f"AND x.day >= k.cutoff){ids_sql} ORDER BY a.id"
+    latest = newest(
+        dict.fromkeys(keys_all, last), last - timedelta(days=OLDEST_READING_DAYS), "l", before=False
     )
-    # A model of lagging indicators only has nothing to forecast from.
-    return (
-        [(window, window_params), (latest, latest_params)] if leading else [(latest, latest_params)]
-    )
+    # A model without continuous leading indicators has nothing to fit a trend to.
+    return [(window, window_params), latest] if fitted else [latest]
 
 
 def _text(sql: str, params: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -269,7 +279,7 @@ def _sorted(series: dict[str, list[tuple[date, float]]]) -> dict[str, list[tuple
     return series
 
 
-def _accounts(
+def scored_accounts(
     conn: Connection, first: date, account_ids: Sequence[int] | None
 ) -> list[tuple[int, str | None, date | None]]:
     """(id, segment, churned_on) of the accounts to score, in id order.
@@ -324,10 +334,10 @@ class _JsonText:
         cache = self._scores
         pieces = []
         for r in result.indicators:
-            score = None if r.score is None else round(r.score, 1)
+            score = None if r.score is None else round_half_away(r.score)
             effective = round(r.effective_weight, 4)
             key = (r.key, r.label, r.kind, r.value, score, r.day, r.age_days, r.status, r.weight)
-            key = self._exact((*key, effective), r.value, score, effective)
+            key = self._exact((*key, effective, r.responses), r.value, score, effective)
             piece = cache.get(key)
             if piece is None:
                 entry = {
@@ -341,6 +351,8 @@ class _JsonText:
                     "weight": r.weight,
                     "effective_weight": effective,
                 }
+                if r.responses is not None:
+                    entry["responses"] = r.responses
                 piece = cache[key] = f"{json.dumps(r.key)}: {json.dumps(entry)}"
             pieces.append(piece)
         return "{" + ", ".join(pieces) + "}"
@@ -349,8 +361,8 @@ class _JsonText:
         cache = self._drivers
         pieces = []
         for d in result.drivers:
-            score = round(d.score, 1)
-            impact = round(d.impact, 1)
+            score = round_half_away(d.score)
+            impact = round_half_away(d.impact)
             key = self._exact(
                 (d.key, d.label, d.kind, d.value, score, d.weight, impact), d.value, score, impact
             )
@@ -383,6 +395,9 @@ def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
         "indicator_scores",
         "drivers",
         "forecast_red_in_days",
+        "forecast_red_earliest",
+        "forecast_red_latest",
+        "forecast_status",
         "computed_at",
     )
     return stmt.on_conflict_do_update(
@@ -391,50 +406,78 @@ def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
     )
 
 
-def _snapshot_row(
-    account_id: int,
-    day: date,
-    model: HealthModel,
-    series: dict[str, list[tuple[date, float]]],
-    fitted: frozenset[str],
-    computed_at: Any,
-    in_range: bool,
-    as_text: _JsonText | None = None,
-) -> dict[str, Any]:
-    """Score one account on one day from its (day-sorted) readings.
+Surveys = dict[str, list[tuple[date, int]]]
 
-    With ``as_text`` the JSON columns come as JSON text (for _snapshot_text_table), else as
-    the plain data the JSON column type serializes.
+
+def score_day(
+    model: HealthModel,
+    series: Series,
+    surveys: Surveys,
+    day: date,
+    fitted: frozenset[str],
+    in_range: bool = False,
+) -> tuple[HealthResult, Forecast]:
+    """Score one account on one day from its (day-sorted) readings and survey answers, and
+    forecast from there: what recompute stores and the backtest replays.
+
+    ``in_range`` says every reading is on or before ``day`` (saves the search). Survey answers in
+    a survey-fed indicator's window are its value (the newest imported reading otherwise).
     """
     latest: dict[str, tuple[date, float]] = {}
     window: dict[str, list[tuple[date, float]]] = {}
     window_start = (day - _WINDOW, _INF)
-    usable = True
     for key, lst in series.items():
         end = len(lst) if in_range else bisect_right(lst, (day, _INF))
         if not end:
             continue
         latest[key] = last = lst[end - 1]
-        if last[1] != last[1]:
-            usable = False  # NaN newest reading: the forecast looks past it, the score does not
         if key in fitted:
-            # The forecast fits a line through the last FORECAST_WINDOW_DAYS only; handing it
+            # The forecast fits a trend through the last FORECAST_WINDOW_DAYS only; handing it
             # older rows would just make it skip them one by one.
             start = bisect_right(lst, window_start, 0, end)
             window[key] = lst[start:end] if start < end else [last]
-        else:
-            window[key] = [last]
-    result = score_health(model, latest, day)
+    responses: dict[str, int] | None = None
+    if surveys:
+        for ind in model.survey_fed:
+            answers = surveys.get(ind.survey or "")
+            if not answers:
+                continue
+            reading = survey_reading(ind.survey or "", answers, day, ind.survey_window)
+            if reading is not None:
+                latest[ind.key] = (reading.newest, reading.value)
+                if responses is None:
+                    responses = {}
+                responses[ind.key] = reading.responses
+    result = score_health(model, latest, day, responses=responses)
     forecast = forecast_red(
         model,
         window,
         day,
         horizon_days=FORECAST_HORIZON_DAYS,
         window_days=FORECAST_WINDOW_DAYS,
-        # The forecast starts from the same newest readings: reuse their score, unless a NaN
-        # newest reading makes the two differ (the forecast then scores what it sees itself).
-        current=result if usable else None,
+        # The projection starts from exactly this score (never a second scoring of the same day).
+        current=result,
     )
+    return result, forecast
+
+
+def _snapshot_row(
+    account_id: int,
+    day: date,
+    model: HealthModel,
+    series: Series,
+    surveys: Surveys,
+    fitted: frozenset[str],
+    computed_at: Any,
+    in_range: bool,
+    as_text: _JsonText | None = None,
+) -> dict[str, Any]:
+    """One account's snapshot row for one day.
+
+    With ``as_text`` the JSON columns come as JSON text (for _snapshot_text_table), else as
+    the plain data the JSON column type serializes.
+    """
+    result, forecast = score_day(model, series, surveys, day, fitted, in_range)
     return {
         "account_id": account_id,
         "day": day,
@@ -447,8 +490,58 @@ def _snapshot_row(
         ),
         "drivers": result.drivers_json() if as_text is None else as_text.drivers(result),
         "forecast_red_in_days": forecast.red_in_days,
+        "forecast_red_earliest": forecast.red_in_days_earliest,
+        "forecast_red_latest": forecast.red_in_days_latest,
+        "forecast_status": forecast.status,
         "computed_at": computed_at,
     }
+
+
+def survey_kinds(models: HealthModels) -> dict[str, int]:
+    """Survey kinds that feed an indicator, with the longest window any model reads them over."""
+    kinds: dict[str, int] = {}
+    for model in _all_models(models):
+        for ind in model.survey_fed:
+            kind = ind.survey or ""
+            kinds[kind] = max(kinds.get(kind, 0), ind.survey_window)
+    return kinds
+
+
+def stream_surveys(
+    conn: Connection,
+    models: HealthModels,
+    first: date,
+    last: date,
+    account_ids: Sequence[int] | None = None,
+) -> Iterator[tuple[int, Surveys]]:
+    """(account_id, {kind: [(day, score), ...] by day}) for the accounts with answers that feed an
+    indicator on some day in [first, last], in account order."""
+    kinds = survey_kinds(models)
+    if not kinds:
+        return
+    srv = table("survey_response")
+    stmt = (
+        select(srv.c.account_id, srv.c.kind, srv.c.responded_on, srv.c.score)
+        .where(
+            srv.c.kind.in_(sorted(kinds)),
+            srv.c.responded_on >= first - timedelta(days=max(kinds.values())),
+            srv.c.responded_on <= last,
+        )
+        .order_by(srv.c.account_id, srv.c.kind, srv.c.responded_on)
+    )
+    if account_ids is not None:
+        stmt = stmt.where(srv.c.account_id.in_(bindparam("ids", expanding=True)))
+    params = {"ids": list(account_ids)} if account_ids is not None else {}
+    current: int | None = None
+    answers: Surveys = {}
+    for account_id, kind, day, score in conn.execute(stmt, params):
+        if account_id != current:
+            if current is not None:
+                yield current, answers
+            current, answers = account_id, {}
+        answers.setdefault(kind, []).append((day, score))
+    if current is not None:
+        yield current, answers
 
 
 @contextmanager
@@ -479,9 +572,7 @@ def _compute(
 ) -> tuple[int, int, int]:
     """Score every selected account on every day in [first, last]; returns the three counts."""
     ids = None if account_ids is None else sorted(set(account_ids))
-    fitted = frozenset(
-        ind.key for m in _all_models(models) for ind in m.indicators if ind.kind == "leading"
-    )
+    fitted = fitted_keys(models)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     single = len(days) == 1
     computed_at = datetime.now(UTC)
@@ -489,8 +580,10 @@ def _compute(
     with _gc_paused(), engine.begin() as conn:
         upsert = _upsert_statement(conn)
         as_text = _JsonText() if conn.dialect.name == "sqlite" else None
-        targets = _accounts(conn, first, ids)
+        targets = scored_accounts(conn, first, ids)
         readings = stream_readings(conn, models, first, last, ids)
+        # Survey answers are few (a handful per account and quarter): read them all up front.
+        answers = dict(stream_surveys(conn, models, first, last, ids))
         model_for = {}
         pending: list[dict[str, Any]] = []
         next_reading = next(readings, None)
@@ -512,7 +605,15 @@ def _compute(
                 if churned_on is not None and day >= churned_on:
                     break
                 row = _snapshot_row(
-                    account_id, day, model, series, fitted, computed_at, single, as_text
+                    account_id,
+                    day,
+                    model,
+                    series,
+                    answers.get(account_id, {}),
+                    fitted,
+                    computed_at,
+                    single,
+                    as_text,
                 )
                 if row["score"] is None:
                     insufficient += 1

@@ -8,15 +8,23 @@ from datetime import time, timedelta
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.alert_rules import AlertThresholds
+from domain.notify_policy import URGENT_BATCH_MINUTES
 from scheduler.pacing import DEFAULT_PACING, SLACK_LOOKUP_WINDOWS, Pacing
 
 # Where each kind goes by default. Routes: account_channel, csm_dm, risk_channel, manager_dm.
+# A digest, not a firehose (docs/notifications.md): alerts reach their owner once, urgent ones in
+# an hourly batch ("urgent_alerts") and the rest in the daily digest, which also carries renewal
+# reminders, QBR prep and overdue milestones; the risk channel gets one summary per run. The kinds
+# routed nowhere ("risk_alert", "renewal_reminder", "qbr_prep") can be posted on their own as
+# well, e.g. CSM_SCHEDULER_ROUTE_RENEWAL_REMINDER=account_channel for the account team.
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    "risk_alert": ("account_channel", "csm_dm", "risk_channel"),
-    "renewal_reminder": ("account_channel", "csm_dm"),
-    "qbr_prep": ("csm_dm",),
+    "urgent_alerts": ("csm_dm",),
+    "risk_summary": ("risk_channel",),
     "daily_digest": ("csm_dm",),
     "manager_digest": ("manager_dm",),
+    "risk_alert": (),
+    "renewal_reminder": (),
+    "qbr_prep": (),
 }
 ROUTE_NAMES = ("account_channel", "csm_dm", "risk_channel", "manager_dm")
 
@@ -40,10 +48,18 @@ class SchedulerConfig:
         recompute_time: UTC time of the nightly health recompute.
         manager_digest_weekday: 0 = Monday.
         routes: per kind, the routes it is posted to; an empty tuple switches the kind off
-            (env: CSM_SCHEDULER_ROUTE_<KIND>=none).
+            (env: CSM_SCHEDULER_ROUTE_<KIND>=none). Renewal reminders, QBR prep and alerts are
+            in the daily digest whatever their own routes say.
+        urgent_batch_minutes: at most one urgent-alerts message per person this often.
+        digest_lookback_days: a digest covers the days since the person's previous one, at
+            most this many (after a long outage or holiday it does not list a month).
+        digest_qbr_packs: the draft decks of QBRs reaching their first notice that follow one
+            digest, nearest first (none when QBR prep is posted on its own: those carry them).
         risk_channel / admin_channel: per platform, the team risk channel and the admin channel
             that hears about deliveries that failed for good (one report per cause per hour)
             and about a workspace that paused posting.
+        unowned_channel: per platform, where posts about accounts without an owner go (reminders,
+            alerts, QBR prep); unset: to every admin's DM.
         deadlines: per kind, how long after it was queued a post is still worth making; past
             it, the post fails as "expired" (outages never make a post fail sooner).
         dispatch_concurrency: posts in flight at once per replica (the platforms answer in
@@ -65,6 +81,7 @@ class SchedulerConfig:
     routes: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     risk_channel: dict[str, str] = field(default_factory=dict)
     admin_channel: dict[str, str] = field(default_factory=dict)
+    unowned_channel: dict[str, str] = field(default_factory=dict)
     thresholds: AlertThresholds = field(default_factory=AlertThresholds)
     pacing: dict[str, Pacing] = field(default_factory=lambda: dict(DEFAULT_PACING))
     deadlines: dict[str, timedelta] = field(default_factory=dict)
@@ -74,6 +91,9 @@ class SchedulerConfig:
     redis_url: str | None = None
     tick_seconds: int = 60
     dispatch_seconds: int = 5
+    urgent_batch_minutes: int = URGENT_BATCH_MINUTES
+    digest_lookback_days: int = 7
+    digest_qbr_packs: int = 3
 
 
 class SchedulerSettings(BaseSettings):
@@ -95,10 +115,17 @@ class SchedulerSettings(BaseSettings):
     route_qbr_prep: str | None = None
     route_daily_digest: str | None = None
     route_manager_digest: str | None = None
+    route_urgent_alerts: str | None = None
+    route_risk_summary: str | None = None
+    urgent_batch_minutes: int = URGENT_BATCH_MINUTES
+    digest_qbr_packs: int = 3
     risk_channel_slack: str | None = None
     risk_channel_teams: str | None = None
     admin_channel_slack: str | None = None
     admin_channel_teams: str | None = None
+    # Accounts without an owner: their reminders and alerts go here (else to the admins).
+    unowned_channel_slack: str | None = None
+    unowned_channel_teams: str | None = None
     slack_workspace_rate: float = 10.0
     # e.g. CSM_SCHEDULER_DEADLINES=daily_digest=12h,renewal_reminder=5d,risk_alert=72h
     deadlines: str = ""
@@ -191,6 +218,11 @@ def load_config(
             for k, v in (("slack", s.admin_channel_slack), ("teams", s.admin_channel_teams))
             if v
         },
+        unowned_channel={
+            k: v
+            for k, v in (("slack", s.unowned_channel_slack), ("teams", s.unowned_channel_teams))
+            if v
+        },
         thresholds=AlertThresholds(
             drop_points=s.drop_points,
             drop_window_days=s.drop_window_days,
@@ -203,4 +235,6 @@ def load_config(
         lease_seconds=max(15.0, s.lease_seconds),
         probe_seconds=max(5.0, s.probe_seconds),
         redis_url=s.redis_url or None,
+        urgent_batch_minutes=max(1, s.urgent_batch_minutes),
+        digest_qbr_packs=max(0, s.digest_qbr_packs),
     )

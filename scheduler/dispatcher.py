@@ -556,8 +556,8 @@ class Dispatcher:
                 return  # the lookup itself failed; the row was put back
             if found:
                 return
-        deadline = self.outages.deadline_of(item.kind, item.created_at, item.deadline)
-        if self._now() >= deadline:
+        deadline = self.outages.deadline_of(item.kind, item.deadline)
+        if deadline is not None and self._now() >= deadline:
             self._fail(item, f"expired: not delivered by {deadline:%Y-%m-%d %H:%M} UTC", report)
             report.expired += 1
             return

@@ -58,3 +58,31 @@ def recompute_accounts_job(key: str, account_ids: list[int], as_of: str) -> None
         account_ids=account_ids,
     )
     logger.info("recomputed %d accounts after an import", count)
+
+
+def sync_sources(key: str) -> None:
+    """On the leader, every CSM_SYNC_INTERVAL_MINUTES: pull the sources of CSM_SYNC_CONFIG."""
+    from handlers.sync import run_sync
+    from storage.sync.config import SyncConfigError
+
+    rt = runtime(key)
+    if rt.sync is None or not rt.leadership.check():
+        return
+    path = rt.sync.config
+    try:
+        summary = run_sync(
+            rt.container.engine,
+            path,
+            models=rt.container.health_models,
+            today=rt.clock().date(),
+        )
+    except SyncConfigError as exc:
+        logger.error("sync skipped: %s", exc)
+        return
+    for report in summary.reports:
+        if report.ok:
+            logger.info(
+                "sync %s: %d changed, %d refused", report.name, report.changed, len(report.refused)
+            )
+        else:
+            logger.error("sync %s failed: %s", report.name, report.error)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, select, update
 from sqlalchemy.engine import Engine
 
 from handlers.delivery_reports import delivery_paused_reply
@@ -34,6 +34,10 @@ DEFAULT_DEADLINES: dict[str, timedelta] = {
     "risk_alert": timedelta(days=3),
     "renewal_reminder": timedelta(days=5),
     "qbr_prep": timedelta(days=2),
+    # An hour's urgent alerts for one CSM, and the risk channel's summary of a run: still worth
+    # reading the same day, not the next.
+    "urgent_alerts": timedelta(hours=12),
+    "risk_summary": timedelta(hours=12),
     FAILED_REPORT_KIND: timedelta(days=3),
     PAUSED_REPORT_KIND: timedelta(days=3),
 }
@@ -71,30 +75,43 @@ class Outages:
     def _now(self) -> datetime:
         return as_utc(self.clock())
 
-    def deadline_of(self, kind: str, created_at: datetime, deadline: datetime | None) -> datetime:
-        if deadline is not None:
-            return as_utc(deadline)
-        return as_utc(created_at) + self.deadlines.get(kind, DEFAULT_DEADLINE)
+    def deadline_of(self, kind: str, deadline: datetime | None) -> datetime | None:
+        """A row's deadline; None while it has none yet (it gets one when it first falls due)."""
+        return as_utc(deadline) if deadline is not None else None
+
+    def _start_deadlines(self, platforms: list[str], now: datetime) -> None:
+        """A row's deadline runs from when it falls due on the dispatcher's clock: a demo pinned
+        to another day, or a backfill of a past instant, queues rows stamped with business time,
+        and these must not be expired before anyone tried to send them."""
+        known = list(self.deadlines)
+
+        def write() -> None:
+            with session_scope(self.engine) as session:
+                for kind, ttl in [*self.deadlines.items(), (None, DEFAULT_DEADLINE)]:
+                    which = Delivery.kind == kind if kind else Delivery.kind.notin_(known)  # type: ignore[attr-defined]
+                    session.execute(
+                        update(Delivery)
+                        .where(
+                            Delivery.status == "pending",
+                            Delivery.next_attempt_at <= now,  # type: ignore[operator]
+                            Delivery.deadline.is_(None),  # type: ignore[union-attr]
+                            Delivery.platform.in_(platforms),  # type: ignore[attr-defined]
+                            which,
+                        )
+                        .values(deadline=now + ttl)
+                        .execution_options(synchronize_session=False)
+                    )
+
+        self._db("starting deadlines", write)
 
     def expire(self, platforms: list[str]) -> int:
-        """Fail what is past its deadline; rows whose last answer was lost are looked up first."""
+        """Give rows that just became due their deadline, and fail those past it (rows whose last
+        answer was lost are not failed here: they are looked up first)."""
         now = self._now()
-        known = list(self.deadlines)
-        overdue = or_(
-            and_(Delivery.deadline.is_not(None), Delivery.deadline < now),  # type: ignore[union-attr,operator]
-            *(
-                and_(
-                    Delivery.deadline.is_(None),  # type: ignore[union-attr]
-                    Delivery.kind == kind,
-                    Delivery.created_at < now - ttl,  # type: ignore[operator]
-                )
-                for kind, ttl in self.deadlines.items()
-            ),
-            and_(
-                Delivery.deadline.is_(None),  # type: ignore[union-attr]
-                Delivery.kind.notin_(known),  # type: ignore[attr-defined]
-                Delivery.created_at < now - DEFAULT_DEADLINE,  # type: ignore[operator]
-            ),
+        self._start_deadlines(platforms, now)
+        overdue = and_(
+            Delivery.deadline.is_not(None),  # type: ignore[union-attr]
+            Delivery.deadline < now,  # type: ignore[operator]
         )
         stmt = (
             update(Delivery)

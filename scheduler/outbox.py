@@ -56,9 +56,10 @@ def enqueue(
 
     ON CONFLICT DO NOTHING on the unique key makes this safe to repeat and safe under two
     concurrent leaders: whichever commits first owns the row, the other inserts nothing.
-    ``now`` is when the row is created (the wall clock: a backfill's business time never reaches
-    the outbox); ``due`` when it may first be sent (default: at once). Each row gets a fresh
-    delivery id (``uid``) that the notifiers write into the message.
+    ``now`` is the business instant the row is queued for (a scheduler run's ``at``); ``due``
+    when it may first be sent (default: then). The row's deadline starts when it falls due on
+    the dispatcher's clock. Each row gets a fresh delivery id (``uid``) that the notifiers write
+    into the message.
     """
     now = now or utcnow()
     rows = [

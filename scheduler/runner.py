@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -169,6 +170,14 @@ def recompute_after_import(
 # -- background ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SyncSchedule:
+    """The sync file (CSM_SYNC_CONFIG) and how often the leader runs it."""
+
+    config: Path
+    interval_minutes: int
+
+
 @dataclass
 class Runtime:
     """What the APScheduler job functions need, found by key (jobs take ids, never objects)."""
@@ -178,6 +187,7 @@ class Runtime:
     leadership: Leadership
     dispatcher: Dispatcher
     clock: Clock = system_clock
+    sync: SyncSchedule | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -217,11 +227,13 @@ def start_background(
     config: SchedulerConfig,
     notifiers: Mapping[str, Notifier],
     clock: Clock = system_clock,
+    sync: SyncSchedule | None = None,
 ) -> SchedulerHandle:
     """Start the scheduler thread of `csm-bot serve`: tick every minute (leader only), dispatch
     every few seconds (every replica), nightly recompute. Returns a handle with ``shutdown()``.
 
     ``clock`` is the business clock (demos pin the date); the outbox runs on the wall clock.
+    ``sync``: pull the sources of a sync file on the leader every so often.
     """
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -231,6 +243,7 @@ def start_background(
         leadership=Leadership(services.engine),
         dispatcher=make_dispatcher(services, config, notifiers),
         clock=clock,
+        sync=sync,
     )
     key = rt.dispatcher.worker_id
     _RUNTIMES[key] = rt
@@ -265,6 +278,14 @@ def start_background(
         misfire_grace_time=6 * 3600,
         **common,
     )
+    if sync is not None:
+        scheduler.add_job(
+            "scheduler.jobs:sync_sources",
+            trigger="interval",
+            minutes=sync.interval_minutes,
+            id="csm-sync",
+            **common,
+        )
     scheduler.start()
     handle = SchedulerHandle(key=key, scheduler=scheduler, runtime=rt)
     _RUNNING[id(services)] = handle

@@ -11,22 +11,30 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, insert, or_
+from sqlalchemy import and_, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from domain import alert_rules as rules
+from domain import notify_policy as policy
 from domain.health_model import HealthModels
-from handlers.alerts import account_briefs, renewal_reminder_reply, risk_alert_reply
+from handlers.alerts import (
+    account_briefs,
+    alert_lines,
+    renewal_reminder_reply,
+    risk_alert_reply,
+    risk_summary_reply,
+    urgent_alerts_reply,
+)
 from handlers.reply import Reply
 from scheduler.builders import deferred
 from scheduler.clock import as_utc
 from scheduler.config import SchedulerConfig, parse_hhmm
-from scheduler.models import Alert, JobRun
+from scheduler.models import Alert, Delivery, JobRun
 from scheduler.outbox import OutboxItem, enqueue, existing_keys
-from scheduler.routing import targets
+from scheduler.routing import csm_target, targets, unowned_targets
 from storage.db import session_scope
 from storage.models import (
     CSM,
@@ -107,6 +115,9 @@ def _items(
     account: Account | None = None,
     csm_id: int | None = None,
     manager_id: int | None = None,
+    fallback: bool = True,
+    admin_ids: tuple[int, ...] = (),
+    routes: tuple[str, ...] | None = None,
 ) -> list[OutboxItem]:
     out = []
     for platform in config.platforms:
@@ -117,9 +128,26 @@ def _items(
             account=account,
             csm_id=csm_id,
             manager_id=manager_id,
+            fallback=fallback,
+            admin_ids=admin_ids,
+            routes=routes,
         ):
             out.append(OutboxItem(kind, subject, target, period, platform, reply))
+    if not out and account is not None and csm_id is None:
+        logger.warning(
+            "%s about %s (no owner) has nowhere to go: add an admin (csm-bot people add EMAIL "
+            "--name NAME --role admin) or set CSM_SCHEDULER_UNOWNED_CHANNEL_SLACK/_TEAMS",
+            kind,
+            account.name,
+        )
     return out
+
+
+def _admin_ids(session: Session) -> tuple[int, ...]:
+    """The admins, who hear about accounts nobody owns when no team channel is set for them."""
+    return tuple(
+        session.exec(select(CSM.id).where(CSM.role == "admin").order_by(col(CSM.id))).all()
+    )
 
 
 def _insert_stmt(session: Session, model: Any) -> Any:
@@ -232,10 +260,15 @@ def _health_facts(
             HealthSnapshot.score,
             HealthSnapshot.band,
             HealthSnapshot.forecast_red_in_days,
+            HealthSnapshot.forecast_red_earliest,
+            HealthSnapshot.forecast_red_latest,
+            HealthSnapshot.forecast_status,
         ).where(col(HealthSnapshot.day).in_(days))
     ).all()
-    for aid, d, score, band, forecast in rows:
-        facts[aid]["snapshots"][d] = rules.Snapshot(d, score, band, forecast)
+    for aid, d, score, band, forecast, earliest, latest, status in rows:
+        facts[aid]["snapshots"][d] = rules.Snapshot(
+            d, score, band, forecast, earliest, latest, status
+        )
     return day
 
 
@@ -294,6 +327,7 @@ def evaluate_alerts(
                 e.status,
                 as_utc(e.ack_due_at) if e.ack_due_at else None,
                 as_utc(e.resolve_due_at) if e.resolve_due_at else None,
+                opened_at=as_utc(e.opened_at) if e.opened_at else None,
             )
         )
     if not facts:
@@ -342,11 +376,20 @@ def evaluate_alerts(
                 as_utc(a.snoozed_until) if a.snoozed_until else None,
             )
         )
+    routing = _alert_routing(session, {e.account_id for e in events}, today=today)
     fired: list[Alert] = []
     # Most severe first, so that one event of a day can quiet its weaker siblings of the same kind.
     for event in sorted(events, key=lambda e: (-e.severity, e.event_key)):
         key = (event.account_id, event.kind)
         reason = rules.quiet_reason(event, prior[key], now=at, thresholds=t)
+        owner, interrupts, renews_soon = routing.get(event.account_id, (None, None, False))
+        category = policy.classify(event.kind, event.details, renews_soon=renews_soon)
+        if reason:
+            delivery = None
+        elif owner is None:
+            delivery = "team"  # nobody to tell in person: the risk channel's summary carries it
+        else:
+            delivery = "urgent" if policy.is_urgent_for(category, interrupts) else "digest"
         values = {
             "account_id": event.account_id,
             "kind": event.kind,
@@ -357,6 +400,8 @@ def evaluate_alerts(
             "status": "suppressed" if reason else "open",
             "suppressed_reason": reason,
             "fired_at": at,
+            "category": category,
+            "delivery": delivery,
         }
         new_id = session.execute(
             _insert_stmt(session, Alert)
@@ -374,6 +419,85 @@ def evaluate_alerts(
     if not fired:
         return
     report.alerts_fired += len(fired)
+    _risk_summary(session, fired, at=at, config=config, report=report)
+    if config.routes.get("risk_alert"):
+        _alert_cards(session, fired, at=at, config=config, report=report)
+
+
+def _alert_routing(
+    session: Session, account_ids: set[int], *, today: date
+) -> dict[int, tuple[int | None, list[str] | None, bool]]:
+    """Per account: its owner, the owner's interrupting classes, and whether it renews soon."""
+    if not account_ids:
+        return {}
+    rows = session.execute(
+        select(Account.id, Account.owner_id, Account.lifecycle_stage, CSM.interrupts)
+        .outerjoin(CSM, col(CSM.id) == col(Account.owner_id))
+        .where(col(Account.id).in_(account_ids))
+    ).all()
+    renewing = set(
+        session.exec(
+            select(Renewal.account_id).where(
+                col(Renewal.account_id).in_(account_ids),
+                Renewal.status == "open",
+                col(Renewal.renewal_date) >= today,
+                col(Renewal.renewal_date) <= today + timedelta(days=policy.RENEWAL_WINDOW_DAYS),
+            )
+        ).all()
+    )
+    return {
+        aid: (owner, interrupts, aid in renewing or stage == "renewal")
+        for aid, owner, stage, interrupts in rows
+    }
+
+
+def _risk_summary(
+    session: Session,
+    fired: list[Alert],
+    *,
+    at: datetime,
+    config: SchedulerConfig,
+    report: RunReport,
+) -> None:
+    """One post in the risk channel for everything this run raised, worst first."""
+    reply = risk_summary_reply(alert_lines(session, fired, at.date()), at=at)
+    # Keyed by the run's first alert: two leaders racing never share a key, so neither summary
+    # can swallow the other's alerts.
+    subject = f"alerts:{min(a.id or 0 for a in fired)}"
+    items = _items(
+        "risk_summary", subject, at.date().isoformat(), reply, config=config, fallback=False
+    )
+    report.enqueued["risk_summary"] += enqueue(session, items, now=at)
+    # Alerts on accounts nobody owns reach no one in person: whoever picks up unowned accounts
+    # (their team channel, or the admins) gets the same summary of just those.
+    unowned = [a for a in fired if a.delivery == "team"]
+    if unowned:
+        reply = risk_summary_reply(alert_lines(session, unowned, at.date()), at=at, unowned=True)
+        admins = _admin_ids(session)
+        unowned_items = [
+            OutboxItem(
+                "risk_summary",
+                f"unowned:{min(a.id or 0 for a in unowned)}",
+                target,
+                at.date().isoformat(),
+                platform,
+                reply,
+            )
+            for platform in config.platforms
+            for target in unowned_targets(platform=platform, config=config, admin_ids=admins)
+        ]
+        report.enqueued["risk_summary"] += enqueue(session, unowned_items, now=at)
+
+
+def _alert_cards(
+    session: Session,
+    fired: list[Alert],
+    *,
+    at: datetime,
+    config: SchedulerConfig,
+    report: RunReport,
+) -> None:
+    """One card per alert, where CSM_SCHEDULER_ROUTE_RISK_ALERT asks for them (off by default)."""
     briefs = account_briefs(session, {a.account_id for a in fired}, at.date())
     accounts = {
         a.id: a
@@ -381,6 +505,7 @@ def evaluate_alerts(
             select(Account).where(col(Account.id).in_({a.account_id for a in fired}))
         ).all()
     }
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     for alert in fired:
         account = accounts[alert.account_id]
@@ -388,16 +513,114 @@ def evaluate_alerts(
         items += _items(
             "risk_alert",
             f"alert:{alert.id}",
-            today.isoformat(),
+            at.date().isoformat(),
             reply,
             config=config,
             account=account,
             csm_id=account.owner_id,
+            fallback=False,
+            admin_ids=admins if account.owner_id is None else (),
         )
-    report.enqueued["risk_alert"] += enqueue(session, items)
+    report.enqueued["risk_alert"] += enqueue(session, items, now=at)
+
+
+# -- urgent alerts --------------------------------------------------------------------------
+
+
+def _working_hours(session: Session, ids: Iterable[int]) -> dict[int, policy.WorkingHours]:
+    """Each person's working hours (the columns only: this runs on every tick with news)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(CSM.id, CSM.work_start, CSM.work_end, CSM.timezone, CSM.digest_weekends).where(
+            col(CSM.id).in_(wanted)
+        )
+    ).all()
+    return {
+        csm_id: policy.working_hours(start, end, tz, weekends)
+        for csm_id, start, end, tz, weekends in rows
+    }
+
+
+def _stamp(session: Session, alert_ids: Iterable[int], carrier: str) -> list[int]:
+    """Mark alerts as carried by ``carrier``; returns those this call got (another leader may
+    have taken some in the meantime), so every alert reaches its owner once."""
+    ids = sorted(set(alert_ids))
+    if not ids:
+        return []
+    taken = session.execute(
+        update(Alert)
+        .where(col(Alert.id).in_(ids), col(Alert.delivered_in).is_(None))
+        .values(delivered_in=carrier)
+        .returning(Alert.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(r[0] for r in taken)
+
+
+def urgent_batches(
+    session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
+) -> None:
+    """Urgent alerts to their owner at once, one message per person per ``urgent_batch_minutes``,
+    only within their working hours; outside them they wait (or ride in the digest, if it comes
+    first: see daily_digests)."""
+    routes = config.routes.get("urgent_alerts", ("csm_dm",))
+    if not routes:
+        return
+    pending = session.execute(
+        select(Alert.id, Account.owner_id)
+        .join(Account, col(Account.id) == col(Alert.account_id))
+        .where(
+            col(Alert.delivered_in).is_(None),
+            Alert.delivery == "urgent",
+            Alert.status == "open",
+            col(Account.owner_id).is_not(None),
+        )
+    ).all()
+    if not pending:
+        return
+    by_owner: dict[int, list[int]] = defaultdict(list)
+    for alert_id, owner in pending:
+        by_owner[owner].append(alert_id)
+    hours = _working_hours(session, by_owner)
+    awake = [o for o in by_owner if o in hours and hours[o].contains(at)]
+    if not awake:
+        return
+    last = dict(
+        session.execute(
+            select(Delivery.target, func.max(Delivery.created_at))
+            .where(
+                Delivery.kind == "urgent_alerts",
+                col(Delivery.target).in_([csm_target(o) for o in awake]),
+            )
+            .group_by(Delivery.target)
+        ).all()
+    )
+    gap = timedelta(minutes=config.urgent_batch_minutes)
+    items: list[OutboxItem] = []
+    for owner in awake:
+        previous = last.get(csm_target(owner))
+        if previous is not None and as_utc(previous) + gap > at:
+            continue  # this hour's message went out already: these wait for the next one
+        first = min(by_owner[owner])
+        period = f"{at.strftime('%Y-%m-%dT%H:%MZ')}#{first}"
+        taken = _stamp(session, by_owner[owner], f"urgent_alerts:{period}")
+        if not taken:
+            continue
+        alerts = session.exec(select(Alert).where(col(Alert.id).in_(taken))).all()
+        reply = urgent_alerts_reply(alert_lines(session, list(alerts), at.date()))
+        items += _items("urgent_alerts", f"csm:{owner}", period, reply, config=config, csm_id=owner)
+    if items:
+        report.enqueued["urgent_alerts"] += enqueue(session, items, now=at)
 
 
 # -- renewal reminders and QBR prep ---------------------------------------------------------
+
+# Where a reminder or a QBR prep about an account nobody owns goes when the kind is not posted on
+# its own (no owner's digest can carry it): the account's channel, and the unowned route of
+# scheduler.routing (the team's channel for unowned accounts, or the admins).
+UNOWNED_ROUTES = ("account_channel",)
 
 
 def _near_offsets(
@@ -458,14 +681,20 @@ def _zones(session: Session, owner_ids: Iterable[int | None]) -> dict[int, str]:
 def renewal_reminders(
     session: Session, *, at: datetime, config: SchedulerConfig, report: RunReport
 ) -> None:
-    """Reminders N days before each open renewal, at ``notice_time`` in the owner's zone."""
+    """Reminders N days before each open renewal, at ``notice_time`` in the owner's zone.
+
+    An owner's digest carries them; they are posted on their own where
+    CSM_SCHEDULER_ROUTE_RENEWAL_REMINDER asks, and always for accounts nobody owns (no digest
+    carries those: the team's channel for them or the admins pick them up).
+    """
+    own_posts = bool(config.routes.get("renewal_reminder"))
     if not config.renewal_offsets or not _first_time(
         session, "renewal_reminders", _notice_key(session, at, config.notice_time), at
     ):
         return
     grace = timedelta(days=config.catchup_days)
     # Light columns first: most ticks find every candidate already queued.
-    rows = session.execute(
+    stmt = (
         select(Renewal.id, Renewal.renewal_date, Account.owner_id)
         .join(Account, col(Account.id) == col(Renewal.account_id))
         .where(
@@ -473,7 +702,10 @@ def renewal_reminders(
             _near_offsets(col(Renewal.renewal_date), at, grace, config.renewal_offsets),
             col(Account.churned_on).is_(None),
         )
-    ).all()
+    )
+    if not own_posts:
+        stmt = stmt.where(col(Account.owner_id).is_(None))
+    rows = session.execute(stmt).all()
     zones = _zones(session, (owner for _, _, owner in rows))
     due: dict[tuple[int, int], date] = {}
     for rid, renewal_date, owner in rows:
@@ -502,6 +734,7 @@ def renewal_reminders(
         ).all()
     }
     briefs = account_briefs(session, {a.id or 0 for _, a in loaded.values()}, at.date())
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
     for (rid, offset), today in due.items():
         renewal, account = loaded[rid]
@@ -514,8 +747,11 @@ def renewal_reminders(
             config=config,
             account=account,
             csm_id=account.owner_id,
+            fallback=False,
+            admin_ids=admins if account.owner_id is None else (),
+            routes=None if own_posts else UNOWNED_ROUTES,
         )
-    report.enqueued["renewal_reminder"] += enqueue(session, items)
+    report.enqueued["renewal_reminder"] += enqueue(session, items, now=at)
 
 
 def qbr_preps(
@@ -528,14 +764,17 @@ def qbr_preps(
 ) -> None:
     """QBR prep digests N days before each scheduled QBR, at ``notice_time`` for the owner.
 
-    Queued as a recipe (scheduler.builders): the prep itself is composed when it is sent.
+    Queued as a recipe (scheduler.builders): the prep itself is composed when it is sent. The
+    owner's digest lists every prep due with a button that opens it; a prep is posted on its own
+    where CSM_SCHEDULER_ROUTE_QBR_PREP asks, and always for accounts nobody owns.
     """
-    if not config.qbr_offsets or not _first_time(
-        session, "qbr_preps", _notice_key(session, at, config.notice_time), at
-    ):
+    own_posts = bool(config.routes.get("qbr_prep"))
+    if not config.qbr_offsets:
+        return
+    if not _first_time(session, "qbr_preps", _notice_key(session, at, config.notice_time), at):
         return
     grace = timedelta(days=config.catchup_days)
-    rows = session.execute(
+    stmt = (
         select(QBR.id, QBR.scheduled_for, Account.id, Account.owner_id, Account.name)
         .join(Account, col(Account.id) == col(QBR.account_id))
         .where(
@@ -543,7 +782,10 @@ def qbr_preps(
             col(Account.churned_on).is_(None),
             _near_offsets(col(QBR.scheduled_for), at, grace, config.qbr_offsets, instants=True),
         )
-    ).all()
+    )
+    if not own_posts:
+        stmt = stmt.where(col(Account.owner_id).is_(None))
+    rows = session.execute(stmt).all()
     if not rows:
         return
     zones = _zones(session, (r[3] for r in rows))
@@ -568,13 +810,15 @@ def qbr_preps(
         a.id: a
         for a in session.exec(select(Account).where(col(Account.id).in_({d[1] for d in due})))
     }
+    admins = _admin_ids(session)
     items: list[OutboxItem] = []
+    # The first notice (14 days out by default) carries the draft deck; later ones remind.
+    first_notice = max(config.qbr_offsets)
     for qid, aid, owner, name, offset, today in due:
-        reply = deferred(
-            "qbr_prep",
-            {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()},
-            f"QBR prep for {name} ({offset} days before the QBR)",
-        )
+        spec = {"kind": "qbr_prep", "account_id": aid, "csm_id": owner, "today": today.isoformat()}
+        if offset == first_notice:
+            spec["attach"] = "qbr_pack"
+        reply = deferred("qbr_prep", spec, f"QBR prep for {name} ({offset} days before the QBR)")
         items += _items(
             "qbr_prep",
             f"qbr:{qid}",
@@ -583,9 +827,12 @@ def qbr_preps(
             config=config,
             account=accounts.get(aid),
             csm_id=owner,
+            fallback=False,
+            admin_ids=admins if owner is None else (),
+            routes=None if own_posts else UNOWNED_ROUTES,
         )
     if items:
-        report.enqueued["qbr_prep"] += enqueue(session, items)
+        report.enqueued["qbr_prep"] += enqueue(session, items, now=at)
 
 
 # -- digests ---------------------------------------------------------------------------------
@@ -636,20 +883,76 @@ def daily_digests(
         (k[1], k[3])
         for k in existing_keys(session, "daily_digest", subjects=[f"csm:{d[0]}" for d in due])
     }
+    due = [d for d in due if (f"csm:{d[0]}", d[3].isoformat()) not in sent]
+    if not due or not config.routes.get("daily_digest", ("csm_dm",)):
+        return
+    previous = _previous_digests(session, [d[0] for d in due])
+    waiting = _undelivered_alerts(session, [d[0] for d in due])
     items: list[OutboxItem] = []
     for csm_id, name, _role, day in due:
-        if (f"csm:{csm_id}", day.isoformat()) in sent:
-            continue
+        last = previous.get(csm_id)
+        earliest = day - timedelta(days=max(config.digest_lookback_days, 1) - 1)
+        # Everything since the previous digest (a Monday covers the weekend), never older.
+        since = day if last is None else min(day, max(earliest, last + timedelta(days=1)))
+        period = day.isoformat()
+        alert_ids = _stamp(session, waiting.get(csm_id, []), f"daily_digest:{period}")
         reply = deferred(
             "daily_digest",
-            {"kind": "daily_digest", "csm_id": csm_id, "today": day.isoformat()},
-            f"Daily digest for {name} ({day.isoformat()})",
+            {
+                "kind": "daily_digest",
+                "csm_id": csm_id,
+                "today": period,
+                "since": since.isoformat(),
+                "alerts": alert_ids,
+                "renewal_offsets": list(config.renewal_offsets),
+                "qbr_offsets": list(config.qbr_offsets),
+                # QBR prep posted on its own carries the deck; else the digest brings a few.
+                "qbr_packs": 0 if config.routes.get("qbr_prep") else config.digest_qbr_packs,
+            },
+            f"Daily digest for {name} ({period})",
         )
         items += _items(
-            "daily_digest", f"csm:{csm_id}", day.isoformat(), reply, config=config, csm_id=csm_id
+            "daily_digest", f"csm:{csm_id}", period, reply, config=config, csm_id=csm_id
         )
     if items:
-        report.enqueued["daily_digest"] += enqueue(session, items)
+        report.enqueued["daily_digest"] += enqueue(session, items, now=at)
+
+
+def _previous_digests(session: Session, csm_ids: list[int]) -> dict[int, date]:
+    """The day of each person's newest digest already in the outbox."""
+    rows = session.execute(
+        select(Delivery.subject, func.max(Delivery.period))
+        .where(
+            Delivery.kind == "daily_digest",
+            col(Delivery.subject).in_([f"csm:{i}" for i in csm_ids]),
+        )
+        .group_by(Delivery.subject)
+    ).all()
+    out: dict[int, date] = {}
+    for subject, period in rows:
+        try:
+            out[int(subject.split(":", 1)[1])] = date.fromisoformat(period)
+        except ValueError:
+            continue
+    return out
+
+
+def _undelivered_alerts(session: Session, csm_ids: list[int]) -> dict[int, list[int]]:
+    """Alerts not yet carried to their owner: the digest's ones, and urgent ones still waiting
+    (quiet hours, or the hourly slot was used): the digest takes them if it goes first."""
+    rows = session.execute(
+        select(Alert.id, Account.owner_id)
+        .join(Account, col(Account.id) == col(Alert.account_id))
+        .where(
+            col(Alert.delivered_in).is_(None),
+            col(Alert.delivery).in_(("digest", "urgent")),
+            col(Account.owner_id).in_(csm_ids),
+        )
+    ).all()
+    out: dict[int, list[int]] = defaultdict(list)
+    for alert_id, owner in rows:
+        out[owner].append(alert_id)
+    return out
 
 
 def manager_digests(
@@ -697,7 +1000,7 @@ def manager_digests(
             manager_id=manager_id,
         )
     if items:
-        report.enqueued["manager_digest"] += enqueue(session, items)
+        report.enqueued["manager_digest"] += enqueue(session, items, now=at)
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -729,6 +1032,10 @@ def fill_outbox(
         qbr_preps(session, at=at, config=config, models=models, report=report)
     with session_scope(engine) as session:
         daily_digests(session, at=at, config=config, report=report)
+    # After the digests: an urgent alert that waited through the night rides in the morning
+    # digest when that comes first, rather than in a second message minutes later.
+    with session_scope(engine) as session:
+        urgent_batches(session, at=at, config=config, report=report)
     with session_scope(engine) as session:
         manager_digests(session, at=at, config=config, report=report)
     logger.info("%s", report.summary())

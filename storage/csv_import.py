@@ -1,4 +1,4 @@
-"""Import accounts, readings, milestones, renewals and surveys (CSV or records): validate all, then upsert."""
+"""Import people, accounts, readings, milestones, renewals and surveys (CSV or records): validate all, then upsert."""
 
 from __future__ import annotations
 
@@ -6,21 +6,25 @@ import csv
 import io
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from itertools import zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from storage.arr_history import record_import_arr
 from storage.bulk import chunks, insert_dicts, table
 from storage.models import (
     LIFECYCLE_STAGES,
     MILESTONE_STATUSES,
     RENEWAL_STATUSES,
+    ROLES,
     SURVEY_KINDS,
     utcnow,
 )
@@ -30,7 +34,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("accounts", "readings", "milestones", "renewals", "surveys")
+KINDS = ("people", "accounts", "readings", "milestones", "renewals", "surveys")
+# A rejected import prints (and the API returns) at most this many errors, plus the total.
+MAX_ERRORS_SHOWN = 100
+# Whole numbers are stored in 32-bit integer columns on PostgreSQL.
+MAX_INT = 2_147_483_647
+# Columns that may hold a line break; anywhere else one means a quote was left open.
+MULTILINE_COLUMNS = frozenset({"note", "comment"})
 
 # Inclusive score ranges per survey kind (NPS 0-10, CSAT 1-5, CES 1-7).
 SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
@@ -40,11 +50,16 @@ LIST_SEPARATOR = "|"
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem: its row (CSV: line, header = 1; records: 1-based position), column, reason."""
+    """One problem: its row (CSV: line, header = 1; records: 1-based position), column, reason.
+
+    ``shape`` marks a problem with the columns themselves (unknown, missing, twice): in a sync
+    that is a mapping mistake, so the whole batch is refused rather than each row.
+    """
 
     row: int
     column: str | None
     reason: str
+    shape: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         if self.column:
@@ -61,14 +76,31 @@ class ImportFailed(Exception):
         self.errors = errors
         label = name or (path.name if path else None)
         where = f"{label}: " if label else ""
-        lines = "\n".join(f"  {e}" for e in errors)
+        lines = "\n".join(f"  {line}" for line in error_lines(errors))
         noun = "error" if len(errors) == 1 else "errors"
         super().__init__(f"{where}{len(errors)} {noun}, nothing imported\n{lines}")
 
 
+def error_lines(errors: Sequence[RowError], limit: int = MAX_ERRORS_SHOWN) -> list[str]:
+    """The first ``limit`` errors as lines, then one line saying how many more there are.
+
+    A file with 50,000 bad rows is almost always one systematic mistake: the first hundred show
+    it, and the count says how big it is, without burying the terminal.
+    """
+    lines = [str(e) for e in errors[:limit]]
+    if len(errors) > limit:
+        lines.append(f"… and {len(errors) - limit:,} more ({len(errors):,} errors in total)")
+    return lines
+
+
 @dataclass(frozen=True)
 class ImportReport:
-    """What an import did. ``account_ids``: accounts whose data changed (to recompute health)."""
+    """What an import did. ``account_ids``: accounts whose data changed (to recompute health).
+
+    ``refused`` lists the rows a partial import (a sync) left out, with why; ``renewals_created``
+    and ``renewals_updated`` count the open renewals that followed the accounts' renewal dates
+    and ARR; ``accounts_dated`` the accounts whose renewal date followed imported renewals.
+    """
 
     kind: str
     rows: int
@@ -76,6 +108,36 @@ class ImportReport:
     updated: int
     unchanged: int
     account_ids: frozenset[int]
+    refused: tuple[RowError, ...] = ()
+    renewals_created: int = 0
+    renewals_updated: int = 0
+    accounts_dated: int = 0
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated
+
+    def summary(self) -> str:
+        """One line: "accounts: 3 rows, 3 new, 0 updated, 0 unchanged; 3 open renewals created"."""
+        text = (
+            f"{self.kind}: {self.rows} rows, {self.inserted} new, {self.updated} updated, "
+            f"{self.unchanged} unchanged"
+        )
+        extra = []
+        if self.refused:
+            rows = len({e.row for e in self.refused})
+            extra.append(f"{rows} refused")
+        if self.renewals_created or self.renewals_updated:
+            extra.append(
+                f"open renewals from renewal_date/arr: {self.renewals_created} created, "
+                f"{self.renewals_updated} updated"
+            )
+        if self.accounts_dated:
+            extra.append(f"{self.accounts_dated} accounts' renewal_date follows their renewals")
+        if self.dry_run:
+            extra.append("dry run: nothing written")
+        return text + "".join(f"; {e}" for e in extra)
 
 
 class _Bad(ValueError):
@@ -110,12 +172,19 @@ def _non_negative(raw: str) -> float | None:
 
 
 def _integer(raw: str) -> int | None:
-    value = _number(raw)
-    if value is None:
+    if not raw:
         return None
-    if not value.is_integer():
-        raise _Bad(f"not a whole number: {raw!r}")
-    return int(value)
+    try:
+        value = int(raw)  # exact: float() would round 99999999999999999999
+    except ValueError:
+        as_float = _number(raw)
+        assert as_float is not None
+        if not as_float.is_integer():
+            raise _Bad(f"not a whole number: {raw!r}") from None
+        value = int(as_float)
+    if abs(value) > MAX_INT:
+        raise _Bad(f"out of range (at most {MAX_INT:,}): {raw!r}")
+    return value
 
 
 def _count(raw: str) -> int | None:
@@ -171,6 +240,103 @@ def _email(raw: str) -> str | None:
     return raw.lower()
 
 
+# A Teams channel (19:…@thread.tacv2, older teams @thread.skype) or group chat (@thread.v2).
+_TEAMS_CONVERSATION = re.compile(r"^19:[^\s;@]+@thread\.(tacv2|skype|v2)$")
+
+
+def _teams_conversation(raw: str) -> str | None:
+    """A Teams channel's conversation id, as Teams writes it (the channel, not one of its threads)."""
+    if not raw:
+        return None
+    if ";messageid=" in raw:
+        raise _Bad(f"a channel, not one of its threads (drop ';messageid=…'): {raw!r}")
+    if not _TEAMS_CONVERSATION.match(raw):
+        raise _Bad(f"not a Teams channel id like 19:…@thread.tacv2: {raw!r}")
+    return raw
+
+
+_SLACK_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_TRUE = ("yes", "y", "true", "1", "on")
+_FALSE = ("no", "n", "false", "0", "off")
+
+
+def _timezone(raw: str) -> str | None:
+    """An IANA time zone name such as ``Europe/Berlin``; a typo gets the closest names."""
+    if not raw:
+        return None
+    from storage.timezones import TimeZoneUnknown, check_timezone
+
+    try:
+        return check_timezone(raw)
+    except TimeZoneUnknown as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _clock_time(raw: str) -> str | None:
+    """HH:MM on a 24-hour clock, stored zero-padded ("8:30" -> "08:30")."""
+    if not raw:
+        return None
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise _Bad(f"not a time of day as HH:MM (24-hour clock): {raw!r}")
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def _interrupts(raw: str) -> list[str] | None:
+    """Alert classes that interrupt a person (domain.notify_policy), separated by | or commas;
+    "none": nothing interrupts; empty or "default": the defaults (stored as NULL)."""
+    from domain.notify_policy import CLASS_KEYS
+
+    if not raw or raw.strip().lower() == "default":
+        return None
+    if raw.strip().lower() == "none":
+        return []
+    chosen = [p.strip().lower() for p in re.split(r"[|,]", raw) if p.strip()]
+    unknown = [p for p in chosen if p not in CLASS_KEYS]
+    if unknown:
+        raise _Bad(f"unknown alert kind {', '.join(unknown)}; use {', '.join(CLASS_KEYS)}")
+    return [k for k in CLASS_KEYS if k in chosen]
+
+
+def _yes_no(raw: str) -> bool | None:
+    if not raw:
+        return None
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise _Bad(f"must be yes or no: {raw!r}")
+
+
+def _slack_user(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not _SLACK_USER_RE.match(raw):
+        raise _Bad(
+            f"not a Slack user id (like U0123ABCD; Slack: profile → ⋮ → Copy member ID): {raw!r}"
+        )
+    return raw
+
+
+def _guid(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not _GUID_RE.match(raw):
+        raise _Bad(
+            f"not an Azure AD object id (a GUID like 0b6fe6d1-fece-44f7-9a48-56465e2d5ab8): {raw!r}"
+        )
+    return raw.lower()
+
+
+def _one_token(raw: str) -> str | None:
+    if not raw:
+        return None
+    if any(ch.isspace() for ch in raw):
+        raise _Bad(f"must not contain spaces: {raw!r}")
+    return raw
+
+
 def _aliases(raw: str) -> list[str] | None:
     if not raw:
         return None
@@ -194,6 +360,22 @@ class _Col:
 _ACCOUNT_REF = "account_external_id"
 
 SPECS: dict[str, tuple[_Col, ...]] = {
+    "people": (
+        _Col("email", _email, required=True),
+        # Required for a new person only, so a file (or `people set`) can change one column.
+        _Col("name", _text),
+        _Col("role", _one_of(ROLES)),
+        _Col("manager_email", _email),
+        _Col("timezone", _timezone),
+        _Col("digest_time", _clock_time),
+        _Col("digest_weekends", _yes_no),
+        _Col("work_start", _clock_time),
+        _Col("work_end", _clock_time),
+        _Col("interrupts", _interrupts),
+        _Col("slack_user_id", _slack_user),
+        _Col("teams_user_id", _one_token),
+        _Col("teams_aad_object_id", _guid),
+    ),
     "accounts": (
         _Col("external_id", _text, required=True),
         _Col("name", _text, required=True),
@@ -208,6 +390,7 @@ SPECS: dict[str, tuple[_Col, ...]] = {
         _Col("licensed_seats", _count),
         _Col("aliases", _aliases),
         _Col("slack_channel_id", _text),
+        _Col("teams_conversation_id", _teams_conversation),
     ),
     "readings": (
         _Col(_ACCOUNT_REF, _text, required=True),
@@ -252,6 +435,14 @@ SPECS: dict[str, tuple[_Col, ...]] = {
 
 # Values a new row gets for non-nullable columns the file leaves out or leaves empty.
 _DEFAULTS: dict[str, dict[str, Any]] = {
+    "people": {
+        "role": "csm",
+        "timezone": "UTC",
+        "digest_time": "08:30",
+        "digest_weekends": False,
+        "work_start": "09:00",
+        "work_end": "18:00",
+    },
     "accounts": {"segment": "mid-market", "arr": 0.0, "lifecycle_stage": "adoption", "aliases": []},
     "readings": {"source": "import"},
     "milestones": {"status": "not_started"},
@@ -278,11 +469,64 @@ class _Row:
 # reading and validating: CSV text (a file or a request body) or in-memory records
 
 
-def _read_csv(handle: TextIO, kind: str, errors: list[RowError], name: str) -> list[_Row]:
+def decode_csv(data: bytes, encoding: str | None, name: str, *, hint: str) -> str:
+    """The text of a CSV file's bytes, or ImportFailed naming the line of the first bad byte.
+
+    ``encoding`` None means UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8").
+    ``hint`` says how this caller can pass another encoding (a CLI option, a charset).
+    """
+    codec = encoding or "utf-8-sig"
+    if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ImportFailed(
+            [
+                RowError(
+                    1,
+                    None,
+                    "the file is UTF-16 text (Excel's “Unicode Text”): save it as “CSV UTF-8”"
+                    + hint.format(encoding="utf-16"),
+                )
+            ],
+            name=name,
+        )
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = data[exc.start : exc.end].hex(" ").upper()
+        label = "UTF-8" if codec.replace("_", "-").lower().startswith("utf-8") else codec
+        reason = f"not {label} text: byte {bad} at position {column} cannot be decoded"
+        if label == "UTF-8":
+            guess = _guess_single_byte(data)
+            reason += (
+                f"; the file looks like {guess} text: save it as “CSV UTF-8”"
+                + hint.format(encoding="cp1252")
+                if guess
+                else "; save it as “CSV UTF-8”"
+            )
+        raise ImportFailed([RowError(line, None, reason)], name=name) from exc
+    except LookupError as exc:
+        raise ImportFailed([RowError(0, None, f"unknown encoding {codec!r}")], name=name) from exc
+
+
+def _guess_single_byte(data: bytes) -> str | None:
+    """Windows-1252 (Excel's plain "CSV" on Western systems) when the bytes decode as that."""
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    return "Windows-1252 (Latin-1)"
+
+
+def _read_csv(text: str, kind: str, errors: list[RowError], name: str) -> list[_Row]:
     """Parse CSV text into typed rows numbered by line (header = 1); problems go to ``errors``."""
     spec = {c.name: c for c in SPECS[kind]}
+    handle = io.StringIO(text.removeprefix("\ufeff"), newline="")
+    # Strict: a stray quote is an error rather than a value silently merged with the next lines.
+    reader = csv.reader(handle, strict=True)
+    rows: list[_Row] = []
+    records = _records(reader)
     try:
-        records = _records(csv.reader(handle))
         header = next(records, None)
         if header is None:
             errors.append(RowError(1, None, "the file is empty (expected a header row)"))
@@ -290,24 +534,73 @@ def _read_csv(handle: TextIO, kind: str, errors: list[RowError], name: str) -> l
         columns = _check_header(header[1], kind, errors, line=1)
         if columns is None:
             return []
-        return [_parse_row(line, cells, columns, spec, errors) for line, cells in records]
-    except UnicodeDecodeError as exc:
-        raise ImportFailed(
-            [RowError(0, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")], name=name
-        ) from exc
+        for line, cells in records:
+            row = _parse_row(line, cells, columns, spec, errors)
+            _check_line_breaks(line, cells, columns, errors)
+            rows.append(row)
     except csv.Error as exc:
-        raise ImportFailed([RowError(0, None, f"not valid CSV: {exc}")], name=name) from exc
+        # The reader cannot go on after a malformed record: report it where it starts.
+        start = records.start if isinstance(records, _Records) else 0
+        errors.append(RowError(start, None, _csv_problem(str(exc))))
+    return rows
 
 
-def _records(reader: Any) -> Iterable[tuple[int, list[str]]]:
-    """(first line number, cells) per record; blank lines (a trailing one, say) are skipped."""
-    previous_end = 0
-    for cells in reader:
-        start = previous_end + 1
-        previous_end = reader.line_num
-        if not any(cell.strip() for cell in cells):
+def _csv_problem(message: str) -> str:
+    if "unexpected end of data" in message:
+        return (
+            'a quoted value that starts in this row is never closed (a stray " in this row?); '
+            "the rest of the file would have become one value"
+        )
+    if "expected after" in message:
+        return (
+            'a closing quote is followed by more text (write a quote inside a quoted value as "")'
+        )
+    return f"not valid CSV: {message}"
+
+
+def _check_line_breaks(
+    line: int, cells: Sequence[str], columns: Sequence[str], errors: list[RowError]
+) -> None:
+    """A line break inside a name or id means a quote was left open: the value swallowed rows."""
+    for name, cell in zip(columns, cells, strict=False):
+        if name in MULTILINE_COLUMNS or ("\n" not in cell and "\r" not in cell):
             continue
-        yield start, cells
+        last = line + cell.count("\n")
+        errors.append(
+            RowError(
+                line,
+                name,
+                f"the value runs over lines {line}-{last}: a quote opened here is closed only "
+                f'on line {last} (a stray " in this row?)',
+            )
+        )
+
+
+class _Records:
+    """(first line number, cells) per record; blank lines (a trailing one, say) are skipped.
+
+    ``start`` is the first line of the record being read, so a reader error can name it.
+    """
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.start = 1
+        self._previous_end = 0
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> tuple[int, list[str]]:
+        while True:
+            self.start = self._previous_end + 1
+            cells = next(self.reader)
+            self._previous_end = self.reader.line_num
+            if any(cell.strip() for cell in cells):
+                return self.start, cells
+
+
+def _records(reader: Any) -> _Records:
+    return _Records(reader)
 
 
 def _read_records(
@@ -354,10 +647,12 @@ def _keyed_cells(
     for key, value in record.items():
         name = str(key).strip().lower()
         if name in columns:
-            errors.append(RowError(line, name, "column appears twice in the record"))
+            errors.append(RowError(line, name, "column appears twice in the record", shape=True))
         elif name not in known:
             errors.append(
-                RowError(line, name or None, f"unknown column (expected: {', '.join(known)})")
+                RowError(
+                    line, name or None, f"unknown column (expected: {', '.join(known)})", shape=True
+                )
             )
         else:
             columns.append(name)
@@ -367,7 +662,10 @@ def _keyed_cells(
             required = ", ".join(c.name for c in SPECS[kind] if c.required)
             errors.append(
                 RowError(
-                    line, col.name, f"required column is missing (required for {kind}: {required})"
+                    line,
+                    col.name,
+                    f"required column is missing (required for {kind}: {required})",
+                    shape=True,
                 )
             )
     return columns, [_cell(line, n, v, errors) for n, v in zip(columns, raw, strict=True)]
@@ -385,9 +683,17 @@ def _cell(line: int, column: str | None, value: Any, errors: list[RowError]) -> 
     if isinstance(value, str):
         return value
     if isinstance(value, bool):  # before int: bool is a subclass of int
+        if column == "digest_weekends":
+            return "yes" if value else "no"
         reason = f"expected text or a number, not {str(value).lower()}"
     elif isinstance(value, int | float):
         return repr(value)
+    elif isinstance(value, Decimal):  # numeric columns of a SQL source
+        return str(value)
+    elif isinstance(value, datetime):  # our columns are days; a timestamp's day is meant
+        return value.date().isoformat()
+    elif isinstance(value, date):
+        return value.isoformat()
     elif column == "aliases" and isinstance(value, list | tuple):
         if all(isinstance(v, str) for v in value):
             return LIST_SEPARATOR.join(value)
@@ -519,6 +825,11 @@ def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[Row
 
 def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowError]) -> None:
     """Check references against the database and within the file; store the ids found."""
+    if kind == "people":
+        from storage.people import resolve_people
+
+        resolve_people(conn, rows, errors)
+        return
     if kind != "accounts":
         refs = {r.values.get(_ACCOUNT_REF) for r in rows} - {None}
         acc = table("account")
@@ -544,7 +855,16 @@ def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowErro
             if email in found:
                 row.refs["owner_id"] = found[email]
             else:
-                errors.append(RowError(row.line, "owner_email", f"no CSM with email {email!r}"))
+                from storage.people import add_command
+
+                errors.append(
+                    RowError(
+                        row.line,
+                        "owner_email",
+                        f"no CSM with email {email!r}: add them first with "
+                        f"{add_command(email)} (or csm-bot people import FILE)",
+                    )
+                )
 
     if kind == "readings":
         indicators = _known_indicators()
@@ -616,6 +936,9 @@ class _Counts:
     updated: int = 0
     unchanged: int = 0
     account_ids: set[int] = field(default_factory=set)
+    new_ids: set[int] = field(default_factory=set)
+    # Accounts whose renewal date or ARR is new or changed: their open renewal follows.
+    renewal_terms: set[int] = field(default_factory=set)
 
 
 def _diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
@@ -669,7 +992,9 @@ def _upsert_by_external_id(
         if kind == "accounts":
             # New accounts only have ids now; their health needs computing too.
             new = {r["external_id"] for r in inserts}
-            counts.account_ids |= set(_lookup(conn, tbl.c.external_id, tbl.c.id, new).values())
+            new_ids = set(_lookup(conn, tbl.c.external_id, tbl.c.id, new).values())
+            counts.account_ids |= new_ids
+            counts.new_ids |= new_ids
 
 
 def _insert_uniform(conn: Connection, tbl: Any, inserts: list[dict[str, Any]]) -> None:
@@ -718,6 +1043,10 @@ def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None
             out["owner_id"] = row.refs.get("owner_id")
         return out
 
+    def record(current: dict[str, Any], changes: dict[str, Any]) -> None:
+        if "arr" in changes or "renewal_date" in changes:
+            counts.renewal_terms.add(current["id"])
+
     stamp = utcnow()
     _upsert_by_external_id(
         conn,
@@ -727,7 +1056,9 @@ def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None
         counts,
         on_insert={"created_at": stamp, "updated_at": stamp},
         touch="updated_at",
+        on_change=record,
     )
+    counts.renewal_terms |= counts.new_ids
 
 
 def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], _Counts], None]:
@@ -739,9 +1070,32 @@ def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], _Counts]
             out["account_id"] = row.refs["account_id"]
             return out
 
+        if kind == "renewals":
+            _adopt_derived_renewals(conn, rows)
         _upsert_by_external_id(conn, kind, rows, desired, counts)
 
     return write
+
+
+def _adopt_derived_renewals(conn: Connection, rows: list[_Row]) -> None:
+    """New renewal rows take over the open renewal an account's renewal date made (if any)."""
+    from storage.renewals import claim_derived
+
+    tbl = table("renewal")
+    known = set(_lookup(conn, tbl.c.external_id, tbl.c.id, {r.values["external_id"] for r in rows}))
+    claim_derived(
+        conn,
+        (
+            (
+                r.values["external_id"],
+                r.refs["account_id"],
+                r.values["renewal_date"],
+                r.values.get("status"),
+            )
+            for r in rows
+            if r.values["external_id"] not in known
+        ),
+    )
 
 
 def _write_milestones(
@@ -921,25 +1275,30 @@ def _write_readings(conn: Connection, rows: list[_Row], counts: _Counts) -> None
 
 
 def import_csv(
-    engine: Engine, kind: str, path: Path, *, actor_label: str = "csv import"
+    engine: Engine,
+    kind: str,
+    path: Path,
+    *,
+    actor_label: str = "csv import",
+    encoding: str | None = None,
 ) -> ImportReport:
     """Validate every row of a CSV file, then upsert it in one transaction.
 
     Any bad row raises ImportFailed listing every problem (line, column, reason) and writes
     nothing. Rows are matched by external id (readings by account, indicator and day), so
     importing the same file twice changes nothing the second time. A changing import leaves one
-    AuditLog row with the counts.
+    AuditLog row with the counts. ``encoding`` None reads UTF-8, with or without a byte-order
+    mark; a file in another encoding says which line holds the first byte that is not UTF-8.
     """
     _check_kind(kind)
     path = Path(path)
     try:
-        # utf-8-sig drops the byte-order mark Excel puts at the start of "CSV UTF-8" files.
-        handle = path.open(newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise ImportFailed([RowError(0, None, f"cannot read file: {exc.strerror}")], path) from exc
+    text = decode_csv(data, encoding, path.name, hint=", or import it with --encoding {encoding}")
     errors: list[RowError] = []
-    with handle:
-        rows = _read_csv(handle, kind, errors, path.name)
+    rows = _read_csv(text, kind, errors, path.name)
     return _import(
         engine,
         kind,
@@ -967,12 +1326,11 @@ def import_csv_text(
     for a file. ``name`` says where the data came from in errors and the audit log.
     """
     _check_kind(kind)
-    if isinstance(data, bytes):
-        handle: TextIO = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
-    else:
-        handle = io.StringIO(data.removeprefix("\ufeff"), newline="")
+    text = (
+        decode_csv(data, None, name, hint=" before sending it") if isinstance(data, bytes) else data
+    )
     errors: list[RowError] = []
-    rows = _read_csv(handle, kind, errors, name)
+    rows = _read_csv(text, kind, errors, name)
     return _import(
         engine,
         kind,
@@ -994,13 +1352,19 @@ def import_records(
     actor_label: str = "api",
     source: str = "api",
     name: str = "records",
+    partial: bool = False,
+    dry_run: bool = False,
+    connection: Connection | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
 
     Each record is a list of cells in ``header`` order, or a mapping of column to value (a JSON
-    object; ``header`` may then be None). Values are text, numbers or None. Row numbers in
-    errors are 1-based positions in ``rows``; header problems are reported on row 0. A column a
-    mapping leaves out is left alone; None clears it, like an empty CSV cell.
+    object; ``header`` may then be None). Values are text, numbers, dates or None. Row numbers
+    in errors are 1-based positions in ``rows``; header problems are reported on row 0. A column
+    a mapping leaves out is left alone; None clears it, like an empty CSV cell. ``partial`` and
+    ``dry_run``: see _import (a sync writes the good rows and reports the refused ones).
+    ``connection``: write inside the caller's transaction (a sync writes every kind of one
+    source in one transaction), which then owns the commit.
     """
     _check_kind(kind)
     errors: list[RowError] = []
@@ -1014,6 +1378,9 @@ def import_records(
         source=source,
         name=name,
         origin={"format": "records"},
+        partial=partial,
+        dry_run=dry_run,
+        connection=connection,
     )
 
 
@@ -1032,65 +1399,137 @@ def _import(
     source: str,
     name: str,
     origin: dict[str, str],
+    partial: bool = False,
+    dry_run: bool = False,
+    connection: Connection | None = None,
 ) -> ImportReport:
-    """Check references, then write every row in one transaction, or raise and write nothing."""
-    with engine.begin() as conn:
-        # References are checked even when some cells failed, so one run lists every problem.
-        _resolve(conn, kind, rows, errors)
-        if errors:
-            errors.sort(key=lambda e: (e.row, e.column or ""))
-            raise ImportFailed(errors, name=name)
-        counts = _Counts()
-        if rows:
-            if kind == "accounts":
-                _write_accounts(conn, rows, counts)
-            elif kind == "readings":
-                _write_readings(conn, rows, counts)
-            elif kind == "milestones":
-                # Milestone history says how the change arrived ("csv import", "api import").
-                note = "csv import" if source == "import" else f"{source} import"
-                _write_milestones(conn, rows, counts, actor_label, note)
-            else:
-                _write_with_account(kind)(conn, rows, counts)
-        report = ImportReport(
-            kind=kind,
-            rows=len(rows),
-            inserted=counts.inserted,
-            updated=counts.updated,
-            unchanged=counts.unchanged,
-            account_ids=frozenset(counts.account_ids),
-        )
-        if report.inserted or report.updated:
-            # A no-op import leaves no trace, so re-running a sync really changes nothing.
-            conn.execute(
-                table("audit_log")
-                .insert()
-                .values(
-                    at=utcnow(),
-                    actor_id=None,
-                    actor_label=actor_label,
-                    source=source,
-                    action="import",
-                    entity=kind,
-                    entity_id=name,
-                    before=None,
-                    after={
-                        **origin,
-                        "rows": report.rows,
-                        "inserted": report.inserted,
-                        "updated": report.updated,
-                        "unchanged": report.unchanged,
-                    },
-                )
-            )
-    logger.info(
-        "imported %s from %s (%s): %d rows, %d inserted, %d updated, %d unchanged",
-        kind,
-        name,
-        source,
-        report.rows,
-        report.inserted,
-        report.updated,
-        report.unchanged,
-    )
+    """Check references, then write every row in one transaction, or raise and write nothing.
+
+    ``partial`` (a sync): bad rows are left out and reported in ``refused`` while the good ones
+    are written; a problem with the whole batch (its columns) still refuses everything.
+    ``dry_run``: everything is checked and written, then rolled back; the report says what
+    would have changed. ``connection``: run inside the caller's transaction instead.
+    """
+    options = {
+        "kind": kind,
+        "actor_label": actor_label,
+        "source": source,
+        "name": name,
+        "origin": origin,
+        "partial": partial,
+        "dry_run": dry_run,
+    }
+    if connection is not None:
+        report = _import_on(connection, rows, errors, **options)
+    else:
+        with engine.connect() as conn, conn.begin() as tx:
+            report = _import_on(conn, rows, errors, **options)
+            if dry_run:
+                tx.rollback()
+    logger.info("imported from %s (%s): %s", name, source, report.summary())
     return report
+
+
+def _import_on(
+    conn: Connection,
+    rows: list[_Row],
+    errors: list[RowError],
+    *,
+    kind: str,
+    actor_label: str,
+    source: str,
+    name: str,
+    origin: dict[str, str],
+    partial: bool,
+    dry_run: bool,
+) -> ImportReport:
+    """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
+    # References are checked even when some cells failed, so one run lists every problem.
+    _resolve(conn, kind, rows, errors)
+    refused: tuple[RowError, ...] = ()
+    if errors:
+        errors.sort(key=lambda e: (e.row, e.column or ""))
+        if not partial or any(e.row == 0 or e.shape for e in errors):
+            raise ImportFailed(errors, name=name)
+        bad = {e.row for e in errors}
+        rows = [r for r in rows if r.line not in bad]
+        refused = tuple(errors)
+    counts = _Counts()
+    if rows:
+        if kind == "people":
+            from storage.people import write_people
+
+            write_people(conn, rows, counts, actor_label=actor_label, source=source)
+        elif kind == "accounts":
+            _write_accounts(conn, rows, counts)
+        elif kind == "readings":
+            _write_readings(conn, rows, counts)
+        elif kind == "milestones":
+            # Milestone history says how the change arrived ("csv import", "api import").
+            note = "csv import" if source == "import" else f"{source} import"
+            _write_milestones(conn, rows, counts, actor_label, note)
+        else:
+            _write_with_account(kind)(conn, rows, counts)
+    follow = _follow_renewals(conn, kind, rows, counts)
+    # ARR history: every ARR change an import or a sync implies, with the day it took effect.
+    record_import_arr(conn, kind, counts.account_ids, source=source)
+    report = ImportReport(
+        kind=kind,
+        rows=len(rows) + len({e.row for e in refused}),
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        account_ids=frozenset(counts.account_ids),
+        refused=refused,
+        renewals_created=follow[0],
+        renewals_updated=follow[1],
+        accounts_dated=follow[2],
+        dry_run=dry_run,
+    )
+    if report.inserted or report.updated:
+        # A no-op import leaves no trace, so re-running a sync really changes nothing.
+        conn.execute(
+            table("audit_log")
+            .insert()
+            .values(
+                at=utcnow(),
+                actor_id=None,
+                actor_label=actor_label,
+                source=source,
+                action="import",
+                entity=kind,
+                entity_id=name,
+                before=None,
+                after={
+                    **origin,
+                    "rows": report.rows,
+                    "inserted": report.inserted,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                }
+                | ({"refused": len({e.row for e in refused})} if refused else {}),
+            )
+        )
+    return report
+
+
+def _follow_renewals(
+    conn: Connection, kind: str, rows: list[_Row], counts: _Counts
+) -> tuple[int, int, int]:
+    """Keep accounts and their open renewals telling one story (storage.renewals)."""
+    from storage import renewals
+
+    if kind == "accounts" and rows:
+        ids = _lookup(
+            conn,
+            table("account").c.external_id,
+            table("account").c.id,
+            {r.values["external_id"] for r in rows},
+        )
+        created, updated = renewals.follow_accounts(
+            conn, set(ids.values()), changed=counts.renewal_terms
+        )
+        return created, updated, 0
+    if kind == "renewals" and counts.account_ids:
+        return 0, 0, renewals.follow_renewals(conn, counts.account_ids)
+    return 0, 0, 0

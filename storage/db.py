@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 logger = logging.getLogger(__name__)
@@ -83,9 +85,35 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
+# Replicas that start together each run `csm-bot db upgrade`; on PostgreSQL they take turns.
+MIGRATION_LOCK = zlib.crc32(b"csm-assistant:migrations")
+
+
 def upgrade(url: str, revision: str = "heads") -> None:
-    """Bring the schema to the newest revision of every migration branch."""
+    """Bring the schema to the newest revision of every migration branch.
+
+    On PostgreSQL an advisory lock makes concurrent upgrades (several replicas starting at
+    once) run one after the other: the second finds the schema current and does nothing.
+    """
     from alembic import command
 
     ensure_sqlite_folder(url)
-    command.upgrade(alembic_config(url), revision)
+    cfg = alembic_config(url)
+    if make_url(normalise_url(url)).get_backend_name() != "postgresql":
+        command.upgrade(cfg, revision)
+        return
+    engine = create_engine(normalise_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()

@@ -6,7 +6,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCORE_AT_RED
+from storage.arr_history import record_account_arr
 from storage.bulk import indexes_built_after, insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes, so cached benchmark databases get rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 4
 
 ACME, GLOBEX, INITECH = "Acme Corp", "Globex", "Initech"
 
@@ -219,9 +220,14 @@ class _Acct:
     missing: frozenset[str] = frozenset()  # indicators this account never reports
     churned_on: date | None = None
     id: int = 0
+    # A scenario's known path of the latent health (day offset -> level), instead of the linear
+    # change above (storage/demo_scenarios.py).
+    trajectory: Callable[[int], float] | None = None
 
     def latent(self, t: int, key: str) -> float:
         """Latent health of one indicator on day offset ``t`` (<= 0)."""
+        if self.trajectory is not None:
+            return self.trajectory(t) + self.offsets.get(key, 0.0)
         if t <= -self.change_days or self.change_days == 0:
             level = self.base_then
         else:
@@ -608,13 +614,15 @@ def write_demo(
     days: int = 365,
     seed: int = 7,
     models: HealthModels | None = None,
+    scenario: str | None = None,
 ) -> DemoSummary:
     """Wipe the database and write a deterministic demo portfolio (no health snapshots: the
     use case handlers.demo.seed_demo computes those after this returns).
 
     The same ``seed`` and ``today`` always give the same rows (ids included), so demos, tests and
     benchmarks can rely on them. Large portfolios go through bulk Core inserts in one transaction
-    (readings through COPY on PostgreSQL).
+    (readings through COPY on PostgreSQL). ``scenario`` names a storage.demo_scenarios shaping of
+    the accounts' histories (known falls, recoveries and plateaus, for backtesting the forecast).
     """
     if accounts < 1 or days < 1:
         raise ValueError("accounts and days must be at least 1")
@@ -624,6 +632,10 @@ def write_demo(
         models = load_health_models(None)
     stamp = datetime.combine(today, time(6), tzinfo=UTC)
     plans = _plan_accounts(accounts, today, seed, models.default.keys)
+    if scenario is not None:
+        from storage.demo_scenarios import apply_scenario
+
+        apply_scenario(scenario, plans, today=today, days=days, seed=seed)
 
     with engine.begin() as conn:
         wipe_all(conn)
@@ -644,6 +656,8 @@ def write_demo(
                 rows,
             )
         counts = _write_portfolio(conn, plans, csm_ids, today, days, stamp)
+        # ARR history from the accounts and their renewals, through the one ARR-history writer.
+        record_account_arr(conn, [a.id for a in plans], source="demo", today=today, at=stamp)
 
     summary = DemoSummary(
         accounts=len(plans),
@@ -784,7 +798,11 @@ def _write_portfolio(
                     len(milestones) + 1,
                 )
             )
+    _set_hurdles(milestones, objective_rows, obj_ids)
     insert_dicts(conn, table("milestone"), milestones)
+    insert_dicts(
+        conn, table("kpi_reading"), _kpi_history(milestones, objective_rows, obj_ids, today)
+    )
 
     renewals = _renewal_rows(plans, today)
     insert_dicts(conn, table("renewal"), renewals)
@@ -806,6 +824,77 @@ def _write_portfolio(
         "surveys": surveys,
         "escalations": escalations,
     }
+
+
+def _objective_id(row: dict[str, Any], obj_ids: dict[tuple[int, int], int]) -> int:
+    return obj_ids[(row["plan_id"], row["position"])]
+
+
+def _set_hurdles(
+    milestones: list[dict[str, Any]],
+    objective_rows: list[dict[str, Any]],
+    obj_ids: dict[tuple[int, int], int],
+) -> None:
+    """The hurdler plan: each milestone carries the KPI value it should reach, in even steps from
+    the objective's baseline to its target, the last milestone reaching the target."""
+    objectives = {_objective_id(o, obj_ids): o for o in objective_rows}
+    by_objective: dict[int, list[dict[str, Any]]] = {}
+    for row in milestones:
+        by_objective.setdefault(row["objective_id"], []).append(row)
+    for objective_id, rows in by_objective.items():
+        objective = objectives[objective_id]
+        baseline, target = objective["kpi_baseline"], objective["kpi_target"]
+        rows.sort(key=lambda r: (r["due_date"], r["position"]))
+        for step, row in enumerate(rows, start=1):
+            row["kpi_target"] = round(baseline + (target - baseline) * step / len(rows), 1)
+        rows.sort(key=lambda r: r["position"])
+    for row in milestones:
+        row.setdefault("kpi_target", None)
+
+
+# KPI measurements: every two weeks from the plan's start until today.
+KPI_EVERY_DAYS = 14
+
+
+def _kpi_history(
+    milestones: list[dict[str, Any]],
+    objective_rows: list[dict[str, Any]],
+    obj_ids: dict[tuple[int, int], int],
+    today: date,
+) -> list[dict[str, Any]]:
+    """Fortnightly KPI readings from baseline (45 days before the first milestone) to today's
+    value, which is the objective's kpi_current, so the plan chart and the card agree."""
+    first_due: dict[int, date] = {}
+    for row in milestones:
+        current = first_due.get(row["objective_id"])
+        first_due[row["objective_id"]] = (
+            min(current, row["due_date"]) if current else row["due_date"]
+        )
+    out: list[dict[str, Any]] = []
+    for objective in objective_rows:
+        objective_id = _objective_id(objective, obj_ids)
+        start = min(first_due.get(objective_id, today), today) - timedelta(days=45)
+        baseline, current = objective["kpi_baseline"], objective["kpi_current"]
+        span = max((today - start).days, 1)
+        rng = random.Random(f"kpi:{objective_id}")
+        noise = abs(objective["kpi_target"] - baseline) * 0.04
+        day = start
+        while day < today:
+            share = (day - start).days / span
+            value = baseline if day == start else baseline + (current - baseline) * share
+            if day != start:
+                value += rng.uniform(-noise, noise)
+            out.append(
+                {
+                    "objective_id": objective_id,
+                    "day": day,
+                    "value": round(value, 1),
+                    "source": "demo",
+                }
+            )
+            day += timedelta(days=KPI_EVERY_DAYS)
+        out.append({"objective_id": objective_id, "day": today, "value": current, "source": "demo"})
+    return out
 
 
 def _renewal_rows(plans: list[_Acct], today: date) -> list[dict[str, Any]]:

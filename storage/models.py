@@ -23,7 +23,8 @@ class Table(SQLModel):
     model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
-ROLES = ("csm", "manager", "admin")
+# A viewer is internal staff who may read (design.md, "Who may see what").
+ROLES = ("csm", "manager", "admin", "viewer")
 LIFECYCLE_STAGES = ("onboarding", "adoption", "expansion", "renewal")
 MILESTONE_STATUSES = ("not_started", "in_progress", "done", "at_risk", "blocked")
 ESCALATION_SEVERITIES = ("sev1", "sev2", "sev3")
@@ -31,6 +32,9 @@ ESCALATION_STATUSES = ("open", "acknowledged", "resolved")
 SURVEY_KINDS = ("nps", "csat", "ces")
 STAKEHOLDER_ROLES = ("champion", "decision_maker", "sponsor", "user", "admin")
 RENEWAL_STATUSES = ("open", "renewed", "churned")
+# What one ARR change was (from the ARR before to the ARR after) and what caused it.
+ARR_CHANGE_KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
+ARR_CHANGE_CAUSES = ("start", "renewal", "churn", "update")
 
 
 class CSM(Table, table=True):
@@ -46,6 +50,12 @@ class CSM(Table, table=True):
     timezone: str = Field(default="UTC")
     digest_time: str = Field(default="08:30")
     digest_weekends: bool = Field(default=False)
+    # Urgent alerts reach a person only within their working hours (local time, HH:MM); the
+    # classes that interrupt them at all are ``interrupts`` (None = the defaults of
+    # domain.notify_policy.ALERT_CLASSES).
+    work_start: str = Field(default="09:00")
+    work_end: str = Field(default="18:00")
+    interrupts: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     slack_user_id: str | None = Field(default=None, unique=True, index=True)
     teams_user_id: str | None = Field(default=None, index=True)
     teams_aad_object_id: str | None = Field(default=None, index=True)
@@ -106,6 +116,30 @@ class IndicatorReading(Table, table=True):
     note: str | None = None
 
 
+class ArrChange(Table, table=True):
+    """One change of an account's ARR: from ``day`` on, the account's ARR is ``arr``.
+
+    Written only through storage.arr_history.record_arr_changes, which keeps one row per account
+    and day, every row a real change (``previous_arr`` is the ARR the day before) and
+    Account.arr equal to the newest ARR above zero.
+    """
+
+    __tablename__ = "arr_change"
+    __table_args__ = (UniqueConstraint("account_id", "day", name="uq_arr_change_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    day: date
+    arr: float
+    previous_arr: float = 0.0
+    kind: str  # ARR_CHANGE_KINDS, from previous_arr and arr
+    cause: str = "update"  # ARR_CHANGE_CAUSES
+    source: str = "import"  # the channel: import, api, demo, backfill, a sync adapter...
+    renewal_id: int | None = Field(default=None, foreign_key="renewal.id")
+    note: str | None = None
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
 class HealthSnapshot(Table, table=True):
     """The health of an account as computed for one day (score None means insufficient data)."""
 
@@ -126,6 +160,10 @@ class HealthSnapshot(Table, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     forecast_red_in_days: int | None = None
+    # The forecast's range (earliest/latest red day) and its status (red, no_red, no_trend...).
+    forecast_red_earliest: int | None = None
+    forecast_red_latest: int | None = None
+    forecast_status: str | None = None
     computed_at: datetime = Field(default_factory=utcnow)
 
 
@@ -169,7 +207,22 @@ class Milestone(Table, table=True):
     completed_on: date | None = None
     note: str | None = None
     position: int = 0
+    # The objective's KPI value this milestone should reach by its due date (a "hurdle").
+    kpi_target: float | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class KpiReading(Table, table=True):
+    """One measurement of an objective's KPI on a day: the actuals a success plan is judged by."""
+
+    __tablename__ = "kpi_reading"
+    __table_args__ = (UniqueConstraint("objective_id", "day", name="uq_kpi_reading_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    objective_id: int = Field(foreign_key="objective.id", index=True)
+    day: date
+    value: float
+    source: str = Field(default="import")
 
 
 class MilestoneEvent(Table, table=True):
@@ -235,7 +288,13 @@ class Escalation(Table, table=True):
     resolve_due_at: datetime | None = None
     slack_channel_id: str | None = None
     slack_thread_ts: str | None = None
+    # Teams: the conversation the card was posted in (a channel thread "<channel>;messageid=<root>"
+    # or a chat) and the card's own activity id, so every update edits that card for everyone.
     teams_conversation_id: str | None = None
+    teams_activity_id: str | None = None
+    # The platform's own id of the request that opened it (Slack view/trigger/event id, Teams
+    # activity): a retried or resubmitted request finds this row instead of opening a second one.
+    origin_key: str | None = Field(default=None, unique=True, max_length=200)
 
 
 class EscalationEvent(Table, table=True):
@@ -252,6 +311,8 @@ class EscalationEvent(Table, table=True):
     from_value: str | None = None
     to_value: str | None = None
     note: str | None = None
+    # As Escalation.origin_key: a resubmitted note modal adds its note once.
+    origin_key: str | None = Field(default=None, unique=True, max_length=200)
 
 
 class SurveyResponse(Table, table=True):

@@ -38,6 +38,14 @@ def _postgres_reason() -> str | None:
 _PG_SKIP = _postgres_reason()
 
 
+@pytest.fixture(autouse=True)
+def _files_in_tmp(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Charts and decks the local chat writes land in a temporary folder, never in $HOME."""
+    monkeypatch.setenv("CSM_FILES_DIR", str(tmp_path_factory.getbasetemp() / "files"))
+
+
 def fixture_path(*parts: str) -> Path:
     """Path of a payload in tests/fixtures/ (real payloads written by Slack and Microsoft)."""
     return FIXTURES.joinpath(*parts)

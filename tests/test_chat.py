@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -107,10 +108,11 @@ def test_cli_ask_json(demo_container) -> None:
     assert data["reply"]["template"] == "health_card"
 
 
-def test_cli_ask_as_unknown_email_still_answers(demo_container) -> None:
+def test_cli_ask_as_unknown_email_answers_with_who_can_add_them(demo_container) -> None:
     result = runner.invoke(app, ["ask", "risks", "--as", "nobody@elsewhere.org"])
     assert result.exit_code == 0, result.output
-    assert "at risk" in result.output
+    assert "at risk" not in result.output and "$" not in result.output
+    assert "Ask Robin Admin (an admin) to add you" in result.output
 
 
 def test_cli_ask_stdin_one_json_per_line(demo_container) -> None:
@@ -141,3 +143,32 @@ def test_demo_on_a_fresh_machine_creates_the_database_folder(tmp_path, monkeypat
     assert "Demo portfolio ready" in result.output
     answer = runner.invoke(app, ["ask", "health acme"])
     assert "Acme Corp" in answer.output
+
+
+def test_local_chat_answers_then_writes_the_charts_with_a_sparkline(demo_container) -> None:
+    result = runner.invoke(app, ["ask", "/health acme chart"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("Acme Corp — ")  # the text answer comes first
+    charts = [line for line in lines if line.startswith("Chart: ")]
+    assert [c.split(" → ")[0] for c in charts] == [
+        "Chart: Acme Corp — health, last 44 days",
+        "Chart: Acme Corp — the indicators behind the score",
+    ]
+    for line in charts:
+        path = Path(line.split(" → ")[1])
+        assert path.read_bytes().startswith(b"\x89PNG")
+    sparkline = lines[lines.index(charts[0]) + 1]
+    assert sparkline.startswith("  Acme Corp health, ") and "/100" in sparkline
+    assert any(block in sparkline for block in "▁▂▃▄▅▆▇█")
+
+
+def test_local_chat_qbr_writes_the_draft_deck(demo_container) -> None:
+    from pptx import Presentation
+
+    result = runner.invoke(app, ["ask", "qbr acme operational"])
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("File: ")]
+    path = Path(line.split(" → ")[1])
+    assert path.name.startswith("acme-corp-qbr-operational-")
+    assert Presentation(str(path)).slides[0].shapes.title.text == "Acme Corp: Operational review"

@@ -111,12 +111,12 @@ def test_recompute_with_a_bad_day_says_so(demo_container) -> None:
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
 
 
-def test_unknown_as_email_reads_but_cannot_write(demo_container) -> None:
+def test_unknown_as_email_sees_no_account_data(demo_container) -> None:
     plan = runner.invoke(app, ["ask", "plan acme", "--as", "nobody@example.com", "--json"])
     assert plan.exit_code == 0, plan.output
-    assert '"can_edit": false' in plan.output
+    assert "Acme" not in plan.output and '"template": "notice"' in plan.output
     mine = runner.invoke(app, ["ask", "my accounts", "--as", "nobody@example.com"])
-    assert "All accounts" in mine.output and "Your accounts" not in mine.output
+    assert "All accounts" not in mine.output and "I don't know you yet" in mine.output
 
 
 def _counts(container) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]

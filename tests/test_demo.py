@@ -84,8 +84,12 @@ def test_acme_is_amber_sliding_and_forecast_to_turn_red(demo: tuple[Engine, Demo
     now = snapshot(engine, "Acme Corp", TODAY)
     month_ago = snapshot(engine, "Acme Corp", TODAY - timedelta(days=30))
     assert now["band"] == "amber"
-    assert now["forecast_red_in_days"] is not None
-    assert 1 <= now["forecast_red_in_days"] <= 30
+    # The slide is a clear trend: red is forecast within the 60-day horizon, with its range.
+    assert now["forecast_status"] == "red"
+    assert 1 <= now["forecast_red_in_days"] <= 60
+    assert now["forecast_red_earliest"] <= now["forecast_red_in_days"]
+    latest = now["forecast_red_latest"]
+    assert latest is None or latest >= now["forecast_red_in_days"]
     assert now["score"] <= month_ago["score"] - 8, "the 30-day trend should be clearly down"
     # The slide is in the leading indicators: they drive the score down.
     assert now["drivers"][0]["kind"] == "leading"

@@ -75,12 +75,16 @@ def write(tmp_path: Path, name: str, body: str, *, encoding: str = "utf-8") -> P
 def test_every_kind_imports_and_reimport_changes_nothing(people: Engine) -> None:
     first = import_all(people)
     assert {k: (r.rows, r.inserted, r.updated) for k, r in first.items()} == {
+        # Dana, Marco and Priya were there; Alex is new and becomes their manager.
+        "people": (4, 1, 3),
         "accounts": (3, 3, 0),
         "readings": (5, 5, 0),
         "milestones": (4, 4, 0),
-        "renewals": (3, 3, 0),
+        # R-1 and R-2 take over the open renewals the accounts' renewal dates made.
+        "renewals": (3, 1, 2),
         "surveys": (4, 4, 0),
     }
+    assert first["accounts"].renewals_created == 3
     assert len(first["accounts"].account_ids) == 3
     before = fingerprint(people)
 
@@ -138,7 +142,13 @@ def test_imported_values_land_where_expected(people: Engine) -> None:
         ).one()
         assert tuple(survey) == ("ces", 3, "Setup was hard, docs helped")
         audit = conn.execute(text("SELECT entity, action, source FROM audit_log ORDER BY id")).all()
-        assert [tuple(a) for a in audit] == [(k, "import", "import") for k in KINDS]
+        # One entry per person added or changed (a role is an access right), one per file.
+        people_entries = [("csm", "person.add", "import")] + [
+            ("csm", "person.update", "import")
+        ] * 3
+        assert [tuple(a) for a in audit] == people_entries + [
+            (k, "import", "import") for k in KINDS
+        ]
 
 
 def test_bad_rows_are_all_reported_and_nothing_is_written(people: Engine, tmp_path: Path) -> None:

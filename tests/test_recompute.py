@@ -277,3 +277,125 @@ def test_segment_models_and_a_model_without_leading_indicators(engine: Engine) -
     with engine.connect() as conn:
         row = conn.execute(select(snap.c.score, snap.c.band, snap.c.model_name)).one()
     assert tuple(row) == (76.0, "green", "smb-lite")
+
+
+def _indicator(engine: Engine, account: int, day: date, key: str) -> dict:
+    snap = table("health_snapshot")
+    with engine.connect() as conn:
+        scores = conn.execute(
+            select(snap.c.indicator_scores).where(snap.c.account_id == account, snap.c.day == day)
+        ).scalar_one()
+    return scores[key]
+
+
+def test_old_readings_are_stale_with_their_age_not_missing(
+    any_engine: Engine, models: HealthModels
+) -> None:
+    account = add_account(any_engine, 1)
+    readings = today_only({k: v for k, v in ON_GREEN.items() if k != "exec_engagement"})
+    # The last executive touchpoint reading is 31 days old (max age 30). The daily recompute
+    # used to read nothing older than the max age, and called it "missing".
+    readings["exec_engagement"] = [(TODAY - timedelta(days=31), 12.0)]
+    add_readings(any_engine, account, readings)
+
+    recompute_health(any_engine, as_of=TODAY, models=models)
+    entry = _indicator(any_engine, account, TODAY, "exec_engagement")
+    assert (entry["status"], entry["age_days"], entry["value"]) == ("stale", 31, 12.0)
+    assert entry["effective_weight"] == 0.0  # stale: its weight goes to the fresh ones
+    assert snapshots(any_engine) == [(account, TODAY, 76.0, "green", 0.9, None)]
+
+    # The backfill (a range of days) sees it the same way on every day of the range: fresh up
+    # to 30 days old, then stale with its age.
+    backfill_snapshots(
+        any_engine, start=TODAY - timedelta(days=5), end=TODAY, models=models, account_ids=[account]
+    )
+    seen = []
+    for back in range(6):
+        entry = _indicator(any_engine, account, TODAY - timedelta(days=back), "exec_engagement")
+        seen.append((entry["status"], entry["age_days"]))
+    assert seen == [("stale", 31)] + [("fresh", 31 - back) for back in range(1, 6)]
+    # Earlier than any stored day, the backfill reads it from before its window too.
+    backfill_snapshots(
+        any_engine,
+        start=TODAY + timedelta(days=20),
+        end=TODAY + timedelta(days=21),
+        models=models,
+        account_ids=[account],
+    )
+    entry = _indicator(any_engine, account, TODAY + timedelta(days=21), "exec_engagement")
+    assert (entry["status"], entry["age_days"]) == ("stale", 52)
+
+
+def test_survey_answers_feed_csat_and_ces_indicators(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    base = {
+        "weight": 50,
+        "direction": "higher",
+        "kind": "lagging",
+        "objectivity": "objective",
+        "measure": "quantitative",
+        "max_age_days": 90,
+    }
+    model_file = tmp_path / "model.yaml"
+    model_file.write_text(
+        yaml.safe_dump(
+            {
+                "indicators": [
+                    {
+                        **base,
+                        "key": "csat",
+                        "label": "CSAT %",
+                        "floor": 0,
+                        "red": 60,
+                        "green": 80,
+                        "ceiling": 100,
+                        "survey": "csat",
+                        "survey_window_days": 60,
+                    },
+                    {
+                        **base,
+                        "key": "ces",
+                        "label": "Effort",
+                        "floor": 1,
+                        "red": 3,
+                        "green": 5,
+                        "ceiling": 7,
+                        "survey": "ces",
+                    },
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    survey_models = load_health_models(model_file)
+    account = add_account(engine, 1)
+    answers = [
+        ("csat", 5, 3),
+        ("csat", 4, 20),
+        ("csat", 2, 50),
+        ("csat", 1, 70),
+        ("ces", 6, 10),
+        ("ces", 4, 80),
+    ]
+    with engine.begin() as conn:
+        insert_dicts(
+            conn,
+            table("survey_response"),
+            [
+                {
+                    "account_id": account,
+                    "kind": k,
+                    "score": s,
+                    "responded_on": TODAY - timedelta(days=d),
+                }
+                for k, s, d in answers
+            ],
+        )
+    recompute_health(engine, as_of=TODAY, models=survey_models)
+    csat = _indicator(engine, account, TODAY, "csat")
+    ces = _indicator(engine, account, TODAY, "ces")
+    # CSAT over 60 days: 5, 4, 2 -> two of three are 4-5: 66.7 %. CES over 90 days: (6 + 4) / 2.
+    assert csat["value"] == pytest.approx(200 / 3) and csat["responses"] == 3
+    assert csat["day"] == (TODAY - timedelta(days=3)).isoformat()  # the newest answer
+    assert (ces["value"], ces["responses"]) == (5.0, 2)

@@ -1,4 +1,4 @@
-"""Data API routes: POST /api/v1/import/{kind} (CSV or JSON rows) and GET /api/v1/accounts/{id}/health."""
+"""Data API routes: POST /api/v1/import/{kind} (CSV or JSON rows), GET /api/v1/accounts/{id}/health, /api/v1/people."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.api.auth import Endpoint, api_error, configured_token, require_token
+from bot.api.people import people_routes
+from bot.http_body import API_MAX_BODY, read_capped
+from handlers import access
 from storage.csv_import import (
     KINDS,
+    MAX_ERRORS_SHOWN,
     ImportFailed,
     ImportReport,
     import_csv_text,
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # 10 MiB is ~100,000 JSON (~250,000 CSV) reading rows: a sync fits, a runaway client does not.
-MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_BODY_BYTES = API_MAX_BODY
 CSV_TYPES = ("text/csv", "application/csv")
 JSON_TYPE = "application/json"
 # These kinds feed the health score; milestones and renewals do not.
@@ -53,6 +57,7 @@ def routes(container: Container, *, max_body_bytes: int = MAX_BODY_BYTES) -> lis
             require_token(container, health_endpoint(container)),
             methods=["GET"],
         ),
+        *people_routes(container),
     ]
 
 
@@ -61,6 +66,9 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
 
     async def import_data(request: Request) -> Response:
         kind = request.path_params["kind"]
+        # The token holder is the data API's service actor (handlers.access: it may import).
+        if not access.may(access.service_actor(), access.Action.IMPORT_DATA):
+            return api_error(403, "forbidden", "Imports are not allowed for this token.")
         if kind not in KINDS:
             return api_error(
                 404,
@@ -77,7 +85,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
             )
         if charset not in (None, "utf-8", "utf8"):
             return api_error(415, "unsupported_charset", f"Send UTF-8, not {charset}.")
-        body = await _read_body(request, max_body_bytes)
+        body = await read_capped(request, max_body_bytes)
         if body is None:
             return api_error(
                 413,
@@ -114,13 +122,17 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
             report = await run_in_threadpool(job)
         except ImportFailed as exc:
             noun = "error" if len(exc.errors) == 1 else "errors"
+            shown = exc.errors[:MAX_ERRORS_SHOWN]
+            more = f" The first {len(shown)} are listed." if len(exc.errors) > len(shown) else ""
             return JSONResponse(
                 {
                     "error": "invalid_rows",
-                    "message": f"{len(exc.errors)} {noun}, nothing imported.",
+                    "message": f"{len(exc.errors):,} {noun}, nothing imported.{more}",
                     "kind": kind,
+                    "error_count": len(exc.errors),
+                    "errors_truncated": len(exc.errors) > len(shown),
                     "errors": [
-                        {"row": e.row, "column": e.column, "reason": e.reason} for e in exc.errors
+                        {"row": e.row, "column": e.column, "reason": e.reason} for e in shown
                     ],
                     "imported": 0,
                 },
@@ -146,6 +158,10 @@ async def _answer(container: Container, report: ImportReport) -> dict[str, Any]:
         "accounts_changed": len(report.account_ids),
         "health_recomputed": 0,
     }
+    if report.kind == "accounts":
+        # Renewal dates and ARR of the accounts keep their open renewals (docs/import.md).
+        body["renewals_created"] = report.renewals_created
+        body["renewals_updated"] = report.renewals_updated
     if report.account_ids and report.kind in RECOMPUTE_KINDS:
         from handlers.recompute import recompute_health
 
@@ -184,12 +200,16 @@ def health_endpoint(container: Container) -> Endpoint:
 
 
 def _health_of(container: Container, external_id: str) -> dict[str, Any] | None:
+    from handlers import access
     from handlers.accounts import account_summary
+    from handlers.context import ChatContext
     from handlers.health import health_context, sentiment_context
     from storage.models import Account
 
     today = container.today()
+    ctx = ChatContext(platform="api", actor=access.service_actor(), today=today)
     with container.session() as session:
+        access.require(session, ctx, access.Action.READ_ACCOUNT)
         account = session.exec(select(Account).where(Account.external_id == external_id)).first()
         if account is None:
             return None
@@ -210,22 +230,6 @@ def _content_type(request: Request) -> tuple[str, str | None]:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"').lower()
     return media.strip().lower(), charset
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` (never buffering more)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    parts: list[bytes] = []
-    size = 0
-    # Counted while streaming: a chunked body has no Content-Length to trust.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _json_rows(body: bytes) -> list[Any] | Response:

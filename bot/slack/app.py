@@ -14,6 +14,7 @@ from bot.slack.config import SlackOAuthConfig
 from bot.slack.listeners import actions, commands, events, views
 from bot.slack.middleware import chat_context_middleware
 from bot.slack.services import SlackServices, web_client
+from bot.slack.worker import SlackWorker
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,18 @@ def build_slack(
     client: WebClient | None = None,
     listener_executor: Executor | None = None,
     oauth: SlackOAuthConfig | None = None,
+    worker: SlackWorker | None = None,
 ) -> SlackEdge:
     """The Slack app: one workspace (SLACK_BOT_TOKEN), or any that installs it when
     SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set (bolt's OAuth flow, tokens in our database).
 
     process_before_response=True: bolt's default polls for ack() and adds ~10 ms to every request
-    (platform-facts.md); listeners here ack with the answer itself, and events hand slow work to
-    lazy listeners. token_verification is off so the server starts even while Slack is unreachable;
-    bolt calls auth.test on the first request instead.
+    (platform-facts.md). Listeners hand their work to the worker (bot.slack.worker) and ack with
+    the answer when it is ready within the worker's budget, else ack at once and answer later;
+    events hand their work to lazy listeners. token_verification is off so the server starts even
+    while Slack is unreachable; bolt calls auth.test on the first request instead.
+
+    listener_executor runs lazy listeners and, unless ``worker`` is given, the work after acks.
     """
     settings = container.settings
     if not settings.slack_signing_secret:
@@ -52,7 +57,9 @@ def build_slack(
 
         install = oauth_settings(container, oauth)
     client = client or web_client(settings)
-    services = SlackServices(container=container, client=client)
+    if worker is None:
+        worker = SlackWorker(executor=listener_executor) if listener_executor else SlackWorker()
+    services = SlackServices(container=container, client=client, worker=worker)
     app = App(
         name="csm-assistant",
         signing_secret=settings.slack_signing_secret,

@@ -37,13 +37,16 @@ class Ask:
     @classmethod
     def decoded(cls, data: dict[str, Any]) -> Ask | None:
         kind = data.get("k")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             return None
         account_id = data.get("a")
+        if not isinstance(account_id, int) or isinstance(account_id, bool):
+            account_id = None
+        elif not 0 < account_id < 2**53:
+            return None  # no account has such an id: a tampered button
+        text = data.get("t")
         return cls(
-            kind=str(kind),
-            text=str(data.get("t") or ""),
-            account_id=int(account_id) if isinstance(account_id, int) else None,
+            kind=str(kind), text=text[:500] if isinstance(text, str) else "", account_id=account_id
         )
 
 
@@ -57,8 +60,12 @@ def _days(text: str, default: int = 90) -> int:
 
 
 def _health(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.charts import asks_for_chart
     from handlers.health import account_health
 
+    if asks_for_chart(ask.text):
+        # "/health acme chart": the conversational parser reads the account and the chart flag.
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"health {ask.text}"))
     return account_health(
         session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
     )
@@ -73,8 +80,11 @@ def _changes(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask)
 
 
 def _plan(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.charts import asks_for_chart
     from handlers.plan import success_plan
 
+    if asks_for_chart(ask.text):
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"plan {ask.text}"))
     return success_plan(session, ctx=ctx, query=ask.text or None, account_id=ask.account_id)
 
 
@@ -93,6 +103,12 @@ def _renewals(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask
     return upcoming_renewals(session, ctx=ctx, days=_days(ask.text))
 
 
+def _renewal(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.portfolio import account_renewal
+
+    return account_renewal(session, ctx=ctx, query=ask.text or None, account_id=ask.account_id)
+
+
 def _risks(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import at_risk
 
@@ -100,6 +116,18 @@ def _risks(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -
         # "/risks red", "/risks team": band and owner come from the conversational parser.
         return _ask(session, ctx, models, Ask(kind="ask", text=f"accounts at risk {ask.text}"))
     return at_risk(session, ctx=ctx)
+
+
+def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    if ask.account_id is not None:
+        # A digest's Prep button: that account's prep card, the draft pack following as a file.
+        from handlers.qbr import qbr_prep
+        from handlers.qbr_pack import with_pack
+
+        reply = qbr_prep(session, ctx=ctx, models=models, account_id=ask.account_id)
+        return with_pack(reply, variant="executive", today=ctx.today)
+    # "/qbr acme [operational]": the prep card, with the draft pack following as a file.
+    return _ask(session, ctx, models, Ask(kind="ask", text=f"qbr {ask.text}"))
 
 
 def _mine(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
@@ -120,8 +148,10 @@ KINDS: dict[str, Run] = {
     "plan": _plan,
     "overdue": _overdue,
     "renewals": _renewals,
+    "renewal": _renewal,
     "risks": _risks,
     "mine": _mine,
+    "qbr": _qbr,
     "ask": _ask,
 }
 

@@ -137,7 +137,11 @@ class SlackNotifier:
             except (SlackClientError, OSError) as exc:
                 # The request may have reached Slack: the outbox looks it up before a re-send.
                 raise DeliveryError("connection_error", unknown=True) from exc
-            return str(response.get("ts") or "")
+            ts = str(response.get("ts") or "")
+            if reply.attachments:
+                # After the post is delivered: a failed upload is logged, never raised.
+                self._send_files(client, target, reply, str(response.get("channel") or channel), ts)
+            return ts
 
         return post
 
@@ -205,6 +209,40 @@ class SlackNotifier:
 
     def pacing_key(self, target: str) -> str:
         return target
+
+    def _send_files(
+        self, client: WebClient, target: str, reply: Reply, channel: str, ts: str
+    ) -> None:
+        """Charts (and, in a DM, the draft deck) into the thread of the post just made.
+
+        The post itself is delivered: a failed upload is logged, never raised, so the outbox does
+        not post the message a second time. A deck never goes to a channel (it may be shared).
+        """
+        from bot.slack.files import upload
+        from handlers.attachments import delivery_context, safe_files
+
+        items = tuple(
+            a for a in reply.attachments if a.kind == "chart" or target.startswith("csm:")
+        )
+        if len(items) < len(reply.attachments):
+            logger.warning("not attaching a deck to a channel post (%s)", target)
+        files, problems = safe_files(
+            self.container.session,
+            items,
+            ctx=delivery_context(self.container.today()),
+            models=self.container.health_models,
+        )
+        for problem in problems:
+            logger.error("attachment for %s not made: %s", target, problem)
+        try:
+            charts = [f for f in files if f.is_image]
+            upload(client, charts, channel=channel, thread_ts=ts or None)
+            for pack in (f for f in files if not f.is_image):
+                upload(
+                    client, [pack], channel=channel, thread_ts=ts or None, comment=pack.description
+                )
+        except (SlackClientError, OSError) as exc:
+            logger.error("file upload to %s failed: %s", target, exc)
 
     def _payload(self, reply: Reply) -> dict[str, Any]:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -25,10 +26,13 @@ from sqlmodel import Session, col, delete, select
 
 from bot.config import Settings
 from bot.container import Container
-from bot.slack.models import SlackEventReceipt
+from bot.slack.metrics import WEB_API_FAILURES
+from bot.slack.worker import SlackWorker
+from handlers import access
 from handlers.context import Actor, ChatContext
-from handlers.identity import actor_for
+from handlers.identity import actor_for, unknown_actor
 from storage.models import Account
+from storage.platform_models import SlackEventReceipt
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,20 @@ CHANNEL_TTL = 300.0
 FAILED_LOOKUP_TTL = 10.0
 RECEIPT_RETENTION = timedelta(days=2)
 _PRUNE_EVERY = 500
+
+
+# What a Web API call can raise: Slack's own errors, and the network's (timeouts, refused or
+# dropped connections surface as OSError subclasses or http.client errors, not SlackClientError).
+WEB_API_ERRORS: tuple[type[Exception], ...] = (SlackClientError, OSError, http.client.HTTPException)
+# Seconds a Web API call may take; every call is made after the ack, so this bounds a worker.
+WEB_API_TIMEOUT = 10
+
+
+def web_api_failed(method: str, exc: Exception) -> None:
+    """Log a failed call once, the same way everywhere (network failures are also counted)."""
+    if not isinstance(exc, SlackClientError) or "timed out" in str(exc).lower():
+        WEB_API_FAILURES.labels(method).inc()
+    logger.warning("%s failed: %s: %s", method, type(exc).__name__, exc)
 
 
 # A request handler may wait this long for a rate limit to pass; longer waits fail instead, since
@@ -89,7 +107,7 @@ def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> WebClie
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=10,
+        timeout=WEB_API_TIMEOUT,
         retry_handlers=handlers,
     )
 
@@ -139,6 +157,42 @@ class ChannelInfo:
     visible: bool = True
 
 
+@dataclass(frozen=True)
+class SlackProfile:
+    """What users.info says about a person: email, name, and whether they may not see data."""
+
+    email: str | None
+    name: str | None
+    barred: str | None = None  # access.GUEST or access.EXTERNAL
+
+
+def profile_of(user: dict[str, Any], home: tuple[str | None, str | None]) -> SlackProfile:
+    """A users.info user as a SlackProfile; ``home`` is our (team id, enterprise id).
+
+    Guests (single- and multi-channel) and people of another organisation (is_stranger, or a
+    Slack Connect member whose team is neither ours nor in our Enterprise Grid) are barred.
+    """
+    profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+    email = profile.get("email") if isinstance(profile.get("email"), str) else None
+    name = user.get("real_name") or user.get("name")
+    barred = None
+    if user.get("is_restricted") or user.get("is_ultra_restricted"):
+        barred = access.GUEST
+    elif user.get("is_stranger") or _foreign_team(user, home):
+        barred = access.EXTERNAL
+    return SlackProfile(email=email, name=str(name) if name else None, barred=barred)
+
+
+def _foreign_team(user: dict[str, Any], home: tuple[str | None, str | None]) -> bool:
+    team, enterprise = home
+    theirs = user.get("team_id")
+    if not team or not theirs or theirs == team:
+        return False
+    grid = user.get("enterprise_user")
+    their_enterprise = grid.get("enterprise_id") if isinstance(grid, dict) else None
+    return not (enterprise and their_enterprise == enterprise)
+
+
 @dataclass
 class SlackServices:
     """Per-process state of the Slack edge; listeners get it through register(app, services)."""
@@ -146,10 +200,12 @@ class SlackServices:
     container: Container
     client: WebClient
     actors: TTLCache[str, Actor] = field(default_factory=lambda: TTLCache(ACTOR_TTL))
-    profiles: TTLCache[str, tuple[str | None, str | None]] = field(
+    profiles: TTLCache[str, SlackProfile] = field(default_factory=lambda: TTLCache(PROFILE_TTL))
+    channels: TTLCache[str, ChannelInfo] = field(default_factory=lambda: TTLCache(CHANNEL_TTL))
+    homes: TTLCache[str, tuple[str | None, str | None]] = field(
         default_factory=lambda: TTLCache(PROFILE_TTL)
     )
-    channels: TTLCache[str, ChannelInfo] = field(default_factory=lambda: TTLCache(CHANNEL_TTL))
+    worker: SlackWorker = field(default_factory=SlackWorker)
     _receipts: int = 0
 
     @contextmanager
@@ -159,46 +215,76 @@ class SlackServices:
 
     # -- identity ------------------------------------------------------------------------------
     def actor(
-        self, user_id: str, *, client: WebClient | None = None, team_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        client: WebClient | None = None,
+        team_id: str | None = None,
+        home: tuple[str | None, str | None] | None = None,
     ) -> Actor:
-        """The CSM behind a Slack user: by stored slack_user_id, else by the email users.info gives.
+        """The person behind a Slack user: by stored slack_user_id, else by users.info's email.
 
-        client and team_id are the request's (multi-workspace installs have a token per team).
+        users.info is asked (and cached) even for linked people: a guest or an external user sees
+        no account data, whatever record their email would match. client and team_id are the
+        request's (multi-workspace installs have a token per team); home is our workspace and
+        Enterprise Grid ids as bolt's authorization found them (else auth.test is asked).
         """
         key = f"{team_id or ''}:{user_id}"
         cached = self.actors.get(key)
         if cached is not None:
             return cached
         ttl: float | None = None
+        web = client or self.client
+        profile = self._profile(key, user_id, web, home or self._home(web, team_id))
         with self.session() as session:
             actor = actor_for(session, platform="slack", user_id=user_id)
-            if not actor.known:
-                profile = self._profile(key, user_id, client or self.client)
-                if profile is None:
-                    # Read-only for now, but only briefly: the lookup failed, not the match.
-                    ttl = FAILED_LOOKUP_TTL
-                elif any(profile):
-                    email, name = profile
-                    actor = actor_for(
-                        session, platform="slack", user_id=user_id, email=email, name=name
-                    )
+            if profile is None:
+                # Slack could not tell us: a linked person keeps their (verified) link for now;
+                # anyone else sees nothing until Slack answers (asked again soon).
+                ttl = FAILED_LOOKUP_TTL
+                if not actor.known:
+                    actor = unknown_actor(user_id, barred=access.UNVERIFIED)
+            elif profile.barred:
+                actor = unknown_actor(user_id, profile.name, barred=profile.barred)
+            elif not actor.known and (profile.email or profile.name):
+                actor = actor_for(
+                    session,
+                    platform="slack",
+                    user_id=user_id,
+                    email=profile.email,
+                    name=profile.name,
+                )
         self.actors.put(key, actor, ttl=ttl)
         return actor
 
+    def _home(self, client: WebClient, team_id: str | None) -> tuple[str | None, str | None]:
+        """Our workspace and Enterprise Grid ids (auth.test, cached); the request's team if unknown."""
+        key = team_id or ""
+        cached = self.homes.get(key)
+        if cached is not None:
+            return cached
+        try:
+            data = client.auth_test()
+        except WEB_API_ERRORS as exc:
+            web_api_failed("auth.test", exc)
+            return team_id, None
+        home = (data.get("team_id") or team_id, data.get("enterprise_id"))
+        self.homes.put(key, home)
+        return home
+
     def _profile(
-        self, key: str, user_id: str, client: WebClient
-    ) -> tuple[str | None, str | None] | None:
-        """(email, name) from users.info, cached; None when Slack could not tell us."""
+        self, key: str, user_id: str, client: WebClient, home: tuple[str | None, str | None]
+    ) -> SlackProfile | None:
+        """What users.info says about the user, cached; None when Slack could not tell us."""
         cached = self.profiles.get(key)
         if cached is not None:
             return cached
         try:
             user = client.users_info(user=user_id).get("user") or {}
-        except SlackClientError as exc:
-            logger.warning("users.info failed for %s: %s", user_id, exc)
+        except WEB_API_ERRORS as exc:
+            web_api_failed("users.info", exc)
             return None
-        profile = user.get("profile") or {}
-        found = (profile.get("email"), user.get("real_name") or user.get("name"))
+        found = profile_of(user if isinstance(user, dict) else {}, home)
         self.profiles.put(key, found)
         return found
 
@@ -217,13 +303,13 @@ class SlackServices:
             data = (client or self.client).conversations_info(channel=channel_id).get("channel")
             data = data or {}
             external = bool(data.get("is_ext_shared") or data.get("is_pending_ext_shared"))
-        except SlackClientError as exc:
+        except WEB_API_ERRORS as exc:
             # conversations.info fails for DMs the bot is not in; a DM is not an organisation's
             # shared channel. Anything else we cannot see is treated as external (shows nothing).
             external = not channel_id.startswith("D")
             visible = not external
             ttl = FAILED_LOOKUP_TTL
-            logger.warning("conversations.info failed for %s: %s", channel_id, exc)
+            web_api_failed("conversations.info", exc)
         account_ids: frozenset[int] = frozenset()
         if external:
             with self.session() as session:
@@ -243,10 +329,15 @@ class SlackServices:
         thread_key: str | None = None,
         client: WebClient | None = None,
         team_id: str | None = None,
+        request_key: str | None = None,
+        home: tuple[str | None, str | None] | None = None,
     ) -> ChatContext:
-        """The ChatContext for a Slack request: who asks, and what the channel may show."""
+        """The ChatContext for a Slack request: who asks, and what the channel may show.
+
+        Makes Web API calls on a cold cache: call it after the ack (in the worker).
+        """
         where = {"client": client, "team_id": team_id}
-        actor = self.actor(user_id, **where) if user_id else Actor(None, "someone", role="unknown")
+        actor = self.actor(user_id, home=home, **where) if user_id else unknown_actor(None)
         info = self.channel(channel_id, **where) if channel_id else ChannelInfo(external=False)
         return ChatContext(
             platform="slack",
@@ -255,6 +346,7 @@ class SlackServices:
             thread_key=thread_key,
             external=info.external,
             allowed_account_ids=info.account_ids,
+            request_key=request_key,
         )
 
     # -- events --------------------------------------------------------------------------------

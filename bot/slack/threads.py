@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
 
 from bot.slack.listeners.common import send_to_response_url
-from bot.slack.messages import message
-from bot.slack.services import SlackServices, api_error
+from bot.slack.messages import message, notice
+from bot.slack.services import WEB_API_ERRORS, SlackServices, api_error, web_api_failed
 from handlers.errors import HandlerError, PermissionDenied
 from handlers.escalations import attach_thread, update_reply
 from handlers.reply import Reply
@@ -67,8 +66,8 @@ def target_channel(
 def _permalink(client: WebClient, channel: str, ts: str) -> str | None:
     try:
         link = str(client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink") or "")
-    except SlackClientError as exc:
-        logger.info("chat.getPermalink failed for %s %s: %s", channel, ts, exc)
+    except WEB_API_ERRORS as exc:
+        web_api_failed("chat.getPermalink", exc)
         return None
     return link if _SAFE_LINK.match(link) else None
 
@@ -105,8 +104,8 @@ def post_parent(
     )
     try:
         response = client.chat_postMessage(channel=target, **message(parent))
-    except SlackClientError as exc:
-        logger.warning("posting escalation to %s failed: %s", target, exc)
+    except WEB_API_ERRORS as exc:
+        web_api_failed("chat.postMessage", exc)
         return Posted(channel=target, error=api_error(exc) or "connection_error")
     # Posting to a user id answers with the DM's channel id: keep the one updates must use.
     channel = str(response.get("channel") or target)
@@ -135,6 +134,15 @@ def confirmation(reply: Reply, posted: Posted) -> dict[str, Any]:
             },
             text=text,
         )
+    )
+
+
+def already_open(reply: Reply) -> dict[str, Any]:
+    """The note for a request that arrived twice: the first one opened the escalation."""
+    escalation = reply.context["escalation"]
+    return notice(
+        f"Escalation #{escalation['id']} is already open (this request reached me twice); "
+        "nothing new was opened."
     )
 
 
@@ -197,8 +205,8 @@ def publish_update(
         try:
             client.chat_update(channel=channel, ts=thread_ts, **card)
             updated = True
-        except SlackClientError as exc:
-            logger.warning("chat.update of escalation %s failed: %s", escalation["id"], exc)
+        except WEB_API_ERRORS as exc:
+            web_api_failed("chat.update", exc)
     elif clicked.channel and clicked.ts and not clicked.ephemeral:
         # A card from before threads (or from /csm, answered in the command's response): the
         # message clicked becomes the thread from now on.
@@ -208,9 +216,11 @@ def publish_update(
         # A card we did not post ourselves (a command's response) is replaced via response_url.
         send_to_response_url(clicked.response_url, card, replace_original=True)
     if channel and thread_ts:
+        if reply.context.get("existing"):
+            return  # the same note submitted again: its thread reply went out the first time
         try:
             client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, **message(update_reply(reply))
             )
-        except SlackClientError as exc:
-            logger.warning("thread reply for escalation %s failed: %s", escalation["id"], exc)
+        except WEB_API_ERRORS as exc:
+            web_api_failed("chat.postMessage", exc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment
@@ -16,26 +18,87 @@ logger = logging.getLogger(__name__)
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.5"
-# Teams rejects messages above ~100 KB (413 MessageSizeTooBig); stay well under it.
-MAX_CARD_BYTES = 80_000
+# Teams refuses a message above ~100 KB measured in UTF-16 (413 MessageSizeTooBig); keep a margin.
+MAX_MESSAGE_BYTES = 80_000
+# What botbuilder adds to an activity when it sends it (conversation, from, recipient, serviceUrl,
+# replyToId): a few hundred characters, counted generously so the measured size is the sent size.
+ENVELOPE_BYTES = 2_000
+# Lists in the templates (``cap(n)``) are cut to these shares of their usual length, in turn,
+# until the message fits; a card that does not fit even then goes out as text.
+SCALES = (1.0, 0.5, 0.25, 0.1, 0.0)
 # A plain-text fallback is cut long before the message limit; the card is what people read.
 MAX_TEXT_CHARS = 20_000
+# Teams keeps per-person views for at most 60 people per card.
+MAX_REFRESH_USERS = 60
+
+
+def utf16_size(value: Any) -> int:
+    """Bytes of a JSON value in UTF-16, the way Teams measures a message."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-16-le"))
 
 
 def card_size(card: dict[str, Any]) -> int:
-    """Bytes of the card as it goes on the wire (ASCII-escaped JSON, the larger encoding)."""
-    return len(json.dumps(card, separators=(",", ":")).encode("utf-8"))
+    """UTF-16 bytes of a card on its own (an invoke response carries nothing else)."""
+    return utf16_size(card) + ENVELOPE_BYTES
 
 
-def render_card(reply: Reply, notice: str | None = None) -> dict[str, Any] | None:
-    """The Adaptive Card of a Reply, or None when there is no Teams template or it would be too big.
+def activity_size(activity: Activity) -> int:
+    """UTF-16 bytes of the whole message: card, summary, text and the envelope botbuilder adds."""
+    return utf16_size(activity.serialize()) + ENVELOPE_BYTES
 
-    Args:
-        reply: what a handler answered.
-        notice: a line shown above the card (a refusal, an error) without touching the template.
+
+def _card_message_size(card: dict[str, Any], summary: str) -> int:
+    """activity_size of _card_message(card, …), without msrest's (slow) serializer."""
+    body = {
+        "type": ActivityTypes.message.value,
+        "attachments": [{"contentType": ADAPTIVE_CARD, "content": card}],
+        "summary": summary,
+    }
+    return utf16_size(body) + ENVELOPE_BYTES
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """Universal Actions ``refresh``: the listed people's clients fetch their own view of the card.
+
+    Everyone else sees the card as posted (and can pick Refresh in the message menu).
     """
+
+    verb: str
+    data: dict[str, Any]
+    user_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": {
+                "type": "Action.Execute",
+                "title": "Refresh",
+                "verb": self.verb,
+                "data": self.data,
+            },
+            "userIds": list(self.user_ids[:MAX_REFRESH_USERS]),
+        }
+
+
+def _capper(scale: float) -> Callable[[int], int]:
+    def cap(n: int) -> int:
+        return n if scale >= 1.0 else max(1, int(n * scale))
+
+    return cap
+
+
+def _render(
+    reply: Reply, notice: str | None, refresh: Refresh | None, scale: float
+) -> dict[str, Any] | None:
+    context = {
+        **reply.context,
+        "cap": _capper(scale),
+        # Someone gets a per-person view: the shared card can leave the buttons to those views.
+        "audience": bool(refresh and refresh.user_ids),
+    }
     try:
-        card = render_json("teams", reply.template, reply.context)
+        card = render_json("teams", reply.template, context)
     except TemplateNotFound:
         logger.info("no Teams template for %s; sending text", reply.template)
         return None
@@ -46,13 +109,42 @@ def render_card(reply: Reply, notice: str | None = None) -> dict[str, Any] | Non
     card.setdefault("fallbackText", truncate_text(reply.text, 2000))
     if notice:
         card.setdefault("body", []).insert(0, notice_block(notice))
-    size = card_size(card)
-    if size > MAX_CARD_BYTES:
-        logger.warning(
-            "card %s is %d bytes (> %d); sending text", reply.template, size, MAX_CARD_BYTES
-        )
-        return None
+    if refresh is not None:
+        card["refresh"] = refresh.as_json()
     return card
+
+
+def render_card(
+    reply: Reply,
+    notice: str | None = None,
+    *,
+    refresh: Refresh | None = None,
+    fits: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any] | None:
+    """The Adaptive Card of a Reply, or None when there is no Teams template or it cannot fit.
+
+    Long lists are cut (with "and N more") until the card fits the message limit in UTF-16.
+
+    Args:
+        reply: what a handler answered.
+        notice: a line shown above the card (a refusal, an error) without touching the template.
+        refresh: per-person views (Universal Actions) for the people it lists.
+        fits: whether a rendered card is small enough; default: the card alone under the limit.
+    """
+    fits = fits or (lambda card: card_size(card) <= MAX_MESSAGE_BYTES)
+    card: dict[str, Any] | None = None
+    for scale in SCALES:
+        card = _render(reply, notice, refresh, scale)
+        if card is None or fits(card):
+            return card
+    assert card is not None
+    logger.warning(
+        "card %s is %d bytes in UTF-16 even with lists cut (> %d); sending text",
+        reply.template,
+        card_size(card),
+        MAX_MESSAGE_BYTES,
+    )
+    return None
 
 
 def notice_block(message: str) -> dict[str, Any]:
@@ -81,15 +173,27 @@ def card_attachment(card: dict[str, Any]) -> Attachment:
     return Attachment(content_type=ADAPTIVE_CARD, content=card)
 
 
-def message_for(reply: Reply, notice: str | None = None) -> Activity:
-    """The message activity for a Reply: the card when there is one, else its text."""
-    card = render_card(reply, notice)
-    if card is None:
-        text = reply.text if not notice else f"{notice}\n\n{reply.text}"
-        return Activity(type=ActivityTypes.message, text=truncate_text(text), text_format="plain")
+def _card_message(card: dict[str, Any], reply: Reply) -> Activity:
     # summary is what Teams shows in notifications and the chat list for a card-only message.
     return Activity(
         type=ActivityTypes.message,
         attachments=[card_attachment(card)],
         summary=truncate_text(reply.text, 200),
     )
+
+
+def message_for(
+    reply: Reply, notice: str | None = None, *, refresh: Refresh | None = None
+) -> Activity:
+    """The message activity for a Reply: the card when the whole message fits, else its text."""
+    summary = truncate_text(reply.text, 200)
+    card = render_card(
+        reply,
+        notice,
+        refresh=refresh,
+        fits=lambda c: _card_message_size(c, summary) <= MAX_MESSAGE_BYTES,
+    )
+    if card is None:
+        text = reply.text if not notice else f"{notice}\n\n{reply.text}"
+        return Activity(type=ActivityTypes.message, text=truncate_text(text), text_format="plain")
+    return _card_message(card, reply)

@@ -18,16 +18,16 @@ ACCENT = (0x2E, 0x5B, 0xFF)
 
 # Teams shows at most 10 commands per scope; titles ≤ 32 chars, descriptions ≤ 128.
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("home", "Your day: red and amber accounts, renewals, overdue milestones"),
     ("health acme", "Health card for an account: score, trend, drivers, forecast"),
     ("plan acme", "Success plan with milestones you can move"),
     ("renewals 60", "Renewals in the next 60 days"),
     ("risks", "Accounts at risk, worst first"),
     ("my accounts", "Your portfolio with health"),
-    ("overdue", "Milestones past their due date"),
-    ("changes acme", "What changed for an account this week"),
+    ("escalate", "Open an escalation: a form, then a thread where every update lands"),
     ("qbr acme", "QBR prep: value delivered, risks, agenda"),
-    ("settings", "Your digest time and timezone"),
-    ("help", "Everything the assistant can do"),
+    ("settings", "Your digest time, working hours and what interrupts you"),
+    ("help", "Everything the assistant can do (overdue, changes acme...)"),
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -76,7 +76,8 @@ def build_manifest(
             {
                 "botId": app_id,
                 "scopes": ["personal", "team", "groupChat"],
-                "supportsFiles": False,
+                # QBR decks arrive through the file consent card, in the personal chat.
+                "supportsFiles": True,
                 "isNotificationOnly": False,
                 "commandLists": [
                     {"scopes": ["personal"], "commands": commands},

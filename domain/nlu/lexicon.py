@@ -99,6 +99,13 @@ _phrases("help", 4.0, "what can i ask", "how does it work", "what are you")
 _phrases("help", 3.5, "how do i", "how can i", "how to use")
 _cues("help", 1.5, "ask")
 
+# A request to see it drawn: "/health acme chart", "show me acme's trend", "health map".
+CHART_WORDS: frozenset[str] = _words(
+    "chart charts graph graphs plot plots trend trendline sparkline visual visualise visualize "
+    "picture timeline"
+)
+MAP_WORDS: frozenset[str] = _words("map maps heatmap quadrant quadrants")
+
 # Greetings alone get the help card; next to a real question they mean nothing.
 GREETING_WORDS: frozenset[str] = _words("hi hello hey hiya howdy yo morning afternoon evening sup")
 
@@ -195,6 +202,8 @@ KNOWN_WORDS: frozenset[str] = (
     | FILLER_WORDS
     | ME_WORDS
     | TEAM_WORDS
+    | CHART_WORDS
+    | MAP_WORDS
     | frozenset(BAND_WORDS)
     | frozenset(SEVERITY_WORDS)
     | frozenset(w for phrase in PHRASE_CUES for w in phrase.split())

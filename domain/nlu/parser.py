@@ -16,10 +16,12 @@ from domain.accounts_index import AccountIndex, Resolution, fold
 from domain.nlu.lexicon import (
     ACCOUNT_INTENTS,
     BAND_WORDS,
+    CHART_WORDS,
     CONFUSED_WORDS,
     FOLLOWUP_OPENERS,
     GREETING_WORDS,
     KNOWN_WORDS,
+    MAP_WORDS,
     ME_WORDS,
     PHRASE_CUES,
     REFERENCE_PHRASES,
@@ -131,6 +133,8 @@ class ParseResult:
     # Extensions beyond the shared contract (all defaulted):
     title: str | None = None  # escalation title: the words after account and severity
     inferred: bool = False  # intent guessed (account alone -> health), not stated by a cue
+    # "chart": draw this answer ("/health acme chart", "acme's trend"); "map": the health map.
+    chart: Literal["chart", "map"] | None = None
     scores: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def entities(self) -> dict[str, Any]:
@@ -316,6 +320,15 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
             followup = True
 
     title = _title(text, account_text, severity) if intent == "escalate" else None
+    chart: Literal["chart", "map"] | None = None
+    if any(w in MAP_WORDS for w in words):
+        chart = "map"
+        if account is None and intent in (None, "account_health", "portfolio_at_risk"):
+            # "health map", "risk map": the portfolio drawn, not one account's health.
+            intent, confidence = "my_accounts", max(confidence, 0.7)
+            followup = False
+    elif any(w in CHART_WORDS for w in words):
+        chart = "chart"
     return ParseResult(
         original,
         intent,
@@ -330,6 +343,7 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
         title=title,
         inferred=inferred,
         scores=scores,
+        chart=chart,
     )
 
 

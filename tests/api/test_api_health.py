@@ -6,6 +6,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from bot.container import Container
+from domain.numbers import round_half_away
 from tests.api.conftest import AUTH
 
 
@@ -25,7 +26,7 @@ def test_health_of_an_account(client: TestClient, api_container: Container) -> N
     assert body["account"]["external_id"] == ext
     health = body["health"]
     assert health["day"] == "2026-11-23"
-    assert health["score"] == round(score)
+    assert health["score"] == round_half_away(score)  # one decimal, as every surface shows it
     assert health["band"] in ("red", "amber", "green")
     assert {i["key"] for i in health["indicators"]} >= {"product_usage", "nps"}
     assert set(health["trend"]) >= {"delta_7d", "delta_30d", "direction"}

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.container import Container
+from domain.numbers import round_half_away
 from tests.api.conftest import AUTH, build_app
 from tests.http_server import ServerThread
 
@@ -51,4 +52,4 @@ def test_csv_import_then_health_over_http(server: ServerThread, api_container: C
             text("SELECT score FROM health_snapshot WHERE account_id = :a AND day = '2026-11-23'"),
             {"a": account_id},
         ).scalar_one()
-    assert health.json()["health"]["score"] == round(score)
+    assert health.json()["health"]["score"] == round_half_away(score)

@@ -288,7 +288,14 @@ def test_api_is_disabled_without_a_token(demo_container: Container, token: str |
 def test_unknown_kind_lists_the_allowed_kinds(client: TestClient) -> None:
     response = client.post("/api/v1/import/contacts", json={"rows": []}, headers=AUTH)
     assert response.status_code == 404
-    assert response.json()["kinds"] == ["accounts", "readings", "milestones", "renewals", "surveys"]
+    assert response.json()["kinds"] == [
+        "people",
+        "accounts",
+        "readings",
+        "milestones",
+        "renewals",
+        "surveys",
+    ]
 
 
 def test_oversize_body_is_413_before_anything_is_parsed(api_container: Container) -> None:

@@ -283,12 +283,14 @@ def test_indicator_scores_json_is_plain_data() -> None:
 @pytest.mark.parametrize(
     ("args", "d7", "d30", "direction"),
     [
-        ((70.0, 60.0, 80.0), 10.0, -10.0, "up"),
+        ((70.0, 60.0, 80.0), 10.0, -10.0, "up"),  # the week moved: it decides
         ((55.0, 61.5, 40.0), -6.5, 15.0, "down"),
-        ((60.0, 58.0, 30.0), 2.0, 30.0, "flat"),
+        ((60.0, 58.0, 30.0), 2.0, 30.0, "up"),  # a quiet week, a big month: the month decides
         ((60.0, 62.0, None), -2.0, None, "flat"),
         ((60.0, 62.1, None), -2.1, None, "down"),
         ((60.0, None, 50.0), None, 10.0, "up"),
+        ((60.0, 58.5, 64.9), 1.5, -4.9, "flat"),  # both within their noise
+        ((60.0, 61.0, 65.1), -1.0, -5.1, "down"),
         ((60.0, None, None), None, None, "unknown"),
         ((None, 60.0, 50.0), None, None, "unknown"),
     ],
@@ -304,9 +306,29 @@ def test_trend(
     assert (result.current, result.score_7d_ago, result.score_30d_ago) == args
 
 
-def test_trend_flat_within_is_configurable() -> None:
-    assert trend(60.0, 55.0, None, flat_within=5).direction == "flat"
-    assert trend(60.0, 55.0, None, flat_within=4.9).direction == "up"
+def test_a_slow_slide_reads_down_not_flat() -> None:
+    """Acme in the demo: -1.8 in 7 days (within the week's noise) but -16.5 in 30 days. The old
+    arrow read only the week and said "flat" next to a 16-point fall."""
+    result = trend(54.2, 56.0, 70.7)
+    assert (result.delta_7d, result.delta_30d) == (-1.8, -16.5)
+    assert (result.direction, result.basis) == ("down", "30d")
+    # Any slide faster than 5 points a month shows, even one no single week reveals.
+    slow = trend(60.0, 61.4, 66.0)  # 0.2 points a day
+    assert slow.direction == "down"
+
+
+def test_trend_thresholds_are_configurable() -> None:
+    assert trend(60.0, 55.0, None, flat_within_7d=5).direction == "flat"
+    assert trend(60.0, 55.0, None, flat_within_7d=4.9).direction == "up"
+    assert trend(60.0, 59.0, 50.0, flat_within_30d=10).direction == "flat"
+    assert trend(60.0, 59.0, 50.0, flat_within_30d=9.9).direction == "up"
+
+
+def test_deltas_round_half_away_from_zero() -> None:
+    # 54.2 - 70.7 is -16.500000000000004 in floating point; 16.45 is 16.449999... Both print as
+    # a person would round them.
+    assert trend(54.2, None, 70.7).delta_30d == -16.5
+    assert trend(66.45, 50.0, None).delta_7d == 16.5
 
 
 def test_nan_reading_counts_as_missing() -> None:

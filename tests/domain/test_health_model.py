@@ -154,6 +154,15 @@ def _error(tmp_path: Path, data: Any) -> str:
         ({"max_age_days": _DROP}, "'usage'", "max_age_days", "missing"),
         ({"label": 5}, "'usage'", "label", "must be a string"),
         ({"colour": "red"}, "'usage'", "colour", "unknown field"),
+        ({"continuous": "no"}, "'usage'", "continuous", "must be true or false"),
+        ({"survey": "promoters"}, "'usage'", "survey", "must be one of nps, csat, ces"),
+        ({"survey_window_days": 90}, "'usage'", "survey_window_days", "needs 'survey'"),
+        (
+            {"survey": "nps", "survey_window_days": 0},
+            "'usage'",
+            "survey_window_days",
+            "whole number of days > 0",
+        ),
         ({"key": _DROP}, "#1", "key", "missing"),
         ({"red": 80}, "'usage'", "green", "floor < red < green <= ceiling"),
         ({"red": 70}, "'usage'", "green", "floor < red < green <= ceiling"),
@@ -302,3 +311,20 @@ def test_reading_bounds_are_optional_and_validated(tmp_path) -> None:
         load_health_models(model(", min: 10, max: 5"))
     with pytest.raises(HealthModelError, match="field 'min'"):
         load_health_models(model(", min: low"))
+
+
+def test_step_like_and_survey_fed_indicators_are_declared_in_the_model() -> None:
+    model = load_health_models().default
+    # Held by the forecast: a 1/2/3 judgement and a "days since" sawtooth.
+    assert not model.indicator("csm_sentiment").continuous
+    assert not model.indicator("exec_engagement").continuous
+    assert model.indicator("product_usage").continuous
+    nps = model.indicator("nps")
+    assert (nps.survey, nps.survey_window) == ("nps", 120)
+    assert [i.key for i in model.survey_fed] == ["nps"]
+
+
+def test_survey_window_defaults_to_the_max_age(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"indicators": [_ind(key="csat", survey="csat", max_age_days=60)]})
+    csat = load_health_models(path).default.indicator("csat")
+    assert (csat.survey, csat.survey_window, csat.continuous) == ("csat", 60, True)

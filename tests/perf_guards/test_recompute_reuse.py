@@ -6,7 +6,6 @@ No timings here (those are in bench/): these guard the structure that makes the 
 from __future__ import annotations
 
 import gc
-import math
 import random
 from datetime import UTC, date, datetime, timedelta
 
@@ -15,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 import domain.forecast as forecast_module
 import handlers.recompute as recompute_module
-from domain.forecast import _scan, forecast_red
+from domain.forecast import forecast_red
 from domain.health import score_health
 from domain.health_model import HealthModels, load_health_models
 from storage.bulk import insert_dicts, table
@@ -128,66 +127,6 @@ def test_forecast_with_current_matches_forecast_without(models: HealthModels) ->
     assert forecast_red(model, series, TODAY, current=current) == forecast_red(model, series, TODAY)
 
 
-def _reference_scan(readings, as_of, window_days, fit):  # type: ignore[no-untyped-def]
-    """The original one-loop _scan, kept here as the definition the fast paths must match."""
-    today = as_of.toordinal()
-    best = None
-    best_ord = 0
-    n = 0
-    sx = sy = sxx = sxy = 0.0
-    for day, value in readings:
-        ordinal = day.toordinal()
-        if ordinal > today or value != value:
-            continue
-        if best is None or ordinal >= best_ord:
-            best, best_ord = (day, float(value)), ordinal
-        x = ordinal - today
-        if fit and x > -window_days:
-            n += 1
-            sx += x
-            sy += value
-            sxx += x * x
-            sxy += x * value
-    if n == 0:
-        return best, None
-    denom = n * sxx - sx * sx
-    if denom == 0:
-        return best, ((n, sy / n, 0.0) if n == 1 else None)
-    slope = (n * sxy - sx * sy) / denom
-    return best, (n, (sy - slope * sx) / n, slope)
-
-
-def _cases():  # type: ignore[no-untyped-def]
-    rng = random.Random(5)
-    days = [TODAY - timedelta(days=d) for d in range(40, -3, -1)]  # includes future days
-    for _ in range(400):
-        shape = rng.choice(["window", "window", "gaps", "shuffled", "old", "future", "nan"])
-        if shape == "window":
-            picked = days[-30:-2][-rng.randint(2, 28) :]
-        elif shape == "gaps":
-            picked = sorted(rng.sample(days[-30:-2], rng.randint(2, 20)))
-        elif shape == "shuffled":
-            picked = rng.sample(days[-30:-2], rng.randint(2, 20))
-        elif shape == "old":
-            picked = days[: rng.randint(2, 30)]
-        elif shape == "future":
-            picked = days[-rng.randint(2, 10) :]
-        else:
-            picked = days[-30:-2]
-        readings = [(day, rng.uniform(-50, 150)) for day in picked]
-        if shape == "nan":
-            readings[rng.randrange(len(readings))] = (picked[0], math.nan)
-        if rng.random() < 0.2:
-            readings.append(readings[-1])  # the same day twice
-        yield readings
-
-
-@pytest.mark.parametrize("fit", [True, False])
-def test_scan_fast_path_is_bit_for_bit_the_loop(fit: bool) -> None:
-    for readings in _cases():
-        assert _scan(readings, TODAY, 28, fit) == _reference_scan(readings, TODAY, 28, fit)
-
-
 def test_snapshot_json_text_is_what_json_dumps_gives(models: HealthModels) -> None:
     import json
 
@@ -205,7 +144,9 @@ def test_snapshot_json_text_is_what_json_dumps_gives(models: HealthModels) -> No
             value = rng.choice([0.0, -0.0, ind.red, ind.green, ind.floor, rng.uniform(-20, 120)])
             age = rng.choice([0, 1, 3, ind.max_age_days + 1])
             latest[ind.key] = (TODAY - timedelta(days=age), value)
-        result = score_health(model, latest, TODAY)
+        # Survey-fed indicators carry their number of answers into the JSON.
+        responses = {"nps": rng.randint(1, 9)} if rng.random() < 0.5 else None
+        result = score_health(model, latest, TODAY, responses=responses)
         for _ in range(2):  # the second time from the cache
             assert as_text.scores(result) == json.dumps(result.indicator_scores_json()), n
             assert as_text.drivers(result) == json.dumps(result.drivers_json()), n

@@ -7,12 +7,12 @@ from bot.render import render_json
 
 
 def test_qa_single_red_account_is_singular_on_every_platform(demo_container) -> None:
-    out = ConsoleChat(demo_container).ask_json("red accounts")
+    out = ConsoleChat(demo_container, "alex@example.com").ask_json("Sam's red accounts")
     ctx = out["reply"]["context"]
-    assert ctx["band"] == "red" and ctx["total"] == 1  # Dana has exactly one red account
-    assert out["rendered"].startswith("1 red account — your accounts")
+    assert ctx["band"] == "red" and ctx["total"] == 1  # Sam has exactly one red account
+    assert out["rendered"].startswith("1 red account — Sam Okafor's accounts")
     assert "accounts —" not in out["rendered"].splitlines()[0]
-    assert out["reply"]["text"].startswith("1 red account in your accounts")
+    assert out["reply"]["text"].startswith("1 red account in Sam Okafor's accounts")
     slack = render_json("slack", "risks", ctx)
     assert "*1* account ·" in slack["blocks"][1]["text"]["text"]
     teams = render_json("teams", "risks", ctx)
@@ -110,8 +110,8 @@ def test_qa_green_account_forecast_red_is_counted_in_the_summary(demo_container)
         session.add(snap)
     out = ConsoleChat(demo_container).ask_json("which of my accounts are at risk?")
     ctx = out["reply"]["context"]
-    assert ctx["total"] == 5 and ctx["counts"] == {"red": 1, "amber": 3, "green": 1}
-    assert "(1 red, 3 amber, 1 green heading for red)" in out["rendered"].splitlines()[0]
-    assert "(1 red, 3 amber, 1 green heading for red)" in out["reply"]["text"]
+    assert ctx["total"] == 5 and ctx["counts"] == {"red": 2, "amber": 2, "green": 1}
+    assert "(2 red, 2 amber, 1 green heading for red)" in out["rendered"].splitlines()[0]
+    assert "(2 red, 2 amber, 1 green heading for red)" in out["reply"]["text"]
     assert "1 green heading for red" in str(render_json("slack", "risks", ctx)["blocks"][1])
     assert "1 green heading for red" in str(render_json("teams", "risks", ctx)["body"][1])

@@ -78,6 +78,20 @@ def test_forecast_red_within_fourteen_days_fires_on_the_day_it_appears() -> None
     ) == [r.FORECAST_RED]
 
 
+def test_alert_titles_print_numbers_as_the_card_does() -> None:
+    # A 16.5-point fall read "fell 16 points"; a forecast range read as one day.
+    snaps = {
+        DAY: r.Snapshot(DAY, 54.2, "amber", 12, 9, 17, "red"),
+        DAY - timedelta(days=1): r.Snapshot(DAY - timedelta(days=1), 60.0, "amber", None),
+        DAY - timedelta(days=7): r.Snapshot(DAY - timedelta(days=7), 70.7, "amber", None),
+        DAY - timedelta(days=8): r.Snapshot(DAY - timedelta(days=8), 60.0, "amber", None),
+    }
+    events = r.evaluate(r.AccountFacts(7, snaps), day=DAY, now=NOW, thresholds=T)
+    titles = {e.kind: e.title for e in events}
+    assert titles[r.SCORE_DROP] == "Health fell 16.5 points in 7 days"
+    assert titles[r.FORECAST_RED] == "Likely to turn red in 9–17 days"
+
+
 def test_item_rules_fire_for_recent_items_only() -> None:
     f = facts(
         {},
@@ -131,3 +145,34 @@ def test_cooldown_snooze_and_acknowledgement_keep_alerts_quiet() -> None:
     assert r.quiet_reason(worse, [recent, acked], now=NOW, thresholds=T) is None
     # Snooze silences even the worse one: the CSM asked for quiet.
     assert r.quiet_reason(worse, [snoozed], now=NOW, thresholds=T) == "snoozed"
+
+
+def test_a_sev1_escalation_is_news_when_it_is_opened_not_only_when_its_sla_lapses() -> None:
+    def escalation(n: int, severity: str, opened_days_ago: float) -> r.EscalationFact:
+        return r.EscalationFact(
+            n,
+            f"Outage {n}",
+            severity,
+            "open",
+            None,
+            None,
+            opened_at=NOW - timedelta(days=opened_days_ago),
+        )
+
+    found = r.evaluate(
+        r.AccountFacts(
+            7,
+            escalations=[
+                escalation(1, "sev1", 0.1),
+                escalation(2, "sev2", 0.1),  # sev2/sev3: the escalation thread is enough
+                escalation(3, "sev1", 5),  # opened before the lookback: history
+            ],
+        ),
+        day=DAY,
+        now=NOW,
+        thresholds=T,
+    )
+    assert [(e.kind, e.event_key, e.severity) for e in found] == [
+        (r.ESCALATION_OPENED, "escalation_opened:1", 3)
+    ]
+    assert found[0].details["severity"] == "sev1"

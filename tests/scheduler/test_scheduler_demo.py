@@ -17,7 +17,7 @@ from handlers.context import Actor, ChatContext
 from handlers.qbr import qbr_prep
 from handlers.reply import Reply
 from scheduler.clock import SimulatedClock, system_clock
-from scheduler.config import SchedulerConfig
+from scheduler.config import DEFAULT_ROUTES, SchedulerConfig
 from scheduler.models import Alert, Delivery
 from scheduler.notifier import DeliveryError, RecordingNotifier
 from scheduler.runner import run_once
@@ -26,15 +26,27 @@ from storage.models import CSM, Account
 MORNING = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 EVENING = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
 CONFIG = SchedulerConfig(platforms=("console",), admin_channel={"console": "admin"})
+# Every kind also posted on its own (the opt-in routes): the most a day can post, for the tests of
+# delivery mechanics and of every template.
+FIREHOSE = SchedulerConfig(
+    platforms=("console",),
+    admin_channel={"console": "admin"},
+    routes={
+        **DEFAULT_ROUTES,
+        "risk_alert": ("account_channel", "csm_dm", "risk_channel"),
+        "renewal_reminder": ("account_channel", "csm_dm"),
+        "qbr_prep": ("csm_dm",),
+    },
+)
 
 
 class Crash(BaseException):
     """The process dying mid-dispatch."""
 
 
-def go(container, when: datetime, rec: RecordingNotifier, **kw):  # type: ignore[no-untyped-def]
+def go(container, when: datetime, rec: RecordingNotifier, config=FIREHOSE, **kw):  # type: ignore[no-untyped-def]
     kw.setdefault("sleep", lambda _s: None)
-    return run_once(container, when, config=CONFIG, notifiers={"console": rec}, **kw)
+    return run_once(container, when, config=config, notifiers={"console": rec}, **kw)
 
 
 def all_rows(container) -> list[Delivery]:  # type: ignore[no-untyped-def]
@@ -47,11 +59,15 @@ def test_a_day_on_the_demo_posts_every_kind_once(demo_container) -> None:  # typ
     # The background scheduler ticks every minute; every two hours is enough to meet every
     # digest time (each has six hours of grace).
     for hour in range(0, 24, 2):
-        go(demo_container, datetime(2026, 11, 23, hour, 0, tzinfo=UTC), rec)
+        go(demo_container, datetime(2026, 11, 23, hour, 0, tzinfo=UTC), rec, config=CONFIG)
     rows = all_rows(demo_container)
     kinds = Counter(r.kind for r in rows)
-    assert {"risk_alert", "renewal_reminder", "qbr_prep", "daily_digest", "manager_digest"} <= set(
-        kinds
+    # A digest, not a firehose: alerts, reminders and QBR prep ride in the digests; urgent
+    # alerts come in batches, the risk channel gets one summary per run.
+    assert (
+        {"risk_summary", "daily_digest", "manager_digest"}
+        <= set(kinds)
+        <= {"risk_summary", "urgent_alerts", "daily_digest", "manager_digest"}
     )
     assert all(r.status == "sent" for r in rows)
     assert len(rec.sent) == len(rows)
@@ -60,16 +76,36 @@ def test_a_day_on_the_demo_posts_every_kind_once(demo_container) -> None:  # typ
         dana = s.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
         acme = s.exec(select(Account).where(Account.name == "Acme Corp")).one()
         acme_alerts = s.exec(select(Alert).where(Alert.account_id == acme.id)).all()
+        fired = s.exec(select(Alert).where(Alert.status != "suppressed")).all()
     # Every CSM has exactly one digest for the day (Monday, in every zone of the demo).
     digests = Counter((r.subject, r.period) for r in rows if r.kind == "daily_digest")
     assert set(digests.values()) == {1}
     assert {s for s, p in digests if p == "2026-11-23"} >= {f"csm:{c.id}" for c in csms}
     assert (f"csm:{dana.id}", "2026-11-23") in digests
-    # Acme's open escalation is past its acknowledgement SLA.
+    # Acme's open escalation is past its acknowledgement SLA: urgent, raised at 19:00 on Sunday in
+    # New York, so it waited for Dana's Monday digest and leads it.
     assert "escalation_sla" in {a.kind for a in acme_alerts}
+    (dana_digest,) = [s.reply for s in rec.sent if s.target == f"csm:{dana.id}"]
+    first = dana_digest.context["groups"][0]
+    assert first["key"] == "urgent"
+    assert "Acme Corp" in {x["account"]["name"] for x in first["lines"]}
+    # Every alert reached its owner once: in one urgent batch or one digest, never both.
+    carried = Counter(
+        alert_id
+        for sent in rec.sent
+        if sent.reply.template == "urgent_alerts"
+        for alert_id in (x["alert_id"] for x in sent.reply.context["alerts"])
+    )
+    for sent in rec.sent:
+        if sent.reply.template == "daily_digest":
+            for group in sent.reply.context["groups"]:
+                if group["key"] in ("urgent", "alerts"):
+                    carried.update(x["alert_id"] for x in group["lines"])
+    assert fired and all(a.delivered_in for a in fired if a.delivery in ("urgent", "digest"))
+    assert set(carried.values()) == {1}
     # Running again changes nothing and posts nothing.
     before = len(rec.sent)
-    report = go(demo_container, EVENING, rec)
+    report = go(demo_container, EVENING, rec, config=CONFIG)
     assert sum(report.enqueued.values()) == 0 and report.alerts_fired == 0
     assert len(all_rows(demo_container)) == len(rows) and len(rec.sent) == before
 
@@ -153,7 +189,15 @@ def test_every_scheduled_reply_renders_within_platform_limits(demo_container) ->
         assert slack_message(reply)["blocks"]
         assert teams_message(reply).attachments[0].content["version"] == "1.5"
         seen.add(reply.template)
-    assert {"risk_alert", "renewal_reminder", "qbr_prep", "daily_digest", "manager_digest"} <= seen
+    assert {
+        "risk_alert",
+        "renewal_reminder",
+        "qbr_prep",
+        "daily_digest",
+        "manager_digest",
+        "risk_summary",
+        "urgent_alerts",
+    } <= seen
     alert = next(s.reply for s in rec.sent if s.reply.template == "risk_alert")
     slack = render_json("slack", alert.template, alert.context)
     buttons = [e for b in slack["blocks"] if b["type"] == "actions" for e in b["elements"]]

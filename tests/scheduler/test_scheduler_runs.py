@@ -12,7 +12,7 @@ from sqlmodel import select
 from handlers.alerts import acknowledge_alert, snooze_alert
 from handlers.context import Actor, ChatContext
 from handlers.errors import PermissionDenied
-from scheduler.config import SchedulerConfig
+from scheduler.config import DEFAULT_ROUTES, SchedulerConfig
 from scheduler.models import Alert, Delivery
 from scheduler.notifier import RecordingNotifier
 from scheduler.runner import run_once
@@ -85,9 +85,12 @@ def test_weekends_are_quiet_unless_the_csm_asked(small_container, config) -> Non
     assert [d.target for d in deliveries(small_container, "daily_digest")] == [f"csm:{ids[1]}"]
 
 
-def test_renewal_reminders_fire_at_each_offset_once_and_catch_up_briefly(
-    small_container, config
-) -> None:  # type: ignore[no-untyped-def]
+def test_renewal_reminders_fire_at_each_offset_once_and_catch_up_briefly(small_container) -> None:  # type: ignore[no-untyped-def]
+    # Posted on their own too (opt-in; by default the digest carries them).
+    config = SchedulerConfig(
+        platforms=("console",),
+        routes={**DEFAULT_ROUTES, "renewal_reminder": ("account_channel", "csm_dm")},
+    )
     with small_container.session() as s:
         owner = csm(s)
         acme = account(s, owner, name="Acme")
@@ -136,7 +139,11 @@ def test_renewal_reminders_fire_at_each_offset_once_and_catch_up_briefly(
     assert periods == {"30d": 2, "7d": 2}
 
 
-def test_qbr_prep_goes_out_fourteen_and_three_days_before(small_container, config) -> None:  # type: ignore[no-untyped-def]
+def test_qbr_prep_goes_out_fourteen_and_three_days_before(small_container) -> None:  # type: ignore[no-untyped-def]
+    # Posted on its own too (opt-in; by default the digest lists it with a Prep button).
+    config = SchedulerConfig(
+        platforms=("console",), routes={**DEFAULT_ROUTES, "qbr_prep": ("csm_dm",)}
+    )
     with small_container.session() as s:
         owner = csm(s, timezone="Europe/London")
         acct = account(s, owner, name="Globex")
@@ -167,12 +174,12 @@ def test_qbr_prep_goes_out_fourteen_and_three_days_before(small_container, confi
     assert rec.templates().count("qbr_prep") == 2
 
 
-def test_a_band_transition_alerts_once_to_account_owner_and_risk_channel(
+def test_a_band_transition_reaches_its_owner_once_and_the_risk_channel_once(
     small_container, config
 ) -> None:  # type: ignore[no-untyped-def]
     with small_container.session() as s:
         owner = csm(s)
-        acct = account(s, owner, name="Initech")
+        acct = account(s, owner, name="Initech", slack_channel_id=None)
         steady = account(s, owner, name="Steady")
         snapshot(s, acct, TODAY - timedelta(days=1), 80, "green")
         snapshot(s, acct, TODAY, 70, "amber")
@@ -180,29 +187,41 @@ def test_a_band_transition_alerts_once_to_account_owner_and_risk_channel(
         snapshot(s, steady, TODAY, 60, "amber")
         acct_id, owner_id = acct.id, owner.id
     rec = RecordingNotifier()
-    report = run(small_container, at(TODAY, 9), config, rec)
+    report = run(small_container, at(TODAY, 7), config, rec)  # 07:00 UTC, the owner's zone
     assert report.alerts_fired == 1
-    rows = deliveries(small_container, "risk_alert")
-    assert sorted(d.target for d in rows) == sorted(
-        [f"account:{acct_id}", f"csm:{owner_id}", "risk"]
-    )
-    card = rec.to("risk")[0].context
-    assert card["alert"]["kind"] == "band_change" and card["account"]["name"] == "Initech"
-    assert card["actions"]["acknowledge"]["action_id"] == "alert_acknowledge"
-    assert card["actions"]["snooze"]["action_id"] == "alert_snooze"
+    # Amber is not urgent: no post to the owner now, none in the account channel, and one
+    # summary line in the risk channel.
+    assert rec.to(f"csm:{owner_id}") == []
+    assert deliveries(small_container, "risk_alert") == []
+    assert deliveries(small_container, "urgent_alerts") == []
+    assert rec.to(f"account:{acct_id}") == []
+    (summary,) = rec.to("risk")
+    assert summary.template == "risk_summary" and summary.context["total"] == 1
+    line = summary.context["alerts"][0]
+    assert line["account"]["name"] == "Initech" and line["category"] == "amber"
+    # Its owner reads it in their digest at 08:30, with the menu that acknowledges it.
+    run(small_container, at(TODAY, 8, 30), config, rec)
+    (digest,) = rec.to(f"csm:{owner_id}")
+    (alerts,) = [g for g in digest.context["groups"] if g["key"] == "alerts"]
+    assert [x["title"] for x in alerts["lines"]] == ["Health turned amber"]
+    assert alerts["lines"][0]["menu"]["acknowledge"] == f"ack:{line['alert_id']}"
     # Recalculating all day long changes nothing.
     for hour in (10, 11, 15):
         run(small_container, at(TODAY, hour), config, rec)
-    assert rec.templates().count("risk_alert") == 3
-    # Next day it turns red: more severe, so it fires despite the band cooldown.
+    assert len(rec.to("risk")) == 1 and len(rec.to(f"csm:{owner_id}")) == 1
+    # The next day it turns red: more severe (despite the band cooldown) and urgent: one message
+    # to the owner at once (a Tuesday, 10:00 in their working hours), one more summary.
     with small_container.session() as s:
         from storage.models import Account
 
         snapshot(s, s.get(Account, acct_id), TODAY + timedelta(days=1), 45, "red")  # type: ignore[arg-type]
-    report = run(small_container, at(TODAY + timedelta(days=1), 9), config, rec)
+    report = run(small_container, at(TODAY + timedelta(days=1), 16), config, rec)
     assert report.alerts_fired == 1
-    alerts = [x.reply for x in rec.sent if x.reply.template == "risk_alert"]
-    assert alerts[-1].context["alert"]["title"] == "Health turned red"
+    urgent = rec.to(f"csm:{owner_id}")[-1]
+    assert urgent.template == "urgent_alerts"
+    assert [x["title"] for x in urgent.context["alerts"]] == ["Health turned red"]
+    assert [r.template for r in rec.to("risk")] == ["risk_summary", "risk_summary"]
+    assert rec.to(f"account:{acct_id}") == []
 
 
 def test_snooze_and_acknowledge_quiet_the_next_alerts(small_container, config) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from sched_factories import account, csm, renewal
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from scheduler.config import SchedulerConfig
+from scheduler.config import DEFAULT_ROUTES, SchedulerConfig
 from scheduler.models import Delivery
 from scheduler.runner import run_once
 
@@ -65,7 +65,11 @@ def test_a_429_then_200_ends_with_every_post_made_once(small_container, fake_sla
     report = run_once(
         small_container,
         AT,
-        config=SchedulerConfig(platforms=("slack",)),
+        # Reminders posted on their own as well (opt-in), so three posts share the two channels.
+        config=SchedulerConfig(
+            platforms=("slack",),
+            routes={**DEFAULT_ROUTES, "renewal_reminder": ("account_channel", "csm_dm")},
+        ),
         notifiers={"slack": _notifier(small_container, fake_slack)},
         sleep=slept.append,
         recompute=False,

@@ -62,12 +62,12 @@ def test_recompute_after_import_runs_inline_without_a_scheduler(small_container)
 def test_cli_run_once_and_outbox_listing(demo_container) -> None:  # type: ignore[no-untyped-def]
     # The demo is pinned to 2026-11-23; 09:00 may still be ahead of its clock today.
     summary = run_once_command(demo_container, "2026-11-23T09:00:00Z", backfill=True)
-    assert "queued:" in summary and "risk_alert" in summary and "failed 0" in summary
+    assert "queued:" in summary and "risk_summary" in summary and "failed 0" in summary
     again = run_once_command(demo_container, "2026-11-23T09:00:00Z", backfill=True)
     assert "queued: nothing" in again and "sent 0" in again
     listing = outbox_listing(demo_container.engine)
     assert listing.splitlines()[0].startswith("outbox: ") and " sent" in listing
-    assert "risk_alert" in listing
+    assert "risk_summary" in listing
     assert "(no deliveries with status failed)" in outbox_listing(demo_container.engine, "failed")
     with pytest.raises(ValueError):
         outbox_listing(demo_container.engine, "lost")
@@ -97,6 +97,15 @@ def test_instants_and_settings_parse() -> None:
     assert load_config().platforms == ("console",)
     with pytest.raises(ValueError):
         load_config(env=SchedulerSettings(route_qbr_prep="somewhere"))
+    # The digest's knobs: urgent messages off (all waits for the digest), a longer batch gap.
+    quiet = load_config(
+        env=SchedulerSettings(
+            route_urgent_alerts="none", urgent_batch_minutes=90, digest_qbr_packs=0
+        )
+    )
+    assert quiet.routes["urgent_alerts"] == () and quiet.routes["risk_summary"] == ("risk_channel",)
+    assert (quiet.urgent_batch_minutes, quiet.digest_qbr_packs) == (90, 0)
+    assert load_config().routes["renewal_reminder"] == ()  # in the digest, not on its own
 
 
 def test_a_pinned_business_date_shifts_the_scheduler_clock(sqlite_url) -> None:  # type: ignore[no-untyped-def]

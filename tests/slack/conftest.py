@@ -117,13 +117,25 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def command_body(
-    command: str, text: str = "", *, user: str = DANA, channel: str = "C111", response_url: str = ""
+    command: str,
+    text: str = "",
+    *,
+    user: str = DANA,
+    channel: str = "C111",
+    response_url: str = "",
+    trigger_id: str = "",
 ) -> str:
-    """slash_command.txt (bolt's test payload) with the command, text, user and channel swapped."""
+    """slash_command.txt (bolt's test payload) with the command, text, user and channel swapped.
+
+    trigger_id: a new invocation's own id (Slack gives each command a new one); by default the
+    fixture's, as if the same invocation arrived again.
+    """
     fields = dict(parse_qsl(fixture_path("slack", "slash_command.txt").read_text().strip()))
     fields.update(command=command, text=text, user_id=user, channel_id=channel)
     if response_url:
         fields["response_url"] = response_url
+    if trigger_id:
+        fields["trigger_id"] = trigger_id
     return urlencode(fields)
 
 

@@ -1,10 +1,19 @@
-"""A local fake of the Slack Web API and response_url webhooks: records every call, fails on demand."""
+"""A local fake of the Slack Web API and response_url webhooks: records every call, fails on demand.
+
+File uploads follow Slack's documented three steps (what slack_sdk's files_upload_v2 does):
+files.getUploadURLExternal (filename, length) → {upload_url, file_id}; a POST of the raw bytes to
+upload_url (answered "OK - <bytes>"); files.completeUploadExternal (files=[{id, title}],
+channel_id, thread_ts, initial_comment) → {files: [{id, title, ...}]}. The fake keeps each
+file's bytes and refuses to complete a file that was never uploaded or whose size differs from
+the declared length.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import random
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -30,6 +39,22 @@ class Call:
 
 
 @dataclass
+class UploadedFile:
+    """A file as the upload flow left it: declared name and length, the bytes, where it was shared."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    content: bytes | None = None
+    title: str | None = None
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    completed: bool = False
+
+
+@dataclass
 class Failure:
     """A canned failure for the next call(s) of a method: an HTTP status or a Slack error code."""
 
@@ -37,12 +62,6 @@ class Failure:
     error: str | None = None
     retry_after: float | None = None
     times: int = 1
-
-
-DEFAULT_SCOPES = (
-    "chat:write,commands,users:read,users:read.email,channels:history,groups:history,"
-    "im:history,im:write"
-)
 
 
 class FakeSlack:
@@ -58,8 +77,9 @@ class FakeSlack:
     ``workspace_rate`` (chat.postMessage's documented 1 per second per channel — with
     ``channel_burst`` posts allowed back to back, "short bursts >1 allowed" — and a
     workspace-wide cap per second: over them, HTTP 429 with Retry-After and nothing kept),
-    ``refuse`` (every method answers that Slack error, e.g. "token_revoked") and ``scopes``
-    (what auth.test reports in X-OAuth-Scopes).
+    ``history_per_minute`` (conversations.history's Tier 3) and ``refuse`` (every method
+    answers that Slack error, e.g. "token_revoked"). ``scopes`` is what every answer reports in
+    X-OAuth-Scopes; ``delay()`` and ``drop()`` slow or cut chosen methods.
     """
 
     def __init__(
@@ -73,7 +93,6 @@ class FakeSlack:
         history_per_minute: int | None = None,
         seed: int = 7,
     ) -> None:
-        self.latency = latency
         self.drop_rate = drop_rate
         self.channel_interval = channel_interval
         self.channel_burst = channel_burst
@@ -81,7 +100,6 @@ class FakeSlack:
         self.history_per_minute = history_per_minute
         self._history_window: deque[float] = deque()
         self.refuse: str | None = None
-        self.scopes = DEFAULT_SCOPES
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.rejected = 0
         self.rejections: Counter[str] = Counter()
@@ -93,6 +111,13 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Failure]] = {}
+        # Slack sends the token's scopes in X-OAuth-Scopes on every Web API answer.
+        self.scopes: tuple[str, ...] | None = None
+        self.files: dict[str, UploadedFile] = {}
+        # Seconds each call of a method waits before it is answered (a slow Slack).
+        self.delays: dict[str, float] = {"*": latency} if latency else {}
+        # Methods whose next calls get the connection closed without an answer.
+        self.drops: dict[str, int] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ts = itertools.count(1)
@@ -110,13 +135,13 @@ class FakeSlack:
                 pass
 
             def do_GET(self) -> None:
-                fake._handle(self, "")
+                fake._handle(self, b"")
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                fake._handle(self, self.rfile.read(length).decode("utf-8"))
+                fake._handle(self, self.rfile.read(length))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # A short poll interval keeps stop() (called once per test) quick.
         self._thread = threading.Thread(
@@ -180,6 +205,15 @@ class FakeSlack:
         with self._lock:
             return [m for msgs in self.messages.values() for m in msgs]
 
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer every call of ``method`` (or of every method: "*") after ``seconds``."""
+        self.delays[method] = seconds
+
+    def drop(self, method: str, times: int = 1) -> None:
+        """Close the connection of the next ``times`` calls of ``method`` without answering."""
+        with self._lock:
+            self.drops[method] = self.drops.get(method, 0) + times
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -192,6 +226,7 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
             self.failures.clear()
+            self.files.clear()
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Block until `count` calls of `method` arrived (for work bolt runs after the ack)."""
@@ -210,9 +245,13 @@ class FakeSlack:
                 self._changed.wait(remaining)
 
     # -- the wire ------------------------------------------------------------------------------
-    def _handle(self, request: BaseHTTPRequestHandler, raw: str) -> None:
+    def _handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         parts = urlsplit(request.path)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if parts.path.startswith("/upload/v1/"):
+            self._receive_upload(request, parts.path.rsplit("/", 1)[-1], body, headers)
+            return
+        raw = body.decode("utf-8")
         args: dict[str, Any] = dict(parse_qsl(parts.query))
         if raw:
             if headers.get("content-type", "").startswith("application/json"):
@@ -232,9 +271,18 @@ class FakeSlack:
             limited = self._over_limit(args) if method == "chat.postMessage" else None
             if method == "conversations.history":
                 limited = self._history_limited()
+            dropped = self.drops.get(method, 0) > 0
+            if dropped:
+                self.drops[method] -= 1
             self._changed.notify_all()
-        if self.latency:
-            time.sleep(self.latency)
+        wait = self.delays.get(method, self.delays.get("*", 0.0))
+        if wait:
+            time.sleep(wait)
+        if dropped:
+            # As a dropped connection looks to the client: no status line, the socket closes.
+            request.close_connection = True
+            request.connection.shutdown(socket.SHUT_RDWR)
+            return
         if failure is not None:
             extra = {"Retry-After": str(int(failure.retry_after))} if failure.retry_after else {}
             body = {"ok": False, "error": failure.error or f"http_{failure.status}"}
@@ -249,17 +297,16 @@ class FakeSlack:
         if method.startswith("webhook:"):
             self._send_text(request, 200, "ok")
             return
-        if method == "auth.test":
-            self._send(request, 200, self._answer(method, args), {"X-OAuth-Scopes": self.scopes})
-            return
+        scopes = {"X-OAuth-Scopes": ",".join(self.scopes)} if self.scopes is not None else None
         answer = self._answer(method, args)
         if method == "chat.postMessage" and self.drop_rate and self._rng.random() < self.drop_rate:
             # Accepted and kept, but the answer is lost on the way back.
             with self._lock:
                 self.dropped += 1
             request.close_connection = True
+            request.connection.shutdown(socket.SHUT_RDWR)
             return
-        self._send(request, 200, answer)
+        self._send(request, 200, answer, scopes)
 
     def _history_limited(self) -> dict[str, str] | None:
         """conversations.history is a Tier 3 method: 50+ per minute (under lock)."""
@@ -301,6 +348,68 @@ class FakeSlack:
                 self.channel_interval
             )
         return None
+
+    def _receive_upload(
+        self, request: BaseHTTPRequestHandler, file_id: str, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """Step 2: the raw bytes POSTed to the upload_url (recorded as method 'upload')."""
+        with self._changed:
+            self.calls.append(
+                Call(
+                    method="upload", args={"file_id": file_id, "bytes": len(body)}, headers=headers
+                )
+            )
+            pending = self.files.get(file_id)
+            failure = self._take_failure("upload")
+            if pending is not None and failure is None:
+                pending.content = body
+            self._changed.notify_all()
+        if failure is not None:
+            self._send_text(request, failure.status if failure.status != 200 else 500, "error")
+        elif pending is None:
+            self._send_text(request, 404, "unknown upload")
+        else:
+            self._send_text(request, 200, f"OK - {len(body)}")
+
+    def uploaded(self) -> list[UploadedFile]:
+        """Files whose upload was completed, in the order they were completed."""
+        with self._lock:
+            return [f for f in self.files.values() if f.completed]
+
+    def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = args.get("filename"), args.get("length")
+        if not filename or length is None or not str(length).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        self.files[file_id] = UploadedFile(
+            file_id=file_id, filename=str(filename), length=int(length), alt_txt=args.get("alt_txt")
+        )
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args.get("files")
+        listed = json.loads(raw) if isinstance(raw, str) else (raw or [])
+        if not listed:
+            return {"ok": False, "error": "invalid_arguments"}
+        done = []
+        for entry in listed:
+            upload = self.files.get(str(entry.get("id")))
+            if upload is None or upload.content is None or len(upload.content) != upload.length:
+                return {"ok": False, "error": "file_not_found"}
+            done.append(upload)
+        for upload, entry in zip(done, listed, strict=True):
+            upload.title = entry.get("title")
+            upload.channel_id = args.get("channel_id")
+            upload.thread_ts = args.get("thread_ts")
+            upload.initial_comment = args.get("initial_comment")
+            upload.completed = True
+        return {
+            "ok": True,
+            "files": [
+                {"id": u.file_id, "title": u.title, "name": u.filename, "size": u.length}
+                for u in done
+            ],
+        }
 
     def _take_failure(self, method: str) -> Failure | None:
         queue = self.failures.get(method)
@@ -360,7 +469,10 @@ class FakeSlack:
             return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         if method == "chat.update":
             ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
-            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+            channel = str(args.get("channel") or "")
+            # Posting to a user id lands in the app's DM with them; Slack answers with that DM.
+            channel = "D" + channel if channel.startswith("U") else channel
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         if method == "conversations.history":
             return self._history(args)
         if method == "chat.postEphemeral":
@@ -386,6 +498,10 @@ class FakeSlack:
                 "is_ext_shared": False,
             }
             return {"ok": True, "channel": channel}
+        if method == "files.getUploadURLExternal":
+            return self._get_upload_url(args)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))}}
         return {"ok": True}
@@ -435,6 +551,17 @@ class FakeSlack:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up on a slow (delayed) answer is not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def running_fake() -> Iterator[FakeSlack]:

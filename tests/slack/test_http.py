@@ -13,8 +13,8 @@ from sqlmodel import Session, col, func, select
 from bot.container import Container
 from bot.server import create_app
 from bot.slack.app import build_slack
-from bot.slack.models import SlackEventReceipt
 from storage.models import AuditLog, Milestone
+from storage.platform_models import SlackEventReceipt
 from tests.conftest import fixture_path
 from tests.http_server import ServerThread
 from tests.slack.conftest import (
@@ -161,7 +161,7 @@ def test_milestone_click_over_http_updates_db_and_message(
         response_url=fake.response_url(),
     )
     assert post(server, body).status_code == 200
-    [update] = fake.calls_to("webhook:r1")
+    [update] = fake.wait_for("webhook:r1")  # the click is acked first, then answered
     assert update.args["replace_original"] is True
     assert_valid_blocks(update.args["blocks"])
     with Session(container.engine) as session:

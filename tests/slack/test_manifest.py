@@ -32,4 +32,6 @@ def test_manifest_matches_the_app() -> None:
     # What the code calls: users.info + email, conversations.info, chat.postMessage, DMs.
     assert {"commands", "chat:write", "users:read", "users:read.email", "channels:read"} <= scopes
     assert {"app_mentions:read", "im:history"} <= scopes
+    # files_upload_v2 (charts, QBR decks) and conversations.open for the DM they go to.
+    assert {"files:write", "im:write"} <= scopes
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True

@@ -132,7 +132,7 @@ def test_a_missing_scope_names_the_scope_and_the_probe_waits_for_it(
     container: Container, fake: FakeSlack
 ) -> None:
     notifier = SlackNotifier(container)
-    fake.scopes = "commands"  # chat:write was removed from the app
+    fake.scopes = ("commands",)  # chat:write was removed from the app
     fake.fail("chat.postMessage", error="missing_scope")
     with pytest.raises(DeliveryError) as caught:
         notifier.send("C123", alert())
@@ -141,7 +141,7 @@ def test_a_missing_scope_names_the_scope_and_the_probe_waits_for_it(
     reason = "missing_scope:chat:write"
     with pytest.raises(DeliveryError):
         notifier.probe(reason)  # auth.test works, but chat:write is still not granted
-    fake.scopes = "commands,chat:write"
+    fake.scopes = ("commands", "chat:write")
     notifier.probe(reason)
     assert len(fake.calls_to("auth.test")) == 2
 

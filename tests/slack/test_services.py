@@ -10,8 +10,8 @@ from sqlmodel import Session, func, select
 
 from bot.config import Settings
 from bot.container import Container
-from bot.slack.models import SlackEventReceipt
 from bot.slack.services import SlackServices, TTLCache, web_client
+from storage.platform_models import SlackEventReceipt
 from tests.slack.fake_slack import FakeSlack
 
 

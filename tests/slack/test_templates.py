@@ -24,6 +24,8 @@ from tests.slack.conftest import DANA, ack_json, assert_valid_blocks, command_bo
         ("blah blah", "I didn't catch that."),
         ("renewals next quarter", "Renewals — "),
         ("anything I should worry about?", "Accounts at risk"),
+        ("health map", "Health map"),
+        ("team map", "*Protect* ("),
     ],
 )
 def test_every_answer_is_valid_block_kit(edge: SlackEdge, text: str, expect: str) -> None:

@@ -54,5 +54,6 @@ def connector() -> Iterator[FakeConnector]:
 
 
 @pytest.fixture
-def client(container: Container) -> TestClient:
-    return client_for(container)
+def client(container: Container, connector: FakeConnector) -> TestClient:
+    """/api/messages with the JWT check on; every activity is signed like the Bot Connector's."""
+    return client_for(container, connector)

@@ -14,9 +14,9 @@ from teams_support import TENANT
 
 from bot.container import Container
 from bot.teams.bot import CsmTeamsBot
-from bot.teams.identity import RosterCache
-from bot.teams.models import TeamsConversation
+from bot.teams.identity import ConversationCache, RosterCache, Sharing
 from storage.models import CSM, Account, Milestone
+from storage.platform_models import TeamsConversation
 
 BOT = ChannelAccount(id="28:bot", name="CSM Assistant")
 
@@ -67,9 +67,17 @@ def card_text(activity: Activity) -> str:
     return json.dumps(activity.attachments[0].content, ensure_ascii=False)
 
 
+class InternalConversations(ConversationCache):
+    """TestAdapter has no Bot Connector to list members: every chat counts as internal here
+    (the HTTP tests check the roster scan against the fake connector)."""
+
+    async def sharing(self, turn_context: Any, key: str, tenant_id: str | None) -> Sharing:
+        return Sharing(False)
+
+
 @pytest.fixture
 def bot(container: Container) -> CsmTeamsBot:
-    return CsmTeamsBot(container, RosterCache())
+    return CsmTeamsBot(container, RosterCache(), conversations=InternalConversations())
 
 
 def test_known_csm_asks_in_a_personal_chat(bot: CsmTeamsBot, container: Container) -> None:
@@ -84,13 +92,29 @@ def test_known_csm_asks_in_a_personal_chat(bot: CsmTeamsBot, container: Containe
     assert row.conversation_id == "a:unit" and row.csm_id is not None
 
 
-def test_unknown_user_without_a_roster_reads_but_cannot_edit(bot: CsmTeamsBot) -> None:
+def test_unknown_user_without_a_roster_sees_no_account_data(bot: CsmTeamsBot) -> None:
     # TestAdapter has no Bot Connector: the roster lookup fails and the user stays unknown.
     [reply] = run(adapter_for("29:nobody"), bot, message("plan acme"))
 
-    assert "Acme Corp" in card_text(reply)
-    assert "milestone.status" not in card_text(reply)
+    assert "Acme Corp" not in card_text(reply)
+    assert "I don't know you yet" in card_text(reply)
     assert bot.roster.lookups == 1
+
+
+def test_a_chat_whose_members_cannot_be_listed_counts_as_shared(container: Container) -> None:
+    link(container, "dana@example.com", "29:dana")
+    # The default conversation check asks the connector, which TestAdapter does not have.
+    bot = CsmTeamsBot(container, RosterCache())
+
+    mention = Entity().deserialize(
+        {"type": "mention", "text": "<at>CSM Assistant</at>", "mentioned": {"id": BOT.id}}
+    )
+    activity = message("<at>CSM Assistant</at> health globex", entities=[mention])
+
+    [reply] = run(adapter_for("29:dana", "groupChat", "19:group@thread.v2"), bot, activity)
+
+    assert "Globex" not in card_text(reply)
+    assert "shared with another organisation" in card_text(reply)
 
 
 def test_mention_is_removed_before_parsing_in_a_channel(

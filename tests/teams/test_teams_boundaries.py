@@ -32,9 +32,9 @@ def test_the_check_itself_catches_an_import() -> None:
 
 
 def test_the_schema_and_server_wiring_load_without_botbuilder() -> None:
-    # storage.all_models imports the Teams table; that must not drag botbuilder into every process.
+    # storage.all_models holds the Teams table; neither it nor the wiring may drag botbuilder in.
     code = (
-        "import sys, storage.all_models, bot.teams.models, bot.teams.manifest; "
+        "import sys, storage.all_models, storage.platform_models, bot.teams.manifest; "
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('botbuilder', 'botframework')]; "
         "assert not loaded, loaded"
     )

@@ -400,3 +400,29 @@ def test_alert_buttons_quiet_the_alert_for_the_owner_only(
     assert done.status_code == 200 and done.json()["type"] == CARD
     with Session(container.engine) as session:
         assert session.get(Alert, alert_id).status == status
+
+
+def test_a_listed_alert_is_acknowledged_and_the_list_stays_as_it_was(
+    client: TestClient, connector: FakeConnector, container: Container
+) -> None:
+    """A digest or urgent-batch line (keep_card): the answer is a message, not a new card."""
+    from scheduler.models import Alert
+
+    link(container, "dana@example.com", "29:dana")
+    link(container, "marco@example.com", "29:marco")
+    alert_id = _open_alert(container)
+    data = {"alert_id": alert_id, "keep_card": True}
+    refused = client.post(
+        "/api/messages", json=invoke(connector, "alert.snooze", {**data, "days": 7}, "29:marco")
+    )
+    assert refused.json()["type"] == "application/vnd.microsoft.activity.message"
+    assert "Only" in refused.json()["value"]
+    done = client.post(
+        "/api/messages", json=invoke(connector, "alert.acknowledge", data, "29:dana")
+    )
+    answer = done.json()
+    assert answer["statusCode"] == 200
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert answer["value"] == "Acknowledged by Dana Whitfield: Acme Corp: Acme Corp turned amber."
+    with Session(container.engine) as session:
+        assert session.get(Alert, alert_id).status == "acknowledged"

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from teams_support import TODAY
 
 from bot.container import Container
-from bot.teams.cards import MAX_CARD_BYTES, card_size, message_for, render_card
+from bot.teams.cards import MAX_MESSAGE_BYTES, card_size, message_for, render_card
 from handlers.context import Actor, ChatContext
 from handlers.reply import Reply
 from storage.models import CSM, Account, Escalation
@@ -54,7 +54,7 @@ def ctx_for(session: Session, email: str = "dana@example.com") -> ChatContext:
 
 def replies(session: Session, container: Container) -> dict[str, Reply]:
     """One real Reply per template, from the handlers on the demo portfolio."""
-    from handlers import health, plan, portfolio, settings
+    from handlers import charts, health, plan, portfolio, settings
     from handlers.accounts import not_here_reply
     from handlers.help import help_reply
 
@@ -73,6 +73,7 @@ def replies(session: Session, container: Container) -> dict[str, Reply]:
         "renewals": portfolio.upcoming_renewals(session, ctx=ctx, days=365),
         "risks": portfolio.at_risk(session, ctx=ctx),
         "my_accounts": portfolio.my_accounts(session, ctx=ctx),
+        "health_map": charts.health_map(session, ctx=ctx, models=models),
         "home": portfolio.home(session, ctx=ctx),
         "settings": settings.user_settings(session, ctx=ctx),
         "help": help_reply("renewals"),
@@ -106,6 +107,36 @@ def replies(session: Session, container: Container) -> dict[str, Reply]:
             text="changes",
         ),
     }
+    from handlers import escalations
+    from handlers.alerts import alert_view
+    from handlers.help import welcome_reply
+    from scheduler.models import Alert
+
+    alert = Alert(account_id=acme.id or 0, kind="band_change", event_key="cards", title="Red")
+    session.add(alert)
+    session.flush()
+    opened = escalations.open_escalation(
+        session, ctx=ctx, account_id=acme.id, severity="sev1", title="SSO is down"
+    )
+    escalation_id = opened.context["escalation"]["id"]
+    out.update(
+        {
+            "welcome": welcome_reply(ctx),
+            "escalations": escalations.list_open(session, ctx=ctx),
+            "escalation_update": escalations.update_reply(opened),
+            "escalation_open_modal": escalations.new_escalation_form(session, ctx=ctx),
+            "risk_alert": alert_view(session, ctx=ctx, alert_id=alert.id or 0),
+            **{
+                f"escalation_{form}_modal": escalations.escalation_form(
+                    session, ctx=ctx, escalation_id=escalation_id, form=form
+                )
+                for form in escalations.FORMS
+            },
+        }
+    )
+    out["escalation_view"] = escalations.escalation_view(
+        session, ctx=ctx, escalation_id=escalation_id
+    )
     if escalation is not None:
         out["escalation"] = Reply(
             template="escalation",
@@ -131,7 +162,7 @@ def check(card: dict[str, Any] | None) -> dict[str, Any]:
     assert card is not None
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
     assert card["body"], "a card with nothing to show"
-    assert card_size(card) <= MAX_CARD_BYTES
+    assert card_size(card) <= MAX_MESSAGE_BYTES
     for action in actions(card):
         if action["type"] == "Action.Execute":
             assert action["verb"] and isinstance(action["data"], dict)
@@ -159,6 +190,17 @@ def test_every_card_renders_from_real_handler_output(
     assert [a["data"]["account_id"] for a in actions(rendered["account_choices"])] == [4, 5]
     imbacks = [a for a in actions(rendered["help"]) if a["type"] == "Action.Submit"]
     assert imbacks and all(a["data"]["msteams"]["type"] == "imBack" for a in imbacks)
+    assert {"account", "severity", "title", "description"} <= inputs(
+        rendered["escalation_open_modal"]
+    )
+    assert {"owner"} <= inputs(rendered["escalation_assign_modal"])
+    assert {"note"} <= inputs(rendered["escalation_note_modal"])
+    assert {"note"} <= inputs(rendered["escalation_resolve_modal"])
+    assert {"digest_time", "timezone", "digest_weekends"} <= inputs(rendered["settings"])
+    # Dana owns Acme: her own view of the escalation and the alert has the buttons.
+    assert {"escalation.acknowledge", "escalation.form"} <= verbs(rendered["escalation_view"])
+    assert {"alert.acknowledge", "alert.snooze"} <= verbs(rendered["risk_alert"])
+    assert {"home.open", "settings.open", "escalation.new_form"} <= verbs(rendered["welcome"])
 
 
 def test_readers_who_cannot_edit_get_no_edit_controls(
@@ -216,7 +258,9 @@ def test_huge_lists_are_cut_with_and_n_more_and_stay_under_80_kb(
     session: Session, container: Container
 ) -> None:
     for name, reply in replies(session, container).items():
-        if name in ("error", "not_here", "settings", "help", "milestone_edit"):
+        if name in ("error", "not_here", "settings", "help", "milestone_edit", "welcome"):
+            continue
+        if name.startswith("escalation_") or name == "risk_alert":
             continue
         big = blown_up(reply)
         card = render_card(big)
@@ -263,7 +307,7 @@ def test_message_falls_back_to_text_without_a_template() -> None:
 def test_an_oversized_card_is_sent_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.teams.cards as cards
 
-    monkeypatch.setattr(cards, "MAX_CARD_BYTES", 200)
+    monkeypatch.setattr(cards, "MAX_MESSAGE_BYTES", 200)
     activity = message_for(
         Reply(template="error", context={"message": "x" * 500}, text="short fallback")
     )
@@ -275,6 +319,14 @@ def test_a_notice_goes_on_top_of_the_card() -> None:
         Reply(template="not_here", context={"reason": "r"}, text="r"), notice="Nothing was changed."
     )
     assert card is not None and card["body"][0]["text"] == "Nothing was changed."
+
+
+def inputs(card: dict[str, Any]) -> set[str]:
+    return {n["id"] for n in nodes(card) if str(n.get("type", "")).startswith("Input.")}
+
+
+def verbs(card: dict[str, Any]) -> set[str]:
+    return {a["verb"] for a in actions(card) if a["type"] == "Action.Execute"}
 
 
 def nodes(node: Any) -> Iterator[dict[str, Any]]:

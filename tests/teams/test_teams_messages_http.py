@@ -8,11 +8,20 @@ import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
-from teams_support import DANA_AAD, DANA_TEAMS_ID, TENANT, activity, dana_member, personal_message
+from teams_support import (
+    DANA_AAD,
+    DANA_TEAMS_ID,
+    TENANT,
+    SignedClient,
+    activity,
+    dana_member,
+    personal_message,
+    teams_app,
+)
 
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from storage.models import CSM
+from storage.platform_models import TeamsConversation
 
 CARD = "application/vnd.microsoft.card.adaptive"
 
@@ -45,13 +54,14 @@ def test_personal_message_answers_with_a_health_card_and_remembers_the_user(
 ) -> None:
     connector.members[DANA_TEAMS_ID] = dana_member()
 
-    response = client.post("/api/messages", json=personal_message(connector, "health acme"))
+    data = personal_message(connector, "health acme")
+    response = client.post("/api/messages", json=data)
 
     assert response.status_code == 200
     [reply] = connector.sent()
     assert reply.method == "POST"
     assert reply.conversation_id == "a:personal-dana"
-    assert reply.activity_id == "1759944781999"  # a reply to the user's message
+    assert reply.activity_id == data["id"]  # a reply to the user's message
     card = card_of(reply)
     assert "Acme Corp" in texts(card)
     assert "Dana Whitfield" in texts(card)
@@ -155,12 +165,10 @@ def test_a_guest_from_another_tenant_gets_no_account_data(
         connector, "health acme", user_id="29:guest", aad=None, tenant="other-tenant"
     )
 
-    assert client.post("/api/messages", json=data).status_code == 200
+    # A single-tenant bot refuses another tenant's activity outright: nothing runs or is sent.
+    assert client.post("/api/messages", json=data).status_code == 403
 
-    [reply] = connector.sent()
-    shown = " ".join(texts(card_of(reply)))
-    assert "Acme" not in shown and "$480k" not in shown
-    assert "shared with another organisation" in shown
+    assert connector.sent() == []
     assert not [c for c in connector.calls if "/members/" in c.path]
     with Session(container.engine) as session:
         assert session.exec(select(CSM).where(CSM.teams_user_id == "29:guest")).first() is None
@@ -180,7 +188,8 @@ def test_an_entra_guest_in_our_tenant_gets_no_account_data(
     assert client.post("/api/messages", json=data).status_code == 200
 
     shown = " ".join(texts(card_of(connector.sent()[0])))
-    assert "shared with another organisation" in shown
+    assert "Guest accounts can't see customer data" in shown
+    assert "at risk" not in shown and "$" not in shown
 
 
 def test_bad_requests_are_rejected_before_anything_runs(
@@ -207,3 +216,69 @@ def _actions(card: dict[str, Any]) -> list[dict[str, Any]]:
 
     walk(card)
     return found
+
+
+def test_a_long_success_plan_fits_the_teams_size_rule_measured_in_utf16(
+    client: TestClient, connector: FakeConnector, container: Container
+) -> None:
+    """Teams measures the whole message in UTF-16 (~100 KB); a plan under 80 KB of UTF-8 may not fit."""
+    from fake_connector import utf16_size
+
+    from storage.models import Account, Milestone, Objective, SuccessPlan
+
+    with Session(container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        plan = session.exec(select(SuccessPlan).where(SuccessPlan.account_id == acme.id)).one()
+        objective = session.exec(select(Objective).where(Objective.plan_id == plan.id)).first()
+        for n in range(40):
+            title = (
+                f"Milestone {n:02d}: " + "roll out the new reporting workspace to a region " * 10
+            )
+            session.add(
+                Milestone(
+                    objective_id=objective.id,
+                    account_id=acme.id or 0,
+                    title=title,
+                    position=100 + n,
+                )
+            )
+        session.commit()
+    connector.members[DANA_TEAMS_ID] = dana_member()
+
+    client.post("/api/messages", json=personal_message(connector, "plan acme"))
+
+    [reply] = connector.sent()
+    card = card_of(reply)  # a card, accepted by the connector (not a 413, not a text fallback)
+    assert utf16_size(reply.body) <= 80_000  # our margin under Teams' ~100 KB
+    shown = " ".join(texts(card))
+    assert "… and " in shown and "more milestones" in shown
+    assert "Milestone 00" in shown
+
+
+def test_api_messages_is_counted_in_metrics(connector: FakeConnector, container: Container) -> None:
+    from bot.server import create_app
+
+    teams = teams_app(container, connector)
+    app = SignedClient(create_app(container, with_slack=False, teams_app=teams))
+    before = _metric(
+        app.get("/metrics").text, 'csm_http_requests_total{route="/api/messages",status="200"}'
+    )
+
+    assert app.post("/api/messages", json=personal_message(connector, "help")).status_code == 200
+    assert app.post("/api/messages", json={"type": ""}).status_code == 400
+
+    text = app.get("/metrics").text
+    assert (
+        _metric(text, 'csm_http_requests_total{route="/api/messages",status="200"}') == before + 1
+    )
+    assert _metric(text, 'csm_http_requests_total{route="/api/messages",status="400"}') >= 1
+    assert 'csm_http_request_duration_seconds_count{route="/api/messages"}' in text
+    assert _metric(text, 'csm_teams_activities_total{kind="message"}') >= 1
+    assert _metric(text, 'csm_teams_refused_total{reason="malformed"}') >= 1
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

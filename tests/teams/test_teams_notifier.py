@@ -8,14 +8,14 @@ import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
-from teams_support import TENANT, activity
+from teams_support import TENANT, activity, teams_app
 
 from bot.container import Container
-from bot.teams.models import TeamsConversation
 from bot.teams.notifier import TeamsNotifier
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, Notifier
 from storage.models import CSM
+from storage.platform_models import TeamsConversation
 
 BOT_ID = "28:f5d48856-5b42-41a0-8c3a-c5f944b679b0"
 USER_ID = "29:<USERID>"
@@ -33,8 +33,8 @@ def alert() -> Reply:
 
 
 @pytest.fixture
-def notifier(container: Container) -> TeamsNotifier:
-    return TeamsNotifier(container)
+def notifier(container: Container, connector: FakeConnector) -> TeamsNotifier:
+    return TeamsNotifier(container, app=teams_app(container, connector))
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_installs_store_references(installed: FakeConnector, container: Containe
     assert set(rows) == {PERSONAL, CHANNEL}
     assert rows[PERSONAL].csm_id is not None and rows[PERSONAL].user_id == USER_ID
     assert rows[CHANNEL].team_id == "19:zFLSDFWsesfzcmKArqKJ-65aOXJz@sgf462H2wz41@thread.tacv2"
-    assert rows[CHANNEL].tenant_id == "b28fdbfd-2b78-4f93-b0f8-8881793f0f8f"
+    assert rows[CHANNEL].tenant_id == TENANT
 
 
 def test_send_to_a_csm_posts_a_new_message_in_their_personal_chat(
@@ -220,6 +220,8 @@ def test_uninstall_and_removal_stop_sends(
     removed = activity("conversation_update_members_added_team.json", installed)
     removed["membersRemoved"] = removed.pop("membersAdded")
     removed["channelData"]["eventType"] = "teamMemberRemoved"
+    # New activities, not redeliveries of the installs (those are skipped by activity id).
+    uninstall["id"], removed["id"] = "f:uninstall-1", "f:removed-1"
 
     assert client.post("/api/messages", json=uninstall).status_code == 200
     assert client.post("/api/messages", json=removed).status_code == 200
@@ -252,3 +254,34 @@ def test_send_works_from_inside_a_running_event_loop(
         return notifier.send(CHANNEL, alert())
 
     assert asyncio.run(scheduler_job()).startswith("1:activity-")
+
+
+def test_a_scheduled_prep_with_the_deck_offers_it_in_the_personal_chat_only(
+    installed: FakeConnector, notifier: TeamsNotifier, container: Container
+) -> None:
+    from scheduler.builders import build_reply
+    from storage.models import Account
+
+    with Session(container.engine) as session:
+        dana = session.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        spec = {
+            "kind": "qbr_prep",
+            "account_id": acme.id,
+            "csm_id": dana.id,
+            "today": "2026-11-23",
+            "attach": "qbr_pack",
+        }
+    reply = build_reply(container.engine, container.health_models, spec)
+
+    notifier.send(f"csm:{dana.id}", reply)
+    prep, offer = installed.sent()
+    assert prep.conversation_id == offer.conversation_id == PERSONAL
+    (consent,) = offer.body["attachments"]
+    assert consent["contentType"] == "application/vnd.microsoft.teams.card.file.consent"
+    assert consent["content"]["acceptContext"]["account_id"] == acme.id
+
+    # To a team channel the prep goes alone: a draft deck is not for a shared conversation.
+    installed.calls.clear()
+    notifier.send(CHANNEL, reply)
+    assert len(installed.sent()) == 1

@@ -6,18 +6,24 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.slack.asks import Ask
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import (
+    Responder,
+    after_ack,
+    as_id,
     ask_reply,
     chat_of,
     handled,
+    open_modal,
     private_payload,
     public_payload,
     refreshed_payload,
+    text_field,
 )
 from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
 from bot.slack.services import SlackServices
@@ -33,44 +39,74 @@ SENTIMENT_ACTIONS = ("sentiment_green", "sentiment_amber", "sentiment_red")
 ESCALATION_FORMS = ("escalation_assign", "escalation_resolve", "escalation_note")
 
 
+def _part(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _is_ephemeral(body: dict[str, Any]) -> bool:
-    return bool((body.get("container") or {}).get("is_ephemeral"))
+    return bool(_part(body, "container").get("is_ephemeral"))
 
 
 def _channel(body: dict[str, Any]) -> str | None:
-    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return text_field(_part(body, "channel"), "id") or (
+        text_field(_part(body, "container"), "channel_id") or None
+    )
 
 
-def _refuse(respond: Respond, error: HandlerError) -> None:
+def _refuse(respond: Responder, error: HandlerError) -> None:
     # A separate ephemeral note: the message the user clicked stays as it was.
     respond(response_type="ephemeral", replace_original=False, **notice(error.message))
 
 
+def _open_or_say(
+    respond: Responder, client: WebClient, body: dict[str, Any], view: dict[str, Any]
+) -> None:
+    """Open a modal for the click; if Slack does not take it, say so next to the message."""
+    failed = open_modal(client, text_field(body, "trigger_id"), view)
+    if failed is not None:
+        respond(replace_original=False, **failed)
+
+
 def register(app: App, services: SlackServices) -> None:
     @app.action("share")
-    def share(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    def share(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         ack()
-        ask = Ask.decoded(decode(action.get("value")))
+        respond = Responder.of(body)
+        ask = Ask.decoded(decode(text_field(action, "value")))
         if ask is None:
             return
-        # Re-asked as the clicker, in this channel: an external channel's limits apply again.
-        result = ask_reply(services, chat_of(context), ask)
-        if isinstance(result, HandlerError) or result.template in ("not_here", "error"):
-            respond(response_type="ephemeral", replace_original=False, **public_payload(result))
-            return
-        respond(response_type="in_channel", replace_original=False, **public_payload(result))
-        respond(delete_original=True)
+
+        def work() -> None:
+            # Re-asked as the clicker, in this channel: an external channel's limits apply again.
+            result = ask_reply(services, chat_of(context), ask)
+            if isinstance(result, HandlerError) or result.template in (
+                "not_here",
+                "error",
+                "notice",
+            ):
+                respond(response_type="ephemeral", replace_original=False, **public_payload(result))
+                return
+            respond(response_type="in_channel", replace_original=False, **public_payload(result))
+            respond(delete_original=True)
+
+        after_ack(services, work)
 
     @app.action("choose_account")
     def choose_account(
-        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
     ) -> None:
         ack()
-        ask = Ask.decoded(decode(action.get("value")))
+        respond = Responder.of(body)
+        ask = Ask.decoded(decode(text_field(action, "value")))
         if ask is None:
             return
-        result = ask_reply(services, chat_of(context), ask)
-        respond(replace_original=True, **private_payload(result, ask))
+
+        def work() -> None:
+            result = ask_reply(services, chat_of(context), ask)
+            respond(replace_original=True, **private_payload(result, ask))
+
+        after_ack(services, work)
 
     @app.action("milestone_menu")
     def milestone_menu(
@@ -78,47 +114,59 @@ def register(app: App, services: SlackServices) -> None:
         action: dict[str, Any],
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
         client: WebClient,
     ) -> None:
         ack()
-        choice = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
-        verb, _, rest = choice.partition(":")
-        milestone_id, _, status = rest.partition(":")
-        if not milestone_id.isdigit():
+        respond = Responder.of(body)
+        selected = action.get("selected_option")
+        choice = text_field(selected, "value") if isinstance(selected, dict) else ""
+        verb, _, rest = (choice or text_field(action, "value")).partition(":")
+        raw_id, _, status = rest.partition(":")
+        milestone_id = as_id(raw_id)
+        if milestone_id is None or verb not in ("edit", "status"):
             return
+        after_ack(
+            services,
+            lambda: _milestone_menu(verb, milestone_id, status, body, context, respond, client),
+        )
+
+    def _milestone_menu(
+        verb: str,
+        milestone_id: int,
+        status: str,
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Responder,
+        client: WebClient,
+    ) -> None:
         ctx = chat_of(context)
         if verb == "edit":
             from handlers.plan import milestone_edit_form
 
             form = handled(
                 services,
-                lambda s: milestone_edit_form(s, ctx=ctx, milestone_id=int(milestone_id)),
+                lambda s: milestone_edit_form(s, ctx=ctx, milestone_id=milestone_id),
             )
             if isinstance(form, HandlerError):
                 _refuse(respond, form)
                 return
             metadata = encode(
                 {
-                    "m": int(milestone_id),
-                    "r": body.get("response_url"),
+                    "m": milestone_id,
+                    "r": text_field(body, "response_url"),
                     "c": _channel(body),
                     "e": _is_ephemeral(body),
                 },
                 PRIVATE_METADATA,
             )
             view = surface("milestone_edit", {**form.context, "private_metadata": metadata})
-            client.views_open(trigger_id=body["trigger_id"], view=view)
-            return
-        if verb != "status":
+            _open_or_say(respond, client, body, view)
             return
         from handlers.plan import set_milestone_status
 
         result = handled(
             services,
-            lambda s: set_milestone_status(
-                s, ctx=ctx, milestone_id=int(milestone_id), status=status
-            ),
+            lambda s: set_milestone_status(s, ctx=ctx, milestone_id=milestone_id, status=status),
         )
         if isinstance(result, HandlerError):
             _refuse(respond, result)
@@ -129,24 +177,26 @@ def register(app: App, services: SlackServices) -> None:
         ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient
     ) -> None:
         ack()
-        choice = decode(action.get("value"))
+        respond = Responder.of(body)
+        choice = decode(text_field(action, "value"))
         if not isinstance(choice.get("a"), int):
             return
         metadata = encode(
             {
                 "a": choice["a"],
-                "r": body.get("response_url"),
+                "r": text_field(body, "response_url"),
                 "c": _channel(body),
                 "e": _is_ephemeral(body),
             },
             PRIVATE_METADATA,
         )
         context = {
-            "account": {"id": choice["a"], "name": str(choice.get("n") or "")},
-            "value": str(choice.get("v") or ""),
+            "account": {"id": choice["a"], "name": str(choice.get("n") or "")[:200]},
+            "value": str(choice.get("v") or "")[:20],
             "private_metadata": metadata,
         }
-        client.views_open(trigger_id=body["trigger_id"], view=surface("sentiment_modal", context))
+        view = surface("sentiment_modal", context)
+        after_ack(services, lambda: _open_or_say(respond, client, body, view))
 
     for action_id in SENTIMENT_ACTIONS:
         app.action(action_id)(open_sentiment)
@@ -157,18 +207,23 @@ def register(app: App, services: SlackServices) -> None:
         """An alert button: its value is the id; the card is updated for everyone."""
 
         def clicked(
-            ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond
+            ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
         ) -> None:
             ack()
-            value = str(action.get("value") or "")
-            if not value.isdigit():
+            respond = Responder.of(body)
+            value = as_id(text_field(action, "value"))
+            if value is None:
                 return
-            ctx = chat_of(context)
-            result = handled(services, lambda s: change(s, ctx, int(value)))
-            if isinstance(result, HandlerError):
-                _refuse(respond, result)
-                return
-            respond(replace_original=True, **public_payload(result))
+
+            def work() -> None:
+                ctx = chat_of(context)
+                result = handled(services, lambda s: change(s, ctx, value))
+                if isinstance(result, HandlerError):
+                    _refuse(respond, result)
+                    return
+                respond(replace_original=True, **public_payload(result))
+
+            after_ack(services, work)
 
         return clicked
 
@@ -186,55 +241,133 @@ def register(app: App, services: SlackServices) -> None:
     app.action("alert_acknowledge")(status_button(acknowledge_alert))
     app.action("alert_snooze")(status_button(snooze_alert))
 
+    @app.action("alert_menu")
+    def alert_menu(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
+        """The menu of an alert listed in a digest or an urgent batch: the list stays as it was,
+        the answer (done, refused, or the account's health card) comes privately."""
+        ack()
+        respond = Responder.of(body)
+        selected = action.get("selected_option")
+        choice = text_field(selected, "value") if isinstance(selected, dict) else ""
+
+        def work() -> None:
+            ctx = chat_of(context)
+            verb, _, rest = choice.partition(":")
+            account_id = as_id(rest)
+            if verb == "health" and account_id is not None:
+                ask = Ask(kind="health", account_id=account_id)
+                opened = ask_reply(services, ctx, ask)
+                respond(
+                    response_type="ephemeral",
+                    replace_original=False,
+                    **private_payload(opened, ask),
+                )
+                return
+            from handlers.alerts import alert_line_action
+
+            result = handled(services, lambda s: alert_line_action(s, ctx=ctx, value=choice))
+            if isinstance(result, HandlerError):
+                _refuse(respond, result)
+                return
+            respond(response_type="ephemeral", replace_original=False, **notice(result.text))
+
+        after_ack(services, work)
+
+    @app.action("digest_open")
+    def digest_open(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+    ) -> None:
+        """A digest line's button (Renewal, Prep, Plan, Health): the answer comes privately below
+        the digest, which stays as it was; a QBR's draft deck follows in the DM. Run after the
+        ack: a prep and its deck take longer than Slack's three seconds."""
+        ack()
+        respond = Responder.of(body)
+        ask = Ask.decoded(decode(text_field(action, "value")))
+        if ask is None:
+            return
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+
+        def work() -> None:
+            ctx = chat_of(context)
+            result = ask_reply(services, ctx, ask)
+            respond(
+                response_type="ephemeral", replace_original=False, **private_payload(result, ask)
+            )
+            if isinstance(result, Reply) and result.attachments:
+                deliver(
+                    services,
+                    client,
+                    pending(result.attachments),
+                    ctx=ctx,
+                    user_id=text_field(user, "id") or None,
+                    channel=None,
+                    charts_to_dm=True,
+                )
+
+        after_ack(services, work)
+
     @app.action("escalation_acknowledge")
     def acknowledge_escalation(
         ack: Ack,
         action: dict[str, Any],
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
         client: WebClient,
     ) -> None:
         ack()
-        value = str(action.get("value") or "")
-        if not value.isdigit():
+        respond = Responder.of(body)
+        value = as_id(text_field(action, "value"))
+        if value is None:
             return
         from handlers.escalations import acknowledge
 
-        ctx = chat_of(context)
-        result = handled(services, lambda s: acknowledge(s, ctx=ctx, escalation_id=int(value)))
-        if isinstance(result, HandlerError):
-            _refuse(respond, result)
-            return
-        publish_update(services, client, result, Clicked.of(body))
+        def work() -> None:
+            ctx = chat_of(context)
+            result = handled(services, lambda s: acknowledge(s, ctx=ctx, escalation_id=value))
+            if isinstance(result, HandlerError):
+                _refuse(respond, result)
+                return
+            publish_update(services, client, result, Clicked.of(body))
+
+        after_ack(services, work)
 
     def open_escalation_form(
         ack: Ack,
         action: dict[str, Any],
         body: dict[str, Any],
         context: BoltContext,
-        respond: Respond,
         client: WebClient,
     ) -> None:
         """Assign, Resolve and Add note open a modal; who may not change it is told before it opens."""
         ack()
-        value = str(action.get("value") or "")
-        if not value.isdigit():
+        respond = Responder.of(body)
+        value = as_id(text_field(action, "value"))
+        if value is None:
             return
         from handlers.escalations import escalation_form
 
-        form_name = str(action.get("action_id", "")).removeprefix("escalation_")
-        ctx = chat_of(context)
-        form = handled(
-            services,
-            lambda s: escalation_form(s, ctx=ctx, escalation_id=int(value), form=form_name),
-        )
-        if isinstance(form, HandlerError):
-            _refuse(respond, form)
-            return
-        metadata = encode({"x": int(value), **Clicked.of(body).encoded()}, PRIVATE_METADATA)
-        view = surface(form.template, {**form.context, "private_metadata": metadata})
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        form_name = text_field(action, "action_id").removeprefix("escalation_")
+
+        def work() -> None:
+            ctx = chat_of(context)
+            form = handled(
+                services,
+                lambda s: escalation_form(s, ctx=ctx, escalation_id=value, form=form_name),
+            )
+            if isinstance(form, HandlerError):
+                _refuse(respond, form)
+                return
+            metadata = encode({"x": value, **Clicked.of(body).encoded()}, PRIVATE_METADATA)
+            view = surface(form.template, {**form.context, "private_metadata": metadata})
+            _open_or_say(respond, client, body, view)
+
+        after_ack(services, work)
 
     for action_id in ESCALATION_FORMS:
         app.action(action_id)(open_escalation_form)

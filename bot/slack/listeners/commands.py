@@ -1,4 +1,4 @@
-"""Slash commands: /health, /plan, /renewals, /risks, /escalate and /csm help|settings|<question>; answered in the ack."""
+"""Slash commands: /health, /plan, /renewals, /risks, /escalate and /csm help|settings|<question>; ack first."""
 
 from __future__ import annotations
 
@@ -10,23 +10,34 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.slack.asks import Ask
+from bot.slack.files import deliver, pending
 from bot.slack.listeners.common import (
+    ack_or_later,
+    after_ack,
     ask_reply,
     chat_of,
     handled,
+    open_modal,
     private_payload,
     public_payload,
+    text_field,
 )
 from bot.slack.messages import PRIVATE_METADATA, encode, message, notice, surface
 from bot.slack.services import SlackServices
-from bot.slack.threads import confirmation, post_parent, target_channel
+from bot.slack.threads import already_open, confirmation, post_parent, target_channel
 from handlers.errors import HandlerError
 from handlers.reply import Reply
 
 logger = logging.getLogger(__name__)
 
 # Command → the kind of question it asks (bot.slack.asks.KINDS).
-ASK_COMMANDS = {"/health": "health", "/plan": "plan", "/renewals": "renewals", "/risks": "risks"}
+ASK_COMMANDS = {
+    "/health": "health",
+    "/plan": "plan",
+    "/renewals": "renewals",
+    "/risks": "risks",
+    "/qbr": "qbr",
+}
 # Every command besides /csm (manifest.yml must declare each); /escalate has its own listener.
 COMMANDS = {**ASK_COMMANDS, "/escalate": "escalate"}
 
@@ -48,19 +59,63 @@ def answer(result: Reply | HandlerError, ask: Ask, *, visible: bool = True) -> d
 
 
 def _visible(services: SlackServices, command: dict[str, Any], context: BoltContext) -> bool:
-    channel = command.get("channel_id")
+    channel = text_field(command, "channel_id")
     if not channel:
         return True
-    # Looked up (and cached) by the middleware already.
+    # Looked up (and cached) with the chat context already.
     return services.channel(channel, client=context.client, team_id=context.team_id).visible
+
+
+# Said under an answer whose charts or deck follow (a slash-command answer is private, and Slack
+# has no private file in a channel: the files go to the asker's DM).
+FILES_FOLLOW = "Charts and files follow in a direct message from me."
+
+
+def with_files(
+    services: SlackServices,
+    payload: dict[str, Any],
+    result: Reply | HandlerError,
+    visible: bool,
+    command: dict[str, Any],
+    context: BoltContext,
+) -> dict[str, Any]:
+    """Have the reply's charts or deck made and sent after the answer, and say where they go."""
+    if not visible or not isinstance(result, Reply) or not result.attachments:
+        return payload
+    attachments = pending(result.attachments)
+    ctx, client = chat_of(context), context.client or services.client
+    user_id = text_field(command, "user_id") or None
+    # Drawing never delays the answer: it runs in the worker after this work is done.
+    after_ack(
+        services,
+        lambda: deliver(
+            services,
+            client,
+            attachments,
+            ctx=ctx,
+            user_id=user_id,
+            channel=None,
+            charts_to_dm=True,
+        ),
+    )
+    blocks = list(payload.get("blocks") or [])
+    if len(blocks) < 50:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": FILES_FOLLOW}]})
+    return {**payload, "blocks": blocks}
 
 
 def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
     def command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-        ask = Ask(kind=kind, text=(command.get("text") or "").strip())
-        # The answer rides in the ack itself: one HTTP round trip, no Web API call.
-        result = ask_reply(services, chat_of(context), ask)
-        ack(**answer(result, ask, visible=_visible(services, command, context)))
+        ask = Ask(kind=kind, text=text_field(command, "text").strip())
+
+        def work() -> dict[str, Any]:
+            result = ask_reply(services, chat_of(context), ask)
+            visible = _visible(services, command, context)
+            payload = answer(result, ask, visible=visible)
+            return with_files(services, payload, result, visible, command, context)
+
+        # Ready within the worker's budget: the answer rides in the ack (one round trip).
+        ack_or_later(services, ack, work, response_url=text_field(command, "response_url"))
 
     command.__name__ = f"command_{kind}"
     return command
@@ -68,7 +123,7 @@ def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
 
 def _csm_command(services: SlackServices) -> Callable[..., None]:
     def csm(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-        text = (command.get("text") or "").strip()
+        text = text_field(command, "text").strip()
         word, _, rest = text.partition(" ")
         if word.lower() in ("", "help"):
             from handlers.help import help_reply
@@ -76,18 +131,25 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
             ack(response_type="ephemeral", **message(help_reply(rest.strip())))
             return
         if word.lower() == "settings":
-            _open_settings(services, ack, command, context, client)
+            ack_or_later(
+                services,
+                ack,
+                lambda: _open_settings(services, command, context, client),
+                response_url=text_field(command, "response_url"),
+            )
             return
         ask = Ask(kind="ask", text=text)
-        result = ask_reply(services, chat_of(context), ask)
-        if _is_escalation(result) and services.container.settings.escalation_channel:
-            # With an escalation channel set, "/csm escalate …" opens a thread there like /escalate.
-            posted = post_parent(
-                services, client, result, origin=command.get("channel_id"), team_id=context.team_id
-            )
-            ack(response_type="ephemeral", **confirmation(result, posted))
-            return
-        ack(**answer(result, ask, visible=_visible(services, command, context)))
+
+        def work() -> dict[str, Any]:
+            result = ask_reply(services, chat_of(context), ask)
+            if _is_escalation(result) and services.container.settings.escalation_channel:
+                # With an escalation channel set, "/csm escalate …" opens a thread there like /escalate.
+                return {"response_type": "ephemeral", **_posted(services, client, result, command)}
+            visible = _visible(services, command, context)
+            payload = answer(result, ask, visible=visible)
+            return with_files(services, payload, result, visible, command, context)
+
+        ack_or_later(services, ack, work, response_url=text_field(command, "response_url"))
 
     return csm
 
@@ -96,68 +158,82 @@ def _is_escalation(result: Reply | HandlerError) -> bool:
     return isinstance(result, Reply) and result.template == "escalation"
 
 
+def _posted(
+    services: SlackServices, client: WebClient, result: Reply, command: dict[str, Any]
+) -> dict[str, Any]:
+    """Post a just-opened escalation as its thread's parent (once) and say where it went."""
+    origin = text_field(command, "channel_id") or None
+    team_id = text_field(command, "team_id") or None
+    if result.context.get("existing"):
+        # The same request again: its thread was posted (or is being posted) by the first one.
+        return already_open(result)
+    posted = post_parent(services, client, result, origin=origin, team_id=team_id)
+    return confirmation(result, posted)
+
+
 def _escalate_command(services: SlackServices) -> Callable[..., None]:
     def escalate(
         ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient
     ) -> None:
-        from handlers.escalations import new_escalation_form, open_from_text
-
-        if not _visible(services, command, context):
-            ack(response_type="ephemeral", **notice(NOT_A_MEMBER))
-            return
-        ctx = chat_of(context)
-        text = (command.get("text") or "").strip()
-        origin = command.get("channel_id")
-        target = target_channel(services, origin, client=client, team_id=context.team_id)
-        if isinstance(target, HandlerError):
-            ack(response_type="ephemeral", **notice(target.message))
-            return
-        if not text:
-            form = handled(services, lambda session: new_escalation_form(session, ctx=ctx))
-            if isinstance(form, HandlerError):
-                ack(response_type="ephemeral", **notice(form.message))
-                return
-            # The submit confirms through the command's response_url, which works anywhere.
-            metadata = encode({"r": command.get("response_url"), "c": origin}, PRIVATE_METADATA)
-            ack()
-            view = surface(form.template, {**form.context, "private_metadata": metadata})
-            client.views_open(trigger_id=command["trigger_id"], view=view)
-            return
-        result = handled(services, lambda session: open_from_text(session, ctx=ctx, text=text))
-        # Refusals, "which account?" and "did you mean": private, and nothing was opened.
-        if isinstance(result, HandlerError):
-            ack(response_type="ephemeral", **notice(result.message))
-            return
-        if not _is_escalation(result):
-            ack(response_type="ephemeral", **notice(result.text))
-            return
-        posted = post_parent(services, client, result, origin=origin, team_id=context.team_id)
-        ack(response_type="ephemeral", **confirmation(result, posted))
+        ack_or_later(
+            services,
+            ack,
+            lambda: _escalate(services, command, context, client),
+            response_url=text_field(command, "response_url"),
+        )
 
     return escalate
 
 
+def _escalate(
+    services: SlackServices, command: dict[str, Any], context: BoltContext, client: WebClient
+) -> dict[str, Any] | None:
+    from handlers.escalations import new_escalation_form, open_from_text
+
+    if not _visible(services, command, context):
+        return {"response_type": "ephemeral", **notice(NOT_A_MEMBER)}
+    ctx = chat_of(context)
+    text = text_field(command, "text").strip()
+    origin = text_field(command, "channel_id") or None
+    target = target_channel(services, origin, client=client, team_id=context.team_id)
+    if isinstance(target, HandlerError):
+        return {"response_type": "ephemeral", **notice(target.message)}
+    if not text:
+        form = handled(services, lambda session: new_escalation_form(session, ctx=ctx))
+        if isinstance(form, HandlerError):
+            return {"response_type": "ephemeral", **notice(form.message)}
+        # The submit confirms through the command's response_url, which works anywhere.
+        metadata = encode({"r": text_field(command, "response_url"), "c": origin}, PRIVATE_METADATA)
+        view = surface(form.template, {**form.context, "private_metadata": metadata})
+        return open_modal(client, text_field(command, "trigger_id"), view)
+    result = handled(services, lambda session: open_from_text(session, ctx=ctx, text=text))
+    # Refusals, "which account?" and "did you mean": private, and nothing was opened.
+    if isinstance(result, HandlerError):
+        return {"response_type": "ephemeral", **notice(result.message)}
+    if not _is_escalation(result):
+        return {"response_type": "ephemeral", **notice(result.text)}
+    return {"response_type": "ephemeral", **_posted(services, client, result, command)}
+
+
 def _open_settings(
     services: SlackServices,
-    ack: Ack,
     command: dict[str, Any],
     context: BoltContext,
     client: WebClient,
-) -> None:
+) -> dict[str, Any] | None:
     from handlers.settings import user_settings
 
     ctx = chat_of(context)
     result = handled(services, lambda session: user_settings(session, ctx=ctx))
     if isinstance(result, HandlerError):
-        ack(response_type="ephemeral", **notice(result.message))
-        return
+        return {"response_type": "ephemeral", **notice(result.message)}
     # The submit answers through the command's response_url, which works in any conversation.
     metadata = encode(
-        {"r": command.get("response_url"), "c": command.get("channel_id")}, PRIVATE_METADATA
+        {"r": text_field(command, "response_url"), "c": text_field(command, "channel_id")},
+        PRIVATE_METADATA,
     )
     view = surface("settings_modal", {**result.context, "private_metadata": metadata})
-    ack()
-    client.views_open(trigger_id=command["trigger_id"], view=view)
+    return open_modal(client, text_field(command, "trigger_id"), view)
 
 
 def register(app: App, services: SlackServices) -> None:

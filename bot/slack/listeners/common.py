@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import BoltContext
-from slack_sdk.errors import SlackClientError
+from slack_bolt import Ack, BoltContext
+from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     ServerErrorRetryHandler,
 )
 from slack_sdk.webhook import WebhookClient
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.slack.asks import Ask, run, share_of
 from bot.slack.messages import message, notice
 from bot.slack.metrics import HANDLER_ERRORS
-from bot.slack.services import BoundedRateLimitRetryHandler, SlackServices
+from bot.slack.services import (
+    WEB_API_ERRORS,
+    BoundedRateLimitRetryHandler,
+    SlackServices,
+    web_api_failed,
+)
+from bot.slack.worker import BUSY, FAILED, LATE
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
@@ -41,9 +49,59 @@ SHAREABLE = frozenset(
 )
 
 
+BUSY_TEXT = "I'm swamped right now and couldn't start on that. Try again in a moment."
+APOLOGY = "Sorry, something went wrong on my side. It has been logged."
+
+
+def text_field(data: dict[str, Any], key: str) -> str:
+    """A string field of a payload; anything else (missing, a number, a list) reads as ""."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+def as_id(text: str) -> int | None:
+    """A database id written in a button value ("42"); None for anything else."""
+    return int(text) if _ID.match(text) else None
+
+
+def ack_or_later(
+    services: SlackServices,
+    ack: Ack,
+    work: Callable[[], dict[str, Any] | None],
+    *,
+    response_url: str | None,
+) -> None:
+    """Ack with what ``work`` returns if it is ready within the worker's budget, else ack empty
+    now and post it to ``response_url`` when it is. ``work`` returns the answer (ack arguments)
+    or None when it answered some other way (a modal opened)."""
+
+    def late(payload: dict[str, Any] | None) -> None:
+        if payload:
+            send_to_response_url(response_url, payload)
+
+    outcome = services.worker.run(work, late=late)
+    if outcome is BUSY:
+        ack(response_type="ephemeral", **notice(BUSY_TEXT))
+    elif outcome is FAILED:
+        ack(response_type="ephemeral", **notice(APOLOGY))
+    elif outcome is LATE or outcome is None:
+        ack()
+    else:
+        ack(**outcome)  # type: ignore[arg-type]
+
+
+def after_ack(services: SlackServices, work: Callable[[], Any]) -> None:
+    """Run a click's work after its (empty) ack; dropped, and logged, when the queue is full."""
+    if not services.worker.later(work):
+        logger.warning("a Slack interaction was acknowledged but not handled: queue full")
+
+
 def chat_of(context: BoltContext) -> ChatContext:
-    """The ChatContext the middleware attached to this request."""
-    return context["chat"]
+    """The ChatContext of this request (built on first use: call it from the work, not the ack)."""
+    return context["chat"].get()
 
 
 class InternalError(HandlerError):
@@ -56,17 +114,27 @@ def handled(services: SlackServices, work: Callable[[Session], Reply]) -> Reply 
     Anything else is logged with its traceback and answered with a short apology: a Slack user
     would otherwise see only "dispatch_failed", or nothing at all after a lazy listener.
     """
-    try:
-        with services.session() as session:
-            return work(session)
-    except HandlerError as exc:
-        # The unit of work rolled back: a refused or invalid change leaves nothing behind.
-        HANDLER_ERRORS.labels(type(exc).__name__).inc()
-        return exc
-    except Exception:
-        logger.exception("handler failed")
-        HANDLER_ERRORS.labels("InternalError").inc()
-        return InternalError("Sorry, something went wrong on my side. It has been logged.")
+    for attempt in (1, 2):
+        try:
+            with services.session() as session:
+                return work(session)
+        except HandlerError as exc:
+            # The unit of work rolled back: a refused or invalid change leaves nothing behind.
+            HANDLER_ERRORS.labels(type(exc).__name__).inc()
+            return exc
+        except IntegrityError:
+            if attempt == 1:
+                # Another request with the same platform id (a resubmitted modal) committed
+                # first; run again, and the handler finds what that one created.
+                logger.info("unique key taken by a concurrent request; running once more")
+                continue
+            logger.exception("handler failed")
+            break
+        except Exception:
+            logger.exception("handler failed")
+            break
+    HANDLER_ERRORS.labels("InternalError").inc()
+    return InternalError(APOLOGY)
 
 
 def ask_reply(services: SlackServices, ctx: ChatContext, ask: Ask) -> Reply | HandlerError:
@@ -111,12 +179,27 @@ def send_to_response_url(url: str | None, payload: dict[str, Any], **options: An
         return
     try:
         response = webhook(url).send_dict({**payload, **options})
-    except (SlackClientError, OSError) as exc:
+    except WEB_API_ERRORS as exc:
         # The change is saved and acknowledged; a lost follow-up must not turn into a 500.
-        logger.error("response_url post failed: %s", exc)
+        web_api_failed("response_url", exc)
         return
     if response.status_code != 200:
         logger.error("response_url post failed: %s %s", response.status_code, response.body)
+
+
+class Responder:
+    """Answers a click through its response_url, like bolt's respond(), but never raises: a
+    payload without a response_url, or a post that fails, is logged (the click was acked)."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Responder:
+        return cls(text_field(body, "response_url") or None)
+
+    def __call__(self, **payload: Any) -> None:
+        send_to_response_url(self.url, payload)
 
 
 # The kind that re-asks a refreshed reply (after a click or a modal) for its Share button.
@@ -131,3 +214,16 @@ def refreshed_payload(result: Reply | HandlerError, *, ephemeral: bool) -> dict[
     kind = _REFRESHED_KIND.get(result.template)
     ask = Ask(kind=kind, account_id=account.get("id")) if kind and account.get("id") else None
     return private_payload(result, ask)
+
+
+MODAL_FAILED = "I couldn't open the form: Slack didn't answer in time. Try again in a moment."
+
+
+def open_modal(client: WebClient, trigger_id: str, view: dict[str, Any]) -> dict[str, Any] | None:
+    """views.open for a trigger (valid for 3 s); on failure, the ephemeral answer that says so."""
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+    except WEB_API_ERRORS as exc:
+        web_api_failed("views.open", exc)
+        return {"response_type": "ephemeral", **notice(MODAL_FAILED)}
+    return None

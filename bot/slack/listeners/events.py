@@ -6,13 +6,15 @@ import logging
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.slack.listeners.common import handled, public_payload
+from bot.slack.files import deliver, pending
+from bot.slack.listeners.common import handled, public_payload, text_field
 from bot.slack.messages import surface
 from bot.slack.metrics import DUPLICATE_EVENTS
-from bot.slack.services import SlackServices
+from bot.slack.middleware import home_of
+from bot.slack.services import WEB_API_ERRORS, SlackServices, web_api_failed
 from bot.slack.threads import confirmation, post_parent
 from handlers.errors import HandlerError
 
@@ -38,51 +40,85 @@ def is_human_mention(event: dict[str, Any]) -> bool:
 
 
 def register(app: App, services: SlackServices) -> None:
-    def answer_in_thread(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
-        if not services.first_delivery(body.get("event_id")):
+    def answer_in_thread(
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
+        event_id = text_field(body, "event_id") or None
+        if not services.first_delivery(event_id):
             DUPLICATE_EVENTS.inc()
-            logger.info("skipping retried event %s", body.get("event_id"))
+            logger.info("skipping retried event %s", event_id)
             return
         from handlers.ask import answer
 
-        channel = event["channel"]
-        thread_ts = event.get("thread_ts") or event["ts"]
+        channel = text_field(event, "channel")
+        thread_ts = text_field(event, "thread_ts") or text_field(event, "ts")
+        if not channel or not thread_ts:
+            logger.info("event %s names no channel or message: ignored", event_id)
+            return
+        team_id = text_field(body, "team_id") or None
         ctx = services.chat_context(
-            event.get("user"),
+            text_field(event, "user") or None,
             channel,
             thread_key=f"slack:{channel}:{thread_ts}",
             client=client,
-            team_id=body.get("team_id"),
+            team_id=team_id,
+            request_key=f"slack:event:{event_id}" if event_id else None,
+            home=home_of(context),
         )
-        text = _MENTION.sub(" ", event.get("text") or "").strip()
+        text = _MENTION.sub(" ", text_field(event, "text")).strip()
         models = services.container.health_models
         result = handled(services, lambda session: answer(session, text, ctx, models=models))
         if isinstance(result, HandlerError):
             logger.info("refused in thread: %s", result.message)
+            payload = public_payload(result)
         elif result.template == "escalation" and services.container.settings.escalation_channel:
             # The escalation gets its own thread in the escalation channel; this one links to it.
-            posted = post_parent(
-                services, client, result, origin=channel, team_id=body.get("team_id")
-            )
-            client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, **confirmation(result, posted)
-            )
+            posted = post_parent(services, client, result, origin=channel, team_id=team_id)
+            payload = confirmation(result, posted)
+        else:
+            payload = public_payload(result)
+        try:
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts, **payload)
+        except WEB_API_ERRORS as exc:
+            web_api_failed("chat.postMessage", exc)
             return
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts, **public_payload(result))
+        if not isinstance(result, HandlerError) and result.attachments:
+            # The answer is out; its charts follow into the same thread, a deck to the DM.
+            deliver(
+                services,
+                client,
+                pending(result.attachments),
+                ctx=ctx,
+                user_id=text_field(event, "user") or None,
+                channel=channel,
+                thread_ts=thread_ts,
+            )
 
-    def publish_home(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+    def publish_home(
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
         if event.get("tab", "home") != "home":
             return
         from handlers.portfolio import home
 
-        user = event["user"]
-        ctx = services.chat_context(user, client=client, team_id=body.get("team_id"))
+        user = text_field(event, "user")
+        if not user:
+            return
+        ctx = services.chat_context(
+            user,
+            client=client,
+            team_id=text_field(body, "team_id") or None,
+            home=home_of(context),
+        )
         result = handled(services, lambda session: home(session, ctx=ctx))
         if isinstance(result, HandlerError):
             view = surface("home_error", {"message": result.message})
         else:
             view = surface("home", result.context)
-        client.views_publish(user_id=user, view=view)
+        try:
+            client.views_publish(user_id=user, view=view)
+        except WEB_API_ERRORS as exc:
+            web_api_failed("views.publish", exc)
 
     app.event("app_mention", matchers=[is_human_mention])(ack=ack_now, lazy=[answer_in_thread])
     app.event("message", matchers=[is_plain_im])(ack=ack_now, lazy=[answer_in_thread])

@@ -1,7 +1,7 @@
 """delivery guarantees: delivery id, attempt state and deadline; workspace pauses; shared pacing
 
 Revision ID: 0050_delivery_guarantees
-Revises: 0005_merge
+Revises: 0030_access
 Create Date: 2026-11-30
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0050_delivery_guarantees"
-down_revision = "0005_merge"
+down_revision = "0030_access"
 branch_labels = None
 depends_on = None
 

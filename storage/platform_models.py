@@ -1,4 +1,4 @@
-"""Where the bot can post in Teams: one stored conversation reference per chat or channel."""
+"""Tables the chat platforms need: Slack event receipts (retries run once) and Teams conversation references."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from storage.models import utcnow
+
+
+class SlackEventReceipt(SQLModel, table=True):
+    """One Events API delivery we accepted; the primary key makes a retry's insert fail."""
+
+    __tablename__ = "slack_event_receipt"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class TeamsConversation(SQLModel, table=True):
@@ -36,3 +45,16 @@ class TeamsConversation(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TeamsActivityReceipt(SQLModel, table=True):
+    """One Teams activity we accepted; the primary key makes a redelivery's insert fail.
+
+    ``activity_key`` is a digest of the conversation id and the activity id (activity ids are
+    unique within a conversation).
+    """
+
+    __tablename__ = "teams_activity_receipt"
+
+    activity_key: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
