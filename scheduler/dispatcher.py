@@ -110,6 +110,8 @@ _CLAIMED_COLUMNS = (
 )
 
 
+# Rows of one channel a claim takes at most (see Dispatcher._claim).
+PER_CHANNEL_CLAIM = 2
 # A send slot is booked at most this long before it is due (see Dispatcher._book).
 BOOKING_SLACK = 0.25
 # A send that leaves this much after its slot has its booking moved to when it really left.
@@ -321,19 +323,25 @@ class Dispatcher:
         # through the run instead of piling up at its end (each channel takes only ~1 post a
         # second), and among equals the oldest goes first — by id, not by due time, so a row
         # put back for pacing or a retry keeps its place in the line.
+        # A claim takes at most a couple of rows per channel: a channel takes one post at a time,
+        # and a hand full of the busiest channel's rows would leave every other worker idle.
         per_channel = (Delivery.platform, Delivery.target)
+        rank = func.row_number().over(partition_by=per_channel, order_by=Delivery.id)
         backlog = (
             select(
                 Delivery.id.label("id"),  # type: ignore[union-attr]
-                (
-                    func.row_number().over(partition_by=per_channel, order_by=Delivery.id)
-                    - func.count().over(partition_by=per_channel)
-                ).label("slack"),
+                rank.label("rank"),
+                (rank - func.count().over(partition_by=per_channel)).label("slack"),
             )
             .where(due, Delivery.platform.in_(platforms))  # type: ignore[attr-defined]
             .subquery()
         )
-        candidates = select(backlog.c.id).order_by(backlog.c.slack, backlog.c.id).limit(limit)
+        candidates = (
+            select(backlog.c.id)
+            .where(backlog.c.rank <= PER_CHANNEL_CLAIM)
+            .order_by(backlog.c.slack, backlog.c.id)
+            .limit(limit)
+        )
         claim_values = {
             "status": "sending",
             "claimed_by": self.worker_id,
