@@ -49,10 +49,25 @@ TEAMS_THREAD = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
 # -- the day's outbox ---------------------------------------------------------------------------
 
 
+def _composer_version() -> str:
+    """A hash of what composes the messages: the cached day is remade when any of it changes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    sources = [ROOT / "scheduler" / "work.py", ROOT / "scheduler" / "builders.py"]
+    sources += sorted((ROOT / "handlers").glob("*.py")) + sorted((ROOT / "templates").rglob("*.j2"))
+    for path in sources:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def day_outbox() -> list[dict[str, Any]]:
     """Every delivery of one day for 10,000 accounts and 200 CSMs, composed (digests included),
-    made once with bench_scheduler's portfolio and cached as JSON."""
-    if DAY_FILE.exists():
+    made once with bench_scheduler's portfolio and cached as JSON (remade when the code that
+    composes them changes)."""
+    stamp = DAY_FILE.with_suffix(".version")
+    version = _composer_version()
+    if DAY_FILE.exists() and stamp.exists() and stamp.read_text().strip() == version:
         return json.loads(DAY_FILE.read_text())
     import shutil
     import tempfile
@@ -98,6 +113,7 @@ def day_outbox() -> list[dict[str, Any]]:
     shutil.rmtree(work.parent, ignore_errors=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     DAY_FILE.write_text(json.dumps(rows, default=str))
+    stamp.write_text(version + "\n")
     return rows
 
 
