@@ -110,8 +110,8 @@ _CLAIMED_COLUMNS = (
 )
 
 
-# Rows of one channel a claim takes at most (see Dispatcher._claim).
-PER_CHANNEL_CLAIM = 2
+# Rows of one channel a claim takes at most (see Dispatcher._claim): ~20 s of its posts.
+PER_CHANNEL_CLAIM = 20
 # A send slot is booked at most this long before it is due (see Dispatcher._book).
 BOOKING_SLACK = 0.25
 # A send that leaves this much after its slot has its booking moved to when it really left.
@@ -323,8 +323,9 @@ class Dispatcher:
         # through the run instead of piling up at its end (each channel takes only ~1 post a
         # second), and among equals the oldest goes first — by id, not by due time, so a row
         # put back for pacing or a retry keeps its place in the line.
-        # A claim takes at most a couple of rows per channel: a channel takes one post at a time,
-        # and a hand full of the busiest channel's rows would leave every other worker idle.
+        # A claim takes at most 20 rows per channel: a channel takes one post at a time (about a
+        # second each), and a hand full of the busiest channel's rows would leave every other
+        # worker idle.
         per_channel = (Delivery.platform, Delivery.target)
         rank = func.row_number().over(partition_by=per_channel, order_by=Delivery.id)
         backlog = (
