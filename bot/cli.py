@@ -109,6 +109,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(people_app, name="people")
 app.add_typer(sync_app, name="sync")
+outbox_app = typer.Typer(help="Scheduled deliveries: list them, or retry failed ones.")
+app.add_typer(outbox_app, name="outbox")
 
 AsOption = Annotated[str | None, typer.Option("--as", help="Answer as this CSM (email).")]
 ScenarioOption = Annotated[
@@ -210,7 +212,9 @@ def ask(
 @app.command()
 def demo(
     accounts: Annotated[int, typer.Option(min=5, max=20_000, help="How many accounts.")] = 60,
-    days: Annotated[int, typer.Option(min=30, max=730, help="Days of daily readings.")] = 365,
+    days: Annotated[
+        int, typer.Option(min=7, max=730, help="Days of daily readings (at least a week).")
+    ] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same portfolio).")] = 7,
     no_chat: Annotated[
         bool, typer.Option("--no-chat", help="Seed only; don't open the chat.")
@@ -223,8 +227,8 @@ def demo(
     scenario: ScenarioOption = None,
 ) -> None:
     """Seed a realistic demo portfolio (replacing what is there) and open the local chat."""
+    from handlers.demo import seed_demo
     from storage.db import upgrade
-    from storage.demo import seed_demo
     from storage.demo_guard import foreign_data
 
     container = _container()
@@ -702,7 +706,7 @@ def backtest(
     with tempfile.TemporaryDirectory(prefix="csm-backtest-") as folder:
         engine = container.engine
         if scenario is not None:
-            from storage.demo import seed_demo
+            from handlers.demo import seed_demo
 
             if scenario not in ("demo", "trajectories"):
                 typer.echo(f"Unknown scenario “{scenario}”; use demo or trajectories.", err=True)
@@ -765,27 +769,62 @@ def scheduler_run_once(
     at: Annotated[
         str, typer.Option(help="The instant, ISO-8601 (e.g. 2026-11-23T08:30:00+00:00).")
     ],
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Allow an instant outside the catch-up window (past or future): what was due "
+            "then is queued and posted now.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be queued; write nothing.")
+    ] = False,
 ) -> None:
     """Run every job due at that instant, then deliver what they queued."""
-    from scheduler.cli_support import run_once_command
+    from bot.scheduling import run_once_command
 
     try:
         # The scheduler parses the instant itself: "Z" and naive (= UTC) are accepted.
-        typer.echo(run_once_command(_container(), at))
+        typer.echo(run_once_command(_container(), at, backfill=backfill, dry_run=dry_run))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
 
 
-@app.command()
+@outbox_app.callback(invoke_without_command=True)
 def outbox(
+    ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="pending | sending | sent | failed")] = None,
 ) -> None:
-    """List scheduled deliveries."""
+    """List scheduled deliveries (or `outbox retry` to send failed ones again)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from scheduler.cli_support import outbox_listing
 
     try:
-        typer.echo(outbox_listing(_container(), status))
+        typer.echo(outbox_listing(_container().engine, status))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (daily_digest, risk_alert, ...).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only rows that failed at or after this ISO-8601 instant.")
+    ] = None,
+) -> None:
+    """Queue failed deliveries again (after an outage or a fixed channel), with a fresh deadline."""
+    from bot.scheduling import config_for
+    from scheduler.cli_support import retry_command
+
+    container = _container()
+    try:
+        typer.echo(retry_command(container.engine, config_for(container), kind=kind, since=since))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc

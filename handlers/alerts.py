@@ -329,35 +329,6 @@ def renewal_reminder(
     )
 
 
-def delivery_failed_reply(
-    *,
-    delivery_id: int,
-    kind: str,
-    subject: str,
-    target: str,
-    platform: str,
-    reason: str,
-    text: str,
-) -> Reply:
-    """Told to the admin channel when a post can never be delivered (channel gone, bot removed)."""
-    context = {
-        "delivery": {
-            "id": delivery_id,
-            "kind": kind,
-            "subject": subject,
-            "target": target,
-            "platform": platform,
-            "reason": reason,
-            "text": text[:500],
-        }
-    }
-    message = (
-        f"Could not deliver a {kind} to {target} on {platform}: {reason}. "
-        f"See `csm-bot outbox --status failed` (delivery {delivery_id})."
-    )
-    return Reply(template="delivery_failed", context=context, text=message, visibility="channel")
-
-
 def _alert_and_account(session: Session, alert_id: int) -> tuple[Alert, Account]:
     alert = session.get(Alert, alert_id)
     if alert is None:

@@ -29,6 +29,8 @@ BOT_SCOPES = (
     "commands",
     "files:write",
     "im:history",
+    "channels:history",
+    "groups:history",
     "im:write",
     "users:read",
     "users:read.email",

@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 from domain.health_model import load_health_models
 from handlers.ask import answer
 from handlers.context import Actor, ChatContext
+from handlers.demo import seed_demo
 from storage.db import make_engine
-from storage.demo import seed_demo
 from storage.models import CSM
 
 TODAY = date(2026, 11, 23)

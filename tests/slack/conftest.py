@@ -56,7 +56,7 @@ class InlineExecutor(Executor):
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 60-account demo portfolio, seeded once per run; each test gets a copy."""
-    from storage.demo import seed_demo
+    from handlers.demo import seed_demo
 
     path = tmp_path_factory.mktemp("slack-demo") / "demo.db"
     url = f"sqlite:///{path}"

@@ -10,7 +10,7 @@ import pytest
 from fake_connector import FakeConnector
 from sqlmodel import Session, select
 from teams_support import TENANT
-from test_teams_notifier import CHANNEL, alert, installed, notifier, sleeps  # noqa: F401
+from test_teams_notifier import CHANNEL, alert, installed, notifier  # noqa: F401
 
 from bot.container import Container
 from bot.teams.notifier import TeamsNotifier
