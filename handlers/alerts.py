@@ -20,8 +20,8 @@ from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied
 from handlers.permissions import can_change, require_change, who_may_change
 from handlers.reply import Reply
-from scheduler.models import Alert, Delivery
 from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
+from storage.scheduler_models import Alert, Delivery
 
 ACK_ACTION_ID = "alert_acknowledge"
 SNOOZE_ACTION_ID = "alert_snooze"

@@ -40,7 +40,7 @@ ALLOWED_EXCEPTIONS: set[str] = set()
             "domain",
             {"bot", "storage", "handlers", "templates", "scheduler", "sqlmodel", "sqlalchemy"},
         ),
-        ("handlers", {"bot", "slack_bolt", "slack_sdk", "botbuilder"}),
+        ("handlers", {"bot", "scheduler", "slack_bolt", "slack_sdk", "botbuilder"}),
         # Drawing and decks are pure: plain data in, PNG or pptx bytes out.
         (
             "charts",
