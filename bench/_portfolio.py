@@ -9,8 +9,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+from handlers.demo import seed_demo
 from storage.db import make_engine, upgrade
-from storage.demo import GENERATOR_VERSION, seed_demo
+from storage.demo import GENERATOR_VERSION
 
 logger = logging.getLogger(__name__)
 

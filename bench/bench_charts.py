@@ -34,8 +34,9 @@ PACK_TARGET_MS = 2000.0
 
 def demo_db() -> Path:
     """The 60-account demo with 90 days of snapshots, built once per generator version."""
+    from handlers.demo import seed_demo
     from storage.db import make_engine, upgrade
-    from storage.demo import GENERATOR_VERSION, seed_demo
+    from storage.demo import GENERATOR_VERSION
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path, stamp = CACHE / "charts-demo.db", CACHE / "charts-demo.version"

@@ -193,8 +193,8 @@ def bench_db(workdir: Path) -> Path:
     except ImportError:  # the shared cache builder is optional: build a private portfolio
         from datetime import date
 
+        from handlers.demo import seed_demo
         from storage.db import upgrade
-        from storage.demo import seed_demo
 
         upgrade(f"sqlite:///{copy}")
         engine = make_engine(f"sqlite:///{copy}")

@@ -32,8 +32,8 @@ def replies(db: Path) -> dict[str, Any]:
     from bot.container import Container
     from handlers import health, plan
     from handlers.context import Actor, ChatContext
+    from handlers.demo import seed_demo
     from storage.db import make_engine, upgrade
-    from storage.demo import seed_demo
     from storage.models import CSM, Account, Milestone, Objective, SuccessPlan
 
     url = f"sqlite:///{db}"

@@ -112,6 +112,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(people_app, name="people")
 app.add_typer(sync_app, name="sync")
+outbox_app = typer.Typer(help="Scheduled deliveries: list them, or retry failed ones.")
+app.add_typer(outbox_app, name="outbox")
 
 AsOption = Annotated[str | None, typer.Option("--as", help="Answer as this CSM (email).")]
 ScenarioOption = Annotated[
@@ -171,7 +173,9 @@ def _chat_loop(chat) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def chat(as_email: AsOption = None) -> None:
     """Open the local chat in this terminal."""
-    _chat_loop(_console(as_email))
+    console = _console(as_email)
+    console.container.warm_up()  # while the greeting is read
+    _chat_loop(console)
 
 
 @app.command()
@@ -211,7 +215,9 @@ def ask(
 @app.command()
 def demo(
     accounts: Annotated[int, typer.Option(min=5, max=20_000, help="How many accounts.")] = 60,
-    days: Annotated[int, typer.Option(min=30, max=730, help="Days of daily readings.")] = 365,
+    days: Annotated[
+        int, typer.Option(min=7, max=730, help="Days of daily readings (at least a week).")
+    ] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same portfolio).")] = 7,
     no_chat: Annotated[
         bool, typer.Option("--no-chat", help="Seed only; don't open the chat.")
@@ -224,8 +230,8 @@ def demo(
     scenario: ScenarioOption = None,
 ) -> None:
     """Seed a realistic demo portfolio (replacing what is there) and open the local chat."""
+    from handlers.demo import seed_demo
     from storage.db import upgrade
-    from storage.demo import seed_demo
     from storage.demo_guard import foreign_data
 
     container = _container()
@@ -314,7 +320,9 @@ def _import_file(kind: str, file: Path, encoding: str | None) -> None:
     container = _container()
     upgrade(container.settings.database_url)
     try:
-        report = import_csv(container.engine, kind, file, encoding=encoding)
+        report = import_csv(
+            container.engine, kind, file, encoding=encoding, today=container.today()
+        )
     except ImportFailed as exc:
         rows = len({error.row for error in exc.errors})
         typer.echo(
@@ -624,21 +632,47 @@ def recompute(
     at: Annotated[
         str | None, typer.Option(help="Day to compute (YYYY-MM-DD); default today.")
     ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Backfill every day from this one (YYYY-MM-DD) to --at: the history that trends, "
+            "charts and forecasts read, e.g. after importing past readings.",
+        ),
+    ] = None,
 ) -> None:
-    """Recompute every account's health snapshot for a day."""
-    from handlers.recompute import recompute_health
+    """Recompute every account's health snapshot for a day, or for every day of a range."""
+    from handlers.recompute import backfill_snapshots, recompute_health
 
     container = _container()
-    try:
-        day = date.fromisoformat(at) if at else container.today()
-    except ValueError as exc:
-        typer.echo(f"--at takes a day as YYYY-MM-DD, not {at!r}", err=True)
-        raise typer.Exit(2) from exc
+    day = _day_option("--at", at, container.today())
+    if from_ is not None:
+        first = _day_option("--from", from_, day)
+        if first > day:
+            typer.echo(f"--from {first} is after --at {day}: nothing to backfill", err=True)
+            raise typer.Exit(2)
+        written = backfill_snapshots(
+            container.engine, start=first, end=day, models=container.health_models
+        )
+        days = (day - first).days + 1
+        typer.echo(f"{written:,} snapshots for {_count(days, 'day')}, {first} to {day}.")
+        return
     summary = recompute_health(container.engine, as_of=day, models=container.health_models)
     typer.echo(
         f"{summary.snapshots} snapshots for {day} ({summary.insufficient} with insufficient data) "
         f"in {summary.seconds:.2f}s."
     )
+
+
+def _day_option(flag: str, raw: str | None, default: date) -> date:
+    """A YYYY-MM-DD option, or a one-line error."""
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        typer.echo(f"{flag} takes a day as YYYY-MM-DD, not {raw!r}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -675,7 +709,7 @@ def backtest(
     with tempfile.TemporaryDirectory(prefix="csm-backtest-") as folder:
         engine = container.engine
         if scenario is not None:
-            from storage.demo import seed_demo
+            from handlers.demo import seed_demo
 
             if scenario not in ("demo", "trajectories"):
                 typer.echo(f"Unknown scenario “{scenario}”; use demo or trajectories.", err=True)
@@ -738,27 +772,62 @@ def scheduler_run_once(
     at: Annotated[
         str, typer.Option(help="The instant, ISO-8601 (e.g. 2026-11-23T08:30:00+00:00).")
     ],
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Allow an instant outside the catch-up window (past or future): what was due "
+            "then is queued and posted now.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be queued; write nothing.")
+    ] = False,
 ) -> None:
     """Run every job due at that instant, then deliver what they queued."""
-    from scheduler.cli_support import run_once_command
+    from bot.scheduling import run_once_command
 
     try:
         # The scheduler parses the instant itself: "Z" and naive (= UTC) are accepted.
-        typer.echo(run_once_command(_container(), at))
+        typer.echo(run_once_command(_container(), at, backfill=backfill, dry_run=dry_run))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
 
 
-@app.command()
+@outbox_app.callback(invoke_without_command=True)
 def outbox(
+    ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="pending | sending | sent | failed")] = None,
 ) -> None:
-    """List scheduled deliveries."""
+    """List scheduled deliveries (or `outbox retry` to send failed ones again)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from scheduler.cli_support import outbox_listing
 
     try:
-        typer.echo(outbox_listing(_container(), status))
+        typer.echo(outbox_listing(_container().engine, status))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (daily_digest, risk_alert, ...).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only rows that failed at or after this ISO-8601 instant.")
+    ] = None,
+) -> None:
+    """Queue failed deliveries again (after an outage or a fixed channel), with a fresh deadline."""
+    from bot.scheduling import config_for
+    from scheduler.cli_support import retry_command
+
+    container = _container()
+    try:
+        typer.echo(retry_command(container.engine, config_for(container), kind=kind, since=since))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -814,6 +883,13 @@ def eval_nlu(
     container = _container()
     with container.session() as session:
         index = account_index(session)
+    if not len(index):
+        typer.echo(
+            "No accounts in the database to match names against: run `csm-bot demo` first (the "
+            "labelled files name the demo portfolio's accounts).",
+            err=True,
+        )
+        raise typer.Exit(2)
     report = evaluate_file(file, index=index, today=date.fromisoformat(today))
     typer.echo(report.format())
 

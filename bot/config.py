@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Teams channel (conversation id, 19:…@thread.tacv2) where escalations are posted as threads;
     # unset: the conversation they were opened in.
     teams_escalation_channel: str | None = None
+    # In a channel shared with another organisation (Slack Connect, Teams guests or other
+    # tenants), answer about the account mapped to it; off: nothing about any account there.
+    shared_channel_answers: bool = False
     # Local development only: answer Teams without an app id (no JWT check). The server then
     # listens on 127.0.0.1 whatever --host says, and says so at start-up.
     teams_dev_no_auth: bool = False

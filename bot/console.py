@@ -104,10 +104,14 @@ class ConsoleChat:
         """The answer as data; its attachments are listed (kind, title), not made: a script asking
         many questions should not wait for drawings (the text chat and `ask` make them)."""
         reply = self.reply(text)
+        entities = dict(reply.entities)
+        question = entities.pop("question", None)
         return {
             "text": text,
             "intent": reply.intent,
-            "entities": reply.entities,
+            # Everything the message was understood to ask: intent and every constraint.
+            "question": question,
+            "entities": entities,
             "reply": {
                 "template": reply.template,
                 "context": reply.context,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,29 @@ class Container:
         if self.settings.today:
             return date.fromisoformat(self.settings.today)
         return date.today()
+
+    def warm_up(self) -> threading.Thread:
+        """Get the first message's work done before it arrives, in the background: the account-name
+        index with every structure it builds on first need, and the intent model.
+
+        A message that arrives meanwhile waits for this build instead of starting its own.
+        """
+
+        def work() -> None:
+            from domain.nlu.intent_model import default_model
+            from handlers.accounts import warm_account_index
+
+            try:
+                default_model()
+                with self.session() as session:
+                    index = warm_account_index(session)
+                logger.info("name index ready: %d accounts", len(index))
+            except Exception:  # a cold first message is slower, not wrong: log and carry on
+                logger.exception("warm-up failed")
+
+        thread = threading.Thread(target=work, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -83,6 +83,22 @@ def render_text(reply: Reply) -> str:
     return template.render(**reply.context).strip()
 
 
+def understood_parts(flavour: Literal["slack", "teams"], context: Any) -> list[dict[str, Any]]:
+    """The blocks that open an answer: what was understood, and what was not applied.
+
+    From ``_understood`` in each flavour; every answer's context may carry ``understood`` (its
+    first line) and ``not_applied`` (the constraints it recognised but could not use).
+    """
+    if not isinstance(context, dict):
+        return []
+    line = context.get("understood")
+    notes = context.get("not_applied") or []
+    if not line and not notes:
+        return []
+    rendered = render_json(flavour, "_understood", {"understood": line, "not_applied": notes})
+    return list(rendered["blocks" if flavour == "slack" else "body"])
+
+
 def render_json(flavour: Literal["slack", "teams"], template: str, context: dict[str, Any]) -> Any:
     """Render a JSON template and parse it, so a template that produces invalid JSON fails loudly."""
     rendered = environment(flavour).get_template(template + _SUFFIX[flavour]).render(**context)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -168,8 +169,13 @@ def create_app(
     with_slack: bool = True,
     with_teams: bool = True,
     teams_app: Any = None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
-    """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given)."""
+    """The ASGI app. Slack is served when a signing secret is configured (or slack_app is given).
+
+    ``on_shutdown`` runs during the server's graceful shutdown (SIGTERM, Ctrl-C): uvicorn
+    re-raises the signal once it has stopped, so code after ``uvicorn.run`` never runs then.
+    """
     routes: list[BaseRoute] = [
         Route("/healthz", measured("/healthz", health_endpoint(container)), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -199,7 +205,14 @@ def create_app(
     from bot.api import routes as api_routes
 
     routes.extend(api_routes(container))
-    return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            await run_in_threadpool(on_shutdown)
+
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 LOOPBACK = "127.0.0.1"
@@ -254,13 +267,23 @@ def serve(
         from bot.slack.app import build_slack
 
         slack_app = build_slack(container).app
+
+    def stop_scheduler() -> None:
+        # Inside uvicorn's graceful shutdown: claims go back to the queue, posts in flight
+        # finish. (uvicorn re-raises SIGTERM once it has stopped: the finally below never runs.)
+        if scheduler is not None:
+            scheduler.shutdown()
+
     # Built first: a configuration error (a Teams app id without its tenant) stops here.
-    app = create_app(container, slack_app=slack_app, with_slack=not socket_mode)
+    app = create_app(
+        container, slack_app=slack_app, with_slack=not socket_mode, on_shutdown=stop_scheduler
+    )
+    container.warm_up()  # the name index, in the background: the first message finds it built
     try:
         if with_scheduler:
-            from scheduler.runner import start_background
+            from bot.scheduling import start_scheduler
 
-            scheduler = start_background(container)
+            scheduler = start_scheduler(container)
         if socket_handler is not None:
             socket_handler.connect()
             logger.info("connected to Slack over Socket Mode")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import re
+import threading
 import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
@@ -60,6 +62,7 @@ _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often Engl
 _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
 _FUZZY_ACCEPT = 80.0  # per-token similarity (rapidfuzz ratio) a typo must reach
 _TIE_MARGIN = 2.0  # candidates this close to the best are a genuine tie -> ask
+_UNPREFERRED = 1 << 30  # rank of an id nobody prefers
 # A name query is cut to this before matching: fuzzy scoring costs grow with word length (a
 # 40,000-character word took seconds), and no real account name comes near either bound.
 MAX_NAME_QUERY = 200
@@ -80,6 +83,7 @@ class AccountName:
     id: int
     name: str
     aliases: tuple[str, ...] = ()
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,59 @@ class Resolution:
     @property
     def resolved(self) -> bool:
         return self.account_id is not None
+
+
+@dataclass(frozen=True)
+class Mention:
+    """An account named in an utterance: what it resolved to, and where it was written.
+
+    ``weak`` marks a mention that starts with a word only found inside names ("coffee" in
+    "Fourth Coffee Outfitters"): it names the account only if the question is about one.
+    """
+
+    resolution: Resolution
+    text: str
+    start: int
+    end: int
+    weak: bool = False
+
+
+class Prefer(Protocol):
+    """A ranking of preferred account ids (recently discussed, the asker's own): lower first."""
+
+    def get(self, key: int, default: int, /) -> int: ...
+
+
+_NO_PREFERENCE: dict[int, int] = {}
+
+
+class Preference:
+    """Recently discussed accounts first (most recent first), then the asker's own accounts."""
+
+    def __init__(self, recent: list[int], owned: frozenset[int] | set[int]) -> None:
+        self._recent = {account_id: rank for rank, account_id in enumerate(recent)}
+        self._owned = owned
+        self._owned_rank = len(recent) + 1
+
+    def get(self, key: int, default: int, /) -> int:
+        rank = self._recent.get(key)
+        if rank is not None:
+            return rank
+        return self._owned_rank if key in self._owned else default
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Run a public method of the index under its lock (see AccountIndex.apply)."""
+
+    @functools.wraps(method)
+    def wrapper(self: AccountIndex, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def fold(text: str) -> str:
@@ -159,48 +216,166 @@ class AccountIndex:
         self._name_len: dict[int, int] = {}
         self._squashed: dict[str, list[int]] = {}
         self._similar_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
-        max_phrase = 1
-        exact, alias, squashed_map = self._exact, self._alias, self._squashed
-        postings, first = self._postings, self._first
+        self._max_phrase = 1
+        # Held by every public method and by apply(): questions never see half a change.
+        self._lock = threading.RLock()
         for acc in accounts:
-            acc_id = acc.id
-            self._accounts[acc_id] = acc
-            forms: list[list[str]] = []
-            for i, raw in enumerate((acc.name, *acc.aliases)):
-                key = fold(raw)
-                if not key:
-                    continue
-                bucket = exact if i == 0 else alias
-                ids = bucket.get(key)
-                if ids is None:
-                    bucket[key] = [acc_id]
-                elif acc_id not in ids:
-                    ids.append(acc_id)
-                toks = key.split()
-                if len(toks) > 1:
-                    if len(toks) > max_phrase:
-                        max_phrase = len(toks)
-                    # "acmecorp", "piedpiper": names typed without their spaces.
-                    squashed = squashed_map.setdefault("".join(toks), [])
-                    if acc_id not in squashed:
-                        squashed.append(acc_id)
-                forms.append(toks)
-                head = first.get(toks[0])
-                if head is None:
-                    first[toks[0]] = {acc_id}
-                else:
-                    head.add(acc_id)
-                for tok in toks:
-                    posting = postings.get(tok)
-                    if posting is None:
-                        postings[tok] = {acc_id}
-                    else:
-                        posting.add(acc_id)
-            self._forms[acc_id] = forms
-            self._name_len[acc_id] = len(acc.name)
-        self._max_phrase = max_phrase
+            self._index(acc, cow=False)
 
-    # Built on first use; each depends only on the structures __init__ fills, never changed after.
+    def _index(self, acc: AccountName, *, cow: bool) -> None:
+        """Add one account to the eager structures (``cow``: copy a list before changing it, since
+        lookups hand lists on; the sets never leave the index, whose lock ``apply`` holds)."""
+        acc_id = acc.id
+        self._accounts[acc_id] = acc
+        forms: list[list[str]] = []
+        for i, raw in enumerate((acc.name, *acc.aliases)):
+            key = fold(raw)
+            if not key:
+                continue
+            _add_list(self._exact if i == 0 else self._alias, key, acc_id, cow)
+            toks = key.split()
+            if len(toks) > 1:
+                self._max_phrase = max(self._max_phrase, len(toks))
+                # "acmecorp", "piedpiper": names typed without their spaces.
+                _add_list(self._squashed, "".join(toks), acc_id, cow)
+            forms.append(toks)
+            self._first.setdefault(toks[0], set()).add(acc_id)
+            for tok in toks:
+                self._postings.setdefault(tok, set()).add(acc_id)
+        self._forms[acc_id] = forms
+        self._name_len[acc_id] = len(acc.name)
+
+    def _unindex(self, acc_id: int) -> None:
+        """Take one account out of the eager structures (lists copied, sets changed in place)."""
+        acc = self._accounts.pop(acc_id, None)
+        if acc is None:
+            return
+        for toks in self._forms.pop(acc_id, []):
+            key = " ".join(toks)
+            _drop_list(self._exact, key, acc_id)
+            _drop_list(self._alias, key, acc_id)
+            if len(toks) > 1:
+                _drop_list(self._squashed, "".join(toks), acc_id)
+            _drop_set(self._first, toks[0], acc_id)
+            for tok in toks:
+                _drop_set(self._postings, tok, acc_id)
+        self._name_len.pop(acc_id, None)
+
+    def apply(self, changed: Iterable[AccountName], removed: Iterable[int] = ()) -> AccountIndex:
+        """Add, rename or re-alias ``changed`` accounts and drop ``removed`` ones, in place.
+
+        Only the entries a change touches are rewritten (a rename among 10,000 accounts costs
+        microseconds, not a rebuild), including the structures built on first use. Every public
+        method holds the index's lock, so a question being answered meanwhile sees the index
+        before or after the change, never half of it.
+        """
+        changed = list(changed)
+        with self._lock:
+            built = [name for name in _LAZY if name in self.__dict__]
+            gone = {i for i in removed if i in self._accounts}
+            gone |= {a.id for a in changed if a.id in self._accounts}
+            old_tokens = {tok for i in gone for toks in self._forms.get(i, []) for tok in toks}
+            old_forms = {i: self._forms.get(i, []) for i in gone}
+            for acc_id in gone:
+                self._unindex(acc_id)
+            for acc in changed:
+                self._index(acc, cow=True)
+            self._patch_lazy(built, old_forms, old_tokens, [a.id for a in changed])
+            self._similar_cache = {}
+            self.__dict__.pop("_owned_cache", None)
+            self.__dict__.pop("_sorted_ids", None)
+        return self
+
+    def _patch_lazy(
+        self,
+        built: list[str],
+        old_forms: dict[int, list[list[str]]],
+        old_tokens: set[str],
+        added: list[int],
+    ) -> None:
+        """Bring the structures already built on first use up to date with the eager ones."""
+        new_tokens = {tok for i in added for toks in self._forms.get(i, []) for tok in toks}
+        touched = old_tokens | new_tokens
+        d = self.__dict__
+        if "_by_words" in built:
+            # Sets change in place (no method hands one out; apply holds the lock): some hold
+            # thousands of ids, and copying one per change would cost more than the patch.
+            by_words = d["_by_words"]
+            for acc_id, forms in old_forms.items():
+                for toks in forms:
+                    _drop_set(by_words, len(toks), acc_id)
+            for acc_id in added:
+                for toks in self._forms[acc_id]:
+                    by_words.setdefault(len(toks), set()).add(acc_id)
+        if "_shape" in built or "_core_len" in built:
+            for acc_id in old_forms:
+                d.get("_shape", {}).pop(acc_id, None)
+                d.get("_core_len", {}).pop(acc_id, None)
+            for acc_id in added:
+                shape = [
+                    (toks[0], max(1, sum(len(t) for t in toks if t not in GENERIC_WORDS)))
+                    for toks in self._forms[acc_id]
+                ]
+                if "_shape" in d:
+                    d["_shape"][acc_id] = shape
+                if "_core_len" in d:
+                    d["_core_len"][acc_id] = min((total for _, total in shape), default=1)
+        vanished = {t for t in old_tokens if t not in self._postings}
+        fresh = {t for t in new_tokens if t not in old_tokens}
+        for name, keep in (("_vocab", lambda t: True), ("_long_vocab", _is_long)):
+            if name in built:
+                vocab = d[name]
+                for tok in vanished:
+                    pos = bisect_left(vocab, tok)
+                    if pos < len(vocab) and vocab[pos] == tok:
+                        del vocab[pos]
+                for tok in fresh:
+                    pos = bisect_left(vocab, tok)
+                    if keep(tok) and (pos == len(vocab) or vocab[pos] != tok):
+                        vocab.insert(pos, tok)
+        if "_weak" in built:
+            for tok in touched:
+                d["_weak"].discard(tok)
+                ids = self._postings.get(tok)
+                if ids and (
+                    tok in GENERIC_WORDS
+                    or tok.isdigit()
+                    or (tok not in self._first and len(ids) >= 2)
+                ):
+                    d["_weak"].add(tok)
+        if "_non_first" in built:
+            non_first = d["_non_first"]
+            for tok in touched:
+                non_first.discard(tok)
+                if tok in self._postings and tok not in self._first:
+                    non_first.add(tok)
+        if "_deletes" in built:
+            for tok in vanished:
+                if len(tok) >= _MIN_TYPO and not tok.isdigit():
+                    for variant in (tok, *_deletions(tok)):
+                        _drop_set(d["_deletes"], variant, tok)
+            for tok in fresh:
+                if len(tok) >= _MIN_TYPO and not tok.isdigit() and tok in self._postings:
+                    for variant in (tok, *_deletions(tok)):
+                        d["_deletes"].setdefault(variant, set()).add(tok)
+        if "_trigrams" in built:
+            for acc_id, forms in old_forms.items():
+                for toks in forms:
+                    for gram in _trigrams(" ".join(toks)):
+                        _drop_set(d["_trigrams"], gram, acc_id)
+            for acc_id in added:
+                for toks in self._forms[acc_id]:
+                    for gram in _trigrams(" ".join(toks)):
+                        d["_trigrams"].setdefault(gram, set()).add(acc_id)
+
+    @_locked
+    def warm(self) -> AccountIndex:
+        """Build every structure used on first need now (a server warms up before traffic)."""
+        for name in _LAZY:
+            getattr(self, name)
+        return self
+
+    # Built on first use from the structures __init__ fills; apply() patches them when built.
 
     @cached_property
     def _by_words(self) -> dict[int, set[int]]:
@@ -246,6 +421,12 @@ class AccountIndex:
         }
 
     @cached_property
+    def _non_first(self) -> set[str]:
+        # Words that never begin a name or alias ("coffee" in "Fourth Coffee Outfitters"): on
+        # their own, in lower case, they are everyday words first and account names second.
+        return {tok for tok in self._postings if tok not in self._first}
+
+    @cached_property
     def _deletes(self) -> dict[str, set[str]]:
         # Symmetric-deletion map for one-edit typos: O(len(word)) dict lookups per query word,
         # independent of how many accounts there are.
@@ -272,14 +453,44 @@ class AccountIndex:
     def __len__(self) -> int:
         return len(self._accounts)
 
+    @_locked
+    def ids(self) -> list[int]:
+        """Every indexed account id."""
+        return list(self._accounts)
+
+    @_locked
+    def sorted_ids(self) -> list[int]:
+        """Every indexed account id, ascending (kept once per index)."""
+        cached = self.__dict__.get("_sorted_ids")
+        if cached is None:
+            cached = self.__dict__["_sorted_ids"] = sorted(self._accounts)
+        return cached
+
+    @_locked
+    def owned_by(self, owner_id: int) -> frozenset[int]:
+        """Ids of the accounts this CSM owns (built once per owner, then cached)."""
+        cache = self.__dict__.setdefault("_owned_cache", {})
+        owned = cache.get(owner_id)
+        if owned is None:
+            owned = cache[owner_id] = frozenset(
+                i for i, a in self._accounts.items() if a.owner_id == owner_id
+            )
+        return owned
+
+    @_locked
     def get(self, account_id: int) -> AccountName | None:
         """The account with this id, if indexed."""
         return self._accounts.get(account_id)
 
     # ------------------------------------------------------------------ resolve
 
-    def resolve(self, query: str, *, limit: int = 5) -> Resolution:
-        """Resolve a name as typed: exact, alias, unique prefix/token, typo; else ambiguous or none."""
+    @_locked
+    def resolve(self, query: str, *, limit: int = 5, prefer: Prefer = _NO_PREFERENCE) -> Resolution:
+        """Resolve a name as typed: exact, alias, unique prefix/token, typo; else ambiguous or none.
+
+        ``prefer`` ranks ids offered first when the name is ambiguous (the asker's own accounts,
+        the ones discussed lately): among 10,000 accounts a nickname fits a hundred of them.
+        """
         query = bounded_name(query)
         key = fold(query)
         if not key:
@@ -289,7 +500,7 @@ class AccountIndex:
             if ids:
                 if len(ids) == 1:
                     return self._one(status, query, ids[0], 100.0)
-                return self._ambiguous(query, [(i, 100.0) for i in ids], limit)
+                return self._ambiguous(query, [(i, 100.0) for i in ids], limit, prefer)
         squashed = self._squashed.get(key.replace(" ", ""))
         if squashed and len(squashed) == 1:
             return self._one("fuzzy", query, squashed[0], 98.0)
@@ -302,10 +513,17 @@ class AccountIndex:
                 ids = bucket.get(core_key)
                 if ids and len(ids) == 1:
                     return self._one("alias" if status == "alias" else "fuzzy", query, ids[0], 98.0)
-        return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX)
+        return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX, prefer=prefer)
 
     def _resolve_words(
-        self, query: str, words: list[str], limit: int, *, min_prefix: int, suggest: bool = True
+        self,
+        query: str,
+        words: list[str],
+        limit: int,
+        *,
+        min_prefix: int,
+        suggest: bool = True,
+        prefer: Prefer = _NO_PREFERENCE,
     ) -> Resolution:
         # 1. Every word is a name word or the start of one, in the name's order: "piper",
         #    "umbrella", "wayne enterprise" (but "health yarrow" is not "Yarrow Health").
@@ -324,13 +542,16 @@ class AccountIndex:
                 max(limit, 2),
                 matched,
                 key=lambda i: (
+                    prefer.get(i, _UNPREFERRED),
                     not self._starts_with(i, words[0]),
                     self._core_len[i],
                     self._name_len[i],
                     self._accounts[i].name,
                 ),
             )
-            return self._ambiguous(query, [(i, self._prefix_score(words, i)) for i in top], limit)
+            return self._ambiguous(
+                query, [(i, self._prefix_score(words, i)) for i in top], limit, prefer
+            )
         # 2. Typos: per-word similarity to name words, averaged over the query's words.
         per_word: list[dict[int, float]] = []
         for word in words:
@@ -362,7 +583,7 @@ class AccountIndex:
                 # Among tied names, the only one whose every word was typed wins ("wilow mtors"
                 # is Willow Motors, not Willow Motors 1258).
                 return self._one("fuzzy", query, covered[0], dict(tied)[covered[0]])
-            return self._ambiguous(query, tied, limit)
+            return self._ambiguous(query, tied, limit, prefer)
         suggestions = self.suggest(query, limit=limit) if suggest else ()
         return Resolution("none", query, None, None, suggestions)
 
@@ -405,6 +626,7 @@ class AccountIndex:
                 return True
         return False
 
+    @_locked
     def suggest(self, query: str, *, limit: int = 5, cutoff: float = 55.0) -> tuple[Candidate, ...]:
         """Closest names for a "did you mean" (character-trigram lookup, then rapidfuzz scoring)."""
         words = fold(bounded_name(query)).split()
@@ -429,8 +651,13 @@ class AccountIndex:
 
     # ------------------------------------------------------------------ find in text
 
+    @_locked
     def find_in_text(
-        self, text: str, *, ignore: Callable[[str], bool] | None = None
+        self,
+        text: str,
+        *,
+        ignore: Callable[[str], bool] | None = None,
+        prefer: Prefer = _NO_PREFERENCE,
     ) -> tuple[Resolution, str] | None:
         """Find an account mention in an utterance; (resolution, the span as written) or None.
 
@@ -441,14 +668,74 @@ class AccountIndex:
         tokens = tokenize(text)
         if not tokens:
             return None
-        found = self._find_phrase(text, tokens, is_chat)
+        found = self._find(text, tokens, is_chat, prefer, strict=False)
+        return None if found is None else (found[0], found[1])
+
+    @_locked
+    def find_mentions(
+        self,
+        text: str,
+        *,
+        ignore: Callable[[str], bool] | None = None,
+        prefer: Prefer = _NO_PREFERENCE,
+        limit: int = 6,
+    ) -> list[Mention]:
+        """Every account mention in an utterance, in the order written ("acme vs globex").
+
+        A mention that can only start with a word found inside names ("coffee") is found last
+        and marked ``weak``.
+        """
+        is_chat = ignore or COMMON_WORDS.__contains__
+        masked = text
+        mentions: list[Mention] = []
+        for _ in range(limit):
+            tokens = tokenize(masked)
+            if not tokens:
+                break
+            weak = False
+            found = self._find(masked, tokens, is_chat, prefer, strict=True)
+            if found is None:
+                found = self._find(masked, tokens, is_chat, prefer, strict=False)
+                weak = True
+            if found is None:
+                break
+            resolution, span, start = found
+            end = start + len(span)
+            masked_span = masked[start:end]
+            masked = masked[:start] + " " * (end - start) + masked[end:]
+            if weak and not all(word in self._postings for word in fold(masked_span).split()):
+                # Only a name word typed exactly may stand for an account on its own; a typo of
+                # one ("tracking" for "Trading") is just another word.
+                continue
+            mentions.append(Mention(resolution, text[start:end], start, end, weak))
+        if any(not m.weak for m in mentions):
+            # With an account named outright, a stray name word is an ordinary word.
+            mentions = [m for m in mentions if not m.weak]
+        mentions.sort(key=lambda m: m.start)
+        return mentions
+
+    def _find(
+        self,
+        text: str,
+        tokens: list[_Token],
+        is_chat: Callable[[str], bool],
+        prefer: Prefer,
+        *,
+        strict: bool,
+    ) -> tuple[Resolution, str, int] | None:
+        found = self._find_phrase(text, tokens, is_chat, prefer, strict)
         if found is not None:
             return found
-        return self._find_fuzzy(text, tokens, is_chat)
+        return self._find_fuzzy(text, tokens, is_chat, prefer, strict)
 
     def _find_phrase(
-        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
-    ) -> tuple[Resolution, str] | None:
+        self,
+        text: str,
+        tokens: list[_Token],
+        is_chat: Callable[[str], bool],
+        prefer: Prefer,
+        strict: bool,
+    ) -> tuple[Resolution, str, int] | None:
         """Longest run of words that is exactly a name or alias (the common, cheap case)."""
         n = len(tokens)
         for i in range(n):
@@ -470,18 +757,25 @@ class AccountIndex:
                     word = window[0].text
                     if word in self._weak or is_chat(word):
                         continue
-                span = text[window[0].start : window[-1].end]
+                start = window[0].start
+                span = text[start : window[-1].end]
                 if len(ids) == 1:
-                    return self._one(status, span, ids[0], 100.0), span
-                return self._ambiguous(span, [(a, 100.0) for a in ids], 5), span
+                    return self._one(status, span, ids[0], 100.0), span, start
+                return self._ambiguous(span, [(a, 100.0) for a in ids], 5, prefer), span, start
         return None
 
     def _find_fuzzy(
-        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
-    ) -> tuple[Resolution, str] | None:
+        self,
+        text: str,
+        tokens: list[_Token],
+        is_chat: Callable[[str], bool],
+        prefer: Prefer,
+        strict: bool,
+    ) -> tuple[Resolution, str, int] | None:
         """Runs of name-like words (prefixes, typos) resolved as a whole, trimming chat words."""
         # Classify: strong = could start a mention; ext = name word that may only extend one.
         kinds: list[str] = []
+        non_first: set[str] | frozenset[str] = self._non_first if strict else frozenset()
         for tok in tokens:
             word = tok.text
             if is_chat(word) or word in GENERIC_WORDS or word.isdigit():
@@ -491,12 +785,13 @@ class AccountIndex:
                 )
                 kinds.append("ext" if near else "stop")
             elif word in self._postings:
-                kinds.append("ext" if word in self._weak else "strong")
+                weak = word in self._weak or (word in non_first and not tok.capitalised)
+                kinds.append("ext" if weak else "strong")
             elif self._similar_tokens(word, _MIN_PREFIX_IN_TEXT):
                 kinds.append("strong")
             else:
                 kinds.append("stop")
-        best: tuple[tuple[int, int], Resolution, str] | None = None
+        best: tuple[tuple[int, int], Resolution, str, int] | None = None
         i, n = 0, len(tokens)
         while i < n:
             if kinds[i] == "stop":
@@ -507,19 +802,26 @@ class AccountIndex:
                 j += 1
             strong = [k for k in range(i, j + 1) if kinds[k] == "strong"]
             if strong:
-                found = self._best_span(text, tokens, i, j, strong[0], strong[-1])
+                found = self._best_span(text, tokens, i, j, strong[0], strong[-1], prefer)
                 if found is not None and (best is None or found[0] > best[0]):
                     best = found
             i = j + 1
         if best is None:
             return None
-        return best[1], best[2]
+        return best[1], best[2], best[3]
 
     def _best_span(
-        self, text: str, tokens: list[_Token], i: int, j: int, first: int, last: int
-    ) -> tuple[tuple[int, int], Resolution, str] | None:
+        self,
+        text: str,
+        tokens: list[_Token],
+        i: int,
+        j: int,
+        first: int,
+        last: int,
+        prefer: Prefer,
+    ) -> tuple[tuple[int, int], Resolution, str, int] | None:
         rank = {"exact": 4, "alias": 4, "fuzzy": 3, "ambiguous": 2}
-        best: tuple[tuple[int, int], Resolution, str] | None = None
+        best: tuple[tuple[int, int], Resolution, str, int] | None = None
         # Widest span first; the words only allowed to extend a mention are dropped when they
         # make it worse ("acme health" -> "acme").
         for a in range(i, first + 1):
@@ -527,7 +829,8 @@ class AccountIndex:
                 continue  # "health acme": a chat word only leads a mention if names start with it
             for b in range(j, last - 1, -1):
                 words = [t.text for t in tokens[a : b + 1]]
-                span = text[tokens[a].start : tokens[b].end]
+                start = tokens[a].start
+                span = text[start : tokens[b].end]
                 key = " ".join(words)
                 res = None
                 for status, bucket in (("exact", self._exact), ("alias", self._alias)):
@@ -538,13 +841,13 @@ class AccountIndex:
                 if res is None:
                     core = [w for w in words if w not in GENERIC_WORDS] or words
                     res = self._resolve_words(
-                        span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT, suggest=False
+                        span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT, suggest=False, prefer=prefer
                     )
                 if res.status == "none":
                     continue
                 score = (rank[res.status], b - a)
                 if best is None or score > best[0]:
-                    best = (score, res, span)
+                    best = (score, res, span, start)
         return best
 
     # ------------------------------------------------------------------ helpers
@@ -558,6 +861,7 @@ class AccountIndex:
                 pos += 1
         return ids
 
+    @_locked
     def name_word_similarity(self, word: str) -> float:
         """How close a (folded) word is to some word of an account name, 0..100."""
         return max((sim for _, sim in self._similar_tokens(word, _MIN_PREFIX_IN_TEXT)), default=0.0)
@@ -614,9 +918,21 @@ class AccountIndex:
         name = self._accounts[acc_id].name
         return Resolution(status, query, acc_id, name, (Candidate(acc_id, name, score),))
 
-    def _ambiguous(self, query: str, scored: list[tuple[int, float]], limit: int) -> Resolution:
+    def _ambiguous(
+        self,
+        query: str,
+        scored: list[tuple[int, float]],
+        limit: int,
+        prefer: Prefer = _NO_PREFERENCE,
+    ) -> Resolution:
         scored = sorted(
-            scored, key=lambda p: (-p[1], self._name_len[p[0]], self._accounts[p[0]].name)
+            scored,
+            key=lambda p: (
+                prefer.get(p[0], _UNPREFERRED),
+                -p[1],
+                self._name_len[p[0]],
+                self._accounts[p[0]].name,
+            ),
         )
         cands = tuple(Candidate(i, self._accounts[i].name, s) for i, s in scored[: max(limit, 2)])
         return Resolution("ambiguous", query, None, None, cands)
@@ -656,3 +972,50 @@ def _intersect(sets: list[set[int]]) -> set[int]:
 def _trigrams(key: str) -> set[str]:
     padded = f"  {key} "
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+# The structures built on first use (apply() keeps the built ones up to date).
+_LAZY = (
+    "_by_words",
+    "_shape",
+    "_core_len",
+    "_vocab",
+    "_weak",
+    "_non_first",
+    "_deletes",
+    "_long_vocab",
+    "_trigrams",
+)
+
+
+def _is_long(tok: str) -> bool:
+    return len(tok) >= 6 and not tok.isdigit()
+
+
+def _add_list(bucket: dict[str, list[int]], key: str, acc_id: int, cow: bool) -> None:
+    ids = bucket.get(key)
+    if ids is None:
+        bucket[key] = [acc_id]
+    elif acc_id not in ids:
+        bucket[key] = [*ids, acc_id] if cow else ids
+        if not cow:
+            ids.append(acc_id)
+
+
+def _drop_list(bucket: dict[str, list[int]], key: str, acc_id: int) -> None:
+    ids = bucket.get(key)
+    if ids is not None and acc_id in ids:
+        rest = [i for i in ids if i != acc_id]
+        if rest:
+            bucket[key] = rest
+        else:
+            del bucket[key]
+
+
+def _drop_set(bucket: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    """Take ``value`` out of a set in place; a key left with nothing goes (lookups test keys)."""
+    values = bucket.get(key)
+    if values is not None and value in values:
+        values.discard(value)
+        if not values:
+            del bucket[key]

@@ -101,12 +101,42 @@ class Bands:
 
 
 @dataclass(frozen=True)
+class ExpansionRule:
+    """A commercial signal: an indicator's latest value at or past a threshold ("active seats ≥ 90%")."""
+
+    key: str
+    label: str
+    indicator: str
+    at_least: float | None = None
+    at_most: float | None = None
+
+    def fires(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        if self.at_least is not None and value < self.at_least:
+            return False
+        return self.at_most is None or value <= self.at_most
+
+
+# The expansion signal every model has unless it declares its own (design.md).
+DEFAULT_EXPANSION_RULES: tuple[ExpansionRule, ...] = (
+    ExpansionRule(
+        key="seats_near_limit",
+        label="active seats ≥ 90% of licensed seats",
+        indicator="product_usage",
+        at_least=90.0,
+    ),
+)
+
+
+@dataclass(frozen=True)
 class HealthModel:
     """A named set of indicators plus the bands that turn their weighted mean into RAG."""
 
     name: str
     indicators: tuple[Indicator, ...]
     bands: Bands = field(default_factory=Bands)
+    expansion: tuple[ExpansionRule, ...] = DEFAULT_EXPANSION_RULES
 
     def __post_init__(self) -> None:
         if not self.indicators:
@@ -400,8 +430,52 @@ def _read_yaml(src: Path | Traversable, label: str) -> dict[str, Any]:
     return data
 
 
-_TOP_FIELDS = ("name", "bands", "indicators", "segments")
-_SEGMENT_FIELDS = ("name", "bands", "indicators")
+_TOP_FIELDS = ("name", "bands", "indicators", "segments", "expansion")
+_SEGMENT_FIELDS = ("name", "bands", "indicators", "expansion")
+
+
+def _parse_expansion(
+    raw: Any, ctx: _Ctx, indicators: tuple[Indicator, ...]
+) -> tuple[ExpansionRule, ...]:
+    """``expansion: [{key, label, indicator, at_least | at_most}]``; absent: the default rule."""
+    if raw is None:
+        keys = {i.key for i in indicators}
+        return tuple(r for r in DEFAULT_EXPANSION_RULES if r.indicator in keys)
+    if not isinstance(raw, list):
+        ctx.error(f"must be a list, got {type(raw).__name__}", fld="expansion")
+    rules: list[ExpansionRule] = []
+    keys = {i.key for i in indicators}
+    for n, item in enumerate(raw):
+        where = f"expansion[{n}]"
+        if not isinstance(item, dict):
+            ctx.error(f"must be a mapping, got {type(item).__name__}", fld=where)
+        for fld in item:
+            if fld not in ("key", "label", "indicator", "at_least", "at_most"):
+                ctx.error(
+                    "unknown field (allowed: key, label, indicator, at_least, at_most)",
+                    fld=f"{where}.{fld}",
+                )
+        for fld in ("key", "label", "indicator"):
+            if not isinstance(item.get(fld), str) or not item[fld].strip():
+                ctx.error("must be a non-empty string", fld=f"{where}.{fld}")
+        if item["indicator"] not in keys:
+            ctx.error(f"names no indicator of this model: {item['indicator']!r}", fld=where)
+        bounds = {f: item.get(f) for f in ("at_least", "at_most")}
+        if all(v is None for v in bounds.values()):
+            ctx.error("needs at_least or at_most", fld=where)
+        for fld, value in bounds.items():
+            if value is not None and not _is_number(value):
+                ctx.error(f"must be a number, got {value!r}", fld=f"{where}.{fld}")
+        rules.append(
+            ExpansionRule(
+                key=item["key"],
+                label=item["label"],
+                indicator=item["indicator"],
+                at_least=None if bounds["at_least"] is None else float(bounds["at_least"]),
+                at_most=None if bounds["at_most"] is None else float(bounds["at_most"]),
+            )
+        )
+    return tuple(rules)
 
 
 def _parse_model(
@@ -414,8 +488,12 @@ def _parse_model(
     if not isinstance(name, str) or not name.strip():
         ctx.error(f"must be a non-empty string, got {name!r}", fld="name")
     bands = _parse_bands(data.get("bands"), ctx, base)
+    indicators = _parse_indicators(data.get("indicators"), ctx)
     return HealthModel(
-        name=name, indicators=_parse_indicators(data.get("indicators"), ctx), bands=bands
+        name=name,
+        indicators=indicators,
+        bands=bands,
+        expansion=_parse_expansion(data.get("expansion"), ctx, indicators),
     )
 
 

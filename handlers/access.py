@@ -9,6 +9,7 @@ account data at all and gets one line saying who can add them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -90,6 +91,40 @@ def service_actor(name: str = "data API") -> Actor:
 def system_actor() -> Actor:
     """The scheduler posting for nobody in particular (a team channel): reads, never changes."""
     return Actor(csm_id=None, name="CSM Assistant", role=SYSTEM_ROLE)
+
+
+# -- people, as the data API may change them --------------------------------------------------------
+# The platform ids that say who a chat user is (handlers.identity links them from verified requests).
+IDENTITY_FIELDS = ("slack_user_id", "teams_user_id", "teams_aad_object_id")
+NO_ADMIN_BY_TOKEN = (
+    "the data API cannot grant or remove the admin role; an admin does that on the server "
+    "(csm-bot people set EMAIL --role ...)"
+)
+NO_LINK_BY_TOKEN = (
+    "the data API cannot link a person to a Slack or Teams user; the link is made from their "
+    "own first message, or on the server (csm-bot people set EMAIL --slack-id ...)"
+)
+
+
+def service_person_refusals(
+    stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """What the data API's token may not change about a person: (column, reason) pairs.
+
+    The token manages the team (names, roles below admin, managers, time zones) but not who is
+    an admin nor who is who in chat: otherwise whoever holds an integration's token could make
+    themselves an admin, or point an admin's record at their own Slack user and answer as them.
+    stored: the person as stored (None for a new one); wanted: the columns the request sets.
+    """
+    stored = stored or {}
+    refusals: list[tuple[str, str]] = []
+    role = wanted.get("role")
+    if role is not None and (role == "admin") != (stored.get("role") == "admin"):
+        refusals.append(("role", NO_ADMIN_BY_TOKEN))
+    for name in IDENTITY_FIELDS:
+        if name in wanted and (wanted[name] or None) != (stored.get(name) or None):
+            refusals.append((name, NO_LINK_BY_TOKEN))
+    return refusals
 
 
 class NoAccess(PermissionDenied):
@@ -237,9 +272,56 @@ def shown_here(ctx: ChatContext, account_id: int | None) -> bool:
     return not ctx.external or (account_id is not None and account_id in ctx.allowed_account_ids)
 
 
+def shared_channel_accounts(mapped: Iterable[int | None], *, enabled: bool) -> frozenset[int]:
+    """What a channel shared with another organisation may show: the accounts mapped to it, and
+    only when the admins turned that on (CSM_SHARED_CHANNEL_ANSWERS); by default nothing, since
+    the customer reads along (design.md: "only the account mapped to that channel, and only when
+    configured")."""
+    if not enabled:
+        return frozenset()
+    return frozenset(i for i in mapped if i is not None)
+
+
+def escalations_shown_here(ctx: ChatContext) -> bool:
+    """Escalations are internal (severity, owner, notes, SLA): never opened, shown or changed in a
+    channel shared with another organisation, not even those of the account mapped to it."""
+    return not ctx.external
+
+
+# Said when an answer may not be posted for everyone (a Share button where we cannot tell who is in).
+NOT_SHAREABLE = (
+    "I can't see who is in this conversation (I'm not part of it), so I don't post account data "
+    "into it: someone from outside, or a guest, may be in it. The answer stays private to you."
+)
+
+
+def shareable_here(ctx: ChatContext) -> bool:
+    """Whether an answer may be posted for everyone in the conversation (Slack's Share): only
+    where we know who is in it. In a shared channel, shown_here decides what on top."""
+    return ctx.audience_known
+
+
 def lists_shown_here(ctx: ChatContext) -> bool:
     """Portfolio lists name many customers: never in a channel shared with another organisation."""
     return not ctx.external
+
+
+# Scheduled posts about one account: its alert, its renewal reminder, its QBR prep. The only
+# scheduled posts a channel shared with another organisation may get (summaries, digests and
+# lists name many customers), and only about the account mapped to that channel.
+# QBR prep is the CSM's own preparation (risks, what to leave out of the review): never there.
+ONE_ACCOUNT_POSTS = frozenset({"risk_alert", "renewal_reminder"})
+
+
+def post_shown_here(ctx: ChatContext, template: str, context: Mapping[str, Any]) -> bool:
+    """The shared-channel rule for a scheduled post (a Reply's template and context)."""
+    if not ctx.external:
+        return True
+    if template not in ONE_ACCOUNT_POSTS:
+        return False
+    account = context.get("account")
+    account_id = account.get("id") if isinstance(account, Mapping) else None
+    return isinstance(account_id, int) and shown_here(ctx, account_id)
 
 
 def visible_index(session: Session, ctx: ChatContext) -> AccountIndex:

@@ -20,8 +20,8 @@ from handlers.context import ChatContext
 from handlers.errors import NotFound, PermissionDenied
 from handlers.permissions import can_change, require_change, who_may_change
 from handlers.reply import Reply
-from scheduler.models import Alert, Delivery
 from storage.models import CSM, Account, Escalation, HealthSnapshot, Milestone, Renewal
+from storage.scheduler_models import Alert, Delivery
 
 ACK_ACTION_ID = "alert_acknowledge"
 SNOOZE_ACTION_ID = "alert_snooze"
@@ -327,35 +327,6 @@ def renewal_reminder(
     return renewal_reminder_reply(
         renewal, brief, today=ctx.today, offset=offset if offset is not None else days_left
     )
-
-
-def delivery_failed_reply(
-    *,
-    delivery_id: int,
-    kind: str,
-    subject: str,
-    target: str,
-    platform: str,
-    reason: str,
-    text: str,
-) -> Reply:
-    """Told to the admin channel when a post can never be delivered (channel gone, bot removed)."""
-    context = {
-        "delivery": {
-            "id": delivery_id,
-            "kind": kind,
-            "subject": subject,
-            "target": target,
-            "platform": platform,
-            "reason": reason,
-            "text": text[:500],
-        }
-    }
-    message = (
-        f"Could not deliver a {kind} to {target} on {platform}: {reason}. "
-        f"See `csm-bot outbox --status failed` (delivery {delivery_id})."
-    )
-    return Reply(template="delivery_failed", context=context, text=message, visibility="channel")
 
 
 def _alert_and_account(session: Session, alert_id: int) -> tuple[Alert, Account]:

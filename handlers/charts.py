@@ -33,6 +33,7 @@ from domain.forecast import HORIZON_DAYS, describe
 from domain.health import SCORE_AT_GREEN, SCORE_AT_RED
 from domain.health_map import QUADRANTS, arr_split, quadrant
 from domain.health_model import HealthModel, HealthModels
+from handlers.access import escalations_shown_here
 from handlers.context import ChatContext
 from handlers.reply import Attachment, Reply
 from storage.models import (
@@ -116,9 +117,11 @@ def health_trend_spec(
     models: HealthModels,
     today: date,
     days: int = TREND_DAYS,
+    escalations: bool = True,
 ) -> HealthTrendSpec:
     """The account's daily scores over ``days``, its forecast and its events (milestones done,
-    escalations opened, QBRs held or coming)."""
+    escalations opened, QBRs held or coming). ``escalations`` False leaves them out (a channel
+    shared with the customer: escalations are internal)."""
     model = models.for_segment(account.segment)
     aid = account.id or 0
     start = today - timedelta(days=days - 1)  # "last 90 days" is 90 days, today included
@@ -158,12 +161,17 @@ def health_trend_spec(
         .where(col(Milestone.completed_on) >= start, col(Milestone.completed_on) <= today)
     ).all():
         events.append(ChartEvent(done, "milestone", title))
-    for title, opened in session.exec(
-        select(Escalation.title, Escalation.opened_at)
-        .where(Escalation.account_id == aid)
-        .where(col(Escalation.opened_at) >= _midnight(start))
-        .where(col(Escalation.opened_at) < _midnight(today + timedelta(days=1)))
-    ).all():
+    opened_escalations = (
+        session.exec(
+            select(Escalation.title, Escalation.opened_at)
+            .where(Escalation.account_id == aid)
+            .where(col(Escalation.opened_at) >= _midnight(start))
+            .where(col(Escalation.opened_at) < _midnight(today + timedelta(days=1)))
+        ).all()
+        if escalations
+        else []
+    )
+    for title, opened in opened_escalations:
         events.append(ChartEvent(opened.date(), "escalation", title))
     for title, when in session.exec(
         select(QBR.title, QBR.scheduled_for)
@@ -463,7 +471,15 @@ def with_charts(
     if reply.template == "health_card" and account_id:
         account = session.get(Account, account_id)
         if account is not None:
-            specs.append(health_trend_spec(session, account, models=models, today=ctx.today))
+            specs.append(
+                health_trend_spec(
+                    session,
+                    account,
+                    models=models,
+                    today=ctx.today,
+                    escalations=escalations_shown_here(ctx),
+                )
+            )
             model = models.for_segment(account.segment)
             specs.append(indicators_spec(reply.context["account"], reply.context["health"], model))
     elif reply.template == "success_plan" and account_id:

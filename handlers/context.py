@@ -51,6 +51,9 @@ class ChatContext:
         request_key: the platform's own id of this request (Slack view, trigger or event id,
             Teams activity id): whatever the request creates is created once for it, so a retry
             or a resubmission finds what the first attempt made.
+        audience_known: whether the platform told us who is in the conversation. False for a
+            Slack DM between two people (the bot is not in it, so it cannot tell a guest or a
+            Slack Connect DM apart): answers there stay private to the asker.
     """
 
     platform: Platform
@@ -60,3 +63,4 @@ class ChatContext:
     external: bool = False
     allowed_account_ids: frozenset[int] = field(default_factory=frozenset)
     request_key: str | None = None
+    audience_known: bool = True

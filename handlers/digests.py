@@ -19,8 +19,8 @@ from handlers.context import ChatContext
 from handlers.errors import NotFound
 from handlers.reply import Reply
 from handlers.retention import arr_metric_inputs
-from scheduler.models import Alert
 from storage.models import CSM, QBR, Account, Escalation, HealthSnapshot, Milestone, Renewal
+from storage.scheduler_models import Alert
 
 # A score move this big since yesterday is worth a line even without a band change.
 CHANGE_POINTS = 5.0

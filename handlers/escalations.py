@@ -155,7 +155,7 @@ def open_escalation(
     Never from a channel shared with another organisation, whichever account it names.
     """
     access.require(session, ctx, access.Action.OPEN_ESCALATION)
-    if ctx.external:
+    if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_REFUSAL)
     found = resolve_account(session, ctx=ctx, intent="escalate", query=query, account_id=account_id)
     if isinstance(found, Reply):
@@ -236,6 +236,8 @@ def _transition(
     if account is None:
         raise NotFound("The escalation's account no longer exists.")
     require_change(session, ctx.actor, account, f"escalation #{escalation_id}")
+    if not access.escalations_shown_here(ctx):
+        raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
     before = {"status": escalation.status, "owner_id": escalation.owner_id}
     if to == "assigned":
         owner = session.exec(
@@ -305,7 +307,7 @@ def assign(session: Session, *, ctx: ChatContext, escalation_id: int, owner_emai
 
 def escalation_view(session: Session, *, ctx: ChatContext, escalation_id: int) -> Reply:
     """The escalation card as it is now, for this viewer (a refresh, a Cancel, a stale click)."""
-    if ctx.external:
+    if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
     if ctx.actor.csm_id is None:
         # A refresh can be asked for any id: only people we know see an escalation's details.
@@ -341,10 +343,8 @@ def list_open(session: Session, *, ctx: ChatContext, account_id: int | None = No
 
     if account_id is not None:
         access.require(session, ctx, access.Action.READ_ACCOUNT)
-    if ctx.external and (account_id is None or account_id not in ctx.allowed_account_ids):
-        from handlers.accounts import not_here_reply
-
-        return not_here_reply()
+    if not access.escalations_shown_here(ctx):
+        raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
     rows = open_escalations(session, account_id=account_id)
     scope = "this account"
     if account_id is None:
@@ -391,6 +391,8 @@ def add_note(session: Session, *, ctx: ChatContext, escalation_id: int, note: st
     """A note on the escalation's timeline; the same people who may change it may add one."""
     escalation, account = _escalation_and_account(session, escalation_id)
     require_change(session, ctx.actor, account, f"escalation #{escalation_id}")
+    if not access.escalations_shown_here(ctx):
+        raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
     note = (note or "").strip()
     if not note:
         raise ValidationFailed({"note": "Write the note first"})
@@ -438,6 +440,8 @@ def escalation_form(session: Session, *, ctx: ChatContext, escalation_id: int, f
         raise ValidationFailed({"form": f"unknown form {form}"})
     escalation, account = _escalation_and_account(session, escalation_id)
     require_change(session, ctx.actor, account, f"escalation #{escalation_id}")
+    if not access.escalations_shown_here(ctx):
+        raise PermissionDenied(EXTERNAL_VIEW_REFUSAL)
     if escalation.status == "resolved" and form != "note":
         raise ValidationFailed({"status": f"Escalation #{escalation_id} is already resolved"})
     owner = session.get(CSM, escalation.owner_id) if escalation.owner_id else None
@@ -462,17 +466,28 @@ def escalation_form(session: Session, *, ctx: ChatContext, escalation_id: int, f
     )
 
 
-def new_escalation_form(session: Session, *, ctx: ChatContext, account: str = "") -> Reply:
-    """The data for the "open an escalation" modal; refused where it could not be opened anyway."""
+def new_escalation_form(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    account: str = "",
+    severity: str | None = "sev2",
+    title: str | None = None,
+) -> Reply:
+    """The data for the "open an escalation" modal; refused where it could not be opened anyway.
+
+    ``severity`` None leaves the choice to the person (it was not said); ``title`` prefills.
+    """
     access.require(session, ctx, access.Action.OPEN_ESCALATION)
-    if ctx.external:
+    if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_REFUSAL)
     return Reply(
         template="escalation_open_modal",
         context={
             "account": account,
             "severities": list(ESCALATION_SEVERITIES),
-            "severity": "sev2",
+            "severity": severity,
+            "title": title or "",
             "title_max": TITLE_MAX,
             "description_max": DESCRIPTION_MAX,
         },
@@ -491,7 +506,7 @@ def submit_escalation(
 ) -> Reply:
     """The modal's submit: every field is checked first, so all errors come back at once."""
     access.require(session, ctx, access.Action.OPEN_ESCALATION)
-    if ctx.external:
+    if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_REFUSAL)
     errors: dict[str, str] = {}
     found = resolve_account(session, ctx=ctx, intent="escalate", query=account or "")
@@ -518,9 +533,13 @@ def submit_escalation(
 
 
 def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
-    """`/escalate acme sev1 SSO is down`: the account, an optional severity, then the title."""
+    """`/escalate acme sev1 SSO is down`: the account, the severity, then the title.
+
+    With all three it opens at once (a deliberate command); with the account alone, or no
+    severity, it returns the form, prefilled, to ask what happened and how bad.
+    """
     access.require(session, ctx, access.Action.OPEN_ESCALATION)
-    if ctx.external:
+    if not access.escalations_shown_here(ctx):
         raise PermissionDenied(EXTERNAL_REFUSAL)
     # The chat parser already reads "acme sev1 SSO is down" after an escalate cue.
     parsed = parse(
@@ -535,6 +554,16 @@ def open_from_text(session: Session, *, ctx: ChatContext, text: str) -> Reply:
         )
     if resolution.account_id is None or resolution.status in ("ambiguous", "none"):
         return unresolved_reply(ctx, resolution, "escalate")
+    if parsed.severity is None or parsed.title is None:
+        # "/escalate acme": what happened and how bad are not said; the form asks for them, and
+        # its submit is the confirmation.
+        return new_escalation_form(
+            session,
+            ctx=ctx,
+            account=resolution.name or "",
+            severity=parsed.severity,
+            title=parsed.title,
+        )
     return open_escalation(
         session,
         ctx=ctx,

@@ -14,6 +14,7 @@ from domain.health import OLDEST_READING_DAYS, trend
 from domain.health_model import HealthModel, HealthModels
 from domain.numbers import format_score, format_signed, shown_score
 from domain.signals import expansion_signal, forecast_summary
+from handlers import access
 from handlers.accounts import (
     OwnerFacts,
     account_row,
@@ -420,6 +421,8 @@ def account_changes(
             Escalation.account_id == account.id, Escalation.opened_at >= _midnight(since)
         )
     ).all()
+    if not access.escalations_shown_here(ctx):
+        escalations = []  # internal: not in a channel shared with another organisation
     for escalation in escalations:
         changes.append(
             {

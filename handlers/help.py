@@ -39,6 +39,19 @@ def help_reply(text: str = "", *, unknown: bool = False) -> Reply:
     )
 
 
+def unknown_reply(text: str = "") -> Reply:
+    """Out of scope: say so plainly, offer two things it can do, show no account data."""
+    examples = help_examples(text, limit=2)
+    line = "I can't help with that. I answer questions about your accounts, for example: " + (
+        " or ".join(f"“{e}”" for e in examples)
+    )
+    return Reply(
+        template="unknown",
+        context={"text": text, "examples": examples, "understood": line, "not_applied": []},
+        text=line,
+    )
+
+
 def welcome_reply(ctx: ChatContext) -> Reply:
     """The first message after an install: who I am, what to try, and whether I know the reader yet."""
     first = ctx.actor.name.split()[0] if ctx.actor.name else None

@@ -407,3 +407,98 @@ def qbr_prep(
         f"{len(done)} milestones done in the last {DONE_WINDOW_DAYS} days, {len(risks)} risks."
     )
     return Reply(template="qbr_prep", context=context, text=text, intent="qbr_prep")
+
+
+# QBRs "coming up" without a window: the next two weeks (and the answer says so).
+UPCOMING_QBR_DAYS = 14
+
+
+def upcoming_qbrs(session: Session, *, ctx: ChatContext, constraints: Any = None) -> Reply:
+    """Scheduled QBRs in a window (default the next 14 days) across the asker's book."""
+    from domain.nlu.timewindow import TimeWindow
+    from handlers.portfolio import _refuse_in_external, account_facts, book_name, scope_for
+    from handlers.understanding import (
+        Constraints,
+        plural,
+        understanding,
+        understood,
+        window_phrase,
+        with_notes,
+    )
+
+    c = constraints or Constraints()
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    scope = scope_for(session, ctx, c.owner)
+    default = c.window is None
+    if c.window is not None:
+        window = c.window
+    else:
+        window = TimeWindow(
+            ctx.today,
+            ctx.today + timedelta(days=UPCOMING_QBR_DAYS),
+            f"next {UPCOMING_QBR_DAYS} days",
+        )
+    since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC)
+    until = datetime.combine(window.end, datetime.max.time(), tzinfo=UTC)
+    query = (
+        select(QBR)
+        .join(Account, col(Account.id) == col(QBR.account_id))
+        .where(QBR.scheduled_for >= since, QBR.scheduled_for <= until)
+        .where(col(Account.churned_on).is_(None))
+        .order_by(col(QBR.scheduled_for))
+    )
+    if scope.owner_ids is not None:
+        query = query.where(col(Account.owner_id).in_(sorted(scope.owner_ids) or [-1]))
+    qbrs = session.exec(query).all()
+    rows = {
+        r["id"]: r
+        for r in account_facts(
+            session, scope, ctx.today, account_ids=sorted({q.account_id for q in qbrs})
+        )
+    }
+    items = []
+    for qbr in qbrs:
+        row = rows.get(qbr.account_id)
+        if row is None:
+            continue
+        if c.band and row["band"] not in {"at_risk": ("red", "amber")}.get(c.band, (c.band,)):
+            continue
+        day = qbr.scheduled_for.date()
+        items.append(
+            {
+                "id": qbr.id,
+                "account_id": row["id"],
+                "account_name": row["name"],
+                "day": day.isoformat(),
+                "days_left": (day - ctx.today).days,
+                "status": qbr.status,
+                "score": row["score"],
+                "band": row["band"],
+                "arr": row["arr"],
+                "renewal_date": row["renewal_date"],
+                "command": f"qbr {row['name'].lower()}",
+            }
+        )
+    not_applied = c.not_applied({"window", "scope", "band"}, "this lists scheduled reviews")
+    result = (
+        plural(len(items), "QBR")
+        + ": "
+        + "; ".join(f"{i['account_name']} {i['day']}" for i in items[:5])
+        if items
+        else "none scheduled"
+    )
+    parts = [book_name(scope)] + ([c.phrases()["band"]] if c.band else [])
+    line = understood("QBRs", window_phrase(window, default=default), parts, result)
+    return Reply(
+        template="qbr_list",
+        context={
+            "scope": book_name(scope),
+            "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+            "qbrs": items[:200],
+            "total": len(items),
+            **understanding(line, not_applied),
+        },
+        text=with_notes(line, not_applied),
+    )

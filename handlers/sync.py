@@ -49,7 +49,7 @@ def run_sync(
     from handlers.recompute import recompute_health
 
     config = load_sync_config(config_path)
-    reports = sync_sources(engine, config.named(source), dry_run=dry_run)
+    reports = sync_sources(engine, config.named(source), dry_run=dry_run, today=today)
     touched = {
         account_id
         for report in reports

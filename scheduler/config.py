@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.alert_rules import AlertThresholds
 from domain.notify_policy import URGENT_BATCH_MINUTES
-from scheduler.dispatcher import DEFAULT_PACING, Pacing
+from scheduler.pacing import DEFAULT_PACING, SLACK_LOOKUP_WINDOWS, Pacing
 
 # Where each kind goes by default. Routes: account_channel, csm_dm, risk_channel, manager_dm.
 # A digest, not a firehose (docs/notifications.md): alerts reach their owner once, urgent ones in
@@ -56,9 +56,18 @@ class SchedulerConfig:
         digest_qbr_packs: the draft decks of QBRs reaching their first notice that follow one
             digest, nearest first (none when QBR prep is posted on its own: those carry them).
         risk_channel / admin_channel: per platform, the team risk channel and the admin channel
-            that hears about deliveries that failed for good.
+            that hears about deliveries that failed for good (one report per cause per hour)
+            and about a workspace that paused posting.
         unowned_channel: per platform, where posts about accounts without an owner go (reminders,
             alerts, QBR prep); unset: to every admin's DM.
+        deadlines: per kind, how long after it was queued a post is still worth making; past
+            it, the post fails as "expired" (outages never make a post fail sooner).
+        dispatch_concurrency: posts in flight at once per replica (the platforms answer in
+            ~100-300 ms, so one at a time cannot reach their rate limits).
+        lease_seconds: how long a claim lasts without renewal (a replica renews while it works;
+            a dead one's claims pass on after this; keep it well above the HTTP timeout).
+        probe_seconds: how often a paused workspace is tried again (Slack: auth.test).
+        redis_url: keep the shared pacing in this Redis instead of the database.
     """
 
     platforms: tuple[str, ...] = ("console",)
@@ -75,6 +84,11 @@ class SchedulerConfig:
     unowned_channel: dict[str, str] = field(default_factory=dict)
     thresholds: AlertThresholds = field(default_factory=AlertThresholds)
     pacing: dict[str, Pacing] = field(default_factory=lambda: dict(DEFAULT_PACING))
+    deadlines: dict[str, timedelta] = field(default_factory=dict)
+    dispatch_concurrency: int = 4
+    lease_seconds: float = 30.0
+    probe_seconds: float = 60.0
+    redis_url: str | None = None
     tick_seconds: int = 60
     dispatch_seconds: int = 5
     urgent_batch_minutes: int = URGENT_BATCH_MINUTES
@@ -113,6 +127,12 @@ class SchedulerSettings(BaseSettings):
     unowned_channel_slack: str | None = None
     unowned_channel_teams: str | None = None
     slack_workspace_rate: float = 10.0
+    # e.g. CSM_SCHEDULER_DEADLINES=daily_digest=12h,renewal_reminder=5d,risk_alert=72h
+    deadlines: str = ""
+    dispatch_concurrency: int = 4
+    lease_seconds: float = 30.0
+    probe_seconds: float = 60.0
+    redis_url: str | None = None
     drop_points: float = 10.0
     drop_window_days: int = 7
     forecast_days: int = 14
@@ -131,6 +151,28 @@ def _names(value: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown route(s) {unknown}; use {', '.join(ROUTE_NAMES)}")
     return names
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_deadlines(value: str) -> dict[str, timedelta]:
+    """``kind=12h,kind=5d`` (m, h or d) into a mapping; a bad entry raises ValueError."""
+    out: dict[str, timedelta] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        kind, _, amount = part.partition("=")
+        amount = amount.strip().lower()
+        unit = _UNITS.get(amount[-1:]) if amount else None
+        try:
+            number = float(amount[:-1]) if unit else float("nan")
+        except ValueError:
+            number = float("nan")
+        if not kind.strip() or unit is None or not number > 0:
+            raise ValueError(f"bad deadline {part!r}; write kind=12h (m, h or d)")
+        out[kind.strip()] = timedelta(seconds=number * unit)
+    return out
 
 
 def load_config(
@@ -153,7 +195,11 @@ def load_config(
         if override:
             routes[kind] = _names(override)
     pacing = dict(DEFAULT_PACING)
-    pacing["slack"] = Pacing(per_target_interval=1.0, global_rate=s.slack_workspace_rate)
+    pacing["slack"] = Pacing(
+        per_target_interval=1.0,
+        global_rate=s.slack_workspace_rate,
+        lookup_windows=SLACK_LOOKUP_WINDOWS,
+    )
     return SchedulerConfig(
         platforms=platforms,
         renewal_offsets=_ints(s.renewal_offsets),
@@ -184,6 +230,11 @@ def load_config(
             lookback_days=s.lookback_days,
         ),
         pacing=pacing,
+        deadlines=parse_deadlines(s.deadlines),
+        dispatch_concurrency=max(1, s.dispatch_concurrency),
+        lease_seconds=max(15.0, s.lease_seconds),
+        probe_seconds=max(5.0, s.probe_seconds),
+        redis_url=s.redis_url or None,
         urgent_batch_minutes=max(1, s.urgent_batch_minutes),
         digest_qbr_packs=max(0, s.digest_qbr_packs),
     )

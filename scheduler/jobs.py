@@ -66,9 +66,9 @@ def sync_sources(key: str) -> None:
     from storage.sync.config import SyncConfigError
 
     rt = runtime(key)
-    path = rt.container.settings.sync_config
-    if path is None or not rt.leadership.check():
+    if rt.sync is None or not rt.leadership.check():
         return
+    path = rt.sync.config
     try:
         summary = run_sync(
             rt.container.engine,

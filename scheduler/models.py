@@ -2,11 +2,28 @@
 
 from storage.scheduler_models import (
     ALERT_STATUSES,
+    ATTEMPT_IN_FLIGHT,
+    ATTEMPT_UNKNOWN,
     DELIVERY_STATUSES,
     Alert,
     Delivery,
+    DeliveryGate,
+    DeliveryPause,
+    DeliverySlot,
     JobRun,
     utcnow,
 )
 
-__all__ = ["ALERT_STATUSES", "DELIVERY_STATUSES", "Alert", "Delivery", "JobRun", "utcnow"]
+__all__ = [
+    "ALERT_STATUSES",
+    "ATTEMPT_IN_FLIGHT",
+    "ATTEMPT_UNKNOWN",
+    "DELIVERY_STATUSES",
+    "Alert",
+    "Delivery",
+    "DeliveryGate",
+    "DeliveryPause",
+    "DeliverySlot",
+    "JobRun",
+    "utcnow",
+]

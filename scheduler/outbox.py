@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -44,15 +45,26 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
     return insert(Delivery)
 
 
-def enqueue(session: Session, items: Iterable[OutboxItem], *, now: datetime | None = None) -> int:
+def enqueue(
+    session: Session,
+    items: Iterable[OutboxItem],
+    *,
+    now: datetime | None = None,
+    due: datetime | None = None,
+) -> int:
     """Insert the items that are not in the outbox yet; returns how many were new.
 
     ON CONFLICT DO NOTHING on the unique key makes this safe to repeat and safe under two
     concurrent leaders: whichever commits first owns the row, the other inserts nothing.
+    ``now`` is the business instant the row is queued for (a scheduler run's ``at``); ``due``
+    when it may first be sent (default: then). The row's deadline starts when it falls due on
+    the dispatcher's clock. Each row gets a fresh delivery id (``uid``) that the notifiers write
+    into the message.
     """
     now = now or utcnow()
     rows = [
         {
+            "uid": uuid.uuid4().hex,
             "kind": i.kind,
             "subject": i.subject,
             "target": i.target,
@@ -63,7 +75,7 @@ def enqueue(session: Session, items: Iterable[OutboxItem], *, now: datetime | No
             "text": i.reply.text,
             "status": "pending",
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": due or now,
             "created_at": now,
             "updated_at": now,
         }
@@ -123,3 +135,54 @@ def list_deliveries(
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
     return {status: n for status, n in rows}
+
+
+# Report kinds are about other deliveries: re-sending an old report is not what a retry means.
+_REPORT_KINDS = ("delivery_failed", "delivery_paused")
+
+
+def requeue_failed(
+    session: Session,
+    *,
+    kind: str | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
+    deadlines: dict[str, timedelta] | None = None,
+) -> int:
+    """Failed rows back to pending, due now, with a fresh deadline; returns how many.
+
+    Admin reports are left alone unless ``kind`` names them. A row whose last answer was lost
+    keeps that state, so it is still looked up before it is posted again.
+    """
+    from scheduler.outages import DEFAULT_DEADLINE, DEFAULT_DEADLINES
+
+    now = now or utcnow()
+    ttl = {**DEFAULT_DEADLINES, **(deadlines or {})}
+    stmt = select(Delivery.id, Delivery.kind).where(Delivery.status == "failed")
+    if kind:
+        stmt = stmt.where(Delivery.kind == kind)
+    else:
+        stmt = stmt.where(Delivery.kind.notin_(_REPORT_KINDS))  # type: ignore[attr-defined]
+    if since is not None:
+        stmt = stmt.where(Delivery.updated_at >= since)  # type: ignore[operator]
+    rows = session.execute(stmt).all()
+    by_kind: dict[str, list[int]] = {}
+    for row_id, row_kind in rows:
+        by_kind.setdefault(row_kind, []).append(row_id)
+    for row_kind, ids in by_kind.items():
+        for start in range(0, len(ids), _CHUNK):
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids[start : start + _CHUNK]))  # type: ignore[union-attr]
+                .values(
+                    status="pending",
+                    next_attempt_at=now,
+                    deadline=now + ttl.get(row_kind, DEFAULT_DEADLINE),
+                    error=None,
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    return len(rows)

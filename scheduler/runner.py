@@ -7,13 +7,16 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.render import render_text
+from sqlalchemy.engine import Engine
+
+from domain.health_model import HealthModels
 from handlers.reply import Reply
 from scheduler.builders import build_reply
-from scheduler.clock import Clock, Sleep, as_utc, system_clock, system_sleep
-from scheduler.config import SchedulerConfig, load_config
+from scheduler.clock import Clock, SimulatedClock, Sleep, as_utc, system_clock, system_sleep
+from scheduler.config import SchedulerConfig
 from scheduler.dispatcher import Dispatcher
 from scheduler.leader import Leadership
 from scheduler.notifier import Notifier
@@ -22,66 +25,27 @@ from scheduler.work import RunReport, fill_outbox, recompute_accounts
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from bot.container import Container
-
 logger = logging.getLogger(__name__)
 
 
-class LogNotifier:
-    """The console platform: posts become log lines (a local install with no chat configured)."""
+class Services(Protocol):
+    """What the scheduler needs from the process that runs it (bot.container.Container has it).
 
-    def __init__(self, platform: str = "console") -> None:
-        self.platform = platform
-        self.count = 0
-
-    def send(self, target: str, reply: Reply) -> str:
-        self.count += 1
-        logger.info("[%s → %s]\n%s", self.platform, target, render_text(reply))
-        return f"{self.platform}-{self.count}"
-
-
-def business_clock(container: Container) -> Clock:
-    """The real clock, shifted to the pinned business date when CSM_TODAY is set (the demo).
-
-    `csm-bot serve` on a demo pinned to 2026-11-23 then posts that day's digests at their local
-    times, as if it were that day; time still flows, so tomorrow comes after midnight.
+    The wiring that starts the process (bot/) hands it over with the platform notifiers, so the
+    scheduler imports nothing from bot/.
     """
-    if not container.settings.today:
-        return system_clock
-    shift = container.today() - system_clock().date()
 
-    def clock() -> datetime:
-        return system_clock() + shift
+    @property
+    def engine(self) -> Engine: ...
 
-    return clock
+    @property
+    def health_models(self) -> HealthModels: ...
 
-
-def config_for(container: Container) -> SchedulerConfig:
-    s = container.settings
-    return load_config(
-        slack_enabled=bool(s.slack_bot_token), teams_enabled=bool(s.microsoft_app_id)
-    )
-
-
-def build_notifiers(container: Container, config: SchedulerConfig) -> dict[str, Notifier]:
-    """One notifier per configured platform (Slack and Teams engineers' implementations)."""
-    notifiers: dict[str, Notifier] = {}
-    for platform in config.platforms:
-        if platform == "slack":
-            from bot.slack.notifier import SlackNotifier  # type: ignore[import-not-found]
-
-            notifiers["slack"] = SlackNotifier(container)
-        elif platform == "teams":
-            from bot.teams.notifier import TeamsNotifier
-
-            notifiers["teams"] = TeamsNotifier(container)
-        else:
-            notifiers[platform] = LogNotifier(platform)
-    return notifiers
+    def today(self) -> date: ...
 
 
 def make_dispatcher(
-    container: Container,
+    services: Services,
     config: SchedulerConfig,
     notifiers: Mapping[str, Notifier],
     *,
@@ -89,28 +53,32 @@ def make_dispatcher(
     sleep: Sleep = system_sleep,
     **options: Any,
 ) -> Dispatcher:
-    engine = container.engine
+    engine = services.engine
 
     def builder(spec: dict[str, Any]) -> Reply:
-        return build_reply(engine, container.health_models, spec)
+        return build_reply(engine, services.health_models, spec)
 
-    return Dispatcher(
-        engine,
-        notifiers,
-        clock=clock,
-        sleep=sleep,
-        pacing=config.pacing,
-        admin_targets=config.admin_channel,
-        builder=builder,
-        **options,
-    )
+    settings: dict[str, Any] = {
+        "pacing": config.pacing,
+        "admin_targets": config.admin_channel,
+        "deadlines": config.deadlines,
+        "concurrency": config.dispatch_concurrency,
+        "lease_seconds": config.lease_seconds,
+        "probe_seconds": config.probe_seconds,
+    }
+    if config.redis_url:
+        from scheduler.redis_pacing import RedisPacer
+
+        settings["pacer"] = RedisPacer(config.redis_url)
+    settings.update(options)
+    return Dispatcher(engine, notifiers, clock=clock, sleep=sleep, builder=builder, **settings)
 
 
 def run_once(
-    container: Container,
+    services: Services,
     at: datetime,
     *,
-    config: SchedulerConfig | None = None,
+    config: SchedulerConfig,
     notifiers: Mapping[str, Notifier] | None = None,
     dispatch: bool = True,
     clock: Clock | None = None,
@@ -120,23 +88,25 @@ def run_once(
     leadership: Leadership | None = None,
     dispatcher_options: Mapping[str, Any] | None = None,
 ) -> RunReport:
-    """Run every job due at ``at``, then (by default) send what is pending.
+    """Run every job due at the business instant ``at``, then (by default) send what is pending.
 
     Safe to repeat: the outbox keys make a second run at the same instant queue nothing new.
-    With ``clock`` unset the dispatcher's clock is pinned to ``at`` plus the time it slept, so a
-    backfill paces and retries as if it ran then.
+    ``at`` only decides what is due; the outbox itself runs on the wall clock (rows created now,
+    sent now, ``sent_at`` the real time). A caller that fakes ``sleep`` (tests) gets a clock that
+    starts at the real time and moves by the time it slept: right for one process only, since
+    replicas share leases and pacing and so must share the wall clock (pass ``clock``). Whether an instant far from now may
+    be run at all is the command line's call (``--backfill``).
     """
     at = as_utc(at)
-    config = config or config_for(container)
     own_lock = leadership is None
-    leadership = leadership or Leadership(container.engine)
+    leadership = leadership or Leadership(services.engine)
     try:
         if leadership.check():
             report = fill_outbox(
-                container.engine,
+                services.engine,
                 at=at,
                 config=config,
-                models=container.health_models,
+                models=services.health_models,
                 recompute=recompute,
             )
         else:
@@ -146,27 +116,31 @@ def run_once(
             # A one-off run must not keep the lock (and its connection) after it returns.
             leadership.release()
     if dispatch:
-        if clock is None:
-            from scheduler.clock import SimulatedClock
-
-            simulated = SimulatedClock(at)
-            real_sleep = sleep
+        if notifiers is None:
+            raise ValueError("dispatching needs the platform notifiers (the wiring passes them)")
+        if clock is None and sleep is not system_sleep:
+            simulated = SimulatedClock(system_clock())
+            given_sleep = sleep
 
             def paced_sleep(seconds: float) -> None:
-                real_sleep(seconds)
+                given_sleep(seconds)
                 simulated.sleep(seconds)
 
             clock, sleep = simulated.now, paced_sleep
-        chosen = notifiers if notifiers is not None else build_notifiers(container, config)
         dispatcher = make_dispatcher(
-            container, config, chosen, clock=clock, sleep=sleep, **(dispatcher_options or {})
+            services,
+            config,
+            notifiers,
+            clock=clock or system_clock,
+            sleep=sleep,
+            **(dispatcher_options or {}),
         )
         report.dispatch = dispatcher.drain(max_wait=max_wait)
     return report
 
 
 def recompute_after_import(
-    container: Container, account_ids: Iterable[int], *, as_of: date | None = None
+    services: Services, account_ids: Iterable[int], *, as_of: date | None = None
 ) -> int:
     """Recompute today's health of the accounts an import or ingest touched.
 
@@ -176,8 +150,8 @@ def recompute_after_import(
     ids = sorted(set(account_ids))
     if not ids:
         return 0
-    day = as_of or container.today()
-    handle = _RUNNING.get(id(container))
+    day = as_of or services.today()
+    handle = _RUNNING.get(id(services))
     if handle is not None:
         handle.scheduler.add_job(
             "scheduler.jobs:recompute_accounts_job",
@@ -189,22 +163,31 @@ def recompute_after_import(
         )
         return len(ids)
     return recompute_accounts(
-        container.engine, as_of=day, models=container.health_models, account_ids=ids
+        services.engine, as_of=day, models=services.health_models, account_ids=ids
     )
 
 
 # -- background ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SyncSchedule:
+    """The sync file (CSM_SYNC_CONFIG) and how often the leader runs it."""
+
+    config: Path
+    interval_minutes: int
+
+
 @dataclass
 class Runtime:
     """What the APScheduler job functions need, found by key (jobs take ids, never objects)."""
 
-    container: Container
+    container: Services
     config: SchedulerConfig
     leadership: Leadership
     dispatcher: Dispatcher
     clock: Clock = system_clock
+    sync: SyncSchedule | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -221,33 +204,46 @@ class SchedulerHandle:
     key: str
     scheduler: BackgroundScheduler
     runtime: Runtime
+    _stopped: bool = False
 
     def shutdown(self, wait: bool = True) -> None:
+        """Graceful stop (SIGTERM, Ctrl-C): posts in flight finish, nothing new starts, and every
+        claim this replica holds goes back to the queue at once (not after its lease).
+        Safe to call twice (the server's shutdown hook and its ``finally``)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.runtime.dispatcher.stop()
         self.scheduler.shutdown(wait=wait)
+        self.runtime.dispatcher.release_claims()
         self.runtime.leadership.release()
         _RUNTIMES.pop(self.key, None)
         _RUNNING.pop(id(self.runtime.container), None)
 
 
 def start_background(
-    container: Container,
+    services: Services,
     *,
-    config: SchedulerConfig | None = None,
-    notifiers: Mapping[str, Notifier] | None = None,
+    config: SchedulerConfig,
+    notifiers: Mapping[str, Notifier],
+    clock: Clock = system_clock,
+    sync: SyncSchedule | None = None,
 ) -> SchedulerHandle:
     """Start the scheduler thread of `csm-bot serve`: tick every minute (leader only), dispatch
-    every few seconds (every replica), nightly recompute. Returns a handle with ``shutdown()``."""
+    every few seconds (every replica), nightly recompute. Returns a handle with ``shutdown()``.
+
+    ``clock`` is the business clock (demos pin the date); the outbox runs on the wall clock.
+    ``sync``: pull the sources of a sync file on the leader every so often.
+    """
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    config = config or config_for(container)
-    chosen = notifiers if notifiers is not None else build_notifiers(container, config)
-    clock = business_clock(container)
     rt = Runtime(
-        container=container,
+        container=services,
         config=config,
-        leadership=Leadership(container.engine),
-        dispatcher=make_dispatcher(container, config, chosen, clock=clock),
+        leadership=Leadership(services.engine),
+        dispatcher=make_dispatcher(services, config, notifiers),
         clock=clock,
+        sync=sync,
     )
     key = rt.dispatcher.worker_id
     _RUNTIMES[key] = rt
@@ -282,16 +278,16 @@ def start_background(
         misfire_grace_time=6 * 3600,
         **common,
     )
-    if container.settings.sync_config:
+    if sync is not None:
         scheduler.add_job(
             "scheduler.jobs:sync_sources",
             trigger="interval",
-            minutes=container.settings.sync_interval_minutes,
+            minutes=sync.interval_minutes,
             id="csm-sync",
             **common,
         )
     scheduler.start()
     handle = SchedulerHandle(key=key, scheduler=scheduler, runtime=rt)
-    _RUNNING[id(container)] = handle
+    _RUNNING[id(services)] = handle
     logger.info("scheduler started (%s)", ", ".join(config.platforms))
     return handle

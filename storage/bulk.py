@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Table, TypeDecorator, inspect, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    Table,
+    TypeDecorator,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -73,6 +86,8 @@ def insert_tuples(
     rows, so only the date and JSON columns are converted here, to the forms SQLAlchemy writes.
     """
     sqlite = is_sqlite(conn)
+    if conn.dialect.name == "postgresql":
+        return _copy_tuples(conn, tbl, columns, rows)
     marker = "?" if sqlite else "%s"
     sql = (
         f"INSERT INTO {tbl.name} ({', '.join(columns)}) "
@@ -92,6 +107,92 @@ def insert_tuples(
         conn.exec_driver_sql(sql, batch)
         count += len(batch)
     return count
+
+
+def _copy_tuples(
+    conn: Connection, tbl: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """PostgreSQL's COPY FROM STDIN: one stream instead of a statement per row (~10x faster).
+
+    psycopg adapts dates and numbers itself; JSON columns are written as their text.
+    """
+    convert = [(i, f) for i, c in enumerate(columns) if (f := _converter(tbl.c[c].type, False))]
+    sql = f"COPY {tbl.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    types = [_pg_type(tbl.c[c].type) for c in columns]
+    count = 0
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(sql) as copy:
+            copy.set_types(types)
+            for row in rows:
+                if convert:
+                    values = list(row)
+                    for i, f in convert:
+                        values[i] = f(values[i])
+                    row = values
+                copy.write_row(row)
+                count += 1
+    finally:
+        cursor.close()
+    return count
+
+
+def _pg_type(col_type: Any) -> str:
+    """The PostgreSQL type name binary COPY must be told for a column."""
+    base = col_type.impl if isinstance(col_type, TypeDecorator) else col_type
+    if isinstance(base, JSON):
+        return "json"
+    if isinstance(base, DateTime):
+        return "timestamptz" if getattr(base, "timezone", False) else "timestamp"
+    if isinstance(base, Date):
+        return "date"
+    if isinstance(base, Integer):
+        return "int8" if isinstance(base, BigInteger) else "int4"
+    if isinstance(base, Float):
+        return "float8"
+    if isinstance(base, Boolean):
+        return "bool"
+    return "text"
+
+
+@contextmanager
+def indexes_built_after(conn: Connection, tbl: Table) -> Iterator[None]:
+    """On PostgreSQL, load a big table with its secondary indexes and foreign keys dropped, then
+    build them back in one pass each (PostgreSQL's own advice for populating a database).
+
+    Everything happens in the caller's transaction, so a failure leaves the schema as it was.
+    Elsewhere (SQLite) this does nothing.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    indexes = conn.execute(
+        text(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+            " WHERE t.relname = :t AND NOT x.indisprimary"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)"
+        ),
+        {"t": tbl.name},
+    ).all()
+    constraints = conn.execute(
+        text(
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_class t ON t.oid = c.conrelid"
+            " WHERE t.relname = :t AND c.contype IN ('f', 'u') ORDER BY c.contype DESC"
+        ),
+        {"t": tbl.name},
+    ).all()
+    for name, _ in constraints:
+        conn.execute(text(f'ALTER TABLE "{tbl.name}" DROP CONSTRAINT "{name}"'))
+    for name, _ in indexes:
+        conn.execute(text(f'DROP INDEX "{name}"'))
+    conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    yield
+    for name, definition in reversed(constraints):
+        conn.execute(text(f'ALTER TABLE "{tbl.name}" ADD CONSTRAINT "{name}" {definition}'))
+    for _, definition in indexes:
+        conn.execute(text(definition))
 
 
 def _domain_tables() -> set[str]:

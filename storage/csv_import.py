@@ -31,6 +31,7 @@ from storage.models import (
 
 if TYPE_CHECKING:
     from domain.health_model import Indicator
+    from storage.people import PersonCheck
 
 logger = logging.getLogger(__name__)
 
@@ -822,7 +823,9 @@ def _known_indicators() -> dict[str, Indicator]:
     return found
 
 
-def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[RowError]) -> None:
+def _check_reading(
+    row: _Row, indicators: dict[str, Indicator], errors: list[RowError], *, today: date
+) -> None:
     """Known key, a possible value for it, and not dated in the future."""
     key, value, day = (
         row.values.get("indicator_key"),
@@ -845,16 +848,24 @@ def _check_reading(row: _Row, indicators: dict[str, Indicator], errors: list[Row
             RowError(row.line, "value", f"{value:g} is not a possible {key} (range {low}..{high})")
         )
     # A day of slack for timezones; anything later is a typo, and would skew the forecast.
-    if day is not None and day > date.today() + timedelta(days=1):
+    if day is not None and day > today + timedelta(days=1):
         errors.append(RowError(row.line, "day", f"{day.isoformat()} is in the future"))
 
 
-def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowError]) -> None:
+def _resolve(
+    conn: Connection,
+    kind: str,
+    rows: list[_Row],
+    errors: list[RowError],
+    *,
+    today: date,
+    person_check: PersonCheck | None = None,
+) -> None:
     """Check references against the database and within the file; store the ids found."""
     if kind == "people":
         from storage.people import resolve_people
 
-        resolve_people(conn, rows, errors)
+        resolve_people(conn, rows, errors, check=person_check)
         return
     if kind != "accounts":
         refs = {r.values.get(_ACCOUNT_REF) for r in rows} - {None}
@@ -895,7 +906,7 @@ def _resolve(conn: Connection, kind: str, rows: list[_Row], errors: list[RowErro
     if kind == "readings":
         indicators = _known_indicators()
         for row in rows:
-            _check_reading(row, indicators, errors)
+            _check_reading(row, indicators, errors, today=today)
         _check_duplicates(
             rows,
             lambda r: (
@@ -1307,6 +1318,7 @@ def import_csv(
     *,
     actor_label: str = "csv import",
     encoding: str | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Validate every row of a CSV file, then upsert it in one transaction.
 
@@ -1334,6 +1346,7 @@ def import_csv(
         source="import",
         name=path.name,
         origin={"file": path.name},
+        today=today,
     )
 
 
@@ -1345,11 +1358,14 @@ def import_csv_text(
     actor_label: str = "api",
     source: str = "api",
     name: str = "csv",
+    person_check: PersonCheck | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Like import_csv, for CSV that is already in memory (an HTTP request body).
 
     Bytes must be UTF-8 (a byte-order mark is dropped); row numbers are line numbers, exactly as
     for a file. ``name`` says where the data came from in errors and the audit log.
+    ``person_check``: what the sender may not change about people (see storage.people).
     """
     _check_kind(kind)
     text = (
@@ -1366,6 +1382,8 @@ def import_csv_text(
         source=source,
         name=name,
         origin={"format": "csv"},
+        person_check=person_check,
+        today=today,
     )
 
 
@@ -1381,6 +1399,8 @@ def import_records(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    person_check: PersonCheck | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Validate and upsert in-memory records with the same checks and writes as import_csv.
 
@@ -1390,7 +1410,8 @@ def import_records(
     a mapping leaves out is left alone; None clears it, like an empty CSV cell. ``partial`` and
     ``dry_run``: see _import (a sync writes the good rows and reports the refused ones).
     ``connection``: write inside the caller's transaction (a sync writes every kind of one
-    source in one transaction), which then owns the commit.
+    source in one transaction), which then owns the commit. ``person_check``: what the sender
+    may not change about people (see storage.people).
     """
     _check_kind(kind)
     errors: list[RowError] = []
@@ -1407,6 +1428,8 @@ def import_records(
         partial=partial,
         dry_run=dry_run,
         connection=connection,
+        person_check=person_check,
+        today=today,
     )
 
 
@@ -1428,6 +1451,8 @@ def _import(
     partial: bool = False,
     dry_run: bool = False,
     connection: Connection | None = None,
+    person_check: PersonCheck | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Check references, then write every row in one transaction, or raise and write nothing.
 
@@ -1444,6 +1469,10 @@ def _import(
         "origin": origin,
         "partial": partial,
         "dry_run": dry_run,
+        "person_check": person_check,
+        # The business date (CSM_TODAY when pinned): ARR changes are dated by it, and readings
+        # after it are in the future.
+        "today": today or date.today(),
     }
     if connection is not None:
         report = _import_on(connection, rows, errors, **options)
@@ -1468,10 +1497,12 @@ def _import_on(
     origin: dict[str, str],
     partial: bool,
     dry_run: bool,
+    today: date,
+    person_check: PersonCheck | None,
 ) -> ImportReport:
     """_import inside an open transaction; raises ImportFailed (the caller rolls back)."""
     # References are checked even when some cells failed, so one run lists every problem.
-    _resolve(conn, kind, rows, errors)
+    _resolve(conn, kind, rows, errors, today=today, person_check=person_check)
     refused: tuple[RowError, ...] = ()
     if errors:
         errors.sort(key=lambda e: (e.row, e.column or ""))
@@ -1498,7 +1529,7 @@ def _import_on(
             _write_with_account(kind)(conn, rows, counts)
     follow = _follow_renewals(conn, kind, rows, counts)
     # ARR history: every ARR change an import or a sync implies, with the day it took effect.
-    record_import_arr(conn, kind, counts.account_ids, source=source)
+    record_import_arr(conn, kind, counts.account_ids, source=source, today=today)
     report = ImportReport(
         kind=kind,
         rows=len(rows) + len({e.row for e in refused}),

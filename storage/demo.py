@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCORE_AT_RED
 from storage.arr_history import record_account_arr
-from storage.bulk import insert_dicts, insert_tuples, table, wipe_all
+from storage.bulk import indexes_built_after, insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ _ESCALATIONS = (
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """What seed_demo wrote."""
+    """What the demo seed wrote."""
 
     accounts: int
     csms: int
@@ -377,6 +377,8 @@ def _series(acct: _Acct, model: HealthModel, today: date, days: int) -> Iterator
     if acct.churned_on is not None:
         last = -(today - acct.churned_on).days
     offsets = range(first, last + 1)
+    if not offsets:
+        return  # churned before the window of readings began: nothing to read
     day_of = [today + timedelta(days=t) for t in offsets]
     aid = acct.id
     for ind in model.indicators:
@@ -604,7 +606,7 @@ def _surveys(acct: _Acct, today: date, days: int, seq: int) -> list[dict[str, An
 # entry point
 
 
-def seed_demo(
+def write_demo(
     engine: Engine,
     *,
     today: date,
@@ -612,15 +614,15 @@ def seed_demo(
     days: int = 365,
     seed: int = 7,
     models: HealthModels | None = None,
-    snapshot_days: int = 45,
     scenario: str | None = None,
 ) -> DemoSummary:
-    """Wipe the database and write a deterministic demo portfolio, then backfill health snapshots.
+    """Wipe the database and write a deterministic demo portfolio (no health snapshots: the
+    use case handlers.demo.seed_demo computes those after this returns).
 
     The same ``seed`` and ``today`` always give the same rows (ids included), so demos, tests and
-    benchmarks can rely on them. Large portfolios go through bulk Core inserts in one transaction.
-    ``scenario`` names a storage.demo_scenarios shaping of the accounts' histories (known
-    falls, recoveries and plateaus, for backtesting the forecast).
+    benchmarks can rely on them. Large portfolios go through bulk Core inserts in one transaction
+    (readings through COPY on PostgreSQL). ``scenario`` names a storage.demo_scenarios shaping of
+    the accounts' histories (known falls, recoveries and plateaus, for backtesting the forecast).
     """
     if accounts < 1 or days < 1:
         raise ValueError("accounts and days must be at least 1")
@@ -639,17 +641,17 @@ def seed_demo(
         wipe_all(conn)
         csm_ids = _write_people(conn, stamp)
         _write_accounts(conn, plans, csm_ids, stamp)
-        readings = 0
-        for batch_start in range(0, len(plans), 500):
-            # Generated lazily per slice of accounts, so 6M readings never sit in memory at once.
+        readings_table = table("indicator_reading")
+        with indexes_built_after(conn, readings_table):
+            # Generated lazily, so 6M readings never sit in memory at once.
             rows = (
                 row
-                for acct in plans[batch_start : batch_start + 500]
+                for acct in plans
                 for row in _series(acct, models.for_segment(acct.segment), today, days)
             )
-            readings += insert_tuples(
+            readings = insert_tuples(
                 conn,
-                table("indicator_reading"),
+                readings_table,
                 ("account_id", "indicator_key", "day", "value", "source"),
                 rows,
             )
@@ -657,21 +659,11 @@ def seed_demo(
         # ARR history from the accounts and their renewals, through the one ARR-history writer.
         record_account_arr(conn, [a.id for a in plans], source="demo", today=today, at=stamp)
 
-    snapshots = 0
-    if snapshot_days > 0:
-        from handlers.recompute import backfill_snapshots
-
-        snapshots = backfill_snapshots(
-            engine,
-            start=today - timedelta(days=snapshot_days - 1),
-            end=today,
-            models=models,
-        )
     summary = DemoSummary(
         accounts=len(plans),
         csms=len(csm_ids),
         readings=readings,
-        snapshots=snapshots,
+        snapshots=0,
         today=today,
         **counts,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,11 @@ _KEEP_WHEN_EMPTY = (
 # Platform ids that identify one person: two people cannot share one.
 _UNIQUE_IDS = ("slack_user_id", "teams_user_id", "teams_aad_object_id")
 
+# What a sender may not change about a person, given the stored person (None: a new one) and
+# the columns a row sets: (column, reason) pairs. The data API passes handlers.access's rule;
+# the server's own command line passes none.
+PersonCheck = Callable[[Mapping[str, Any] | None, Mapping[str, Any]], list[tuple[str, str]]]
+
 
 def add_command(email: str, role: str = "csm") -> str:
     """The exact command that adds someone: what an error about an unknown person suggests."""
@@ -65,8 +70,17 @@ class PersonUnknown(LookupError):
 # used by storage.csv_import for the "people" kind
 
 
-def resolve_people(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:
-    """Check what a people import refers to: new people have names, managers exist, ids are free."""
+def resolve_people(
+    conn: Connection,
+    rows: list[_Row],
+    errors: list[RowError],
+    *,
+    check: PersonCheck | None = None,
+) -> None:
+    """Check what a people import refers to: new people have names, managers exist, ids are free.
+
+    ``check``: what the sender may not change (the data API may not make admins, for one).
+    """
     from storage.csv_import import RowError
 
     emails = {r.values.get("email") for r in rows} - {None}
@@ -85,6 +99,10 @@ def resolve_people(conn: Connection, rows: list[_Row], errors: list[RowError]) -
             )
             continue
         first[email] = row.line
+        if check is not None:
+            wanted = {name: row.values.get(name) for name in row.columns if name != "email"}
+            for column, reason in check(known.get(email), wanted):
+                errors.append(RowError(row.line, column, reason))
         if email not in known and not row.values.get("name"):
             errors.append(RowError(row.line, "name", "a new person needs a name"))
         stored = known.get(email) or {}
@@ -293,7 +311,12 @@ def _people_by_email(conn: Connection, emails: set[str]) -> dict[str, Mapping[st
 
 
 def add_person(
-    engine: Engine, record: Mapping[str, Any], *, actor_label: str, source: str
+    engine: Engine,
+    record: Mapping[str, Any],
+    *,
+    actor_label: str,
+    source: str,
+    check: PersonCheck | None = None,
 ) -> ImportReport:
     """Add one person; the same values again change nothing, other values for an existing email
     raise PersonExists (changing someone is `set`, so a typo cannot silently demote an admin)."""
@@ -310,12 +333,25 @@ def add_person(
                 + " ".join(f"--{_option(k)} {shlex.quote(str(record[k]))}" for k in differing)
             )
     return import_records(
-        engine, "people", None, [dict(record)], actor_label=actor_label, source=source, name=email
+        engine,
+        "people",
+        None,
+        [dict(record)],
+        actor_label=actor_label,
+        source=source,
+        name=email,
+        person_check=check,
     )
 
 
 def set_person(
-    engine: Engine, email: str, changes: Mapping[str, Any], *, actor_label: str, source: str
+    engine: Engine,
+    email: str,
+    changes: Mapping[str, Any],
+    *,
+    actor_label: str,
+    source: str,
+    check: PersonCheck | None = None,
 ) -> ImportReport:
     """Change some of one person's values; PersonUnknown when nobody has that email."""
     from storage.csv_import import import_records
@@ -330,6 +366,7 @@ def set_person(
         [{"email": key, **changes}],
         actor_label=actor_label,
         source=source,
+        person_check=check,
         name=key,
     )
 

@@ -11,6 +11,8 @@ from sqlmodel import Field, SQLModel
 from storage.models import utcnow
 
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+ATTEMPT_IN_FLIGHT = "in_flight"
+ATTEMPT_UNKNOWN = "unknown"
 ALERT_STATUSES = ("open", "acknowledged", "snoozed", "suppressed")
 
 
@@ -46,6 +48,57 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    # The delivery id written into the message itself (Slack metadata, Teams channelData), so a
+    # post whose answer was lost can be found on the platform instead of being sent again.
+    uid: str | None = None
+    # "in_flight" from just before the HTTP call until its outcome is recorded; "unknown" when
+    # the answer was lost (timeout, dropped connection). Either way: look it up before re-sending.
+    attempt_state: str | None = None
+    first_attempt_at: datetime | None = None
+    # Give up after this instant (None: created_at plus the kind's deadline in the settings).
+    deadline: datetime | None = None
+
+
+class DeliveryPause(SQLModel, table=True):
+    """A platform workspace whose token or scopes stopped working: its posts wait, nothing fails.
+
+    Set by the first workspace-wide error (invalid_auth, token_revoked, missing_scope...); every
+    replica skips the platform while it exists; one replica at a time probes (Slack: auth.test)
+    at ``next_probe_at`` and deletes the row when the token works again.
+    """
+
+    __tablename__ = "delivery_pause"
+
+    platform: str = Field(primary_key=True)
+    workspace: str = Field(primary_key=True)
+    reason: str
+    since: datetime = Field(default_factory=utcnow)
+    next_probe_at: datetime = Field(default_factory=utcnow)
+    probes: int = 0
+
+
+class DeliveryGate(SQLModel, table=True):
+    """Shared pacing state of one key (a channel, a Teams thread, a workspace): every replica books
+    its send slots through this row (locked while booking) and honours ``blocked_until``
+    (a Retry-After the platform announced)."""
+
+    __tablename__ = "delivery_gate"
+
+    key: str = Field(primary_key=True)
+    blocked_until: datetime | None = None
+    last_at: datetime | None = None
+
+
+class DeliverySlot(SQLModel, table=True):
+    """One booked send on a pacing key: the sliding windows (1/s per Slack channel, 7/1 s … 1800/h
+    per Teams thread) are counted over these rows; rows older than the longest window are pruned."""
+
+    __tablename__ = "delivery_slot"
+    __table_args__ = (Index("ix_delivery_slot_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    at: datetime
 
 
 class Alert(SQLModel, table=True):

@@ -161,7 +161,7 @@ DEMO_TODAY = date(2026, 11, 23)
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 60-account demo portfolio seeded once per test run (tests get a copy each)."""
     from domain.health_model import load_health_models
-    from storage.demo import seed_demo
+    from handlers.demo import seed_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.db"
     url = f"sqlite:///{path}"

@@ -12,10 +12,11 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.engine import Engine
 
 from domain.health_model import HealthModels, load_health_models
+from handlers.demo import seed_demo
 from handlers.recompute import recompute_health
 from storage.bulk import table
 from storage.db import make_engine, upgrade
-from storage.demo import DemoSummary, seed_demo
+from storage.demo import DemoSummary
 from storage.demo_names import CSM_PEOPLE, EMAIL_DOMAIN, MANAGER
 
 TODAY = date(2026, 11, 23)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import http_body
 from bot.api.auth import Endpoint, api_error, configured_token, require_token
 from bot.api.people import people_routes
 from bot.http_body import API_MAX_BODY, read_capped
@@ -85,7 +86,7 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
             )
         if charset not in (None, "utf-8", "utf8"):
             return api_error(415, "unsupported_charset", f"Send UTF-8, not {charset}.")
-        body = await read_capped(request, max_body_bytes)
+        body = await read_capped(request, max_body_bytes, seconds=http_body.API_BODY_SECONDS)
         if body is None:
             return api_error(
                 413,
@@ -107,6 +108,8 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 actor_label=ACTOR,
                 source=ACTOR,
                 name="api:json",
+                person_check=access.service_person_refusals,
+                today=container.today(),
             )
         else:
             job = partial(
@@ -117,6 +120,8 @@ def import_endpoint(container: Container, max_body_bytes: int) -> Endpoint:
                 actor_label=ACTOR,
                 source=ACTOR,
                 name="api:csv",
+                person_check=access.service_person_refusals,
+                today=container.today(),
             )
         try:
             report = await run_in_threadpool(job)

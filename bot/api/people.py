@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from bot.api.auth import Endpoint, api_error, require_token
 from bot.http_body import read_capped
+from handlers import access
 from storage.csv_import import MAX_ERRORS_SHOWN, ImportFailed, ImportReport
 from storage.models import ROLES
 from storage.people import PersonExists, PersonUnknown, add_person, list_people, set_person
@@ -57,7 +58,12 @@ def _collection(container: Container) -> Endpoint:
             return body
         try:
             report = await run_in_threadpool(
-                add_person, container.engine, body, actor_label=ACTOR, source=ACTOR
+                add_person,
+                container.engine,
+                body,
+                actor_label=ACTOR,
+                source=ACTOR,
+                check=access.service_person_refusals,
             )
         except PersonExists as exc:
             return api_error(409, "person_exists", str(exc))
@@ -85,7 +91,13 @@ def _one(container: Container) -> Endpoint:
             )
         try:
             report = await run_in_threadpool(
-                set_person, container.engine, email, body, actor_label=ACTOR, source=ACTOR
+                set_person,
+                container.engine,
+                email,
+                body,
+                actor_label=ACTOR,
+                source=ACTOR,
+                check=access.service_person_refusals,
             )
         except PersonUnknown as exc:
             return api_error(404, "unknown_person", str(exc))

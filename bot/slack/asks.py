@@ -127,13 +127,28 @@ def _qbr(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> 
         reply = qbr_prep(session, ctx=ctx, models=models, account_id=ask.account_id)
         return with_pack(reply, variant="executive", today=ctx.today)
     # "/qbr acme [operational]": the prep card, with the draft pack following as a file.
-    return _ask(session, ctx, models, Ask(kind="ask", text=f"qbr {ask.text}"))
+    if ask.account_id is None:
+        return _ask(session, ctx, models, Ask(kind="ask", text=f"qbr {ask.text}"))
+    from handlers.qbr import qbr_prep
+    from handlers.qbr_pack import with_pack
+
+    # A "Prep" button names the account by id.
+    reply = qbr_prep(session, ctx=ctx, models=models, account_id=ask.account_id)
+    return with_pack(reply, variant="executive", today=ctx.today)
 
 
 def _mine(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
     from handlers.portfolio import my_accounts
 
     return my_accounts(session, ctx=ctx)
+
+
+def _why(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
+    from handlers.explain import explain_health
+
+    return explain_health(
+        session, ctx=ctx, models=models, query=ask.text or None, account_id=ask.account_id
+    )
 
 
 def _ask(session: Session, ctx: ChatContext, models: HealthModels, ask: Ask) -> Reply:
@@ -152,6 +167,7 @@ KINDS: dict[str, Run] = {
     "risks": _risks,
     "mine": _mine,
     "qbr": _qbr,
+    "why": _why,
     "ask": _ask,
 }
 
@@ -161,6 +177,8 @@ INTENT_KINDS = {
     "account_changes": "changes",
     "success_plan": "plan",
     "milestones_overdue": "overdue",
+    "qbr_prep": "qbr",
+    "explain_health": "why",
 }
 
 

@@ -23,6 +23,17 @@ class SlackOAuthConfig(BaseSettings):
         default=None,
         validation_alias=AliasChoices("SLACK_REDIRECT_URI", "CSM_SLACK_REDIRECT_URI"),
     )
+    # The workspaces (T…) or Enterprise Grids (E…) that may install the app, comma-separated.
+    # Unset: the first workspace to install it, and no other (closed by default: with public
+    # distribution on, anyone on Slack can reach /slack/install).
+    allowed_teams: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_ALLOWED_TEAMS", "CSM_SLACK_ALLOWED_TEAMS"),
+    )
+
+    @property
+    def allowed_team_ids(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in (self.allowed_teams or "").split(",") if t.strip())
 
     @property
     def enabled(self) -> bool:

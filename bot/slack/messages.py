@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.render import mrkdwn_escape, render_json, truncate
+from bot.render import mrkdwn_escape, render_json, truncate, understood_parts
 from handlers.reply import Reply
 
 MESSAGE_BLOCKS = 50
@@ -66,6 +66,9 @@ def message(reply: Reply, *, share: dict[str, Any] | None = None) -> dict[str, A
     """A message payload ({text, blocks}); `share` adds the "Share in channel" button that re-asks it."""
     rendered = render_json("slack", reply.template, reply.context)
     blocks: list[dict[str, Any]] = list(rendered["blocks"])
+    # What was understood comes first (after the header): every answer says what it answers.
+    at = 1 if blocks and blocks[0].get("type") == "header" else 0
+    blocks[at:at] = understood_parts("slack", reply.context)
     limit = MESSAGE_BLOCKS
     if share is not None:
         limit -= 1

@@ -149,12 +149,15 @@ class ChannelInfo:
     """Whether a channel is shared with another organisation, and the accounts it may show.
 
     visible is False when conversations.info failed (a private channel the bot is not in): the
-    channel is then treated as external, and the user is told why.
+    channel is then treated as external, and the user is told why. inspected is False when it
+    failed for a DM (one between two people, which the bot is not in): answered privately,
+    but nothing is posted there for everyone, since a guest or an outsider may be in it.
     """
 
     external: bool
     account_ids: frozenset[int] = frozenset()
     visible: bool = True
+    inspected: bool = True
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,7 @@ class SlackServices:
         if cached is not None:
             return cached
         ttl: float | None = None
-        visible = True
+        visible = inspected = True
         try:
             data = (client or self.client).conversations_info(channel=channel_id).get("channel")
             data = data or {}
@@ -308,6 +311,7 @@ class SlackServices:
             # shared channel. Anything else we cannot see is treated as external (shows nothing).
             external = not channel_id.startswith("D")
             visible = not external
+            inspected = False
             ttl = FAILED_LOOKUP_TTL
             web_api_failed("conversations.info", exc)
         account_ids: frozenset[int] = frozenset()
@@ -317,7 +321,9 @@ class SlackServices:
                     select(Account.id).where(Account.slack_channel_id == channel_id)
                 ).all()
             account_ids = frozenset(i for i in ids if i is not None)
-        info = ChannelInfo(external=external, account_ids=account_ids, visible=visible)
+        info = ChannelInfo(
+            external=external, account_ids=account_ids, visible=visible, inspected=inspected
+        )
         self.channels.put(key, info, ttl=ttl)
         return info
 
@@ -345,8 +351,11 @@ class SlackServices:
             today=self.container.today(),
             thread_key=thread_key,
             external=info.external,
-            allowed_account_ids=info.account_ids,
+            allowed_account_ids=access.shared_channel_accounts(
+                info.account_ids, enabled=self.container.settings.shared_channel_answers
+            ),
             request_key=request_key,
+            audience_known=info.inspected,
         )
 
     # -- events --------------------------------------------------------------------------------

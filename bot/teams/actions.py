@@ -19,7 +19,8 @@ Run = Callable[[Session, ChatContext, dict[str, Any], "Container"], Reply]
 # A card drawn again under a refusal; None when the data does not say which one.
 Redraw = Callable[[Session, ChatContext, dict[str, Any], "Container"], Reply | None]
 # What must happen after the handler changed something, besides answering the clicker.
-After = Literal["escalation", "opened", "alert"]
+# "auto": decided by the reply (a confirm may open an escalation or move one).
+After = Literal["escalation", "opened", "alert", "auto"]
 
 ESCALATION_FIELDS = frozenset({"account", "severity", "title", "description"})
 SETTINGS_FIELDS = frozenset(
@@ -102,6 +103,14 @@ def open_account(
         from handlers import portfolio
 
         return portfolio.overdue_milestones(session, ctx=ctx, account_id=account_id)
+    if intent == "qbr_prep":
+        from handlers.qbr import qbr_prep
+
+        return qbr_prep(session, ctx=ctx, models=models, account_id=account_id)
+    if intent == "explain_health":
+        from handlers.explain import explain_health
+
+        return explain_health(session, ctx=ctx, models=models, account_id=account_id)
     from handlers import health
 
     return health.account_health(session, ctx=ctx, models=models, account_id=account_id)
@@ -313,7 +322,31 @@ def _home(s: Session, ctx: ChatContext, d: dict[str, Any], c: Container) -> Repl
     return home(s, ctx=ctx)
 
 
+# --- changes asked for in words (handlers.actions) ----------------------------------------------
+
+
+def _confirm(s: Session, ctx: ChatContext, d: dict[str, Any], c: Container) -> Reply:
+    from handlers import actions
+
+    return actions.confirm(s, ctx=ctx, key=_str(d, "key"))
+
+
+def _cancel(s: Session, ctx: ChatContext, d: dict[str, Any], c: Container) -> Reply:
+    from handlers import actions
+
+    return actions.cancel(s, ctx=ctx, key=_str(d, "key"))
+
+
+def _draft_severity(s: Session, ctx: ChatContext, d: dict[str, Any], c: Container) -> Reply:
+    from handlers import actions
+
+    return actions.set_draft_severity(s, ctx=ctx, key=_str(d, "key"), severity=_str(d, "severity"))
+
+
 ACTIONS: dict[str, CardAction] = {
+    "action.confirm": CardAction(_confirm, after="auto"),
+    "action.cancel": CardAction(_cancel),
+    "escalation.draft": CardAction(_draft_severity),
     "milestone.status": CardAction(_set_milestone_status, card=_plan_card),
     "milestone.edit_form": CardAction(_milestone_edit_form, card=_plan_card),
     "milestone.edit": CardAction(_edit_milestone, card=_milestone_form_again),

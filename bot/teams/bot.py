@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -210,7 +211,10 @@ class CsmTeamsBot(TeamsActivityHandler):
             today=self.container.today(),
             thread_key=f"teams:{activity.conversation.id}",
             external=external,
-            allowed_account_ids=mapped_accounts(session, conversation) if external else frozenset(),
+            allowed_account_ids=access.shared_channel_accounts(
+                mapped_accounts(session, conversation) if external else (),
+                enabled=self.container.settings.shared_channel_answers,
+            ),
             request_key=request_key(activity),
         )
 
@@ -336,22 +340,10 @@ class CsmTeamsBot(TeamsActivityHandler):
         from bot.teams.files import file_info_message, upload
         from handlers.attachments import pack_file
 
-        context = file_consent_card_response.context or {}
         info = file_consent_card_response.upload_info
-        if context.get("kind") != "qbr_pack" or info is None or not info.upload_url:
-            await turn_context.send_activity("This file card has expired. Ask me again.")
-            return
-        try:
-            item = Attachment(
-                kind="qbr_pack",
-                title="QBR pack",
-                data={
-                    "account_id": int(context["account_id"]),
-                    "variant": str(context.get("variant") or "executive"),
-                    "today": context.get("today"),
-                },
-            )
-        except (KeyError, TypeError, ValueError):
+        item = _deck_request(file_consent_card_response.context)
+        if item is None or info is None or not info.upload_url:
+            # An old card, or one whose context was tampered with: nothing is built.
             await turn_context.send_activity("This file card has expired. Ask me again.")
             return
         models = self.container.health_models
@@ -442,6 +434,10 @@ class CsmTeamsBot(TeamsActivityHandler):
             if isinstance(found, HandlerError):
                 return await self._form_again(turn_context, spec, data, {}, found.message)
             target = found
+        elif spec.after == "auto":
+            # A confirm: what follows depends on what it did (opened or moved an escalation).
+            found = await self._target(turn_context)
+            target = None if isinstance(found, HandlerError) else found
         container = self.container
         try:
             reply = await self._handle(
@@ -460,7 +456,8 @@ class CsmTeamsBot(TeamsActivityHandler):
             return await self._with_notice(turn_context, spec, data, error.message)
         except BadAction as error:
             metrics.HANDLER_ERRORS.labels("BadAction").inc()
-            logger.info("bad card action data for %s: %r (%s)", verb, data, error)
+            # The fields' names, not their values: notes and reasons are what people typed.
+            logger.info("bad card action data for %s: fields %s (%s)", verb, sorted(data), error)
             return _error(
                 400,
                 "BadRequest",
@@ -490,11 +487,28 @@ class CsmTeamsBot(TeamsActivityHandler):
         target: Target | None,
     ) -> AdaptiveCardInvokeResponse:
         """What a change needs besides the clicker's answer: shared cards edited for everyone."""
-        if spec.after == "escalation":
+        after = spec.after
+        if after == "auto":
+            after = (
+                "opened"
+                if _opened(reply)
+                else "escalation"
+                if reply.template == "escalation"
+                else None
+            )
+        if after == "escalation":
             await self._threads(turn_context).publish_update(reply, clicked)
-        elif spec.after == "alert":
+        elif after == "alert":
             await update_alert_cards(self.container, self._outbound(turn_context), reply, clicked)
-        elif spec.after == "opened" and target is not None:
+        elif after == "opened" and target is not None:
+            if reply.context.get("existing"):
+                # The same submit again (same activity id): the first one posted the card.
+                number = reply.context["escalation"]["id"]
+                return await self._card(
+                    reply,
+                    f"Escalation #{number} is already open (this request reached me twice); "
+                    "nothing new was opened.",
+                )
             return await self._opened(turn_context, reply, clicked, target)
         return await self._card(reply, spec.done)
 
@@ -558,6 +572,31 @@ class CsmTeamsBot(TeamsActivityHandler):
         if reply is None:
             return _card(notice_card(message))
         return await self._card(reply, message)
+
+
+def _deck_request(context: Any) -> Attachment | None:
+    """The deck a file consent card's context asks for, or None when it is not one we wrote."""
+    if not isinstance(context, dict) or context.get("kind") != "qbr_pack":
+        return None
+    account_id, variant, day = (
+        context.get("account_id"),
+        context.get("variant"),
+        context.get("today"),
+    )
+    if not isinstance(account_id, int) or isinstance(account_id, bool):
+        return None
+    if not 0 < account_id < 2**53 or not isinstance(variant, str | None):
+        return None
+    try:
+        if day is not None:
+            date.fromisoformat(str(day))
+    except ValueError:
+        return None
+    return Attachment(
+        kind="qbr_pack",
+        title="QBR pack",
+        data={"account_id": account_id, "variant": variant or "executive", "today": day},
+    )
 
 
 def mapped_accounts(session: Session, conversation_id: str) -> frozenset[int]:

@@ -11,7 +11,7 @@ from typing import Any
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 from jinja2 import TemplateNotFound
 
-from bot.render import render_json
+from bot.render import render_json, understood_parts
 from handlers.reply import Reply
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,10 @@ def _render(
     except TemplateNotFound:
         logger.info("no Teams template for %s; sending text", reply.template)
         return None
+    # What was understood comes first: every answer says what it answers.
+    opening = understood_parts("teams", reply.context)
+    if opening:
+        card["body"] = [*opening, *card.get("body", [])]
     # Mobile clients drop cards without a version; Action.Execute needs 1.5.
     card["version"] = CARD_VERSION
     card.setdefault("type", "AdaptiveCard")
@@ -178,14 +182,15 @@ def render_card(
     return None
 
 
+def plain_block(text: str, **style: Any) -> dict[str, Any]:
+    """Text from users or data, shown as is: a TextRun, which Teams never parses as markdown (a
+    TextBlock would turn "[click](https://…)" in an account name into a link)."""
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text, **style}]}
+
+
 def notice_block(message: str) -> dict[str, Any]:
-    return {
-        "type": "TextBlock",
-        "text": message,
-        "wrap": True,
-        "color": "attention",
-        "weight": "bolder",
-    }
+    """A refusal or error above a card: it may name an account, so it is plain text."""
+    return plain_block(message, color="attention", weight="bolder")
 
 
 def notice_card(message: str) -> dict[str, Any]:

@@ -170,8 +170,8 @@ class EscalationThreads:
             conversation, activity_id = clicked.conversation_id, clicked.activity_id
             await self.attach(int(escalation["id"]), conversation, activity_id)
         await self._edit_card(reply, conversation, activity_id)
-        if not reply.context.get("update"):
-            return
+        if not reply.context.get("update") or reply.context.get("existing"):
+            return  # nothing changed, or the same note again: its reply went out the first time
         reference = await in_db(self.container, lambda s: reference_to(s, conversation))
         if reference is None:
             return

@@ -27,7 +27,7 @@ from bot.teams.cards import (
     CARD_VERSION,
     MAX_MESSAGE_BYTES,
     card_size,
-    defuse_links,
+    plain_block,
     truncate_text,
 )
 from handlers.attachments import OutFile
@@ -49,30 +49,24 @@ def data_uri(out: OutFile) -> str:
 
 def chart_card(out: OutFile) -> dict[str, Any]:
     """An Adaptive Card 1.5 with the chart as an Image (a data URI) and its text summary."""
-    return defuse_links(
-        {
-            "type": "AdaptiveCard",
-            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "version": CARD_VERSION,
-            "msteams": {"width": "Full"},
-            "fallbackText": truncate_text(out.description, 2000),
-            "body": [
-                {
-                    "type": "TextBlock",
-                    "text": out.title,
-                    "weight": "bolder",
-                    "wrap": True,
-                },
-                {
-                    "type": "Image",
-                    "url": data_uri(out),
-                    "altText": truncate_text(out.description, 1000),
-                    "size": "stretch",
-                },
-                {"type": "TextBlock", "text": out.description, "isSubtle": True, "wrap": True},
-            ],
-        }
-    )
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "fallbackText": truncate_text(out.description, 2000),
+        # Title and summary name the account: TextRuns, never parsed as markdown.
+        "body": [
+            plain_block(out.title, weight="bolder"),
+            {
+                "type": "Image",
+                "url": data_uri(out),
+                "altText": truncate_text(out.description, 1000),
+                "size": "stretch",
+            },
+            plain_block(out.description, isSubtle=True),
+        ],
+    }
 
 
 def card_size_without_images(card: dict[str, Any]) -> int:

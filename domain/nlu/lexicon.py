@@ -32,7 +32,8 @@ def _phrases(intent: str, weight: float, *phrases: str) -> None:
 
 
 _cues("account_health", 3.0, "health healthy healthcheck score scores rag")
-_cues("account_health", 2.0, "doing shape pulse vibe vibes temperature sentiment nps")
+_cues("account_health", 2.0, "doing shape pulse vibe vibes temperature sentiment")
+_cues("account_health", 1.5, "tracking faring rundown lowdown overview snapshot")
 _cues("account_health", 1.5, "ok okay alright fine looking holding going status state")
 _cues("account_health", 1.0, "how look looks check things")
 _cues("account_health", 1.5, "trend trending usage adoption engagement csat")
@@ -50,7 +51,16 @@ _cues(
     "overdue late behind slipping slipped missed miss missing delayed lagging",
 )
 _cues("milestones_overdue", 3.0, "stuck blocked")
-_phrases("milestones_overdue", 4.0, "past due", "behind schedule", "running late")
+_phrases(
+    "milestones_overdue",
+    4.0,
+    "past due",
+    "behind schedule",
+    "running late",
+    "past its due",
+    "past their due",
+    "past the due",
+)
 _phrases("milestones_overdue", 1.0, "overdue milestones")
 
 _cues("renewals_upcoming", 4.5, "renew renews renewal renewals renewing rnw")
@@ -63,6 +73,8 @@ _cues("portfolio_at_risk", 3.5, "risk risks risky atrisk worry worried worrying 
 _cues("portfolio_at_risk", 3.5, "trouble danger fire burning struggling")
 _cues("portfolio_at_risk", 2.5, "red amber yellow orange concern concerns concerned attention")
 _cues("portfolio_at_risk", 1.5, "bad problems problem unhappy")
+_cues("portfolio_at_risk", 2.5, "shaky wobbly sketchy troubled unhealthy declining sick weak")
+_phrases("portfolio_at_risk", 3.0, "danger zone", "watch list", "up at night", "red flag")
 _phrases("portfolio_at_risk", 2.0, "at risk", "on fire", "in the red", "red flags")
 
 _cues("my_accounts", 2.5, "book portfolio")
@@ -99,6 +111,91 @@ _phrases("help", 4.0, "what can i ask", "how does it work", "what are you")
 _phrases("help", 3.5, "how do i", "how can i", "how to use")
 _cues("help", 1.5, "ask")
 
+_cues("metrics", 4.0, "nrr grr ltv arppu arpu arpa mrr csat ces ndr gdr clv cltv")
+_cues("metrics", 3.0, "retention churn nps")
+_cues("metrics", 1.5, "rate metric metrics kpi kpis figure number average")
+_phrases(
+    "metrics",
+    4.0,
+    "churn rate",
+    "logo churn",
+    "net revenue retention",
+    "gross revenue retention",
+    "net retention",
+    "gross retention",
+    "lifetime value",
+    "net promoter",
+    "customer satisfaction",
+    "customer effort",
+    "effort score",
+    "recurring revenue",
+    "revenue per",
+    "how many logos",
+    "did we lose",
+)
+
+_cues("explain_health", 4.0, "why explain explanation reason reasons cause caused causing")
+_cues("explain_health", 2.5, "dragging drove driving driver drivers behind decline declined")
+_cues("explain_health", 2.0, "drop dropped dropping fell fall falling slipped hurt hurting")
+_phrases(
+    "explain_health",
+    3.0,
+    "what happened to",
+    "what is behind",
+    "whats behind",
+    "break down",
+    "what made",
+    "how come",
+)
+
+_cues("compare_accounts", 5.0, "vs versus compare comparing comparison")
+_cues("compare_accounts", 2.5, "against healthier side")
+_phrases("compare_accounts", 4.0, "side by side", "stack up", "line up", "which one is")
+
+_cues("milestones_due", 3.0, "due upcoming deliverable deliverables deliver")
+_cues("milestones_due", 1.5, "next")
+_phrases(
+    "milestones_due",
+    4.0,
+    "next milestone",
+    "next step",
+    "milestones due",
+    "due this week",
+    "due next week",
+    "coming up on",
+)
+
+_cues("expansion_signals", 5.0, "expansion expand expanding upsell upsells upselling crosssell")
+_cues("expansion_signals", 3.0, "growth grow licence licences license licenses seat seats")
+_cues("expansion_signals", 2.0, "opportunity opportunities whitespace")
+_phrases(
+    "expansion_signals",
+    4.0,
+    "seat limit",
+    "licence limit",
+    "license limit",
+    "buy more",
+    "cross sell",
+    "ready to expand",
+)
+
+_cues("focus_today", 4.0, "focus priorities priority prioritise prioritize todo todos agenda")
+_cues("focus_today", 2.0, "today morning urgent plate start tackle first important")
+_phrases(
+    "focus_today",
+    5.0,
+    "focus on",
+    "on my plate",
+    "to do list",
+    "to do",
+    "work on",
+    "plan my day",
+    "my day",
+    "should i do",
+    "where do i start",
+    "what needs my attention",
+)
+
 # A request to see it drawn: "/health acme chart", "show me acme's trend", "health map".
 CHART_WORDS: frozenset[str] = _words(
     "chart charts graph graphs plot plots trend trends trending trendline sparkline visual "
@@ -116,8 +213,10 @@ CONFUSED_WORDS: frozenset[str] = _words("what wat huh eh hm hmm hmmm umm um conf
 
 # Intents that are about one account: without one they lean on the previous turn.
 ACCOUNT_INTENTS: frozenset[str] = frozenset(
-    {"account_health", "success_plan", "account_changes", "qbr_prep", "escalate"}
+    {"account_health", "success_plan", "account_changes", "qbr_prep", "escalate", "explain_health"}
 )
+# Intents that look back: a period named without a year is the latest one that has begun.
+PAST_INTENTS: frozenset[str] = frozenset({"metrics", "account_changes", "explain_health"})
 
 # Words that refer back to an account named earlier in the conversation.
 REFERENCE_WORDS: frozenset[str] = _words("it its they them their theirs there")
@@ -193,7 +292,14 @@ FILLER_WORDS: frozenset[str] = _words(
     champion sponsor sponsors stakeholder stakeholders decision maker contact contacts arr mrr
     nrr grr ltv ces revenue seats licenses licences logins tickets support expansion upsell
     program programme deal deals pipeline forecast trends sorted sort order biggest value
-    k m usd eur gbp percent pct over under above below more less than top bottom first"""
+    k m usd eur gbp percent pct over under above below more less than top bottom first
+    vs versus compare why explain metric metrics rate kpi score satisfaction retention churn
+    today tomorrow yesterday tonight focus priorities due deliverable upsell expansion growth
+    licence license seats seat mark set done complete completed finished ack acknowledge
+    resolve resolved close closed sort sorted largest smallest riskiest healthiest worst best
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december jan feb mar apr jun jul aug sep sept
+    oct nov dec q1 q2 q3 q4 h1 h2 ytd qtd mtd between through thru"""
 )
 
 # Every word the lexicon gives meaning to.
@@ -238,6 +344,20 @@ SLANG: dict[str, str] = {
     "eoq": "end of quarter",
     "thx": "thanks",
     "rn": "now",
+    "nxt": "next",
+    "prev": "previous",
+    "acct": "account",
+    "accts": "accounts",
+    "cust": "customer",
+    "custs": "customers",
+    "esc": "escalation",
+    "escs": "escalations",
+    "todays": "today",
+    "tmrw": "tomorrow",
+    "tmr": "tomorrow",
+    "wrt": "about",
+    "msg": "message",
+    "v": "vs",
 }
 
 

@@ -1,4 +1,4 @@
-"""Rule-based parser: a CSM's chat message in, an intent with account, window, owner, band out."""
+"""The parser: a CSM's chat message in, a structured question out (intent plus every constraint stated)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,28 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from typing import Any, Literal
 
 from rapidfuzz import fuzz
 
-from domain.accounts_index import AccountIndex, Resolution, fold
+from domain.accounts_index import AccountIndex, Candidate, Mention, Prefer, Resolution, fold
+from domain.nlu.entities import (
+    Action,
+    Amount,
+    Order,
+    find_action,
+    find_amount,
+    find_band,
+    find_escalation_id,
+    find_metrics,
+    find_order,
+    find_scope,
+    find_segment,
+)
+from domain.nlu.intent_model import IntentModel, default_model, features
 from domain.nlu.lexicon import (
     ACCOUNT_INTENTS,
-    BAND_WORDS,
     CHART_PHRASES,
     CHART_WORDS,
     CONFUSED_WORDS,
@@ -23,18 +37,17 @@ from domain.nlu.lexicon import (
     GREETING_WORDS,
     KNOWN_WORDS,
     MAP_WORDS,
-    ME_WORDS,
+    PAST_INTENTS,
     PHRASE_CUES,
     REFERENCE_PHRASES,
     REFERENCE_WORDS,
     SEVERITY_WORDS,
     SLANG,
-    TEAM_WORDS,
     WORD_CUES,
     is_chat_word,
     repair,
 )
-from domain.nlu.timewindow import TimeWindow, default_renewal_window, parse_window
+from domain.nlu.timewindow import TimeWindow, parse_window
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +62,16 @@ INTENTS: tuple[str, ...] = (
     "qbr_prep",
     "escalate",
     "help",
+    "metrics",
+    "explain_health",
+    "compare_accounts",
+    "milestones_due",
+    "expansion_signals",
+    "focus_today",
+    "unknown",
 )
 
-# Slash commands and their bare-word twins ("/health acme" and "health acme").
+# Slash commands (and "/csm <word>"): the command fixes the intent; the rest is read for entities.
 COMMANDS: dict[str, str] = {
     "health": "account_health",
     "status": "account_health",
@@ -73,6 +93,17 @@ COMMANDS: dict[str, str] = {
     "escalate": "escalate",
     "escalation": "escalate",
     "help": "help",
+    "metrics": "metrics",
+    "metric": "metrics",
+    "why": "explain_health",
+    "explain": "explain_health",
+    "compare": "compare_accounts",
+    "due": "milestones_due",
+    "milestones": "milestones_due",
+    "expansion": "expansion_signals",
+    "upsell": "expansion_signals",
+    "focus": "focus_today",
+    "today": "focus_today",
 }
 
 # Emoji CSMs actually use, as the words they stand for.
@@ -88,7 +119,8 @@ EMOJI_WORDS: dict[str, str] = {
     "😬": " worried ",
     "😟": " worried ",
     "😰": " worried ",
-    "📉": " risk ",
+    "📉": " drop ",
+    "📈": " growth ",
     "🔴": " red ",
     "🟠": " amber ",
     "🟡": " amber ",
@@ -103,23 +135,42 @@ _SEVERITY_RE = re.compile(
 )
 _WINDOW_TEXT_RE = re.compile(r"[^0-9a-z/\- ]+")
 _TITLE_STRIP_RE = re.compile(r"^[\s,.:;!?\-–—]*(?:(?:about|re|because|for|with)\b)?[\s,.:;\-–—]*")
-_SLACK_REF_RE = re.compile(r"<[@#!][^>]*>")  # user/channel mentions, @here: never an account
-_SLACK_LINK_RE = re.compile(r"<https?://[^|>]*(?:\|([^>]*))?>")
+_SLACK_REF_RE = re.compile(r"<[@!][^>]*>")  # user mentions, @here: never an account
+_SLACK_CHANNEL_RE = re.compile(r"<#[A-Z0-9]+\|([^>]*)>|<#[A-Z0-9]+>")
+_SLACK_LINK_RE = re.compile(r"<(?:https?|mailto):[^|>]*(?:\|([^>]*))?>")
 _TEAMS_AT_RE = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+_FORMAT_RE = re.compile(r"[*_~`]+")
 _BARE_DAYS_RE = re.compile(
     r"\b(?:renewals?|renewing|renew|in|next|within)\s+(?:the\s+next\s+)?(\d{1,4})\s*(?:d|days?)?\b"
 )
+_MONEY_TOKEN_RE = re.compile(r"^\d+(?:\.\d+)?(?:k|m|mm)$")
+_HOLIDAYS = {
+    "christmas eve": "dec 24",
+    "christmas": "dec 25",
+    "xmas": "dec 25",
+    "new years eve": "dec 31",
+    "new year s eve": "dec 31",
+    "new years": "jan 1",
+    "new year": "jan 1",
+}
+_HOLIDAYS_RE = re.compile(r"\b(?:" + "|".join(sorted(_HOLIDAYS, key=len, reverse=True)) + r")\b")
 # Longer messages are cut: nobody asks a question in a novel, and parsing stays fast.
 _MAX_CHARS = 2000
-_THRESHOLD = 2.0  # a cue score below this is noise ("ok thanks")
+# Below this probability the best intent is a guess: say so ("unknown") rather than answer it.
+UNKNOWN_BELOW = 0.4
 
-Band = Literal["red", "amber", "green"]
+Band = Literal["red", "amber", "green", "at_risk"]
 Severity = Literal["sev1", "sev2", "sev3"]
 
 
 @dataclass(frozen=True)
 class ParseResult:
-    """What a message asks: intent, the entities it names, and whether it leans on the last turn."""
+    """A structured question: the intent, and every constraint the message states.
+
+    ``window`` is the window the message states (None when it names none: the handler applies
+    its default and says so). ``account`` is the first account mention, ``accounts`` all of them.
+    ``owner`` is whose book: "me", "team", "all" or a person's first name.
+    """
 
     text: str
     intent: str | None
@@ -131,26 +182,46 @@ class ParseResult:
     band: Band | None
     severity: Severity | None
     followup: bool
-    # Extensions beyond the shared contract (all defaulted):
+    # Extensions beyond the first contract (all defaulted):
     title: str | None = None  # escalation title: the words after account and severity
     inferred: bool = False  # intent guessed (account alone -> health), not stated by a cue
+    accounts: tuple[Mention, ...] = ()
+    amount: Amount | None = None
+    segment: str | None = None
+    order: Order | None = None
+    metric: str | None = None
+    metrics: tuple[str, ...] = ()
+    action: Action | None = None
+    escalation_id: int | None = None
     # "chart": draw this answer ("/health acme chart", "acme's trend"); "map": the health map.
     chart: Literal["chart", "map"] | None = None
     scores: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def scope(self) -> str | None:
+        """mine | team | all | person:<First name>, as the question states it."""
+        if self.owner is None:
+            return None
+        if self.owner == "me":
+            return "mine"
+        if self.owner in ("team", "all"):
+            return self.owner
+        return f"person:{self.owner}"
+
+    @property
+    def resolved_accounts(self) -> list[Resolution]:
+        """The mentions that name exactly one account, in order, without repeats."""
+        seen: set[int] = set()
+        out: list[Resolution] = []
+        for mention in self.accounts:
+            res = mention.resolution
+            if res.account_id is not None and res.account_id not in seen:
+                seen.add(res.account_id)
+                out.append(res)
+        return out
+
     def entities(self) -> dict[str, Any]:
-        """JSON-ready entities: account, window, owner, band, severity."""
-        account: dict[str, Any] | None = None
-        if self.account is not None:
-            account = {
-                "status": self.account.status,
-                "query": self.account.query,
-                "id": self.account.account_id,
-                "name": self.account.name,
-                "candidates": [
-                    {"id": c.id, "name": c.name, "score": c.score} for c in self.account.candidates
-                ],
-            }
+        """JSON-ready entities: account, window, owner, band, severity, and the rest stated."""
         window = None
         if self.window is not None:
             window = {
@@ -159,39 +230,95 @@ class ParseResult:
                 "label": self.window.label,
             }
         return {
-            "account": account,
+            "account": _resolution_json(self.account),
             "window": window,
             "owner": self.owner,
             "band": self.band,
             "severity": self.severity,
         }
 
+    def question(self) -> dict[str, Any]:
+        """The whole structured question, JSON-ready (``csm-bot ask --json``)."""
+        data = self.entities()
+        data.update(
+            {
+                "intent": self.intent or "unknown",
+                "confidence": self.confidence,
+                "accounts": [
+                    {**(_resolution_json(m.resolution) or {}), "text": m.text, "weak": m.weak}
+                    for m in self.accounts
+                ],
+                "scope": self.scope,
+                "amount": None
+                if self.amount is None
+                else {"op": self.amount.op, "value": self.amount.value, "label": self.amount.label},
+                "segment": self.segment,
+                "sort": None
+                if self.order is None or self.order.key is None
+                else {"key": self.order.key, "descending": self.order.descending},
+                "limit": None if self.order is None else self.order.limit,
+                "metric": self.metric,
+                "action": None
+                if self.action is None
+                else {
+                    "kind": self.action.kind,
+                    "target_id": self.action.target_id,
+                    "target_words": self.action.target_words,
+                    "status": self.action.status,
+                },
+                "escalation_id": self.escalation_id,
+                "title": self.title,
+                "chart": self.chart,
+                "followup": self.followup,
+            }
+        )
+        return data
 
-def _empty(text: str) -> ParseResult:
-    return ParseResult(text, None, 0.0, None, None, None, None, None, None, False)
+
+def _resolution_json(res: Resolution | None) -> dict[str, Any] | None:
+    if res is None:
+        return None
+    return {
+        "status": res.status,
+        "query": res.query,
+        "id": res.account_id,
+        "name": res.name,
+        "candidates": [{"id": c.id, "name": c.name, "score": c.score} for c in res.candidates],
+    }
+
+
+def _empty(text: str, intent: str | None = None, confidence: float = 0.0) -> ParseResult:
+    return ParseResult(text, intent, confidence, None, None, None, None, None, None, False)
 
 
 def parse(
-    text: str, *, index: AccountIndex, today: date, people: Iterable[str] = ()
+    text: str,
+    *,
+    index: AccountIndex,
+    today: date,
+    people: Iterable[str] = (),
+    prefer: Prefer | None = None,
+    model: IntentModel | None = None,
 ) -> ParseResult:
-    """Understand one message. Never raises: anything unreadable comes back with intent None.
+    """Understand one message. Never raises: anything unreadable comes back as "unknown".
 
     Conventions the callers rely on:
-    - Renewal questions that name no window get the next 90 days (``DEFAULT_RENEWAL_DAYS``).
-    - "before March 31" ends on March 30, "by"/"until March 31" on March 31; "before end of March",
-      "by Q2" run to the end of that period (the next one, if this year's is over).
-    - "at risk" is the red+amber view: intent portfolio_at_risk with band None; an explicit
-      "red"/"amber"/"yellow"/"green" sets the band. About one named account, "at risk?" is its
-      health.
-    - owner: a known person's first name (from ``people``) > "team" > "me" (my/mine/for me).
+    - ``window`` is only what the message states; renewal questions without one get the next
+      90 days from the handler (``DEFAULT_RENEWAL_DAYS``), which says so.
+    - "before March 31" ends on March 30, "by"/"until March 31" on March 31; "before end of
+      March", "by Q2" run to the end of that period (the next one, if this year's is over).
+    - band: "red" | "amber" | "green" | "at_risk" (red and amber, "at risk").
+    - owner: a known person's first name (from ``people``) > "all" > "team" > "me".
     - An account on its own ("globex?") means its health, with ``inferred=True``.
     - ``followup`` marks messages that need the previous turn (see ``apply_followup``).
+    - ``prefer`` ranks ids first among the choices of an ambiguous name.
     """
+    raw = text if isinstance(text, str) else ""
     try:
-        return _parse(text if isinstance(text, str) else "", index, today, people)
+        return _parse(raw, index, today, people, prefer or {}, model or default_model())
     except Exception:  # the chat must answer with help, not a stack trace
-        log.exception("parse failed for %r", text[:200] if isinstance(text, str) else text)
-        return _empty(text if isinstance(text, str) else "")
+        log.exception("parse failed for %r", raw[:200])
+        return _empty(raw, "unknown")
 
 
 def _people_map(people: Iterable[str]) -> dict[str, str]:
@@ -204,24 +331,64 @@ def _people_map(people: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -> ParseResult:
-    original = text
-    text = _strip_markup(text[:_MAX_CHARS])
-    # Emoji add flavour to words ("what's on fire 🔥") but are not a question on their own.
+def clean(text: str) -> str:
+    """Chat markup out: Slack <@U1>/<#C1|name>/<!here>/<url|label>, Teams <at>Bot</at>, &amp;, *bold*."""
+    text = _TEAMS_AT_RE.sub(" ", text)
+    text = _SLACK_LINK_RE.sub(lambda m: f" {m.group(1) or ''} ", text)
+    text = _SLACK_CHANNEL_RE.sub(lambda m: f" {(m.group(1) or '').replace('-', ' ')} ", text)
+    text = _SLACK_REF_RE.sub(" ", text)
+    text = html.unescape(text)
+    text = re.sub(r"^\s*(?:>|&gt;)+\s*", "", text)  # a quoted line
+    text = re.sub(r"(?<![\w/])@[\w.-]+", " ", text)  # "@csm-bot" typed as plain text
+    return _FORMAT_RE.sub(" ", text)
+
+
+@dataclass
+class _Reading:
+    """Everything read off a message before the intent is decided."""
+
+    text: str
+    rest: str
+    lowered: str
+    words: list[str]
+    joined: str
+    emoji_words: list[str]
+    names: dict[str, str]
+    command: str | None
+    mentions: list[Mention]
+    band: str | None
+    severity: Severity | None
+    owner: str | None
+    window_text: str
+    future_window: TimeWindow | None
+    past_window: TimeWindow | None
+    amount: Amount | None
+    metrics: tuple[str, ...]
+    segment: str | None
+    order: Order | None
+    action: Action | None
+    escalation_id: int | None
+    chart: Literal["chart", "map"] | None
+    features: list[str]
+    cue_scores: dict[str, float]
+
+
+def intent_features(
+    text: str, *, index: AccountIndex, today: date, people: Iterable[str] = ()
+) -> list[str] | None:
+    """The classifier's features for a message (None when there is nothing to classify)."""
+    reading = _read(clean(text[:_MAX_CHARS]), index, today, _people_map(people), {})
+    return None if reading is None else reading.features
+
+
+def _read(
+    text: str, index: AccountIndex, today: date, names: dict[str, str], prefer: Prefer
+) -> _Reading | None:
     emoji_words = [EMOJI_WORDS[e].strip() for e in _EMOJI_RE.findall(text)]
     text = _EMOJI_RE.sub(" ", text)
-    if not text.strip() and "?" in emoji_words:
-        return ParseResult(original, "help", 0.6, None, None, None, None, None, None, False)
     if not text.strip():
-        return _empty(original)
-    stripped = text.strip()
-    if stripped.strip("?") == "" and "?" in stripped:
-        # A bare "?" or "???" is "what can you do?".
-        return ParseResult(original, "help", 0.6, None, None, None, None, None, None, False)
+        return None
 
-    names = _people_map(people)
-
-    # Slash command: the command fixes the intent; the rest is read for entities.
     command: str | None = None
     if m := _COMMAND_RE.match(text):
         command = COMMANDS.get(m.group(1).lower())
@@ -233,6 +400,8 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
                 command = COMMANDS.get(m2.group(1).lower())
         if command is not None:
             text = re.sub(r"^\s*/", "", text)
+            # The command word itself is not part of an account name ("/plan acme").
+            text = re.sub(r"^\s*[a-z_-]+", lambda c: " " * len(c.group(0)), text, count=1)
 
     def ignore(word: str) -> bool:
         if word in names or word in KNOWN_WORDS or word in SLANG:
@@ -242,22 +411,365 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
         # ("prseware" is nearer Proseware than "prepare").
         return fixed != word and fuzz.ratio(word, fixed) >= index.name_word_similarity(word)
 
-    # Account first, so that its words ("Umbrella Health") are not read as cues.
-    found = index.find_in_text(text, ignore=ignore)
-    account: Resolution | None = None
-    account_text: str | None = None
-    rest = text
-    if found is not None:
-        account, account_text = found
-        pos = text.find(account_text)
-        if pos >= 0:
-            rest = text[:pos] + " , " + text[pos + len(account_text) :]
-
+    mentions = index.find_mentions(text, ignore=ignore, prefer=prefer)
+    rest = _masked(text, mentions)
     lowered = rest.lower()
-    words = [_normalise_word(w) for w in fold(lowered).split()]
+    folded_rest = fold(_possessive_free(lowered))
+    words = [_normalise_word(w) for w in folded_rest.split()]
     words = [w for phrase in words for w in phrase.split()]
     joined = f" {' '.join(words)} "
 
+    band = find_band(joined) or _emoji_band(emoji_words)
+    severity = _severity(lowered, words)
+    owner = find_scope(joined, names, names_account=bool(mentions))
+    window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(lowered)).split())
+    window_text = " ".join(SLANG.get(w, w) for w in window_text.split())
+    window_text = _HOLIDAYS_RE.sub(lambda h: _HOLIDAYS[h.group(0)], window_text)
+    future_window = parse_window(window_text, today)
+    past_window = parse_window(window_text, today, past=True)
+    amount = find_amount(_possessive_free(lowered))
+    metrics = tuple(find_metrics(joined))
+    segment = find_segment(joined)
+    order = find_order(joined)
+    action = find_action(" ".join(lowered.replace("acct", " ").split()))
+    escalation_id = find_escalation_id(lowered)
+    chart: Literal["chart", "map"] | None = None
+    if any(w in MAP_WORDS for w in words):
+        chart = "map"
+    elif any(w in CHART_WORDS for w in words) or any(p in " ".join(words) for p in CHART_PHRASES):
+        chart = "chart"  # "how has acme's health changed over time"
+
+    tokens = _model_tokens(words, names)
+    # The sentence's shape, with words the lexicon does not know as UNK: "how's UNK doing" is an
+    # account question whatever the (misspelled, unknown) name, "order UNK UNK" is not ours.
+    shape = ["<s>", *(t if t.isupper() or t in KNOWN_WORDS else "UNK" for t in tokens), "</s>"]
+    shape_features = [f"s:{a}_{b}" for a, b in pairwise(shape) if "UNK" in (a, b)]
+    extras = shape_features + _extras(
+        mentions,
+        tokens,
+        future_window,
+        band,
+        amount,
+        metrics,
+        owner,
+        segment,
+        order,
+        action,
+        escalation_id,
+        severity,
+        "?" in text or "?" in emoji_words,
+    )
+    cue_scores = _cue_scores(words, emoji_words, joined)
+    # The lexicon's cues as features: words it knows but the paraphrases never used still count.
+    for intent, score in cue_scores.items():
+        if score >= 2.0:
+            extras.append(f"cue:{intent}")
+        if score >= 4.0:
+            extras.append(f"cue:{intent}:strong")
+    return _Reading(
+        text=text,
+        rest=rest,
+        lowered=lowered,
+        words=words,
+        joined=joined,
+        emoji_words=emoji_words,
+        names=names,
+        command=command,
+        mentions=mentions,
+        band=band,
+        severity=severity,
+        owner=owner,
+        window_text=window_text,
+        future_window=future_window,
+        past_window=past_window,
+        amount=amount,
+        metrics=metrics,
+        segment=segment,
+        order=order,
+        action=action,
+        escalation_id=escalation_id,
+        chart=chart,
+        features=features(tokens, extras),
+        cue_scores=cue_scores,
+    )
+
+
+def _parse(
+    original: str,
+    index: AccountIndex,
+    today: date,
+    people: Iterable[str],
+    prefer: Prefer,
+    model: IntentModel | None,
+) -> ParseResult:
+    text = clean(original[:_MAX_CHARS])
+    stripped = _EMOJI_RE.sub(" ", text).strip()
+    if not stripped:
+        if "?" in (EMOJI_WORDS[e].strip() for e in _EMOJI_RE.findall(text)):
+            return _empty(original, "help", 0.6)
+        return _empty(original, "unknown")
+    if stripped.strip("?") == "" and "?" in stripped:
+        return _empty(original, "help", 0.6)  # a bare "?" is "what can you do?"
+    reading = _read(text, index, today, _people_map(people), prefer)
+    if reading is None:
+        return _empty(original, "unknown")
+    text, rest, words, joined = reading.text, reading.rest, reading.words, reading.joined
+    names, command, mentions = reading.names, reading.command, reading.mentions
+    band, severity, owner = reading.band, reading.severity, reading.owner
+    future_window, past_window = reading.future_window, reading.past_window
+    amount, metrics, segment, order = (
+        reading.amount,
+        reading.metrics,
+        reading.segment,
+        reading.order,
+    )
+    action, escalation_id, chart = reading.action, reading.escalation_id, reading.chart
+    cue_scores = reading.cue_scores
+    intent, confidence, inferred = _decide(
+        command, model, reading.features, cue_scores, mentions, action, escalation_id, words
+    )
+
+    folded = fold(text)
+    opener = folded.startswith(tuple(o.strip() + " " for o in FOLLOWUP_OPENERS)) or (
+        folded in {o.strip() for o in FOLLOWUP_OPENERS}
+    )
+    if opener and command is None and not _has_cue(cue_scores):
+        # "and?", "and for marco?", "what about zorblax?": the question of the last turn.
+        resolved = [m for m in mentions if m.resolution.account_id is not None]
+        if resolved:
+            intent, confidence, inferred = "account_health", 0.5, True
+        else:
+            intent, confidence, inferred = None, 0.0, False
+    if (
+        intent in (None, "unknown")
+        and words
+        and not mentions
+        and not opener
+        and (
+            all(w in GREETING_WORDS or w in ("good", "there", "again") for w in words)
+            or all(w in CONFUSED_WORDS for w in words)
+        )
+    ):
+        intent, confidence = "help", 0.6  # "hi", "good morning", "huh?": show what it can do
+
+    if (
+        chart == "map"
+        and not mentions
+        and intent
+        in (
+            None,
+            "unknown",
+            "account_health",
+            "portfolio_at_risk",
+            "my_accounts",
+        )
+    ):
+        # "health map", "risk map": the portfolio drawn, not one account's health.
+        intent, confidence = "my_accounts", max(confidence, 0.7)
+    # A question that merely contains a name word ("order more coffee") is not about that
+    # account; one that names an account outright keeps it, even when we cannot help.
+    if intent == "unknown":
+        mentions = [m for m in mentions if not m.weak and m.resolution.status in ("exact", "alias")]
+        # Nothing we answer: the words it contains are not constraints of a question of ours.
+        band = severity = owner = None
+        future_window = past_window = None
+        amount, metrics, segment, order, chart = None, (), None, None, None
+    if intent == "focus_today" and owner == "me":
+        owner = None  # the worklist is always the asker's own: "my" adds nothing to it
+    window = past_window if intent in PAST_INTENTS else future_window
+    if (
+        intent == "renewals_upcoming"
+        and window is None
+        and (m := _BARE_DAYS_RE.search(reading.window_text))
+    ):
+        # "renewals 60", "renewals in 60", "renewals next 60d": a bare number means days.
+        window = parse_window(f"next {m.group(1)} days", today)
+    if (
+        command == "renewals_upcoming"
+        and window is None
+        and (m := re.fullmatch(r"\s*(\d{1,4})\s*", rest))
+    ):
+        window = parse_window(f"next {m.group(1)} days", today)
+
+    account = mentions[0].resolution if mentions else None
+    account_text = mentions[0].text if mentions else None
+
+    # A one-account question that names no account leans on the previous turn, and so does one
+    # that opens like a follow-up ("and ...", "what about ...") or points back ("its renewal").
+    refers = any(w in REFERENCE_WORDS for w in words) or any(
+        f" {phrase} " in joined for phrase in REFERENCE_PHRASES
+    )
+    followup = False
+    needs_account = intent in ACCOUNT_INTENTS or intent == "compare_accounts"
+    if intent == "qbr_prep" and (window is not None or owner is not None or "qbrs" in words):
+        needs_account = False  # "which QBRs are coming up": a list, not one account's prep
+    if intent == "escalate" and (escalation_id is not None or _is_escalation_question(joined)):
+        needs_account = False
+    if intent not in ("help", "unknown"):
+        if account is None and (needs_account or (intent is None and opener)):
+            # Escalations are often about "the outage" rather than a name: only the command
+            # form is sure to name an account.
+            guess = intent != "escalate" or command == "escalate"
+            unknown = None if refers or not guess else _unknown_run(rest, names)
+            if unknown:
+                # An unknown name: answer with "did you mean", rather than guess from context.
+                resolution = index.resolve(unknown, prefer=prefer)
+                if resolution.status == "none" or resolution.account_id is None:
+                    account, account_text = resolution, unknown
+                    mentions = [Mention(resolution, unknown, -1, -1)]
+        portfolio = owner is not None and not refers
+        if opener or (account is None and not portfolio and (needs_account or refers)):
+            followup = intent is None or needs_account or opener or refers
+
+    title = _title(text, account_text, severity) if intent == "escalate" else None
+    metric = metrics[0] if metrics else None
+    if metric == "arr" and intent != "metrics":
+        metric = None  # "top 5 by ARR", "ARR at risk": ARR is a sort key or a column there
+    return ParseResult(
+        original,
+        intent,
+        round(confidence, 2),
+        account,
+        account_text,
+        window,
+        owner,
+        band,  # type: ignore[arg-type]
+        severity,
+        followup,
+        title=title,
+        inferred=inferred,
+        accounts=tuple(mentions),
+        amount=amount,
+        segment=segment,
+        order=order,
+        metric=metric,
+        metrics=metrics if intent == "metrics" else tuple(x for x in metrics if x != "arr"),
+        action=action if intent in ("success_plan", "escalate") else None,
+        escalation_id=escalation_id,
+        chart=chart,
+        scores=cue_scores,
+    )
+
+
+def _masked(text: str, mentions: list[Mention]) -> str:
+    """The text with each account mention replaced by the placeholder word ACCT."""
+    out: list[str] = []
+    pos = 0
+    for mention in mentions:
+        if mention.start < pos:
+            continue
+        out.append(text[pos : mention.start])
+        out.append(" ACCT ")
+        pos = mention.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _normalise_word(word: str) -> str:
+    if word == "acct":
+        return "ACCT"
+    word = SLANG.get(word, word)
+    return repair(word)
+
+
+def _possessive_free(text: str) -> str:
+    return re.sub(r"(\w)['’`]s\b", r"\1", text)
+
+
+def _emoji_band(emoji_words: list[str]) -> Band | None:
+    for word in emoji_words:
+        if word in ("red", "amber", "green"):
+            return word  # type: ignore[return-value]
+    return None
+
+
+def _model_tokens(words: list[str], names: dict[str, str]) -> list[str]:
+    """What the classifier reads: words, with names, people, numbers and amounts as placeholders."""
+    out: list[str] = []
+    for word in words:
+        if word == "ACCT":
+            token = "ACCT"
+        elif word in names:
+            token = "PERSON"
+        elif word.isdigit():
+            token = "NUM"
+        elif _MONEY_TOKEN_RE.match(word):
+            token = "MONEY"
+        else:
+            token = word
+        if token == "ACCT" and out and out[-1] == "ACCT":
+            continue
+        out.append(token)
+    return out
+
+
+def _extras(
+    mentions: list[Mention],
+    tokens: list[str],
+    window: TimeWindow | None,
+    band: str | None,
+    amount: Amount | None,
+    metrics: tuple[str, ...],
+    owner: str | None,
+    segment: str | None,
+    order: Order | None,
+    action: Action | None,
+    escalation_id: int | None,
+    severity: str | None,
+    question: bool,
+) -> list[str]:
+    """Signals from the entity readers, as features the classifier weighs."""
+    out: list[str] = []
+    resolved = sum(1 for m in mentions if m.resolution.status != "none")
+    strong = [m for m in mentions if not m.weak]
+    out.append(f"E:acct{min(resolved, 2)}")
+    if mentions and not strong:
+        out.append("E:acct_weak_only")
+    if any(m.resolution.status == "ambiguous" for m in mentions):
+        out.append("E:acct_ambiguous")
+    if window is not None:
+        out.append("E:window")
+        out.append("E:window_day" if window.start == window.end else "E:window_span")
+    if band is not None:
+        out.append("E:band")
+        out.append(f"E:band_{band}")
+    if amount is not None:
+        out.append("E:amount")
+    for metric in metrics:
+        out.append("E:metric")
+        out.append(f"E:metric_{metric}")
+    if owner is not None:
+        out.append("E:scope_" + (owner if owner in ("me", "team", "all") else "person"))
+    if segment is not None:
+        out.append("E:segment")
+    if order is not None:
+        out.append("E:order")
+        if order.limit:
+            out.append("E:limit")
+    if action is not None:
+        out.append(f"E:action_{action.kind}")
+    if escalation_id is not None:
+        out.append("E:esc_id")
+    if severity is not None:
+        out.append("E:severity")
+    if question:
+        out.append("E:question")
+    content = [t for t in tokens if t not in ("ACCT", "PERSON", "NUM", "MONEY")]
+    known = sum(1 for t in content if t in KNOWN_WORDS)
+    unknown_share = 1.0 if not content else 1 - known / len(content)
+    out.append(f"E:oov{min(4, int(unknown_share * 5))}")
+    out.append(f"E:len{min(len(tokens), 8) // 2}")
+    if tokens:
+        out.append("E:first_" + tokens[0])
+    return out
+
+
+def _has_cue(cue_scores: dict[str, float]) -> bool:
+    return any(score >= 2.0 for score in cue_scores.values())
+
+
+def _cue_scores(words: list[str], emoji_words: list[str], joined: str) -> dict[str, float]:
+    """The lexicon's view: summed cue weights per intent (a fallback, and help's examples)."""
     scores: dict[str, float] = {}
     for word in words:
         for intent, weight in WORD_CUES.get(word, {}).items():
@@ -269,156 +781,97 @@ def _parse(text: str, index: AccountIndex, today: date, people: Iterable[str]) -
         if f" {phrase} " in joined:
             for intent, weight in cues.items():
                 scores[intent] = scores.get(intent, 0.0) + weight
+    return scores
 
-    band = _band(words + emoji_words)
-    severity = _severity(lowered, words)
-    owner = _owner(words, joined, names)
-    window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(lowered)).split())
-    window_text = " ".join(SLANG.get(w, w) for w in window_text.split())
-    window = parse_window(window_text, today)
 
-    intent, confidence, inferred = _decide(command, scores, account, band, owner)
-    if intent is None and (
-        any(w in GREETING_WORDS for w in words)
-        or (words and all(w in CONFUSED_WORDS for w in words) and account is None)
-    ):
-        intent, confidence = "help", 0.6  # "hi", "good morning", "huh?": show what it can do
+_ESCALATION_QUESTION_RE = re.compile(
+    r"\bescalations\b|\b(?:any|list|show|which|what|open)\b[^.?!]*\bescalat"
+)
 
-    if intent == "renewals_upcoming" and window is None:
-        # "renewals 60", "renewals in 60", "renewals next 60d": a bare number means days.
-        if m := _BARE_DAYS_RE.search(window_text):
-            window = parse_window(f"next {m.group(1)} days", today)
-        else:
-            window = default_renewal_window(today)
 
-    # A one-account question that names no account leans on the previous turn, and so does one
-    # that opens like a follow-up ("and ...", "what about ...") or points back ("its renewal").
-    folded = fold(text)
-    opener = folded.startswith(tuple(o.strip() + " " for o in FOLLOWUP_OPENERS)) or (
-        folded in {o.strip() for o in FOLLOWUP_OPENERS}
+def _is_escalation_question(joined: str) -> bool:
+    """ "any open escalations?", "list escalations": asking about them, not opening one."""
+    return (
+        _ESCALATION_QUESTION_RE.search(joined) is not None
+        and re.search(r"\bescalate\b", joined) is None
     )
-    refers = any(w in REFERENCE_WORDS for w in words) or any(
-        f" {phrase} " in joined for phrase in REFERENCE_PHRASES
-    )
-    followup = False
-    if intent != "help":
-        if account is None and (intent in ACCOUNT_INTENTS or (intent is None and opener)):
-            # Escalations are often about "the outage" rather than a name: only the command
-            # form is sure to name an account.
-            guess = intent != "escalate" or command == "escalate"
-            unknown = None if refers or not guess else _unknown_run(rest, names)
-            if unknown:
-                # An unknown name: answer with "did you mean", rather than guess from context.
-                account, account_text = index.resolve(unknown), unknown
-                inferred = inferred or intent is None
-        # "what changed in my book" names a portfolio (an owner), not a missing account.
-        portfolio = owner is not None and not refers
-        if opener or (
-            account is None
-            and not portfolio
-            and (intent in ACCOUNT_INTENTS or (refers and intent is not None))
-        ):
-            followup = True
-
-    title = _title(text, account_text, severity) if intent == "escalate" else None
-    chart: Literal["chart", "map"] | None = None
-    if any(w in MAP_WORDS for w in words):
-        chart = "map"
-        if account is None and intent in (None, "account_health", "portfolio_at_risk"):
-            # "health map", "risk map": the portfolio drawn, not one account's health.
-            intent, confidence = "my_accounts", max(confidence, 0.7)
-            followup = False
-    elif any(w in CHART_WORDS for w in words) or any(p in " ".join(words) for p in CHART_PHRASES):
-        chart = "chart"
-    return ParseResult(
-        original,
-        intent,
-        round(confidence, 2),
-        account,
-        account_text,
-        window,
-        owner,
-        band,
-        severity,
-        followup,
-        title=title,
-        inferred=inferred,
-        scores=scores,
-        chart=chart,
-    )
-
-
-def _strip_markup(text: str) -> str:
-    """Chat markup out: Slack <@U1>/<#C1|name>/<!here>/<url|label>, Teams <at>Bot</at>, &amp;."""
-    text = _TEAMS_AT_RE.sub(" ", text)
-    text = _SLACK_LINK_RE.sub(lambda m: f" {m.group(1) or ''} ", text)
-    text = _SLACK_REF_RE.sub(" ", text)
-    return html.unescape(text)
-
-
-def _normalise_word(word: str) -> str:
-    word = SLANG.get(word, word)
-    return repair(word)
-
-
-def _possessive_free(text: str) -> str:
-    return re.sub(r"(\w)['’`]s\b", r"\1", text)
 
 
 def _decide(
     command: str | None,
-    scores: dict[str, float],
-    account: Resolution | None,
-    band: str | None,
-    owner: str | None,
+    model: IntentModel | None,
+    feats: list[str],
+    cue_scores: dict[str, float],
+    mentions: list[Mention],
+    action: Action | None,
+    escalation_id: int | None,
+    words: list[str],
 ) -> tuple[str | None, float, bool]:
-    """Pick the intent from the cue scores and what the message names; (intent, confidence, inferred)."""
+    """The intent: a command is certain; otherwise the classifier, with a few structural rules."""
+    resolved = [m for m in mentions if m.resolution.status not in ("none",)]
     if command is not None:
+        if command == "account_health" and len(resolved) >= 2:
+            return "compare_accounts", 1.0, False
         return command, 1.0, False
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    best, best_score = ranked[0] if ranked else (None, 0.0)
-    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
-    if best is not None and best_score >= _THRESHOLD:
-        # A red or amber band is the at-risk view, whatever else the message says about accounts.
-        if (
-            band in ("red", "amber")
-            and best in ("my_accounts", "account_health")
-            and account is None
-        ):
-            best = "portfolio_at_risk"
-        # About one named account, "at risk?" or "accounts" means: how is it doing.
-        if (
-            account is not None
-            and account.status != "none"
-            and best
-            in (
-                "portfolio_at_risk",
-                "my_accounts",
-            )
-        ):
-            best = "account_health"
-        if best == "portfolio_at_risk" and band == "green":
-            best = "my_accounts"
-        confidence = min(0.95, 0.55 + 0.06 * best_score)
-        if runner_up >= best_score - 1.0:
-            confidence -= 0.2  # two intents nearly tied: say so, so the caller can ask
-        return best, confidence, False
-    if account is not None:
-        # An account and nothing else ("acme?", "what about globex"): its health is the usual ask.
+    if action is not None:
+        # "ack escalation 8", "mark the acme kickoff done": the verb and its object say it all.
+        return ("escalate" if action.kind.startswith("escalation") else "success_plan"), 0.9, False
+    if model is None:
+        best, prob = _rule_intent(cue_scores)
+    else:
+        probs = model.probabilities(feats)
+        best = max(probs, key=probs.__getitem__)
+        prob = probs[best]
+    if mentions and all(m.weak for m in mentions) and not cue_scores:
+        # "coffee?": a word that is also part of a name, and nothing that asks about an account.
+        return "unknown", 0.5, False
+    if len(resolved) >= 2 and best in ("account_health", "compare_accounts", "my_accounts"):
+        return "compare_accounts", max(prob, 0.7), False
+    if not resolved and best == "my_accounts" and band_of(feats) in ("red", "amber", "at_risk"):
+        best = "portfolio_at_risk"  # "red accounts": the at-risk view, filtered by band
+    if not resolved and best == "portfolio_at_risk" and band_of(feats) == "green":
+        best = "my_accounts"
+    if len(resolved) == 1 and best in ("portfolio_at_risk", "my_accounts"):
+        # About one named account, "at risk?", "red flags?" or "accounts" mean: how is it doing.
+        return "account_health", prob, False
+    if best == "compare_accounts" and len(resolved) < 2 and resolved:
+        best = "account_health"  # "how does acme compare?" with one account: its card
+    if escalation_id is not None and best in ("unknown", "help"):
+        return "escalate", 0.6, False
+    others = [w for w in words if w != "ACCT"]
+    if strong_resolved(mentions) and not any(w in KNOWN_WORDS or w in WORD_CUES for w in others):
+        # An account and nothing else we know ("acme?", "トヨタ自動車の状況"): its health.
         return "account_health", 0.5, True
-    if owner is not None and best == "my_accounts":
-        return "my_accounts", 0.5, False
-    if band is not None:
-        return ("my_accounts" if band == "green" else "portfolio_at_risk"), 0.5, False
-    return None, 0.0, False
+    if best == "unknown" or prob < UNKNOWN_BELOW:
+        strong = [m for m in mentions if not m.weak and m.resolution.status != "none"]
+        if strong and len(words) <= 3 and best != "unknown":
+            # An account and next to nothing else ("acme?", "what about globex"): its health.
+            return "account_health", 0.5, True
+        return "unknown", round(prob, 2) if best == "unknown" else round(1 - prob, 2), False
+    inferred = bool(mentions) and best == "account_health" and len(words) <= 3
+    return best, prob, inferred and not any(w in WORD_CUES for w in words if w != "ACCT")
 
 
-def _band(words: list[str]) -> Band | None:
-    for word in words:
-        band = BAND_WORDS.get(word)
-        if band is not None:
-            return band  # type: ignore[return-value]
+def strong_resolved(mentions: list[Mention]) -> bool:
+    """Some mention names one account outright (not a stray name word)."""
+    return any(not m.weak and m.resolution.account_id is not None for m in mentions)
+
+
+def band_of(feats: list[str]) -> str | None:
+    """The band the entity features carry (E:band_red ...)."""
+    for feat in feats:
+        if feat.startswith("E:band_"):
+            return feat.removeprefix("E:band_")
     return None
+
+
+def _rule_intent(cue_scores: dict[str, float]) -> tuple[str, float]:
+    """Without a model file: the strongest cue, if strong enough."""
+    if not cue_scores:
+        return "unknown", 1.0
+    best = max(cue_scores, key=cue_scores.__getitem__)
+    score = cue_scores[best]
+    return (best, min(0.95, 0.55 + 0.06 * score)) if score >= 2.0 else ("unknown", 1.0)
 
 
 def _severity(lowered: str, words: list[str]) -> Severity | None:
@@ -431,33 +884,15 @@ def _severity(lowered: str, words: list[str]) -> Severity | None:
     return None
 
 
-def _owner(words: list[str], joined: str, names: dict[str, str]) -> str | None:
-    """A named person wins over "team", which wins over "my"."""
-    for word in words:
-        if word in names:
-            return names[word]
-    if any(w in TEAM_WORDS for w in words):
-        return "team"
-    if any(w in ME_WORDS for w in words) or any(
-        p in joined
-        for p in (
-            " for me ",
-            " i own ",
-            " i manage ",
-            " do i own ",
-            " do i have ",
-            " i look after ",
-        )
-    ):
-        return "me"
-    return None
-
-
 def _unknown_run(rest: str, names: dict[str, str]) -> str | None:
     """The first run of words nobody knows (a misspelled or unknown account), as written."""
     run: list[str] = []
     for match in re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*", rest):
         raw = match.group(0)
+        if raw == "ACCT":
+            if run:
+                break
+            continue
         word = fold(raw)
         known = (
             not word
@@ -497,3 +932,7 @@ def _strip_severity(text: str) -> str:
     text = _SEVERITY_RE.sub(" ", text)
     text = re.sub(r"\b(?:critical|major|minor)\b", " ", text, flags=re.IGNORECASE)
     return " ".join(text.split())
+
+
+def candidates_json(candidates: tuple[Candidate, ...]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "name": c.name, "score": c.score} for c in candidates]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -78,7 +79,11 @@ class SourceReport:
 
 
 def sync_sources(
-    engine: Engine, sources: Sequence[Source], *, dry_run: bool = False
+    engine: Engine,
+    sources: Sequence[Source],
+    *,
+    dry_run: bool = False,
+    today: date | None = None,
 ) -> list[SourceReport]:
     """Pull every source in turn. Idempotent: records are upserted by their ids, so a second run
     with nothing new changes nothing (and leaves no audit entry).
@@ -86,10 +91,10 @@ def sync_sources(
     A source that cannot be read writes nothing; a row that fails the import's checks is
     refused (and reported) while the others are written. ``dry_run`` rolls everything back.
     """
-    return [_sync_one(engine, source, dry_run=dry_run) for source in sources]
+    return [_sync_one(engine, source, dry_run=dry_run, today=today) for source in sources]
 
 
-def _sync_one(engine: Engine, source: Source, *, dry_run: bool) -> SourceReport:
+def _sync_one(engine: Engine, source: Source, *, dry_run: bool, today: date | None) -> SourceReport:
     started = utcnow()
     report = SourceReport(name=source.name, dry_run=dry_run)
     fetched: dict[str, list[Record]] = {}
@@ -116,6 +121,7 @@ def _sync_one(engine: Engine, source: Source, *, dry_run: bool) -> SourceReport:
                         partial=True,
                         dry_run=dry_run,
                         connection=conn,
+                        today=today,
                     )
                 except (
                     ImportFailed

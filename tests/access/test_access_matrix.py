@@ -299,8 +299,12 @@ def teams_case(
         assert response.status_code == 200
         assert (milestone_status(container, milestone_id) == target) is allowed, response.text[:300]
     elif action == "open escalation":
+        # Asked for in words it is confirmed first (issue 10): nothing opens until "yes".
         before = escalations(container)
         answer = teams_message(url, persona, f"escalate acme sev3 Matrix {persona.key}", connector)
+        assert escalations(container) == before, answer[:300]
+        assert ("action.confirm" in answer) is allowed, answer[:300]
+        answer = teams_message(url, persona, "yes", connector)
         assert escalations(container) == before + (1 if allowed else 0), answer[:300]
     elif action == "own settings":
         answer = teams_message(url, persona, "settings", connector)
@@ -347,6 +351,10 @@ def test_console(persona: Persona, action: str, access_container: Container) -> 
     chat = ConsoleChat(access_container, as_email=persona.email)
     before = escalations(access_container)
     answer = chat.ask(CONSOLE_ASKS[action](persona))
+    if action == "open escalation":
+        # Asked for in words it is confirmed first (issue 10): nothing opens until "yes".
+        assert escalations(access_container) == before, answer
+        answer = chat.ask("yes")
     if action == "read account":
         check_read(answer, allowed, persona, "Acme Corp")
     elif action == "read portfolio":

@@ -301,3 +301,33 @@ def test_the_trend_title_counts_the_days_it_shows(demo_container) -> None:  # ty
         session.rollback()
     assert today_only.title == "Acme Corp — health today (no history yet)"
     assert today_only.summary().startswith("Acme Corp health today: ")
+
+
+def test_a_chart_in_a_shared_channel_leaves_escalations_out(demo_container) -> None:  # type: ignore[no-untyped-def]
+    """Escalations are internal: in a channel the customer reads (the mapped account, answers
+    allowed there), the health chart shows no escalation marker or title."""
+    from handlers.charts import with_charts
+    from handlers.context import ChatContext
+    from handlers.health import account_health
+    from handlers.identity import actor_by_email
+
+    with Session(demo_container.engine) as session:
+        account = acme(session)
+        assert session.exec(select(Escalation).where(Escalation.account_id == account.id)).all()
+        actor = actor_by_email(session, "dana@example.com")
+        assert actor is not None
+        for external in (False, True):
+            ctx = ChatContext(
+                platform="slack",
+                actor=actor,
+                today=TODAY,
+                external=external,
+                allowed_account_ids=frozenset({account.id or 0}),
+            )
+            reply = account_health(
+                session, ctx=ctx, models=demo_container.health_models, query="acme"
+            )
+            charted = with_charts(session, reply, ctx=ctx, models=demo_container.health_models)
+            trend = spec_from_dict(charted.attachments[0].data)
+            kinds = {event.kind for event in trend.events}
+            assert ("escalation" in kinds) is not external, kinds

@@ -28,12 +28,16 @@ def test_asking_about_escalations_lists_them_and_opens_none(demo_container) -> N
         assert render_json(flavour, "escalations", listed)
 
 
-def test_opening_needs_the_account_in_the_same_message(demo_container) -> None:
+def test_opening_needs_the_account_in_the_same_message_and_a_yes(demo_container) -> None:
     chat = ConsoleChat(demo_container, "dana@example.com")
     before = escalation_count(demo_container)
     out = chat.ask_json("escalate acme sev1 SSO is down for all users")
-    assert out["reply"]["template"] == "escalation"
-    assert out["reply"]["context"]["escalation"]["title"] == "SSO is down for all users"
+    assert out["reply"]["template"] == "action_confirm"
+    assert out["rendered"].startswith("Open a SEV1 escalation for Acme Corp: “SSO is down")
+    assert escalation_count(demo_container) == before
+    done = chat.ask_json("yes")
+    assert done["reply"]["template"] == "escalation"
+    assert done["reply"]["context"]["escalation"]["title"] == "SSO is down for all users"
     assert escalation_count(demo_container) == before + 1
 
 

@@ -123,15 +123,25 @@ def test_quarter_grr_and_nrr_use_the_arr_at_the_start(any_engine: Engine) -> Non
     }
 
 
-def test_metric_inputs_for_any_past_period(engine: Engine) -> None:
-    from handlers.retention import arr_metric_inputs, arr_timelines
+def test_metric_inputs_for_any_past_period(any_engine: Engine) -> None:
+    """On both backends (the history is read below SQLAlchemy's type processing), and the same
+    for every account, a list of them, or a SELECT of their ids."""
+    from sqlmodel import select
 
+    from handlers.retention import arr_metric_inputs, arr_timelines
+    from storage.models import Account
+
+    engine = any_engine
     _team(engine)
     _two_accounts(engine)
     with Session(engine) as session:
         q1 = arr_metric_inputs(session, None, date(2026, 1, 1), END_OF_Q1)
         q4 = arr_metric_inputs(session, None, date(2025, 10, 1), date(2025, 12, 31))
         timelines = arr_timelines(session, None, up_to=END_OF_Q1)
+        ids = list(session.exec(select(Account.id)).all())
+        by_list = arr_metric_inputs(session, ids, date(2026, 1, 1), END_OF_Q1)
+        by_select = arr_metric_inputs(session, select(Account.id), date(2026, 1, 1), END_OF_Q1)
+    assert by_list == by_select == q1
     assert (q1.grr, q1.nrr, q1.logo_churn) == (pytest.approx(0.5), pytest.approx(0.6), 0.5)
     assert (q4.starting_arr, q4.grr, q4.nrr) == (200_000, 1.0, 1.0)  # nothing moved in Q4
     assert sorted(timelines.values()) == [

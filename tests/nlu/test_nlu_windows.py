@@ -72,7 +72,7 @@ def test_quarter_at_year_end() -> None:
 
 
 def test_no_window() -> None:
-    for text in ("", "how is acme doing", "renewals soon", "today", "sev1 outage", "q5"):
+    for text in ("", "how is acme doing", "renewals soon", "sev1 outage", "q5", "may i ask"):
         assert parse_window(text, MON) is None, text
     assert parse_window("before 2027-02-30", MON) is None
 
@@ -83,3 +83,59 @@ def test_window_days_and_default() -> None:
     default = default_renewal_window(MON)
     assert (default.start, default.end, default.label) == (MON, date(2027, 2, 21), "next 90 days")
     assert default.days == 91
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("between jan 1 and feb 15", date(2027, 1, 1), date(2027, 2, 15)),
+        ("from dec 1 to dec 15", date(2026, 12, 1), date(2026, 12, 15)),
+        ("dec 20 - jan 5", date(2026, 12, 20), date(2027, 1, 5)),
+        ("between january and march", date(2027, 1, 1), date(2027, 3, 31)),
+        ("2027-01-01 to 2027-03-31", date(2027, 1, 1), date(2027, 3, 31)),
+        ("12/1 - 12/31", date(2026, 12, 1), date(2026, 12, 31)),
+        ("since monday", date(2026, 11, 16), MON),  # today is a Monday: the one before
+        ("since friday", date(2026, 11, 20), MON),
+        ("since nov 1", date(2026, 11, 1), MON),
+        ("since october", date(2026, 10, 1), MON),
+        ("since the start of the quarter", date(2026, 10, 1), MON),
+        ("ytd", date(2026, 1, 1), MON),
+        ("year to date", date(2026, 1, 1), MON),
+        ("so far this month", date(2026, 11, 1), MON),
+        ("last month", date(2026, 10, 1), date(2026, 10, 31)),
+        ("nxt qtr", date(2027, 1, 1), date(2027, 3, 31)),
+        ("today", MON, MON),
+        ("tomorrow", date(2026, 11, 24), date(2026, 11, 24)),
+        ("yesterday", date(2026, 11, 22), date(2026, 11, 22)),
+        ("december", date(2026, 12, 1), date(2026, 12, 31)),
+        ("in january", date(2027, 1, 1), date(2027, 1, 31)),
+        ("jan 15", date(2027, 1, 15), date(2027, 1, 15)),
+        ("q1 2027", date(2027, 1, 1), date(2027, 3, 31)),
+        ("march 2027", date(2027, 3, 1), date(2027, 3, 31)),
+        ("h1 next year", date(2027, 1, 1), date(2027, 6, 30)),
+        ("in 2027", date(2027, 1, 1), date(2027, 12, 31)),
+        ("last 12 months", date(2025, 11, 23), MON),
+        ("by friday", MON, date(2026, 11, 27)),
+        ("by year end", MON, date(2026, 12, 31)),
+    ],
+)
+def test_more_window_phrases(text, start, end) -> None:
+    window = parse_window(text.replace("nxt", "next").replace("qtr", "quarter"), MON)
+    assert window is not None, text
+    assert (window.start, window.end) == (start, end), text
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("in october", date(2026, 10, 1), date(2026, 10, 31)),
+        ("q3", date(2026, 7, 1), date(2026, 9, 30)),
+        ("on nov 1", date(2026, 11, 1), date(2026, 11, 1)),
+        ("december", date(2025, 12, 1), date(2025, 12, 31)),
+    ],
+)
+def test_a_question_that_looks_back_reads_periods_in_the_past(text, start, end) -> None:
+    window = parse_window(text, MON, past=True)
+    assert (window.start, window.end) == (start, end), text
+    future = parse_window(text, MON)
+    assert future.start >= MON or future.end >= MON

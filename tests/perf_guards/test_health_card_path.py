@@ -22,9 +22,9 @@ from bot.slack.app import SlackEdge, build_slack
 from domain.health_model import load_health_models
 from handlers.accounts import account_index
 from handlers.context import Actor, ChatContext
+from handlers.demo import seed_demo
 from handlers.health import account_health, health_card
 from storage.db import engine_for
-from storage.demo import seed_demo
 from storage.models import CSM, Account
 from tests.slack.conftest import (
     ALEX,

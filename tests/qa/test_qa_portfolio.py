@@ -10,9 +10,10 @@ def test_qa_single_red_account_is_singular_on_every_platform(demo_container) -> 
     out = ConsoleChat(demo_container, "alex@example.com").ask_json("Sam's red accounts")
     ctx = out["reply"]["context"]
     assert ctx["band"] == "red" and ctx["total"] == 1  # Sam has exactly one red account
-    assert out["rendered"].startswith("1 red account — Sam Okafor's accounts")
-    assert "accounts —" not in out["rendered"].splitlines()[0]
-    assert out["reply"]["text"].startswith("1 red account in Sam Okafor's accounts")
+    # The first line says what was understood, then the count in the singular.
+    assert out["rendered"].startswith("Red accounts, Sam Okafor's book: 1 account, $")
+    assert "1 accounts" not in out["rendered"]
+    assert out["reply"]["text"].startswith("Red accounts, Sam Okafor's book: 1 account")
     slack = render_json("slack", "risks", ctx)
     assert "*1* account ·" in slack["blocks"][1]["text"]["text"]
     teams = render_json("teams", "risks", ctx)
@@ -22,7 +23,7 @@ def test_qa_single_red_account_is_singular_on_every_platform(demo_container) -> 
 def test_qa_named_csm_portfolio_keeps_surname_capitalised(demo_container) -> None:
     out = ConsoleChat(demo_container).ask_json("Marco's accounts")
     first = out["rendered"].splitlines()[0]
-    assert first.startswith("Marco Rossi's accounts: 9 accounts"), first
+    assert first.startswith("Marco Rossi's book: 9 accounts"), first
     teams = render_json("teams", "my_accounts", out["reply"]["context"])
     assert teams["body"][0]["inlines"][0]["text"].startswith("Marco Rossi's accounts: 9 accounts")
 
@@ -31,19 +32,24 @@ def test_qa_renewal_window_phrases_read_as_english(demo_container) -> None:
     chat = ConsoleChat(demo_container)
     this_month = chat.ask_json("renewals this month")
     assert this_month["reply"]["context"]["total"] == 0
-    assert this_month["rendered"] == "No renewals this month (your accounts)."
-    assert this_month["reply"]["text"] == "No renewals this month (your accounts)."
+    assert this_month["rendered"] == "Renewals this month (1 – 30 Nov 2026), your book: none"
+    assert this_month["reply"]["text"] == this_month["rendered"]
     slack = render_json("slack", "renewals", this_month["reply"]["context"])
     assert "No renewals this month" in slack["blocks"][1]["text"]["text"]
     teams = render_json("teams", "renewals", this_month["reply"]["context"])
     assert teams["body"][0]["inlines"][0]["text"].startswith("No renewals this month")
 
     q1 = chat.ask_json("renewals in Q1")
-    assert q1["rendered"].startswith("4 renewals in Q1 2027 (2027-01-01 → 2027-03-31)")
+    assert q1["rendered"].startswith(
+        "Renewals in Q1 2027 (1 Jan – 31 Mar 2027), your book: 4 renewals"
+    )
     sixty = chat.ask_json("what renews in the next 60 days?")
-    assert sixty["rendered"].startswith("5 renewals in the next 60 days")
+    assert sixty["rendered"].startswith("Renewals in the next 60 days (23 Nov 2026 – 22 Jan 2027)")
+    assert "your book: 5 renewals" in sixty["rendered"].splitlines()[0]
     two_weeks = chat.ask_json("renewals in 2 weeks")
-    assert two_weeks["reply"]["text"].startswith("1 renewal in the next 2 weeks")
+    assert two_weeks["reply"]["text"].startswith(
+        "Renewals in the next 2 weeks (23 Nov – 7 Dec 2026), your book: 1 renewal,"
+    )
     assert (
         "*1* renewal ·"
         in render_json("slack", "renewals", two_weeks["reply"]["context"])["blocks"][1]["text"][
@@ -57,7 +63,7 @@ def test_qa_manager_my_accounts_is_the_team_book(demo_container) -> None:
     ctx = out["reply"]["context"]
     assert ctx["scope"] == "your team's accounts"
     assert ctx["total"] == 58  # every live account: all six CSMs report to Alex
-    assert out["rendered"].startswith("Your team's accounts: 58 accounts")
+    assert out["rendered"].startswith("Your team's book: 58 accounts")
     csm = ConsoleChat(demo_container, as_email="marco@example.com").ask_json("my accounts")
     assert csm["reply"]["context"]["scope"] == "your accounts"
     assert csm["reply"]["context"]["total"] == 9
@@ -66,7 +72,7 @@ def test_qa_manager_my_accounts_is_the_team_book(demo_container) -> None:
 def test_qa_empty_portfolio_says_so(demo_container) -> None:
     out = ConsoleChat(demo_container).ask_json("Robin's accounts")
     assert out["reply"]["context"]["total"] == 0
-    assert out["rendered"] == "Robin Admin's accounts: none."
+    assert out["rendered"] == "Robin Admin's book: none"
     assert "0 accounts" not in out["reply"]["text"]
 
 

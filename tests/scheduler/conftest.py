@@ -36,8 +36,8 @@ def book_300_template(tmp_path_factory: pytest.TempPathFactory):  # type: ignore
     health snapshots: the book of one busy CSM, seeded once per run."""
     from sqlalchemy import text
 
+    from handlers.demo import seed_demo
     from storage.db import make_engine, upgrade
-    from storage.demo import seed_demo
 
     path = tmp_path_factory.mktemp("book300") / "book.db"
     url = f"sqlite:///{path}"

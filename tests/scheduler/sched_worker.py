@@ -30,6 +30,7 @@ class FileNotifier:
 def replica(url: str, instants: list[str], log_path: str, name: str, barrier: Barrier) -> None:
     from bot.config import Settings
     from bot.container import Container
+    from scheduler.clock import system_clock
     from scheduler.config import SchedulerConfig
     from scheduler.leader import Leadership
     from scheduler.runner import run_once
@@ -45,6 +46,8 @@ def replica(url: str, instants: list[str], log_path: str, name: str, barrier: Ba
             datetime.fromisoformat(instant),
             config=config,
             notifiers={"console": notifier},
+            # Replicas share leases and pacing: they must share the wall clock too.
+            clock=system_clock,
             sleep=lambda _s: None,
             leadership=leadership,
             dispatcher_options={"batch_size": 5, "worker_id": name},

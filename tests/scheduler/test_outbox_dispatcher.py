@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from handlers.reply import Reply
-from scheduler.clock import SimulatedClock
+from scheduler.clock import SimulatedClock, as_utc
 from scheduler.dispatcher import Dispatcher, Pacing
 from scheduler.models import Delivery
 from scheduler.notifier import DeliveryError, RecordingNotifier
@@ -40,8 +40,8 @@ class FakeSlack(RecordingNotifier):
         self.clock = clock
         self.times: list[tuple[str, datetime]] = []
 
-    def send(self, target: str, reply: Reply) -> str:
-        message_id = super().send(target, reply)
+    def _post(self, target: str, reply: Reply, delivery_id: str | None) -> str:
+        message_id = super()._post(target, reply, delivery_id)
         self.times.append((target, self.clock.now()))
         return message_id
 
@@ -50,10 +50,8 @@ def dispatcher(engine: Engine, notifier: object, clock: SimulatedClock, **kw: ob
     return Dispatcher(
         engine,
         {"slack": notifier},  # type: ignore[dict-item]
+        # These tests live in simulated time, leases and pacing included.
         clock=clock.now,
-        # These tests live in simulated time, leases included (the runner keeps them on the
-        # wall clock).
-        lease_clock=clock.now,
         sleep=clock.sleep,
         **kw,  # type: ignore[arg-type]
     )
@@ -145,8 +143,9 @@ def test_permanent_error_fails_the_row_and_reports_it_to_the_admin_channel(engin
     assert by_target["C-gone"].error == "channel_not_found"
     assert by_target["C-admin"].kind == "delivery_failed" and by_target["C-admin"].status == "sent"
     (admin_post,) = slack.to("C-admin")
-    assert admin_post.template == "delivery_failed"
-    assert admin_post.context["delivery"]["reason"] == "channel_not_found"
+    assert admin_post.template == "delivery_report"
+    assert admin_post.context["report"]["cause"] == "channel_not_found"
+    assert [f["target"] for f in admin_post.context["report"]["examples"]] == ["C-gone"]
 
 
 def test_a_report_that_cannot_be_delivered_does_not_loop(engine: Engine) -> None:
@@ -160,46 +159,128 @@ def test_a_report_that_cannot_be_delivered_does_not_loop(engine: Engine) -> None
     assert sorted(r.status for r in rows(engine)) == ["failed", "failed"]
 
 
-def test_giving_up_after_max_attempts_is_a_failure_too(engine: Engine) -> None:
+def test_an_outage_longer_than_the_backoff_loses_nothing_before_the_deadline(
+    engine: Engine,
+) -> None:
+    """Slack answers 5xx for two hours: the reminder is retried (backoff capped) and delivered."""
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
-    slack.failures["C1"] = [DeliveryError("http_500") for _ in range(10)]
+    outage_end = START + timedelta(hours=2)
+
+    class Outage(FakeSlack):
+        def _post(self, target: str, reply: Reply, delivery_id: str | None) -> str:
+            if self.clock.now() < outage_end:
+                raise DeliveryError("http_503")
+            return super()._post(target, reply, delivery_id)
+
+    slack = Outage(clock)
     with session_scope(engine) as s:
         enqueue(s, [item(1, "C1")], now=START)
-    report = dispatcher(engine, slack, clock, max_attempts=3, admin_targets={"slack": "CA"}).drain(
+    report = dispatcher(engine, slack, clock).drain(max_wait=3600)
+    (row,) = rows(engine)
+    assert row.status == "sent" and report.failed == 0
+    assert row.attempts > 8  # the old dispatcher gave up after 8 attempts (~4 minutes)
+    assert clock.now() >= outage_end
+
+
+def test_a_post_is_given_up_at_its_kinds_deadline_and_reported_once(engine: Engine) -> None:
+    clock = SimulatedClock(START)
+
+    class Down(FakeSlack):
+        def _post(self, target: str, reply: Reply, delivery_id: str | None) -> str:
+            if target == "C1":
+                raise DeliveryError("http_500")
+            return super()._post(target, reply, delivery_id)
+
+    slack = Down(clock)
+    with session_scope(engine) as s:
+        enqueue(s, [item(n, "C1", kind="daily_digest") for n in range(3)], now=START)
+    report = dispatcher(engine, slack, clock, admin_targets={"slack": "CA"}, backoff_cap=600).drain(
         max_wait=3600
     )
-    assert report.failed == 1
-    failed = next(r for r in rows(engine) if r.target == "C1")
-    assert failed.status == "failed" and "gave up after 3 attempts" in (failed.error or "")
+    assert report.failed == 3
+    failed = [r for r in rows(engine) if r.target == "C1"]
+    assert {r.status for r in failed} == {"failed"}
+    assert all((r.error or "").startswith("expired: ") for r in failed)
+    # A digest is useless the next day: given up 12 hours after it was queued, not sooner.
+    assert clock.now() >= START + timedelta(hours=12)
+    (report_row,) = [r for r in rows(engine) if r.target == "CA"]
+    assert report_row.status == "sent" and report_row.kind == "delivery_failed"
+    assert report_row.context["report"]["total"] == 3
 
 
 class Crash(BaseException):
     """Stands for the process dying mid-batch (not an Exception: nothing may catch it)."""
 
 
-def test_a_dispatcher_that_dies_mid_batch_loses_nothing_and_duplicates_nothing(
+def test_a_dispatcher_that_dies_mid_post_loses_nothing_and_duplicates_nothing(
     engine: Engine,
 ) -> None:
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
-    slack.failures["C3"] = [Crash()]
+    slack.failures["C3"] = [Crash()]  # dies before the post leaves
     with session_scope(engine) as s:
         enqueue(s, [item(n, f"C{n}") for n in range(6)], now=START)
     first = dispatcher(engine, slack, clock, lease_seconds=60)
     with pytest.raises(Crash):
         first.drain()
-    delivered_before = len(slack.sent)
-    assert 0 < delivered_before < 6
-    # A restarted dispatcher leaves the dead one's claims alone until their lease runs out...
+    assert 0 < len(slack.sent) < 6
+    # A restarted dispatcher sends what the dead one had not started, but leaves the row that
+    # was in flight alone until its lease runs out...
     second = dispatcher(engine, slack, clock, lease_seconds=60)
     second.dispatch_due()
-    assert len(slack.sent) == delivered_before
-    # ...then takes them over.
+    assert sorted(r.reply.context["n"] for r in slack.sent) == [0, 1, 2, 4, 5]
+    # ...then looks it up by its delivery id, does not find it, and sends it.
     clock.advance(seconds=61)
     second.drain()
     assert sorted(r.reply.context["n"] for r in slack.sent) == list(range(6))
+    assert slack.lookups == 1
     assert all(r.status == "sent" for r in rows(engine))
+
+
+class AcceptThenCrash(FakeSlack):
+    """The platform accepts the post, then the process dies before it records the outcome."""
+
+    def __init__(self, clock: SimulatedClock, target: str) -> None:
+        super().__init__(clock)
+        self.crash_on = target
+
+    def _post(self, target: str, reply: Reply, delivery_id: str | None) -> str:
+        message_id = super()._post(target, reply, delivery_id)
+        if target == self.crash_on:
+            self.crash_on = ""
+            raise Crash()
+        return message_id
+
+
+def test_a_crash_after_the_platform_accepted_is_found_by_delivery_id_not_sent_again(
+    engine: Engine,
+) -> None:
+    clock = SimulatedClock(START)
+    slack = AcceptThenCrash(clock, "C2")
+    with session_scope(engine) as s:
+        enqueue(s, [item(n, f"C{n}") for n in range(4)], now=START)
+    with pytest.raises(Crash):
+        dispatcher(engine, slack, clock, lease_seconds=30).drain()
+    clock.advance(seconds=31)
+    report = dispatcher(engine, slack, clock, lease_seconds=30).drain()
+    assert Counter(s.reply.context["n"] for s in slack.sent) == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert report.found == 1 and slack.lookups == 1
+    found = next(r for r in rows(engine) if r.target == "C2")
+    assert found.status == "sent" and found.message_id and found.attempts == 1
+
+
+def test_a_lost_answer_is_looked_up_before_the_next_attempt(engine: Engine) -> None:
+    clock = SimulatedClock(START)
+    slack = FakeSlack(clock)
+    # Accepted, but the connection dropped before the answer came back.
+    slack.failures["C1"] = [DeliveryError("connection_error", unknown=True)]
+    with session_scope(engine) as s:
+        enqueue(s, [item(1, "C1")], now=START)
+    report = dispatcher(engine, slack, clock).drain()
+    assert len(slack.sent) == 1 and slack.lookups == 1 and report.found == 1
+    (row,) = rows(engine)
+    assert row.status == "sent" and row.message_id == slack.sent[0].message_id
 
 
 def test_two_dispatchers_at_once_post_every_row_once(engine: Engine) -> None:
@@ -228,41 +309,26 @@ def test_two_dispatchers_at_once_post_every_row_once(engine: Engine) -> None:
     assert sorted(sent) == list(range(60)) and set(sent.values()) == {1}
 
 
-def test_rate_limits_never_use_up_the_retries(engine: Engine) -> None:
+def test_rate_limits_are_not_counted_as_attempts(engine: Engine) -> None:
     clock = SimulatedClock(START)
     slack = FakeSlack(clock)
     slack.failures["C1"] = [DeliveryError("ratelimited", retry_after=1) for _ in range(10)]
     with session_scope(engine) as s:
         enqueue(s, [item(1, "C1")], now=START)
-    report = dispatcher(engine, slack, clock, max_attempts=3).drain()
+    report = dispatcher(engine, slack, clock).drain()
     assert report.rate_limited == 10 and report.sent == 1 and report.failed == 0
     (row,) = rows(engine)
     assert row.status == "sent" and row.attempts == 1
 
 
-def test_a_backfill_in_the_past_does_not_lose_its_claims_to_a_live_replica(engine: Engine) -> None:
-    """`run-once --at` a past instant beside a live replica: leases run on the wall clock."""
-    past = datetime(2026, 1, 5, 9, tzinfo=UTC)  # business time of the backfill
+def test_sent_at_is_the_wall_clock_even_for_a_backfill(engine: Engine) -> None:
+    """`run-once --at` a past instant: the outbox never sees business time."""
+    from scheduler.clock import system_clock
+
     with session_scope(engine) as s:
-        enqueue(s, [item(1, "C1")], now=past)
-    live_sent = RecordingNotifier(platform="slack")
-    live = Dispatcher(engine, {"slack": live_sent}, worker_id="live", sleep=lambda _s: None)
-
-    class Backfill(RecordingNotifier):
-        def send(self, target: str, reply: Reply) -> str:
-            # While the backfill is still posting, the live replica looks for work.
-            live.dispatch_due()
-            return super().send(target, reply)
-
-    backfill_sent = Backfill(platform="slack")
-    backfill = Dispatcher(
-        engine,
-        {"slack": backfill_sent},
-        clock=lambda: past,
-        sleep=lambda _s: None,
-        worker_id="backfill",
-    )
-    backfill.dispatch_due()
-    assert len(backfill_sent.sent) == 1
-    assert live_sent.sent == []
-    assert [(r.status, r.claimed_by) for r in rows(engine)] == [("sent", "backfill")]
+        enqueue(s, [item(1, "C1")])
+    sent = RecordingNotifier(platform="slack")
+    Dispatcher(engine, {"slack": sent}, sleep=lambda _s: None).drain(max_wait=0)
+    (row,) = rows(engine)
+    assert row.status == "sent" and row.sent_at is not None
+    assert abs((system_clock() - as_utc(row.sent_at)).total_seconds()) < 60

@@ -16,6 +16,7 @@ from bot.teams.cards import message_for as teams_message
 from handlers.context import Actor, ChatContext
 from handlers.qbr import qbr_prep
 from handlers.reply import Reply
+from scheduler.clock import SimulatedClock, system_clock
 from scheduler.config import DEFAULT_ROUTES, SchedulerConfig
 from scheduler.models import Alert, Delivery
 from scheduler.notifier import DeliveryError, RecordingNotifier
@@ -44,9 +45,8 @@ class Crash(BaseException):
 
 
 def go(container, when: datetime, rec: RecordingNotifier, config=FIREHOSE, **kw):  # type: ignore[no-untyped-def]
-    return run_once(
-        container, when, config=config, notifiers={"console": rec}, sleep=lambda _s: None, **kw
-    )
+    kw.setdefault("sleep", lambda _s: None)
+    return run_once(container, when, config=config, notifiers={"console": rec}, **kw)
 
 
 def all_rows(container) -> list[Delivery]:  # type: ignore[no-untyped-def]
@@ -116,9 +116,10 @@ def test_a_run_interrupted_mid_dispatch_resumes_without_posting_twice(demo_conta
         dana = s.exec(select(CSM).where(CSM.email == "dana@example.com")).one()
     rec.failures[f"csm:{dana.id}"] = [Crash()]
 
-    # Leases in simulated time too, so "ten minutes later" lets the dead process's claims lapse.
+    # The outbox runs on the wall clock; "ten minutes later" lets the dead process's leases lapse.
     def at(when: datetime) -> dict[str, object]:
-        return {"dispatcher_options": {"lease_clock": lambda: when}}
+        later = SimulatedClock(system_clock() + (when - MORNING))
+        return {"clock": later.now, "sleep": later.sleep}
 
     with pytest.raises(Crash):
         go(demo_container, MORNING, rec, **at(MORNING))

@@ -48,7 +48,7 @@ def test_leadership_moves_to_the_next_replica_when_the_leader_dies(postgres_url:
 
 
 def test_two_replicas_post_every_delivery_exactly_once(postgres_url: str, tmp_path: Path) -> None:
-    from storage.demo import seed_demo
+    from handlers.demo import seed_demo
 
     upgrade(postgres_url)
     engine = make_engine(postgres_url)

@@ -9,8 +9,9 @@ import pytest
 from sched_factories import account, csm
 from sqlmodel import select
 
+from bot.scheduling import run_once_command
 from scheduler import jobs
-from scheduler.cli_support import outbox_listing, parse_instant, run_once_command
+from scheduler.cli_support import outbox_listing, parse_instant
 from scheduler.config import SchedulerConfig, load_config
 from scheduler.notifier import RecordingNotifier
 from scheduler.runner import recompute_after_import, start_background
@@ -59,16 +60,17 @@ def test_recompute_after_import_runs_inline_without_a_scheduler(small_container)
 
 
 def test_cli_run_once_and_outbox_listing(demo_container) -> None:  # type: ignore[no-untyped-def]
-    summary = run_once_command(demo_container, "2026-11-23T09:00:00Z")
+    # The demo is pinned to 2026-11-23; 09:00 may still be ahead of its clock today.
+    summary = run_once_command(demo_container, "2026-11-23T09:00:00Z", backfill=True)
     assert "queued:" in summary and "risk_summary" in summary and "failed 0" in summary
-    again = run_once_command(demo_container, "2026-11-23T09:00:00Z")
+    again = run_once_command(demo_container, "2026-11-23T09:00:00Z", backfill=True)
     assert "queued: nothing" in again and "sent 0" in again
-    listing = outbox_listing(demo_container)
+    listing = outbox_listing(demo_container.engine)
     assert listing.splitlines()[0].startswith("outbox: ") and " sent" in listing
     assert "risk_summary" in listing
-    assert "(no deliveries with status failed)" in outbox_listing(demo_container, "failed")
+    assert "(no deliveries with status failed)" in outbox_listing(demo_container.engine, "failed")
     with pytest.raises(ValueError):
-        outbox_listing(demo_container, "lost")
+        outbox_listing(demo_container.engine, "lost")
 
 
 def test_instants_and_settings_parse() -> None:
@@ -109,8 +111,8 @@ def test_instants_and_settings_parse() -> None:
 def test_a_pinned_business_date_shifts_the_scheduler_clock(sqlite_url) -> None:  # type: ignore[no-untyped-def]
     from bot.config import Settings
     from bot.container import Container
+    from bot.scheduling import business_clock
     from scheduler.clock import system_clock
-    from scheduler.runner import business_clock
 
     pinned = Container(settings=Settings(database_url=sqlite_url, today="2030-01-05"))
     now = business_clock(pinned)()

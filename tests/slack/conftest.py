@@ -56,7 +56,7 @@ class InlineExecutor(Executor):
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 60-account demo portfolio, seeded once per run; each test gets a copy."""
-    from storage.demo import seed_demo
+    from handlers.demo import seed_demo
 
     path = tmp_path_factory.mktemp("slack-demo") / "demo.db"
     url = f"sqlite:///{path}"
@@ -238,3 +238,32 @@ def mrkdwn_texts(blocks: list[dict[str, Any]]) -> list[str]:
 
 
 # -- real HTTP -------------------------------------------------------------------------------------
+
+
+def confirm_value(blocks: list[dict[str, Any]]) -> str:
+    """The key on the "confirm" button of a change asked for in words (action_confirm)."""
+    [value] = [
+        e["value"]
+        for b in blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == "action_confirm"
+    ]
+    return str(value)
+
+
+def click_confirm(
+    edge: SlackEdge,
+    blocks: list[dict[str, Any]],
+    *,
+    response_url: str,
+    user: str = DANA,
+    channel: str = "C111",
+    ephemeral: bool = True,
+) -> None:
+    """Click the confirm button of a confirmation card, through the real app."""
+    action = {"type": "button", "action_id": "action_confirm", "value": confirm_value(blocks)}
+    body = block_actions_body(
+        action, user=user, channel=channel, response_url=response_url, ephemeral=ephemeral
+    )
+    assert dispatch(edge, body).status == 200

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import socket
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,9 +69,44 @@ class FakeSlack:
 
     Users and channels are what users.info and conversations.info answer with; fail() queues 429s,
     5xx or Slack error codes for a method; calls lists everything received, in order.
+
+    Like Slack, it keeps the messages posted (with their metadata) and answers
+    conversations.history from them. Optional behaviour, all off by default:
+    ``latency`` (seconds before each answer), ``drop_rate`` (share of posts accepted and kept
+    whose answer is never sent: the connection is closed instead), ``channel_interval`` and
+    ``workspace_rate`` (chat.postMessage's documented 1 per second per channel — with
+    ``channel_burst`` posts allowed back to back, "short bursts >1 allowed" — and a
+    workspace-wide cap per second: over them, HTTP 429 with Retry-After and nothing kept),
+    ``history_per_minute`` (conversations.history's Tier 3) and ``refuse`` (every method
+    answers that Slack error, e.g. "token_revoked"). ``scopes`` is what every answer reports in
+    X-OAuth-Scopes; ``delay()`` and ``drop()`` slow or cut chosen methods.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        drop_rate: float = 0.0,
+        channel_interval: float | None = None,
+        channel_burst: int = 1,
+        workspace_rate: int | None = None,
+        history_per_minute: int | None = None,
+        seed: int = 7,
+    ) -> None:
+        self.drop_rate = drop_rate
+        self.channel_interval = channel_interval
+        self.channel_burst = channel_burst
+        self.workspace_rate = workspace_rate
+        self.history_per_minute = history_per_minute
+        self._history_window: deque[float] = deque()
+        self.refuse: str | None = None
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.rejected = 0
+        self.rejections: Counter[str] = Counter()
+        self.dropped = 0
+        self._rng = random.Random(seed)
+        self._last_post: dict[str, float] = {}
+        self._window: deque[float] = deque()
         self.calls: list[Call] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
@@ -78,7 +115,7 @@ class FakeSlack:
         self.scopes: tuple[str, ...] | None = None
         self.files: dict[str, UploadedFile] = {}
         # Seconds each call of a method waits before it is answered (a slow Slack).
-        self.delays: dict[str, float] = {}
+        self.delays: dict[str, float] = {"*": latency} if latency else {}
         # Methods whose next calls get the connection closed without an answer.
         self.drops: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -163,6 +200,11 @@ class FakeSlack:
                 Failure(status=status, error=error, retry_after=retry_after, times=times)
             )
 
+    def posts(self) -> list[dict[str, Any]]:
+        """Every message kept (accepted), over all channels."""
+        with self._lock:
+            return [m for msgs in self.messages.values() for m in msgs]
+
     def delay(self, method: str, seconds: float) -> None:
         """Answer every call of ``method`` (or of every method: "*") after ``seconds``."""
         self.delays[method] = seconds
@@ -226,6 +268,9 @@ class FakeSlack:
         with self._changed:
             self.calls.append(Call(method=method, args=args, headers=headers))
             failure = self._take_failure(method)
+            limited = self._over_limit(args) if method == "chat.postMessage" else None
+            if method == "conversations.history":
+                limited = self._history_limited()
             dropped = self.drops.get(method, 0) > 0
             if dropped:
                 self.drops[method] -= 1
@@ -243,11 +288,66 @@ class FakeSlack:
             body = {"ok": False, "error": failure.error or f"http_{failure.status}"}
             self._send(request, failure.status, body, extra)
             return
+        if self.refuse and not method.startswith("webhook:"):
+            self._send(request, 200, {"ok": False, "error": self.refuse})
+            return
+        if limited is not None:
+            self._send(request, 429, {"ok": False, "error": "ratelimited"}, limited)
+            return
         if method.startswith("webhook:"):
             self._send_text(request, 200, "ok")
             return
         scopes = {"X-OAuth-Scopes": ",".join(self.scopes)} if self.scopes is not None else None
-        self._send(request, 200, self._answer(method, args), scopes)
+        answer = self._answer(method, args)
+        if method == "chat.postMessage" and self.drop_rate and self._rng.random() < self.drop_rate:
+            # Accepted and kept, but the answer is lost on the way back.
+            with self._lock:
+                self.dropped += 1
+            request.close_connection = True
+            request.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send(request, 200, answer, scopes)
+
+    def _history_limited(self) -> dict[str, str] | None:
+        """conversations.history is a Tier 3 method: 50+ per minute (under lock)."""
+        if self.history_per_minute is None:
+            return None
+        now = time.monotonic()
+        while self._history_window and now - self._history_window[0] >= 60.0:
+            self._history_window.popleft()
+        if len(self._history_window) >= self.history_per_minute:
+            self.rejected += 1
+            self.rejections["history"] += 1
+            return {"Retry-After": str(int(61 - (now - self._history_window[0])))}
+        self._history_window.append(now)
+        return None
+
+    def _over_limit(self, args: dict[str, Any]) -> dict[str, str] | None:
+        """Retry-After headers when a post breaks the per-channel or workspace limit (under lock)."""
+        now = time.monotonic()
+        channel = str(args.get("channel"))
+        if self.channel_interval is not None:
+            # GCRA: one post per interval on average, with room for a short burst (Slack:
+            # "1 per second; short bursts >1 allowed"). _last_post holds the theoretical
+            # arrival time of the next post.
+            due = self._last_post.get(channel, now)
+            if now < due - self.channel_interval * (self.channel_burst - 1):
+                self.rejected += 1
+                self.rejections["channel"] += 1
+                return {"Retry-After": "1"}
+        if self.workspace_rate is not None:
+            while self._window and now - self._window[0] >= 1.0:
+                self._window.popleft()
+            if len(self._window) >= self.workspace_rate:
+                self.rejected += 1
+                self.rejections["workspace"] += 1
+                return {"Retry-After": "1"}
+            self._window.append(now)
+        if self.channel_interval is not None:
+            self._last_post[channel] = max(self._last_post.get(channel, now), now) + (
+                self.channel_interval
+            )
+        return None
 
     def _receive_upload(
         self, request: BaseHTTPRequestHandler, file_id: str, body: bytes, headers: dict[str, str]
@@ -334,26 +434,49 @@ class FakeSlack:
                 "is_enterprise_install": False,
             }
         if method == "oauth.v2.access":
-            if args.get("code") != "c0de":
+            # "c0de" installs our workspace; "c0de-stranger" someone else's, anywhere on Slack.
+            if args.get("code") not in ("c0de", "c0de-stranger"):
                 return {"ok": False, "error": "invalid_code"}
+            stranger = args.get("code") == "c0de-stranger"
             return {
                 "ok": True,
                 "app_id": "A111",
-                "authed_user": {"id": "UDANA"},
+                "authed_user": {"id": "UMALLORY" if stranger else "UDANA"},
                 "scope": "commands,chat:write",
                 "token_type": "bot",
-                "access_token": "xoxb-installed",
+                "access_token": "xoxb-stranger" if stranger else "xoxb-installed",
                 "bot_user_id": BOT_USER_ID,
-                "team": {"id": TEAM_ID, "name": "Example"},
-                "enterprise": {"id": "E111", "name": "Sandbox Org"},
+                "team": {"id": "T999" if stranger else TEAM_ID, "name": "Example"},
+                "enterprise": None if stranger else {"id": "E111", "name": "Sandbox Org"},
                 "is_enterprise_install": False,
             }
-        if method in ("chat.postMessage", "chat.update"):
+        if method == "chat.postMessage":
+            channel = str(args.get("channel"))
+            if channel.startswith("U"):
+                channel = "D" + channel  # a post to a user lands in the app's DM with them
+            metadata = args.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            with self._lock:
+                ts = f"1700000000.{next(self._ts):06d}"
+                # "_at" stands for the time Slack's real ts encodes; history filters on it.
+                kept = {
+                    "ts": ts,
+                    "text": args.get("text"),
+                    "metadata": metadata,
+                    "bot_id": BOT_ID,
+                    "_at": time.time(),
+                }
+                self.messages.setdefault(channel, []).append(kept)
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
+        if method == "chat.update":
             ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
             channel = str(args.get("channel") or "")
             # Posting to a user id lands in the app's DM with them; Slack answers with that DM.
             channel = "D" + channel if channel.startswith("U") else channel
             return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
+        if method == "conversations.history":
+            return self._history(args)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         if method in ("views.open", "views.update", "views.publish", "views.push"):
@@ -384,6 +507,27 @@ class FakeSlack:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))}}
         return {"ok": True}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, from ``oldest``, ``limit`` per page; metadata only when asked for."""
+        channel = str(args.get("channel"))
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        start = int(args.get("cursor") or 0)
+        with self._lock:
+            found = [m for m in self.messages.get(channel, []) if m["_at"] >= oldest]
+        found.sort(key=lambda m: m["_at"], reverse=True)
+        page = found[start : start + limit]
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        hidden = {"_at"} if with_metadata else {"_at", "metadata"}
+        messages = [{k: v for k, v in m.items() if k not in hidden} for m in page]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     @staticmethod
     def _send(

@@ -17,6 +17,7 @@ from tests.slack.conftest import (
     ack_json,
     assert_valid_blocks,
     block_actions_body,
+    command_body,
     dispatch,
     view_submission_body,
 )
@@ -362,9 +363,12 @@ def test_alert_buttons_acknowledge_for_the_owner_and_refuse_others(
 
 def test_escalation_buttons_move_it_along(edge: SlackEdge, fake: FakeSlack) -> None:
     from storage.models import Escalation
-    from tests.slack.conftest import command_body
+    from tests.slack.conftest import click_confirm, command_body
 
-    opened = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    asked = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    click_confirm(edge, asked["blocks"], response_url=fake.response_url())
+    opened = webhook_posts(fake)[0]
+    fake.reset()
     buttons = [e for b in opened["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["escalation_acknowledge", "escalation_resolve"]
     escalation_id = int(buttons[0]["value"])
@@ -384,3 +388,23 @@ def test_escalation_buttons_move_it_along(edge: SlackEdge, fake: FakeSlack) -> N
     with Session(edge.services.container.engine) as session:
         escalation = session.get(Escalation, escalation_id)
         assert escalation is not None and escalation.status == "acknowledged"
+
+
+def test_nothing_is_shared_into_a_dm_the_bot_cannot_see(edge: SlackEdge, fake: FakeSlack) -> None:
+    # /health in a DM between Dana and someone else: the bot is not in it, so it cannot tell
+    # whether the other person is a guest or from another organisation (a Slack Connect DM).
+    fake.fail("conversations.info", error="channel_not_found", times=5)
+    answer = ack_json(dispatch(edge, command_body("/health", "acme", channel="DOTHER")))
+    assert answer["blocks"][0]["text"]["text"].startswith("Acme Corp — ")  # privately: fine
+    assert not any(b.get("block_id") == "share" for b in answer["blocks"])
+
+    # A Share button from before (or a forged one) posts nothing for the conversation.
+    click(
+        edge,
+        fake,
+        {"type": "button", "action_id": "share", "value": '{"k":"health","a":1}'},
+        channel="DOTHER",
+    )
+    [post] = webhook_posts(fake)
+    assert post["response_type"] == "ephemeral" and "Acme" not in json.dumps(post)
+    assert "can't see who is in this conversation" in post["text"]

@@ -163,6 +163,10 @@ def test_external_channel_shows_only_its_mapped_account(edge: SlackEdge, fake: F
         globex.slack_channel_id = "CEXT"
         session.add(globex)
         session.commit()
+    # By default a channel shared with another organisation shows no account, not even its own.
+    refused = run(edge, "/health", "globex", channel="CEXT")
+    assert "Globex" not in str(refused) and "shared with another organisation" in str(refused)
+    edge.services.container.settings.shared_channel_answers = True
     shown = run(edge, "/health", "globex", channel="CEXT")
     assert shown["blocks"][0]["text"]["text"].startswith("Globex — ")
     for command, text in (

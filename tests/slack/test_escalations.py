@@ -23,6 +23,7 @@ from tests.slack.conftest import (
     ack_json,
     assert_valid_blocks,
     block_actions_body,
+    click_confirm,
     command_body,
     dispatch,
     event_body,
@@ -450,17 +451,36 @@ def test_a_shared_escalation_channel_is_never_posted_to(edge: SlackEdge, fake: F
     assert state(edge) == before and fake.calls_to("chat.postMessage") == []
 
 
-def test_csm_escalate_also_opens_a_thread_when_a_channel_is_set(
+def test_csm_escalate_asks_first_then_opens_a_thread_when_a_channel_is_set(
     edge: SlackEdge, fake: FakeSlack
 ) -> None:
+    before = state(edge)
     answer = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
+    # Asked in words: what will be opened, and a confirm button; nothing is opened yet.
     assert answer["response_type"] == "ephemeral"
+    assert_valid_blocks(answer["blocks"])
+    assert "Open a SEV2 escalation for Acme Corp" in json.dumps(answer["blocks"])
+    assert state(edge) == before and fake.calls_to("chat.postMessage") == []
+
+    click_confirm(edge, answer["blocks"], response_url=fake.response_url())
     [post] = fake.calls_to("chat.postMessage")
     assert post.args["channel"] == ESC_CHANNEL
     assert newest(edge).slack_channel_id == ESC_CHANNEL and newest(edge).slack_thread_ts
+    [confirmed] = webhook_posts(fake)
+    assert confirmed["replace_original"] is True
+    assert f"<#{ESC_CHANNEL}>" in json.dumps(confirmed["blocks"])
+
+    # A second click on the same button opens nothing more.
+    click_confirm(edge, answer["blocks"], response_url=fake.response_url())
+    assert state(edge)[0] == before[0] + 1
+    assert len(fake.calls_to("chat.postMessage")) == 1
+    assert "Already done" in webhook_posts(fake)[-1]["text"]
 
 
-def test_a_mention_opens_the_thread_and_links_to_it(edge: SlackEdge, fake: FakeSlack) -> None:
+def test_a_mention_asks_first_and_the_confirm_opens_the_thread(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    before = state(edge)
     body = event_body(
         "app_mention.json",
         text=f"<@{BOT_USER_ID}> escalate acme sev1 SSO is down",
@@ -468,22 +488,31 @@ def test_a_mention_opens_the_thread_and_links_to_it(edge: SlackEdge, fake: FakeS
         ts="1700000100.000100",
     )
     assert dispatch(edge, body, content_type="application/json").status == 200
-    parent, link = (c.args for c in fake.calls_to("chat.postMessage"))
+    [question] = (c.args for c in fake.calls_to("chat.postMessage"))
+    assert (question["channel"], question["thread_ts"]) == ("C111", "1700000100.000100")
+    assert "Open a SEV1 escalation for Acme Corp" in json.dumps(blocks_of(question))
+    assert state(edge) == before
+
+    click_confirm(edge, blocks_of(question), response_url=fake.response_url(), ephemeral=False)
+    parent = fake.calls_to("chat.postMessage")[-1].args
     assert parent["channel"] == ESC_CHANNEL and "thread_ts" not in parent
-    assert (link["channel"], link["thread_ts"]) == ("C111", "1700000100.000100")
-    assert f"<#{ESC_CHANNEL}>" in json.dumps(blocks_of(link))
+    [link] = webhook_posts(fake)
+    assert f"<#{ESC_CHANNEL}>" in json.dumps(link["blocks"])
     assert newest(edge).slack_channel_id == ESC_CHANNEL
 
 
 def test_a_card_answered_in_a_commands_response_becomes_its_thread(
     edge: SlackEdge, fake: FakeSlack
 ) -> None:
-    """Without an escalation channel, /csm answers with the card; its first click binds the thread."""
+    """Without an escalation channel, the confirm posts the card here; its first click binds the thread."""
     edge.services.container.settings.escalation_channel = None
     answer = ack_json(dispatch(edge, command_body("/csm", "escalate acme sev2 login is broken")))
-    assert answer["response_type"] == "in_channel"
+    click_confirm(edge, answer["blocks"], response_url=fake.response_url())
+    shared, deleted = webhook_posts(fake)
+    assert shared["response_type"] == "in_channel" and deleted["delete_original"] is True
     escalation = newest(edge)
     assert escalation.slack_thread_ts is None
+    fake.reset()
     action = {"type": "button", "action_id": "escalation_acknowledge", "value": str(escalation.id)}
     body = block_actions_body(action, response_url=fake.response_url(), ephemeral=False)
     assert dispatch(edge, body).status == 200
@@ -495,6 +524,22 @@ def test_a_card_answered_in_a_commands_response_becomes_its_thread(
     assert (bound.slack_channel_id, bound.slack_thread_ts) == ("C111", "111.222")
     [reply] = thread_replies(fake, bound)
     assert "Acknowledged by Dana Whitfield" in json.dumps(blocks_of(reply))
+
+
+def test_escalate_with_only_an_account_opens_the_form_prefilled(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    before = state(edge)
+    ack = dispatch(edge, command_body("/escalate", "acme"))
+    assert ack.status == 200
+    [call] = fake.calls_to("views.open")
+    view = call.args["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    blocks = {b["block_id"]: b for b in view["blocks"] if b.get("block_id")}
+    assert blocks["account"]["element"]["initial_value"] == "Acme Corp"
+    assert "initial_option" not in blocks["severity"]["element"]  # how bad: the person says
+    assert "initial_value" not in blocks["title"]["element"]
+    assert state(edge) == before
 
 
 def test_a_failed_post_is_told_to_the_opener(edge: SlackEdge, fake: FakeSlack) -> None:

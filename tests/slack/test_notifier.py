@@ -90,17 +90,17 @@ def test_429_raises_delivery_error_with_retry_after(container: Container, fake: 
     assert len(fake.calls_to("chat.postMessage")) == 1
 
 
-def test_5xx_is_transient(container: Container, fake: FakeSlack) -> None:
+def test_5xx_is_transient_and_its_outcome_unknown(container: Container, fake: FakeSlack) -> None:
     fake.fail("chat.postMessage", status=503)
     with pytest.raises(DeliveryError) as caught:
         SlackNotifier(container).send("C123", alert())
     assert caught.value.reason == "http_503"
     assert not caught.value.permanent and caught.value.retry_after is None
+    # Slack: "some aspect of the operation may have succeeded": look it up before re-sending.
+    assert caught.value.unknown
 
 
-@pytest.mark.parametrize(
-    "error", ["channel_not_found", "is_archived", "not_in_channel", "account_inactive"]
-)
+@pytest.mark.parametrize("error", ["channel_not_found", "is_archived", "not_in_channel"])
 def test_dead_channels_are_permanent(container: Container, fake: FakeSlack, error: str) -> None:
     fake.fail("chat.postMessage", error=error)
     with pytest.raises(DeliveryError) as caught:
@@ -115,3 +115,72 @@ def test_a_reply_without_a_slack_template_falls_back_to_its_text(
     SlackNotifier(container).send("C123", reply)
     [call] = fake.calls_to("chat.postMessage")
     assert call.args["text"] == "Digest: 3 &lt;renewals&gt;"
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "token_revoked", "account_inactive"])
+def test_a_refused_token_pauses_the_workspace_instead_of_failing_the_message(
+    container: Container, fake: FakeSlack, error: str
+) -> None:
+    fake.fail("chat.postMessage", error=error)
+    with pytest.raises(DeliveryError) as caught:
+        SlackNotifier(container).send("C123", alert())
+    assert caught.value.workspace and not caught.value.permanent
+    assert caught.value.reason == error
+
+
+def test_a_missing_scope_names_the_scope_and_the_probe_waits_for_it(
+    container: Container, fake: FakeSlack
+) -> None:
+    notifier = SlackNotifier(container)
+    fake.scopes = ("commands",)  # chat:write was removed from the app
+    fake.fail("chat.postMessage", error="missing_scope")
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send("C123", alert())
+    assert caught.value.workspace
+    # The fake answers without a "needed" field: the reason is the bare error.
+    reason = "missing_scope:chat:write"
+    with pytest.raises(DeliveryError):
+        notifier.probe(reason)  # auth.test works, but chat:write is still not granted
+    fake.scopes = ("commands", "chat:write")
+    notifier.probe(reason)
+    assert len(fake.calls_to("auth.test")) == 2
+
+
+def test_a_post_carries_its_delivery_id_and_can_be_found_by_it(
+    container: Container, fake: FakeSlack
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    notifier = SlackNotifier(container)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    ts = notifier.send_tagged("C123", alert(), "d-42")
+    notifier.send_tagged("C123", alert(), "d-43")
+    [first, _] = fake.calls_to("chat.postMessage")
+    assert first.args["metadata"] == {
+        "event_type": "csm_delivery",
+        "event_payload": {"delivery_id": "d-42"},
+    }
+    assert notifier.find_tagged("C123", "d-42", since) == ts
+    assert notifier.find_tagged("C123", "d-99", since) is None
+    [lookup, _] = fake.calls_to("conversations.history")
+    assert lookup.args["include_all_metadata"] in (True, "true", "1", 1)
+
+
+def test_a_dm_is_found_through_the_apps_dm_channel(container: Container, fake: FakeSlack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    notifier = SlackNotifier(container)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    ts = notifier.send_tagged("csm:1", alert(), "d-7")
+    assert notifier.find_tagged("csm:1", "d-7", since) == ts
+    assert fake.calls_to("conversations.open")[0].args["users"] == "UDANA"
+
+
+def test_a_dropped_answer_is_not_retried_by_the_sdk(container: Container, fake: FakeSlack) -> None:
+    """slack_sdk's default client re-posts after a connection error: a second message."""
+    fake.drop_rate = 1.0
+    with pytest.raises(DeliveryError) as caught:
+        SlackNotifier(container).send_tagged("C123", alert(), "d-1")
+    assert caught.value.unknown
+    assert len(fake.calls_to("chat.postMessage")) == 1
+    assert len(fake.posts()) == 1  # it was accepted: the outbox will find it, not re-send it

@@ -14,6 +14,7 @@ from bot.container import Container
 from bot.server import create_app
 from bot.slack.app import SlackEdge, build_slack
 from bot.slack.config import SlackOAuthConfig
+from bot.slack.worker import SlackWorker
 from handlers.reply import Reply
 from tests.http_server import ServerThread
 from tests.slack.conftest import DANA, command_body, sign
@@ -30,12 +31,13 @@ def installable(container: Container) -> Iterator[tuple[SlackEdge, ServerThread]
     # Multi-workspace: no SLACK_BOT_TOKEN, every token comes from an install.
     settings = container.settings.model_copy(update={"slack_bot_token": None})
     multi = Container(settings=settings)
-    edge = build_slack(multi, oauth=OAUTH)
+    # A generous ack budget: these tests are about tokens (tests/slack/test_ack_first.py times acks).
+    edge = build_slack(multi, oauth=OAUTH, worker=SlackWorker(budget=10))
     with ServerThread(create_app(multi, slack_app=edge.app, with_teams=False)) as server:
         yield edge, server
 
 
-def install(server: ServerThread) -> httpx.Response:
+def install(server: ServerThread, code: str = "c0de") -> httpx.Response:
     page = httpx.get(server.url + "/slack/install", timeout=10)
     assert page.status_code == 200
     link = re.search(r'href="(https://slack.com/oauth/v2/authorize[^"]+)"', page.text)
@@ -46,7 +48,7 @@ def install(server: ServerThread) -> httpx.Response:
     cookie = page.headers["set-cookie"].split(";")[0]
     return httpx.get(
         server.url + "/slack/oauth_redirect",
-        params={"code": "c0de", "state": query["state"][0]},
+        params={"code": code, "state": query["state"][0]},
         headers={"cookie": cookie},
         timeout=10,
     )
@@ -100,6 +102,39 @@ def test_scheduled_posts_use_the_latest_install(
     install(server)
     notifier.send("C123", reply)
     assert fake.calls_to("chat.postMessage")[-1].headers["authorization"] == "Bearer xoxb-installed"
+
+
+def test_a_strangers_workspace_cannot_install_the_app_and_take_over_scheduled_posts(
+    installable: tuple[SlackEdge, ServerThread], fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.slack.notifier import SlackNotifier
+
+    edge, server = installable
+    monkeypatch.setenv("SLACK_CLIENT_ID", "111.222")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "oauth-secret")
+    assert install(server).status_code == 200  # our workspace, first
+    # Public distribution: anyone on Slack can open /slack/install for their own workspace.
+    refused = install(server, code="c0de-stranger")
+    assert refused.status_code == 403 and "SLACK_ALLOWED_TEAMS" in refused.text
+
+    SlackNotifier(edge.services.container).send(
+        "C123", Reply(template="notice", context={"text": "digest"}, text="digest")
+    )
+    assert fake.calls_to("chat.postMessage")[-1].headers["authorization"] == "Bearer xoxb-installed"
+    assert install(server).status_code == 200  # our own workspace may install again
+
+
+def test_an_allow_list_names_the_workspaces_that_may_install(
+    container: Container, fake: FakeSlack
+) -> None:
+    settings = container.settings.model_copy(update={"slack_bot_token": None})
+    allowed = SlackOAuthConfig(
+        client_id="111.222", client_secret="oauth-secret", allowed_teams="T999, E777"
+    )
+    edge = build_slack(Container(settings=settings), oauth=allowed)
+    with ServerThread(create_app(edge.services.container, slack_app=edge.app)) as server:
+        assert install(server).status_code == 403  # T111 is not on the list
+        assert install(server, code="c0de-stranger").status_code == 200
 
 
 def test_oauth_scopes_match_the_manifest() -> None:

@@ -81,6 +81,8 @@ def test_a_mention_in_a_slack_connect_channel_names_no_other_customer(
 def test_the_mapped_account_is_shown_in_its_slack_connect_channel(
     edge: SlackEdge, connect_channel: str
 ) -> None:
+    assert "Globex — " not in run(edge, "/health", "globex", channel=connect_channel)
+    edge.services.container.settings.shared_channel_answers = True  # the admins allowed it
     assert "Globex — " in run(edge, "/health", "globex", channel=connect_channel)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from storage.db import normalise_url
-from tests.sync.conftest import audit_count, rows
+from tests.sync.conftest import TODAY, audit_count, rows
 
 runner = CliRunner()
 
@@ -114,10 +113,11 @@ def test_a_warehouse_feeds_accounts_readings_and_surveys(team, warehouse) -> Non
     ]
     # The accounts' contract ends are their open renewals: "renewals next 120 days" finds them.
     assert rows(team, "SELECT count(*) FROM renewal WHERE status = 'open'") == [(2,)]
-    # ARR history: the sync recorded each new account's ARR through the one writer (from today:
-    # the warehouse gives no start date); the dry run recorded nothing, and neither does a re-run.
+    # ARR history: the sync recorded each new account's ARR through the one writer (from the
+    # business date, CSM_TODAY here: the warehouse gives no start date); the dry run recorded
+    # nothing, and neither does a re-run.
     arr_history = "SELECT a.external_id, c.day, c.arr, c.kind, c.cause, c.source FROM arr_change c JOIN account a ON a.id = c.account_id ORDER BY a.external_id"
-    today = date.today().isoformat()
+    today = TODAY
     assert rows(team, arr_history) == [
         ("CRM-1", today, 420000.0, "new", "start", "sync"),
         ("CRM-2", today, 96000.5, "new", "start", "sync"),

@@ -7,10 +7,10 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bot.container import Container
+from bot.scheduling import start_scheduler
 from scheduler import jobs
 from scheduler.config import SchedulerConfig
 from scheduler.notifier import RecordingNotifier
-from scheduler.runner import start_background
 from tests.sync.conftest import rows
 
 
@@ -45,7 +45,7 @@ def test_serve_schedules_the_sync_and_the_job_pulls_the_sources(team: Container,
             update={"sync_config": warehouse(tmp_path), "sync_interval_minutes": 30}
         )
     )
-    handle = start_background(
+    handle = start_scheduler(
         container,
         config=SchedulerConfig(platforms=("console",)),
         notifiers={"console": RecordingNotifier()},
@@ -69,7 +69,7 @@ def test_serve_schedules_the_sync_and_the_job_pulls_the_sources(team: Container,
 
 
 def test_without_a_sync_file_nothing_is_scheduled(team: Container) -> None:
-    handle = start_background(
+    handle = start_scheduler(
         team,
         config=SchedulerConfig(platforms=("console",)),
         notifiers={"console": RecordingNotifier()},

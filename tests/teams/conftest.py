@@ -18,7 +18,7 @@ from storage.db import make_engine, upgrade
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo portfolio (Acme Corp owned by dana@example.com, Globex...), built once per run."""
-    from storage.demo import seed_demo
+    from handlers.demo import seed_demo
 
     path = tmp_path_factory.mktemp("teams-seed") / "seed.db"
     url = f"sqlite:///{path}"

@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+# Teams' documented limits per bot per thread (a channel and its reply chains are one thread),
+# and about 50 requests per second per app per tenant.
+THREAD_LIMITS: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+TENANT_LIMITS: tuple[tuple[int, float], ...] = ((50, 1.0),)
 _ACTIVITIES = re.compile(r"^/v3/conversations/([^/]+)/activities(?:/([^/]+))?$")
 _MEMBER = re.compile(r"^/v3/conversations/([^/]+)/members/([^/]+)$")
 _PAGED_MEMBERS = re.compile(r"^/v3/conversations/([^/]+)/pagedmembers$")
@@ -48,6 +54,7 @@ class Call:
     conversation_id: str | None = None
     # The {activityId} path segment: the message replied to (POST) or updated (PUT).
     activity_id: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -62,6 +69,12 @@ class FakeConnector:
     never saw in that conversation is a 404, a message over 100 KB in UTF-16 is a 413
     ``MessageSizeTooBig``, and ``POST /v3/conversations`` creates (or finds) the 1:1 chat with a
     member, refusing with 403 a user who has not got the app (``not_installed``).
+
+    Like Teams, it throttles: a send (POST or PUT of an activity) beyond the per-thread windows
+    (7/1 s, 8/2 s, 60/30 s, 1800/3600 s, a channel and its threads counted together) or the
+    tenant's 50/s is answered 429 with Retry-After and not kept (``enforce_limits=False`` turns
+    that off). ``accepted`` lists the sends it kept; ``throttled`` counts the 429s.
+    ``latency`` delays every answer.
     """
 
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
@@ -75,6 +88,12 @@ class FakeConnector:
     uploads: dict[str, bytes] = field(default_factory=dict)
     # Accepted activities: conversation (channel root for threads) → activity id → last body.
     activities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enforce_limits: bool = True
+    latency: float = 0.0
+    accepted: list[Call] = field(default_factory=list)
+    throttled: int = 0
+    _sends: dict[str, deque[float]] = field(default_factory=dict)
+    _tenant: deque[float] = field(default_factory=deque)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 0
@@ -206,7 +225,7 @@ class FakeConnector:
                 path = urlsplit(self.path).path
                 body = self._body()
                 match = _ACTIVITIES.match(path)
-                fake._record(self, method, path, body, match)
+                call = fake._record(self, method, path, body, match)
                 if method == "POST" and path == "/v3/conversations":
                     self._create_conversation(body)
                     return
@@ -217,16 +236,23 @@ class FakeConnector:
                 target = unquote(match.group(2) or "")
                 with fake._lock:
                     failure = fake.failures.pop(0) if fake.failures else None
+                    if failure is None and fake.enforce_limits:
+                        failure = fake._throttle(conversation)
                     known = target in fake.activities.get(conversation, {})
                     if method == "POST":
                         fake._next_id += 1
                     new_id = f"1:activity-{fake._next_id}"
+                if fake.latency:
+                    time.sleep(fake.latency)
                 if failure is None and utf16_size(body) > MESSAGE_LIMIT_UTF16:
                     self._error(413, "MessageSizeTooBig", "Message size too big")
                     return
                 if failure is None and method == "PUT" and not known:
                     self._error(404, "ActivityNotFoundInConversation", "no such activity")
                     return
+                if failure is None:
+                    with fake._lock:
+                        fake.accepted.append(call)
                 if failure is not None:
                     status, headers = failure
                     self._send(
@@ -278,6 +304,24 @@ class FakeConnector:
         ).start()
         return self
 
+    def _throttle(self, conversation: str) -> tuple[int, dict[str, str]] | None:
+        """A 429 when this send breaks a documented window; else the send is counted (under lock)."""
+        now = time.monotonic()
+        thread = conversation.split(";messageid=", 1)[0]
+        sent = self._sends.setdefault(thread, deque())
+        for log, limits in ((sent, THREAD_LIMITS), (self._tenant, TENANT_LIMITS)):
+            horizon = max(seconds for _, seconds in limits)
+            while log and log[0] <= now - horizon:
+                log.popleft()
+            for count, seconds in limits:
+                if len(log) >= count and log[-count] > now - seconds:
+                    self.throttled += 1
+                    wait = log[-count] + seconds - now
+                    return 429, {"Retry-After": str(max(1, round(wait + 0.5)))}
+        sent.append(now)
+        self._tenant.append(now)
+        return None
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -285,13 +329,14 @@ class FakeConnector:
 
     def _record(
         self, handler: BaseHTTPRequestHandler, method: str, path: str, body: Any, match: Any = None
-    ) -> None:
+    ) -> Call:
         call = Call(method=method, path=path, headers=dict(handler.headers.items()), body=body)
         if match is not None:
             call.conversation_id = unquote(match.group(1))
             call.activity_id = unquote(match.group(2)) if match.group(2) else None
         with self._lock:
             self.calls.append(call)
+        return call
 
     def upload_url(self, name: str) -> str:
         return f"{self.url}/upload-session/{name}"

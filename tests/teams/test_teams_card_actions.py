@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from teams_support import TENANT, activity
 
 from bot.container import Container
+from bot.teams.cards import render_card
 from storage.models import CSM, Account, AuditLog, IndicatorReading, Milestone, MilestoneEvent
 
 CARD = "application/vnd.microsoft.card.adaptive"
@@ -400,6 +401,54 @@ def test_alert_buttons_quiet_the_alert_for_the_owner_only(
     assert done.status_code == 200 and done.json()["type"] == CARD
     with Session(container.engine) as session:
         assert session.get(Alert, alert_id).status == status
+
+
+def test_an_escalation_asked_for_in_words_is_confirmed_once_from_the_card(
+    client: TestClient, connector: FakeConnector, container: Container
+) -> None:
+    from teams_support import TODAY
+
+    from handlers.actions import draft_escalation
+    from handlers.context import Actor, ChatContext
+    from storage.models import Escalation
+
+    dana_id = link(container, "dana@example.com", "29:dana")
+    with Session(container.engine) as session:
+        acme = session.exec(select(Account).where(Account.name == "Acme Corp")).one()
+        actor = Actor(csm_id=dana_id, name="Dana Whitfield", email="dana@example.com")
+        ctx = ChatContext(platform="teams", actor=actor, today=TODAY, thread_key="teams:x")
+        asked = draft_escalation(session, ctx=ctx, account_id=acme.id or 0)
+        assert asked.template == "escalation_draft"  # no reason, no severity: it asks
+        key = asked.context["key"]
+        before = len(session.exec(select(Escalation)).all())
+        session.commit()
+
+    picked = client.post(
+        "/api/messages",
+        json=invoke(connector, "escalation.draft", {"key": key, "severity": "sev1"}, "29:dana"),
+    ).json()
+    assert picked["statusCode"] == 200 and "What happened at Acme Corp" in texts(picked["value"])
+    with Session(container.engine) as session:
+        from handlers.actions import draft_answer, pending_in_thread
+
+        state = pending_in_thread(session, "teams:x")
+        assert state is not None
+        confirm = draft_answer(session, ctx=ctx, state=state, text="SSO down", severity=None)
+        session.commit()
+    assert confirm.template == "action_confirm"
+    card = render_card(confirm)
+    assert card is not None
+    verbs = [a.get("verb") for a in card["actions"]]
+    assert verbs == ["action.confirm", "action.cancel"]
+    for _ in range(2):
+        response = client.post(
+            "/api/messages",
+            json=invoke(connector, "action.confirm", {"key": confirm.context["key"]}, "29:dana"),
+        )
+        assert response.status_code == 200 and response.json()["statusCode"] == 200
+    with Session(container.engine) as session:
+        assert len(session.exec(select(Escalation)).all()) == before + 1
+    assert "Already done" in texts(response.json()["value"])
 
 
 def test_a_listed_alert_is_acknowledged_and_the_list_stays_as_it_was(

@@ -15,6 +15,7 @@ from teams_support import TODAY
 
 from bot.container import Container
 from bot.teams.cards import MAX_MESSAGE_BYTES, card_size, message_for, render_card
+from domain.accounts_index import Candidate, Resolution
 from handlers.context import Actor, ChatContext
 from handlers.reply import Reply
 from storage.models import CSM, Account, Escalation
@@ -137,6 +138,7 @@ def replies(session: Session, container: Container) -> dict[str, Reply]:
     out["escalation_view"] = escalations.escalation_view(
         session, ctx=ctx, escalation_id=escalation_id
     )
+    out.update(new_answers(session, container, ctx, acme))
     if escalation is not None:
         out["escalation"] = Reply(
             template="escalation",
@@ -156,6 +158,48 @@ def replies(session: Session, container: Container) -> dict[str, Reply]:
             text="Escalation",
         )
     return out
+
+
+def new_answers(
+    session: Session, container: Container, ctx: ChatContext, acme: Account
+) -> dict[str, Reply]:
+    """The answers issue 10 added, each from its real handler."""
+    from handlers import actions, compare, expansion, explain, focus, metrics, plan, portfolio, qbr
+    from handlers.help import unknown_reply
+    from handlers.understanding import Constraints
+
+    models = container.health_models
+    # Any second account (a test may have renamed Globex).
+    globex = session.exec(select(Account).where(Account.id != acme.id).order_by(Account.id)).first()
+    assert globex is not None
+    resolutions = [
+        Resolution("exact", a.name, a.id, a.name, (Candidate(a.id or 0, a.name, 100.0),))
+        for a in (acme, globex)
+    ]
+    milestone = plan.success_plan(session, ctx=ctx, account_id=acme.id).context["objectives"][0][
+        "milestones"
+    ][0]
+    return {
+        "metrics": metrics.metrics_answer(session, ctx=ctx),
+        "explain_health": explain.explain_health(
+            session, ctx=ctx, models=models, account_id=acme.id
+        ),
+        "compare_accounts": compare.compare_accounts(session, ctx=ctx, resolutions=resolutions),
+        "milestones_due": portfolio.milestones_due(session, ctx=ctx),
+        "expansion_signals": expansion.expansion_signals(session, ctx=ctx, models=models),
+        "focus_today": focus.focus_today(session, ctx=ctx),
+        "qbr_list": qbr.upcoming_qbrs(session, ctx=ctx, constraints=Constraints()),
+        "unknown": unknown_reply("order more coffee"),
+        "escalation_draft": actions.draft_escalation(session, ctx=ctx, account_id=acme.id or 0),
+        "action_confirm": actions.milestone_change(
+            session,
+            ctx=ctx,
+            account_id=acme.id or 0,
+            words=milestone["title"],
+            status="blocked" if milestone["status"] != "blocked" else "done",
+        ),
+        "notice": actions.cancel(session, ctx=ctx, key="action:none"),
+    }
 
 
 def check(card: dict[str, Any] | None) -> dict[str, Any]:
@@ -362,7 +406,7 @@ def test_a_notice_goes_on_top_of_the_card() -> None:
     card = render_card(
         Reply(template="not_here", context={"reason": "r"}, text="r"), notice="Nothing was changed."
     )
-    assert card is not None and card["body"][0]["text"] == "Nothing was changed."
+    assert card is not None and card["body"][0]["inlines"][0]["text"] == "Nothing was changed."
 
 
 def inputs(card: dict[str, Any]) -> set[str]:

@@ -47,6 +47,9 @@ def team(client: TestClient, connector: FakeConnector, container: Container) -> 
     link(container, "alex@example.com", ALEX)
     link(container, "marco@example.com", MARCO)
     connector.calls.clear()
+    # These tests post a thread's updates faster than people click; Teams' per-thread limits
+    # are the pacing tests' business (tests/scheduler/test_shared_pacing.py, bench_delivery).
+    connector.enforce_limits = False
     return connector
 
 
@@ -92,6 +95,36 @@ def submit(
     )
     answer = post(client, body)
     assert answer["statusCode"] == 200 and answer["type"] == CARD
+    return answer["value"]
+
+
+def escalate_in_chat(
+    client: TestClient,
+    connector: FakeConnector,
+    text: str,
+    failures: list[tuple[int, dict[str, Any]]] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    """Dana asks in words; the bot shows what it will open; she confirms (``failures``: what the
+    connector answers next). Returns the confirm's answer."""
+    post(client, personal_message(connector, text))
+    [question] = connector.sent()
+    card = card_of(question)
+    [key] = [a["data"]["key"] for a in card["actions"] if a.get("verb") == "action.confirm"]
+    question_id = list(connector.activities["a:personal-dana"])[-1]
+    connector.calls.clear()
+    connector.failures.extend(failures)
+    answer = post(
+        client,
+        invoke(
+            connector,
+            "action.confirm",
+            {"key": key},
+            DANA,
+            conversation={"id": "a:personal-dana", "conversationType": "personal"},
+            reply_to=question_id,
+        ),
+    )
+    assert answer["statusCode"] == 200 and answer["type"] == CARD, answer
     return answer["value"]
 
 
@@ -220,7 +253,7 @@ def test_a_new_escalation_gets_a_thread_in_the_escalation_channel_where_every_up
 def test_two_people_clicking_the_same_channel_card(
     client: TestClient, team: FakeConnector, container: Container
 ) -> None:
-    post(client, personal_message(team, "escalate acme sev1 SSO is down"))
+    escalate_in_chat(client, team, "escalate acme sev1 SSO is down")
     [escalation] = escalations(container)
     card_id = escalation.teams_activity_id
     [posted, confirmation] = team.sent()
@@ -305,7 +338,7 @@ def test_without_an_escalation_channel_the_card_starts_the_thread_where_it_was_a
 def test_someone_we_do_not_know_cannot_read_an_escalation_through_a_refresh(
     client: TestClient, team: FakeConnector, container: Container
 ) -> None:
-    post(client, personal_message(team, "escalate acme sev1 SSO is down"))
+    escalate_in_chat(client, team, "escalate acme sev1 SSO is down")
     [escalation] = escalations(container)
 
     answer = post(
@@ -322,9 +355,8 @@ def test_someone_we_do_not_know_cannot_read_an_escalation_through_a_refresh(
 def test_a_card_teams_refuses_leaves_the_escalation_saved_and_says_why(
     client: TestClient, team: FakeConnector, container: Container
 ) -> None:
-    team.failures.append((403, {}))  # the post to the escalation channel is refused
-
-    post(client, personal_message(team, "escalate acme sev2 Exports fail"))
+    # The post to the escalation channel is refused.
+    escalate_in_chat(client, team, "escalate acme sev2 Exports fail", failures=[(403, {})])
 
     [escalation] = escalations(container)
     assert escalation.teams_activity_id is None

@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from fake_connector import FakeConnector
 from pptx import Presentation
 from starlette.testclient import TestClient
@@ -55,7 +56,7 @@ def test_a_chart_request_answers_then_sends_each_chart_as_an_image_card(
         assert len(body) < MAX_REQUEST_BYTES
         image["url"] = "data:"
         assert utf16_size(card) < MAX_MESSAGE_BYTES
-        titles.append(card["body"][0]["text"])
+        titles.append(card["body"][0]["inlines"][0]["text"])
     assert titles == [
         "Acme Corp — health, last 45 days",
         "Acme Corp — the indicators behind the score",
@@ -145,6 +146,31 @@ def test_a_deck_is_not_offered_in_a_channel(client: TestClient, connector: FakeC
         a.get("contentType") == FILE_CONSENT_CARD for call in sent for a in attachments_of(call)
     )
     assert "1:1 chat" in sent[-1].body["text"]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"kind": "qbr_pack", "account_id": 1, "variant": "executive", "today": "not a day"},
+        {"kind": "qbr_pack", "account_id": 10**30},
+        {"kind": "qbr_pack", "account_id": "1"},
+        {"kind": "qbr_pack", "account_id": 1, "variant": {"nested": True}},
+        "not an object",
+        None,
+    ],
+    ids=["bad-day", "huge-id", "text-id", "object-variant", "string", "none"],
+)
+def test_a_tampered_consent_context_builds_nothing_and_says_so(
+    client: TestClient, connector: FakeConnector, context: Any
+) -> None:
+    connector.members[DANA_TEAMS_ID] = dana_member()
+    forged = accept(connector, {"name": "x.pptx", "content": {"acceptContext": context}})
+
+    response = client.post("/api/messages", json=forged)
+
+    assert response.status_code == 200, response.text
+    assert connector.uploads == {}
+    assert connector.sent()[-1].body["text"] == "This file card has expired. Ask me again."
 
 
 def test_a_refused_deck_names_the_account_as_plain_text(

@@ -12,7 +12,6 @@ from teams_support import TENANT, activity, teams_app
 
 from bot.container import Container
 from bot.teams.notifier import TeamsNotifier
-from bot.teams.ratelimit import ThreadRateLimiter
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, Notifier
 from storage.models import CSM
@@ -33,20 +32,9 @@ def alert() -> Reply:
     )
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def notifier(container: Container, connector: FakeConnector, sleeps: Sleeps) -> TeamsNotifier:
-    app = teams_app(container, connector)
-    return TeamsNotifier(container, app=app, sleep=sleeps, jitter=lambda: 1.0)
+def notifier(container: Container, connector: FakeConnector) -> TeamsNotifier:
+    return TeamsNotifier(container, app=teams_app(container, connector))
 
 
 @pytest.fixture
@@ -111,61 +99,76 @@ def test_send_to_a_channel_and_to_a_thread(
     ]
 
 
-def test_429_then_200_is_delivered_once_after_retry_after(
-    installed: FakeConnector, notifier: TeamsNotifier, sleeps: Sleeps
+def test_each_post_carries_its_delivery_id_in_channel_data(
+    installed: FakeConnector, notifier: TeamsNotifier
+) -> None:
+    notifier.send_tagged(CHANNEL, alert(), "d-42")
+
+    [call] = installed.sent()
+    assert call.body["channelData"]["csmDeliveryId"] == "d-42"
+    assert call.body["conversation"]["id"] == CHANNEL
+
+
+def test_a_429_is_one_attempt_and_hands_retry_after_to_the_outbox(
+    installed: FakeConnector, notifier: TeamsNotifier
 ) -> None:
     installed.failures = [(429, {"Retry-After": "3"})]
 
-    notifier.send(CHANNEL, alert())
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(CHANNEL, alert())
 
-    assert installed.attempts() == 2
-    assert sleeps == [3.0]  # Retry-After wins over the shorter first backoff step
+    # The outbox waits it out, for every replica (shared pacing), instead of a sleep in here.
+    assert installed.attempts() == 1
+    assert caught.value.retry_after == 3.0 and not caught.value.permanent
+    assert not caught.value.unknown
 
 
-@pytest.mark.parametrize("status", [412, 502, 504])
-def test_transient_errors_are_retried_with_growing_backoff(
-    installed: FakeConnector, notifier: TeamsNotifier, sleeps: Sleeps, status: int
+@pytest.mark.parametrize(("status", "unknown"), [(412, False), (502, True), (504, True)])
+def test_transient_errors_are_one_attempt_and_a_gateway_timeout_is_an_unknown_outcome(
+    installed: FakeConnector, notifier: TeamsNotifier, status: int, unknown: bool
 ) -> None:
-    installed.failures = [(status, {}), (status, {})]
-
-    notifier.send(CHANNEL, alert())
-
-    assert installed.attempts() == 3
-    assert sleeps == [1.0, 2.0]
-
-
-def test_retries_are_bounded_then_the_outbox_is_told_to_retry_later(
-    installed: FakeConnector, container: Container, sleeps: Sleeps
-) -> None:
-    notifier = TeamsNotifier(
-        container,
-        app=teams_app(container, installed),
-        sleep=sleeps,
-        jitter=lambda: 0.0,
-        max_attempts=3,
-    )
-    installed.failures = [(502, {})] * 5
+    installed.failures = [(status, {})]
 
     with pytest.raises(DeliveryError) as caught:
         notifier.send(CHANNEL, alert())
 
-    assert installed.attempts() == 3  # msrest adds no retries of its own
-    assert caught.value.permanent is False
-    assert caught.value.reason == "http_502"
-    assert caught.value.retry_after == pytest.approx(2.0)
-    assert sleeps == [0.5, 1.0]  # jitter 0 → half of each exponential step
+    assert installed.attempts() == 1  # msrest adds no retries of its own
+    assert caught.value.reason == f"http_{status}" and not caught.value.permanent
+    assert caught.value.unknown is unknown
 
 
-def test_a_long_retry_after_goes_back_to_the_outbox(
+def test_refused_credentials_pause_the_tenant(
     installed: FakeConnector, notifier: TeamsNotifier
 ) -> None:
-    installed.failures = [(429, {"Retry-After": "600"})]
+    installed.failures = [(401, {})]
 
     with pytest.raises(DeliveryError) as caught:
         notifier.send(CHANNEL, alert())
 
-    assert installed.attempts() == 1
-    assert caught.value.retry_after == 600 and not caught.value.permanent
+    assert caught.value.workspace and not caught.value.permanent
+
+
+def test_teams_cannot_look_a_post_up(notifier: TeamsNotifier) -> None:
+    from datetime import UTC, datetime
+
+    from scheduler.notifier import LookupUnavailable
+
+    with pytest.raises(LookupUnavailable):
+        notifier.find_tagged(CHANNEL, "d-1", datetime.now(UTC))
+
+
+def test_a_channel_and_its_threads_share_one_pacing_key(notifier: TeamsNotifier) -> None:
+    assert notifier.pacing_key(f"{CHANNEL};messageid=1700000000000") == CHANNEL
+    assert notifier.pacing_key(CHANNEL) == CHANNEL
+
+
+def test_sends_reuse_one_event_loop_and_connector_client(
+    installed: FakeConnector, notifier: TeamsNotifier
+) -> None:
+    notifier.send(CHANNEL, alert())
+    first = dict(notifier._clients)
+    notifier.send(CHANNEL, alert())
+    assert notifier._clients == first and len(first) == 1
 
 
 def test_bot_removed_is_permanent_and_remembered(
@@ -230,22 +233,16 @@ def test_uninstall_and_removal_stop_sends(
     assert installed.sent() == []
 
 
-def test_the_thread_rate_limit_makes_the_eighth_send_wait(
-    installed: FakeConnector, container: Container, sleeps: Sleeps
+def test_the_fake_connector_throttles_the_eighth_send_in_a_second(
+    installed: FakeConnector, notifier: TeamsNotifier
 ) -> None:
-    clock = [1000.0]
-    notifier = TeamsNotifier(
-        container,
-        app=teams_app(container, installed),
-        sleep=sleeps,
-        limiter=ThreadRateLimiter(clock=lambda: clock[0]),
-    )
-
-    for _ in range(8):
+    for _ in range(7):
         notifier.send(CHANNEL, alert())
-
-    assert installed.attempts() == 8
-    assert sleeps == [pytest.approx(1.0)]  # 7 per second per thread
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(f"{CHANNEL};messageid=1700000000000", alert())  # same thread for Teams
+    assert caught.value.reason == "ratelimited" and caught.value.retry_after
+    kept = [c for c in installed.accepted if (c.conversation_id or "").startswith(CHANNEL)]
+    assert installed.throttled == 1 and len(kept) == 7
 
 
 def test_send_works_from_inside_a_running_event_loop(

@@ -35,7 +35,7 @@ def note(text: str = "Acme Corp turned red") -> Reply:
 @pytest.fixture
 def notifier(container: Container, connector: FakeConnector) -> TeamsNotifier:
     app = teams_app(container, connector)
-    return TeamsNotifier(container, app=app, sleep=lambda _: None, jitter=lambda: 1.0)
+    return TeamsNotifier(container, app=app)
 
 
 def csm_id(container: Container, email: str) -> int:

@@ -73,7 +73,7 @@ def posted(client: TestClient, connector: FakeConnector, container: Container) -
         alert_id = alert.id
     assert where == [CHANNEL, f"csm:{dana_id}"]
     connector.calls.clear()
-    notifier = TeamsNotifier(container, app=teams_app(container, connector), sleep=lambda _: None)
+    notifier = TeamsNotifier(container, app=teams_app(container, connector))
     report = Dispatcher(container.engine, {"teams": notifier}, sleep=lambda _: None).dispatch_due()
     assert report.sent == 2, report
     with Session(container.engine) as session:

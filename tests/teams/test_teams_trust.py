@@ -145,6 +145,7 @@ def test_a_shared_channel_shows_its_account_and_names_no_other(
     client: TestClient, connector: FakeConnector, container: Container
 ) -> None:
     map_globex_to_the_channel(container)
+    container.settings.shared_channel_answers = True  # the admins allowed the mapped account
 
     texts = ("health globex", "health acme", "health umbrella", "plan initech", "health zzqx")
     for i, text in enumerate(texts):
@@ -160,6 +161,19 @@ def test_a_shared_channel_shows_its_account_and_names_no_other(
         assert "shared with another organisation" in shown(reply)
         # Not one other customer's name, not even in "which one did you mean" or "did you mean".
         assert not [n for n in names if n in shown(reply)]
+
+
+def test_a_shared_channel_shows_not_even_its_account_unless_the_admins_allow_it(
+    client: TestClient, connector: FakeConnector, container: Container
+) -> None:
+    """design.md: only the mapped account, "and only when configured" (off by default)."""
+    map_globex_to_the_channel(container)
+    data = channel_message(connector, "health globex", membershipType="shared")
+
+    assert client.post("/api/messages", json=data).status_code == 200
+
+    [reply] = connector.sent()
+    assert "shared with another organisation" in shown(reply) and "Globex" not in shown(reply)
 
 
 def test_a_team_with_a_member_of_another_tenant_counts_as_shared(
@@ -187,15 +201,22 @@ def test_a_team_with_a_member_of_another_tenant_counts_as_shared(
 def test_the_same_activity_delivered_twice_opens_one_escalation(
     client: TestClient, connector: FakeConnector, container: Container
 ) -> None:
+    """Asked for in words an escalation is confirmed first (issue 10); the question and the "yes"
+    delivered twice each are answered once, and one escalation opens."""
     connector.members[DANA_TEAMS_ID] = dana_member()
     data = personal_message(connector, "escalate acme sev2 SSO is down")
     before = escalations(container)
 
     for _ in range(2):
         assert client.post("/api/messages", json=data).status_code == 200
+    assert escalations(container) == before and len(connector.sent()) == 1
+
+    yes = personal_message(connector, "yes")
+    for _ in range(2):
+        assert client.post("/api/messages", json=yes).status_code == 200
 
     assert escalations(container) == before + 1
-    assert len(connector.sent()) == 1
+    assert len(connector.sent()) == 2
 
 
 # -- malformed card actions ------------------------------------------------------------------------

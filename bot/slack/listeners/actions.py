@@ -27,7 +27,9 @@ from bot.slack.listeners.common import (
 )
 from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
 from bot.slack.services import SlackServices
-from bot.slack.threads import Clicked, publish_update
+from bot.slack.threads import Clicked, confirmation, post_parent, publish_update
+from handlers import access
+from handlers.access import NOT_SHAREABLE
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
@@ -79,7 +81,11 @@ def register(app: App, services: SlackServices) -> None:
 
         def work() -> None:
             # Re-asked as the clicker, in this channel: an external channel's limits apply again.
-            result = ask_reply(services, chat_of(context), ask)
+            ctx = chat_of(context)
+            if not access.shareable_here(ctx):
+                respond(response_type="ephemeral", replace_original=False, **notice(NOT_SHAREABLE))
+                return
+            result = ask_reply(services, ctx, ask)
             if isinstance(result, HandlerError) or result.template in (
                 "not_here",
                 "error",
@@ -371,6 +377,103 @@ def register(app: App, services: SlackServices) -> None:
 
     for action_id in ESCALATION_FORMS:
         app.action(action_id)(open_escalation_form)
+
+    def _answer_change(
+        result: Reply | HandlerError,
+        body: dict[str, Any],
+        context: BoltContext,
+        respond: Responder,
+        client: WebClient,
+    ) -> None:
+        """The reply to a confirm / draft button: replaces the card it was clicked on."""
+        if isinstance(result, HandlerError):
+            _refuse(respond, result)
+            return
+        if result.template == "escalation":
+            # Opened: posted like /escalate (a thread in the escalation channel, or right here).
+            if services.container.settings.escalation_channel:
+                posted = post_parent(
+                    services, client, result, origin=_channel(body), team_id=context.team_id
+                )
+                respond(replace_original=True, **confirmation(result, posted))
+                return
+            respond(response_type="in_channel", replace_original=False, **public_payload(result))
+            respond(delete_original=True)
+            return
+        respond(replace_original=True, **refreshed_payload(result, ephemeral=_is_ephemeral(body)))
+
+    @app.action("action_confirm")
+    def confirm_change(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+    ) -> None:
+        """A change asked for in words, confirmed: the existing handler does it (once)."""
+        ack()
+        respond = Responder.of(body)
+        key = text_field(action, "value")
+        if not key:
+            return
+        from handlers.actions import confirm
+
+        ctx = chat_of(context)
+
+        def work() -> None:
+            result = handled(services, lambda s: confirm(s, ctx=ctx, key=key))
+            _answer_change(result, body, context, respond, client)
+
+        after_ack(services, work)
+
+    @app.action("action_cancel")
+    def cancel_change(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
+        ack()
+        respond = Responder.of(body)
+        key = text_field(action, "value")
+        if not key:
+            return
+        from handlers.actions import cancel
+
+        ctx = chat_of(context)
+
+        def work() -> None:
+            result = handled(services, lambda s: cancel(s, ctx=ctx, key=key))
+            if isinstance(result, HandlerError):
+                _refuse(respond, result)
+                return
+            respond(replace_original=True, **public_payload(result))
+
+        after_ack(services, work)
+
+    @app.action("escalation_draft_severity")
+    def draft_severity(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+    ) -> None:
+        """A severity picked on an escalation draft: the next step (confirm, or what happened)."""
+        ack()
+        respond = Responder.of(body)
+        choice = decode(text_field(action, "value"))
+        key, severity = str(choice.get("k") or ""), str(choice.get("s") or "")
+        if not key or not severity:
+            return
+        from handlers.actions import set_draft_severity
+
+        ctx = chat_of(context)
+
+        def work() -> None:
+            result = handled(
+                services, lambda s: set_draft_severity(s, ctx=ctx, key=key, severity=severity)
+            )
+            _answer_change(result, body, context, respond, client)
+
+        after_ack(services, work)
 
     @app.action("noop")
     def noop(ack: Ack) -> None:

@@ -25,6 +25,7 @@ from bot.slack.listeners.common import (
 from bot.slack.messages import PRIVATE_METADATA, encode, message, notice, surface
 from bot.slack.services import SlackServices
 from bot.slack.threads import already_open, confirmation, post_parent, target_channel
+from handlers import access
 from handlers.errors import HandlerError
 from handlers.reply import Reply
 
@@ -49,13 +50,19 @@ NOT_A_MEMBER = (
 )
 
 
-def answer(result: Reply | HandlerError, ask: Ask, *, visible: bool = True) -> dict[str, Any]:
-    """Private by default; a Reply the handler marked for the channel (an escalation) is posted."""
+def answer(
+    result: Reply | HandlerError, ask: Ask, *, visible: bool = True, share: bool = True
+) -> dict[str, Any]:
+    """Private by default; a Reply the handler marked for the channel (an escalation) is posted.
+
+    share: whether the answer may be posted for everyone there (handlers.access.shareable_here):
+    else even a Reply marked for the channel stays private, and there is no Share button.
+    """
     if not visible and isinstance(result, Reply) and result.template == "not_here":
         return {"response_type": "ephemeral", **notice(NOT_A_MEMBER)}
-    if isinstance(result, Reply) and result.visibility == "channel":
+    if isinstance(result, Reply) and result.visibility == "channel" and share:
         return {"response_type": "in_channel", **public_payload(result)}
-    return {"response_type": "ephemeral", **private_payload(result, ask)}
+    return {"response_type": "ephemeral", **private_payload(result, ask if share else None)}
 
 
 def _visible(services: SlackServices, command: dict[str, Any], context: BoltContext) -> bool:
@@ -109,9 +116,10 @@ def _ask_command(services: SlackServices, kind: str) -> Callable[..., None]:
         ask = Ask(kind=kind, text=text_field(command, "text").strip())
 
         def work() -> dict[str, Any]:
-            result = ask_reply(services, chat_of(context), ask)
+            ctx = chat_of(context)
+            result = ask_reply(services, ctx, ask)
             visible = _visible(services, command, context)
-            payload = answer(result, ask, visible=visible)
+            payload = answer(result, ask, visible=visible, share=access.shareable_here(ctx))
             return with_files(services, payload, result, visible, command, context)
 
         # Ready within the worker's budget: the answer rides in the ack (one round trip).
@@ -141,12 +149,13 @@ def _csm_command(services: SlackServices) -> Callable[..., None]:
         ask = Ask(kind="ask", text=text)
 
         def work() -> dict[str, Any]:
-            result = ask_reply(services, chat_of(context), ask)
+            ctx = chat_of(context)
+            result = ask_reply(services, ctx, ask)
             if _is_escalation(result) and services.container.settings.escalation_channel:
                 # With an escalation channel set, "/csm escalate …" opens a thread there like /escalate.
                 return {"response_type": "ephemeral", **_posted(services, client, result, command)}
             visible = _visible(services, command, context)
-            payload = answer(result, ask, visible=visible)
+            payload = answer(result, ask, visible=visible, share=access.shareable_here(ctx))
             return with_files(services, payload, result, visible, command, context)
 
         ack_or_later(services, ack, work, response_url=text_field(command, "response_url"))
@@ -210,6 +219,12 @@ def _escalate(
     # Refusals, "which account?" and "did you mean": private, and nothing was opened.
     if isinstance(result, HandlerError):
         return {"response_type": "ephemeral", **notice(result.message)}
+    if result.template == "escalation_open_modal":
+        # "/escalate acme": the form asks what happened and how bad, prefilled; its submit is
+        # the confirmation.
+        metadata = encode({"r": text_field(command, "response_url"), "c": origin}, PRIVATE_METADATA)
+        view = surface(result.template, {**result.context, "private_metadata": metadata})
+        return open_modal(client, text_field(command, "trigger_id"), view)
     if not _is_escalation(result):
         return {"response_type": "ephemeral", **notice(result.text)}
     return {"response_type": "ephemeral", **_posted(services, client, result, command)}
