@@ -41,7 +41,8 @@ from storage.models import (
 SENTIMENT_KEY = "csm_sentiment"
 SENTIMENT_VALUES = {"red": 1.0, "amber": 2.0, "green": 3.0}
 SENTIMENT_NAMES = {v: k for k, v in SENTIMENT_VALUES.items()}
-TREND_ARROWS = {"up": "↑", "down": "↓", "flat": "→", "unknown": "·"}
+# "unknown": no score 7 or 30 days back to compare with (a new account, a first import).
+TREND_ARROWS = {"up": "↑", "down": "↓", "flat": "→", "unknown": "· no trend yet"}
 
 
 # The health card's reads, built once (composing a statement costs more than SQLite takes to

@@ -292,3 +292,33 @@ def test_demo_works_for_a_week_or_a_month_of_readings(tmp_path: Path, monkeypatc
         assert "12 accounts" in result.output
     too_short = runner.invoke(app, ["demo", "--days", "6", "--no-chat"])
     assert too_short.exit_code == 2
+
+
+def test_a_first_import_says_there_is_no_trend_yet(demo_container, tmp_path: Path) -> None:
+    """A new account has one day of scores: the card says so instead of a bare "·" or "— in 7 days"."""
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(
+        "external_id,name,owner_email,arr\nNEW-3,Brand Newco,dana@example.com,9000\n"
+    )
+    assert runner.invoke(app, ["import", "accounts", str(accounts)]).exit_code == 0
+    readings = tmp_path / "readings.csv"
+    day = DEMO_TODAY.isoformat()
+    readings.write_text(
+        "account_external_id,indicator_key,day,value\n"
+        + "".join(
+            f"NEW-3,{key},{day},{value}\n"
+            for key, value in (
+                ("product_usage", 70),
+                ("feature_adoption", 60),
+                ("support_tickets", 2),
+                ("nps", 30),
+                ("csm_sentiment", 3),
+            )
+        )
+    )
+    imported = runner.invoke(app, ["import", "readings", str(readings)])
+    assert imported.exit_code == 0, imported.output
+    card = runner.invoke(app, ["ask", "health brand newco", "--as", "dana@example.com"])
+    head = card.output.splitlines()[0]
+    assert head.startswith("Brand Newco — ") and "/100" in head, card.output
+    assert "no trend yet" in head and not head.rstrip().endswith("·"), head
