@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
 
-from domain.numbers import SCORE_DIGITS, format_signed
+from domain.numbers import SCORE_DIGITS, days_away, format_signed
 from handlers.reply import Reply
 
 Flavour = Literal["text", "slack", "teams"]
@@ -62,6 +62,7 @@ def environment(flavour: Flavour) -> Environment:
     env.filters["truncate_to"] = truncate
     env.filters["money"] = money
     env.filters["signed"] = signed
+    env.filters["days_away"] = days_away
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
     # Teams templates cut their lists to cap(n); the card renderer lowers it until a message fits.
     env.globals["cap"] = _no_cap

@@ -49,3 +49,18 @@ def format_signed(value: float | None, digits: int = SCORE_DIGITS) -> str:
     if rounded == 0:
         return "±0"
     return f"{rounded:+.{digits}f}".replace("-", MINUS)
+
+
+def days_away(days: int | None) -> str:
+    """A date's distance from the business date in words: "in 12 days", "today", "8 days ago"
+    (an open renewal past its date must not read "in -8 days")."""
+    if days is None:
+        return ""
+    n = int(days)
+    if n == 0:
+        return "today"
+    if n == 1:
+        return "tomorrow"
+    if n == -1:
+        return "yesterday"
+    return f"in {n} days" if n > 0 else f"{-n} days ago"

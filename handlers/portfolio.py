@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from domain.forecast import describe_short
 from domain.nlu.timewindow import TimeWindow
-from domain.numbers import format_score, round_half_away, shown_score
+from domain.numbers import days_away, format_score, round_half_away, shown_score
 from handlers import access
 from handlers.access import Scope
 from handlers.accounts import (
@@ -689,36 +689,10 @@ def my_accounts(
     )
 
 
-def upcoming_renewals(
-    session: Session,
-    *,
-    ctx: ChatContext,
-    days: int = 90,
-    start: date | None = None,
-    end: date | None = None,
-    label: str | None = None,
-    owner: str | None = None,
-    constraints: Constraints | None = None,
-) -> Reply:
-    """Renewals in a window (default the next 90 days), soonest first, with health and ARR.
-
-    Open renewals always; for the part of the window already past, the closed ones too (renewed
-    or churned, with the outcome), so "what renewed last month?" has an answer. A band, an amount
-    (on the renewal's ARR: "over $100k" is strictly more), a segment and an order apply too.
-    """
-    refused = _refuse_in_external(ctx)
-    if refused:
-        return refused
-    c = constraints or Constraints(owner=owner)
-    default = False
-    if c.window is not None:
-        start, end, label = c.window.start, c.window.end, c.window.label
-    elif start is None and end is None:
-        default = constraints is not None
-    start = start or ctx.today
-    end = end or ctx.today + timedelta(days=days)
-    label = label or f"next {(end - start).days} days"
-    scope = scope_for(session, ctx, c.owner)
+def _renewal_rows(
+    session: Session, ctx: ChatContext, scope: Scope, c: Constraints, *where: Any
+) -> list[dict[str, Any]]:
+    """Renewals matching `where` in the scope (and the named accounts), with health and owner."""
     ren = Renewal.__table__
     query = (
         select(
@@ -730,8 +704,7 @@ def upcoming_renewals(
             ren.c.renewed_arr,
         )
         .select_from(ren.join(_ACC, _ACC.c.id == ren.c.account_id))
-        .where(ren.c.renewal_date >= start, ren.c.renewal_date <= end)
-        .where(or_(ren.c.status == "open", ren.c.renewal_date < ctx.today))
+        .where(*where)
         .order_by(ren.c.renewal_date, _ACC.c.name)
     )
     if scope.owner_ids is not None:
@@ -740,6 +713,8 @@ def upcoming_renewals(
         query = query.where(_ACC.c.id.in_(c.accounts))
     pending_flushed(session)
     raw = session.connection().execute(query).all()
+    if not raw:
+        return []
     # Health, names and owners of the accounts renewing, churned ones included (a past renewal).
     facts = {
         r["id"]: r
@@ -772,6 +747,65 @@ def upcoming_renewals(
                 "segment": fact["segment"],
             }
         )
+    return renewals
+
+
+def upcoming_renewals(
+    session: Session,
+    *,
+    ctx: ChatContext,
+    days: int = 90,
+    start: date | None = None,
+    end: date | None = None,
+    label: str | None = None,
+    owner: str | None = None,
+    constraints: Constraints | None = None,
+) -> Reply:
+    """Renewals in a window (default the next 90 days), soonest first, with health and ARR.
+
+    Open renewals always; for the part of the window already past, the closed ones too (renewed
+    or churned, with the outcome), so "what renewed last month?" has an answer. A band, an amount
+    (on the renewal's ARR: "over $100k" is strictly more), a segment and an order apply too.
+    """
+    refused = _refuse_in_external(ctx)
+    if refused:
+        return refused
+    c = constraints or Constraints(owner=owner)
+    default = False
+    if c.window is not None:
+        start, end, label = c.window.start, c.window.end, c.window.label
+    elif start is None and end is None:
+        default = constraints is not None
+    start = start or ctx.today
+    end = end or ctx.today + timedelta(days=days)
+    label = label or f"next {(end - start).days} days"
+    scope = scope_for(session, ctx, c.owner)
+    renewals = _renewal_rows(
+        session,
+        ctx,
+        scope,
+        c,
+        Renewal.__table__.c.renewal_date >= start,
+        Renewal.__table__.c.renewal_date <= end,
+        or_(Renewal.__table__.c.status == "open", Renewal.__table__.c.renewal_date < ctx.today),
+    )
+    # Open renewals whose date has passed belong to no future window, yet they are the ones a
+    # CSM must chase: a list that starts today names them instead of leaving them out silently.
+    past_due = (
+        _filtered(
+            _renewal_rows(
+                session,
+                ctx,
+                scope,
+                c,
+                Renewal.__table__.c.renewal_date < ctx.today,
+                Renewal.__table__.c.status == "open",
+            ),
+            c,
+        )
+        if start >= ctx.today
+        else []
+    )
     renewals = _ordered(
         _filtered(renewals, c),
         c,
@@ -800,6 +834,7 @@ def upcoming_renewals(
         [c.phrases().get("accounts"), book_name(scope), *_filter_parts(c, applied)],
         result,
     )
+    past_due_line = _past_due_line(past_due)
     return Reply(
         template="renewals",
         context={
@@ -816,10 +851,29 @@ def upcoming_renewals(
             "total_arr": total_arr,
             "arr_at_risk": arr_at_risk,
             "closed": closed,
+            "past_due": past_due[:PAST_DUE_SHOWN],
+            "past_due_total": len(past_due),
+            "past_due_line": past_due_line,
             **understanding(line, not_applied),
         },
-        text=with_notes(line, not_applied),
+        text=with_notes(line, not_applied) + (f"\n{past_due_line}" if past_due_line else ""),
     )
+
+
+PAST_DUE_SHOWN = 5
+
+
+def _past_due_line(past_due: list[dict[str, Any]]) -> str:
+    """'Still open past their date: Nakatomi Trading (due 2026-11-27, 8 days ago, $8k)' or ''."""
+    if not past_due:
+        return ""
+    shown = ", ".join(
+        f"{r['account_name']} (due {r['renewal_date']}, {days_away(r['days_left'])}, "
+        f"{_money(r['arr'])})"
+        for r in past_due[:PAST_DUE_SHOWN]
+    )
+    more = len(past_due) - PAST_DUE_SHOWN
+    return f"Still open past their date: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def _overdue_rows(
@@ -1167,8 +1221,12 @@ def account_renewal(
     overdue = _overdue_rows(session, ctx, [found.id or 0])
     if items:
         first = items[0]
+        days = first["days_left"]
         text = (
-            f"{found.name} renews on {first['renewal_date']} (in {first['days_left']} days), "
+            f"{found.name}'s renewal was due on {first['renewal_date']} ({days_away(days)}) "
+            f"and is still open, ${first['arr']:,.0f} ARR"
+            if days < 0
+            else f"{found.name} renews on {first['renewal_date']} (in {days} days), "
             f"${first['arr']:,.0f} ARR"
         )
     else:
