@@ -364,8 +364,9 @@ def _team(session: Session, manager_id: int) -> frozenset[int]:
 def book_of(session: Session, actor: Actor, owner: str | None) -> Scope:
     """The default scope of a list: owner None, "me" or "team" (names are the caller's to resolve).
 
-    A CSM's book is their own accounts; a manager's, their team's; an admin's, everyone's; a
-    viewer's, the team they are attached to (their manager's), or everyone's when attached to none.
+    A CSM's book is their own accounts, and their team their manager's team; a manager's book,
+    their team's; an admin's, everyone's; a viewer's, the team they are attached to (their
+    manager's), or everyone's when attached to none. "team" with no team to name is everyone.
     Reading is never limited by the book: anyone allowed to read may name any account or person.
     """
     if owner == "me":
@@ -373,6 +374,9 @@ def book_of(session: Session, actor: Actor, owner: str | None) -> Scope:
     if actor.role == "manager" and actor.csm_id is not None and owner in ("team", None):
         return Scope(_team(session, actor.csm_id), "your team's accounts")
     if actor.role == "viewer" and actor.manager_id is not None:
+        return Scope(_team(session, actor.manager_id), "your team's accounts")
+    # A CSM's "my team" is the team they belong to: their manager's reports (and the manager).
+    if owner == "team" and actor.role == "csm" and actor.manager_id is not None:
         return Scope(_team(session, actor.manager_id), "your team's accounts")
     if actor.role in ("admin", "viewer", SYSTEM_ROLE) or owner == "team":
         return Scope(None, "all accounts")

@@ -58,7 +58,7 @@ def book_name(scope: Scope) -> str:
 
 def scope_for(session: Session, ctx: ChatContext, owner: str | None) -> Scope:
     """ "my" → the asker's book (a CSM's accounts; a manager's team; an admin's everything; a
-    viewer's team or everything); "team" → a manager's team (everyone for others); "all" → every
+    viewer's team or everything); "team" → a manager's team, a CSM's manager's team (everyone when there is none); "all" → every
     account; a name → that CSM's.
 
     Raises access.NoAccess for someone who may not read the portfolio; the default book of
