@@ -183,7 +183,7 @@ def teams_target(target: str) -> str:
 
 
 def add_teams_conversations(url: str, targets: set[str], service_url: str) -> None:
-    from bot.teams.models import TeamsConversation
+    from storage.platform_models import TeamsConversation
     from storage.db import make_engine, session_scope
 
     engine = make_engine(url)
