@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from domain.accounts_index import AccountIndex, AccountName
 from handlers.context import Actor, ChatContext
 from handlers.errors import PermissionDenied
+from handlers.name_index import account_index
 from storage.models import CSM, Account
 
 # People's roles, most rights first. "viewer": internal staff (sales, support) who read.
@@ -330,8 +331,6 @@ def visible_index(session: Session, ctx: ChatContext) -> AccountIndex:
     In a shared channel only the mapped accounts are in it, so "which one do you mean" and
     "did you mean" can never name another customer there.
     """
-    from handlers.accounts import account_index
-
     if not ctx.external:
         return account_index(session)
     if not ctx.allowed_account_ids:

@@ -20,11 +20,11 @@ from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
     not_here_reply,
-    pending_flushed,
     resolve_account,
     scores_on,
 )
 from handlers.context import ChatContext
+from handlers.name_index import pending_flushed
 from handlers.plan import STATUS_LABELS
 from handlers.reply import Reply
 from handlers.understanding import (
