@@ -13,10 +13,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from storage.demo import _Acct
+from storage.demo_plan import AccountPlan
 
 STORY_ACCOUNTS = ("Acme Corp", "Globex", "Initech")
 
@@ -106,7 +104,7 @@ def _pick(rng: random.Random) -> Callable[[random.Random, int], Trajectory]:
     return SHAPES[-1][0]
 
 
-def trajectories(plans: Sequence[_Acct], *, today: date, days: int, seed: int) -> None:
+def trajectories(plans: Sequence[AccountPlan], *, today: date, days: int, seed: int) -> None:
     """Give every account but the story ones a known path over the ``days`` of history."""
     first = -(days - 1)
     if days < 150:
@@ -126,7 +124,9 @@ def trajectories(plans: Sequence[_Acct], *, today: date, days: int, seed: int) -
 SCENARIOS: dict[str, Callable[..., None]] = {"trajectories": trajectories}
 
 
-def apply_scenario(name: str, plans: Sequence[Any], *, today: date, days: int, seed: int) -> None:
+def apply_scenario(
+    name: str, plans: Sequence[AccountPlan], *, today: date, days: int, seed: int
+) -> None:
     """Shape the planned accounts with the named scenario; ValueError for an unknown name."""
     try:
         shape = SCENARIOS[name]
