@@ -174,6 +174,19 @@ def retry_db(
         delay = min(delay * 2, 2.0)
 
 
+def _advance_gates(conn: Connection, names: list[str], column: str, to: datetime) -> None:
+    """Move a time column of the named gates forward to ``to``; one already later stays."""
+    stamp = getattr(DeliveryGate, column)
+    conn.execute(
+        update(DeliveryGate)
+        .where(
+            DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
+            or_(stamp.is_(None), stamp < to),
+        )
+        .values({column: to})
+    )
+
+
 class DatabasePacer:
     """Sliding-window pacing on two tables every replica shares.
 
@@ -268,17 +281,7 @@ class DatabasePacer:
                     self._insert(conn).on_conflict_do_nothing(index_elements=["key"]),
                     [{"key": k} for k in names],
                 )
-                conn.execute(
-                    update(DeliveryGate)
-                    .where(
-                        DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
-                        or_(
-                            DeliveryGate.blocked_until.is_(None),  # type: ignore[union-attr]
-                            DeliveryGate.blocked_until < until,  # type: ignore[operator]
-                        ),
-                    )
-                    .values(blocked_until=until)
-                )
+                _advance_gates(conn, names, "blocked_until", until)
 
         retry_db("recording a Retry-After", write, give_up=lambda: False)
 
@@ -294,17 +297,7 @@ class DatabasePacer:
                     .where(DeliverySlot.key.in_(names), DeliverySlot.at == booked)  # type: ignore[attr-defined]
                     .values(at=actual)
                 )
-                conn.execute(
-                    update(DeliveryGate)
-                    .where(
-                        DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
-                        or_(
-                            DeliveryGate.last_at.is_(None),  # type: ignore[union-attr]
-                            DeliveryGate.last_at < actual,  # type: ignore[operator]
-                        ),
-                    )
-                    .values(last_at=actual)
-                )
+                _advance_gates(conn, names, "last_at", actual)
 
         retry_db("recording a late send", write, give_up=lambda: False)
 
