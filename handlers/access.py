@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -323,6 +324,27 @@ def post_shown_here(ctx: ChatContext, template: str, context: Mapping[str, Any])
     account = context.get("account")
     account_id = account.get("id") if isinstance(account, Mapping) else None
     return isinstance(account_id, int) and shown_here(ctx, account_id)
+
+
+def post_shown_in_shared_channel(
+    mapped: Iterable[int | None],
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    today: date,
+    enabled: bool,
+) -> bool:
+    """``post_shown_here`` for a scheduled post to a channel shared with another organisation:
+    the scheduler there may show the accounts ``mapped`` to it, when ``enabled`` (see
+    ``shared_channel_accounts``)."""
+    ctx = ChatContext(
+        platform="scheduler",
+        actor=system_actor(),
+        today=today,
+        external=True,
+        allowed_account_ids=shared_channel_accounts(mapped, enabled=enabled),
+    )
+    return post_shown_here(ctx, template, context)
 
 
 def visible_index(session: Session, ctx: ChatContext) -> AccountIndex:
