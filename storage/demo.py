@@ -18,7 +18,7 @@ from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCOR
 from storage.arr_history import record_account_arr
 from storage.bulk import indexes_built_after, insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
-from storage.demo_plan import AccountPlan
+from storage.demo_plan import AccountPlan, weighted_pick
 from storage.demo_scenarios import apply_scenario
 
 if TYPE_CHECKING:
@@ -212,15 +212,6 @@ def _value_for_score(ind: Indicator, score: float) -> float:
     return ind.ceiling
 
 
-def _pick(rng: random.Random, weighted: tuple[tuple[Any, float], ...]) -> Any:
-    roll = rng.random() * sum(w for _, w in weighted)
-    for item, weight in weighted:
-        roll -= weight
-        if roll <= 0:
-            return item
-    return weighted[-1][0]
-
-
 def _plan_accounts(
     count: int, today: date, seed: int, model_keys: tuple[str, ...]
 ) -> list[AccountPlan]:
@@ -234,8 +225,8 @@ def _plan_accounts(
     accounts: list[AccountPlan] = []
     for i, (name, aliases) in enumerate(names):
         rng = random.Random(f"{seed}:{i}:{name}")
-        segment = _pick(rng, segments)
-        archetype = _pick(rng, archetypes)
+        segment = weighted_pick(rng, segments)
+        archetype = weighted_pick(rng, archetypes)
         lo, hi = ranges[archetype]
         base_now = rng.uniform(lo, hi)
         base_then, change_days = base_now, 0
@@ -486,7 +477,9 @@ def _milestone_rows(
                 rng.choice(("in_progress", "at_risk", "blocked")) if rng.random() < slip else "done"
             )
         else:
-            status = _pick(rng, (("not_started", 0.5), ("in_progress", 0.4), ("at_risk", 0.1)))
+            status = weighted_pick(
+                rng, (("not_started", 0.5), ("in_progress", 0.4), ("at_risk", 0.1))
+            )
         csm_owned = rng.random() < 0.6
         rows.append(
             {

@@ -1,4 +1,4 @@
-"""One demo account as planned before it is written.
+"""One demo account as planned before it is written, and the weighted draw that plans it.
 
 storage.demo plans and writes these; storage.demo_scenarios reshapes their health histories.
 """
@@ -6,9 +6,22 @@ storage.demo plans and writes these; storage.demo_scenarios reshapes their healt
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def weighted_pick(rng: random.Random, weighted: Sequence[tuple[T, float]]) -> T:
+    """One item drawn with the chances its weight gives it (the weights need not add to 1)."""
+    roll = rng.random() * sum(w for _, w in weighted)
+    for item, weight in weighted:
+        roll -= weight
+        if roll <= 0:
+            return item
+    return weighted[-1][0]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from storage.demo_plan import AccountPlan
+from storage.demo_plan import AccountPlan, weighted_pick
 
 STORY_ACCOUNTS = ("Acme Corp", "Globex", "Initech")
 
@@ -95,15 +95,6 @@ SHAPES: tuple[tuple[Callable[[random.Random, int], Trajectory], float], ...] = (
 )
 
 
-def _pick(rng: random.Random) -> Callable[[random.Random, int], Trajectory]:
-    roll = rng.random() * sum(w for _, w in SHAPES)
-    for shape, weight in SHAPES:
-        roll -= weight
-        if roll <= 0:
-            return shape
-    return SHAPES[-1][0]
-
-
 def trajectories(plans: Sequence[AccountPlan], *, today: date, days: int, seed: int) -> None:
     """Give every account but the story ones a known path over the ``days`` of history."""
     first = -(days - 1)
@@ -113,7 +104,7 @@ def trajectories(plans: Sequence[AccountPlan], *, today: date, days: int, seed: 
         if acct.name in STORY_ACCOUNTS or acct.churned_on is not None:
             continue
         rng = random.Random(f"trajectory:{seed}:{acct.external_id}")
-        path = _pick(rng)(rng, first)
+        path = weighted_pick(rng, SHAPES)(rng, first)
         acct.trajectory = path
         acct.archetype = path.kind
         acct.base_then, acct.base_now = path(first), path(0)
