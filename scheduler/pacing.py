@@ -270,36 +270,40 @@ class DatabasePacer:
 
         return retry_db("booking a send slot", book, give_up=lambda: False)
 
-    def block(self, keys: Sequence[str], until: datetime) -> None:
+    def _write_gates(
+        self, what: str, keys: Sequence[str], write: Callable[[Connection, list[str]], None]
+    ) -> None:
+        """One write about the named gates (each once, sorted), in a transaction, retried."""
         names = sorted(set(keys))
         if not names:
             return
 
-        def write() -> None:
+        def run() -> None:
             with self.engine.begin() as conn:
-                conn.execute(
-                    self._insert(conn).on_conflict_do_nothing(index_elements=["key"]),
-                    [{"key": k} for k in names],
-                )
-                _advance_gates(conn, names, "blocked_until", until)
+                write(conn, names)
 
-        retry_db("recording a Retry-After", write, give_up=lambda: False)
+        retry_db(what, run, give_up=lambda: False)
+
+    def block(self, keys: Sequence[str], until: datetime) -> None:
+        def write(conn: Connection, names: list[str]) -> None:
+            conn.execute(
+                self._insert(conn).on_conflict_do_nothing(index_elements=["key"]),
+                [{"key": k} for k in names],
+            )
+            _advance_gates(conn, names, "blocked_until", until)
+
+        self._write_gates("recording a Retry-After", keys, write)
 
     def late(self, keys: Sequence[str], booked: datetime, actual: datetime) -> None:
-        names = sorted(set(keys))
-        if not names:
-            return
+        def write(conn: Connection, names: list[str]) -> None:
+            conn.execute(
+                update(DeliverySlot)
+                .where(DeliverySlot.key.in_(names), DeliverySlot.at == booked)  # type: ignore[attr-defined]
+                .values(at=actual)
+            )
+            _advance_gates(conn, names, "last_at", actual)
 
-        def write() -> None:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(DeliverySlot)
-                    .where(DeliverySlot.key.in_(names), DeliverySlot.at == booked)  # type: ignore[attr-defined]
-                    .values(at=actual)
-                )
-                _advance_gates(conn, names, "last_at", actual)
-
-        retry_db("recording a late send", write, give_up=lambda: False)
+        self._write_gates("recording a late send", keys, write)
 
     def held_back(self, prefix: str, now: datetime) -> int:
         with self.engine.connect() as conn:
