@@ -136,7 +136,7 @@ from datetime import date
 from bot.config import Settings
 from bot.container import Container
 from domain.nlu import parse
-from handlers.accounts import account_index
+from handlers.name_index import account_index
 container = Container(settings=Settings(database_url={f"sqlite:///{db}"!r}))
 if {warm!r}:
     container.warm_up().join()  # what `csm-bot serve` and `csm-bot chat` do at start-up
@@ -210,7 +210,7 @@ def _after_changes(
     from sqlalchemy import text as sql
     from sqlmodel import Session
 
-    from handlers.accounts import account_index
+    from handlers.name_index import account_index
     from storage.db import make_engine
 
     work = Path(tempfile.mkdtemp()) / "names.db"

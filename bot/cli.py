@@ -878,7 +878,7 @@ def eval_nlu(
 ) -> None:
     """Measure intent and entity accuracy of the parser on a labelled file against the database's accounts."""
     from domain.nlu.evaluate import evaluate_file
-    from handlers.accounts import account_index
+    from handlers.name_index import account_index
 
     container = _container()
     with container.session() as session:

@@ -54,7 +54,7 @@ class Container:
 
         def work() -> None:
             from domain.nlu.intent_model import default_model
-            from handlers.accounts import warm_account_index
+            from handlers.name_index import warm_account_index
 
             try:
                 default_model()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlmodel import Session, col, select
 from domain.accounts_index import AccountIndex, AccountName
 from handlers.context import Actor, ChatContext
 from handlers.errors import PermissionDenied
+from handlers.name_index import account_index
 from storage.models import CSM, Account
 
 # People's roles, most rights first. "viewer": internal staff (sales, support) who read.
@@ -324,14 +326,33 @@ def post_shown_here(ctx: ChatContext, template: str, context: Mapping[str, Any])
     return isinstance(account_id, int) and shown_here(ctx, account_id)
 
 
+def post_shown_in_shared_channel(
+    mapped: Iterable[int | None],
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    today: date,
+    enabled: bool,
+) -> bool:
+    """``post_shown_here`` for a scheduled post to a channel shared with another organisation:
+    the scheduler there may show the accounts ``mapped`` to it, when ``enabled`` (see
+    ``shared_channel_accounts``)."""
+    ctx = ChatContext(
+        platform="scheduler",
+        actor=system_actor(),
+        today=today,
+        external=True,
+        allowed_account_ids=shared_channel_accounts(mapped, enabled=enabled),
+    )
+    return post_shown_here(ctx, template, context)
+
+
 def visible_index(session: Session, ctx: ChatContext) -> AccountIndex:
     """The account names a request may resolve against (and suggest from).
 
     In a shared channel only the mapped accounts are in it, so "which one do you mean" and
     "did you mean" can never name another customer there.
     """
-    from handlers.accounts import account_index
-
     if not ctx.external:
         return account_index(session)
     if not ctx.allowed_account_ids:

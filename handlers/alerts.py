@@ -356,19 +356,34 @@ def acknowledge_alert(
         alert.acknowledged_by_id = ctx.actor.csm_id
     alert.status = "acknowledged"
     session.add(alert)
+    after = {"status": alert.status}
+    _audit_alert(session, ctx, "alert.acknowledge", alert_id, before=before, after=after, now=now)
+    return risk_alert_reply(alert, brief, note=f"Acknowledged by {ctx.actor.name}", viewer=viewer)
+
+
+def _audit_alert(
+    session: Session,
+    ctx: ChatContext,
+    action: str,
+    alert_id: int,
+    *,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    now: datetime | None,
+) -> None:
+    """The audit entry of a change to an alert, flushed with the change."""
     entry = record(
         session,
         ctx=ctx,
-        action="alert.acknowledge",
+        action=action,
         entity="alert",
         entity_id=alert_id,
         before=before,
-        after={"status": alert.status},
+        after=after,
     )
     # Stamped here (aware UTC, the injected instant when given) rather than by the column default.
     entry.at = now or _now()
     session.flush()
-    return risk_alert_reply(alert, brief, note=f"Acknowledged by {ctx.actor.name}", viewer=viewer)
 
 
 def snooze_alert(
@@ -394,17 +409,8 @@ def snooze_alert(
     alert.snoozed_by_id = ctx.actor.csm_id
     alert.status = "snoozed"
     session.add(alert)
-    entry = record(
-        session,
-        ctx=ctx,
-        action="alert.snooze",
-        entity="alert",
-        entity_id=alert_id,
-        before=before,
-        after={"status": "snoozed", "snoozed_until": until.isoformat()},
-    )
-    entry.at = now or _now()
-    session.flush()
+    after = {"status": "snoozed", "snoozed_until": until.isoformat()}
+    _audit_alert(session, ctx, "alert.snooze", alert_id, before=before, after=after, now=now)
     brief = account_briefs(session, [account.id or 0], ctx.today)[account.id or 0]
     return risk_alert_reply(
         alert,

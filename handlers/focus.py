@@ -10,8 +10,8 @@ from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from domain.numbers import format_score, format_signed
-from handlers.accounts import pending_flushed
 from handlers.context import ChatContext
+from handlers.name_index import pending_flushed
 from handlers.portfolio import (
     Scope,
     _refuse_in_external,

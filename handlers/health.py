@@ -20,12 +20,12 @@ from handlers.accounts import (
     account_row,
     account_summary,
     owner_from_row,
-    pending_flushed,
     resolve_account,
     resolve_loaded,
     snapshot_on_or_before,
 )
 from handlers.context import ChatContext
+from handlers.name_index import pending_flushed
 from handlers.permissions import can_change
 from handlers.reply import Reply
 from storage.models import (

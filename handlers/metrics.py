@@ -15,8 +15,9 @@ from sqlmodel import Session, col, select
 from domain import metrics as formulas
 from domain.nlu.entities import METRIC_LABELS
 from domain.nlu.timewindow import TimeWindow
-from handlers.accounts import not_here_reply, pending_flushed, resolve_account
+from handlers.accounts import not_here_reply, resolve_account
 from handlers.context import ChatContext
+from handlers.name_index import pending_flushed
 from handlers.portfolio import book_name, scope_for
 from handlers.reply import Reply
 from handlers.retention import arr_metric_inputs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -20,11 +21,11 @@ from handlers.accounts import (
     csms_by_id,
     latest_snapshots,
     not_here_reply,
-    pending_flushed,
     resolve_account,
     scores_on,
 )
 from handlers.context import ChatContext
+from handlers.name_index import pending_flushed
 from handlers.plan import STATUS_LABELS
 from handlers.reply import Reply
 from handlers.understanding import (
@@ -551,7 +552,7 @@ def _ordered(
     return rows
 
 
-def _filter_parts(c: Constraints, applied: set[str]) -> list[str | None]:
+def _filter_parts(c: Constraints, applied: AbstractSet[str]) -> list[str | None]:
     """The understood line's filter phrases, for the constraints this answer applied."""
     phrases = c.phrases()
     return [phrases.get(kind) for kind in ("band", "amount", "segment", "order") if kind in applied]
@@ -994,6 +995,29 @@ def _milestone_scope(
     return _Covered(None, scope.owner_ids, book_name(scope), None)
 
 
+# What a milestone list applies of a question; anything else it states is named as not applied.
+_MILESTONE_LIST_APPLIES = frozenset(
+    {"window", "scope", "band", "amount", "segment", "order", "accounts"}
+)
+
+
+def _milestones_as_asked(
+    session: Session, ctx: ChatContext, rows: list[dict[str, Any]], c: Constraints
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Milestone rows filtered by the question's band, amount and segment and put in its order
+    (by due date without one), and the notes for what of the question a milestone list ignores."""
+    if c.band:
+        rows = _with_bands(session, rows, ctx.today)
+    rows = _ordered(
+        _filtered(rows, c),
+        c,
+        lambda r: (r["due_date"], r["id"]),
+        date_key="due_date",
+        name_key="title",
+    )
+    return rows, c.not_applied(_MILESTONE_LIST_APPLIES, "this lists milestones")
+
+
 def overdue_milestones(
     session: Session,
     *,
@@ -1023,17 +1047,7 @@ def overdue_milestones(
     start = c.window.start if c.window else None
     end = min(c.window.end, yesterday) if c.window else yesterday
     rows = _milestone_rows(session, ctx, ids, start=start, end=end, owner_ids=covered.owner_ids)
-    if c.band:
-        rows = _with_bands(session, rows, ctx.today)
-    rows = _ordered(
-        _filtered(rows, c),
-        c,
-        lambda r: (r["due_date"], r["id"]),
-        date_key="due_date",
-        name_key="title",
-    )
-    applied = {"window", "scope", "band", "amount", "segment", "order", "accounts"}
-    not_applied = c.not_applied(applied, "this lists milestones")
+    rows, not_applied = _milestones_as_asked(session, ctx, rows, c)
     if ids is not None and account is not None and c.owner:
         not_applied.append(f"“{c.phrases()['scope']}” not applied: the account named wins")
     result = (
@@ -1048,7 +1062,7 @@ def overdue_milestones(
     line = understood(
         "Overdue milestones",
         f"due {window_phrase(c.window)}" if c.window else None,
-        [where if account is None else f"for {where}", *_filter_parts(c, applied)],
+        [where if account is None else f"for {where}", *_filter_parts(c, _MILESTONE_LIST_APPLIES)],
         result,
     )
     return Reply(
@@ -1102,17 +1116,7 @@ def milestones_due(
     else:
         rows = _milestone_rows(session, ctx, ids, start=start, end=end, owner_ids=covered.owner_ids)
     overdue = len(_overdue_rows(session, ctx, ids)) if account is not None else 0
-    if c.band:
-        rows = _with_bands(session, rows, ctx.today)
-    rows = _ordered(
-        _filtered(rows, c),
-        c,
-        lambda r: (r["due_date"], r["id"]),
-        date_key="due_date",
-        name_key="title",
-    )
-    applied = {"window", "scope", "band", "amount", "segment", "order", "accounts"}
-    not_applied = c.not_applied(applied, "this lists milestones")
+    rows, not_applied = _milestones_as_asked(session, ctx, rows, c)
     window = TimeWindow(start, end, label)
     if next_only:
         subject = f"Next milestone for {where}"
@@ -1133,7 +1137,9 @@ def milestones_due(
             else "none"
         )
     parts = [] if next_only else [where if account is None else f"for {where}"]
-    line = understood(subject, window_text, [*parts, *_filter_parts(c, applied)], result)
+    line = understood(
+        subject, window_text, [*parts, *_filter_parts(c, _MILESTONE_LIST_APPLIES)], result
+    )
     if overdue:
         line += f" ({plural(overdue, 'milestone')} already overdue)"
     return Reply(

@@ -533,22 +533,10 @@ def _upsert_statement(conn: Connection):  # type: ignore[no-untyped-def]
     snap = _snapshot_text_table() if sqlite_db else table("health_snapshot")
     insert = sqlite.insert if sqlite_db else postgresql.insert
     stmt = insert(snap)
-    updated = (
-        "score",
-        "band",
-        "coverage",
-        "model_name",
-        "indicator_scores",
-        "drivers",
-        "forecast_red_in_days",
-        "forecast_red_earliest",
-        "forecast_red_latest",
-        "forecast_status",
-        "computed_at",
-    )
+    # A snapshot recomputed for the same account and day overwrites every other column.
     return stmt.on_conflict_do_update(
         index_elements=[snap.c.account_id, snap.c.day],
-        set_={col: stmt.excluded[col] for col in updated},
+        set_={col: stmt.excluded[col] for col in _SNAPSHOT_COLUMNS if col not in _SNAPSHOT_KEY},
     )
 
 
@@ -666,6 +654,7 @@ _SNAPSHOT_COLUMNS = (
     "forecast_status",
     "computed_at",
 )
+_SNAPSHOT_KEY = ("account_id", "day")
 _SCORE = _SNAPSHOT_COLUMNS.index("score")
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Select
 from sqlmodel import Session, select
 
 from domain.retention import ArrTimeline, RetentionInputs, retention_inputs
-from handlers.accounts import pending_flushed
+from handlers.name_index import pending_flushed
 from storage.models import Account, ArrChange
 
 _CHUNK = 900  # below SQLite's bound-parameter limit

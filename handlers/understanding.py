@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,7 @@ class Constraints:
         # A chart asked for is drawn by handlers.charts.with_charts, which says when there is none.
         return out
 
-    def not_applied(self, applied: set[str], why: str) -> list[str]:
+    def not_applied(self, applied: AbstractSet[str], why: str) -> list[str]:
         """The stated constraints this answer does not use, each named with the reason."""
         return [
             f"“{phrase}” not applied: {why}"

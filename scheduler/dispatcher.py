@@ -23,13 +23,8 @@ from scheduler.builders import BUILD_KEY, is_deferred
 from scheduler.clock import Clock, Sleep, as_utc, system_clock, system_sleep
 from scheduler.models import ATTEMPT_IN_FLIGHT, ATTEMPT_UNKNOWN, Delivery, DeliveryPause
 from scheduler.notifier import DeliveryError, LookupUnavailable, Notifier
-from scheduler.outages import (
-    DEFAULT_DEADLINE,
-    DEFAULT_DEADLINES,
-    FAILED_REPORT_KIND,
-    REPORT_KINDS,
-    Outages,
-)
+from scheduler.outages import Outages
+from scheduler.outbox import DEFAULT_DEADLINE, DEFAULT_DEADLINES, FAILED_REPORT_KIND, REPORT_KINDS
 from scheduler.pacing import DEFAULT_PACING, DatabasePacer, Pacer, Pacing, retry_db
 from scheduler.reports import FAILURES_RECIPE, cause_of, failures_report
 from storage.db import session_scope

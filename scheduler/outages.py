@@ -16,32 +16,19 @@ from scheduler.builders import BUILD_KEY
 from scheduler.clock import Clock, as_utc
 from scheduler.models import Delivery, DeliveryPause
 from scheduler.notifier import DeliveryError, Notifier
-from scheduler.outbox import OutboxItem, enqueue
+from scheduler.outbox import (
+    DEFAULT_DEADLINE,
+    DEFAULT_DEADLINES,
+    FAILED_REPORT_KIND,
+    PAUSED_REPORT_KIND,
+    REPORT_KINDS,
+    OutboxItem,
+    enqueue,
+)
 from scheduler.reports import FAILURES_RECIPE, cause_of
 from storage.db import session_scope
 
 logger = logging.getLogger(__name__)
-
-FAILED_REPORT_KIND = "delivery_failed"
-PAUSED_REPORT_KIND = "delivery_paused"
-REPORT_KINDS = frozenset({FAILED_REPORT_KIND, PAUSED_REPORT_KIND})
-
-# How long a post is still worth making after it was queued. A digest is useless tomorrow; a
-# renewal reminder is not. Past its deadline a row fails as "expired" (and is reported).
-DEFAULT_DEADLINES: dict[str, timedelta] = {
-    "daily_digest": timedelta(hours=12),
-    "manager_digest": timedelta(days=1),
-    "risk_alert": timedelta(days=3),
-    "renewal_reminder": timedelta(days=5),
-    "qbr_prep": timedelta(days=2),
-    # An hour's urgent alerts for one CSM, and the risk channel's summary of a run: still worth
-    # reading the same day, not the next.
-    "urgent_alerts": timedelta(hours=12),
-    "risk_summary": timedelta(hours=12),
-    FAILED_REPORT_KIND: timedelta(days=3),
-    PAUSED_REPORT_KIND: timedelta(days=3),
-}
-DEFAULT_DEADLINE = timedelta(days=1)
 
 
 class Outages:

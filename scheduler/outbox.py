@@ -19,6 +19,28 @@ KEY_COLUMNS = ("kind", "subject", "target", "period")
 # Rows per INSERT statement: big enough for a 10k-account day, small enough for SQLite's variable cap.
 _CHUNK = 500
 
+# Admin reports: they are about other deliveries, so re-sending an old one is not what a retry means.
+FAILED_REPORT_KIND = "delivery_failed"
+PAUSED_REPORT_KIND = "delivery_paused"
+REPORT_KINDS = frozenset({FAILED_REPORT_KIND, PAUSED_REPORT_KIND})
+
+# How long a post is still worth making after it was queued. A digest is useless tomorrow; a
+# renewal reminder is not. Past its deadline a row fails as "expired" (and is reported).
+DEFAULT_DEADLINES: dict[str, timedelta] = {
+    "daily_digest": timedelta(hours=12),
+    "manager_digest": timedelta(days=1),
+    "risk_alert": timedelta(days=3),
+    "renewal_reminder": timedelta(days=5),
+    "qbr_prep": timedelta(days=2),
+    # An hour's urgent alerts for one CSM, and the risk channel's summary of a run: still worth
+    # reading the same day, not the next.
+    "urgent_alerts": timedelta(hours=12),
+    "risk_summary": timedelta(hours=12),
+    FAILED_REPORT_KIND: timedelta(days=3),
+    PAUSED_REPORT_KIND: timedelta(days=3),
+}
+DEFAULT_DEADLINE = timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -137,10 +159,6 @@ def counts_by_status(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-# Report kinds are about other deliveries: re-sending an old report is not what a retry means.
-_REPORT_KINDS = ("delivery_failed", "delivery_paused")
-
-
 def requeue_failed(
     session: Session,
     *,
@@ -154,15 +172,13 @@ def requeue_failed(
     Admin reports are left alone unless ``kind`` names them. A row whose last answer was lost
     keeps that state, so it is still looked up before it is posted again.
     """
-    from scheduler.outages import DEFAULT_DEADLINE, DEFAULT_DEADLINES
-
     now = now or utcnow()
     ttl = {**DEFAULT_DEADLINES, **(deadlines or {})}
     stmt = select(Delivery.id, Delivery.kind).where(Delivery.status == "failed")
     if kind:
         stmt = stmt.where(Delivery.kind == kind)
     else:
-        stmt = stmt.where(Delivery.kind.notin_(_REPORT_KINDS))  # type: ignore[attr-defined]
+        stmt = stmt.where(Delivery.kind.notin_(sorted(REPORT_KINDS)))  # type: ignore[attr-defined]
     if since is not None:
         stmt = stmt.where(Delivery.updated_at >= since)  # type: ignore[operator]
     rows = session.execute(stmt).all()

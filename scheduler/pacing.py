@@ -174,6 +174,19 @@ def retry_db(
         delay = min(delay * 2, 2.0)
 
 
+def _advance_gates(conn: Connection, names: list[str], column: str, to: datetime) -> None:
+    """Move a time column of the named gates forward to ``to``; one already later stays."""
+    stamp = getattr(DeliveryGate, column)
+    conn.execute(
+        update(DeliveryGate)
+        .where(
+            DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
+            or_(stamp.is_(None), stamp < to),
+        )
+        .values({column: to})
+    )
+
+
 class DatabasePacer:
     """Sliding-window pacing on two tables every replica shares.
 
@@ -257,56 +270,40 @@ class DatabasePacer:
 
         return retry_db("booking a send slot", book, give_up=lambda: False)
 
-    def block(self, keys: Sequence[str], until: datetime) -> None:
+    def _write_gates(
+        self, what: str, keys: Sequence[str], write: Callable[[Connection, list[str]], None]
+    ) -> None:
+        """One write about the named gates (each once, sorted), in a transaction, retried."""
         names = sorted(set(keys))
         if not names:
             return
 
-        def write() -> None:
+        def run() -> None:
             with self.engine.begin() as conn:
-                conn.execute(
-                    self._insert(conn).on_conflict_do_nothing(index_elements=["key"]),
-                    [{"key": k} for k in names],
-                )
-                conn.execute(
-                    update(DeliveryGate)
-                    .where(
-                        DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
-                        or_(
-                            DeliveryGate.blocked_until.is_(None),  # type: ignore[union-attr]
-                            DeliveryGate.blocked_until < until,  # type: ignore[operator]
-                        ),
-                    )
-                    .values(blocked_until=until)
-                )
+                write(conn, names)
 
-        retry_db("recording a Retry-After", write, give_up=lambda: False)
+        retry_db(what, run, give_up=lambda: False)
+
+    def block(self, keys: Sequence[str], until: datetime) -> None:
+        def write(conn: Connection, names: list[str]) -> None:
+            conn.execute(
+                self._insert(conn).on_conflict_do_nothing(index_elements=["key"]),
+                [{"key": k} for k in names],
+            )
+            _advance_gates(conn, names, "blocked_until", until)
+
+        self._write_gates("recording a Retry-After", keys, write)
 
     def late(self, keys: Sequence[str], booked: datetime, actual: datetime) -> None:
-        names = sorted(set(keys))
-        if not names:
-            return
+        def write(conn: Connection, names: list[str]) -> None:
+            conn.execute(
+                update(DeliverySlot)
+                .where(DeliverySlot.key.in_(names), DeliverySlot.at == booked)  # type: ignore[attr-defined]
+                .values(at=actual)
+            )
+            _advance_gates(conn, names, "last_at", actual)
 
-        def write() -> None:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(DeliverySlot)
-                    .where(DeliverySlot.key.in_(names), DeliverySlot.at == booked)  # type: ignore[attr-defined]
-                    .values(at=actual)
-                )
-                conn.execute(
-                    update(DeliveryGate)
-                    .where(
-                        DeliveryGate.key.in_(names),  # type: ignore[attr-defined]
-                        or_(
-                            DeliveryGate.last_at.is_(None),  # type: ignore[union-attr]
-                            DeliveryGate.last_at < actual,  # type: ignore[operator]
-                        ),
-                    )
-                    .values(last_at=actual)
-                )
-
-        retry_db("recording a late send", write, give_up=lambda: False)
+        self._write_gates("recording a late send", keys, write)
 
     def held_back(self, prefix: str, now: datetime) -> int:
         with self.engine.connect() as conn:

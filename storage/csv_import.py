@@ -8,7 +8,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import zip_longest
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from storage.arr_history import record_import_arr
 from storage.bulk import chunks, insert_dicts, table
+from storage.import_rows import ImportCounts, ImportRow, RowError
 from storage.models import (
     LIFECYCLE_STAGES,
     MILESTONE_STATUSES,
@@ -28,10 +29,10 @@ from storage.models import (
     SURVEY_KINDS,
     utcnow,
 )
+from storage.people_rows import PersonCheck, add_command, resolve_people, write_people
 
 if TYPE_CHECKING:
     from domain.health_model import Indicator
-    from storage.people import PersonCheck
 
 logger = logging.getLogger(__name__)
 
@@ -53,25 +54,6 @@ _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uff
 SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 # Several aliases go in one cell, separated by this character.
 LIST_SEPARATOR = "|"
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem: its row (CSV: line, header = 1; records: 1-based position), column, reason.
-
-    ``shape`` marks a problem with the columns themselves (unknown, missing, twice): in a sync
-    that is a mapping mistake, so the whole batch is refused rather than each row.
-    """
-
-    row: int
-    column: str | None
-    reason: str
-    shape: bool = field(default=False, compare=False)
-
-    def __str__(self) -> str:
-        if self.column:
-            return f"row {self.row}, column '{self.column}': {self.reason}"
-        return f"row {self.row}: {self.reason}"
 
 
 class ImportFailed(Exception):
@@ -467,20 +449,6 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class _Row:
-    """A parsed data row: its row number, the columns it has and their typed values.
-
-    ``columns`` is per row because JSON records may each carry a different set of keys; a column
-    a row leaves out is left alone, exactly like a column a CSV header leaves out.
-    """
-
-    line: int
-    values: dict[str, Any]
-    columns: Sequence[str]
-    refs: dict[str, Any] = field(default_factory=dict)  # resolved ids (account_id, owner_id...)
-
-
 # ---------------------------------------------------------------------------------------------
 # reading and validating: CSV text (a file or a request body) or in-memory records
 
@@ -534,13 +502,13 @@ def _guess_single_byte(data: bytes) -> str | None:
     return "Windows-1252 (Latin-1)"
 
 
-def _read_csv(text: str, kind: str, errors: list[RowError], name: str) -> list[_Row]:
+def _read_csv(text: str, kind: str, errors: list[RowError], name: str) -> list[ImportRow]:
     """Parse CSV text into typed rows numbered by line (header = 1); problems go to ``errors``."""
     spec = {c.name: c for c in SPECS[kind]}
     handle = io.StringIO(text.removeprefix("\ufeff"), newline="")
     # Strict: a stray quote is an error rather than a value silently merged with the next lines.
     reader = csv.reader(handle, strict=True)
-    rows: list[_Row] = []
+    rows: list[ImportRow] = []
     records = _records(reader)
     try:
         header = next(records, None)
@@ -624,7 +592,7 @@ def _read_records(
     records: Iterable[Sequence[Any] | Mapping[str, Any]],
     kind: str,
     errors: list[RowError],
-) -> list[_Row]:
+) -> list[ImportRow]:
     """Typed rows from in-memory records numbered from 1; header problems are reported on row 0.
 
     A record is either a list of cells in ``header`` order or a mapping of column to value (a
@@ -633,7 +601,7 @@ def _read_records(
     """
     spec = {c.name: c for c in SPECS[kind]}
     columns = None if header is None else _check_header(list(header), kind, errors, line=0)
-    rows: list[_Row] = []
+    rows: list[ImportRow] = []
     for line, record in enumerate(records, start=1):
         if isinstance(record, Mapping):
             keyed, cells = _keyed_cells(line, record, kind, errors)
@@ -758,7 +726,7 @@ def _parse_row(
     columns: list[str],
     spec: dict[str, _Col],
     errors: list[RowError],
-) -> _Row:
+) -> ImportRow:
     """Typed values of one row; a None cell is a record value already reported as unusable."""
     if len(cells) > len(columns):
         extra = [c for c in cells[len(columns) :] if c is None or c.strip()]
@@ -784,7 +752,7 @@ def _parse_row(
             values[name] = col.parse(raw)
         except _Bad as exc:
             errors.append(RowError(line, name, str(exc)))
-    return _Row(line, values, columns)
+    return ImportRow(line, values, columns)
 
 
 def _unstorable_reason(char: str) -> str:
@@ -795,7 +763,7 @@ def _unstorable_reason(char: str) -> str:
 
 
 def _check_duplicates(
-    rows: list[_Row], key: Callable[[_Row], Any], column: str, errors: list[RowError]
+    rows: list[ImportRow], key: Callable[[ImportRow], Any], column: str, errors: list[RowError]
 ) -> None:
     first: dict[Any, int] = {}
     for row in rows:
@@ -824,7 +792,7 @@ def _known_indicators() -> dict[str, Indicator]:
 
 
 def _check_reading(
-    row: _Row, indicators: dict[str, Indicator], errors: list[RowError], *, today: date
+    row: ImportRow, indicators: dict[str, Indicator], errors: list[RowError], *, today: date
 ) -> None:
     """Known key, a possible value for it, and not dated in the future."""
     key, value, day = (
@@ -855,7 +823,7 @@ def _check_reading(
 def _resolve(
     conn: Connection,
     kind: str,
-    rows: list[_Row],
+    rows: list[ImportRow],
     errors: list[RowError],
     *,
     today: date,
@@ -863,8 +831,6 @@ def _resolve(
 ) -> None:
     """Check references against the database and within the file; store the ids found."""
     if kind == "people":
-        from storage.people import resolve_people
-
         resolve_people(conn, rows, errors, check=person_check)
         return
     if kind != "accounts":
@@ -892,8 +858,6 @@ def _resolve(
             if email in found:
                 row.refs["owner_id"] = found[email]
             else:
-                from storage.people import add_command
-
                 errors.append(
                     RowError(
                         row.line,
@@ -940,7 +904,9 @@ def _lookup(conn: Connection, key_col: Any, id_col: Any, keys: set[Any]) -> dict
     return found
 
 
-def _check_milestone_accounts(conn: Connection, rows: list[_Row], errors: list[RowError]) -> None:
+def _check_milestone_accounts(
+    conn: Connection, rows: list[ImportRow], errors: list[RowError]
+) -> None:
     """A milestone never moves to another account: that is almost always a wrong id in the file."""
     ms = table("milestone")
     existing = {
@@ -967,17 +933,6 @@ def _check_milestone_accounts(conn: Connection, rows: list[_Row], errors: list[R
 # writing
 
 
-@dataclass
-class _Counts:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    account_ids: set[int] = field(default_factory=set)
-    new_ids: set[int] = field(default_factory=set)
-    # Accounts whose renewal date or ARR is new or changed: their open renewal follows.
-    renewal_terms: set[int] = field(default_factory=set)
-
-
 def _diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in desired.items() if current.get(k) != v}
 
@@ -985,9 +940,9 @@ def _diff(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
 def _upsert_by_external_id(
     conn: Connection,
     kind: str,
-    rows: list[_Row],
-    desired_of: Callable[[_Row], dict[str, Any]],
-    counts: _Counts,
+    rows: list[ImportRow],
+    desired_of: Callable[[ImportRow], dict[str, Any]],
+    counts: ImportCounts,
     *,
     on_insert: dict[str, Any] | None = None,
     touch: str | None = None,
@@ -1056,7 +1011,7 @@ _TABLES = {
 }
 
 
-def _plain(kind: str, row: _Row, skip: Iterable[str] = ()) -> dict:
+def _plain(kind: str, row: ImportRow, skip: Iterable[str] = ()) -> dict:
     """The database values a row asks for: the columns the row has, mapped one-to-one.
 
     An empty cell clears a nullable column; in a column that cannot be NULL it means "keep the
@@ -1073,8 +1028,8 @@ def _plain(kind: str, row: _Row, skip: Iterable[str] = ()) -> dict:
     return out
 
 
-def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None:
-    def desired(row: _Row) -> dict[str, Any]:
+def _write_accounts(conn: Connection, rows: list[ImportRow], counts: ImportCounts) -> None:
+    def desired(row: ImportRow) -> dict[str, Any]:
         out = _plain("accounts", row, skip=("owner_email",))
         if "owner_email" in row.columns:
             out["owner_id"] = row.refs.get("owner_id")
@@ -1098,11 +1053,11 @@ def _write_accounts(conn: Connection, rows: list[_Row], counts: _Counts) -> None
     counts.renewal_terms |= counts.new_ids
 
 
-def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], _Counts], None]:
+def _write_with_account(kind: str) -> Callable[[Connection, list[ImportRow], ImportCounts], None]:
     """Renewals and surveys: one-to-one columns plus the account the row refers to."""
 
-    def write(conn: Connection, rows: list[_Row], counts: _Counts) -> None:
-        def desired(row: _Row) -> dict[str, Any]:
+    def write(conn: Connection, rows: list[ImportRow], counts: ImportCounts) -> None:
+        def desired(row: ImportRow) -> dict[str, Any]:
             out = _plain(kind, row, skip=(_ACCOUNT_REF,))
             out["account_id"] = row.refs["account_id"]
             return out
@@ -1114,7 +1069,7 @@ def _write_with_account(kind: str) -> Callable[[Connection, list[_Row], _Counts]
     return write
 
 
-def _adopt_derived_renewals(conn: Connection, rows: list[_Row]) -> None:
+def _adopt_derived_renewals(conn: Connection, rows: list[ImportRow]) -> None:
     """New renewal rows take over the open renewal an account's renewal date made (if any)."""
     from storage.renewals import claim_derived
 
@@ -1136,13 +1091,13 @@ def _adopt_derived_renewals(conn: Connection, rows: list[_Row]) -> None:
 
 
 def _write_milestones(
-    conn: Connection, rows: list[_Row], counts: _Counts, actor_label: str, note: str
+    conn: Connection, rows: list[ImportRow], counts: ImportCounts, actor_label: str, note: str
 ) -> None:
     objective_ids = _objectives_for(conn, rows)
     events: list[dict[str, Any]] = []
     stamp = utcnow()
 
-    def desired(row: _Row) -> dict[str, Any]:
+    def desired(row: ImportRow) -> dict[str, Any]:
         out = _plain("milestones", row, skip=(_ACCOUNT_REF, "objective", "owner_email"))
         out["account_id"] = row.refs["account_id"]
         out["objective_id"] = objective_ids[(row.refs["account_id"], _norm(row))]
@@ -1187,11 +1142,11 @@ def _as_text(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
-def _norm(row: _Row) -> str:
+def _norm(row: ImportRow) -> str:
     return " ".join(str(row.values["objective"]).split()).lower()
 
 
-def _objectives_for(conn: Connection, rows: list[_Row]) -> dict[tuple[int, str], int]:
+def _objectives_for(conn: Connection, rows: list[ImportRow]) -> dict[tuple[int, str], int]:
     """Objective id per (account, objective title), creating the plan and objective if missing."""
     plan_tbl, obj_tbl, acc = table("success_plan"), table("objective"), table("account")
     wanted: dict[int, dict[str, str]] = {}
@@ -1233,7 +1188,7 @@ def _objectives_for(conn: Connection, rows: list[_Row]) -> dict[tuple[int, str],
     return found
 
 
-def _write_readings(conn: Connection, rows: list[_Row], counts: _Counts) -> None:
+def _write_readings(conn: Connection, rows: list[ImportRow], counts: ImportCounts) -> None:
     rd = table("indicator_reading")
     # Existing readings for the accounts, keys and days in the file, in a few range queries
     # rather than one query per row.
@@ -1365,7 +1320,7 @@ def import_csv_text(
 
     Bytes must be UTF-8 (a byte-order mark is dropped); row numbers are line numbers, exactly as
     for a file. ``name`` says where the data came from in errors and the audit log.
-    ``person_check``: what the sender may not change about people (see storage.people).
+    ``person_check``: what the sender may not change about people (see storage.people_rows).
     """
     _check_kind(kind)
     text = (
@@ -1411,7 +1366,7 @@ def import_records(
     ``dry_run``: see _import (a sync writes the good rows and reports the refused ones).
     ``connection``: write inside the caller's transaction (a sync writes every kind of one
     source in one transaction), which then owns the commit. ``person_check``: what the sender
-    may not change about people (see storage.people).
+    may not change about people (see storage.people_rows).
     """
     _check_kind(kind)
     errors: list[RowError] = []
@@ -1441,7 +1396,7 @@ def _check_kind(kind: str) -> None:
 def _import(
     engine: Engine,
     kind: str,
-    rows: list[_Row],
+    rows: list[ImportRow],
     errors: list[RowError],
     *,
     actor_label: str,
@@ -1487,7 +1442,7 @@ def _import(
 
 def _import_on(
     conn: Connection,
-    rows: list[_Row],
+    rows: list[ImportRow],
     errors: list[RowError],
     *,
     kind: str,
@@ -1511,11 +1466,9 @@ def _import_on(
         bad = {e.row for e in errors}
         rows = [r for r in rows if r.line not in bad]
         refused = tuple(errors)
-    counts = _Counts()
+    counts = ImportCounts()
     if rows:
         if kind == "people":
-            from storage.people import write_people
-
             write_people(conn, rows, counts, actor_label=actor_label, source=source)
         elif kind == "accounts":
             _write_accounts(conn, rows, counts)
@@ -1571,7 +1524,7 @@ def _import_on(
 
 
 def _follow_renewals(
-    conn: Connection, kind: str, rows: list[_Row], counts: _Counts
+    conn: Connection, kind: str, rows: list[ImportRow], counts: ImportCounts
 ) -> tuple[int, int, int]:
     """Keep accounts and their open renewals telling one story (storage.renewals)."""
     from storage import renewals

@@ -6,8 +6,8 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,8 @@ from domain.health import SCORE_AT_CEILING, SCORE_AT_FLOOR, SCORE_AT_GREEN, SCOR
 from storage.arr_history import record_account_arr
 from storage.bulk import indexes_built_after, insert_dicts, insert_tuples, table, wipe_all
 from storage.demo_names import ADMIN, CSM_PEOPLE, EMAIL_DOMAIN, MANAGER, portfolio_names
+from storage.demo_plan import AccountPlan, weighted_pick
+from storage.demo_scenarios import apply_scenario
 
 if TYPE_CHECKING:
     from domain.health_model import HealthModel, HealthModels, Indicator
@@ -195,47 +197,6 @@ class DemoSummary:
     today: date
 
 
-@dataclass
-class _Acct:
-    """Everything generated for one account before it is written."""
-
-    index: int
-    external_id: str
-    name: str
-    aliases: list[str]
-    segment: str
-    owner_index: int  # into CSM_PEOPLE
-    arr: float
-    seats: int
-    start: date
-    renewal: date
-    archetype: str
-    stage: str
-    rng: random.Random
-    # latent health 0..100 as a function of the day offset (0 = today, negative = past)
-    base_now: float
-    base_then: float  # level before the change (declining/improving) or = base_now
-    change_days: int  # how many days ago the change started
-    offsets: dict[str, float] = field(default_factory=dict)
-    missing: frozenset[str] = frozenset()  # indicators this account never reports
-    churned_on: date | None = None
-    id: int = 0
-    # A scenario's known path of the latent health (day offset -> level), instead of the linear
-    # change above (storage/demo_scenarios.py).
-    trajectory: Callable[[int], float] | None = None
-
-    def latent(self, t: int, key: str) -> float:
-        """Latent health of one indicator on day offset ``t`` (<= 0)."""
-        if self.trajectory is not None:
-            return self.trajectory(t) + self.offsets.get(key, 0.0)
-        if t <= -self.change_days or self.change_days == 0:
-            level = self.base_then
-        else:
-            frac = (t + self.change_days) / self.change_days
-            level = self.base_then + (self.base_now - self.base_then) * frac
-        return level + self.offsets.get(key, 0.0)
-
-
 def _value_for_score(ind: Indicator, score: float) -> float:
     """Invert the piecewise-linear indicator score: which raw value scores ``score``."""
     score = min(100.0, max(0.0, score))
@@ -251,16 +212,9 @@ def _value_for_score(ind: Indicator, score: float) -> float:
     return ind.ceiling
 
 
-def _pick(rng: random.Random, weighted: tuple[tuple[Any, float], ...]) -> Any:
-    roll = rng.random() * sum(w for _, w in weighted)
-    for item, weight in weighted:
-        roll -= weight
-        if roll <= 0:
-            return item
-    return weighted[-1][0]
-
-
-def _plan_accounts(count: int, today: date, seed: int, model_keys: tuple[str, ...]) -> list[_Acct]:
+def _plan_accounts(
+    count: int, today: date, seed: int, model_keys: tuple[str, ...]
+) -> list[AccountPlan]:
     """Decide every account's profile; the story accounts get fixed, recognisable ones."""
     names = portfolio_names(count, seed=seed)
     segments = tuple((name, share) for name, (share, _, _) in SEGMENTS.items())
@@ -268,11 +222,11 @@ def _plan_accounts(count: int, today: date, seed: int, model_keys: tuple[str, ..
     ranges = {name: rng_range for name, _, rng_range in ARCHETYPES}
     # Two generated accounts churned recently (logo churn needs some), in larger portfolios.
     churn_slots = {count - 3: 24, count - 7: 67} if count >= 40 else {}
-    accounts: list[_Acct] = []
+    accounts: list[AccountPlan] = []
     for i, (name, aliases) in enumerate(names):
         rng = random.Random(f"{seed}:{i}:{name}")
-        segment = _pick(rng, segments)
-        archetype = _pick(rng, archetypes)
+        segment = weighted_pick(rng, segments)
+        archetype = weighted_pick(rng, archetypes)
         lo, hi = ranges[archetype]
         base_now = rng.uniform(lo, hi)
         base_then, change_days = base_now, 0
@@ -282,7 +236,7 @@ def _plan_accounts(count: int, today: date, seed: int, model_keys: tuple[str, ..
             base_then, change_days = base_now - rng.uniform(12, 22), rng.randint(40, 90)
         renewal_in = rng.randint(3, 120) if rng.random() < 0.45 else rng.randint(121, 365)
         start = today - timedelta(days=rng.randint(120, 1400))
-        acct = _Acct(
+        acct = AccountPlan(
             index=i,
             external_id=f"ACC-{i + 1:04d}",
             name=name,
@@ -318,7 +272,7 @@ def _plan_accounts(count: int, today: date, seed: int, model_keys: tuple[str, ..
     return accounts
 
 
-def _shape_stories(accounts: list[_Acct], today: date) -> None:
+def _shape_stories(accounts: list[AccountPlan], today: date) -> None:
     by_name = {a.name: a for a in accounts}
     if acme := by_name.get(ACME):
         # Leading indicators slide for ~6 weeks: amber today and heading for red.
@@ -343,7 +297,7 @@ def _shape_stories(accounts: list[_Acct], today: date) -> None:
         initech.offsets = dict.fromkeys(initech.offsets, 0.0)
 
 
-def _money_and_stage(acct: _Acct, today: date) -> None:
+def _money_and_stage(acct: AccountPlan, today: date) -> None:
     _, (arr_lo, arr_hi), (seats_lo, seats_hi) = SEGMENTS[acct.segment]
     rng = acct.rng
     # Log-uniform: many modest contracts, a few big ones, as in real books of business.
@@ -369,7 +323,7 @@ def _money_and_stage(acct: _Acct, today: date) -> None:
 # readings
 
 
-def _series(acct: _Acct, model: HealthModel, today: date, days: int) -> Iterator[tuple]:
+def _series(acct: AccountPlan, model: HealthModel, today: date, days: int) -> Iterator[tuple]:
     """Daily readings (account_id, key, day, value, source) of every indicator for one account."""
     rng = random.Random(f"{acct.rng.random()}")
     first = -(days - 1)
@@ -391,7 +345,7 @@ def _series(acct: _Acct, model: HealthModel, today: date, days: int) -> Iterator
 
 
 def _indicator_values(
-    acct: _Acct, ind: Indicator, offsets: range, rng: random.Random
+    acct: AccountPlan, ind: Indicator, offsets: range, rng: random.Random
 ) -> list[float]:
     key = ind.key
     latent = acct.latent
@@ -430,7 +384,7 @@ def _indicator_values(
 
 
 def _days_since_touch(
-    acct: _Acct, ind: Indicator, offsets: range, rng: random.Random
+    acct: AccountPlan, ind: Indicator, offsets: range, rng: random.Random
 ) -> list[float]:
     """A sawtooth: days since the last executive meeting, reset at each meeting."""
     if acct.name == ACME:
@@ -455,7 +409,7 @@ def _days_since_touch(
     return out
 
 
-def _days_overdue(acct: _Acct, offsets: range, rng: random.Random) -> list[float]:
+def _days_overdue(acct: AccountPlan, offsets: range, rng: random.Random) -> list[float]:
     """Mostly 0; invoices slip now and then, more often and longer for unhappy customers."""
     out: list[float] = []
     overdue = 0
@@ -484,7 +438,7 @@ def _person(rng: random.Random) -> str:
     return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
 
 
-def _stakeholders(acct: _Acct) -> list[dict[str, Any]]:
+def _stakeholders(acct: AccountPlan) -> list[dict[str, Any]]:
     rng = random.Random(f"people:{acct.external_id}")
     domain = "".join(ch for ch in acct.name.lower() if ch.isalnum())[:20] + ".example"
     rows = []
@@ -504,7 +458,7 @@ def _stakeholders(acct: _Acct) -> list[dict[str, Any]]:
 
 
 def _milestone_rows(
-    acct: _Acct, objective_id: int, template: tuple, today: date, owner_id: int, seq: int
+    acct: AccountPlan, objective_id: int, template: tuple, today: date, owner_id: int, seq: int
 ) -> list[dict[str, Any]]:
     """2-4 milestones spread around today, statuses consistent with the account's health."""
     rng = random.Random(f"ms:{acct.external_id}:{objective_id}")
@@ -523,7 +477,9 @@ def _milestone_rows(
                 rng.choice(("in_progress", "at_risk", "blocked")) if rng.random() < slip else "done"
             )
         else:
-            status = _pick(rng, (("not_started", 0.5), ("in_progress", 0.4), ("at_risk", 0.1)))
+            status = weighted_pick(
+                rng, (("not_started", 0.5), ("in_progress", 0.4), ("at_risk", 0.1))
+            )
         csm_owned = rng.random() < 0.6
         rows.append(
             {
@@ -561,7 +517,7 @@ def _overdue_count(rows: list[dict[str, Any]], today: date) -> int:
     return sum(1 for r in rows if r["due_date"] < today and r["status"] != "done")
 
 
-def _surveys(acct: _Acct, today: date, days: int, seq: int) -> list[dict[str, Any]]:
+def _surveys(acct: AccountPlan, today: date, days: int, seq: int) -> list[dict[str, Any]]:
     """NPS waves each quarter, CSAT after support cases, the odd CES answer."""
     rng = random.Random(f"survey:{acct.external_id}")
     rows: list[dict[str, Any]] = []
@@ -633,8 +589,6 @@ def write_demo(
     stamp = datetime.combine(today, time(6), tzinfo=UTC)
     plans = _plan_accounts(accounts, today, seed, models.default.keys)
     if scenario is not None:
-        from storage.demo_scenarios import apply_scenario
-
         apply_scenario(scenario, plans, today=today, days=days, seed=seed)
 
     with engine.begin() as conn:
@@ -701,7 +655,7 @@ def _write_people(conn: Connection, stamp: datetime) -> list[int]:
 
 
 def _write_accounts(
-    conn: Connection, plans: list[_Acct], csm_ids: list[int], stamp: datetime
+    conn: Connection, plans: list[AccountPlan], csm_ids: list[int], stamp: datetime
 ) -> None:
     account = table("account")
     insert_dicts(
@@ -736,7 +690,7 @@ def _write_accounts(
 
 def _write_portfolio(
     conn: Connection,
-    plans: list[_Acct],
+    plans: list[AccountPlan],
     csm_ids: list[int],
     today: date,
     days: int,
@@ -897,7 +851,7 @@ def _kpi_history(
     return out
 
 
-def _renewal_rows(plans: list[_Acct], today: date) -> list[dict[str, Any]]:
+def _renewal_rows(plans: list[AccountPlan], today: date) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for a in plans:
         rng = random.Random(f"renewal:{a.external_id}")
@@ -932,7 +886,7 @@ def _renewal_rows(plans: list[_Acct], today: date) -> list[dict[str, Any]]:
     return rows
 
 
-def _qbr_rows(live: list[_Acct], today: date) -> list[dict[str, Any]]:
+def _qbr_rows(live: list[AccountPlan], today: date) -> list[dict[str, Any]]:
     """Past reviews for most accounts; upcoming ones, some exactly 3 and 14 days out (reminders)."""
     rows: list[dict[str, Any]] = []
     fixed = {GLOBEX: 14, ACME: 3, INITECH: 21}
@@ -959,11 +913,13 @@ def _qbr_rows(live: list[_Acct], today: date) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_escalations(conn: Connection, live: list[_Acct], csm_ids: list[int], today: date) -> int:
+def _write_escalations(
+    conn: Connection, live: list[AccountPlan], csm_ids: list[int], today: date
+) -> int:
     """One open escalation at Acme, one at the reddest account, and a few resolved ones."""
     esc_tbl, ev_tbl = table("escalation"), table("escalation_event")
     reds = sorted((a for a in live if a.name != ACME), key=lambda a: a.base_now)
-    picks: list[tuple[_Acct, str]] = []
+    picks: list[tuple[AccountPlan, str]] = []
     acme = next((a for a in live if a.name == ACME), None)
     if acme:
         picks.append((acme, "open"))

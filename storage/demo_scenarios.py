@@ -13,10 +13,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from storage.demo import _Acct
+from storage.demo_plan import AccountPlan, weighted_pick
 
 STORY_ACCOUNTS = ("Acme Corp", "Globex", "Initech")
 
@@ -97,16 +95,7 @@ SHAPES: tuple[tuple[Callable[[random.Random, int], Trajectory], float], ...] = (
 )
 
 
-def _pick(rng: random.Random) -> Callable[[random.Random, int], Trajectory]:
-    roll = rng.random() * sum(w for _, w in SHAPES)
-    for shape, weight in SHAPES:
-        roll -= weight
-        if roll <= 0:
-            return shape
-    return SHAPES[-1][0]
-
-
-def trajectories(plans: Sequence[_Acct], *, today: date, days: int, seed: int) -> None:
+def trajectories(plans: Sequence[AccountPlan], *, today: date, days: int, seed: int) -> None:
     """Give every account but the story ones a known path over the ``days`` of history."""
     first = -(days - 1)
     if days < 150:
@@ -115,7 +104,7 @@ def trajectories(plans: Sequence[_Acct], *, today: date, days: int, seed: int) -
         if acct.name in STORY_ACCOUNTS or acct.churned_on is not None:
             continue
         rng = random.Random(f"trajectory:{seed}:{acct.external_id}")
-        path = _pick(rng)(rng, first)
+        path = weighted_pick(rng, SHAPES)(rng, first)
         acct.trajectory = path
         acct.archetype = path.kind
         acct.base_then, acct.base_now = path(first), path(0)
@@ -126,7 +115,9 @@ def trajectories(plans: Sequence[_Acct], *, today: date, days: int, seed: int) -
 SCENARIOS: dict[str, Callable[..., None]] = {"trajectories": trajectories}
 
 
-def apply_scenario(name: str, plans: Sequence[Any], *, today: date, days: int, seed: int) -> None:
+def apply_scenario(
+    name: str, plans: Sequence[AccountPlan], *, today: date, days: int, seed: int
+) -> None:
     """Shape the planned accounts with the named scenario; ValueError for an unknown name."""
     try:
         shape = SCENARIOS[name]

@@ -17,7 +17,6 @@ from bot.render import mrkdwn_escape
 from bot.slack.messages import fallback_text, message
 from bot.slack.services import CHANNEL_TTL, TTLCache
 from handlers import access
-from handlers.context import ChatContext
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, LookupUnavailable
 from storage.models import CSM, Account
@@ -284,17 +283,16 @@ class SlackNotifier:
         if not shared:
             return True
         with Session(self.container.engine) as session:
-            mapped = session.exec(select(Account.id).where(Account.slack_channel_id == channel))
-            ctx = ChatContext(
-                platform="scheduler",
-                actor=access.system_actor(),
-                today=self.container.today(),
-                external=True,
-                allowed_account_ids=access.shared_channel_accounts(
-                    mapped.all(), enabled=self.container.settings.shared_channel_answers
-                ),
-            )
-        return access.post_shown_here(ctx, reply.template, reply.context)
+            mapped = session.exec(
+                select(Account.id).where(Account.slack_channel_id == channel)
+            ).all()
+        return access.post_shown_in_shared_channel(
+            mapped,
+            reply.template,
+            reply.context,
+            today=self.container.today(),
+            enabled=self.container.settings.shared_channel_answers,
+        )
 
     def _payload(self, reply: Reply) -> dict[str, Any]:
         try:

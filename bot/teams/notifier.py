@@ -30,7 +30,6 @@ from bot.teams.references import (
 )
 from bot.teams.shared_cards import refresh_for
 from handlers import access
-from handlers.context import ChatContext
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, LookupUnavailable
 from storage.models import CSM
@@ -351,17 +350,14 @@ class TeamsNotifier:
 
         def allowed() -> bool:
             with self.container.session() as session:
-                ctx = ChatContext(
-                    platform="scheduler",
-                    actor=access.system_actor(),
-                    today=self.container.today(),
-                    external=True,
-                    allowed_account_ids=access.shared_channel_accounts(
-                        mapped_accounts(session, mapped_to),
-                        enabled=self.container.settings.shared_channel_answers,
-                    ),
-                )
-            return access.post_shown_here(ctx, reply.template, reply.context)
+                mapped = mapped_accounts(session, mapped_to)
+            return access.post_shown_in_shared_channel(
+                mapped,
+                reply.template,
+                reply.context,
+                today=self.container.today(),
+                enabled=self.container.settings.shared_channel_answers,
+            )
 
         return await asyncio.to_thread(allowed)
 

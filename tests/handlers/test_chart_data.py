@@ -19,7 +19,7 @@ from charts.specs import (
 from domain.health_map import quadrant
 from domain.nlu import parse
 from domain.numbers import shown_score
-from handlers.accounts import account_index
+from handlers.name_index import account_index
 from storage.models import (
     CSM,
     QBR,

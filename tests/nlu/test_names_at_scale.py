@@ -9,8 +9,8 @@ from sqlmodel import Session
 
 from domain.accounts_index import AccountIndex, AccountName, Preference
 from domain.nlu import parse
-from handlers import accounts as account_handlers
-from handlers.accounts import account_index
+from handlers import name_index
+from handlers.name_index import account_index
 from storage.models import CSM, Account
 
 TODAY = date(2026, 11, 23)
@@ -130,8 +130,8 @@ def test_the_index_is_patched_when_accounts_change_not_rebuilt(engine, monkeypat
         assert patched.resolve("willow motors 7").account_id is None
         assert len(patched) == 41
     # Many changes at once (a big import): rebuilt.
-    monkeypatch.setattr(account_handlers, "_DELTA_MAX_ROWS", 2)
-    monkeypatch.setattr(account_handlers, "_DELTA_MAX_SHARE", 0.0)
+    monkeypatch.setattr(name_index, "_DELTA_MAX_ROWS", 2)
+    monkeypatch.setattr(name_index, "_DELTA_MAX_SHARE", 0.0)
     with Session(engine) as session:
         for n in range(200, 210):
             session.add(_account(f"Quarry Labs {n}", 1, n))

@@ -20,10 +20,10 @@ from bot.config import Settings
 from bot.container import Container
 from bot.slack.app import SlackEdge, build_slack
 from domain.health_model import load_health_models
-from handlers.accounts import account_index
 from handlers.context import Actor, ChatContext
 from handlers.demo import seed_demo
 from handlers.health import account_health, health_card
+from handlers.name_index import account_index
 from storage.db import engine_for
 from storage.models import CSM, Account
 from tests.slack.conftest import (

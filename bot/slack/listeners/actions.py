@@ -61,6 +61,29 @@ def _refuse(respond: Responder, error: HandlerError) -> None:
     respond(response_type="ephemeral", replace_original=False, **notice(error.message))
 
 
+def _done(
+    services: SlackServices, respond: Responder, work: Callable[[Session], Reply]
+) -> Reply | None:
+    """Run the handler behind a click; a refusal is said next to the message and gives None."""
+    result = handled(services, work)
+    if isinstance(result, HandlerError):
+        _refuse(respond, result)
+        return None
+    return result
+
+
+def _answered_from(body: dict[str, Any]) -> dict[str, Any]:
+    """Where a modal's answer goes: the clicked message's response URL and channel, and whether
+    it was ephemeral (the ``r``, ``c``, ``e`` of the modal's private metadata)."""
+    return {"r": text_field(body, "response_url"), "c": _channel(body), "e": _is_ephemeral(body)}
+
+
+def _post_in_channel(respond: Responder, result: Reply) -> None:
+    """The answer posted for everyone in the channel; the private message clicked on goes."""
+    respond(response_type="in_channel", replace_original=False, **public_payload(result))
+    respond(delete_original=True)
+
+
 def _open_or_say(
     respond: Responder, client: WebClient, body: dict[str, Any], view: dict[str, Any]
 ) -> None:
@@ -93,8 +116,7 @@ def register(app: App, services: SlackServices) -> None:
             ):
                 respond(response_type="ephemeral", replace_original=False, **public_payload(result))
                 return
-            respond(response_type="in_channel", replace_original=False, **public_payload(result))
-            respond(delete_original=True)
+            _post_in_channel(respond, result)
 
         after_ack(services, work)
 
@@ -149,33 +171,25 @@ def register(app: App, services: SlackServices) -> None:
         if verb == "edit":
             from handlers.plan import milestone_edit_form
 
-            form = handled(
+            form = _done(
                 services,
+                respond,
                 lambda s: milestone_edit_form(s, ctx=ctx, milestone_id=milestone_id),
             )
-            if isinstance(form, HandlerError):
-                _refuse(respond, form)
+            if form is None:
                 return
-            metadata = encode(
-                {
-                    "m": milestone_id,
-                    "r": text_field(body, "response_url"),
-                    "c": _channel(body),
-                    "e": _is_ephemeral(body),
-                },
-                PRIVATE_METADATA,
-            )
+            metadata = encode({"m": milestone_id, **_answered_from(body)}, PRIVATE_METADATA)
             view = surface("milestone_edit", {**form.context, "private_metadata": metadata})
             _open_or_say(respond, client, body, view)
             return
         from handlers.plan import set_milestone_status
 
-        result = handled(
+        result = _done(
             services,
+            respond,
             lambda s: set_milestone_status(s, ctx=ctx, milestone_id=milestone_id, status=status),
         )
-        if isinstance(result, HandlerError):
-            _refuse(respond, result)
+        if result is None:
             return
         respond(replace_original=True, **refreshed_payload(result, ephemeral=_is_ephemeral(body)))
 
@@ -187,15 +201,7 @@ def register(app: App, services: SlackServices) -> None:
         choice = decode(text_field(action, "value"))
         if not isinstance(choice.get("a"), int):
             return
-        metadata = encode(
-            {
-                "a": choice["a"],
-                "r": text_field(body, "response_url"),
-                "c": _channel(body),
-                "e": _is_ephemeral(body),
-            },
-            PRIVATE_METADATA,
-        )
+        metadata = encode({"a": choice["a"], **_answered_from(body)}, PRIVATE_METADATA)
         context = {
             "account": {"id": choice["a"], "name": str(choice.get("n") or "")[:200]},
             "value": str(choice.get("v") or "")[:20],
@@ -223,11 +229,9 @@ def register(app: App, services: SlackServices) -> None:
 
             def work() -> None:
                 ctx = chat_of(context)
-                result = handled(services, lambda s: change(s, ctx, value))
-                if isinstance(result, HandlerError):
-                    _refuse(respond, result)
-                    return
-                respond(replace_original=True, **public_payload(result))
+                result = _done(services, respond, lambda s: change(s, ctx, value))
+                if result is not None:
+                    respond(replace_original=True, **public_payload(result))
 
             after_ack(services, work)
 
@@ -273,11 +277,9 @@ def register(app: App, services: SlackServices) -> None:
                 return
             from handlers.alerts import alert_line_action
 
-            result = handled(services, lambda s: alert_line_action(s, ctx=ctx, value=choice))
-            if isinstance(result, HandlerError):
-                _refuse(respond, result)
-                return
-            respond(response_type="ephemeral", replace_original=False, **notice(result.text))
+            result = _done(services, respond, lambda s: alert_line_action(s, ctx=ctx, value=choice))
+            if result is not None:
+                respond(response_type="ephemeral", replace_original=False, **notice(result.text))
 
         after_ack(services, work)
 
@@ -335,11 +337,11 @@ def register(app: App, services: SlackServices) -> None:
 
         def work() -> None:
             ctx = chat_of(context)
-            result = handled(services, lambda s: acknowledge(s, ctx=ctx, escalation_id=value))
-            if isinstance(result, HandlerError):
-                _refuse(respond, result)
-                return
-            publish_update(services, client, result, Clicked.of(body))
+            result = _done(
+                services, respond, lambda s: acknowledge(s, ctx=ctx, escalation_id=value)
+            )
+            if result is not None:
+                publish_update(services, client, result, Clicked.of(body))
 
         after_ack(services, work)
 
@@ -362,12 +364,12 @@ def register(app: App, services: SlackServices) -> None:
 
         def work() -> None:
             ctx = chat_of(context)
-            form = handled(
+            form = _done(
                 services,
+                respond,
                 lambda s: escalation_form(s, ctx=ctx, escalation_id=value, form=form_name),
             )
-            if isinstance(form, HandlerError):
-                _refuse(respond, form)
+            if form is None:
                 return
             metadata = encode({"x": value, **Clicked.of(body).encoded()}, PRIVATE_METADATA)
             view = surface(form.template, {**form.context, "private_metadata": metadata})
@@ -397,8 +399,7 @@ def register(app: App, services: SlackServices) -> None:
                 )
                 respond(replace_original=True, **confirmation(result, posted))
                 return
-            respond(response_type="in_channel", replace_original=False, **public_payload(result))
-            respond(delete_original=True)
+            _post_in_channel(respond, result)
             return
         respond(replace_original=True, **refreshed_payload(result, ephemeral=_is_ephemeral(body)))
 
@@ -440,11 +441,9 @@ def register(app: App, services: SlackServices) -> None:
         ctx = chat_of(context)
 
         def work() -> None:
-            result = handled(services, lambda s: cancel(s, ctx=ctx, key=key))
-            if isinstance(result, HandlerError):
-                _refuse(respond, result)
-                return
-            respond(replace_original=True, **public_payload(result))
+            result = _done(services, respond, lambda s: cancel(s, ctx=ctx, key=key))
+            if result is not None:
+                respond(replace_original=True, **public_payload(result))
 
         after_ack(services, work)
 
