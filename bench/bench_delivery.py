@@ -183,8 +183,8 @@ def teams_target(target: str) -> str:
 
 
 def add_teams_conversations(url: str, targets: set[str], service_url: str) -> None:
-    from storage.platform_models import TeamsConversation
     from storage.db import make_engine, session_scope
+    from storage.platform_models import TeamsConversation
 
     engine = make_engine(url)
     with session_scope(engine) as session:
