@@ -606,6 +606,23 @@ def _parse(
     if intent == "escalate" and (escalation_id is not None or _is_escalation_question(joined)):
         needs_account = False
     if intent not in ("help", "unknown"):
+        proper = None
+        if intent in NAMED_INTENTS:
+            proper = _proper_name(rest, names, index, any_lead=intent in ACCOUNT_INTENTS)
+        comparing = intent == "compare_accounts" or cue_scores.get("compare_accounts", 0) >= 5
+        # "their" and "it" point at the name written in the same message, not the last turn.
+        if proper is not None and (account is None or (comparing and len(mentions) == 1)):
+            if comparing:
+                intent = "compare_accounts"  # "compare Dinoco and Acme": two names, one unknown
+            # A company written as a name that we do not have ("NPS for Duff Beer?", "compare
+            # Dinoco and Acme"): say so with "did you mean", rather than answer for the book.
+            name, before = proper
+            resolution = index.resolve(name, prefer=prefer)
+            if resolution.account_id is None:
+                resolution = Resolution("none", name, None, None, resolution.candidates)
+                mentions = list(mentions)
+                mentions.insert(before, Mention(resolution, name, -1, -1))
+                account, account_text = mentions[0].resolution, mentions[0].text
         if account is None and (needs_account or (intent is None and opener)):
             # Escalations are often about "the outage" rather than a name: only the command
             # form is sure to name an account.
@@ -909,6 +926,112 @@ def _unknown_run(rest: str, names: dict[str, str]) -> str | None:
             continue
         run.append(_possessive_free(raw))
     return " ".join(run) or None
+
+
+# Words before a company's name that say one is coming ("NPS for Duff Beer", "at Vance").
+_NAME_LEADS: frozenset[str] = frozenset(
+    [
+        "for",
+        "at",
+        "of",
+        "about",
+        "on",
+        "with",
+        "is",
+        "does",
+        "did",
+        "has",
+        "was",
+        "and",
+        "vs",
+        "versus",
+        "re",
+        "regarding",
+    ]
+)
+# Lower-case words that may join the words of one name ("Bank of Springfield", "Buy n Large").
+_NAME_JOINERS: frozenset[str] = frozenset({"of", "n", "and", "&", "de"})
+# Intents that take a named account besides the book: an unknown name there is worth saying.
+NAMED_INTENTS: frozenset[str] = ACCOUNT_INTENTS | {
+    "compare_accounts",
+    "milestones_overdue",
+    "milestones_due",
+    "metrics",
+    "expansion_signals",
+    "renewals_upcoming",
+}
+_SENTENCE_END = ".!?:;\"'([-–—"
+
+
+def _proper_name(
+    rest: str, names: dict[str, str], index: AccountIndex, *, any_lead: bool = False
+) -> tuple[str, int] | None:
+    """A company written as a proper name that no account matched, and how many mentions precede it.
+
+    Capitalised words the lexicon does not know, in a run: two or more ("Wernham Hogg",
+    "Los Pollos Hermanos"), or one after a word that leads a name ("at Vance", "is Contoso") or
+    opening the message before a dash or colon ("Rekall - ..."). A lone capitalised word opening a
+    sentence is usually just capitalised, and short all-capital words are acronyms (EMEA, SSO).
+    ``any_lead``: the question is about one account, so any capitalised unknown word will do.
+    """
+    matches = list(re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*|&", rest))
+    run: list[re.Match[str]] = []
+    lead_ok = False
+
+    def unknown(raw: str) -> bool:
+        word = fold(_possessive_free(raw))
+        return bool(
+            raw[:1].isupper()
+            and word
+            and word.isalpha()
+            and len(word) >= 3
+            and not (raw.isupper() and len(raw) <= 4)
+            and word not in names
+            and not is_chat_word(word)
+            and raw != "ACCT"
+        )
+
+    def finish() -> tuple[str, int] | None:
+        while run and not run[-1].group(0)[:1].isupper():
+            run.pop()  # a joiner does not end a name
+        if not run:
+            return None
+        start, end = run[0].start(), run[-1].end()
+        before = rest[:start].rstrip()
+        initial = not before or before[-1] in _SENTENCE_END
+        after = rest[end:].lstrip()[:1]
+        possessive = bool(re.search(r"['’`]s$", run[-1].group(0)))
+        words = [m for m in run if m.group(0)[:1].isupper()]
+        if (
+            len(words) >= 2
+            or (not initial and lead_ok)
+            or (initial and (possessive or after in ("-", ":", "–", "—", ",")))
+        ):
+            return _possessive_free(rest[start:end]), rest[:start].count("ACCT")
+        return None
+
+    for n, m in enumerate(matches):
+        raw = m.group(0)
+        if run:
+            word = fold(_possessive_free(raw))
+            prev_possessive = bool(re.search(r"['’`]s$", run[-1].group(0)))
+            joins = raw in _NAME_JOINERS or word in _NAME_JOINERS
+            gap = rest[run[-1].end() : m.start()].strip()
+            name_like = raw[:1].isupper() and (
+                unknown(raw) or index.name_word_similarity(word) >= 100
+            )
+            if not prev_possessive and not gap and (name_like or (joins and not raw[:1].isupper())):
+                run.append(m)
+                continue
+            found = finish()
+            if found is not None:
+                return found
+            run = []
+        if unknown(raw):
+            prev = fold(matches[n - 1].group(0)) if n else ""
+            lead_ok = any_lead or prev in _NAME_LEADS
+            run = [m]
+    return finish() if run else None
 
 
 def _title(text: str, account_text: str | None, severity: str | None) -> str | None:

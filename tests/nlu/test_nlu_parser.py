@@ -359,3 +359,28 @@ def test_severity_needs_a_severity_word_or_a_touching_letter(demo_index) -> None
 def test_markup_before_a_followup_opener(demo_index) -> None:
     result = p(demo_index, "<@U1> and its renewal?")
     assert (result.intent, result.followup) == ("renewals_upcoming", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "accounts"),
+    [
+        ("overdue milestones for Wernham Hogg", "none"),
+        ("Spacely Sprockets - have any milestones gone overdue?", "none"),
+        ("NPS for Duff Beer?", "none"),
+        ("Los Pollos Hermanos - when is their contract up for renewal?", "none"),
+        ("raise an escalation for Cogswell Cogs, their integration is failing", "none"),
+        ("Can you tell me whether Virtucon is in good shape?", "none"),
+        ("compare Dinoco and Acme", "none|Acme Corp"),
+        # Not names: a capitalised word opening a sentence, an acronym, a known word.
+        ("Curious which accounts renew next month", ""),
+        ("renewals in EMEA next quarter", ""),
+        ("Renewals next quarter?", ""),
+    ],
+)
+def test_a_company_written_as_a_name_we_do_not_have_is_none(demo_index, text, accounts) -> None:
+    from domain.nlu.evaluate import question_labels
+
+    labels = question_labels(p(demo_index, text))
+    assert labels["accounts"] == accounts
+    if accounts.startswith("none"):
+        assert p(demo_index, text).account.status == "none"
