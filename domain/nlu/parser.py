@@ -143,6 +143,19 @@ _FORMAT_RE = re.compile(r"[*_~`]+")
 _BARE_DAYS_RE = re.compile(
     r"\b(?:renewals?|renewing|renew|in|next|within)\s+(?:the\s+next\s+)?(\d{1,4})\s*(?:d|days?)?\b"
 )
+# When a meeting or call is, not what the question asks about: "after last week's call", "before
+# my meeting with the Nakatomi team tomorrow, ...", "ahead of the exec sync on friday".
+_EVENTS = (
+    r"(?:meeting|call|sync|1:1|one[- ]on[- ]one|catch[- ]?up|chat|conversation|demo|session"
+    r"|workshop|standup|stand-up|check[- ]?in|visit|onsite)s?"
+)
+_EVENT_TIME_RE = re.compile(
+    r"\b(?:today|tonight|tomorrow|yesterday|(?:this|last|next)\s+(?:week|month)"
+    r"|monday|tuesday|wednesday|thursday|friday)['’`]s\s+(?:[\w-]+\s+)?" + _EVENTS + r"\b"
+    r"|\b(?:before|after|ahead\s+of|for|during|since)\s+(?:my|our|the|a|an|this|that|their)\s+"
+    r"(?:[\w-]+\s+){0,2}?" + _EVENTS + r"\b[^,.;!?]*",
+    re.IGNORECASE,
+)
 _MONEY_TOKEN_RE = re.compile(r"^\d+(?:\.\d+)?(?:k|m|mm)$")
 _HOLIDAYS = {
     "christmas eve": "dec 24",
@@ -422,7 +435,8 @@ def _read(
     band = find_band(joined) or _emoji_band(emoji_words)
     severity = _severity(lowered, words)
     owner = find_scope(joined, names, names_account=bool(mentions))
-    window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(lowered)).split())
+    window_text = _EVENT_TIME_RE.sub(" ", lowered)
+    window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(window_text)).split())
     window_text = " ".join(SLANG.get(w, w) for w in window_text.split())
     window_text = _HOLIDAYS_RE.sub(lambda h: _HOLIDAYS[h.group(0)], window_text)
     future_window = parse_window(window_text, today)
@@ -568,12 +582,36 @@ def _parse(
         intent, confidence = "my_accounts", max(confidence, 0.7)
     # A question that merely contains a name word ("order more coffee") is not about that
     # account; one that names an account outright keeps it, even when we cannot help.
+    if (
+        command is None
+        and intent not in ("escalate", None)
+        and _ESCALATE_VERB_RE.match(folded) is not None
+        and not _is_escalation_question(joined)
+    ):
+        # "Escalate Nakatomi to Alex, their renewal is in days": the verb leading the message
+        # says what to do; whatever follows is the reason, not another question.
+        intent, confidence, inferred = "escalate", max(confidence, 0.9), False
     if intent == "unknown":
-        mentions = [m for m in mentions if not m.weak and m.resolution.status in ("exact", "alias")]
-        # Nothing we answer: the words it contains are not constraints of a question of ours.
+        # A lone lower-case alias ("what does 'stark' mean") is a word here, not the account.
+        mentions = [
+            m
+            for m in mentions
+            if not m.weak
+            and m.resolution.status in ("exact", "alias")
+            and (m.text[:1].isupper() or len(m.text.split()) > 1 or m.resolution.status == "exact")
+        ]
+    if intent in ("unknown", "help"):
+        # Nothing we answer with a list: the words it contains are not constraints of a
+        # question of ours ("I'm new to the team", "how do I use you in Teams").
         band = severity = owner = None
         future_window = past_window = None
         amount, metrics, segment, order, chart = None, (), None, None, None
+    if intent == "escalate" and mentions and not _is_escalation_question(joined):
+        # Raising one: what follows the account is the escalation's story ("their renewal is in
+        # a few days", "to Alex", "threatening to churn"), not a filter of a list.
+        band = owner = None
+        future_window = past_window = None
+        amount, metrics, segment, order = None, (), None, None
     if intent == "focus_today" and owner == "me":
         owner = None  # the worklist is always the asker's own: "my" adds nothing to it
     window = past_window if intent in PAST_INTENTS else future_window
@@ -801,6 +839,10 @@ def _cue_scores(words: list[str], emoji_words: list[str], joined: str) -> dict[s
     return scores
 
 
+_ESCALATE_VERB_RE = re.compile(
+    r"^(?:(?:hi|hey|ok|okay|please|pls|plz|can you|could you|we need to|i need to|need to)\s+)*"
+    r"escalate\b"
+)
 _ESCALATION_QUESTION_RE = re.compile(
     r"\bescalations\b|\b(?:any|list|show|which|what|open)\b[^.?!]*\bescalat"
 )

@@ -115,6 +115,11 @@ _BETWEEN = re.compile(
     rf"\b(?:between|from)\s+(?:the\s+)?({_POINT})\s+(?:and|to|till|until|through|thru|-)\s+"
     rf"(?:the\s+)?({_POINT})\b"
 )
+# "between now and 31 January", "from today until end of March": today up to a day or month.
+_NOW_UNTIL = re.compile(
+    rf"\b(?:between\s+(?:now|today)\s+and|(?:from\s+)?(?:now|today)\s+(?:to|till|until|through|thru))"
+    rf"\s+(?:the\s+)?(?:end\s+of\s+)?({_POINT})\b"
+)
 _RANGE = re.compile(rf"\b({_DATE})\s*(?:-|–|to|through|thru)\s*({_DATE})\b")
 _SINCE_POINT = re.compile(rf"\bsince\s+(?:the\s+)?(?:({_WEEKDAY})|({_DATE})|{_MONTH})\b")
 _WEEKDAY_UNTIL = re.compile(rf"\b(before|by|until|till|through)\s+(?:this\s+|next\s+)?{_WEEKDAY}\b")
@@ -539,6 +544,10 @@ def _days(text: str, today: date, past: bool) -> TimeWindow | None:
 
 
 def _between_finder(text: str, today: date, past: bool) -> TimeWindow | None:
+    if m := _NOW_UNTIL.search(text):
+        point = _point(m.group(1), today, past=False)
+        if point is not None and point[1] >= today:
+            return TimeWindow(today, point[1], f"until {_fmt(point[1])}")
     return _between(text, today, past)
 
 

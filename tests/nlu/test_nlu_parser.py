@@ -384,3 +384,75 @@ def test_a_company_written_as_a_name_we_do_not_have_is_none(demo_index, text, ac
     assert labels["accounts"] == accounts
     if accounts.startswith("none"):
         assert p(demo_index, text).account.status == "none"
+
+
+def _labels(index, text: str) -> dict[str, str]:
+    from domain.nlu.evaluate import question_labels
+
+    return question_labels(p(index, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [
+        # Saying who you are, or whom you meet, is not whose accounts.
+        ("Marco here. How is Acme doing?", ""),
+        ("this is Priya, how's globex?", ""),
+        ("For my 1:1 with Marco, what's the plan for Wayne?", ""),
+        ("Marco here - renewals for Priya next month", "person:Priya"),
+        ("renewals for Marco next month", "person:Marco"),
+        # The customer's team is not ours.
+        ("how are things with the Initech team?", ""),
+        ("renewals for the team next month", "team"),
+        # "all the accounts" is whoever's the question says.
+        ("show me all the accounts I own", "mine"),
+        ("show me all the accounts", "all"),
+        ("an overview of all customer accounts please", "all"),
+        ("which customers am I the owner of with at least $500k ARR?", "mine"),
+        # A help question has no book.
+        ("I'm new to the team, what can I ask you?", ""),
+    ],
+)
+def test_scope_phrases(demo_index, text, scope) -> None:
+    assert _labels(demo_index, text)["scope"] == scope
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [
+        ("Which accounts renew between now and 31 January?", "2026-11-23..2027-01-31"),
+        ("renewals from today until end of march", "2026-11-23..2027-03-31"),
+        # When a meeting is, not what is asked about.
+        ("worried about Soylent after last week's call, what's their health?", ""),
+        ("Before my meeting with Initech tomorrow, how are they doing?", ""),
+        ("how is initech doing tomorrow", "2026-11-24..2026-11-24"),
+        ("what changed at acme last week", "2026-11-16..2026-11-22"),
+    ],
+)
+def test_window_phrases(demo_index, text, window) -> None:
+    assert _labels(demo_index, text)["window"] == window
+
+
+def test_raising_an_escalation_keeps_its_story_out_of_the_filters(demo_index) -> None:
+    labels = _labels(demo_index, "Escalate Nakatomi to Alex please, their renewal is in a few days")
+    assert (labels["intent"], labels["accounts"]) == ("escalate", "Nakatomi Trading")
+    assert labels["window"] == labels["scope"] == ""
+    labels = _labels(
+        demo_index, "raise an escalation for Globex, the sponsor is threatening to churn"
+    )
+    assert labels["metric"] == ""
+    # Asking about escalations still filters.
+    labels = _labels(demo_index, "which escalations were opened in the last 7 days?")
+    assert labels["window"] == "2026-11-16..2026-11-23"
+
+
+def test_churn_as_a_verb_is_not_the_churn_metric(demo_index) -> None:
+    from domain.nlu.entities import find_metrics
+
+    assert find_metrics(" they are threatening to churn ") == []
+    assert find_metrics(" acme might churn ") == []
+    assert find_metrics(" what was our churn last quarter ") == ["logo_churn"]
+
+
+def test_off_topic_questions_drop_lower_case_aliases(demo_index) -> None:
+    assert _labels(demo_index, "What does the word 'stark' mean?")["accounts"] == ""
