@@ -57,6 +57,7 @@ _UNICODE_TOKEN_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+")
 # Words of an utterance as written (an apostrophe may join them: "acme's"); unspaced characters
 # one by one, so a name's span ends where the name does.
 _WORD_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+(?:['’`][^\\W_{_UNSPACED}]+)*")
+_ARTICLE_RE = re.compile(r"(?:^|\s)an?\s$", re.IGNORECASE)
 _MIN_PREFIX = 3  # "glo" -> Globex in resolve(); shorter prefixes match too much to mean anything
 _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often English than names
 _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
@@ -732,13 +733,16 @@ class AccountIndex:
     def _inside_other_name(
         self, text: str, start: int, end: int, is_chat: Callable[[str], bool]
     ) -> bool:
-        """One name word next to a capitalised word nobody knows: part of another name.
+        """One name word next to a capitalised word nobody knows: part of another name, or
+        after "a"/"an" in lower case: a common noun.
 
         "Bruce Wayne", "Willy Wonka", "Wayne Gretzky": the alias is a surname here, not the
         account. A word opening the sentence is capitalised anyway, so it does not count.
         """
         if len(fold(text[start:end]).split()) != 1:
             return False
+        if not text[start:end][:1].isupper() and _ARTICLE_RE.search(text[:start]):
+            return True  # "an umbrella", "a delta flight": a thing, not a company
         before = _WORD_RE.findall(text[:start].rstrip()[-60:])
         if before and text[:start].endswith(" ") and not text[:start].endswith("  "):
             word = before[-1]

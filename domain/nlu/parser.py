@@ -582,6 +582,19 @@ def _parse(
         intent, confidence = "my_accounts", max(confidence, 0.7)
     # A question that merely contains a name word ("order more coffee") is not about that
     # account; one that names an account outright keeps it, even when we cannot help.
+    if command is None and intent == "metrics" and amount is not None and set(metrics) <= {"arr"}:
+        # "every account with ARR under 20k": ARR with a threshold filters a list; a metrics
+        # question asks for the figure, it does not bound it.
+        intent = _runner_up(model, reading.features, "metrics")
+    if (
+        command is None
+        and intent == "compare_accounts"
+        and any(m != "arr" for m in metrics)
+        and cue_scores.get("compare_accounts", 0.0) < 5.0
+    ):
+        # "CSAT of Hooli and Stark?": a metric for two accounts, not their health side by side
+        # (unless asked to compare: "compare acme and globex on NPS").
+        intent = "metrics"
     if (
         command is None
         and intent not in ("escalate", None)
@@ -600,6 +613,9 @@ def _parse(
             and m.resolution.status in ("exact", "alias")
             and (m.text[:1].isupper() or len(m.text.split()) > 1 or m.resolution.status == "exact")
         ]
+    if command is None and intent not in ("help", None) and _HOW_TO_ASK_RE.search(joined):
+        # "how should I phrase a question about escalations": about asking, not escalations.
+        intent, confidence, inferred = "help", max(confidence, 0.8), False
     if intent in ("unknown", "help"):
         # Nothing we answer with a list: the words it contains are not constraints of a
         # question of ours ("I'm new to the team", "how do I use you in Teams").
@@ -839,6 +855,11 @@ def _cue_scores(words: list[str], emoji_words: list[str], joined: str) -> dict[s
     return scores
 
 
+_HOW_TO_ASK_RE = re.compile(
+    r"\bhow (?:should|do|can|would|could) (?:i|we) (?:phrase|word|format|ask|type|write|put)"
+    r" (?:a |my |the |this )?(?:question|request|query|queries|questions|it|things|you)\b"
+    r"|\bwhat (?:should|do|can) (?:i|we) (?:type|say|write) to (?:get|ask|see)\b"
+)
 _ESCALATE_VERB_RE = re.compile(
     r"^(?:(?:hi|hey|ok|okay|please|pls|plz|can you|could you|we need to|i need to|need to)\s+)*"
     r"escalate\b"
@@ -909,6 +930,15 @@ def _decide(
         return "unknown", round(prob, 2) if best == "unknown" else round(1 - prob, 2), False
     inferred = bool(mentions) and best == "account_health" and len(words) <= 3
     return best, prob, inferred and not any(w in WORD_CUES for w in words if w != "ACCT")
+
+
+def _runner_up(model: IntentModel | None, feats: list[str], not_this: str) -> str:
+    """The classifier's best intent other than ``not_this`` (an account list without a model)."""
+    if model is None:
+        return "my_accounts"
+    probs = model.probabilities(feats)
+    ranked = sorted((p, i) for i, p in probs.items() if i not in (not_this, "unknown", "help"))
+    return ranked[-1][1] if ranked else "my_accounts"
 
 
 def strong_resolved(mentions: list[Mention]) -> bool:

@@ -456,3 +456,33 @@ def test_churn_as_a_verb_is_not_the_churn_metric(demo_index) -> None:
 
 def test_off_topic_questions_drop_lower_case_aliases(demo_index) -> None:
     assert _labels(demo_index, "What does the word 'stark' mean?")["accounts"] == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # A threshold on ARR filters a list; the metric question asks for the figure.
+        ("every account in the company with ARR under 20k", "my_accounts"),
+        ("what's our ARR this year", "metrics"),
+        # A metric for two accounts, unless asked to compare them.
+        ("NPS of Hooli and Globex?", "metrics"),
+        ("compare acme and globex on NPS", "compare_accounts"),
+        # Asking how to ask is help, whatever the topic.
+        ("how should I word a question about renewals?", "help"),
+        ("how do I phrase my questions on escalations", "help"),
+        # The verb leading the message.
+        ("escalate initech, their renewal is next week and nobody answers", "escalate"),
+        # Everyday spellings and words.
+        ("which milestones have passed due for initech", "milestones_overdue"),
+        ("what was modified for globex", "account_changes"),
+    ],
+)
+def test_structural_intent_rules(demo_index, text, intent) -> None:
+    assert p(demo_index, text).intent == intent
+
+
+def test_a_lower_case_name_word_after_a_or_an_is_a_thing(demo_index) -> None:
+    assert [m.text for m in demo_index.find_mentions("do I need an umbrella in Berlin")] == []
+    assert [m.resolution.status for m in demo_index.find_mentions("how's umbrella doing")] == [
+        "ambiguous"
+    ]
