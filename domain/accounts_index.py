@@ -905,7 +905,7 @@ class AccountIndex:
                 # ("Paper" near "Piper", "Industires") is an ordinary word until a name word
                 # leads it: it may extend a mention, not start one.
                 leads = any(near in self._first for near, _ in similar)
-                kinds.append("strong" if leads else "ext")
+                kinds.append("strong" if leads else "tail")
             else:
                 kinds.append("stop")
         best: tuple[tuple[int, int], Resolution, str, int] | None = None
@@ -917,8 +917,8 @@ class AccountIndex:
             j = i
             while j + 1 < n and kinds[j + 1] != "stop" and not tokens[j].possessive:
                 j += 1
-            strong = [k for k in range(i, j + 1) if kinds[k] == "strong"]
-            if strong:
+            strong = [k for k in range(i, j + 1) if kinds[k] in ("strong", "tail")]
+            if any(kinds[k] == "strong" for k in strong):
                 found = self._best_span(text, tokens, i, j, strong[0], strong[-1], prefer)
                 if found is not None and (best is None or found[0] > best[0]):
                     best = found
