@@ -103,6 +103,9 @@ _END_OF_PERIOD = re.compile(
 _YEAR_END = re.compile(
     r"\b(?:(before|by|until|till|through|prior to)\s+)?(?:the\s+)?year[\s-]?end\b"
 )
+_END_OF_QUARTER_NAME = re.compile(
+    r"\b(?:(before|by|until|till|through|thru|prior to)\s+)?(?:the\s+)?end\s+of\s+q([1-4])\b"
+)
 _END_OF_MONTH_NAME = re.compile(
     rf"\b(?:(before|by|until|till|through|thru|prior to)\s+)?(?:the\s+)?end\s+of\s+{_MONTH}\b"
 )
@@ -121,8 +124,12 @@ _NOW_UNTIL = re.compile(
     rf"\s+(?:the\s+)?(?:end\s+of\s+)?({_POINT})\b"
 )
 _RANGE = re.compile(rf"\b({_DATE})\s*(?:-|–|to|through|thru)\s*({_DATE})\b")
-_SINCE_POINT = re.compile(rf"\bsince\s+(?:the\s+)?(?:({_WEEKDAY})|({_DATE})|{_MONTH})\b")
+_SINCE_POINT = re.compile(
+    rf"\bsince\s+(?:the\s+)?(?:(?:last\s+|this\s+past\s+)?({_WEEKDAY})|({_DATE})|{_MONTH})\b"
+)
 _WEEKDAY_UNTIL = re.compile(rf"\b(before|by|until|till|through)\s+(?:this\s+|next\s+)?{_WEEKDAY}\b")
+# "last tuesday", "this past friday": the latest one before today, whichever way the question looks.
+_LAST_WEEKDAY = re.compile(rf"\b(?:last|this\s+past|past)\s+{_WEEKDAY}\b")
 _ON_WEEKDAY = re.compile(rf"\b(?:on\s+|this\s+|next\s+|coming\s+)?{_WEEKDAY}\b")
 _DAY_WORD = re.compile(r"\b(today|tonight|tomorrow|tmrw|yesterday)\b")
 _HALF = re.compile(
@@ -395,6 +402,10 @@ def _weekday_until(text: str, today: date) -> TimeWindow | None:
 
 
 def _on_weekday(text: str, today: date, past: bool) -> TimeWindow | None:
+    if m := _LAST_WEEKDAY.search(text):
+        back = (today.weekday() - WEEKDAYS[m.group(1)]) % 7 or 7
+        day = today - timedelta(days=back)
+        return TimeWindow(day, day, f"{day:%A} {_fmt(day)}")
     m = _ON_WEEKDAY.search(text)
     if m is None:
         return None
@@ -458,6 +469,9 @@ def _since_periods(text: str, today: date, past: bool) -> TimeWindow | None:
 
 
 def _deadlines(text: str, today: date, past: bool) -> TimeWindow | None:
+    if m := _END_OF_QUARTER_NAME.search(text):
+        end = _quarter_end(_quarter_ahead(today, int(m.group(2))))
+        return TimeWindow(today, end, f"until end of Q{m.group(2)}")
     if m := _END_OF_MONTH_NAME.search(text):
         month = MONTHS[m.group(2)]
         end = _month_end(_month_start_ahead(today, month))

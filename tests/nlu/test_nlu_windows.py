@@ -139,3 +139,25 @@ def test_a_question_that_looks_back_reads_periods_in_the_past(text, start, end) 
     assert (window.start, window.end) == (start, end), text
     future = parse_window(text, MON)
     assert future.start >= MON or future.end >= MON
+
+
+@pytest.mark.parametrize(
+    ("text", "past", "start", "end"),
+    [
+        # From today up to a day or month.
+        ("between now and 31 january", False, MON, date(2027, 1, 31)),
+        ("from now until end of march", False, MON, date(2027, 3, 31)),
+        ("from today to feb 15", False, MON, date(2027, 2, 15)),
+        # A named quarter's end.
+        ("before the end of q1", False, MON, date(2027, 3, 31)),
+        ("by end of q4", False, MON, date(2026, 12, 31)),
+        # "last tuesday" is behind us, even in a forward-looking question.
+        ("last tuesday", False, date(2026, 11, 17), date(2026, 11, 17)),
+        ("this past friday", True, date(2026, 11, 20), date(2026, 11, 20)),
+        ("last monday", False, date(2026, 11, 16), date(2026, 11, 16)),
+        ("since last tuesday", True, date(2026, 11, 17), MON),
+    ],
+)
+def test_now_until_quarter_ends_and_last_weekdays(text, past, start, end) -> None:
+    window = parse_window(text, MON, past=past)
+    assert window is not None and (window.start, window.end) == (start, end)
