@@ -136,6 +136,7 @@ _HALF = re.compile(
     rf"\b(?:(h[12])|(first|second|1st|2nd)\s+half)(?:\s+(?:of\s+)?(this|next|last)\s+year|\s+(?:of\s+)?{_YEAR})?\b"
 )
 _QUARTER_YEAR = re.compile(rf"\bq([1-4])\s*(?:of\s+)?'?{_YEAR}\b|\b{_YEAR}\s*q([1-4])\b")
+_PERIOD_OF_YEAR = re.compile(rf"\b(?:q([1-4])|{_MONTH})\s+(?:of\s+)?(this|next|last)\s+year\b")
 _MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+{_YEAR}\b")
 _YEAR_ALONE = re.compile(rf"\b(?:in|for|during|of)\s+{_YEAR}\b")
 _LAST_MONTH_NAME = re.compile(rf"\blast\s+{_MONTH}\b")
@@ -443,7 +444,9 @@ def _relative(text: str, today: date, past: bool) -> TimeWindow | None:
         n = _count(num)
         end, unit_name = _span(today, n, unit)
         if lead in ("last", "past", "previous", "prior", "trailing"):
-            start = today - (end - today)
+            # Counted back in the unit itself: "last 6 months" starts on the same day 6 months
+            # ago, not 181 days back (the length of the 6 months ahead).
+            start, _ = _span(today, -n, unit)
             return TimeWindow(start, today, f"last {_plural(n, unit_name)}")
         return TimeWindow(today, end, f"next {_plural(n, unit_name)}")
     if m := _BARE_RELATIVE.search(text):
@@ -451,8 +454,8 @@ def _relative(text: str, today: date, past: bool) -> TimeWindow | None:
         end, unit_name = _span(today, n, m.group(2))
         return TimeWindow(today, end, f"next {_plural(n, unit_name)}")
     if m := _PAST_UNIT.search(text):
-        end, unit_name = _span(today, 1, m.group(1))
-        return TimeWindow(today - (end - today), today, f"last {unit_name}")
+        start, unit_name = _span(today, -1, m.group(1))
+        return TimeWindow(start, today, f"last {unit_name}")
     if _TTM.search(text):
         return TimeWindow(today - relativedelta(years=1), today, "last 12 months")
     return None
@@ -521,6 +524,14 @@ def _periods(text: str, today: date, past: bool) -> TimeWindow | None:
     half = _half(text, today, past)
     if half is not None:
         return half
+    if m := _PERIOD_OF_YEAR.search(text):
+        # "q2 next year", "march of this year": that period in that year, not the whole year.
+        year = today.year + {"this": 0, "next": 1, "last": -1}[m.group(3)]
+        if m.group(1):
+            start = date(year, 3 * (int(m.group(1)) - 1) + 1, 1)
+            return TimeWindow(start, _quarter_end(start), f"Q{m.group(1)} {year}")
+        start = date(year, MONTHS[m.group(2)], 1)
+        return TimeWindow(start, _month_end(start), start.strftime("%B %Y"))
     if m := _CALENDAR.search(text):
         return _calendar(today, m.group(1), m.group(2))
     if m := _LAST_MONTH_NAME.search(text):

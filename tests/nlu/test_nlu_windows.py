@@ -161,3 +161,21 @@ def test_a_question_that_looks_back_reads_periods_in_the_past(text, start, end) 
 def test_now_until_quarter_ends_and_last_weekdays(text, past, start, end) -> None:
     window = parse_window(text, MON, past=past)
     assert window is not None and (window.start, window.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        # Counted back in the unit: the same day six months ago, not 181 days back.
+        ("over the last 6 months", date(2026, 5, 23), MON),
+        ("in the past year", date(2025, 11, 23), MON),
+        ("last 3 months", date(2026, 8, 23), MON),
+        # A quarter or month of a named year, not the whole year.
+        ("in q2 next year", date(2027, 4, 1), date(2027, 6, 30)),
+        ("march of next year", date(2027, 3, 1), date(2027, 3, 31)),
+        ("q1 this year", date(2026, 1, 1), date(2026, 3, 31)),
+    ],
+)
+def test_months_back_and_periods_of_a_year(text, start, end) -> None:
+    window = parse_window(text, MON)
+    assert window is not None and (window.start, window.end) == (start, end)
