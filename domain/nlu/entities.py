@@ -425,6 +425,11 @@ _NOT_SCOPE_RE = re.compile(
     rf"|\b(?:this is|i m|im|i am) (?P<self>\w+)\b"
     rf"|\b(?:{_EVENT_WORDS})(?: \w+)? with (?P<with>\w+)\b"
 )
+# Whom a greeting addresses ("hi team", "morning all") is not whose accounts.
+_GREETED_RE = re.compile(
+    r"^\s*(?:hi|hey|hello|hiya|morning|good morning|afternoon|good afternoon|yo)\s+"
+    r"(?:team|all|everyone|everybody|folks|guys|y all|gang)\b"
+)
 # The customer's own team ("the Nakatomi team", "their team") is not the asker's team.
 _CUSTOMER_TEAM_RE = re.compile(
     r"\b(?:ACCT|their|customer s?|client s?) teams?\b|\bteams? (?:at|from) ACCT\b"
@@ -450,7 +455,7 @@ def find_scope(folded: str, people: dict[str, str], *, names_account: bool = Fal
             if n + 1 < len(words) and words[n + 1] in ("team", "teams"):
                 return "team"  # "Alex's team": the team (Alex manages it)
             return people[word]
-    folded = _CUSTOMER_TEAM_RE.sub(" ", folded)
+    folded = _CUSTOMER_TEAM_RE.sub(" ", _GREETED_RE.sub(" ", folded))
     if _ALL_RE.search(folded):
         return "all"
     mine = _ME_RE.search(folded) is not None

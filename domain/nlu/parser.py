@@ -618,8 +618,9 @@ def _parse(
         intent, confidence, inferred = "help", max(confidence, 0.8), False
     if intent in ("unknown", "help"):
         # Nothing we answer with a list: the words it contains are not constraints of a
-        # question of ours ("I'm new to the team", "how do I use you in Teams").
-        band = severity = owner = None
+        # question of ours ("I'm new to the team", "how do I use you in Teams"). A severity
+        # stays: on its own ("sev1") it answers a pending escalation draft's "how bad is it?".
+        band = owner = None
         future_window = past_window = None
         amount, metrics, segment, order, chart = None, (), None, None, None
     if intent == "escalate" and mentions and not _is_escalation_question(joined):

@@ -411,6 +411,9 @@ def _labels(index, text: str) -> dict[str, str]:
         ("which customers am I the owner of with at least $500k ARR?", "mine"),
         # A help question has no book.
         ("I'm new to the team, what can I ask you?", ""),
+        # Whom a greeting addresses is not whose book.
+        ("Hi team, how's Acme?", ""),
+        ("hey all, renewals next month for the team", "team"),
     ],
 )
 def test_scope_phrases(demo_index, text, scope) -> None:
@@ -486,3 +489,9 @@ def test_a_lower_case_name_word_after_a_or_an_is_a_thing(demo_index) -> None:
     assert [m.resolution.status for m in demo_index.find_mentions("how's umbrella doing")] == [
         "ambiguous"
     ]
+
+
+def test_a_bare_severity_keeps_its_severity_whatever_the_intent(demo_index) -> None:
+    # It answers a pending escalation draft's "how bad is it?".
+    for text in ("sev1", "p2", "SEV3"):
+        assert p(demo_index, text).severity == "sev" + text[-1], text
