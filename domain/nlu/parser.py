@@ -1008,8 +1008,8 @@ _NAME_LEADS: frozenset[str] = frozenset(
         "at",
         "of",
         "about",
-        "on",
         "with",
+        "compare",
         "is",
         "does",
         "did",
@@ -1041,10 +1041,12 @@ def _proper_name(
 ) -> tuple[str, int] | None:
     """A company written as a proper name that no account matched, and how many mentions precede it.
 
-    Capitalised words the lexicon does not know, in a run: two or more ("Wernham Hogg",
-    "Los Pollos Hermanos"), or one after a word that leads a name ("at Vance", "is Contoso") or
-    opening the message before a dash or colon ("Rekall - ..."). A lone capitalised word opening a
-    sentence is usually just capitalised, and short all-capital words are acronyms (EMEA, SSO).
+    Capitalised words the lexicon does not know, in a run: after a word that leads a name ("for
+    Wernham Hogg", "at Vance", "is Contoso"), opening the message as two or more words ("Los
+    Pollos Hermanos ...") or before a dash or colon ("Rekall - ..."), or owning something ("Hanso
+    Foundation's"). A lone capitalised word opening a sentence is usually just capitalised, a run
+    after "in" or "on" a place or a day ("in North America", "on Black Friday"), and short
+    all-capital words are acronyms (EMEA, SSO).
     ``any_lead``: the question is about one account, so any capitalised unknown word will do.
     """
     matches = list(re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*|&", rest))
@@ -1076,9 +1078,9 @@ def _proper_name(
         possessive = bool(re.search(r"['’`]s$", run[-1].group(0)))
         words = [m for m in run if m.group(0)[:1].isupper()]
         if (
-            len(words) >= 2
-            or (not initial and lead_ok)
-            or (initial and (possessive or after in ("-", ":", "–", "—", ",")))
+            (not initial and lead_ok)
+            or (initial and (len(words) >= 2 or possessive or after in ("-", ":", "–", "—")))
+            or (possessive and len(words) >= 2)
         ):
             return _possessive_free(rest[start:end]), rest[:start].count("ACCT")
         return None

@@ -375,6 +375,10 @@ def test_markup_before_a_followup_opener(demo_index) -> None:
         ("Curious which accounts renew next month", ""),
         ("renewals in EMEA next quarter", ""),
         ("Renewals next quarter?", ""),
+        # A place or a day, an apology opening the message.
+        ("renewals for Q1 in North America", ""),
+        ("renewals on Black Friday", ""),
+        ("Sorry, I meant renewals for December", ""),
     ],
 )
 def test_a_company_written_as_a_name_we_do_not_have_is_none(demo_index, text, accounts) -> None:
