@@ -188,6 +188,20 @@ def fold(text: str) -> str:
     return " ".join(_UNICODE_TOKEN_RE.findall(text))
 
 
+# Words title case leaves in lower case ("Renewals for the Next Quarter").
+_TITLE_SMALL = frozenset(
+    ["a", "an", "the", "and", "or", "of", "for", "to", "in", "on", "at", "by", "with", "vs", "per"]
+)
+_LETTER_WORD_RE = re.compile(r"[^\W\d_]+")
+
+
+def is_title_case(text: str) -> bool:
+    """Every word capitalised ("Escalate Acme Billing Failure", "HOW IS ACME"): capitals then
+    say nothing about which words are names, so rules that read them stand aside."""
+    words = [w for w in _LETTER_WORD_RE.findall(text)[1:] if w.lower() not in _TITLE_SMALL]
+    return len(words) >= 3 and all(w[:1].isupper() for w in words)
+
+
 def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
@@ -701,14 +715,15 @@ class AccountIndex:
         is_chat = ignore or COMMON_WORDS.__contains__
         masked = text
         mentions: list[Mention] = []
+        titled = is_title_case(text)
         for _ in range(limit):
             tokens = tokenize(masked)
             if not tokens:
                 break
             weak = False
-            found = self._find(masked, tokens, is_chat, prefer, strict=True)
+            found = self._find(masked, tokens, is_chat, prefer, strict=True, titled=titled)
             if found is None:
-                found = self._find(masked, tokens, is_chat, prefer, strict=False)
+                found = self._find(masked, tokens, is_chat, prefer, strict=False, titled=titled)
                 weak = True
             if found is None:
                 break
@@ -721,17 +736,21 @@ class AccountIndex:
                 # Only a name word typed exactly may stand for an account on its own; a typo of
                 # one ("tracking" for "Trading") is just another word.
                 continue
-            if self._inside_other_name(unmasked, start, end, is_chat):
+            if self._inside_other_name(unmasked, start, end, is_chat, titled):
                 continue
             mentions.append(Mention(resolution, text[start:end], start, end, weak))
         if any(not m.weak for m in mentions):
             # With an account named outright, a stray name word is an ordinary word.
             mentions = [m for m in mentions if not m.weak]
+        if titled and any(m.resolution.account_id is not None for m in mentions):
+            # In title case "Overall Health" looks like a company too: with an account named,
+            # it is more likely words.
+            mentions = [m for m in mentions if m.resolution.status != "none"]
         mentions.sort(key=lambda m: m.start)
         return mentions
 
     def _inside_other_name(
-        self, text: str, start: int, end: int, is_chat: Callable[[str], bool]
+        self, text: str, start: int, end: int, is_chat: Callable[[str], bool], titled: bool
     ) -> bool:
         """One name word next to a capitalised word nobody knows: part of another name, or
         after "a"/"an" in lower case: a common noun.
@@ -743,6 +762,8 @@ class AccountIndex:
             return False
         if not text[start:end][:1].isupper() and _ARTICLE_RE.search(text[:start]):
             return True  # "an umbrella", "a delta flight": a thing, not a company
+        if titled:
+            return False
         before = _WORD_RE.findall(text[:start].rstrip()[-60:])
         if before and text[:start].endswith(" ") and not text[:start].endswith("  "):
             word = before[-1]
@@ -764,17 +785,18 @@ class AccountIndex:
         prefer: Prefer,
         *,
         strict: bool,
+        titled: bool = False,
     ) -> tuple[Resolution, str, int] | None:
         found = self._find_phrase(text, tokens, is_chat, prefer, strict)
         if found is not None:
             return found
-        found = self._find_anchored(text, tokens, is_chat)
+        found = self._find_anchored(text, tokens, is_chat, titled)
         if found is not None:
             return found
         return self._find_fuzzy(text, tokens, is_chat, prefer, strict)
 
     def _find_anchored(
-        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool]
+        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool], titled: bool
     ) -> tuple[Resolution, str, int] | None:
         """A word nobody knows before a word that only ends names ("Oenic Airlines", "Orion Bank").
 

@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 
-from domain.accounts_index import AccountIndex, Candidate, Mention, Prefer, Resolution, fold
+from domain.accounts_index import (
+    AccountIndex,
+    Candidate,
+    Mention,
+    Prefer,
+    Resolution,
+    fold,
+    is_title_case,
+)
 from domain.nlu.entities import (
     Action,
     Amount,
@@ -1049,6 +1057,8 @@ def _proper_name(
     all-capital words are acronyms (EMEA, SSO).
     ``any_lead``: the question is about one account, so any capitalised unknown word will do.
     """
+    if is_title_case(rest):
+        return None  # every word capitalised: capitals do not mark names here
     matches = list(re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*|&", rest))
     run: list[re.Match[str]] = []
     lead_ok = False

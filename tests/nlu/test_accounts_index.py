@@ -234,3 +234,19 @@ def test_a_name_word_inside_another_proper_name_is_not_the_account(demo_index) -
     # Opening a sentence, a word is capitalised anyway: "Hi Acme", "Ping Globex".
     assert [m[1] for m in _mentions(demo_index, "Ping Globex about the renewal")] == ["Globex"]
     assert [m[1] for m in _mentions(demo_index, "how is Wayne doing")] == ["Wayne Enterprises"]
+
+
+def test_in_title_case_capitals_do_not_mark_other_names(demo_index) -> None:
+    from domain.accounts_index import is_title_case
+
+    assert is_title_case("Escalate Acme Billing Failure")
+    assert is_title_case("HOW IS ACME DOING TODAY")
+    assert not is_title_case("NPS for Duff Beer?")
+    assert not is_title_case("Who is Bruce Wayne?")
+    # "Billing" is capitalised like every word here: Acme is still Acme.
+    assert [m[1] for m in _mentions(demo_index, "Escalate Acme Billing Failure")] == ["Acme Corp"]
+    assert [m[1] for m in _mentions(demo_index, "Check Overall Health For Acme")] == ["Acme Corp"]
+    # An unknown word before a name's ending is still not that account.
+    assert _mentions(demo_index, "What Is The Renewal Date For Orion Bank") == [
+        ("none", None, "Orion Bank")
+    ]
