@@ -394,7 +394,7 @@ def find_band(folded: str) -> str | None:
 _ALL_RE = re.compile(
     r"\b(?:everyone|everybody|everyones|company[\s-]?wide|org[\s-]?wide|across the (?:company|org|"
     r"organisation|organization|board|business|whole company|portfolio)|whole (?:company|org|book|"
-    r"portfolio|team)|entire (?:company|org|book|portfolio)|all (?:the )?(?:csms|teams)|every csm"
+    r"portfolio)|entire (?:company|org|book|portfolio)|all (?:the )?(?:csms|teams)|every csm"
     r"|the company|company|total portfolio|all csms)\b"
 )
 # "all the accounts", "every customer": everyone's, unless the same question says whose ("all the

@@ -84,6 +84,8 @@ _RELATIVE = re.compile(
     rf"(?:the\s+)?(?:(next|last|past|coming)\s+)?(?:a\s+)?{_NUM}\s*(?:of\s+)?{_UNIT}\b"
 )
 _PAST_UNIT = re.compile(r"\b(?:in\s+the\s+)?(?:past|previous)\s+(day|week|month|quarter|year)\b")
+# "the coming fortnight", "last fortnight": two weeks, without a number.
+_FORTNIGHT = re.compile(r"\b(next|coming|upcoming|following|this|last|past|previous)\s+fortnight\b")
 _BARE_RELATIVE = re.compile(rf"\b{_NUM}\s*{_UNIT}\s+(?:out|ahead|from now)\b")
 _CALENDAR = re.compile(
     r"\b(this|next|last|previous|current|coming)\s+(week|month|quarter|qtr|q|year|yr)\b"
@@ -456,6 +458,10 @@ def _relative(text: str, today: date, past: bool) -> TimeWindow | None:
     if m := _PAST_UNIT.search(text):
         start, unit_name = _span(today, -1, m.group(1))
         return TimeWindow(start, today, f"last {unit_name}")
+    if m := _FORTNIGHT.search(text):
+        if m.group(1) in ("last", "past", "previous"):
+            return TimeWindow(today - timedelta(days=14), today, "last 2 weeks")
+        return TimeWindow(today, today + timedelta(days=14), "next 2 weeks")
     if _TTM.search(text):
         return TimeWindow(today - relativedelta(years=1), today, "last 12 months")
     return None

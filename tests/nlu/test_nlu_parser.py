@@ -408,6 +408,8 @@ def _labels(index, text: str) -> dict[str, str]:
         # The customer's team is not ours.
         ("how are things with the Initech team?", ""),
         ("renewals for the team next month", "team"),
+        ("milestones due next week for the whole team", "team"),
+        ("renewals across the whole company", "all"),
         # "all the accounts" is whoever's the question says.
         ("show me all the accounts I own", "mine"),
         ("show me all the accounts", "all"),

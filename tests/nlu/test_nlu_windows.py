@@ -179,3 +179,16 @@ def test_now_until_quarter_ends_and_last_weekdays(text, past, start, end) -> Non
 def test_months_back_and_periods_of_a_year(text, start, end) -> None:
     window = parse_window(text, MON)
     assert window is not None and (window.start, window.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("in the coming fortnight", MON, date(2026, 12, 7)),
+        ("next fortnight", MON, date(2026, 12, 7)),
+        ("over the past fortnight", date(2026, 11, 9), MON),
+    ],
+)
+def test_a_fortnight_without_a_number(text, start, end) -> None:
+    window = parse_window(text, MON)
+    assert window is not None and (window.start, window.end) == (start, end)
