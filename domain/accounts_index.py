@@ -198,8 +198,11 @@ _LETTER_WORD_RE = re.compile(r"[^\W\d_]+")
 def is_title_case(text: str) -> bool:
     """Every word capitalised ("Escalate Acme Billing Failure", "HOW IS ACME"): capitals then
     say nothing about which words are names, so rules that read them stand aside."""
-    words = [w for w in _LETTER_WORD_RE.findall(text)[1:] if w.lower() not in _TITLE_SMALL]
-    return len(words) >= 3 and all(w[:1].isupper() for w in words)
+    words = [
+        w for w in _LETTER_WORD_RE.findall(text) if len(w) > 1 and w.lower() not in _TITLE_SMALL
+    ]
+    # Four or more: a short question is mostly names anyway ("NPS for Duff Beer?").
+    return len(words) >= 4 and all(w[:1].isupper() for w in words)
 
 
 def _deletions(word: str) -> set[str]:
