@@ -1113,8 +1113,10 @@ def _proper_name(
                 return found
             run = []
         if unknown(raw):
-            prev = fold(matches[n - 1].group(0)) if n else ""
-            lead_ok = any_lead or prev in _NAME_LEADS
+            prev_raw = matches[n - 1].group(0) if n else ""
+            # "When's Quantum Dynamics renewal", "How's Zorblax": the 's is an "is".
+            contracted = re.search(r"['’`]s$", prev_raw) is not None and prev_raw[:1].isupper()
+            lead_ok = any_lead or contracted or fold(prev_raw) in _NAME_LEADS
             run = [m]
     return finish() if run else None
 

@@ -371,6 +371,7 @@ def test_markup_before_a_followup_opener(demo_index) -> None:
         ("raise an escalation for Cogswell Cogs, their integration is failing", "none"),
         ("Can you tell me whether Virtucon is in good shape?", "none"),
         ("compare Dinoco and Acme", "none|Acme Corp"),
+        ("When's Quantum Dynamics renewal?", "none"),
         # Not names: a capitalised word opening a sentence, an acronym, a known word.
         ("Curious which accounts renew next month", ""),
         ("renewals in EMEA next quarter", ""),
