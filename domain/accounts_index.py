@@ -57,6 +57,7 @@ _UNICODE_TOKEN_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+")
 # Words of an utterance as written (an apostrophe may join them: "acme's"); unspaced characters
 # one by one, so a name's span ends where the name does.
 _WORD_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+(?:['’`][^\\W_{_UNSPACED}]+)*")
+_NEXT_WORD_RE = re.compile(r" ([^\W_]+)")
 _ARTICLE_RE = re.compile(r"(?:^|\s)an?\s$", re.IGNORECASE)
 _MIN_PREFIX = 3  # "glo" -> Globex in resolve(); shorter prefixes match too much to mean anything
 _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often English than names
@@ -198,11 +199,15 @@ _LETTER_WORD_RE = re.compile(r"[^\W\d_]+")
 def is_title_case(text: str) -> bool:
     """Every word capitalised ("Escalate Acme Billing Failure", "HOW IS ACME"): capitals then
     say nothing about which words are names, so rules that read them stand aside."""
-    words = [
-        w for w in _LETTER_WORD_RE.findall(text) if len(w) > 1 and w.lower() not in _TITLE_SMALL
-    ]
+    capitalised = 0
+    for match in _LETTER_WORD_RE.finditer(text):
+        word = match.group(0)
+        if len(word) > 1 and word.lower() not in _TITLE_SMALL:
+            if not word[0].isupper():
+                return False  # most messages stop at their first or second word
+            capitalised += 1
     # Four or more: a short question is mostly names anyway ("NPS for Duff Beer?").
-    return len(words) >= 4 and all(w[:1].isupper() for w in words)
+    return capitalised >= 4
 
 
 def _deletions(word: str) -> set[str]:
@@ -774,7 +779,7 @@ class AccountIndex:
             opens = not head or head[-1] in ".!?:;\"'("
             if not opens and self._foreign(word, is_chat):
                 return True
-        after = re.match(r" ([^\W_]+)", text[end:])
+        after = _NEXT_WORD_RE.match(text, end)
         return after is not None and self._foreign(after.group(1), is_chat)
 
     def _foreign(self, raw: str, is_chat: Callable[[str], bool]) -> bool:

@@ -446,16 +446,23 @@ def find_scope(folded: str, people: dict[str, str], *, names_account: bool = Fal
     ``names_account``: the message names an account, so "for me" is a courtesy ("check acme for
     me"), not the asker's book.
     """
-    not_scope = {
-        word for m in _NOT_SCOPE_RE.finditer(folded) for word in m.groups() if word is not None
-    }
     words = folded.split()
+    not_scope: set[str] | None = None
     for n, word in enumerate(words):
-        if word in people and word not in not_scope:
+        if word in people:
+            if not_scope is None:
+                not_scope = {
+                    w for m in _NOT_SCOPE_RE.finditer(folded) for w in m.groups() if w is not None
+                }
+            if word in not_scope:
+                continue
             if n + 1 < len(words) and words[n + 1] in ("team", "teams"):
                 return "team"  # "Alex's team": the team (Alex manages it)
             return people[word]
-    folded = _CUSTOMER_TEAM_RE.sub(" ", _GREETED_RE.sub(" ", folded))
+    if " team" in folded:
+        folded = _CUSTOMER_TEAM_RE.sub(" ", _GREETED_RE.sub(" ", folded))
+    else:
+        folded = _GREETED_RE.sub(" ", folded)
     if _ALL_RE.search(folded):
         return "all"
     mine = _ME_RE.search(folded) is not None

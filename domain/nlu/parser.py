@@ -669,12 +669,12 @@ def _parse(
     if intent == "escalate" and (escalation_id is not None or _is_escalation_question(joined)):
         needs_account = False
     if intent not in ("help", "unknown"):
-        proper = None
-        if intent in NAMED_INTENTS:
-            proper = _proper_name(rest, names, index, any_lead=intent in ACCOUNT_INTENTS)
         comparing = intent == "compare_accounts" or cue_scores.get("compare_accounts", 0) >= 5
+        proper = None
+        if intent in NAMED_INTENTS and (account is None or (comparing and len(mentions) == 1)):
+            proper = _proper_name(rest, names, index, any_lead=intent in ACCOUNT_INTENTS)
         # "their" and "it" point at the name written in the same message, not the last turn.
-        if proper is not None and (account is None or (comparing and len(mentions) == 1)):
+        if proper is not None:
             if comparing:
                 intent = "compare_accounts"  # "compare Dinoco and Acme": two names, one unknown
             # A company written as a name that we do not have ("NPS for Duff Beer?", "compare
@@ -1009,6 +1009,8 @@ def _unknown_run(rest: str, names: dict[str, str]) -> str | None:
     return " ".join(run) or None
 
 
+_NAME_TOKEN_RE = re.compile(r"[^\W_]+(?:['’`][^\W_]+)*|&")
+_OWNS_RE = re.compile(r"['’`]s$")
 # Words before a company's name that say one is coming ("NPS for Duff Beer", "at Vance").
 _NAME_LEADS: frozenset[str] = frozenset(
     [
@@ -1059,7 +1061,7 @@ def _proper_name(
     """
     if is_title_case(rest):
         return None  # every word capitalised: capitals do not mark names here
-    matches = list(re.finditer(r"[^\W_]+(?:['’`][^\W_]+)*|&", rest))
+    matches = list(_NAME_TOKEN_RE.finditer(rest))
     run: list[re.Match[str]] = []
     lead_ok = False
 
@@ -1085,7 +1087,7 @@ def _proper_name(
         before = rest[:start].rstrip()
         initial = not before or before[-1] in _SENTENCE_END
         after = rest[end:].lstrip()[:1]
-        possessive = bool(re.search(r"['’`]s$", run[-1].group(0)))
+        possessive = _OWNS_RE.search(run[-1].group(0)) is not None
         words = [m for m in run if m.group(0)[:1].isupper()]
         if (
             (not initial and lead_ok)
@@ -1099,7 +1101,7 @@ def _proper_name(
         raw = m.group(0)
         if run:
             word = fold(_possessive_free(raw))
-            prev_possessive = bool(re.search(r"['’`]s$", run[-1].group(0)))
+            prev_possessive = _OWNS_RE.search(run[-1].group(0)) is not None
             joins = raw in _NAME_JOINERS or word in _NAME_JOINERS
             gap = rest[run[-1].end() : m.start()].strip()
             name_like = raw[:1].isupper() and (
@@ -1115,7 +1117,7 @@ def _proper_name(
         if unknown(raw):
             prev_raw = matches[n - 1].group(0) if n else ""
             # "When's Quantum Dynamics renewal", "How's Zorblax": the 's is an "is".
-            contracted = re.search(r"['’`]s$", prev_raw) is not None and prev_raw[:1].isupper()
+            contracted = _OWNS_RE.search(prev_raw) is not None and prev_raw[:1].isupper()
             lead_ok = any_lead or contracted or fold(prev_raw) in _NAME_LEADS
             run = [m]
     return finish() if run else None
