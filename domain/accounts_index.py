@@ -57,11 +57,16 @@ _UNICODE_TOKEN_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+")
 # Words of an utterance as written (an apostrophe may join them: "acme's"); unspaced characters
 # one by one, so a name's span ends where the name does.
 _WORD_RE = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+(?:['’`][^\\W_{_UNSPACED}]+)*")
+_NEXT_WORD_RE = re.compile(r" ([^\W_]+)")
+_ARTICLE_RE = re.compile(r"(?:^|\s)an?\s$", re.IGNORECASE)
 _MIN_PREFIX = 3  # "glo" -> Globex in resolve(); shorter prefixes match too much to mean anything
 _MIN_PREFIX_IN_TEXT = 4  # inside free text, short words are far more often English than names
 _MIN_TYPO = 4  # a one-edit typo of a 3-letter word is just another word
 _FUZZY_ACCEPT = 80.0  # per-token similarity (rapidfuzz ratio) a typo must reach
 _TIE_MARGIN = 2.0  # candidates this close to the best are a genuine tie -> ask
+# Two typos in the word before a name's ending word ("oenic airlines"): the ending, typed right,
+# already narrows the choice to a few names, so a looser similarity is safe there.
+_ANCHORED_ACCEPT = 70.0
 _UNPREFERRED = 1 << 30  # rank of an id nobody prefers
 # A name query is cut to this before matching: fuzzy scoring costs grow with word length (a
 # 40,000-character word took seconds), and no real account name comes near either bound.
@@ -182,6 +187,27 @@ def fold(text: str) -> str:
     if "'" in text or "’" in text or "`" in text:
         text = _POSSESSIVE_RE.sub(r"\1", text)
     return " ".join(_UNICODE_TOKEN_RE.findall(text))
+
+
+# Words title case leaves in lower case ("Renewals for the Next Quarter").
+_TITLE_SMALL = frozenset(
+    ["a", "an", "the", "and", "or", "of", "for", "to", "in", "on", "at", "by", "with", "vs", "per"]
+)
+_LETTER_WORD_RE = re.compile(r"[^\W\d_]+")
+
+
+def is_title_case(text: str) -> bool:
+    """Every word capitalised ("Escalate Acme Billing Failure", "HOW IS ACME"): capitals then
+    say nothing about which words are names, so rules that read them stand aside."""
+    capitalised = 0
+    for match in _LETTER_WORD_RE.finditer(text):
+        word = match.group(0)
+        if len(word) > 1 and word.lower() not in _TITLE_SMALL:
+            if not word[0].isupper():
+                return False  # most messages stop at their first or second word
+            capitalised += 1
+    # Four or more: a short question is mostly names anyway ("NPS for Duff Beer?").
+    return capitalised >= 4
 
 
 def _deletions(word: str) -> set[str]:
@@ -513,7 +539,9 @@ class AccountIndex:
                 ids = bucket.get(core_key)
                 if ids and len(ids) == 1:
                     return self._one("alias" if status == "alias" else "fuzzy", query, ids[0], 98.0)
-        return self._resolve_words(query, core, limit, min_prefix=_MIN_PREFIX, prefer=prefer)
+        return self._resolve_words(
+            query, core, limit, min_prefix=_MIN_PREFIX, prefer=prefer, full=words
+        )
 
     def _resolve_words(
         self,
@@ -524,7 +552,10 @@ class AccountIndex:
         min_prefix: int,
         suggest: bool = True,
         prefer: Prefer = _NO_PREFERENCE,
+        full: list[str] | None = None,
     ) -> Resolution:
+        """Resolve name words (legal-form words left out); ``full`` are the words as typed, with
+        them, to tell apart names that differ only there ("umbrela corporation")."""
         # 1. Every word is a name word or the start of one, in the name's order: "piper",
         #    "umbrella", "wayne enterprise" (but "health yarrow" is not "Yarrow Health").
         matched = _intersect([self._ids_for_prefix(w, min_prefix) for w in words])
@@ -535,6 +566,8 @@ class AccountIndex:
                 (only,) = matched
                 return self._one("fuzzy", query, only, self._prefix_score(words, only))
             covered = self._covered(words, matched, min_prefix, typos=False)
+            if len(covered) != 1 and full and full != words:
+                covered = self._covered(full, matched, min_prefix, typos=True)
             if len(covered) == 1:
                 return self._one("fuzzy", query, covered[0], self._prefix_score(words, covered[0]))
             # Many names share a word ("harbor" among 10,000): rank cheaply, score the few shown.
@@ -579,6 +612,8 @@ class AccountIndex:
             if len(tied) == 1:
                 return self._one("fuzzy", query, tied[0][0], tied[0][1])
             covered = self._covered(words, {i for i, _ in tied}, min_prefix, typos=True)
+            if len(covered) != 1 and full and full != words:
+                covered = self._covered(full, {i for i, _ in tied}, min_prefix, typos=True)
             if len(covered) == 1:
                 # Among tied names, the only one whose every word was typed wins ("wilow mtors"
                 # is Willow Motors, not Willow Motors 1258).
@@ -688,31 +723,67 @@ class AccountIndex:
         is_chat = ignore or COMMON_WORDS.__contains__
         masked = text
         mentions: list[Mention] = []
+        titled = is_title_case(text)
         for _ in range(limit):
             tokens = tokenize(masked)
             if not tokens:
                 break
             weak = False
-            found = self._find(masked, tokens, is_chat, prefer, strict=True)
+            found = self._find(masked, tokens, is_chat, prefer, strict=True, titled=titled)
             if found is None:
-                found = self._find(masked, tokens, is_chat, prefer, strict=False)
+                found = self._find(masked, tokens, is_chat, prefer, strict=False, titled=titled)
                 weak = True
             if found is None:
                 break
             resolution, span, start = found
             end = start + len(span)
             masked_span = masked[start:end]
+            unmasked = masked
             masked = masked[:start] + " " * (end - start) + masked[end:]
             if weak and not all(word in self._postings for word in fold(masked_span).split()):
                 # Only a name word typed exactly may stand for an account on its own; a typo of
                 # one ("tracking" for "Trading") is just another word.
                 continue
+            if self._inside_other_name(unmasked, start, end, is_chat, titled):
+                continue
             mentions.append(Mention(resolution, text[start:end], start, end, weak))
         if any(not m.weak for m in mentions):
             # With an account named outright, a stray name word is an ordinary word.
             mentions = [m for m in mentions if not m.weak]
+        if titled and any(m.resolution.account_id is not None for m in mentions):
+            # In title case "Overall Health" looks like a company too: with an account named,
+            # it is more likely words.
+            mentions = [m for m in mentions if m.resolution.status != "none"]
         mentions.sort(key=lambda m: m.start)
         return mentions
+
+    def _inside_other_name(
+        self, text: str, start: int, end: int, is_chat: Callable[[str], bool], titled: bool
+    ) -> bool:
+        """One name word next to a capitalised word nobody knows: part of another name, or
+        after "a"/"an" in lower case: a common noun.
+
+        "Bruce Wayne", "Willy Wonka", "Wayne Gretzky": the alias is a surname here, not the
+        account. A word opening the sentence is capitalised anyway, so it does not count.
+        """
+        if len(fold(text[start:end]).split()) != 1:
+            return False
+        if not text[start:end][:1].isupper() and _ARTICLE_RE.search(text[:start]):
+            return True  # "an umbrella", "a delta flight": a thing, not a company
+        if titled:
+            return False
+        before = _WORD_RE.findall(text[:start].rstrip()[-60:])
+        if before and text[:start].endswith(" ") and not text[:start].endswith("  "):
+            word = before[-1]
+            head = text[:start].rstrip()[: -len(word)].rstrip()
+            opens = not head or head[-1] in ".!?:;\"'("
+            if not opens and self._foreign(word, is_chat):
+                return True
+        after = _NEXT_WORD_RE.match(text, end)
+        return after is not None and self._foreign(after.group(1), is_chat)
+
+    def _foreign(self, raw: str, is_chat: Callable[[str], bool]) -> bool:
+        return raw[:1].isupper() and not raw.isupper() and self._unknown_word(fold(raw), is_chat)
 
     def _find(
         self,
@@ -722,11 +793,83 @@ class AccountIndex:
         prefer: Prefer,
         *,
         strict: bool,
+        titled: bool = False,
     ) -> tuple[Resolution, str, int] | None:
         found = self._find_phrase(text, tokens, is_chat, prefer, strict)
         if found is not None:
             return found
+        found = self._find_anchored(text, tokens, is_chat, titled)
+        if found is not None:
+            return found
         return self._find_fuzzy(text, tokens, is_chat, prefer, strict)
+
+    def _find_anchored(
+        self, text: str, tokens: list[_Token], is_chat: Callable[[str], bool], titled: bool
+    ) -> tuple[Resolution, str, int] | None:
+        """A word nobody knows before a word that only ends names ("Oenic Airlines", "Orion Bank").
+
+        The ending word says a company is named; the word before it says which. Close enough to
+        the word that comes before that ending in one name (two typos: "oenic" for "oceanic"), it
+        is that account; otherwise, written as a name (capitalised), it is a company we do not
+        know: "none", rather than whichever account happens to end the same way.
+        """
+        for k in range(1, len(tokens)):
+            tok, prev = tokens[k], tokens[k - 1]
+            word = tok.text
+            if word not in self._non_first or word in GENERIC_WORDS or word.isdigit():
+                continue
+            if prev.possessive or not self._unknown_word(prev.text, is_chat):
+                continue
+            if text[prev.end : tok.start].strip():
+                continue  # "Orion, Bank": not one name
+            best = self._anchored_match(prev.text, word)
+            if best is not None:
+                start = prev.start
+                span = text[start : tok.end]
+                return self._one("fuzzy", span, best[0], best[1]), span, start
+            if not (prev.capitalised and tok.capitalised):
+                continue
+            first = k - 1
+            while (
+                first > 0
+                and tokens[first - 1].capitalised
+                and not tokens[first - 1].possessive
+                and not text[tokens[first - 1].end : tokens[first].start].strip()
+                and self._unknown_word(tokens[first - 1].text, is_chat)
+            ):
+                first -= 1  # "Blue Yonder Airlines": the whole name as written
+            start = tokens[first].start
+            span = text[start : tok.end]
+            return Resolution("none", span, None, None, self.suggest(span)), span, start
+        return None
+
+    def _unknown_word(self, word: str, is_chat: Callable[[str], bool]) -> bool:
+        """A word that is neither chat vocabulary nor near any name word (could start a name)."""
+        return (
+            len(word) >= 3
+            and word.isalpha()
+            and word not in GENERIC_WORDS
+            and word not in self._postings
+            and not is_chat(word)
+            and not self._similar_tokens(word, _MIN_PREFIX_IN_TEXT)
+        )
+
+    def _anchored_match(self, word: str, anchor: str) -> tuple[int, float] | None:
+        """The one account whose word before ``anchor`` is within two typos of ``word``."""
+        scored: dict[int, float] = {}
+        for acc_id in self._postings.get(anchor, ()):
+            for toks in self._forms[acc_id]:
+                for pos in range(1, len(toks)):
+                    if toks[pos] == anchor and len(toks[pos - 1]) >= _MIN_TYPO:
+                        sim = fuzz.ratio(word, toks[pos - 1])
+                        if sim > scored.get(acc_id, 0.0):
+                            scored[acc_id] = sim
+        ranked = sorted(scored.items(), key=lambda p: -p[1])
+        if not ranked or ranked[0][1] < _ANCHORED_ACCEPT:
+            return None
+        if len(ranked) > 1 and ranked[1][1] >= ranked[0][1] - _TIE_MARGIN:
+            return None
+        return ranked[0][0], round(ranked[0][1], 1)
 
     def _find_phrase(
         self,
@@ -787,8 +930,12 @@ class AccountIndex:
             elif word in self._postings:
                 weak = word in self._weak or (word in non_first and not tok.capitalised)
                 kinds.append("ext" if weak else "strong")
-            elif self._similar_tokens(word, _MIN_PREFIX_IN_TEXT):
-                kinds.append("strong")
+            elif similar := self._similar_tokens(word, _MIN_PREFIX_IN_TEXT):
+                # A word merely near (a typo or the start of) words that never begin a name
+                # ("Paper" near "Piper", "Industires") is an ordinary word until a name word
+                # leads it: it may extend a mention, not start one.
+                leads = any(near in self._first for near, _ in similar)
+                kinds.append("strong" if leads else "tail")
             else:
                 kinds.append("stop")
         best: tuple[tuple[int, int], Resolution, str, int] | None = None
@@ -800,8 +947,8 @@ class AccountIndex:
             j = i
             while j + 1 < n and kinds[j + 1] != "stop" and not tokens[j].possessive:
                 j += 1
-            strong = [k for k in range(i, j + 1) if kinds[k] == "strong"]
-            if strong:
+            strong = [k for k in range(i, j + 1) if kinds[k] in ("strong", "tail")]
+            if any(kinds[k] == "strong" for k in strong):
                 found = self._best_span(text, tokens, i, j, strong[0], strong[-1], prefer)
                 if found is not None and (best is None or found[0] > best[0]):
                     best = found
@@ -841,7 +988,13 @@ class AccountIndex:
                 if res is None:
                     core = [w for w in words if w not in GENERIC_WORDS] or words
                     res = self._resolve_words(
-                        span, core, 5, min_prefix=_MIN_PREFIX_IN_TEXT, suggest=False, prefer=prefer
+                        span,
+                        core,
+                        5,
+                        min_prefix=_MIN_PREFIX_IN_TEXT,
+                        suggest=False,
+                        prefer=prefer,
+                        full=words,
                     )
                 if res.status == "none":
                     continue

@@ -182,8 +182,10 @@ _METRIC_PHRASES: tuple[tuple[str, str], ...] = tuple(
 _METRIC_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p, _ in _METRIC_PHRASES) + r")\b")
 _METRIC_OF = dict(_METRIC_PHRASES)
 # "churn risk", "likely to churn", "at risk of churning": a risk question, not the churn metric.
+# "threatening to churn", "might churn": churn as something a customer may do, not the metric.
 _CHURN_RISK_RE = re.compile(
     r"\bchurn(?:ing)?\s+risks?\b|\b(?:likely|about|going|risk|set|poised)\s+(?:to|of)\s+churn"
+    r"|\bto\s+churn\b|\b(?:might|may|could|will|would|gonna)\s+churn\b"
 )
 
 
@@ -392,9 +394,14 @@ def find_band(folded: str) -> str | None:
 _ALL_RE = re.compile(
     r"\b(?:everyone|everybody|everyones|company[\s-]?wide|org[\s-]?wide|across the (?:company|org|"
     r"organisation|organization|board|business|whole company|portfolio)|whole (?:company|org|book|"
-    r"portfolio|team)|entire (?:company|org|book|portfolio)|all (?:the )?(?:enterprise |smb |"
-    r"mid market |midmarket )?(?:accounts|customers|clients|csms|teams)|every (?:account|customer"
-    r"|csm)|the company|company|total portfolio|all csms)\b"
+    r"portfolio)|entire (?:company|org|book|portfolio)|all (?:the )?(?:csms|teams)|every csm"
+    r"|the company|company|total portfolio|all csms)\b"
+)
+# "all the accounts", "every customer": everyone's, unless the same question says whose ("all the
+# accounts I own" is the asker's book, "all of Marco's accounts" Marco's).
+_ALL_QUANTIFIER_RE = re.compile(
+    r"\b(?:all (?:the |of the )?(?:customer |client )?(?:enterprise |smb |mid market |midmarket )?"
+    r"(?:accounts|customers|clients)|every (?:account|customer|client))\b"
 )
 # Nouns that make "my ..." a statement about the asker's book ("my renewals", "my NRR"), as
 # opposed to "my day", "my password".
@@ -407,7 +414,25 @@ _BOOK_NOUNS = (
 _ME_RE = re.compile(
     rf"\b(?:my|mine)\b(?:\s+\w+){{0,3}}?\s+(?:{_BOOK_NOUNS})\b|\bmine\b"
     r"|\b(?:i own|i manage|do i own|do i have|i look after|i am on|im on|assigned to me|"
-    r"owned by me|i m responsible for|i am responsible for)\b"
+    r"owned by me|i m responsible for|i am responsible for|"
+    r"(?:am i|i am|i m|im) (?:the |their )?(?:owner|csm|account manager)s?)\b"
+)
+# Someone saying who they are ("Alex here", "this is Alex", "I'm Alex"), a meeting with someone
+# ("my 1:1 with Marco"): that person is not whose accounts the question is about.
+_EVENT_WORDS = r"meeting|call|sync|1 1|one on one|catch up|chat|demo|session|standup|check in"
+_NOT_SCOPE_RE = re.compile(
+    rf"^\s*(?:hi |hey |hello )?(?:its |it s |this is )?(?P<intro>\w+) here\b"
+    rf"|\b(?:this is|i m|im|i am) (?P<self>\w+)\b"
+    rf"|\b(?:{_EVENT_WORDS})(?: \w+)? with (?P<with>\w+)\b"
+)
+# Whom a greeting addresses ("hi team", "morning all") is not whose accounts.
+_GREETED_RE = re.compile(
+    r"^\s*(?:hi|hey|hello|hiya|morning|good morning|afternoon|good afternoon|yo)\s+"
+    r"(?:team|all|everyone|everybody|folks|guys|y all|gang)\b"
+)
+# The customer's own team ("the Nakatomi team", "their team") is not the asker's team.
+_CUSTOMER_TEAM_RE = re.compile(
+    r"\b(?:ACCT|their|customer s?|client s?) teams?\b|\bteams? (?:at|from) ACCT\b"
 )
 _FOR_ME_RE = re.compile(r"\b(?:for me|of mine|on my plate)\b")
 # "my team", "our team": the team, even though "my" is there too.
@@ -422,16 +447,30 @@ def find_scope(folded: str, people: dict[str, str], *, names_account: bool = Fal
     me"), not the asker's book.
     """
     words = folded.split()
+    not_scope: set[str] | None = None
     for n, word in enumerate(words):
         if word in people:
+            if not_scope is None:
+                not_scope = {
+                    w for m in _NOT_SCOPE_RE.finditer(folded) for w in m.groups() if w is not None
+                }
+            if word in not_scope:
+                continue
             if n + 1 < len(words) and words[n + 1] in ("team", "teams"):
                 return "team"  # "Alex's team": the team (Alex manages it)
             return people[word]
+    if " team" in folded:
+        folded = _CUSTOMER_TEAM_RE.sub(" ", _GREETED_RE.sub(" ", folded))
+    else:
+        folded = _GREETED_RE.sub(" ", folded)
     if _ALL_RE.search(folded):
+        return "all"
+    mine = _ME_RE.search(folded) is not None
+    if _ALL_QUANTIFIER_RE.search(folded) and not mine:
         return "all"
     if _TEAM_RE.search(folded):
         return "team"
-    if _ME_RE.search(folded) or (not names_account and _FOR_ME_RE.search(folded)):
+    if mine or (not names_account and _FOR_ME_RE.search(folded)):
         return "me"
     if _OUR_RE.search(folded):
         return "team"

@@ -62,6 +62,21 @@ _phrases(
     "past the due",
 )
 _phrases("milestones_overdue", 1.0, "overdue milestones")
+# "passed due", "passed the deadline": the everyday misspelling of "past due", and deadlines.
+_phrases(
+    "milestones_overdue",
+    4.0,
+    "passed due",
+    "passed its due",
+    "passed their due",
+    "passed the due",
+    "past the deadline",
+    "passed the deadline",
+    "passed their deadline",
+    "passed its deadline",
+    "missed deadline",
+    "missed deadlines",
+)
 
 _cues("renewals_upcoming", 4.5, "renew renews renewal renewals renewing rnw")
 _cues("renewals_upcoming", 3.0, "expire expires expiring expiry")
@@ -94,6 +109,7 @@ _phrases(
 _cues("account_changes", 4.0, "changed changes happened moved")
 _cues("account_changes", 3.0, "news updates update activity latest")
 _cues("account_changes", 2.0, "change new recent recently lately since")
+_cues("account_changes", 3.0, "modified modification modifications altered updated different")
 _phrases("account_changes", 2.0, "whats new", "what new", "anything new", "going on")
 
 _cues("qbr_prep", 6.0, "qbr qbrs ebr ebrs")
@@ -110,6 +126,21 @@ _phrases("help", 5.0, "what can you do", "what do you do", "how do i use", "how 
 _phrases("help", 4.0, "what can i ask", "how does it work", "what are you")
 _phrases("help", 3.5, "how do i", "how can i", "how to use")
 _cues("help", 1.5, "ask")
+_phrases(
+    "help",
+    4.0,
+    "this assistant",
+    "the assistant",
+    "this bot",
+    "the bot",
+    "able to do",
+    "capable of",
+    "kind of questions",
+    "kinds of questions",
+    "phrase a question",
+    "word a question",
+    "use you",
+)
 
 _cues("metrics", 4.0, "nrr grr ltv arppu arpu arpa mrr csat ces ndr gdr clv cltv")
 _cues("metrics", 3.0, "retention churn nps")
@@ -137,6 +168,9 @@ _phrases(
 _cues("explain_health", 4.0, "why explain explanation reason reasons cause caused causing")
 _cues("explain_health", 2.5, "dragging drove driving driver drivers behind decline declined")
 _cues("explain_health", 2.0, "drop dropped dropping fell fall falling slipped hurt hurting")
+_cues(
+    "explain_health", 2.0, "worse worsen worsened worsening deteriorate deteriorated deteriorating"
+)
 _phrases(
     "explain_health",
     3.0,
@@ -166,6 +200,7 @@ _phrases(
 )
 
 _cues("expansion_signals", 5.0, "expansion expand expanding upsell upsells upselling crosssell")
+_cues("expansion_signals", 5.0, "upsold upsellable expandable")
 _cues("expansion_signals", 3.0, "growth grow licence licences license licenses seat seats")
 _cues("expansion_signals", 2.0, "opportunity opportunities whitespace")
 _phrases(

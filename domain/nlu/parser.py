@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 
-from domain.accounts_index import AccountIndex, Candidate, Mention, Prefer, Resolution, fold
+from domain.accounts_index import (
+    AccountIndex,
+    Candidate,
+    Mention,
+    Prefer,
+    Resolution,
+    fold,
+    is_title_case,
+)
 from domain.nlu.entities import (
     Action,
     Amount,
@@ -142,6 +150,19 @@ _TEAMS_AT_RE = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _FORMAT_RE = re.compile(r"[*_~`]+")
 _BARE_DAYS_RE = re.compile(
     r"\b(?:renewals?|renewing|renew|in|next|within)\s+(?:the\s+next\s+)?(\d{1,4})\s*(?:d|days?)?\b"
+)
+# When a meeting or call is, not what the question asks about: "after last week's call", "before
+# my meeting with the Nakatomi team tomorrow, ...", "ahead of the exec sync on friday".
+_EVENTS = (
+    r"(?:meeting|call|sync|1:1|one[- ]on[- ]one|catch[- ]?up|chat|conversation|demo|session"
+    r"|workshop|standup|stand-up|check[- ]?in|visit|onsite)s?"
+)
+_EVENT_TIME_RE = re.compile(
+    r"\b(?:today|tonight|tomorrow|yesterday|(?:this|last|next)\s+(?:week|month)"
+    r"|monday|tuesday|wednesday|thursday|friday)['’`]s\s+(?:[\w-]+\s+)?" + _EVENTS + r"\b"
+    r"|\b(?:before|after|ahead\s+of|for|during|since)\s+(?:my|our|the|a|an|this|that|their)\s+"
+    r"(?:[\w-]+\s+){0,2}?" + _EVENTS + r"\b[^,.;!?]*",
+    re.IGNORECASE,
 )
 _MONEY_TOKEN_RE = re.compile(r"^\d+(?:\.\d+)?(?:k|m|mm)$")
 _HOLIDAYS = {
@@ -422,7 +443,8 @@ def _read(
     band = find_band(joined) or _emoji_band(emoji_words)
     severity = _severity(lowered, words)
     owner = find_scope(joined, names, names_account=bool(mentions))
-    window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(lowered)).split())
+    window_text = _EVENT_TIME_RE.sub(" ", lowered)
+    window_text = " ".join(_WINDOW_TEXT_RE.sub(" ", _possessive_free(window_text)).split())
     window_text = " ".join(SLANG.get(w, w) for w in window_text.split())
     window_text = _HOLIDAYS_RE.sub(lambda h: _HOLIDAYS[h.group(0)], window_text)
     future_window = parse_window(window_text, today)
@@ -568,12 +590,53 @@ def _parse(
         intent, confidence = "my_accounts", max(confidence, 0.7)
     # A question that merely contains a name word ("order more coffee") is not about that
     # account; one that names an account outright keeps it, even when we cannot help.
+    if command is None and intent == "metrics" and amount is not None and set(metrics) <= {"arr"}:
+        # "every account with ARR under 20k": ARR with a threshold filters a list; a metrics
+        # question asks for the figure, it does not bound it.
+        intent = _runner_up(model, reading.features, "metrics")
+    if (
+        command is None
+        and intent == "compare_accounts"
+        and any(m != "arr" for m in metrics)
+        and cue_scores.get("compare_accounts", 0.0) < 5.0
+    ):
+        # "CSAT of Hooli and Stark?": a metric for two accounts, not their health side by side
+        # (unless asked to compare: "compare acme and globex on NPS").
+        intent = "metrics"
+    if (
+        command is None
+        and intent not in ("escalate", None)
+        and _ESCALATE_VERB_RE.match(folded) is not None
+        and not _is_escalation_question(joined)
+    ):
+        # "Escalate Nakatomi to Alex, their renewal is in days": the verb leading the message
+        # says what to do; whatever follows is the reason, not another question.
+        intent, confidence, inferred = "escalate", max(confidence, 0.9), False
     if intent == "unknown":
-        mentions = [m for m in mentions if not m.weak and m.resolution.status in ("exact", "alias")]
-        # Nothing we answer: the words it contains are not constraints of a question of ours.
-        band = severity = owner = None
+        # A lone lower-case alias ("what does 'stark' mean") is a word here, not the account.
+        mentions = [
+            m
+            for m in mentions
+            if not m.weak
+            and m.resolution.status in ("exact", "alias")
+            and (m.text[:1].isupper() or len(m.text.split()) > 1 or m.resolution.status == "exact")
+        ]
+    if command is None and intent not in ("help", None) and _HOW_TO_ASK_RE.search(joined):
+        # "how should I phrase a question about escalations": about asking, not escalations.
+        intent, confidence, inferred = "help", max(confidence, 0.8), False
+    if intent in ("unknown", "help"):
+        # Nothing we answer with a list: the words it contains are not constraints of a
+        # question of ours ("I'm new to the team", "how do I use you in Teams"). A severity
+        # stays: on its own ("sev1") it answers a pending escalation draft's "how bad is it?".
+        band = owner = None
         future_window = past_window = None
         amount, metrics, segment, order, chart = None, (), None, None, None
+    if intent == "escalate" and mentions and not _is_escalation_question(joined):
+        # Raising one: what follows the account is the escalation's story ("their renewal is in
+        # a few days", "to Alex", "threatening to churn"), not a filter of a list.
+        band = owner = None
+        future_window = past_window = None
+        amount, metrics, segment, order = None, (), None, None
     if intent == "focus_today" and owner == "me":
         owner = None  # the worklist is always the asker's own: "my" adds nothing to it
     window = past_window if intent in PAST_INTENTS else future_window
@@ -606,6 +669,23 @@ def _parse(
     if intent == "escalate" and (escalation_id is not None or _is_escalation_question(joined)):
         needs_account = False
     if intent not in ("help", "unknown"):
+        comparing = intent == "compare_accounts" or cue_scores.get("compare_accounts", 0) >= 5
+        proper = None
+        if intent in NAMED_INTENTS and (account is None or (comparing and len(mentions) == 1)):
+            proper = _proper_name(rest, names, index, any_lead=intent in ACCOUNT_INTENTS)
+        # "their" and "it" point at the name written in the same message, not the last turn.
+        if proper is not None:
+            if comparing:
+                intent = "compare_accounts"  # "compare Dinoco and Acme": two names, one unknown
+            # A company written as a name that we do not have ("NPS for Duff Beer?", "compare
+            # Dinoco and Acme"): say so with "did you mean", rather than answer for the book.
+            name, before = proper
+            resolution = index.resolve(name, prefer=prefer)
+            if resolution.account_id is None:
+                resolution = Resolution("none", name, None, None, resolution.candidates)
+                mentions = list(mentions)
+                mentions.insert(before, Mention(resolution, name, -1, -1))
+                account, account_text = mentions[0].resolution, mentions[0].text
         if account is None and (needs_account or (intent is None and opener)):
             # Escalations are often about "the outage" rather than a name: only the command
             # form is sure to name an account.
@@ -784,6 +864,15 @@ def _cue_scores(words: list[str], emoji_words: list[str], joined: str) -> dict[s
     return scores
 
 
+_HOW_TO_ASK_RE = re.compile(
+    r"\bhow (?:should|do|can|would|could) (?:i|we) (?:phrase|word|format|ask|type|write|put)"
+    r" (?:a |my |the |this )?(?:question|request|query|queries|questions|it|things|you)\b"
+    r"|\bwhat (?:should|do|can) (?:i|we) (?:type|say|write) to (?:get|ask|see)\b"
+)
+_ESCALATE_VERB_RE = re.compile(
+    r"^(?:(?:hi|hey|ok|okay|please|pls|plz|can you|could you|we need to|i need to|need to)\s+)*"
+    r"escalate\b"
+)
 _ESCALATION_QUESTION_RE = re.compile(
     r"\bescalations\b|\b(?:any|list|show|which|what|open)\b[^.?!]*\bescalat"
 )
@@ -852,6 +941,15 @@ def _decide(
     return best, prob, inferred and not any(w in WORD_CUES for w in words if w != "ACCT")
 
 
+def _runner_up(model: IntentModel | None, feats: list[str], not_this: str) -> str:
+    """The classifier's best intent other than ``not_this`` (an account list without a model)."""
+    if model is None:
+        return "my_accounts"
+    probs = model.probabilities(feats)
+    ranked = sorted((p, i) for i, p in probs.items() if i not in (not_this, "unknown", "help"))
+    return ranked[-1][1] if ranked else "my_accounts"
+
+
 def strong_resolved(mentions: list[Mention]) -> bool:
     """Some mention names one account outright (not a stray name word)."""
     return any(not m.weak and m.resolution.account_id is not None for m in mentions)
@@ -909,6 +1007,120 @@ def _unknown_run(rest: str, names: dict[str, str]) -> str | None:
             continue
         run.append(_possessive_free(raw))
     return " ".join(run) or None
+
+
+_NAME_TOKEN_RE = re.compile(r"[^\W_]+(?:['’`][^\W_]+)*|&")
+_OWNS_RE = re.compile(r"['’`]s$")
+# Words before a company's name that say one is coming ("NPS for Duff Beer", "at Vance").
+_NAME_LEADS: frozenset[str] = frozenset(
+    [
+        "for",
+        "at",
+        "of",
+        "about",
+        "with",
+        "compare",
+        "is",
+        "does",
+        "did",
+        "has",
+        "was",
+        "and",
+        "vs",
+        "versus",
+        "re",
+        "regarding",
+    ]
+)
+# Lower-case words that may join the words of one name ("Bank of Springfield", "Buy n Large").
+_NAME_JOINERS: frozenset[str] = frozenset({"of", "n", "and", "&", "de"})
+# Intents that take a named account besides the book: an unknown name there is worth saying.
+NAMED_INTENTS: frozenset[str] = ACCOUNT_INTENTS | {
+    "compare_accounts",
+    "milestones_overdue",
+    "milestones_due",
+    "metrics",
+    "expansion_signals",
+    "renewals_upcoming",
+}
+_SENTENCE_END = ".!?:;\"'([-–—"
+
+
+def _proper_name(
+    rest: str, names: dict[str, str], index: AccountIndex, *, any_lead: bool = False
+) -> tuple[str, int] | None:
+    """A company written as a proper name that no account matched, and how many mentions precede it.
+
+    Capitalised words the lexicon does not know, in a run: after a word that leads a name ("for
+    Wernham Hogg", "at Vance", "is Contoso"), opening the message as two or more words ("Los
+    Pollos Hermanos ...") or before a dash or colon ("Rekall - ..."), or owning something ("Hanso
+    Foundation's"). A lone capitalised word opening a sentence is usually just capitalised, a run
+    after "in" or "on" a place or a day ("in North America", "on Black Friday"), and short
+    all-capital words are acronyms (EMEA, SSO).
+    ``any_lead``: the question is about one account, so any capitalised unknown word will do.
+    """
+    if is_title_case(rest):
+        return None  # every word capitalised: capitals do not mark names here
+    matches = list(_NAME_TOKEN_RE.finditer(rest))
+    run: list[re.Match[str]] = []
+    lead_ok = False
+
+    def unknown(raw: str) -> bool:
+        word = fold(_possessive_free(raw))
+        return bool(
+            raw[:1].isupper()
+            and word
+            and word.isalpha()
+            and len(word) >= 3
+            and not (raw.isupper() and len(raw) <= 4)
+            and word not in names
+            and not is_chat_word(word)
+            and raw != "ACCT"
+        )
+
+    def finish() -> tuple[str, int] | None:
+        while run and not run[-1].group(0)[:1].isupper():
+            run.pop()  # a joiner does not end a name
+        if not run:
+            return None
+        start, end = run[0].start(), run[-1].end()
+        before = rest[:start].rstrip()
+        initial = not before or before[-1] in _SENTENCE_END
+        after = rest[end:].lstrip()[:1]
+        possessive = _OWNS_RE.search(run[-1].group(0)) is not None
+        words = [m for m in run if m.group(0)[:1].isupper()]
+        if (
+            (not initial and lead_ok)
+            or (initial and (len(words) >= 2 or possessive or after in ("-", ":", "–", "—")))
+            or (possessive and len(words) >= 2)
+        ):
+            return _possessive_free(rest[start:end]), rest[:start].count("ACCT")
+        return None
+
+    for n, m in enumerate(matches):
+        raw = m.group(0)
+        if run:
+            word = fold(_possessive_free(raw))
+            prev_possessive = _OWNS_RE.search(run[-1].group(0)) is not None
+            joins = raw in _NAME_JOINERS or word in _NAME_JOINERS
+            gap = rest[run[-1].end() : m.start()].strip()
+            name_like = raw[:1].isupper() and (
+                unknown(raw) or index.name_word_similarity(word) >= 100
+            )
+            if not prev_possessive and not gap and (name_like or (joins and not raw[:1].isupper())):
+                run.append(m)
+                continue
+            found = finish()
+            if found is not None:
+                return found
+            run = []
+        if unknown(raw):
+            prev_raw = matches[n - 1].group(0) if n else ""
+            # "When's Quantum Dynamics renewal", "How's Zorblax": the 's is an "is".
+            contracted = _OWNS_RE.search(prev_raw) is not None and prev_raw[:1].isupper()
+            lead_ok = any_lead or contracted or fold(prev_raw) in _NAME_LEADS
+            run = [m]
+    return finish() if run else None
 
 
 def _title(text: str, account_text: str | None, severity: str | None) -> str | None:

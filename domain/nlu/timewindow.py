@@ -84,6 +84,8 @@ _RELATIVE = re.compile(
     rf"(?:the\s+)?(?:(next|last|past|coming)\s+)?(?:a\s+)?{_NUM}\s*(?:of\s+)?{_UNIT}\b"
 )
 _PAST_UNIT = re.compile(r"\b(?:in\s+the\s+)?(?:past|previous)\s+(day|week|month|quarter|year)\b")
+# "the coming fortnight", "last fortnight": two weeks, without a number.
+_FORTNIGHT = re.compile(r"\b(next|coming|upcoming|following|this|last|past|previous)\s+fortnight\b")
 _BARE_RELATIVE = re.compile(rf"\b{_NUM}\s*{_UNIT}\s+(?:out|ahead|from now)\b")
 _CALENDAR = re.compile(
     r"\b(this|next|last|previous|current|coming)\s+(week|month|quarter|qtr|q|year|yr)\b"
@@ -103,6 +105,9 @@ _END_OF_PERIOD = re.compile(
 _YEAR_END = re.compile(
     r"\b(?:(before|by|until|till|through|prior to)\s+)?(?:the\s+)?year[\s-]?end\b"
 )
+_END_OF_QUARTER_NAME = re.compile(
+    r"\b(?:(before|by|until|till|through|thru|prior to)\s+)?(?:the\s+)?end\s+of\s+q([1-4])\b"
+)
 _END_OF_MONTH_NAME = re.compile(
     rf"\b(?:(before|by|until|till|through|thru|prior to)\s+)?(?:the\s+)?end\s+of\s+{_MONTH}\b"
 )
@@ -115,15 +120,25 @@ _BETWEEN = re.compile(
     rf"\b(?:between|from)\s+(?:the\s+)?({_POINT})\s+(?:and|to|till|until|through|thru|-)\s+"
     rf"(?:the\s+)?({_POINT})\b"
 )
+# "between now and 31 January", "from today until end of March": today up to a day or month.
+_NOW_UNTIL = re.compile(
+    rf"\b(?:between\s+(?:now|today)\s+and|(?:from\s+)?(?:now|today)\s+(?:to|till|until|through|thru))"
+    rf"\s+(?:the\s+)?(?:end\s+of\s+)?({_POINT})\b"
+)
 _RANGE = re.compile(rf"\b({_DATE})\s*(?:-|–|to|through|thru)\s*({_DATE})\b")
-_SINCE_POINT = re.compile(rf"\bsince\s+(?:the\s+)?(?:({_WEEKDAY})|({_DATE})|{_MONTH})\b")
+_SINCE_POINT = re.compile(
+    rf"\bsince\s+(?:the\s+)?(?:(?:last\s+|this\s+past\s+)?({_WEEKDAY})|({_DATE})|{_MONTH})\b"
+)
 _WEEKDAY_UNTIL = re.compile(rf"\b(before|by|until|till|through)\s+(?:this\s+|next\s+)?{_WEEKDAY}\b")
+# "last tuesday", "this past friday": the latest one before today, whichever way the question looks.
+_LAST_WEEKDAY = re.compile(rf"\b(?:last|this\s+past|past)\s+{_WEEKDAY}\b")
 _ON_WEEKDAY = re.compile(rf"\b(?:on\s+|this\s+|next\s+|coming\s+)?{_WEEKDAY}\b")
 _DAY_WORD = re.compile(r"\b(today|tonight|tomorrow|tmrw|yesterday)\b")
 _HALF = re.compile(
     rf"\b(?:(h[12])|(first|second|1st|2nd)\s+half)(?:\s+(?:of\s+)?(this|next|last)\s+year|\s+(?:of\s+)?{_YEAR})?\b"
 )
 _QUARTER_YEAR = re.compile(rf"\bq([1-4])\s*(?:of\s+)?'?{_YEAR}\b|\b{_YEAR}\s*q([1-4])\b")
+_PERIOD_OF_YEAR = re.compile(rf"\b(?:q([1-4])|{_MONTH})\s+(?:of\s+)?(this|next|last)\s+year\b")
 _MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+{_YEAR}\b")
 _YEAR_ALONE = re.compile(rf"\b(?:in|for|during|of)\s+{_YEAR}\b")
 _LAST_MONTH_NAME = re.compile(rf"\blast\s+{_MONTH}\b")
@@ -390,6 +405,10 @@ def _weekday_until(text: str, today: date) -> TimeWindow | None:
 
 
 def _on_weekday(text: str, today: date, past: bool) -> TimeWindow | None:
+    if m := _LAST_WEEKDAY.search(text):
+        back = (today.weekday() - WEEKDAYS[m.group(1)]) % 7 or 7
+        day = today - timedelta(days=back)
+        return TimeWindow(day, day, f"{day:%A} {_fmt(day)}")
     m = _ON_WEEKDAY.search(text)
     if m is None:
         return None
@@ -427,7 +446,9 @@ def _relative(text: str, today: date, past: bool) -> TimeWindow | None:
         n = _count(num)
         end, unit_name = _span(today, n, unit)
         if lead in ("last", "past", "previous", "prior", "trailing"):
-            start = today - (end - today)
+            # Counted back in the unit itself: "last 6 months" starts on the same day 6 months
+            # ago, not 181 days back (the length of the 6 months ahead).
+            start, _ = _span(today, -n, unit)
             return TimeWindow(start, today, f"last {_plural(n, unit_name)}")
         return TimeWindow(today, end, f"next {_plural(n, unit_name)}")
     if m := _BARE_RELATIVE.search(text):
@@ -435,8 +456,12 @@ def _relative(text: str, today: date, past: bool) -> TimeWindow | None:
         end, unit_name = _span(today, n, m.group(2))
         return TimeWindow(today, end, f"next {_plural(n, unit_name)}")
     if m := _PAST_UNIT.search(text):
-        end, unit_name = _span(today, 1, m.group(1))
-        return TimeWindow(today - (end - today), today, f"last {unit_name}")
+        start, unit_name = _span(today, -1, m.group(1))
+        return TimeWindow(start, today, f"last {unit_name}")
+    if m := _FORTNIGHT.search(text):
+        if m.group(1) in ("last", "past", "previous"):
+            return TimeWindow(today - timedelta(days=14), today, "last 2 weeks")
+        return TimeWindow(today, today + timedelta(days=14), "next 2 weeks")
     if _TTM.search(text):
         return TimeWindow(today - relativedelta(years=1), today, "last 12 months")
     return None
@@ -453,6 +478,9 @@ def _since_periods(text: str, today: date, past: bool) -> TimeWindow | None:
 
 
 def _deadlines(text: str, today: date, past: bool) -> TimeWindow | None:
+    if m := _END_OF_QUARTER_NAME.search(text):
+        end = _quarter_end(_quarter_ahead(today, int(m.group(2))))
+        return TimeWindow(today, end, f"until end of Q{m.group(2)}")
     if m := _END_OF_MONTH_NAME.search(text):
         month = MONTHS[m.group(2)]
         end = _month_end(_month_start_ahead(today, month))
@@ -502,6 +530,14 @@ def _periods(text: str, today: date, past: bool) -> TimeWindow | None:
     half = _half(text, today, past)
     if half is not None:
         return half
+    if m := _PERIOD_OF_YEAR.search(text):
+        # "q2 next year", "march of this year": that period in that year, not the whole year.
+        year = today.year + {"this": 0, "next": 1, "last": -1}[m.group(3)]
+        if m.group(1):
+            start = date(year, 3 * (int(m.group(1)) - 1) + 1, 1)
+            return TimeWindow(start, _quarter_end(start), f"Q{m.group(1)} {year}")
+        start = date(year, MONTHS[m.group(2)], 1)
+        return TimeWindow(start, _month_end(start), start.strftime("%B %Y"))
     if m := _CALENDAR.search(text):
         return _calendar(today, m.group(1), m.group(2))
     if m := _LAST_MONTH_NAME.search(text):
@@ -539,6 +575,10 @@ def _days(text: str, today: date, past: bool) -> TimeWindow | None:
 
 
 def _between_finder(text: str, today: date, past: bool) -> TimeWindow | None:
+    if m := _NOW_UNTIL.search(text):
+        point = _point(m.group(1), today, past=False)
+        if point is not None and point[1] >= today:
+            return TimeWindow(today, point[1], f"until {_fmt(point[1])}")
     return _between(text, today, past)
 
 

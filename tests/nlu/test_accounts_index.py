@@ -177,3 +177,76 @@ def test_suggestions_ignore_legal_form_words(demo_index) -> None:
     # "corp" alone would make every "... Corp" look similar.
     assert demo_index.resolve("zzqxv corp").candidates == ()
     assert demo_index.suggest("acmecorpp")[0].name == "Acme Corp"
+
+
+def _mentions(index: AccountIndex, text: str) -> list[tuple[str, str | None, str]]:
+    return [(m.resolution.status, m.resolution.name, m.text) for m in index.find_mentions(text)]
+
+
+def test_a_typo_of_a_word_that_never_starts_a_name_does_not_start_a_mention(demo_index) -> None:
+    # "Paper" is one letter from "Piper", which only ever ends a name: an ordinary word.
+    assert _mentions(demo_index, "why did Paper Street drop") == []
+    # Behind the name's first word it still completes the name, as one mention.
+    assert _mentions(demo_index, "can we upsell Stark Industires?") == [
+        ("alias", "Stark Industries", "Stark")
+    ]
+    assert [m[1] for m in _mentions(demo_index, "how is Dunder Mfiflin doing")] == [
+        "Dunder Mifflin"
+    ]
+
+
+def test_legal_form_words_tell_apart_names_that_share_the_rest(demo_index, ids) -> None:
+    # Umbrella Corporation and Umbrella Health: "corporation", typed, says which one.
+    res = demo_index.find_mentions("how is Umbrela Corporation doing?")[0].resolution
+    assert (res.status, res.account_id) == ("fuzzy", ids["Umbrella Corporation"])
+    assert demo_index.resolve("umbrela corporation").account_id == ids["Umbrella Corporation"]
+    assert demo_index.find_mentions("how is umbrela doing")[0].resolution.status == "ambiguous"
+
+
+def test_a_name_ending_typed_right_allows_two_typos_before_it(demo_index, ids) -> None:
+    for text, name in (
+        ("prep the Oenic Airlines QBR", "Oceanic Airlines"),
+        ("how is Praioe Airlines doing?", "Prairie Airlines"),
+        ("how is blelws analytics doing", "Bellows Analytics"),
+    ):
+        res = demo_index.find_mentions(text)[0].resolution
+        assert (res.status, res.account_id) == ("fuzzy", ids[name]), text
+
+
+def test_an_unknown_company_sharing_a_name_ending_is_none(demo_index) -> None:
+    # Not Evergreen Bank, Vertex Freight or Indigo Partners: companies we do not have.
+    for text, span in (
+        ("NPS for Orion Bank?", "Orion Bank"),
+        ("what changed at Quantum Freight this week", "Quantum Freight"),
+        ("Granite Partners - any overdue milestones?", "Granite Partners"),
+        ("Expansion opportunities at Blue Yonder Airlines?", "Blue Yonder Airlines"),
+        ("When is Zephyr Health renewing?", "Zephyr Health"),
+    ):
+        assert _mentions(demo_index, text) == [("none", None, span)], text
+    # In lower case the ending word is just a word.
+    assert _mentions(demo_index, "how is the overall health") == []
+
+
+def test_a_name_word_inside_another_proper_name_is_not_the_account(demo_index) -> None:
+    assert _mentions(demo_index, "Who is Bruce Wayne?") == []
+    assert _mentions(demo_index, "Who played Willy Wonka in the film?") == []
+    assert _mentions(demo_index, "Wayne Gretzky stats") == []
+    # Opening a sentence, a word is capitalised anyway: "Hi Acme", "Ping Globex".
+    assert [m[1] for m in _mentions(demo_index, "Ping Globex about the renewal")] == ["Globex"]
+    assert [m[1] for m in _mentions(demo_index, "how is Wayne doing")] == ["Wayne Enterprises"]
+
+
+def test_in_title_case_capitals_do_not_mark_other_names(demo_index) -> None:
+    from domain.accounts_index import is_title_case
+
+    assert is_title_case("Escalate Acme Billing Failure")
+    assert is_title_case("HOW IS ACME DOING TODAY")
+    assert not is_title_case("NPS for Duff Beer?")
+    assert not is_title_case("Who is Bruce Wayne?")
+    # "Billing" is capitalised like every word here: Acme is still Acme.
+    assert [m[1] for m in _mentions(demo_index, "Escalate Acme Billing Failure")] == ["Acme Corp"]
+    assert [m[1] for m in _mentions(demo_index, "Check Overall Health For Acme")] == ["Acme Corp"]
+    # An unknown word before a name's ending is still not that account.
+    assert _mentions(demo_index, "What Is The Renewal Date For Orion Bank") == [
+        ("none", None, "Orion Bank")
+    ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from domain.nlu.evaluate import evaluate_file, read_cases
 
 UTTERANCES = Path(__file__).with_name("utterances.tsv")
+TUNE3 = Path(__file__).with_name("tune3.tsv")
 TODAY = date(2026, 11, 23)
 
 
@@ -87,3 +88,14 @@ def test_people_argument_adds_owners(demo_index, tmp_path: Path) -> None:
     assert evaluate_file(tsv, index=demo_index, today=TODAY).entity_accuracy == 0.5
     report = evaluate_file(tsv, index=demo_index, today=TODAY, people=["Robin"])
     assert report.entity_accuracy == 1.0
+
+
+def test_tune3_floors(demo_index) -> None:
+    # 300 questions in Teams voice, written by someone who never saw the parser.
+    report = evaluate_file(TUNE3, index=demo_index, today=TODAY)
+    assert report.total == 300
+    assert report.intent_accuracy >= 0.97, report.format()
+    assert report.account_accuracy >= 0.97, report.format()
+    assert report.entity_accuracy >= 0.95, report.format()
+    for name, tally in report.per_entity.items():
+        assert tally.accuracy >= 0.9, (name, report.format())

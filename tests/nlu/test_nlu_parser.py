@@ -359,3 +359,146 @@ def test_severity_needs_a_severity_word_or_a_touching_letter(demo_index) -> None
 def test_markup_before_a_followup_opener(demo_index) -> None:
     result = p(demo_index, "<@U1> and its renewal?")
     assert (result.intent, result.followup) == ("renewals_upcoming", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "accounts"),
+    [
+        ("overdue milestones for Wernham Hogg", "none"),
+        ("Spacely Sprockets - have any milestones gone overdue?", "none"),
+        ("NPS for Duff Beer?", "none"),
+        ("Los Pollos Hermanos - when is their contract up for renewal?", "none"),
+        ("raise an escalation for Cogswell Cogs, their integration is failing", "none"),
+        ("Can you tell me whether Virtucon is in good shape?", "none"),
+        ("compare Dinoco and Acme", "none|Acme Corp"),
+        ("When's Quantum Dynamics renewal?", "none"),
+        # Not names: a capitalised word opening a sentence, an acronym, a known word.
+        ("Curious which accounts renew next month", ""),
+        ("renewals in EMEA next quarter", ""),
+        ("Renewals next quarter?", ""),
+        # A place or a day, an apology opening the message.
+        ("renewals for Q1 in North America", ""),
+        ("renewals on Black Friday", ""),
+        ("Sorry, I meant renewals for December", ""),
+    ],
+)
+def test_a_company_written_as_a_name_we_do_not_have_is_none(demo_index, text, accounts) -> None:
+    from domain.nlu.evaluate import question_labels
+
+    labels = question_labels(p(demo_index, text))
+    assert labels["accounts"] == accounts
+    if accounts.startswith("none"):
+        assert p(demo_index, text).account.status == "none"
+
+
+def _labels(index, text: str) -> dict[str, str]:
+    from domain.nlu.evaluate import question_labels
+
+    return question_labels(p(index, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [
+        # Saying who you are, or whom you meet, is not whose accounts.
+        ("Marco here. How is Acme doing?", ""),
+        ("this is Priya, how's globex?", ""),
+        ("For my 1:1 with Marco, what's the plan for Wayne?", ""),
+        ("Marco here - renewals for Priya next month", "person:Priya"),
+        ("renewals for Marco next month", "person:Marco"),
+        # The customer's team is not ours.
+        ("how are things with the Initech team?", ""),
+        ("renewals for the team next month", "team"),
+        ("milestones due next week for the whole team", "team"),
+        ("renewals across the whole company", "all"),
+        # "all the accounts" is whoever's the question says.
+        ("show me all the accounts I own", "mine"),
+        ("show me all the accounts", "all"),
+        ("an overview of all customer accounts please", "all"),
+        ("which customers am I the owner of with at least $500k ARR?", "mine"),
+        # A help question has no book.
+        ("I'm new to the team, what can I ask you?", ""),
+        # Whom a greeting addresses is not whose book.
+        ("Hi team, how's Acme?", ""),
+        ("hey all, renewals next month for the team", "team"),
+    ],
+)
+def test_scope_phrases(demo_index, text, scope) -> None:
+    assert _labels(demo_index, text)["scope"] == scope
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [
+        ("Which accounts renew between now and 31 January?", "2026-11-23..2027-01-31"),
+        ("renewals from today until end of march", "2026-11-23..2027-03-31"),
+        # When a meeting is, not what is asked about.
+        ("worried about Soylent after last week's call, what's their health?", ""),
+        ("Before my meeting with Initech tomorrow, how are they doing?", ""),
+        ("how is initech doing tomorrow", "2026-11-24..2026-11-24"),
+        ("what changed at acme last week", "2026-11-16..2026-11-22"),
+    ],
+)
+def test_window_phrases(demo_index, text, window) -> None:
+    assert _labels(demo_index, text)["window"] == window
+
+
+def test_raising_an_escalation_keeps_its_story_out_of_the_filters(demo_index) -> None:
+    labels = _labels(demo_index, "Escalate Nakatomi to Alex please, their renewal is in a few days")
+    assert (labels["intent"], labels["accounts"]) == ("escalate", "Nakatomi Trading")
+    assert labels["window"] == labels["scope"] == ""
+    labels = _labels(
+        demo_index, "raise an escalation for Globex, the sponsor is threatening to churn"
+    )
+    assert labels["metric"] == ""
+    # Asking about escalations still filters.
+    labels = _labels(demo_index, "which escalations were opened in the last 7 days?")
+    assert labels["window"] == "2026-11-16..2026-11-23"
+
+
+def test_churn_as_a_verb_is_not_the_churn_metric(demo_index) -> None:
+    from domain.nlu.entities import find_metrics
+
+    assert find_metrics(" they are threatening to churn ") == []
+    assert find_metrics(" acme might churn ") == []
+    assert find_metrics(" what was our churn last quarter ") == ["logo_churn"]
+
+
+def test_off_topic_questions_drop_lower_case_aliases(demo_index) -> None:
+    assert _labels(demo_index, "What does the word 'stark' mean?")["accounts"] == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # A threshold on ARR filters a list; the metric question asks for the figure.
+        ("every account in the company with ARR under 20k", "my_accounts"),
+        ("what's our ARR this year", "metrics"),
+        # A metric for two accounts, unless asked to compare them.
+        ("NPS of Hooli and Globex?", "metrics"),
+        ("compare acme and globex on NPS", "compare_accounts"),
+        # Asking how to ask is help, whatever the topic.
+        ("how should I word a question about renewals?", "help"),
+        ("how do I phrase my questions on escalations", "help"),
+        # The verb leading the message.
+        ("escalate initech, their renewal is next week and nobody answers", "escalate"),
+        # Everyday spellings and words.
+        ("which milestones have passed due for initech", "milestones_overdue"),
+        ("what was modified for globex", "account_changes"),
+    ],
+)
+def test_structural_intent_rules(demo_index, text, intent) -> None:
+    assert p(demo_index, text).intent == intent
+
+
+def test_a_lower_case_name_word_after_a_or_an_is_a_thing(demo_index) -> None:
+    assert [m.text for m in demo_index.find_mentions("do I need an umbrella in Berlin")] == []
+    assert [m.resolution.status for m in demo_index.find_mentions("how's umbrella doing")] == [
+        "ambiguous"
+    ]
+
+
+def test_a_bare_severity_keeps_its_severity_whatever_the_intent(demo_index) -> None:
+    # It answers a pending escalation draft's "how bad is it?".
+    for text in ("sev1", "p2", "SEV3"):
+        assert p(demo_index, text).severity == "sev" + text[-1], text

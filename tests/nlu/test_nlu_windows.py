@@ -139,3 +139,56 @@ def test_a_question_that_looks_back_reads_periods_in_the_past(text, start, end) 
     assert (window.start, window.end) == (start, end), text
     future = parse_window(text, MON)
     assert future.start >= MON or future.end >= MON
+
+
+@pytest.mark.parametrize(
+    ("text", "past", "start", "end"),
+    [
+        # From today up to a day or month.
+        ("between now and 31 january", False, MON, date(2027, 1, 31)),
+        ("from now until end of march", False, MON, date(2027, 3, 31)),
+        ("from today to feb 15", False, MON, date(2027, 2, 15)),
+        # A named quarter's end.
+        ("before the end of q1", False, MON, date(2027, 3, 31)),
+        ("by end of q4", False, MON, date(2026, 12, 31)),
+        # "last tuesday" is behind us, even in a forward-looking question.
+        ("last tuesday", False, date(2026, 11, 17), date(2026, 11, 17)),
+        ("this past friday", True, date(2026, 11, 20), date(2026, 11, 20)),
+        ("last monday", False, date(2026, 11, 16), date(2026, 11, 16)),
+        ("since last tuesday", True, date(2026, 11, 17), MON),
+    ],
+)
+def test_now_until_quarter_ends_and_last_weekdays(text, past, start, end) -> None:
+    window = parse_window(text, MON, past=past)
+    assert window is not None and (window.start, window.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        # Counted back in the unit: the same day six months ago, not 181 days back.
+        ("over the last 6 months", date(2026, 5, 23), MON),
+        ("in the past year", date(2025, 11, 23), MON),
+        ("last 3 months", date(2026, 8, 23), MON),
+        # A quarter or month of a named year, not the whole year.
+        ("in q2 next year", date(2027, 4, 1), date(2027, 6, 30)),
+        ("march of next year", date(2027, 3, 1), date(2027, 3, 31)),
+        ("q1 this year", date(2026, 1, 1), date(2026, 3, 31)),
+    ],
+)
+def test_months_back_and_periods_of_a_year(text, start, end) -> None:
+    window = parse_window(text, MON)
+    assert window is not None and (window.start, window.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("in the coming fortnight", MON, date(2026, 12, 7)),
+        ("next fortnight", MON, date(2026, 12, 7)),
+        ("over the past fortnight", date(2026, 11, 9), MON),
+    ],
+)
+def test_a_fortnight_without_a_number(text, start, end) -> None:
+    window = parse_window(text, MON)
+    assert window is not None and (window.start, window.end) == (start, end)

@@ -36,7 +36,7 @@ def handwritten() -> list[tuple[str, str]]:
     return rows
 
 
-EVALUATION_SETS = (HERE / "tuning.tsv", HERE / "dev.tsv")
+EVALUATION_SETS = (HERE / "tuning.tsv", HERE / "dev.tsv", HERE / "tune3.tsv")
 
 
 def _evaluation_utterances() -> set[str]:
