@@ -297,6 +297,13 @@ NOT_SHAREABLE = (
 )
 
 
+# Said when Share is refused because a guest or someone of another organisation is in the channel.
+OUTSIDERS_HERE = (
+    "This channel has guests or people from outside the company, so I don't post account data "
+    "into it. The answer stays private to you."
+)
+
+
 def shareable_here(ctx: ChatContext) -> bool:
     """Whether an answer may be posted for everyone in the conversation (Slack's Share): only
     where we know who is in it. In a shared channel, shown_here decides what on top."""

@@ -14,8 +14,9 @@ from sqlmodel import Session, select
 
 from bot.container import Container
 from bot.render import mrkdwn_escape
+from bot.slack import audience
 from bot.slack.messages import fallback_text, message
-from bot.slack.services import CHANNEL_TTL, TTLCache
+from bot.slack.services import CHANNEL_TTL, PROFILE_TTL, SlackProfile, TTLCache, cached_profile
 from handlers import access
 from handlers.reply import Reply
 from scheduler.notifier import DeliveryError, LookupUnavailable
@@ -66,10 +67,11 @@ WORKSPACE_ERRORS = frozenset(
 # Errors of a history lookup that mean "cannot look here" rather than "not there".
 LOOKUP_UNAVAILABLE = frozenset({"missing_scope", "not_in_channel", "channel_not_found"})
 DEFAULT_RETRY_AFTER = 1.0
-# Why a post was not made in a channel shared with another organisation (recorded, reported).
+# Why a post was not made in a channel shared with another organisation, or with a guest or an
+# outsider among its members (recorded, reported).
 SHARED_CHANNEL = (
-    "shared_channel: the channel is shared with another organisation (or its sharing cannot be "
-    "checked), and only posts about the account mapped to it go there"
+    "shared_channel: the channel is shared with another organisation or has guests (or who is "
+    "in it cannot be checked), and only posts about the account mapped to it go there"
 )
 METADATA_EVENT = "csm_delivery"
 LOOKUP_PAGES = 10
@@ -93,8 +95,14 @@ class SlackNotifier:
     def __init__(self, container: Container, *, client: WebClient | None = None) -> None:
         self.container = container
         self._client = _without_retries(client) if client is not None else None
-        # Whether a channel is shared with another organisation, by channel id (it rarely changes).
+        # Whether a channel is shared with another organisation or has a guest or an outsider
+        # among its members, by channel id (it rarely changes).
         self._shared: TTLCache[str, bool] = TTLCache(CHANNEL_TTL, maxsize=1000)
+        # users.info answers for the members' roll call, and auth.test's (team, grid, bot user).
+        self._profiles: TTLCache[str, SlackProfile] = TTLCache(PROFILE_TTL)
+        self._whoami: TTLCache[str, tuple[str | None, str | None, str | None]] = TTLCache(
+            PROFILE_TTL
+        )
 
     @property
     def client(self) -> WebClient:
@@ -258,7 +266,8 @@ class SlackNotifier:
     def _may_post(self, client: WebClient, channel: str, reply: Reply) -> bool:
         """The shared-channel rule (handlers.access) for a post to a channel, not a person's DM.
 
-        A channel whose sharing cannot be checked counts as shared (docs/access.md).
+        A channel with a guest or a member of another organisation is a shared channel here,
+        and so is one whose sharing or members cannot be checked (docs/access.md).
         """
         if channel[:1] in ("U", "W"):
             return True  # a user id: the post lands in the app's DM with them
@@ -266,6 +275,9 @@ class SlackNotifier:
         if shared is None:
             try:
                 data = client.conversations_info(channel=channel).get("channel") or {}
+                shared = bool(data.get("is_ext_shared") or data.get("is_pending_ext_shared"))
+                if not shared and audience.needs_check(channel):
+                    shared = self._outsider(client, channel) is not None
             except SlackApiError as exc:
                 refused = delivery_error(exc)
                 if refused.workspace or refused.reason == "ratelimited":
@@ -273,12 +285,11 @@ class SlackNotifier:
                 if refused.unknown:
                     # Slack failed the lookup, nothing was posted: just try again later.
                     raise DeliveryError(refused.reason) from exc
-                logger.warning("conversations.info for %s failed: %s", channel, exc)
+                logger.warning("who is in %s cannot be checked: %s", channel, exc)
                 shared = True
             except (SlackClientError, OSError) as exc:
                 raise DeliveryError("connection_error") from exc
             else:
-                shared = bool(data.get("is_ext_shared") or data.get("is_pending_ext_shared"))
                 self._shared.put(channel, shared)
         if not shared:
             return True
@@ -293,6 +304,31 @@ class SlackNotifier:
             today=self.container.today(),
             enabled=self.container.settings.shared_channel_answers,
         )
+
+    def _outsider(self, client: WebClient, channel: str) -> str | None:
+        """Why someone in the channel may not see account data, or None (bot.slack.audience).
+
+        Raises the Web API's errors, which _may_post sorts as for conversations.info.
+        """
+        whoami = self._whoami.get("")
+        if whoami is None:
+            data = client.auth_test()
+            whoami = (data.get("team_id"), data.get("enterprise_id"), data.get("user_id"))
+            self._whoami.put("", whoami)
+        team, enterprise, bot_user = whoami
+        reason = audience.outsider(
+            client,
+            channel,
+            lambda user: cached_profile(self._profiles, user, user, client, (team, enterprise)),
+            skip={bot_user} if bot_user else set(),
+        )
+        if reason:
+            logger.info(
+                "%s has %s: posts there follow the shared-channel rule",
+                channel,
+                audience.DESCRIBED.get(reason, reason),
+            )
+        return reason
 
     def _payload(self, reply: Reply) -> dict[str, Any]:
         try:

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, delete, select
 
 from bot.config import Settings
 from bot.container import Container
+from bot.slack import audience
 from bot.slack.metrics import WEB_API_FAILURES
 from bot.slack.worker import SlackWorker
 from handlers import access
@@ -186,6 +187,23 @@ def profile_of(user: dict[str, Any], home: tuple[str | None, str | None]) -> Sla
     return SlackProfile(email=email, name=str(name) if name else None, barred=barred)
 
 
+def cached_profile(
+    cache: TTLCache[str, SlackProfile],
+    key: str,
+    user_id: str,
+    client: WebClient,
+    home: tuple[str | None, str | None],
+) -> SlackProfile:
+    """users.info's answer as a SlackProfile, cached under ``key``; raises what the call raises."""
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    user = client.users_info(user=user_id).get("user") or {}
+    found = profile_of(user if isinstance(user, dict) else {}, home)
+    cache.put(key, found)
+    return found
+
+
 def _foreign_team(user: dict[str, Any], home: tuple[str | None, str | None]) -> bool:
     team, enterprise = home
     theirs = user.get("team_id")
@@ -205,9 +223,12 @@ class SlackServices:
     actors: TTLCache[str, Actor] = field(default_factory=lambda: TTLCache(ACTOR_TTL))
     profiles: TTLCache[str, SlackProfile] = field(default_factory=lambda: TTLCache(PROFILE_TTL))
     channels: TTLCache[str, ChannelInfo] = field(default_factory=lambda: TTLCache(CHANNEL_TTL))
-    homes: TTLCache[str, tuple[str | None, str | None]] = field(
+    # auth.test's answer by team: our workspace, our Enterprise Grid, the bot's own user id.
+    whoami: TTLCache[str, tuple[str | None, str | None, str | None]] = field(
         default_factory=lambda: TTLCache(PROFILE_TTL)
     )
+    # Why a channel may not get account data posted for everyone ("" = it may), by team:channel.
+    audiences: TTLCache[str, str] = field(default_factory=lambda: TTLCache(CHANNEL_TTL))
     worker: SlackWorker = field(default_factory=SlackWorker)
     _receipts: int = 0
 
@@ -262,34 +283,35 @@ class SlackServices:
 
     def _home(self, client: WebClient, team_id: str | None) -> tuple[str | None, str | None]:
         """Our workspace and Enterprise Grid ids (auth.test, cached); the request's team if unknown."""
+        team, enterprise, _bot = self._whoami(client, team_id)
+        return team, enterprise
+
+    def _whoami(
+        self, client: WebClient, team_id: str | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """auth.test (cached): our workspace, Enterprise Grid and the bot's user id."""
         key = team_id or ""
-        cached = self.homes.get(key)
+        cached = self.whoami.get(key)
         if cached is not None:
             return cached
         try:
             data = client.auth_test()
         except WEB_API_ERRORS as exc:
             web_api_failed("auth.test", exc)
-            return team_id, None
-        home = (data.get("team_id") or team_id, data.get("enterprise_id"))
-        self.homes.put(key, home)
-        return home
+            return team_id, None, None
+        found = (data.get("team_id") or team_id, data.get("enterprise_id"), data.get("user_id"))
+        self.whoami.put(key, found)
+        return found
 
     def _profile(
         self, key: str, user_id: str, client: WebClient, home: tuple[str | None, str | None]
     ) -> SlackProfile | None:
         """What users.info says about the user, cached; None when Slack could not tell us."""
-        cached = self.profiles.get(key)
-        if cached is not None:
-            return cached
         try:
-            user = client.users_info(user=user_id).get("user") or {}
+            return cached_profile(self.profiles, key, user_id, client, home)
         except WEB_API_ERRORS as exc:
             web_api_failed("users.info", exc)
             return None
-        found = profile_of(user if isinstance(user, dict) else {}, home)
-        self.profiles.put(key, found)
-        return found
 
     # -- channels ------------------------------------------------------------------------------
     def channel(
@@ -314,18 +336,59 @@ class SlackServices:
             inspected = False
             ttl = FAILED_LOOKUP_TTL
             web_api_failed("conversations.info", exc)
-        account_ids: frozenset[int] = frozenset()
-        if external:
-            with self.session() as session:
-                ids = session.exec(
-                    select(Account.id).where(Account.slack_channel_id == channel_id)
-                ).all()
-            account_ids = frozenset(i for i in ids if i is not None)
+        account_ids = self.mapped_accounts(channel_id) if external else frozenset()
         info = ChannelInfo(
             external=external, account_ids=account_ids, visible=visible, inspected=inspected
         )
         self.channels.put(key, info, ttl=ttl)
         return info
+
+    def outsiders(
+        self,
+        channel_id: str,
+        *,
+        client: WebClient | None = None,
+        team_id: str | None = None,
+        home: tuple[str | None, str | None] | None = None,
+    ) -> str | None:
+        """Why a post for everyone in the channel could reach someone who may not see account
+        data (a guest, another organisation's member, or we cannot tell), or None; cached.
+
+        Not part of chat_context: answers only the asker sees need no roll call, and this may
+        take a page of conversations.members plus a users.info per member not yet cached.
+        """
+        if not audience.needs_check(channel_id):
+            return None
+        key = f"{team_id or ''}:{channel_id}"
+        cached = self.audiences.get(key)
+        if cached is not None:
+            return cached or None
+        web = client or self.client
+        team, enterprise, bot_user = self._whoami(web, team_id)
+        where = home or (team, enterprise)
+        ttl: float | None = None
+        try:
+            reason = audience.outsider(
+                web,
+                channel_id,
+                lambda user: cached_profile(
+                    self.profiles, f"{team_id or ''}:{user}", user, web, where
+                ),
+                skip={bot_user} if bot_user else set(),
+            )
+        except WEB_API_ERRORS as exc:
+            web_api_failed("conversations.members/users.info", exc)
+            reason, ttl = audience.UNKNOWN, FAILED_LOOKUP_TTL  # closed: treated as outsiders
+        self.audiences.put(key, reason or "", ttl=ttl)
+        return reason
+
+    def mapped_accounts(self, channel_id: str) -> frozenset[int]:
+        """The accounts whose slack_channel_id is this channel."""
+        with self.session() as session:
+            ids = session.exec(
+                select(Account.id).where(Account.slack_channel_id == channel_id)
+            ).all()
+        return frozenset(i for i in ids if i is not None)
 
     def chat_context(
         self,

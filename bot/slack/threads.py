@@ -27,6 +27,17 @@ SHARED_TARGET = (
     "there. Ask an admin to point CSM_ESCALATION_CHANNEL at an internal channel. Nothing was opened."
 )
 
+GUESTS_TARGET = (
+    "The escalation channel has guests or people from outside the company, so escalations can't "
+    "be posted there. Ask an admin to point CSM_ESCALATION_CHANNEL at an internal channel. "
+    "Nothing was opened."
+)
+
+GUESTS_HERE = (
+    "This channel has guests or people from outside the company, so escalations can't be posted "
+    "here. Open it from a direct message with me instead. Nothing was opened."
+)
+
 HIDDEN_TARGET = (
     "I can't see the escalation channel (CSM_ESCALATION_CHANNEL): invite me there with "
     "`/invite @CSM Assistant`. Nothing was opened."
@@ -46,20 +57,26 @@ class Posted:
 def target_channel(
     services: SlackServices, origin: str | None, *, client: WebClient, team_id: str | None
 ) -> str | HandlerError:
-    """CSM_ESCALATION_CHANNEL, else the channel it was opened in; never one shared externally.
+    """CSM_ESCALATION_CHANNEL, else the channel it was opened in; never one shared externally,
+    nor one with a guest or a member of another organisation in it.
 
     The origin channel's own sharing is the handler's rule (ctx.external); this guards the
-    configured channel, which a misconfiguration could point at a Slack Connect channel.
+    configured channel, which a misconfiguration could point at a Slack Connect channel, and
+    any channel's members (a customer invited as a guest), which the handler does not know.
     """
     target = services.container.settings.escalation_channel or origin
     if not target:
         return PermissionDenied("I don't know where to post this escalation. Nothing was opened.")
+    info = services.channel(target, client=client, team_id=team_id)
     if target != origin:
-        info = services.channel(target, client=client, team_id=team_id)
         if not info.visible:
             return PermissionDenied(HIDDEN_TARGET)
         if info.external:
             return PermissionDenied(SHARED_TARGET)
+    elif info.external:
+        return target  # the handler refuses it, saying why (access.escalations_shown_here)
+    if services.outsiders(target, client=client, team_id=team_id):
+        return PermissionDenied(GUESTS_TARGET if target != origin else GUESTS_HERE)
     return target
 
 
@@ -94,7 +111,7 @@ def post_parent(
     """Post a just-opened escalation's card as the thread parent and remember the thread."""
     target = target_channel(services, origin, client=client, team_id=team_id)
     if isinstance(target, HandlerError):
-        return Posted(channel=None, error="escalation channel hidden or shared")
+        return Posted(channel=None, error="escalation channel hidden, shared or with guests")
     # Posted as a thread parent, so the card offers what reports into a thread (Assign, Add note).
     escalation = {**reply.context["escalation"], "threaded": True}
     parent = Reply(

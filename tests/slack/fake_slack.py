@@ -67,7 +67,9 @@ class Failure:
 class FakeSlack:
     """Plays slack.com/api/* and hooks.slack.com on 127.0.0.1; start() it, point base_url at .api_url.
 
-    Users and channels are what users.info and conversations.info answer with; fail() queues 429s,
+    Users and channels are what users.info and conversations.info answer with (add_guest() makes a
+    guest; set_members() says who conversations.members lists, by default the bot alone; a
+    channel in ``missing`` is channel_not_found); fail() queues 429s,
     5xx or Slack error codes for a method; calls lists everything received, in order.
 
     Like Slack, it keeps the messages posted (with their metadata) and answers
@@ -110,6 +112,10 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
+        # conversations.members: who is in each channel (the bot alone unless a test says so),
+        # and channels Slack does not know (channel_not_found there and in conversations.info).
+        self.members: dict[str, list[str]] = {}
+        self.missing: set[str] = set()
         self.failures: dict[str, list[Failure]] = {}
         # Slack sends the token's scopes in X-OAuth-Scopes on every Web API answer.
         self.scopes: tuple[str, ...] | None = None
@@ -184,6 +190,19 @@ class FakeSlack:
             "is_ext_shared": ext_shared,
             "is_shared": ext_shared,
         }
+
+    def add_guest(
+        self, user_id: str, email: str | None, name: str = "a guest", *, single: bool = True
+    ) -> None:
+        """A guest of our workspace, as users.info shows one: is_restricted, and for a
+        single-channel guest is_ultra_restricted as well."""
+        self.add_user(
+            user_id, email, name, team_id=TEAM_ID, is_restricted=True, is_ultra_restricted=single
+        )
+
+    def set_members(self, channel_id: str, members: list[str]) -> None:
+        """Who conversations.members lists for the channel (the bot is added, as it is there)."""
+        self.members[channel_id] = [BOT_USER_ID, *(m for m in members if m != BOT_USER_ID)]
 
     def fail(
         self,
@@ -492,8 +511,12 @@ class FakeSlack:
                 if str((user.get("profile") or {}).get("email", "")).lower() == email:
                     return {"ok": True, "user": user}
             return {"ok": False, "error": "users_not_found"}
+        if method == "conversations.members":
+            return self._members(args)
         if method == "conversations.info":
             channel_id = str(args.get("channel"))
+            if channel_id in self.missing:
+                return {"ok": False, "error": "channel_not_found"}
             channel = self.channels.get(channel_id) or {
                 "id": channel_id,
                 "is_channel": True,
@@ -507,6 +530,31 @@ class FakeSlack:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "X"))}}
         return {"ok": True}
+
+    def _members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """As documented: ``limit`` (default 100, at most 1000) ids a page from ``cursor``, and
+        response_metadata.next_cursor ("" on the last page); unknown channel: channel_not_found.
+        A channel the test set no members for has the bot alone in it."""
+        channel = str(args.get("channel") or "")
+        if not channel or channel in self.missing:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel.startswith("D"):
+            return {"ok": False, "error": "method_not_supported_for_channel_type"}
+        try:
+            limit = int(args.get("limit") or 100)
+            start = int(args.get("cursor") or 0)
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        if not 1 <= limit <= 1000:
+            return {"ok": False, "error": "invalid_limit"}
+        members = self.members.get(channel, [BOT_USER_ID])
+        page = members[start : start + limit]
+        more = start + limit < len(members)
+        return {
+            "ok": True,
+            "members": page,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _history(self, args: dict[str, Any]) -> dict[str, Any]:
         """Newest first, from ``oldest``, ``limit`` per page; metadata only when asked for."""

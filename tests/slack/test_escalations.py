@@ -451,6 +451,29 @@ def test_a_shared_escalation_channel_is_never_posted_to(edge: SlackEdge, fake: F
     assert state(edge) == before and fake.calls_to("chat.postMessage") == []
 
 
+def test_an_escalation_channel_with_a_guest_is_never_posted_to(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    fake.add_guest("UGUEST", "pat@acme.example")
+    fake.set_members(ESC_CHANNEL, [DANA, "UGUEST"])
+    before = state(edge)
+    answer = escalate(edge, "acme sev1 SSO is down")
+    assert "guests" in answer["text"] and "CSM_ESCALATION_CHANNEL" in answer["text"]
+    assert state(edge) == before and fake.calls_to("chat.postMessage") == []
+
+
+def test_without_an_escalation_channel_a_guest_channel_opens_nothing(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    edge.services.container.settings.escalation_channel = None
+    fake.add_guest("UGUEST", "pat@acme.example")
+    fake.set_members("C222", [DANA, "UGUEST"])
+    before = state(edge)
+    answer = escalate(edge, "globex sev3 exports are slow", channel="C222")
+    assert answer["response_type"] == "ephemeral" and "guests" in answer["text"]
+    assert state(edge) == before and fake.calls_to("chat.postMessage") == []
+
+
 def test_csm_escalate_asks_first_then_opens_a_thread_when_a_channel_is_set(
     edge: SlackEdge, fake: FakeSlack
 ) -> None:

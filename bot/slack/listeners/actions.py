@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -26,10 +27,11 @@ from bot.slack.listeners.common import (
     text_field,
 )
 from bot.slack.messages import PRIVATE_METADATA, decode, encode, notice, surface
+from bot.slack.middleware import home_of
 from bot.slack.services import SlackServices
 from bot.slack.threads import Clicked, confirmation, post_parent, publish_update
 from handlers import access
-from handlers.access import NOT_SHAREABLE
+from handlers.access import NOT_SHAREABLE, OUTSIDERS_HERE
 from handlers.context import ChatContext
 from handlers.errors import HandlerError
 from handlers.reply import Reply
@@ -94,6 +96,18 @@ def _open_or_say(
 
 
 def register(app: App, services: SlackServices) -> None:
+    def _outsiders(ctx: ChatContext, context: BoltContext) -> str | None:
+        """Why Share may not post for everyone in a channel not shared with another organisation
+        (a guest or an outsider among its members), or None; a shared one is the handler's rule."""
+        if ctx.external or not context.channel_id:
+            return None
+        return services.outsiders(
+            context.channel_id,
+            client=context.client,
+            team_id=context.team_id,
+            home=home_of(context),
+        )
+
     @app.action("share")
     def share(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         ack()
@@ -108,7 +122,22 @@ def register(app: App, services: SlackServices) -> None:
             if not access.shareable_here(ctx):
                 respond(response_type="ephemeral", replace_original=False, **notice(NOT_SHAREABLE))
                 return
+            outsiders = _outsiders(ctx, context)
+            if outsiders:
+                # A guest or an outsider reads along: the channel is a shared channel for this.
+                ctx = replace(
+                    ctx,
+                    external=True,
+                    allowed_account_ids=access.shared_channel_accounts(
+                        services.mapped_accounts(context.channel_id or ""),
+                        enabled=services.container.settings.shared_channel_answers,
+                    ),
+                )
             result = ask_reply(services, ctx, ask)
+            if outsiders and isinstance(result, Reply) and result.template == "not_here":
+                # Said plainly: the not_here text speaks of Slack Connect, which this may not be.
+                respond(response_type="ephemeral", replace_original=False, **notice(OUTSIDERS_HERE))
+                return
             if isinstance(result, HandlerError) or result.template in (
                 "not_here",
                 "error",
