@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -381,6 +381,33 @@ class SlackServices:
             reason, ttl = audience.UNKNOWN, FAILED_LOOKUP_TTL  # closed: treated as outsiders
         self.audiences.put(key, reason or "", ttl=ttl)
         return reason
+
+    def for_everyone(
+        self,
+        ctx: ChatContext,
+        channel_id: str | None,
+        *,
+        client: WebClient | None = None,
+        team_id: str | None = None,
+        home: tuple[str | None, str | None] | None = None,
+    ) -> tuple[ChatContext, str | None]:
+        """The context for an answer everyone in the channel will read (Share, a reply to an
+        @mention): a channel with a guest or an outsider in it is a shared channel for this.
+        Returns the context and why it was narrowed (None when it was not)."""
+        if ctx.external or not channel_id:
+            return ctx, None
+        reason = self.outsiders(channel_id, client=client, team_id=team_id, home=home)
+        if not reason:
+            return ctx, None
+        narrowed = replace(
+            ctx,
+            external=True,
+            allowed_account_ids=access.shared_channel_accounts(
+                self.mapped_accounts(channel_id),
+                enabled=self.container.settings.shared_channel_answers,
+            ),
+        )
+        return narrowed, reason
 
     def mapped_accounts(self, channel_id: str) -> frozenset[int]:
         """The accounts whose slack_channel_id is this channel."""

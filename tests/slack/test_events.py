@@ -12,6 +12,7 @@ from storage.models import CSM, ConversationState
 from storage.platform_models import SlackEventReceipt
 from tests.slack.conftest import (
     DANA,
+    MARCO,
     assert_valid_blocks,
     dispatch,
     event_body,
@@ -162,3 +163,31 @@ def test_app_home_for_everyone_is_cut_to_fit(edge: SlackEdge, fake: FakeSlack) -
     view = json.loads(view) if isinstance(view, str) else view
     assert_valid_blocks(view["blocks"], limit=100)
     assert "more" in json.dumps(view["blocks"])
+
+
+def test_a_mention_in_a_channel_with_a_guest_is_answered_to_the_asker_alone(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    """The thread reply would be read by the guest: the answer goes ephemeral, nothing public."""
+    fake.add_guest("UGUEST", "pat@acme.example")
+    fake.set_members("C111", [DANA, "UGUEST"])
+    send(edge, event_body("app_mention.json", text="<@U1> how is acme doing?", user=DANA))
+    assert posts(fake) == []
+    [private] = [c.args for c in fake.calls_to("chat.postEphemeral")]
+    assert private["user"] == DANA and private["channel"] == "C111"
+    blocks = (
+        private["blocks"] if isinstance(private["blocks"], list) else json.loads(private["blocks"])
+    )
+    assert "Only you can see this" in json.dumps(blocks[0])
+    assert any("Acme Corp" in json.dumps(b) for b in blocks[1:])
+    assert_valid_blocks(blocks)
+
+
+def test_a_mention_in_a_channel_of_colleagues_is_answered_in_the_thread(
+    edge: SlackEdge, fake: FakeSlack
+) -> None:
+    fake.set_members("C111", [DANA, MARCO])
+    send(edge, event_body("app_mention.json", text="<@U1> how is acme doing?", user=DANA))
+    [post] = posts(fake)
+    assert post["channel"] == "C111" and post["blocks"][0]["text"]["text"].startswith("Acme Corp")
+    assert fake.calls_to("chat.postEphemeral") == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -96,18 +95,6 @@ def _open_or_say(
 
 
 def register(app: App, services: SlackServices) -> None:
-    def _outsiders(ctx: ChatContext, context: BoltContext) -> str | None:
-        """Why Share may not post for everyone in a channel not shared with another organisation
-        (a guest or an outsider among its members), or None; a shared one is the handler's rule."""
-        if ctx.external or not context.channel_id:
-            return None
-        return services.outsiders(
-            context.channel_id,
-            client=context.client,
-            team_id=context.team_id,
-            home=home_of(context),
-        )
-
     @app.action("share")
     def share(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         ack()
@@ -122,17 +109,14 @@ def register(app: App, services: SlackServices) -> None:
             if not access.shareable_here(ctx):
                 respond(response_type="ephemeral", replace_original=False, **notice(NOT_SHAREABLE))
                 return
-            outsiders = _outsiders(ctx, context)
-            if outsiders:
-                # A guest or an outsider reads along: the channel is a shared channel for this.
-                ctx = replace(
-                    ctx,
-                    external=True,
-                    allowed_account_ids=access.shared_channel_accounts(
-                        services.mapped_accounts(context.channel_id or ""),
-                        enabled=services.container.settings.shared_channel_answers,
-                    ),
-                )
+            # A guest or an outsider reads along: the channel is a shared channel for this.
+            ctx, outsiders = services.for_everyone(
+                ctx,
+                context.channel_id,
+                client=context.client,
+                team_id=context.team_id,
+                home=home_of(context),
+            )
             result = ask_reply(services, ctx, ask)
             if outsiders and isinstance(result, Reply) and result.template == "not_here":
                 # Said plainly: the not_here text speaks of Slack Connect, which this may not be.

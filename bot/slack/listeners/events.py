@@ -23,6 +23,20 @@ logger = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
+# First block of an answer to an @mention in a channel with guests or outsiders: sent to the
+# asker alone, and saying why.
+PRIVATE_HERE = {
+    "type": "context",
+    "elements": [
+        {
+            "type": "mrkdwn",
+            "text": "Only you can see this: the channel has guests or people from outside the "
+            "company, so I don't post account data in it.",
+        }
+    ],
+}
+
+
 def ack_now(ack: Ack) -> None:
     # Slack retries an event that is not acknowledged within 3 s: ack first, answer lazily.
     ack()
@@ -65,6 +79,12 @@ def register(app: App, services: SlackServices) -> None:
             request_key=f"slack:event:{event_id}" if event_id else None,
             home=home_of(context),
         )
+        # The reply lands in the channel's thread for everyone: with a guest or an outsider among
+        # the members it goes to the asker alone instead (a DM needs no roll call).
+        _, outsiders = services.for_everyone(
+            ctx, channel, client=client, team_id=team_id, home=home_of(context)
+        )
+        user = text_field(event, "user") or None
         text = _MENTION.sub(" ", text_field(event, "text")).strip()
         models = services.container.health_models
         result = handled(services, lambda session: answer(session, text, ctx, models=models))
@@ -78,9 +98,15 @@ def register(app: App, services: SlackServices) -> None:
         else:
             payload = public_payload(result)
         try:
+            if outsiders:
+                payload = {**payload, "blocks": [PRIVATE_HERE, *payload.get("blocks", [])]}
+                client.chat_postEphemeral(
+                    channel=channel, user=user or "", thread_ts=thread_ts, **payload
+                )
+                return  # charts and decks would be files everyone in the channel can open
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, **payload)
         except WEB_API_ERRORS as exc:
-            web_api_failed("chat.postMessage", exc)
+            web_api_failed("chat.postEphemeral" if outsiders else "chat.postMessage", exc)
             return
         if not isinstance(result, HandlerError) and result.attachments:
             # The answer is out; its charts follow into the same thread, a deck to the DM.
@@ -89,7 +115,7 @@ def register(app: App, services: SlackServices) -> None:
                 client,
                 pending(result.attachments),
                 ctx=ctx,
-                user_id=text_field(event, "user") or None,
+                user_id=user,
                 channel=channel,
                 thread_ts=thread_ts,
             )
