@@ -47,17 +47,19 @@ class Container:
 
     def warm_up(self) -> threading.Thread:
         """Get the first message's work done before it arrives, in the background: the account-name
-        index with every structure it builds on first need, and the intent model.
+        index with every structure it builds on first need, the intent model and the word list.
 
         A message that arrives meanwhile waits for this build instead of starting its own.
         """
 
         def work() -> None:
             from domain.nlu.intent_model import default_model
+            from domain.nlu.ordinary import common_words
             from handlers.name_index import warm_account_index
 
             try:
                 default_model()
+                common_words()  # the word list that tells a name from a word (read on first need)
                 with self.session() as session:
                     index = warm_account_index(session)
                 logger.info("name index ready: %d accounts", len(index))

@@ -1015,6 +1015,11 @@ class AccountIndex:
         return ids
 
     @_locked
+    def ends_names(self, word: str) -> bool:
+        """A (folded) word found in names but never first ("labs", "systems"): it ends a name."""
+        return word in self._non_first
+
+    @_locked
     def name_word_similarity(self, word: str) -> float:
         """How close a (folded) word is to some word of an account name, 0..100."""
         return max((sim for _, sim in self._similar_tokens(word, _MIN_PREFIX_IN_TEXT)), default=0.0)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from rapidfuzz import fuzz
 
 from domain.accounts_index import (
+    GENERIC_WORDS,
     AccountIndex,
     Candidate,
     Mention,
@@ -55,6 +56,7 @@ from domain.nlu.lexicon import (
     is_chat_word,
     repair,
 )
+from domain.nlu.ordinary import is_ordinary, is_trade_word, word_set
 from domain.nlu.timewindow import TimeWindow, parse_window
 
 log = logging.getLogger(__name__)
@@ -551,6 +553,20 @@ def _parse(
         command, model, reading.features, cue_scores, mentions, action, escalation_id, words
     )
 
+    if intent == "unknown" and command is None and not mentions and len(words) <= 5:
+        # "how's quintex", "is quintex in trouble": a short question about a name we do not
+        # have. The classifier has never seen the word; when the lexicon agrees that it asks how
+        # an account is doing and the word sits where that question puts a name, it is that.
+        agreed = [i for i in _ranked(model, reading.features)[:2] if cue_scores.get(i, 0.0) > 0]
+        slot = None
+        if agreed and agreed[0] in ("account_health", "portfolio_at_risk"):
+            slot = _slot_name(rest, names, index, comparing=False)
+        # Only words of ours around it: "how fast does bamboo grow" is not about an account.
+        if slot is not None and all(
+            w in KNOWN_WORDS or w in SLANG for w in words if w not in fold(slot[0]).split()
+        ):
+            intent, confidence, inferred = "account_health", 0.5, True
+
     folded = fold(text)
     opener = folded.startswith(tuple(o.strip() + " " for o in FOLLOWUP_OPENERS)) or (
         folded in {o.strip() for o in FOLLOWUP_OPENERS}
@@ -686,6 +702,29 @@ def _parse(
                 mentions = list(mentions)
                 mentions.insert(before, Mention(resolution, name, -1, -1))
                 account, account_text = mentions[0].resolution, mentions[0].text
+        slot = None
+        if (
+            proper is None
+            and intent in _SLOT_INTENTS
+            and (account is None or (comparing and len(mentions) == 1))
+        ):
+            slot = _slot_name(rest, names, index, comparing=comparing, command=command is not None)
+        if slot is not None:
+            # The same in lower case: a word nobody knows where the name goes ("when's zorgtech
+            # up for renewal", "acme vs quintex") is an account we do not have, not the book.
+            # Even when a looser lookup would take it ("acm" for Acme), the reader passed it
+            # over: offer that account as "did you mean" rather than answer for it.
+            name, before = slot
+            found = index.resolve(name, prefer=prefer)
+            if comparing:
+                intent = "compare_accounts"
+            elif intent == "portfolio_at_risk":
+                intent = "account_health"  # "is quintex at risk?": about that one account
+            status = "ambiguous" if found.status == "ambiguous" else "none"
+            resolution = Resolution(status, name, None, None, found.candidates)
+            mentions = list(mentions)
+            mentions.insert(before, Mention(resolution, name, -1, -1))
+            account, account_text = mentions[0].resolution, mentions[0].text
         if account is None and (needs_account or (intent is None and opener)):
             # Escalations are often about "the outage" rather than a name: only the command
             # form is sure to name an account.
@@ -941,6 +980,14 @@ def _decide(
     return best, prob, inferred and not any(w in WORD_CUES for w in words if w != "ACCT")
 
 
+def _ranked(model: IntentModel | None, feats: list[str]) -> list[str]:
+    """The classifier's answering intents (not unknown, not help), most likely first."""
+    if model is None:
+        return []
+    probs = model.probabilities(feats)
+    return sorted((i for i in probs if i not in ("unknown", "help")), key=lambda i: -probs[i])
+
+
 def _runner_up(model: IntentModel | None, feats: list[str], not_this: str) -> str:
     """The classifier's best intent other than ``not_this`` (an account list without a model)."""
     if model is None:
@@ -997,6 +1044,10 @@ def _unknown_run(rest: str, names: dict[str, str]) -> str | None:
             or word in names
             or word in KNOWN_WORDS
             or is_chat_word(word)
+            # Not common English here: this runs when no account was found, and a name that is
+            # an English word ("umbrella") may be an account the asker cannot see (a shared
+            # channel), which must still be answered as a name.
+            or is_trade_word(word)
             or word.isdigit()
             or len(word) < 3
             or _SEVERITY_RE.fullmatch(word) is not None
@@ -1121,6 +1172,119 @@ def _proper_name(
             lead_ok = any_lead or contracted or fold(prev_raw) in _NAME_LEADS
             run = [m]
     return finish() if run else None
+
+
+# Words after which an account's name comes in the questions we answer: prepositions ("nps for
+# X", "what changed at X", "what's up with X"), comparison ("X vs Y", "compare X and Y"), verbs
+# that take an account ("escalate X", "when do we renew X") and the auxiliaries that put the
+# company first ("when does X renew", "is X at risk", "why did X drop").
+_SLOT_LEADS: frozenset[str] = word_set(
+    """for at of about with on vs versus v against compare escalate renew re regarding is does did
+    was has will"""
+)
+# "when's X up for renewal", "how's X": a wh-word with its "is" contracted (or its apostrophe
+# dropped) leads a name too.
+_SLOT_WH: frozenset[str] = frozenset({"how", "when", "what", "where"})
+_SLOT_WH_BARE: frozenset[str] = frozenset({"hows", "whens", "whats", "wheres"})
+# What a question asks about one account, written next to its name, before ("quintex renewal?",
+# "X health", "X's plan") or after it ("renewals X", "nps X", as in "/renewals acme").
+_SLOT_TOPICS: frozenset[str] = word_set(
+    """renew renews renewal renewals renewing health healthy qbr qbrs plan plans milestone
+    milestones nps csat ces ltv nrr grr churn escalation expansion upsell score trend contract
+    status"""
+)
+# Only after the name: "X looking ok?", "X doing alright", "X vs Y".
+_SLOT_TRAILS: frozenset[str] = _SLOT_TOPICS | word_set(
+    "looking doing holding ok okay alright vs versus"
+)
+# Intents about one named account (or a list that may be narrowed to one): a name-shaped word
+# there is an account we must find or say we do not have.
+_SLOT_INTENTS: frozenset[str] = NAMED_INTENTS | {"escalate", "portfolio_at_risk"}
+
+
+def _slot_word(raw: str, word: str, names: dict[str, str]) -> bool:
+    """Could this word be (part of) a company's name: nothing we know, no person, no number."""
+    return (
+        len(word) >= 3
+        and word.isalpha()
+        and raw != "ACCT"
+        and word not in names
+        and not (word.endswith("s") and word[:-1] in names)  # "lenas accounts": Lena's
+        and not is_chat_word(word)
+        and not is_ordinary(word)
+    )
+
+
+def _touches_mention(rest: str, tokens: list[re.Match[str]], first: int, last: int) -> bool:
+    """Tokens ``first``..``last`` written right next to a mention found (ACCT), no gap."""
+    before = first > 0 and tokens[first - 1].group(0) == "ACCT"
+    after = last + 1 < len(tokens) and tokens[last + 1].group(0) == "ACCT"
+    return bool(
+        (before and not rest[tokens[first - 1].end() : tokens[first].start()].strip())
+        or (after and not rest[tokens[last].end() : tokens[last + 1].start()].strip())
+    )
+
+
+def _slot_name(
+    rest: str,
+    names: dict[str, str],
+    index: AccountIndex,
+    *,
+    comparing: bool,
+    command: bool = False,
+) -> tuple[str, int] | None:
+    """A word or two nobody knows, standing where these questions put an account's name.
+
+    "when's zorgtech up for renewal", "quintex's renewal", "nps for quintex", "acme vs quintex":
+    one or two unknown words (an ending that only ends names may follow: "quintex labs") right
+    after a word that leads a name, or right before an 's or a word that follows one; after a
+    slash command, the first word. Known words (English, the trade's, the lexicon's and their
+    typos), people, numbers and times are never a name. Returns the name as written and how
+    many mentions precede it.
+    """
+    tokens = list(_NAME_TOKEN_RE.finditer(rest))
+    folded = [fold(_possessive_free(t.group(0))) for t in tokens]
+    n = 0
+    while n < len(tokens):
+        if not _slot_word(tokens[n].group(0), folded[n], names):
+            n += 1
+            continue
+        end = n
+        unknown = 1
+        while end + 1 < len(tokens) and not _OWNS_RE.search(tokens[end].group(0)):
+            nxt, word = tokens[end + 1], folded[end + 1]
+            if rest[tokens[end].end() : nxt.start()].strip():
+                break  # "quintex, labs": not one name
+            if unknown < 2 and _slot_word(nxt.group(0), word, names):
+                unknown += 1
+                end += 1
+                continue
+            if word not in KNOWN_WORDS and (word in GENERIC_WORDS or index.ends_names(word)):
+                end += 1  # "quintex labs", "zorg tech inc": the name's ending
+            break
+        start_pos, end_pos = tokens[n].start(), tokens[end].end()
+        lead = command and n == 0
+        if n and not rest[tokens[n - 1].end() : start_pos].strip():
+            prev_raw = tokens[n - 1].group(0).lower()
+            prev = folded[n - 1]
+            lead = (
+                prev_raw in _SLOT_LEADS
+                or prev_raw in _SLOT_WH_BARE
+                or prev_raw in _SLOT_TOPICS
+                or (_OWNS_RE.search(prev_raw) is not None and prev in _SLOT_WH)
+                or (prev == "and" and (comparing or (n >= 2 and tokens[n - 2].group(0) == "ACCT")))
+            )
+        trail = _OWNS_RE.search(tokens[end].group(0)) is not None
+        if not trail and end + 1 < len(tokens):
+            gap = rest[end_pos : tokens[end + 1].start()].strip()
+            trail = not gap and folded[end + 1] in _SLOT_TRAILS
+        name = _possessive_free(rest[start_pos:end_pos])
+        if _touches_mention(rest, tokens, n, end):
+            lead = trail = False  # "oceanic airlies": the rest of a name already found
+        if lead or trail:
+            return name, rest[:start_pos].count("ACCT")
+        n = end + 1
+    return None
 
 
 def _title(text: str, account_text: str | None, severity: str | None) -> str | None:
