@@ -59,8 +59,8 @@ def book_name(scope: Scope) -> str:
 
 def scope_for(session: Session, ctx: ChatContext, owner: str | None) -> Scope:
     """ "my" → the asker's book (a CSM's accounts; a manager's team; an admin's everything; a
-    viewer's team or everything); "team" → a manager's team, a CSM's manager's team (everyone when there is none); "all" → every
-    account; a name → that CSM's.
+    viewer's team or everything); "team" → a manager's team, a CSM's manager's team (everyone
+    when there is none); "all" → every account; a name → that CSM's.
 
     Raises access.NoAccess for someone who may not read the portfolio; the default book of
     each role is access.book_of's rule.
@@ -767,6 +767,7 @@ def upcoming_renewals(
     Open renewals always; for the part of the window already past, the closed ones too (renewed
     or churned, with the outcome), so "what renewed last month?" has an answer. A band, an amount
     (on the renewal's ARR: "over $100k" is strictly more), a segment and an order apply too.
+    A window from today on also names the open renewals already past their date (past_due).
     """
     refused = _refuse_in_external(ctx)
     if refused:
