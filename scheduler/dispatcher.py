@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from handlers.errors import HandlerError
@@ -318,23 +318,33 @@ class Dispatcher:
         # through the run instead of piling up at its end (each channel takes only ~1 post a
         # second), and among equals the oldest goes first — by id, not by due time, so a row
         # put back for pacing or a retry keeps its place in the line.
-        # A claim takes at most 20 rows per channel: a channel takes one post at a time (about a
-        # second each), and a hand full of the busiest channel's rows would leave every other
-        # worker idle.
+        # This replica holds at most 20 rows per channel: a channel takes one post at a time
+        # (about a second each), and a hand full of the busiest channel's rows would leave every
+        # other worker idle. The rows it holds already (in hand or in flight) rank first in their
+        # channel, so repeated claims top a channel up to 20 instead of adding 20 each time
+        # (which once filled the whole hand with the risk channel: one post a second for minutes
+        # while five workers waited).
+        mine = and_(
+            Delivery.status == "sending",
+            Delivery.claimed_by == self.worker_id,
+            Delivery.lease_until >= now,  # type: ignore[operator]
+        )
+        held = case((mine, 0), else_=1)
         per_channel = (Delivery.platform, Delivery.target)
-        rank = func.row_number().over(partition_by=per_channel, order_by=Delivery.id)
+        rank = func.row_number().over(partition_by=per_channel, order_by=(held, Delivery.id))
         backlog = (
             select(
                 Delivery.id.label("id"),  # type: ignore[union-attr]
+                held.label("free"),
                 rank.label("rank"),
                 (rank - func.count().over(partition_by=per_channel)).label("slack"),
             )
-            .where(due, Delivery.platform.in_(platforms))  # type: ignore[attr-defined]
+            .where(or_(due, mine), Delivery.platform.in_(platforms))  # type: ignore[attr-defined]
             .subquery()
         )
         candidates = (
             select(backlog.c.id)
-            .where(backlog.c.rank <= PER_CHANNEL_CLAIM)
+            .where(backlog.c.free == 1, backlog.c.rank <= PER_CHANNEL_CLAIM)
             .order_by(backlog.c.slack, backlog.c.id)
             .limit(limit)
         )

@@ -212,6 +212,47 @@ def test_a_claim_takes_no_more_rows_than_asked(postgres_url: str) -> None:
     engine.dispose()
 
 
+def test_claims_hold_at_most_twenty_rows_of_one_channel(db_url: str) -> None:
+    """Each claim took the busy channel's next 20 rows, whatever the hand held already: five
+    claims filled a hand of 100 with the risk channel, which posts once a second, and the other
+    workers stood idle for minutes."""
+    from scheduler.dispatcher import PER_CHANNEL_CLAIM
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        enqueue(
+            s, [item(n, "CRISK") for n in range(60)] + [item(60 + n, f"C{n}") for n in range(30)]
+        )
+    dispatcher = Dispatcher(engine, {"slack": RecordingNotifier(platform="slack")})
+    claimed = []
+    for _ in range(4):
+        claimed += dispatcher._claim(["slack"], 10)
+    risk = [c.id for c in claimed if c.target == "CRISK"]
+    assert risk == list(range(1, PER_CHANNEL_CLAIM + 1))
+    assert len(claimed) == 40  # the rest from the other channels
+    # Another replica tops up its own hand with the channel's next rows.
+    other = Dispatcher(engine, {"slack": RecordingNotifier(platform="slack")}, worker_id="other")
+    more = [c.id for c in other._claim(["slack"], 100) if c.target == "CRISK"]
+    assert more == list(range(PER_CHANNEL_CLAIM + 1, 2 * PER_CHANNEL_CLAIM + 1))
+    engine.dispose()
+
+
+def test_a_row_whose_own_lease_ran_out_is_claimed_again(engine: Engine) -> None:
+    """Rows this replica holds count against the channel's 20, but not once their lease is over
+    (a row whose bookkeeping failed is left to its lease, and must come back, even to us)."""
+    clock = SimulatedClock(START)
+    with session_scope(engine) as s:
+        enqueue(s, [item(1, "C1")], now=START)
+    dispatcher = Dispatcher(
+        engine, {"slack": RecordingNotifier(platform="slack")}, clock=clock.now, lease_seconds=30
+    )
+    assert [c.id for c in dispatcher._claim(["slack"], 10)] == [1]
+    assert dispatcher._claim(["slack"], 10) == []
+    clock.advance(seconds=31)
+    assert [c.id for c in dispatcher._claim(["slack"], 10)] == [1]
+
+
 class SlowPlatform(RecordingNotifier):
     """Each post takes a while, like Slack on a bad day (1.6 s per post in the report)."""
 
