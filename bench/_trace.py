@@ -15,9 +15,19 @@ WATCH = "C0RISK"
 def install(dispatcher: Any, path: str) -> None:
     events: list[dict[str, Any]] = []
     local = threading.local()
+    out = open(path, "w")  # noqa: SIM115  # written as it goes: a killed replica leaves its part
+    lock = threading.Lock()
 
     def rec(what: str, **extra: Any) -> None:
-        events.append({"t": time.time(), "w": threading.current_thread().name, "e": what, **extra})
+        event = {"t": time.time(), "w": threading.current_thread().name, "e": what, **extra}
+        events.append(event)
+        if len(events) > 1:
+            flush(events[-2])
+
+    def flush(event: dict[str, Any]) -> None:
+        with lock:
+            out.write(json.dumps(event) + "\n")
+            out.flush()
 
     def wrap(obj: Any, name: str, watch_only: bool = True) -> None:
         original = getattr(obj, name)
@@ -82,9 +92,4 @@ def install(dispatcher: Any, path: str) -> None:
 
     dispatcher._prepare = traced_prepare
 
-    def dump() -> None:
-        with open(path, "w") as out:
-            for e in events:
-                out.write(json.dumps(e) + "\n")
-
-    atexit.register(dump)
+    atexit.register(lambda: flush(events[-1]) if events else None)

@@ -202,6 +202,9 @@ class Dispatcher:
         self._paused_now: set[str] = set()
         # After a claim came back short, the queue is (nearly) empty: no top-up before this.
         self._dry_until: datetime | None = None
+        # The channel with the most rows left (see _find_busiest), looked up after claims.
+        self._busiest: tuple[str, str] | None = None
+        self._busiest_at: datetime | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -387,7 +390,33 @@ class Dispatcher:
                 ).all()
             return sorted((_Claimed(*r) for r in rows), key=lambda c: c.id)
 
-        return self._db("claiming deliveries", claim, default=[])
+        claimed: list[_Claimed] = self._db("claiming deliveries", claim, default=[])
+        if claimed or self._busiest_at is None or now - self._busiest_at > timedelta(seconds=5):
+            self._busiest = self._find_busiest(platforms)
+            self._busiest_at = now
+        return claimed
+
+    def _find_busiest(self, platforms: list[str]) -> tuple[str, str] | None:
+        """The channel with the most rows left to send, whoever holds them: the one the whole run
+        waits on, whose posts get the workspace room the others leave free (see _deliver)."""
+
+        def find() -> tuple[str, str] | None:
+            with session_scope(self.engine) as session:
+                top = session.execute(
+                    select(Delivery.platform, Delivery.target)
+                    .where(
+                        Delivery.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
+                        Delivery.platform.in_(platforms),  # type: ignore[attr-defined]
+                    )
+                    .group_by(Delivery.platform, Delivery.target)
+                    .order_by(func.count().desc(), Delivery.platform, Delivery.target)
+                    .limit(1)
+                ).first()
+            if top is None or top[0] not in self.notifiers:
+                return None
+            return self._channel(top[0], top[1])
+
+        return self._db("finding the busiest channel", find)  # type: ignore[no-any-return]
 
     def _renew_leases(self, *, force: bool = False) -> None:
         """Push the lease of every row this replica holds forward (called while it works)."""
@@ -438,9 +467,11 @@ class Dispatcher:
     # -- the hand: claimed rows waiting for a worker ----------------------------------------
 
     def _key(self, item: _Claimed) -> tuple[str, str]:
-        notifier = self.notifiers[item.platform]
-        pacing_key = getattr(notifier, "pacing_key", None)
-        return (item.platform, pacing_key(item.target) if pacing_key else item.target)
+        return self._channel(item.platform, item.target)
+
+    def _channel(self, platform: str, target: str) -> tuple[str, str]:
+        pacing_key = getattr(self.notifiers[platform], "pacing_key", None)
+        return (platform, pacing_key(target) if pacing_key else target)
 
     def _take(self, active: list[str]) -> _Claimed | None:
         """The next row for a worker: one at a time per channel, oldest first, refilled by claims."""
@@ -595,9 +626,11 @@ class Dispatcher:
         workspace = getattr(notifier, "workspace", "default")
         target_key = f"{item.platform}:thread:{key[1]}"
         workspace_key = f"{item.platform}:workspace:{workspace}"
-        # Rows still waiting for this channel in hand: it is the one the run waits on.
+        # The channel with the most rows left is the one the run waits on. (Any channel with
+        # another row in hand used to count: on a full day that was most direct messages too,
+        # and the room left free for the risk channel went to them.)
         with self._lock:
-            busiest = len(self._hand.get(key, ())) > 0
+            busiest = key == self._busiest
         keys = [
             (target_key, pacing.target_limits()),
             (workspace_key, pacing.workspace_limits(priority=busiest)),

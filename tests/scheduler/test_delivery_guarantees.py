@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from handlers.reply import Reply
 from scheduler.clock import SimulatedClock
-from scheduler.dispatcher import Dispatcher
+from scheduler.dispatcher import Dispatcher, DispatchReport
 from scheduler.models import Delivery, DeliveryPause
 from scheduler.notifier import DeliveryError, RecordingNotifier
 from scheduler.outbox import OutboxItem, enqueue
@@ -372,3 +372,55 @@ def test_sigterm_gives_every_claim_back_at_once(sqlite_url: str, tmp_path: Path)
     assert len(posted) == len({*posted}) == len([r for r in final if r.status == "sent"])
     assert len([r for r in final if r.status == "pending"]) == 40 - len(posted) > 0
     engine.dispose()
+
+
+class _RecordingPacer:
+    """Books every slot at once and remembers the windows each booking was asked to keep."""
+
+    def __init__(self) -> None:
+        self.booked: list[dict[str, int]] = []
+
+    def reserve(self, keys, *, now, latest):  # type: ignore[no-untyped-def]
+        self.booked.append({k: max((w.count for w in windows), default=0) for k, windows in keys})
+        return now, True
+
+    def block(self, keys, until) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def held_back(self, prefix, now) -> int:  # type: ignore[no-untyped-def]
+        return 0
+
+    def late(self, keys, booked, actual) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_only_the_channel_with_the_most_rows_left_books_the_workspace_room_left_free(
+    engine: Engine,
+) -> None:
+    """The workspace leaves a tenth of its room to the channel the run waits on. Any channel with
+    a second row in hand used to count as that channel: on a full day most direct messages did,
+    and the room went to them instead of the risk channel."""
+    clock = SimulatedClock(START)
+    with session_scope(engine) as s:
+        enqueue(
+            s,
+            [item(n, "CRISK") for n in range(8)] + [item(8 + n, "C1") for n in range(2)],
+            now=START,
+        )
+    pacer = _RecordingPacer()
+    dispatcher = Dispatcher(
+        engine,
+        {"slack": RecordingNotifier(platform="slack")},
+        clock=clock.now,
+        sleep=clock.sleep,
+        pacing={"slack": Pacing(per_target_interval=1.0, global_rate=10.0)},
+        pacer=pacer,  # type: ignore[arg-type]
+    )
+    claimed = dispatcher._claim(["slack"], 50)
+    dispatcher._add_to_hand(claimed, ["slack"])
+    workspace = "slack:workspace:default"
+    for target in ("C1", "CRISK"):
+        key = ("slack", target)
+        first = dispatcher._hand[key].popleft()  # its channel still has a row in hand
+        dispatcher._deliver(first, key, DispatchReport())
+    assert [b[workspace] for b in pacer.booked] == [9, 10]  # C1: 9 of 10; the risk channel: 10
