@@ -8,7 +8,7 @@ import random
 import socket
 import threading
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -202,8 +202,9 @@ class Dispatcher:
         self._paused_now: set[str] = set()
         # After a claim came back short, the queue is (nearly) empty: no top-up before this.
         self._dry_until: datetime | None = None
-        # The channel with the most rows left (see _find_busiest), looked up after claims.
-        self._busiest: tuple[str, str] | None = None
+        # Per platform, the channel with the most rows left (see _find_busiest), looked up
+        # after claims.
+        self._busiest: dict[str, tuple[str, str]] = {}
         self._busiest_at: datetime | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -396,27 +397,31 @@ class Dispatcher:
             self._busiest_at = now
         return claimed
 
-    def _find_busiest(self, platforms: list[str]) -> tuple[str, str] | None:
-        """The channel with the most rows left to send, whoever holds them: the one the whole run
-        waits on, whose posts get the workspace room the others leave free (see _deliver)."""
+    def _find_busiest(self, platforms: list[str]) -> dict[str, tuple[str, str]]:
+        """Per platform, the channel with the most rows left to send, whoever holds them: the one
+        the whole run waits on, whose posts get the workspace room the others leave free (see
+        _deliver). Counted by pacing key (a Teams channel and its threads are one)."""
 
-        def find() -> tuple[str, str] | None:
+        def find() -> dict[str, tuple[str, str]]:
             with session_scope(self.engine) as session:
-                top = session.execute(
-                    select(Delivery.platform, Delivery.target)
+                counts = session.execute(
+                    select(Delivery.platform, Delivery.target, func.count())
                     .where(
                         Delivery.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
                         Delivery.platform.in_(platforms),  # type: ignore[attr-defined]
                     )
                     .group_by(Delivery.platform, Delivery.target)
-                    .order_by(func.count().desc(), Delivery.platform, Delivery.target)
-                    .limit(1)
-                ).first()
-            if top is None or top[0] not in self.notifiers:
-                return None
-            return self._channel(top[0], top[1])
+                ).all()
+            left: Counter[tuple[str, str]] = Counter()
+            for platform, target, n in counts:
+                if platform in self.notifiers:
+                    left[self._channel(platform, target)] += n
+            busiest: dict[str, tuple[str, str]] = {}
+            for key, _n in sorted(left.items(), key=lambda kv: (-kv[1], kv[0])):
+                busiest.setdefault(key[0], key)
+            return busiest
 
-        return self._db("finding the busiest channel", find)  # type: ignore[no-any-return]
+        return self._db("finding the busiest channels", find, default={})  # type: ignore[no-any-return]
 
     def _renew_leases(self, *, force: bool = False) -> None:
         """Push the lease of every row this replica holds forward (called while it works)."""
@@ -630,7 +635,7 @@ class Dispatcher:
         # another row in hand used to count: on a full day that was most direct messages too,
         # and the room left free for the risk channel went to them.)
         with self._lock:
-            busiest = key == self._busiest
+            busiest = self._busiest.get(item.platform) == key
         keys = [
             (target_key, pacing.target_limits()),
             (workspace_key, pacing.workspace_limits(priority=busiest)),

@@ -424,3 +424,34 @@ def test_only_the_channel_with_the_most_rows_left_books_the_workspace_room_left_
         first = dispatcher._hand[key].popleft()  # its channel still has a row in hand
         dispatcher._deliver(first, key, DispatchReport())
     assert [b[workspace] for b in pacer.booked] == [9, 10]  # C1: 9 of 10; the risk channel: 10
+
+
+def test_each_platform_gives_its_free_room_to_its_own_busiest_channel(engine: Engine) -> None:
+    """Slack's busiest channel has more rows left than Teams', but the Teams one is still the
+    channel Teams' run waits on: each workspace keeps its room for its own."""
+    clock = SimulatedClock(START)
+    with session_scope(engine) as s:
+        enqueue(
+            s,
+            [item(n, "CRISK") for n in range(8)]
+            + [item(8 + n, "T1", platform="teams") for n in range(3)]
+            + [item(11, "T2", platform="teams")],
+            now=START,
+        )
+    pacer = _RecordingPacer()
+    paced = Pacing(per_target_interval=1.0, global_rate=10.0)
+    dispatcher = Dispatcher(
+        engine,
+        {p: RecordingNotifier(platform=p) for p in ("slack", "teams")},
+        clock=clock.now,
+        sleep=clock.sleep,
+        pacing={"slack": paced, "teams": paced},
+        pacer=pacer,  # type: ignore[arg-type]
+    )
+    dispatcher._add_to_hand(dispatcher._claim(["slack", "teams"], 50), ["slack", "teams"])
+    for key in (("teams", "T2"), ("teams", "T1"), ("slack", "CRISK")):
+        dispatcher._deliver(dispatcher._hand[key].popleft(), key, DispatchReport())
+    rooms = [
+        b.get("teams:workspace:default", b.get("slack:workspace:default")) for b in pacer.booked
+    ]
+    assert rooms == [9, 10, 10]
