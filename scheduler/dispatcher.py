@@ -8,13 +8,13 @@ import random
 import socket
 import threading
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from handlers.errors import HandlerError
@@ -202,6 +202,10 @@ class Dispatcher:
         self._paused_now: set[str] = set()
         # After a claim came back short, the queue is (nearly) empty: no top-up before this.
         self._dry_until: datetime | None = None
+        # Per platform, the channel with the most rows left (see _find_busiest), looked up
+        # after claims.
+        self._busiest: dict[str, tuple[str, str]] = {}
+        self._busiest_at: datetime | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -318,23 +322,33 @@ class Dispatcher:
         # through the run instead of piling up at its end (each channel takes only ~1 post a
         # second), and among equals the oldest goes first — by id, not by due time, so a row
         # put back for pacing or a retry keeps its place in the line.
-        # A claim takes at most 20 rows per channel: a channel takes one post at a time (about a
-        # second each), and a hand full of the busiest channel's rows would leave every other
-        # worker idle.
+        # This replica holds at most 20 rows per channel: a channel takes one post at a time
+        # (about a second each), and a hand full of the busiest channel's rows would leave every
+        # other worker idle. The rows it holds already (in hand or in flight) rank first in their
+        # channel, so repeated claims top a channel up to 20 instead of adding 20 each time
+        # (which once filled the whole hand with the risk channel: one post a second for minutes
+        # while five workers waited).
+        mine = and_(
+            Delivery.status == "sending",
+            Delivery.claimed_by == self.worker_id,
+            Delivery.lease_until >= now,  # type: ignore[operator]
+        )
+        held = case((mine, 0), else_=1)
         per_channel = (Delivery.platform, Delivery.target)
-        rank = func.row_number().over(partition_by=per_channel, order_by=Delivery.id)
+        rank = func.row_number().over(partition_by=per_channel, order_by=(held, Delivery.id))
         backlog = (
             select(
                 Delivery.id.label("id"),  # type: ignore[union-attr]
+                held.label("free"),
                 rank.label("rank"),
                 (rank - func.count().over(partition_by=per_channel)).label("slack"),
             )
-            .where(due, Delivery.platform.in_(platforms))  # type: ignore[attr-defined]
+            .where(or_(due, mine), Delivery.platform.in_(platforms))  # type: ignore[attr-defined]
             .subquery()
         )
         candidates = (
             select(backlog.c.id)
-            .where(backlog.c.rank <= PER_CHANNEL_CLAIM)
+            .where(backlog.c.free == 1, backlog.c.rank <= PER_CHANNEL_CLAIM)
             .order_by(backlog.c.slack, backlog.c.id)
             .limit(limit)
         )
@@ -377,7 +391,37 @@ class Dispatcher:
                 ).all()
             return sorted((_Claimed(*r) for r in rows), key=lambda c: c.id)
 
-        return self._db("claiming deliveries", claim, default=[])
+        claimed: list[_Claimed] = self._db("claiming deliveries", claim, default=[])
+        if claimed or self._busiest_at is None or now - self._busiest_at > timedelta(seconds=5):
+            self._busiest = self._find_busiest(platforms)
+            self._busiest_at = now
+        return claimed
+
+    def _find_busiest(self, platforms: list[str]) -> dict[str, tuple[str, str]]:
+        """Per platform, the channel with the most rows left to send, whoever holds them: the one
+        the whole run waits on, whose posts get the workspace room the others leave free (see
+        _deliver). Counted by pacing key (a Teams channel and its threads are one)."""
+
+        def find() -> dict[str, tuple[str, str]]:
+            with session_scope(self.engine) as session:
+                counts = session.execute(
+                    select(Delivery.platform, Delivery.target, func.count())
+                    .where(
+                        Delivery.status.in_(("pending", "sending")),  # type: ignore[attr-defined]
+                        Delivery.platform.in_(platforms),  # type: ignore[attr-defined]
+                    )
+                    .group_by(Delivery.platform, Delivery.target)
+                ).all()
+            left: Counter[tuple[str, str]] = Counter()
+            for platform, target, n in counts:
+                if platform in self.notifiers:
+                    left[self._channel(platform, target)] += n
+            busiest: dict[str, tuple[str, str]] = {}
+            for key, _n in sorted(left.items(), key=lambda kv: (-kv[1], kv[0])):
+                busiest.setdefault(key[0], key)
+            return busiest
+
+        return self._db("finding the busiest channels", find, default={})  # type: ignore[no-any-return]
 
     def _renew_leases(self, *, force: bool = False) -> None:
         """Push the lease of every row this replica holds forward (called while it works)."""
@@ -428,9 +472,11 @@ class Dispatcher:
     # -- the hand: claimed rows waiting for a worker ----------------------------------------
 
     def _key(self, item: _Claimed) -> tuple[str, str]:
-        notifier = self.notifiers[item.platform]
-        pacing_key = getattr(notifier, "pacing_key", None)
-        return (item.platform, pacing_key(item.target) if pacing_key else item.target)
+        return self._channel(item.platform, item.target)
+
+    def _channel(self, platform: str, target: str) -> tuple[str, str]:
+        pacing_key = getattr(self.notifiers[platform], "pacing_key", None)
+        return (platform, pacing_key(target) if pacing_key else target)
 
     def _take(self, active: list[str]) -> _Claimed | None:
         """The next row for a worker: one at a time per channel, oldest first, refilled by claims."""
@@ -585,9 +631,11 @@ class Dispatcher:
         workspace = getattr(notifier, "workspace", "default")
         target_key = f"{item.platform}:thread:{key[1]}"
         workspace_key = f"{item.platform}:workspace:{workspace}"
-        # Rows still waiting for this channel in hand: it is the one the run waits on.
+        # The channel with the most rows left is the one the run waits on. (Any channel with
+        # another row in hand used to count: on a full day that was most direct messages too,
+        # and the room left free for the risk channel went to them.)
         with self._lock:
-            busiest = len(self._hand.get(key, ())) > 0
+            busiest = self._busiest.get(item.platform) == key
         keys = [
             (target_key, pacing.target_limits()),
             (workspace_key, pacing.workspace_limits(priority=busiest)),

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from handlers.reply import Reply
 from scheduler.clock import SimulatedClock
-from scheduler.dispatcher import Dispatcher
+from scheduler.dispatcher import Dispatcher, DispatchReport
 from scheduler.models import Delivery, DeliveryPause
 from scheduler.notifier import DeliveryError, RecordingNotifier
 from scheduler.outbox import OutboxItem, enqueue
@@ -212,6 +212,47 @@ def test_a_claim_takes_no_more_rows_than_asked(postgres_url: str) -> None:
     engine.dispose()
 
 
+def test_claims_hold_at_most_twenty_rows_of_one_channel(db_url: str) -> None:
+    """Each claim took the busy channel's next 20 rows, whatever the hand held already: five
+    claims filled a hand of 100 with the risk channel, which posts once a second, and the other
+    workers stood idle for minutes."""
+    from scheduler.dispatcher import PER_CHANNEL_CLAIM
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        enqueue(
+            s, [item(n, "CRISK") for n in range(60)] + [item(60 + n, f"C{n}") for n in range(30)]
+        )
+    dispatcher = Dispatcher(engine, {"slack": RecordingNotifier(platform="slack")})
+    claimed = []
+    for _ in range(4):
+        claimed += dispatcher._claim(["slack"], 10)
+    risk = [c.id for c in claimed if c.target == "CRISK"]
+    assert risk == list(range(1, PER_CHANNEL_CLAIM + 1))
+    assert len(claimed) == 40  # the rest from the other channels
+    # Another replica tops up its own hand with the channel's next rows.
+    other = Dispatcher(engine, {"slack": RecordingNotifier(platform="slack")}, worker_id="other")
+    more = [c.id for c in other._claim(["slack"], 100) if c.target == "CRISK"]
+    assert more == list(range(PER_CHANNEL_CLAIM + 1, 2 * PER_CHANNEL_CLAIM + 1))
+    engine.dispose()
+
+
+def test_a_row_whose_own_lease_ran_out_is_claimed_again(engine: Engine) -> None:
+    """Rows this replica holds count against the channel's 20, but not once their lease is over
+    (a row whose bookkeeping failed is left to its lease, and must come back, even to us)."""
+    clock = SimulatedClock(START)
+    with session_scope(engine) as s:
+        enqueue(s, [item(1, "C1")], now=START)
+    dispatcher = Dispatcher(
+        engine, {"slack": RecordingNotifier(platform="slack")}, clock=clock.now, lease_seconds=30
+    )
+    assert [c.id for c in dispatcher._claim(["slack"], 10)] == [1]
+    assert dispatcher._claim(["slack"], 10) == []
+    clock.advance(seconds=31)
+    assert [c.id for c in dispatcher._claim(["slack"], 10)] == [1]
+
+
 class SlowPlatform(RecordingNotifier):
     """Each post takes a while, like Slack on a bad day (1.6 s per post in the report)."""
 
@@ -331,3 +372,86 @@ def test_sigterm_gives_every_claim_back_at_once(sqlite_url: str, tmp_path: Path)
     assert len(posted) == len({*posted}) == len([r for r in final if r.status == "sent"])
     assert len([r for r in final if r.status == "pending"]) == 40 - len(posted) > 0
     engine.dispose()
+
+
+class _RecordingPacer:
+    """Books every slot at once and remembers the windows each booking was asked to keep."""
+
+    def __init__(self) -> None:
+        self.booked: list[dict[str, int]] = []
+
+    def reserve(self, keys, *, now, latest):  # type: ignore[no-untyped-def]
+        self.booked.append({k: max((w.count for w in windows), default=0) for k, windows in keys})
+        return now, True
+
+    def block(self, keys, until) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def held_back(self, prefix, now) -> int:  # type: ignore[no-untyped-def]
+        return 0
+
+    def late(self, keys, booked, actual) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_only_the_channel_with_the_most_rows_left_books_the_workspace_room_left_free(
+    engine: Engine,
+) -> None:
+    """The workspace leaves a tenth of its room to the channel the run waits on. Any channel with
+    a second row in hand used to count as that channel: on a full day most direct messages did,
+    and the room went to them instead of the risk channel."""
+    clock = SimulatedClock(START)
+    with session_scope(engine) as s:
+        enqueue(
+            s,
+            [item(n, "CRISK") for n in range(8)] + [item(8 + n, "C1") for n in range(2)],
+            now=START,
+        )
+    pacer = _RecordingPacer()
+    dispatcher = Dispatcher(
+        engine,
+        {"slack": RecordingNotifier(platform="slack")},
+        clock=clock.now,
+        sleep=clock.sleep,
+        pacing={"slack": Pacing(per_target_interval=1.0, global_rate=10.0)},
+        pacer=pacer,  # type: ignore[arg-type]
+    )
+    claimed = dispatcher._claim(["slack"], 50)
+    dispatcher._add_to_hand(claimed, ["slack"])
+    workspace = "slack:workspace:default"
+    for target in ("C1", "CRISK"):
+        key = ("slack", target)
+        first = dispatcher._hand[key].popleft()  # its channel still has a row in hand
+        dispatcher._deliver(first, key, DispatchReport())
+    assert [b[workspace] for b in pacer.booked] == [9, 10]  # C1: 9 of 10; the risk channel: 10
+
+
+def test_each_platform_gives_its_free_room_to_its_own_busiest_channel(engine: Engine) -> None:
+    """Slack's busiest channel has more rows left than Teams', but the Teams one is still the
+    channel Teams' run waits on: each workspace keeps its room for its own."""
+    clock = SimulatedClock(START)
+    with session_scope(engine) as s:
+        enqueue(
+            s,
+            [item(n, "CRISK") for n in range(8)]
+            + [item(8 + n, "T1", platform="teams") for n in range(3)]
+            + [item(11, "T2", platform="teams")],
+            now=START,
+        )
+    pacer = _RecordingPacer()
+    paced = Pacing(per_target_interval=1.0, global_rate=10.0)
+    dispatcher = Dispatcher(
+        engine,
+        {p: RecordingNotifier(platform=p) for p in ("slack", "teams")},
+        clock=clock.now,
+        sleep=clock.sleep,
+        pacing={"slack": paced, "teams": paced},
+        pacer=pacer,  # type: ignore[arg-type]
+    )
+    dispatcher._add_to_hand(dispatcher._claim(["slack", "teams"], 50), ["slack", "teams"])
+    for key in (("teams", "T2"), ("teams", "T1"), ("slack", "CRISK")):
+        dispatcher._deliver(dispatcher._hand[key].popleft(), key, DispatchReport())
+    rooms = [
+        b.get("teams:workspace:default", b.get("slack:workspace:default")) for b in pacer.booked
+    ]
+    assert rooms == [9, 10, 10]
