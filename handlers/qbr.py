@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from domain.health_model import HealthModels
-from domain.numbers import shown_score
+from domain.numbers import days_away, shown_score
 from handlers.accounts import account_summary, resolve_account
 from handlers.alerts import account_briefs
 from handlers.context import ChatContext
@@ -273,7 +273,8 @@ def qbr_prep(
         risk_items.insert(
             0,
             {
-                "risk": f"Renewal date passed {(today - renewal.renewal_date).days} days ago and "
+                "risk": f"Renewal date passed "
+                f"{days_away((renewal.renewal_date - today).days)} and "
                 "the renewal is still open on record",
                 "action": "Confirm with the account team whether it renewed, then update the "
                 "record (renewed or churned) before the review",

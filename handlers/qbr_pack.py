@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from decks.outline import Outline, Slide, bullets
 from domain.health_model import HealthModels
-from domain.numbers import format_signed
+from domain.numbers import days_away, format_signed
 from handlers.accounts import resolve_account
 from handlers.charts import health_trend_spec, indicators_spec, milestone_plan_specs
 from handlers.context import ChatContext
@@ -301,9 +301,9 @@ def _renewal_slide(prep: dict[str, Any], as_of: str) -> Slide:
     else:
         days = renewal["days_left"]
         when = (
-            f"Renews {renewal['date']} ({days} days)"
+            f"Renews {renewal['date']} ({days_away(days)})"
             if days >= 0
-            else f"Renewal date {renewal['date']} passed {-days} days ago; still open on record"
+            else f"Renewal date {renewal['date']} passed {days_away(days)}; still open on record"
         )
         lines = [
             f"{when}, {_money(renewal['arr'])} ARR",
